@@ -1,0 +1,49 @@
+//! Settings of the service: defaults, overridden by `OFFERLAB_*` environment
+//! variables, overridden by flags (clap reads both).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// How `offerlab serve` runs.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on. Without access keys only loopback is allowed.
+    #[arg(long, env = "OFFERLAB_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Folder of the sled database (created when missing).
+    #[arg(long, env = "OFFERLAB_DATA", default_value = "./data")]
+    pub data: PathBuf,
+    /// Folder of experiment definitions.
+    #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
+    pub experiments: PathBuf,
+    /// Bearer key required on `/v1/*` and `/admin/*` writes.
+    #[arg(long, env = "OFFERLAB_WRITE_KEY", hide_env_values = true)]
+    pub write_key: Option<String>,
+    /// Key (HTTP Basic password) required to read reports.
+    #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
+    pub read_key: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "OFFERLAB_BODY_LIMIT", default_value_t = 1 << 20)]
+    pub body_limit: usize,
+    /// Worker threads for HTTP (default: one per core).
+    #[arg(long, env = "OFFERLAB_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl Settings {
+    /// Settings for a server on `bind` with the given folders and defaults
+    /// for everything else.
+    pub fn new(bind: SocketAddr, data: PathBuf, experiments: PathBuf) -> Self {
+        Settings {
+            bind,
+            data,
+            experiments,
+            write_key: None,
+            read_key: None,
+            body_limit: 1 << 20,
+            workers: None,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The HTTP layer's error: every refusal the API can give, each with a
+//! stable machine-readable `code`, mapped to a status and a JSON body
+//! `{"error": {"code", "message", "field"?, "details"?}}` in one place.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::assignment::AssignError;
+use crate::experiment::ValidationErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or a field is invalid.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
+    #[error("unknown experiment \"{0}\"; GET /api/v1/experiments lists the known ones")]
+    UnknownExperiment(String),
+    #[error("{0}")]
+    UnknownVariant(String),
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// The definitions on disk are invalid; the running set stays.
+    #[error("the experiments folder is invalid; the running set stays:\n{0}")]
+    InvalidDefinitions(ValidationErrors),
+    #[error("request body is larger than {0} bytes; send smaller batches")]
+    PayloadTooLarge(usize),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(
+        code: &'static str,
+        field: impl Into<Option<String>>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError::Invalid {
+            code,
+            message: message.into(),
+            field: field.into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Invalid { code, .. } => code,
+            ApiError::UnknownExperiment(_) => "unknown_experiment",
+            ApiError::UnknownVariant(_) => "unknown_variant",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::InvalidDefinitions(_) => "invalid_definitions",
+            ApiError::PayloadTooLarge(_) => "body_too_large",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<AssignError> for ApiError {
+    fn from(e: AssignError) -> Self {
+        match e {
+            AssignError::UnknownExperiment(id) => ApiError::UnknownExperiment(id),
+            e @ AssignError::UnknownVariant { .. } => ApiError::UnknownVariant(e.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid { .. } | ApiError::UnknownVariant(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnknownExperiment(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::InvalidDefinitions(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "code": self.code(), "message": self.to_string() });
+        match self {
+            ApiError::Invalid { field: Some(f), .. } => body["field"] = json!(f),
+            ApiError::InvalidDefinitions(errors) => body["details"] = json!(errors),
+            _ => {}
+        }
+        HttpResponse::build(self.status_code()).json(json!({ "error": body }))
+    }
+}

@@ -1,0 +1,641 @@
+//! Reading a folder of definitions into a [`Catalog`], or refusing it.
+//!
+//! Every rule violation becomes a [`ValidationError`] naming the file, the
+//! line when the TOML has one, and what to change. All files are checked and
+//! all errors reported at once; any error refuses the whole folder, so the
+//! service never runs a half-loaded set.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use chrono::{FixedOffset, NaiveDate};
+use toml::Spanned;
+
+use super::metric::{Metric, MetricKind};
+use super::raw::{RawExperiment, RawMetricKind, RawMetrics};
+use super::{Catalog, Experiment, ExperimentId, StatsConfig, Status, Targeting, Variant, Weight};
+use crate::assignment::Namespace;
+
+/// The file that defines the metrics, inside the experiments folder.
+pub const METRICS_FILE: &str = "metrics.toml";
+
+/// How far the weights of a definition may sum from 1.
+const WEIGHT_SUM_TOLERANCE: f64 = 0.001;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ValidationError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Every problem found in a folder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Collects the errors of one file, turning byte spans into line numbers.
+struct FileErrors<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ValidationError>,
+}
+
+impl<'a> FileErrors<'a> {
+    fn new(file: &'a str, text: &'a str) -> Self {
+        FileErrors {
+            file,
+            text,
+            errors: Vec::new(),
+        }
+    }
+
+    fn line_of(&self, span: Range<usize>) -> Option<usize> {
+        // A span of 0..0 marks a defaulted field that is not in the file.
+        (span.end > 0).then(|| {
+            self.text[..span.start.min(self.text.len())]
+                .matches('\n')
+                .count()
+                + 1
+        })
+    }
+
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let line = self.line_of(span);
+        self.errors.push(ValidationError {
+            file: self.file.to_owned(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn whole(&mut self, message: impl Into<String>) {
+        self.at(0..0, message);
+    }
+
+    fn toml(&mut self, e: toml::de::Error) {
+        let mut message = e.message().trim().to_owned();
+        if message.starts_with("unknown field") {
+            message.push_str("; remove it or correct its spelling");
+        } else if message.starts_with("unknown variant") {
+            message.push_str("; use one of the listed values");
+        } else if message.starts_with("missing field") {
+            message.push_str("; add it");
+        }
+        let span = e.span().unwrap_or(0..0);
+        let line = self
+            .line_of(span.clone())
+            .or(Some(1).filter(|_| span.end > 0));
+        self.errors.push(ValidationError {
+            file: self.file.to_owned(),
+            line,
+            message,
+        });
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, Vec<ValidationError>> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+/// Loads and validates every definition in `dir`.
+pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
+    let shown = dir.display().to_string();
+    let one = |file: String, message: String| {
+        ValidationErrors(vec![ValidationError {
+            file,
+            line: None,
+            message,
+        }])
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        one(
+            shown.clone(),
+            format!(
+                "cannot read the experiments folder ({e}); create it or pass --experiments DIR"
+            ),
+        )
+    })?;
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+
+    let metrics_path = dir.join(METRICS_FILE);
+    let metrics_shown = metrics_path.display().to_string();
+    let metrics_text = std::fs::read_to_string(&metrics_path).map_err(|e| {
+        one(
+            metrics_shown.clone(),
+            format!("cannot read the metrics file ({e}); every experiments folder needs a {METRICS_FILE} that defines the metrics its tests name"),
+        )
+    })?;
+    let mut errors = Vec::new();
+    let metrics = parse_metrics(&metrics_shown, &metrics_text).unwrap_or_else(|e| {
+        errors.extend(e);
+        BTreeMap::new()
+    });
+
+    let mut experiments = Vec::new();
+    for path in files
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != METRICS_FILE))
+    {
+        let file = path.display().to_string();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        match std::fs::read_to_string(path) {
+            Ok(text) => match parse_experiment(&file, stem, &text, &metrics) {
+                Ok(exp) => experiments.push(exp),
+                Err(e) => errors.extend(e),
+            },
+            Err(e) => errors.push(ValidationError {
+                file,
+                line: None,
+                message: format!("cannot read the file ({e})"),
+            }),
+        }
+    }
+    errors.extend(check_conflicts(&experiments));
+    if errors.is_empty() {
+        Ok(Catalog::new(experiments, metrics))
+    } else {
+        Err(ValidationErrors(errors))
+    }
+}
+
+/// Parses `metrics.toml`: one table per metric, keyed by its name.
+pub fn parse_metrics(
+    file: &str,
+    text: &str,
+) -> Result<BTreeMap<String, Metric>, Vec<ValidationError>> {
+    let mut errs = FileErrors::new(file, text);
+    let raw: RawMetrics = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            errs.toml(e);
+            return errs.finish(BTreeMap::new());
+        }
+    };
+    let mut metrics = BTreeMap::new();
+    for (name, spanned) in raw {
+        let span = spanned.span();
+        let m = spanned.into_inner();
+        let kind = match m.kind {
+            RawMetricKind::Proportion | RawMetricKind::Mean => {
+                if m.numerator.is_some() || m.denominator.is_some() {
+                    errs.at(span.clone(), format!("metric \"{name}\" is not a ratio; remove numerator and denominator, or set kind = \"ratio\""));
+                }
+                let Some(event) = m.event.filter(|e| !e.is_empty()) else {
+                    errs.at(
+                        span,
+                        format!("metric \"{name}\" needs the event it counts; add event = \"...\""),
+                    );
+                    continue;
+                };
+                if matches!(m.kind, RawMetricKind::Proportion) {
+                    MetricKind::Proportion { event }
+                } else {
+                    MetricKind::Mean { event }
+                }
+            }
+            RawMetricKind::Ratio => {
+                if m.event.is_some() {
+                    errs.at(span.clone(), format!("ratio metric \"{name}\" takes numerator and denominator, not event; remove event"));
+                }
+                match (m.numerator, m.denominator) {
+                    (Some(numerator), Some(denominator)) => MetricKind::Ratio {
+                        numerator,
+                        denominator,
+                    },
+                    _ => {
+                        errs.at(span, format!("ratio metric \"{name}\" needs numerator = {{ event = \"...\", aggregate = \"sum\" }} and a denominator of the same form"));
+                        continue;
+                    }
+                }
+            }
+        };
+        metrics.insert(
+            name.clone(),
+            Metric {
+                label: m.label.unwrap_or_else(|| name.replace('_', " ")),
+                description: m.description.unwrap_or_default(),
+                name,
+                kind,
+                higher_is_better: m.higher_is_better.unwrap_or(true),
+            },
+        );
+    }
+    errs.finish(metrics)
+}
+
+/// Parses one experiment file whose stem is `stem`.
+pub fn parse_experiment(
+    file: &str,
+    stem: &str,
+    text: &str,
+    metrics: &BTreeMap<String, Metric>,
+) -> Result<Experiment, Vec<ValidationError>> {
+    let mut errs = FileErrors::new(file, text);
+    let raw: RawExperiment = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            errs.toml(e);
+            return Err(errs.errors);
+        }
+    };
+
+    let id = match ExperimentId::parse(raw.id.get_ref()) {
+        Ok(id) => {
+            if id.as_str() != stem {
+                errs.at(
+                    raw.id.span(),
+                    format!("id \"{id}\" differs from the file name \"{stem}.toml\"; rename the file to {id}.toml or set id = \"{stem}\""),
+                );
+            }
+            Some(id)
+        }
+        Err(m) => {
+            errs.at(
+                raw.id.span(),
+                format!("{m}; choose a short slug such as \"cart-protection-copy\""),
+            );
+            None
+        }
+    };
+
+    let start = parse_start(&mut errs, &raw.start);
+    let timezone = match &raw.timezone {
+        None => Some(FixedOffset::east_opt(0).expect("zero offset")),
+        Some(tz) => parse_offset(tz.get_ref()).or_else(|| {
+            errs.at(tz.span(), format!("timezone \"{}\" is not a UTC offset; write it as \"+01:00\", \"-05:00\" or \"UTC\"", tz.get_ref()));
+            None
+        }),
+    };
+
+    let cycle = *raw.business_cycle_days.get_ref();
+    if !(1..=366).contains(&cycle) {
+        errs.at(raw.business_cycle_days.span(), format!("business_cycle_days = {cycle}; a business cycle is 1 to 366 days (7 for a weekly rhythm)"));
+    }
+    let coverage = *raw.coverage.get_ref();
+    if !(0.0..=1.0).contains(&coverage) {
+        errs.at(raw.coverage.span(), format!("coverage = {coverage} is outside [0, 1]; it is the share of eligible visitors that enter the test (1.0 for all)"));
+    }
+    if raw.hash_attribute.is_empty() {
+        errs.whole("hash_attribute is empty; name the attribute to hash, usually \"visitor_id\"");
+    }
+
+    let namespace = raw.namespace.as_ref().and_then(|ns| {
+        let [a, b] = ns.get_ref().range;
+        if ns.get_ref().id.is_empty() {
+            errs.at(ns.span(), "namespace id is empty; name the group of mutually exclusive tests");
+            None
+        } else if !(0.0..=1.0).contains(&a) || !(0.0..=1.0).contains(&b) || a >= b {
+            errs.at(ns.span(), format!("namespace range [{a}, {b}] must satisfy 0 <= start < end <= 1; give each test of the group its own slice, e.g. [0.0, 0.5] and [0.5, 1.0]"));
+            None
+        } else {
+            Some(Namespace { id: ns.get_ref().id.clone(), start: a, end: b })
+        }
+    });
+
+    for (attr, values) in &raw.targeting {
+        if values.is_empty() {
+            errs.whole(format!("targeting.{attr} lists no values; list the values that qualify or remove the attribute"));
+        }
+    }
+
+    let variants = parse_variants(&mut errs, &raw);
+    let winner = check_status(&mut errs, &raw, &variants);
+
+    for name in std::iter::once(&raw.primary_metric)
+        .map(|m| (m.span(), vec![m.get_ref().clone()]))
+        .chain([
+            (
+                raw.guardrail_metrics.span(),
+                raw.guardrail_metrics.get_ref().clone(),
+            ),
+            (
+                raw.secondary_metrics.span(),
+                raw.secondary_metrics.get_ref().clone(),
+            ),
+        ])
+    {
+        for m in name.1.iter().filter(|m| !metrics.contains_key(*m)) {
+            let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
+            errs.at(
+                name.0.clone(),
+                format!(
+                    "unknown metric \"{m}\"; define it in {METRICS_FILE} or use one of: {}",
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+
+    let stats = parse_stats(&mut errs, &raw, metrics);
+    let allocation_version = match &raw.allocation_version {
+        None => 1,
+        Some(v) if (1..=i64::from(u32::MAX)).contains(v.get_ref()) => *v.get_ref() as u32,
+        Some(v) => {
+            errs.at(
+                v.span(),
+                format!(
+                    "allocation_version = {}; it is a whole number from 1 up",
+                    v.get_ref()
+                ),
+            );
+            1
+        }
+    };
+
+    let (Some(id), Some(start), Some(timezone)) = (id, start, timezone) else {
+        return Err(errs.errors);
+    };
+    let seed = raw.seed.clone().unwrap_or_else(|| id.to_string());
+    errs.finish(Experiment {
+        seed,
+        id,
+        name: raw.name,
+        hypothesis: raw.hypothesis,
+        status: *raw.status.get_ref(),
+        surface: *raw.surface.get_ref(),
+        dimension: raw.dimension,
+        start,
+        timezone,
+        business_cycle_days: cycle.clamp(1, 366) as u32,
+        coverage,
+        hash_attribute: raw.hash_attribute,
+        namespace,
+        targeting: Targeting(raw.targeting),
+        winner,
+        primary_metric: raw.primary_metric.into_inner(),
+        guardrail_metrics: raw.guardrail_metrics.into_inner(),
+        secondary_metrics: raw.secondary_metrics.into_inner(),
+        stats,
+        variants,
+        allocation_version,
+        source: file.to_owned(),
+    })
+}
+
+fn parse_start(errs: &mut FileErrors, start: &Spanned<toml::Value>) -> Option<NaiveDate> {
+    let text = match start.get_ref() {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => other.to_string(),
+    };
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok().or_else(|| {
+        errs.at(start.span(), format!("start = {text} is not a date; write it as \"YYYY-MM-DD\", the test's first day"));
+        None
+    })
+}
+
+fn parse_offset(s: &str) -> Option<FixedOffset> {
+    if s.eq_ignore_ascii_case("utc") || s == "Z" {
+        return FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 14 || m > 59 || h < 0 || m < 0 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+fn parse_variants(errs: &mut FileErrors, raw: &RawExperiment) -> Vec<Variant> {
+    if raw.variants.len() < 2 {
+        errs.whole(format!(
+            "{} variant(s) defined; a test needs at least two [[variants]]: the control first, then each treatment",
+            raw.variants.len()
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut variants = Vec::new();
+    for v in &raw.variants {
+        let span = v.span();
+        let v = v.get_ref();
+        if v.key.is_empty()
+            || v.key.len() > 64
+            || !v
+                .key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            errs.at(
+                span.clone(),
+                format!(
+                    "variant key \"{}\" must be 1 to 64 letters, digits, '-' or '_'",
+                    v.key
+                ),
+            );
+        }
+        if !seen.insert(v.key.clone()) {
+            errs.at(
+                span.clone(),
+                format!(
+                    "variant key \"{}\" is used twice; give every variant its own key",
+                    v.key
+                ),
+            );
+        }
+        let weight = match Weight::parse(v.weight) {
+            Ok(w) => w,
+            Err(m) => {
+                errs.at(
+                    span,
+                    format!(
+                        "variant \"{}\" has weight {m}; each weight is a share between 0 and 1",
+                        v.key
+                    ),
+                );
+                Weight::parse(0.0).expect("zero is a weight")
+            }
+        };
+        let payload = v
+            .payload
+            .as_ref()
+            .map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null))
+            .unwrap_or_else(|| serde_json::json!({}));
+        variants.push(Variant {
+            key: v.key.clone(),
+            weight,
+            payload,
+        });
+    }
+    let sum: f64 = raw.variants.iter().map(|v| v.get_ref().weight).sum();
+    if raw.variants.len() >= 2 && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+        let span = raw.variants[0].span();
+        errs.at(
+            span,
+            format!("weights sum to {sum}; make them add up to 1 (for two variants, 0.5 and 0.5)"),
+        );
+    }
+    variants
+}
+
+fn check_status(errs: &mut FileErrors, raw: &RawExperiment, variants: &[Variant]) -> Option<usize> {
+    let status = *raw.status.get_ref();
+    match (&raw.winner, status) {
+        (None, Status::Concluded) => {
+            errs.at(raw.status.span(), "status = \"concluded\" needs a winner; add winner = \"<variant key>\" naming the variant everyone now sees");
+            None
+        }
+        (Some(w), _) => {
+            let idx = variants.iter().position(|v| &v.key == w.get_ref());
+            if idx.is_none() {
+                let keys: Vec<&str> = variants.iter().map(|v| v.key.as_str()).collect();
+                errs.at(
+                    w.span(),
+                    format!(
+                        "winner \"{}\" is not a variant; use one of: {}",
+                        w.get_ref(),
+                        keys.join(", ")
+                    ),
+                );
+            }
+            if status != Status::Concluded {
+                errs.at(
+                    w.span(),
+                    "winner is only for concluded tests; remove it or set status = \"concluded\"",
+                );
+            }
+            idx
+        }
+        (None, _) => None,
+    }
+}
+
+fn parse_stats(
+    errs: &mut FileErrors,
+    raw: &RawExperiment,
+    metrics: &BTreeMap<String, Metric>,
+) -> StatsConfig {
+    let mut stats = StatsConfig::default();
+    let Some(s) = &raw.stats else {
+        return stats;
+    };
+    let span = s.span();
+    let s = s.get_ref();
+    let mut check =
+        |name: &str, value: Option<f64>, ok: fn(f64) -> bool, rule: &str, slot: &mut f64| {
+            if let Some(v) = value {
+                if ok(v) {
+                    *slot = v;
+                } else {
+                    errs.at(span.clone(), format!("stats.{name} = {v}; {rule}"));
+                }
+            }
+        };
+    let open_unit = |x: f64| x > 0.0 && x < 1.0;
+    check(
+        "alpha",
+        s.alpha,
+        open_unit,
+        "alpha is a false-positive rate strictly between 0 and 1, usually 0.05",
+        &mut stats.alpha,
+    );
+    check(
+        "power",
+        s.power,
+        open_unit,
+        "power is a probability strictly between 0 and 1, usually 0.8",
+        &mut stats.power,
+    );
+    check(
+        "mde",
+        s.mde,
+        |x| x > 0.0 && x.is_finite(),
+        "mde is the smallest relative lift worth detecting, above 0 (0.10 for 10%)",
+        &mut stats.mde,
+    );
+    check(
+        "baseline",
+        s.baseline,
+        |x| x > 0.0 && x.is_finite(),
+        "baseline is the expected control value of the primary metric, above 0",
+        &mut stats.baseline,
+    );
+    check("sequential_tuning", s.sequential_tuning, |x| x >= 1.0 && x.is_finite(), "sequential_tuning is the expected total sample at decision time, at least 1 (default 5000)", &mut stats.sequential_tuning);
+    if let Some(sd) = s.baseline_sd {
+        if sd > 0.0 && sd.is_finite() {
+            stats.baseline_sd = Some(sd);
+        } else {
+            errs.at(span.clone(), format!("stats.baseline_sd = {sd}; it is the expected per-visitor standard deviation, above 0"));
+        }
+    }
+    stats.sequential = s.sequential.unwrap_or(false);
+    let primary_is_proportion = metrics
+        .get(raw.primary_metric.get_ref())
+        .is_some_and(Metric::is_proportion);
+    if primary_is_proportion && stats.baseline >= 1.0 {
+        errs.at(span, format!("stats.baseline = {}; the primary metric is a proportion, so its baseline is a rate below 1 (0.04 for 4%)", stats.baseline));
+    }
+    stats
+}
+
+/// Refuses two running tests on the same surface that could both hold one
+/// visitor: test one element at a time. They are kept apart only by the same
+/// namespace with disjoint ranges, or by targeting no visitor can match twice.
+fn check_conflicts(experiments: &[Experiment]) -> Vec<ValidationError> {
+    let running: Vec<&Experiment> = experiments
+        .iter()
+        .filter(|e| e.status == Status::Running)
+        .collect();
+    let mut errors = Vec::new();
+    for (i, a) in running.iter().enumerate() {
+        for b in &running[i + 1..] {
+            if a.surface != b.surface || a.targeting.disjoint_from(&b.targeting) {
+                continue;
+            }
+            let apart =
+                matches!((&a.namespace, &b.namespace), (Some(x), Some(y)) if !x.may_overlap(y));
+            if !apart {
+                errors.push(ValidationError {
+                    file: b.source.clone(),
+                    line: None,
+                    message: format!(
+                        "running tests \"{}\" and \"{}\" both run on surface \"{}\" and could show one visitor both; pause one, or put both in one namespace with disjoint ranges, e.g. namespace = {{ id = \"{}\", range = [0.0, 0.5] }} and [0.5, 1.0]",
+                        a.id, b.id, a.surface.as_str(), a.surface.as_str()
+                    ),
+                });
+            }
+        }
+    }
+    errors
+}

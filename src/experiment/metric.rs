@@ -1,0 +1,111 @@
+//! Metric definitions (`experiments/metrics.toml`) and how a visitor's
+//! events become the per-visitor values a metric averages.
+//!
+//! All metrics are per exposed visitor and count only events at or after
+//! the visitor's first exposure:
+//! - proportion: 1 if the visitor has at least one `event`, else 0;
+//! - mean: the sum of the `event`'s values (0 without one);
+//! - ratio: sum over visitors of a numerator over the sum of a denominator,
+//!   each a count or a value sum of an event (the delta method gives its
+//!   variance).
+
+use serde::{Deserialize, Serialize};
+
+/// How a ratio's side reduces a visitor's events to one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// How many events the visitor had.
+    Count,
+    /// The sum of their values.
+    Sum,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub event: String,
+    pub aggregate: Aggregate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MetricKind {
+    Proportion {
+        event: String,
+    },
+    Mean {
+        event: String,
+    },
+    Ratio {
+        numerator: Source,
+        denominator: Source,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Metric {
+    pub name: String,
+    pub label: String,
+    pub description: String,
+    #[serde(flatten)]
+    pub kind: MetricKind,
+    /// False for metrics where a rise is harm (return rate).
+    pub higher_is_better: bool,
+}
+
+/// A visitor's running tally of one event: how many and their value sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventTally {
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Source {
+    fn reduce(&self, tally: &dyn Fn(&str) -> EventTally) -> f64 {
+        let t = tally(&self.event);
+        match self.aggregate {
+            Aggregate::Count => t.count as f64,
+            Aggregate::Sum => t.sum,
+        }
+    }
+}
+
+impl Metric {
+    /// Whether this metric is a proportion (its per-visitor value is 0 or 1).
+    pub fn is_proportion(&self) -> bool {
+        matches!(self.kind, MetricKind::Proportion { .. })
+    }
+
+    pub fn is_ratio(&self) -> bool {
+        matches!(self.kind, MetricKind::Ratio { .. })
+    }
+
+    /// The event names this metric reads.
+    pub fn events(&self) -> Vec<&str> {
+        match &self.kind {
+            MetricKind::Proportion { event } | MetricKind::Mean { event } => vec![event],
+            MetricKind::Ratio {
+                numerator,
+                denominator,
+            } => {
+                vec![&numerator.event, &denominator.event]
+            }
+        }
+    }
+
+    /// The visitor's value for this metric: `(x, y)` where `y` is the
+    /// denominator for a ratio and 1 otherwise. `tally` gives the visitor's
+    /// attributed count and sum of an event.
+    pub fn visitor_value(&self, tally: &dyn Fn(&str) -> EventTally) -> (f64, f64) {
+        match &self.kind {
+            MetricKind::Proportion { event } => {
+                (if tally(event).count > 0 { 1.0 } else { 0.0 }, 1.0)
+            }
+            MetricKind::Mean { event } => (tally(event).sum, 1.0),
+            MetricKind::Ratio {
+                numerator,
+                denominator,
+            } => (numerator.reduce(tally), denominator.reduce(tally)),
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Experiment and metric definitions: the validated domain types that the
+//! TOML files in `experiments/` parse into.
+//!
+//! A value of these types is always valid: the loader ([`load`]) turns the
+//! raw TOML shape ([`raw`]) into them or refuses the whole folder, so a
+//! definition is never half-loaded.
+
+pub mod load;
+pub mod metric;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::assignment::{bucket_ranges, Attributes, BucketRange, Namespace};
+pub use load::{load_dir, ValidationError, ValidationErrors};
+pub use metric::{Aggregate, Metric, MetricKind, Source};
+
+/// An experiment's id: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`.
+/// It names the file, appears in URLs and in storage keys.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ExperimentId(String);
+
+impl ExperimentId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > 64 {
+            return Err(format!("id \"{s}\" must have 1 to 64 characters"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "id \"{s}\" may only use lowercase letters, digits, '-' and '_'"
+            ));
+        }
+        Ok(ExperimentId(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ExperimentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A traffic share in `[0, 1]`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct Weight(f64);
+
+impl Weight {
+    pub fn parse(x: f64) -> Result<Self, String> {
+        if x.is_finite() && (0.0..=1.0).contains(&x) {
+            Ok(Weight(x))
+        } else {
+            Err(format!("{x} is outside [0, 1]"))
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Draft,
+    Running,
+    Paused,
+    Concluded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    ProductPage,
+    Cart,
+    Checkout,
+    PostPurchase,
+    Email,
+}
+
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::ProductPage => "product_page",
+            Surface::Cart => "cart",
+            Surface::Checkout => "checkout",
+            Surface::PostPurchase => "post_purchase",
+            Surface::Email => "email",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Surface> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+}
+
+/// The one element a test varies: testing one element at a time is what
+/// makes a result attributable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    Placement,
+    Copy,
+    PricingDisplay,
+    OfferCount,
+    Bundle,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Variant {
+    pub key: String,
+    pub weight: Weight,
+    /// What the storefront renders, as written in the definition.
+    pub payload: serde_json::Value,
+}
+
+/// Every listed attribute must equal one of its listed values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Targeting(pub BTreeMap<String, Vec<String>>);
+
+impl Targeting {
+    pub fn matches(&self, attributes: &Attributes) -> bool {
+        self.0
+            .iter()
+            .all(|(attr, allowed)| attributes.get(attr).is_some_and(|v| allowed.contains(v)))
+    }
+
+    /// True when no visitor can match both: some attribute is targeted by
+    /// both with no value in common.
+    pub fn disjoint_from(&self, other: &Targeting) -> bool {
+        self.0.iter().any(|(attr, mine)| {
+            other
+                .0
+                .get(attr)
+                .is_some_and(|theirs| !mine.iter().any(|v| theirs.contains(v)))
+        })
+    }
+}
+
+/// The statistical plan of a test.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsConfig {
+    pub alpha: f64,
+    pub power: f64,
+    /// Smallest relative lift worth detecting on the primary metric.
+    pub mde: f64,
+    /// Expected control value of the primary metric, used until data arrives.
+    pub baseline: f64,
+    /// Expected per-visitor standard deviation of a mean primary metric,
+    /// used for its sample size until the control has data.
+    pub baseline_sd: Option<f64>,
+    /// Always-valid inference, safe to look at every day.
+    pub sequential: bool,
+    /// Expected total sample at decision time; tunes the confidence sequence.
+    pub sequential_tuning: f64,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            alpha: 0.05,
+            power: 0.8,
+            mde: 0.1,
+            baseline: 0.05,
+            baseline_sd: None,
+            sequential: false,
+            sequential_tuning: 5000.0,
+        }
+    }
+}
+
+/// A validated experiment definition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Experiment {
+    pub id: ExperimentId,
+    pub name: String,
+    pub hypothesis: String,
+    pub status: Status,
+    pub surface: Surface,
+    pub dimension: Dimension,
+    /// First day of the test; days and cycles count from here.
+    pub start: NaiveDate,
+    /// Offset of the shop's business day from UTC.
+    #[serde(serialize_with = "serialize_offset")]
+    pub timezone: FixedOffset,
+    pub business_cycle_days: u32,
+    pub coverage: f64,
+    pub hash_attribute: String,
+    pub seed: String,
+    pub namespace: Option<Namespace>,
+    pub targeting: Targeting,
+    /// Index of the winning variant of a concluded test.
+    pub winner: Option<usize>,
+    pub primary_metric: String,
+    pub guardrail_metrics: Vec<String>,
+    pub secondary_metrics: Vec<String>,
+    pub stats: StatsConfig,
+    /// The first variant is the control.
+    pub variants: Vec<Variant>,
+    /// Raised on purpose when the allocation of a running test changes.
+    pub allocation_version: u32,
+    /// Path of the file it came from, for messages.
+    #[serde(skip)]
+    pub source: String,
+}
+
+fn serialize_offset<S: serde::Serializer>(o: &FixedOffset, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&o.to_string())
+}
+
+impl Experiment {
+    pub fn weights(&self) -> Vec<f64> {
+        self.variants.iter().map(|v| v.weight.get()).collect()
+    }
+
+    /// The bucket ranges assignment uses.
+    pub fn ranges(&self) -> Vec<BucketRange> {
+        bucket_ranges(self.variants.len(), self.coverage, Some(&self.weights()))
+    }
+
+    pub fn variant_index(&self, key: &str) -> Option<usize> {
+        self.variants.iter().position(|v| v.key == key)
+    }
+
+    /// The shop's calendar day of an instant.
+    pub fn local_day(&self, ts: DateTime<Utc>) -> NaiveDate {
+        ts.with_timezone(&self.timezone).date_naive()
+    }
+
+    /// Days since `start` of an instant, on the shop's calendar (may be
+    /// negative for events before the test began).
+    pub fn day_index(&self, ts: DateTime<Utc>) -> i64 {
+        (self.local_day(ts) - self.start).num_days()
+    }
+
+    /// The calendar day of a day index.
+    pub fn day_date(&self, day: i64) -> NaiveDate {
+        self.start + Duration::days(day)
+    }
+
+    /// Every metric the test reports: primary, guardrails, secondaries, in
+    /// that order and without repeats.
+    pub fn all_metrics(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for m in std::iter::once(&self.primary_metric)
+            .chain(&self.guardrail_metrics)
+            .chain(&self.secondary_metrics)
+        {
+            if !out.contains(&m.as_str()) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// The parts of the definition that decide who sees which variant.
+    /// If these change while exposures exist, visitors silently switch arms.
+    pub fn allocation_fingerprint(&self) -> String {
+        let ns = self
+            .namespace
+            .as_ref()
+            .map(|n| format!("{}:{}:{}", n.id, n.start, n.end))
+            .unwrap_or_default();
+        let variants: Vec<String> = self
+            .variants
+            .iter()
+            .map(|v| format!("{}={}", v.key, v.weight.get()))
+            .collect();
+        format!(
+            "seed={};hash={};coverage={};ns={};variants={};targeting={:?}",
+            self.seed,
+            self.hash_attribute,
+            self.coverage,
+            ns,
+            variants.join(","),
+            self.targeting.0
+        )
+    }
+}
+
+/// A validated, loaded folder: every experiment and the metrics they use.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    experiments: BTreeMap<ExperimentId, Arc<Experiment>>,
+    metrics: BTreeMap<String, Metric>,
+}
+
+impl Catalog {
+    pub fn new(experiments: Vec<Experiment>, metrics: BTreeMap<String, Metric>) -> Self {
+        Catalog {
+            experiments: experiments
+                .into_iter()
+                .map(|e| (e.id.clone(), Arc::new(e)))
+                .collect(),
+            metrics,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Experiment>> {
+        ExperimentId::parse(id)
+            .ok()
+            .and_then(|id| self.experiments.get(&id))
+    }
+
+    /// Experiments in id order.
+    pub fn experiments(&self) -> impl Iterator<Item = &Arc<Experiment>> {
+        self.experiments.values()
+    }
+
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.get(name)
+    }
+
+    pub fn metrics(&self) -> &BTreeMap<String, Metric> {
+        &self.metrics
+    }
+
+    pub fn len(&self) -> usize {
+        self.experiments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.experiments.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn experiment_id_accepts_slugs_only() {
+        assert!(ExperimentId::parse("cart-protection_copy2").is_ok());
+        for bad in ["", "Cart", "a b", "a/b", &"x".repeat(65)] {
+            assert!(ExperimentId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn weight_is_in_unit_interval() {
+        assert!(Weight::parse(0.0).is_ok() && Weight::parse(1.0).is_ok());
+        assert!(Weight::parse(-0.1).is_err() && Weight::parse(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn targeting_matches_every_listed_attribute() {
+        let t = Targeting(BTreeMap::from([
+            ("device".to_string(), vec!["mobile".to_string()]),
+            (
+                "segment".to_string(),
+                vec!["new".to_string(), "returning".to_string()],
+            ),
+        ]));
+        let mut a = Attributes::new();
+        a.insert("device".into(), "mobile".into());
+        assert!(!t.matches(&a));
+        a.insert("segment".into(), "returning".into());
+        assert!(t.matches(&a));
+        let other = Targeting(BTreeMap::from([(
+            "device".to_string(),
+            vec!["desktop".to_string()],
+        )]));
+        assert!(t.disjoint_from(&other));
+        assert!(!t.disjoint_from(&Targeting::default()));
+    }
+}

@@ -1,0 +1,15 @@
+//! offerlab: A/B experiments for upsell and cross-sell offers.
+//!
+//! The pure core (assignment, statistics, cycles, analysis) does no I/O;
+//! storage hides behind [`store`]; the HTTP shell lives in [`routes`] and
+//! [`startup`].
+
+pub mod assignment;
+pub mod config;
+pub mod error;
+pub mod experiment;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod visitor;

@@ -1,0 +1,110 @@
+//! The `offerlab` command: parses flags and dispatches; the work happens in
+//! the library.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use offerlab::assignment::{assign_all, AssignQuery};
+use offerlab::config::Settings;
+use offerlab::experiment::load_dir;
+use offerlab::startup::Application;
+
+#[derive(Parser)]
+#[command(
+    name = "offerlab",
+    version,
+    about = "A/B experiments for upsell and cross-sell offers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve(Settings),
+    /// Check a folder of experiment definitions; exit 1 when invalid.
+    Validate {
+        /// The folder (default: ./experiments).
+        #[arg(default_value = "./experiments")]
+        dir: PathBuf,
+    },
+    /// Print the assignment a storefront would get for one visitor and test.
+    Assign {
+        #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
+        experiments: PathBuf,
+        /// The test's id.
+        test_id: String,
+        /// The visitor's id.
+        visitor_id: String,
+        /// An attribute, as key=value; repeat for more.
+        #[arg(long = "attr", value_parser = parse_attr)]
+        attrs: Vec<(String, String)>,
+    },
+}
+
+fn parse_attr(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("attribute \"{s}\" is not key=value"))
+}
+
+fn main() -> ExitCode {
+    offerlab::telemetry::init(std::io::stderr);
+    match run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, String> {
+    match command {
+        Command::Serve(settings) => {
+            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let app = Application::build(&settings).map_err(|e| e.to_string())?;
+                app.run_until_stopped().await.map_err(|e| e.to_string())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { dir } => match load_dir(&dir) {
+            Ok(catalog) => {
+                println!("{}: {} experiment(s) valid", dir.display(), catalog.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{} problem(s) found", errors.0.len());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Assign {
+            experiments,
+            test_id,
+            visitor_id,
+            attrs,
+        } => {
+            let catalog = load_dir(&experiments).map_err(|e| e.to_string())?;
+            let query = AssignQuery {
+                visitor_id: visitor_id.clone(),
+                attributes: attrs.into_iter().collect::<BTreeMap<_, _>>(),
+                experiments: Some(vec![test_id]),
+                ..AssignQuery::default()
+            };
+            let assignments = assign_all(&catalog, &query).map_err(|e| e.to_string())?;
+            let out = serde_json::json!({ "visitor_id": visitor_id, "assignments": assignments });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! `POST /v1/assign` and `GET /v1/assign`: which variant of every matching
+//! test a visitor sees, with the payload to render.
+
+use std::collections::BTreeMap;
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::assignment::{assign_all, AssignQuery, AssignedVariant};
+use crate::error::ApiError;
+use crate::experiment::Surface;
+use crate::state::AppState;
+use crate::visitor::VisitorId;
+
+/// The request as sent; [`AssignQuery`] is what it must parse into.
+#[derive(Debug, Deserialize)]
+pub struct AssignBody {
+    visitor_id: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, Value>,
+    surface: Option<String>,
+    experiments: Option<Vec<String>>,
+    #[serde(default)]
+    force: BTreeMap<String, String>,
+}
+
+fn missing_visitor() -> ApiError {
+    ApiError::invalid(
+        "missing_field",
+        Some("visitor_id".into()),
+        "visitor_id is required; send the storefront's stable id for this visitor",
+    )
+}
+
+fn parse_visitor(raw: Option<&str>) -> Result<VisitorId, ApiError> {
+    let raw = raw.ok_or_else(missing_visitor)?;
+    VisitorId::parse(raw)
+        .map_err(|m| ApiError::invalid("invalid_visitor_id", Some("visitor_id".into()), m))
+}
+
+fn parse_surface(raw: Option<&str>) -> Result<Option<Surface>, ApiError> {
+    raw.map(|s| {
+        Surface::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_surface",
+                Some("surface".into()),
+                format!("unknown surface \"{s}\"; use product_page, cart, checkout, post_purchase or email"),
+            )
+        })
+    })
+    .transpose()
+}
+
+impl TryFrom<AssignBody> for AssignQuery {
+    type Error = ApiError;
+
+    fn try_from(body: AssignBody) -> Result<Self, ApiError> {
+        let visitor = parse_visitor(body.visitor_id.as_deref())?;
+        let mut attributes = BTreeMap::new();
+        for (k, v) in body.attributes {
+            let s = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "invalid_attribute",
+                        Some(format!("attributes.{k}")),
+                        format!("attribute \"{k}\" must be a string, number or boolean"),
+                    ))
+                }
+            };
+            attributes.insert(k, s);
+        }
+        Ok(AssignQuery {
+            visitor_id: visitor.to_string(),
+            attributes,
+            surface: parse_surface(body.surface.as_deref())?,
+            experiments: body.experiments,
+            force: body.force,
+        })
+    }
+}
+
+/// The GET form: `visitor_id`, `surface`, `experiments=a,b`,
+/// `force.<test>=<variant>`; every other parameter is an attribute.
+fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery, ApiError> {
+    let visitor = parse_visitor(params.remove("visitor_id").as_deref())?;
+    let surface = parse_surface(params.remove("surface").as_deref())?;
+    let experiments = params.remove("experiments").map(|s| {
+        s.split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+    let mut force = BTreeMap::new();
+    let mut attributes = BTreeMap::new();
+    for (k, v) in params {
+        match k.strip_prefix("force.") {
+            Some(test) => {
+                force.insert(test.to_owned(), v);
+            }
+            None => {
+                attributes.insert(k, v);
+            }
+        }
+    }
+    Ok(AssignQuery {
+        visitor_id: visitor.to_string(),
+        attributes,
+        surface,
+        experiments,
+        force,
+    })
+}
+
+fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "visitor_id": visitor_id, "assignments": assignments }))
+}
+
+#[post("/v1/assign")]
+pub async fn post_assign(
+    state: web::Data<AppState>,
+    body: web::Json<AssignBody>,
+) -> Result<HttpResponse, ApiError> {
+    let query = AssignQuery::try_from(body.into_inner())?;
+    let assignments = assign_all(&state.catalog(), &query)?;
+    Ok(respond(&query.visitor_id, &assignments))
+}
+
+#[get("/v1/assign")]
+pub async fn get_assign(
+    state: web::Data<AppState>,
+    params: web::Query<BTreeMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query_from_params(params.into_inner())?;
+    let assignments = assign_all(&state.catalog(), &query)?;
+    Ok(respond(&query.visitor_id, &assignments))
+}

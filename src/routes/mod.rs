@@ -1,0 +1,65 @@
+//! HTTP handlers, one file per resource. Handlers parse, call the core, and
+//! map errors to [`crate::error::ApiError`]; they hold no logic of their own.
+
+pub mod admin;
+pub mod assign;
+pub mod health;
+
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::{web, HttpRequest};
+
+use crate::error::ApiError;
+
+/// Registers every route on an actix app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(assign::post_assign)
+        .service(assign::get_assign)
+        .service(admin::reload);
+}
+
+/// JSON body errors as API errors: 413 for size, 400 `malformed_json` with
+/// serde's words for the rest.
+pub fn json_error(err: JsonPayloadError, limit: usize) -> actix_web::Error {
+    match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge(limit).into()
+        }
+        JsonPayloadError::ContentType => ApiError::invalid(
+            "unsupported_media_type",
+            None,
+            "send the body as JSON with Content-Type: application/json",
+        )
+        .into(),
+        JsonPayloadError::Deserialize(e) => ApiError::invalid(
+            "malformed_json",
+            None,
+            format!("the body is not valid for this route: {e}"),
+        )
+        .into(),
+        other => ApiError::invalid(
+            "malformed_json",
+            None,
+            format!("could not read the body: {other}"),
+        )
+        .into(),
+    }
+}
+
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::invalid(
+        "malformed_query",
+        None,
+        format!("the query string is not valid: {err}"),
+    )
+    .into()
+}
+
+/// Any path without a route.
+pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "{} {}",
+        req.method(),
+        req.path()
+    )))
+}

@@ -70,6 +70,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             rt.block_on(async {
                 let app = Application::build(&settings).map_err(|e| e.to_string())?;
+                // One machine-readable line, for scripts and tests that bind port 0.
+                println!("listening on http://{}", app.addr());
                 app.run_until_stopped().await.map_err(|e| e.to_string())
             })?;
             Ok(ExitCode::SUCCESS)

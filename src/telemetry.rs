@@ -13,5 +13,6 @@ where
         .with_env_filter(filter)
         .with_writer(sink)
         .with_target(false)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
         .try_init();
 }

@@ -1,0 +1,301 @@
+//! `spawn_app()` and friends: a fresh server, experiments folder and data
+//! folder for every test, plus a child-process server for signal and crash
+//! tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use offerlab::config::Settings;
+use offerlab::startup::Application;
+use serde_json::Value;
+
+pub const METRICS: &str = include_str!("../../experiments/metrics.toml");
+
+/// A definition with the given id, surface, status and extra lines, two
+/// variants `control` (payload `{"copy": "control"}`) and `treatment`.
+pub fn definition(id: &str, surface: &str, status: &str, extra: &str) -> String {
+    format!(
+        r#"id = "{id}"
+name = "Test {id}"
+hypothesis = "Treatment beats control"
+status = "{status}"
+surface = "{surface}"
+dimension = "copy"
+start = "2026-11-02"
+primary_metric = "upsell_acceptance"
+guardrail_metrics = ["order_conversion", "return_rate"]
+secondary_metrics = ["revenue_per_visitor", "average_order_value"]
+{extra}
+
+[[variants]]
+key = "control"
+weight = 0.5
+payload = {{ copy = "control" }}
+
+[[variants]]
+key = "treatment"
+weight = 0.5
+payload = {{ copy = "treatment" }}
+"#
+    )
+}
+
+/// The fixture set the API tests run against: one test per behaviour.
+pub fn fixture_definitions() -> Vec<(String, String)> {
+    vec![
+        (
+            "running-cart".into(),
+            definition("running-cart", "cart", "running", ""),
+        ),
+        (
+            "targeted-mobile".into(),
+            definition(
+                "targeted-mobile",
+                "product_page",
+                "running",
+                "targeting = { device = [\"mobile\"] }",
+            ),
+        ),
+        (
+            "half-coverage".into(),
+            definition("half-coverage", "checkout", "running", "coverage = 0.5"),
+        ),
+        (
+            "ns-left".into(),
+            definition(
+                "ns-left",
+                "email",
+                "running",
+                "namespace = { id = \"mail\", range = [0.0, 0.5] }",
+            ),
+        ),
+        (
+            "ns-right".into(),
+            definition(
+                "ns-right",
+                "email",
+                "running",
+                "namespace = { id = \"mail\", range = [0.5, 1.0] }",
+            ),
+        ),
+        (
+            "paused-test".into(),
+            definition("paused-test", "post_purchase", "paused", ""),
+        ),
+        (
+            "concluded-test".into(),
+            definition(
+                "concluded-test",
+                "post_purchase",
+                "concluded",
+                "winner = \"treatment\"",
+            ),
+        ),
+        (
+            "draft-test".into(),
+            definition("draft-test", "post_purchase", "draft", ""),
+        ),
+    ]
+}
+
+pub fn write_experiments(dir: &Path, defs: &[(String, String)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("metrics.toml"), METRICS).unwrap();
+    for (id, text) in defs {
+        std::fs::write(dir.join(format!("{id}.toml")), text).unwrap();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub experiments: PathBuf,
+    pub data: PathBuf,
+    pub client: reqwest::Client,
+    handle: ServerHandle,
+    _root: tempfile::TempDir,
+}
+
+/// A server on a random loopback port over the fixture definitions.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&fixture_definitions()).await
+}
+
+pub async fn spawn_app_with(defs: &[(String, String)]) -> TestApp {
+    let root = tempfile::tempdir().unwrap();
+    let experiments = root.path().join("experiments");
+    let data = root.path().join("data");
+    write_experiments(&experiments, defs);
+    let mut settings = Settings::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data.clone(),
+        experiments.clone(),
+    );
+    settings.workers = Some(2);
+    let app = Application::build(&settings).expect("server builds");
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        experiments,
+        data,
+        client: reqwest::Client::new(),
+        handle,
+        _root: root,
+    }
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /v1/assign`, returning the assignments keyed by experiment.
+    pub async fn assign(&self, body: &Value) -> std::collections::BTreeMap<String, Value> {
+        let (status, json) = self.post("/v1/assign", body).await;
+        assert_eq!(status, 200, "{json}");
+        json["assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["experiment"].as_str().unwrap().to_owned(), a.clone()))
+            .collect()
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Asserts an API error: status, stable code.
+pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+/// Polls `check` until it holds or `limit` passes.
+pub async fn wait_until<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// The real `offerlab serve` as a child process on a random loopback port.
+pub struct ChildServer {
+    pub child: Child,
+    pub address: String,
+    /// Every line the server wrote to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ChildServer {
+    pub fn start(data: &Path, experiments: &Path) -> ChildServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--data"])
+            .arg(data)
+            .arg("--experiments")
+            .arg(experiments)
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("offerlab binary starts");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[server] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        ChildServer {
+            child,
+            address,
+            log,
+        }
+    }
+
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,6 @@
+//! Black-box tests of the HTTP API: the real server on a random loopback
+//! port, spoken to over real HTTP.
+
+mod admin;
+mod assign;
+mod helpers;

@@ -6,10 +6,12 @@
 
 pub mod assignment;
 pub mod config;
+pub mod cycles;
 pub mod error;
 pub mod experiment;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod stats;
 pub mod telemetry;
 pub mod visitor;

@@ -1,0 +1,32 @@
+//! Pure statistics: sufficient statistics, Welch and sequential tests,
+//! multiple-comparison correction, sample-ratio checks and sample sizes.
+//!
+//! The conventions are those of GrowthBook's stats engine (gbstats 0.8), so
+//! an analyst can reproduce every number with a public reference; the
+//! committed golden vectors (tests/vectors/gen_stats.py) hold us to it.
+//! One deliberate difference: p-values come from survival functions, so
+//! they stay accurate where gbstats' `1 - cdf` underflows to 0.
+
+pub mod correction;
+pub mod moments;
+pub mod power;
+pub mod srm;
+pub mod ttest;
+
+pub use correction::holm;
+pub use moments::{MetricStatistic, Moments};
+pub use power::{sample_size_mean, sample_size_proportion};
+pub use srm::srm_p_value;
+pub use ttest::{compare, Comparison, Inference, NotComputable};
+
+use statrs::distribution::{ContinuousCDF, Normal};
+
+/// The standard normal distribution.
+pub fn std_normal() -> Normal {
+    Normal::new(0.0, 1.0).expect("standard normal")
+}
+
+/// The `p` quantile of the standard normal, `z(p)`.
+pub fn z_quantile(p: f64) -> f64 {
+    std_normal().inverse_cdf(p)
+}

@@ -1,0 +1,177 @@
+//! Sufficient statistics of a metric for a group of visitors, and the
+//! per-visitor mean and variance each metric kind derives from them.
+//!
+//! They add up across days, nodes and warehouses, so the analysis never
+//! needs raw events: a report's cost grows with days and variants only.
+
+use serde::{Deserialize, Serialize};
+
+/// Sums over a group of visitors of a per-visitor value `x` (and, for a
+/// ratio, its denominator `y`).
+///
+/// For a proportion `x` is 0 or 1 and `sum_sq = sum`; for a mean `x` is the
+/// visitor's value; for a ratio `x` is the numerator and `y` the
+/// denominator, and `sum_xy` feeds the delta method's covariance. For
+/// non-ratio metrics the `y` fields stay 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Moments {
+    /// Visitors in the group.
+    pub n: u64,
+    /// `Σ x`
+    pub sum: f64,
+    /// `Σ x²`
+    pub sum_sq: f64,
+    /// `Σ y`
+    #[serde(default)]
+    pub den_sum: f64,
+    /// `Σ y²`
+    #[serde(default)]
+    pub den_sum_sq: f64,
+    /// `Σ x·y`
+    #[serde(default)]
+    pub sum_xy: f64,
+}
+
+impl Moments {
+    /// Adds another group's sums (visitors are disjoint).
+    pub fn merge(&mut self, o: &Moments) {
+        self.n += o.n;
+        self.sum += o.sum;
+        self.sum_sq += o.sum_sq;
+        self.den_sum += o.den_sum;
+        self.den_sum_sq += o.den_sum_sq;
+        self.sum_xy += o.sum_xy;
+    }
+
+    /// Adds one visitor with value `x` (and denominator `y`).
+    pub fn add_visitor(&mut self, x: f64, y: f64) {
+        self.n += 1;
+        self.apply_delta((0.0, 0.0), (x, y));
+    }
+
+    /// Moves one visitor already counted from values `old` to `new`: the
+    /// sums change by the difference, `n` stays.
+    pub fn apply_delta(&mut self, old: (f64, f64), new: (f64, f64)) {
+        let ((x0, y0), (x1, y1)) = (old, new);
+        self.sum += x1 - x0;
+        self.sum_sq += x1 * x1 - x0 * x0;
+        self.den_sum += y1 - y0;
+        self.den_sum_sq += y1 * y1 - y0 * y0;
+        self.sum_xy += x1 * y1 - x0 * y0;
+    }
+
+    /// Whether two sets of sums agree to a relative tolerance (sums kept
+    /// incrementally differ from a recount only by rounding).
+    pub fn approx_eq(&self, o: &Moments, rel: f64) -> bool {
+        let close = |a: f64, b: f64| (a - b).abs() <= rel * a.abs().max(b.abs()).max(1.0);
+        self.n == o.n
+            && close(self.sum, o.sum)
+            && close(self.sum_sq, o.sum_sq)
+            && close(self.den_sum, o.den_sum)
+            && close(self.den_sum_sq, o.den_sum_sq)
+            && close(self.sum_xy, o.sum_xy)
+    }
+}
+
+/// A metric's statistic for one arm: the per-visitor mean and variance the
+/// tests use, by metric kind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MetricStatistic {
+    Proportion(Moments),
+    Mean(Moments),
+    Ratio(Moments),
+}
+
+fn sample_variance(n: f64, sum: f64, sum_sq: f64) -> f64 {
+    if n <= 1.0 {
+        0.0
+    } else {
+        (sum_sq - sum * sum / n) / (n - 1.0)
+    }
+}
+
+impl MetricStatistic {
+    pub fn moments(&self) -> &Moments {
+        match self {
+            MetricStatistic::Proportion(m) | MetricStatistic::Mean(m) | MetricStatistic::Ratio(m) => m,
+        }
+    }
+
+    pub fn n(&self) -> f64 {
+        self.moments().n as f64
+    }
+
+    /// The metric's value: `Σx / n`, or `Σx / Σy` for a ratio (0 when the
+    /// denominator is 0).
+    pub fn mean(&self) -> f64 {
+        let m = self.moments();
+        match self {
+            MetricStatistic::Ratio(_) => {
+                if m.den_sum == 0.0 {
+                    0.0
+                } else {
+                    m.sum / m.den_sum
+                }
+            }
+            _ => {
+                if m.n == 0 {
+                    0.0
+                } else {
+                    m.sum / m.n as f64
+                }
+            }
+        }
+    }
+
+    /// Per-visitor variance.
+    ///
+    /// # Formula
+    /// - proportion: `p(1 − p)`
+    /// - mean: `(Σx² − (Σx)²/n) / (n − 1)`
+    /// - ratio (delta method), with `μx, μy` the per-visitor means, `σ²` the
+    ///   sample variances and `c = (Σxy − ΣxΣy/n)/(n − 1)`:
+    ///   `σx²/μy² − 2·c·μx/μy³ + μx²·σy²/μy⁴`
+    pub fn variance(&self) -> f64 {
+        let m = self.moments();
+        let n = m.n as f64;
+        match self {
+            MetricStatistic::Proportion(_) => {
+                let p = self.mean();
+                p * (1.0 - p)
+            }
+            MetricStatistic::Mean(_) => sample_variance(n, m.sum, m.sum_sq),
+            MetricStatistic::Ratio(_) => {
+                if n <= 1.0 || m.den_sum == 0.0 {
+                    return 0.0;
+                }
+                let (mx, my) = (m.sum / n, m.den_sum / n);
+                let vx = sample_variance(n, m.sum, m.sum_sq);
+                let vy = sample_variance(n, m.den_sum, m.den_sum_sq);
+                let cov = (m.sum_xy - m.sum * m.den_sum / n) / (n - 1.0);
+                vx / my.powi(2) - 2.0 * cov * mx / my.powi(3) + mx.powi(2) * vy / my.powi(4)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_updates_equal_a_recount() {
+        let mut kept = Moments::default();
+        kept.add_visitor(0.0, 0.0);
+        kept.apply_delta((0.0, 0.0), (30.0, 1.0));
+        kept.apply_delta((30.0, 1.0), (75.0, 2.0));
+        let mut recount = Moments::default();
+        recount.add_visitor(75.0, 2.0);
+        assert!(kept.approx_eq(&recount, 1e-12), "{kept:?} vs {recount:?}");
+    }
+
+    #[test]
+    fn proportion_variance_is_p_one_minus_p() {
+        let m = Moments { n: 100, sum: 20.0, sum_sq: 20.0, ..Moments::default() };
+        assert!((MetricStatistic::Proportion(m).variance() - 0.16).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Writes tests/vectors/stats.json: reference numbers for offerlab's
+statistics from gbstats 0.8 (GrowthBook's stats engine), scipy and
+statsmodels. The test suite reads the committed JSON; it never runs Python.
+
+    python3 -m venv /tmp/statsenv
+    /tmp/statsenv/bin/pip install gbstats==0.8.0 scipy statsmodels
+    /tmp/statsenv/bin/python tests/vectors/gen_stats.py
+
+Seeded: a rerun with the same packages writes the same file.
+
+What is compared, and against what:
+- compare: gbstats TwoSidedTTest / SequentialTwoSidedTTest on Proportion,
+  SampleMean and Ratio statistics (relative lift, interval, dof; sequential
+  p-value), the absolute interval with difference_type="absolute", and the
+  fixed-horizon p-value as 2 * scipy t.sf(|t|, dof), which equals gbstats'
+  2 * (1 - t.cdf) where that does not underflow.
+- holm: statsmodels multipletests(method="holm").
+- srm: gbstats.utils.check_srm.
+- sample sizes: the design's formulas with scipy's normal quantiles.
+- cycle consistency: two-sided z-test of two independent estimates.
+"""
+import json
+import math
+import os
+import random
+from importlib.metadata import version
+
+import numpy as np
+from gbstats.frequentist.tests import (
+    FrequentistConfig,
+    SequentialConfig,
+    SequentialTwoSidedTTest,
+    TwoSidedTTest,
+)
+from gbstats.models.statistics import ProportionStatistic, RatioStatistic, SampleMeanStatistic
+from gbstats.utils import check_srm
+from scipy.stats import norm, t
+from statsmodels.stats.multitest import multipletests
+
+rng = random.Random(4242)
+np_rng = np.random.default_rng(4242)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def moments_proportion(n, rate):
+    conversions = int(np_rng.binomial(n, rate)) if n > 0 else 0
+    return {"n": n, "sum": float(conversions), "sum_sq": float(conversions)}
+
+
+def moments_mean(n, mu, sigma):
+    if n <= 2000:
+        # Real skewed per-visitor values (order revenue with many zeros).
+        x = np.where(np_rng.random(n) < 0.3, np_rng.lognormal(math.log(mu / 0.3), sigma, n), 0.0)
+        return {"n": n, "sum": float(x.sum()), "sum_sq": float((x * x).sum())}
+    s = mu * n * (1 + np_rng.normal(0, 0.01))
+    return {"n": n, "sum": float(s), "sum_sq": float(n * (sigma**2 + mu**2))}
+
+
+def moments_ratio(n, mx, my):
+    if n <= 2000:
+        y = np_rng.poisson(my, n).astype(float)
+        x = np.array([np_rng.gamma(2.0, mx / max(my, 1e-9) / 2.0, int(k)).sum() for k in y])
+        return {"n": n, "sum": float(x.sum()), "sum_sq": float((x * x).sum()), "den_sum": float(y.sum()),
+                "den_sum_sq": float((y * y).sum()), "sum_xy": float((x * y).sum())}
+    sy, sx = my * n, mx * n
+    vy, vx = my * 1.2, (mx * 1.5) ** 2
+    cov = 0.6 * math.sqrt(vx * vy)
+    return {"n": n, "sum": sx, "sum_sq": n * (vx + mx**2), "den_sum": sy, "den_sum_sq": n * (vy + my**2),
+            "sum_xy": n * (cov + mx * my)}
+
+
+def statistic(kind, m):
+    if kind == "proportion":
+        return ProportionStatistic(n=m["n"], sum=m["sum"])
+    if kind == "mean":
+        return SampleMeanStatistic(n=m["n"], sum=m["sum"], sum_squares=m["sum_sq"])
+    return RatioStatistic(
+        n=m["n"],
+        m_statistic=SampleMeanStatistic(n=m["n"], sum=m["sum"], sum_squares=m["sum_sq"]),
+        d_statistic=SampleMeanStatistic(n=m["n"], sum=m["den_sum"], sum_squares=m["den_sum_sq"]),
+        m_d_sum_of_products=m["sum_xy"],
+    )
+
+
+def compare_case(kind, mc, mt, alpha, sequential, tuning):
+    a, b = statistic(kind, mc), statistic(kind, mt)
+    if sequential:
+        test = SequentialTwoSidedTTest(a, b, SequentialConfig(alpha=alpha, sequential_tuning_parameter=tuning))
+        abs_test = SequentialTwoSidedTTest(statistic(kind, mc), statistic(kind, mt),
+                                           SequentialConfig(alpha=alpha, sequential_tuning_parameter=tuning,
+                                                            difference_type="absolute"))
+    else:
+        test = TwoSidedTTest(a, b, FrequentistConfig(alpha=alpha))
+        abs_test = TwoSidedTTest(statistic(kind, mc), statistic(kind, mt),
+                                 FrequentistConfig(alpha=alpha, difference_type="absolute"))
+    r = test.compute_result()
+    ra = abs_test.compute_result()
+    computable = r.error_message is None
+    if computable and not sequential:
+        p = float(2 * t.sf(abs(test.critical_value), test.dof))
+        assert r.p_value == 0 or abs(r.p_value - p) <= 1e-9 + 1e-6 * p, (r.p_value, p)
+    else:
+        p = float(r.p_value)
+    return {
+        "kind": kind, "control": mc, "treatment": mt, "alpha": alpha,
+        "sequential": sequential, "tuning": tuning,
+        "computable": computable,
+        "relative_lift": float(r.expected), "ci": [float(r.ci[0]), float(r.ci[1])],
+        "absolute_ci": [float(ra.ci[0]), float(ra.ci[1])] if computable else [0.0, 0.0],
+        "p_value": p,
+        "dof": float(test.dof) if computable else 0.0,
+    }
+
+
+vectors = {"references": f"gbstats {version('gbstats')}, scipy {version('scipy')}, statsmodels {version('statsmodels')}",
+           "compare": [], "holm": [], "srm": [], "sample_size_proportion": [], "sample_size_mean": [],
+           "consistency": []}
+
+SIZES = [(12, 15), (50, 50), (200, 150), (1_000, 1_000), (5_000, 2_000), (40_000, 40_000), (200_000, 100_000),
+         (3_000_000, 3_000_000)]
+for i in range(360):
+    kind = ["proportion", "mean", "ratio"][i % 3]
+    na, nb = rng.choice(SIZES)
+    if rng.random() < 0.5:
+        na, nb = nb, na
+    lift = rng.choice([0.0, 0.02, 0.1, 0.3, -0.1])
+    alpha = rng.choice([0.05, 0.05, 0.1, 0.01])
+    sequential = rng.random() < 0.35
+    tuning = rng.choice([5000.0, 1000.0, 50000.0])
+    if kind == "proportion":
+        base = rng.choice([0.04, 0.1, 0.3])
+        mc, mt = moments_proportion(na, base), moments_proportion(nb, base * (1 + lift))
+    elif kind == "mean":
+        mu, sigma = rng.choice([(12.0, 1.0), (40.0, 0.8)])
+        mc, mt = moments_mean(na, mu, sigma), moments_mean(nb, mu * (1 + lift), sigma)
+    else:
+        mx, my = rng.choice([(60.0, 0.3), (90.0, 1.1)])
+        mc, mt = moments_ratio(na, mx, my), moments_ratio(nb, mx * (1 + lift), my)
+    vectors["compare"].append(compare_case(kind, mc, mt, alpha, sequential, tuning))
+
+# Edge cases: zero conversions, zero variance, zero control mean, one visitor,
+# and a p-value far below what 1 - cdf can represent.
+edges = [
+    ("proportion", {"n": 1000, "sum": 0.0, "sum_sq": 0.0}, {"n": 1000, "sum": 0.0, "sum_sq": 0.0}),
+    ("proportion", {"n": 1000, "sum": 0.0, "sum_sq": 0.0}, {"n": 1000, "sum": 12.0, "sum_sq": 12.0}),
+    ("proportion", {"n": 1000, "sum": 12.0, "sum_sq": 12.0}, {"n": 1000, "sum": 0.0, "sum_sq": 0.0}),
+    ("mean", {"n": 500, "sum": 2500.0, "sum_sq": 12500.0}, {"n": 500, "sum": 2600.0, "sum_sq": 14000.0}),
+    ("mean", {"n": 1, "sum": 30.0, "sum_sq": 900.0}, {"n": 1, "sum": 45.0, "sum_sq": 2025.0}),
+    ("proportion", {"n": 1, "sum": 1.0, "sum_sq": 1.0}, {"n": 1, "sum": 0.0, "sum_sq": 0.0}),
+    ("proportion", {"n": 1_000_000, "sum": 10_000.0, "sum_sq": 10_000.0},
+     {"n": 1_000_000, "sum": 15_500.0, "sum_sq": 15_500.0}),
+    ("ratio", {"n": 300, "sum": 0.0, "sum_sq": 0.0, "den_sum": 0.0, "den_sum_sq": 0.0, "sum_xy": 0.0},
+     {"n": 300, "sum": 900.0, "sum_sq": 9000.0, "den_sum": 20.0, "den_sum_sq": 24.0, "sum_xy": 1000.0}),
+]
+for kind, mc, mt in edges:
+    for sequential in (False, True):
+        case = compare_case(kind, mc, mt, 0.05, sequential, 5000.0)
+        case["edge"] = True
+        vectors["compare"].append(case)
+
+for _ in range(60):
+    m = rng.randint(1, 6)
+    ps = [rng.choice([rng.random(), rng.random() * 0.05, rng.random() * 1e-4]) for _ in range(m)]
+    vectors["holm"].append({"p_values": ps, "adjusted": [float(x) for x in multipletests(ps, method="holm")[1]]})
+
+for _ in range(60):
+    k = rng.randint(2, 4)
+    weights = rng.choice([[1 / k] * k, [0.2, 0.8] + [0.0] * (k - 2)])
+    weights = weights[:k] if len(weights) >= k else weights + [0.0] * (k - len(weights))
+    total = rng.choice([20, 500, 10_000, 1_000_000])
+    skew = rng.choice([1.0, 1.0, 1.02, 1.1, 1.22])
+    counts = [int(np_rng.poisson(total * w * (skew if i == 0 else 1.0))) for i, w in enumerate(weights)]
+    vectors["srm"].append({"counts": counts, "weights": weights, "p_value": float(check_srm(counts, weights))})
+vectors["srm"].append({"counts": [5500, 4500], "weights": [0.5, 0.5], "p_value": float(check_srm([5500, 4500], [0.5, 0.5]))})
+
+for _ in range(60):
+    p1 = rng.choice([0.01, 0.04, 0.1, 0.25, 0.5])
+    mde = rng.choice([0.05, 0.1, 0.2])
+    alpha = rng.choice([0.05, 0.025, 0.1])
+    power = rng.choice([0.8, 0.9])
+    p2 = p1 * (1 + mde)
+    pbar = (p1 + p2) / 2
+    n = (norm.ppf(1 - alpha / 2) * math.sqrt(2 * pbar * (1 - pbar))
+         + norm.ppf(power) * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (p2 - p1) ** 2
+    vectors["sample_size_proportion"].append({"p1": p1, "mde": mde, "alpha": alpha, "power": power, "n": n})
+
+for _ in range(40):
+    mu, sigma = rng.choice([(12.0, 30.0), (55.0, 80.0), (3.0, 2.0)])
+    mde, alpha, power = rng.choice([0.05, 0.1]), rng.choice([0.05, 0.025]), rng.choice([0.8, 0.9])
+    n = 2 * sigma**2 * (norm.ppf(1 - alpha / 2) + norm.ppf(power)) ** 2 / (mde * mu) ** 2
+    vectors["sample_size_mean"].append({"mu": mu, "sigma": sigma, "mde": mde, "alpha": alpha, "power": power, "n": n})
+
+for _ in range(40):
+    l1, l2 = rng.uniform(-0.2, 0.4), rng.uniform(-0.2, 0.4)
+    s1, s2 = rng.uniform(0.01, 0.2), rng.uniform(0.01, 0.2)
+    z = (l1 - l2) / math.sqrt(s1**2 + s2**2)
+    vectors["consistency"].append({"lift1": l1, "se1": s1, "lift2": l2, "se2": s2, "p_value": float(2 * norm.sf(abs(z)))})
+
+with open(os.path.join(HERE, "stats.json"), "w") as f:
+    json.dump(vectors, f, indent=1)
+total = sum(len(v) for v in vectors.values() if isinstance(v, list))
+print(f"wrote {total} vectors ({len(vectors['compare'])} comparisons)")

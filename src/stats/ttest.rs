@@ -78,11 +78,21 @@ fn students_t(dof: f64) -> StudentsT {
 /// The upper quantile `x` with `sf_t(x, dof) = q` (for `q < 1/2`).
 ///
 /// statrs' `inverse_cdf` loses accuracy (and speed) at the degrees of
-/// freedom of large tests, while its `sf` stays accurate, so this solves
-/// `sf(x) = q` by Newton's method from the normal quantile. The upper tail
-/// is convex, so the iterates rise monotonically to the root.
+/// freedom of large tests, while its `sf` stays accurate up to about 1e8
+/// degrees of freedom, so this solves `sf(x) = q` by Newton's method from
+/// the normal quantile; the upper tail is convex, so the iterates rise
+/// monotonically to the root. Beyond 1e7 degrees of freedom the
+/// Cornish–Fisher expansion is exact to double precision:
+///
+/// # Formula
+/// `x ≈ z + (z³ + z)/(4ν) + (5z⁵ + 16z³ + 3z)/(96ν²)`, `z = Φ⁻¹(1 − q)`.
 fn t_upper_quantile(t: &StudentsT, q: f64) -> f64 {
-    let mut x = std_normal().inverse_cdf(1.0 - q);
+    let z = std_normal().inverse_cdf(1.0 - q);
+    let nu = t.freedom();
+    if nu > 1e7 {
+        return z + (z.powi(3) + z) / (4.0 * nu) + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * nu * nu);
+    }
+    let mut x = z;
     for _ in 0..100 {
         let step = (t.sf(x) - q) / t.pdf(x);
         x += step;

@@ -4,6 +4,8 @@
 //! storage hides behind [`store`]; the HTTP shell lives in [`routes`] and
 //! [`startup`].
 
+pub mod aggregates;
+pub mod analysis;
 pub mod assignment;
 pub mod config;
 pub mod cycles;

@@ -1,0 +1,436 @@
+//! The analysis: a test's definition, its per-day aggregates and the day of
+//! the report become lifts, intervals, p-values, sample-size progress, the
+//! per-cycle view and a verdict. Pure: "today" is a parameter, never the
+//! clock. The service, `offerlab analyze` and `offerlab report` all call
+//! [`analyze`].
+
+pub mod verdict;
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::aggregates::AggregateRow;
+use crate::cycles::{consistency_p_value, cycle_of_day, cycles, Cycle};
+use crate::experiment::{Catalog, Experiment, Metric, MetricKind, Status};
+use crate::stats::srm::{SRM_MIN_PER_VARIANT, SRM_THRESHOLD};
+use crate::stats::{
+    compare, holm, sample_size_mean, sample_size_proportion, srm_p_value, Comparison, Inference, MetricStatistic, Moments,
+};
+pub use verdict::{Verdict, VerdictCode};
+
+/// Control visitors needed before observed values replace the configured
+/// baseline in the sample-size calculation.
+pub const OBSERVED_BASELINE_MIN_VISITORS: u64 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Primary,
+    Guardrail,
+    Secondary,
+}
+
+/// One variant's numbers on one metric.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Arm {
+    pub variant: String,
+    pub visitors: u64,
+    /// Conversions (proportion), value sum (mean) or numerator sum (ratio).
+    pub sum: f64,
+    /// Denominator sum of a ratio.
+    pub denominator: Option<f64>,
+    /// The metric's value: rate, mean or ratio.
+    pub value: f64,
+}
+
+/// A treatment against the control on one metric.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lift {
+    pub variant: String,
+    #[serde(flatten)]
+    pub comparison: Comparison,
+    /// Holm-adjusted across treatments (primary metric only).
+    pub p_value_adjusted: Option<f64>,
+    /// The p-value the verdict uses is below alpha.
+    pub significant: bool,
+    /// Significant and in the metric's good direction / bad direction.
+    pub direction: Direction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Better,
+    Worse,
+    Inconclusive,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricReport {
+    pub name: String,
+    pub label: String,
+    pub role: Role,
+    pub kind: &'static str,
+    pub higher_is_better: bool,
+    pub arms: Vec<Arm>,
+    pub lifts: Vec<Lift>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SampleRatio {
+    pub p_value: f64,
+    /// Enough visitors in every variant to judge.
+    pub judged: bool,
+    pub mismatch: bool,
+    pub expected_shares: Vec<f64>,
+    pub observed_shares: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SampleSize {
+    /// Visitors each variant needs; `None` until the metric's spread is known.
+    pub per_variant: Option<u64>,
+    /// The control value the calculation used, and where it came from.
+    pub baseline: f64,
+    pub baseline_observed: bool,
+    /// The smallest variant's visitors over `per_variant`.
+    pub progress: Option<f64>,
+    pub reached: bool,
+    pub smallest_variant_visitors: u64,
+    /// Conversions (or value sums) per variant on the primary metric, to set
+    /// beside the 350–400 conversions rule of thumb.
+    pub conversions: Vec<f64>,
+}
+
+/// The primary metric in one business cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CycleReport {
+    #[serde(flatten)]
+    pub cycle: Cycle,
+    pub arms: Vec<Arm>,
+    pub lifts: Vec<Lift>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Consistency {
+    pub variant: String,
+    pub cycles: (u32, u32),
+    pub lifts: (f64, f64),
+    pub p_value: f64,
+    pub consistent: bool,
+}
+
+/// Cumulative primary metric up to and including one day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyPoint {
+    pub date: NaiveDate,
+    pub arms: Vec<Arm>,
+    pub lifts: Vec<Lift>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub experiment: String,
+    pub name: String,
+    pub hypothesis: String,
+    pub status: Status,
+    pub surface: &'static str,
+    pub as_of: NaiveDate,
+    pub days_running: i64,
+    pub alpha: f64,
+    pub inference: Inference,
+    pub variants: Vec<String>,
+    pub primary_metric: String,
+    pub srm: SampleRatio,
+    pub sample_size: SampleSize,
+    pub metrics: Vec<MetricReport>,
+    pub cycle_length_days: u32,
+    pub cycles_completed: usize,
+    pub cycles: Vec<CycleReport>,
+    pub consistency: Option<Consistency>,
+    pub daily: Vec<DailyPoint>,
+    pub verdict: Verdict,
+}
+
+impl Report {
+    pub fn primary(&self) -> &MetricReport {
+        &self.metrics[0]
+    }
+}
+
+fn statistic(metric: &Metric, m: Moments) -> MetricStatistic {
+    match metric.kind {
+        MetricKind::Proportion { .. } => MetricStatistic::Proportion(m),
+        MetricKind::Mean { .. } => MetricStatistic::Mean(m),
+        MetricKind::Ratio { .. } => MetricStatistic::Ratio(m),
+    }
+}
+
+fn kind_name(metric: &Metric) -> &'static str {
+    match metric.kind {
+        MetricKind::Proportion { .. } => "proportion",
+        MetricKind::Mean { .. } => "mean",
+        MetricKind::Ratio { .. } => "ratio",
+    }
+}
+
+/// Per-day moments of one metric: `day index → per-variant moments`.
+type Days = BTreeMap<i64, Vec<Moments>>;
+
+/// Groups rows by metric and day index, dropping variants and metrics the
+/// definition does not have.
+fn index_rows(exp: &Experiment, rows: &[AggregateRow]) -> BTreeMap<String, Days> {
+    let mut out: BTreeMap<String, Days> = BTreeMap::new();
+    let k = exp.variants.len();
+    for r in rows {
+        let Some(v) = exp.variant_index(&r.variant) else { continue };
+        let day = (r.date - exp.start).num_days();
+        out.entry(r.metric.clone()).or_default().entry(day).or_insert_with(|| vec![Moments::default(); k])[v]
+            .merge(&r.moments);
+    }
+    out
+}
+
+fn sum_days(days: Option<&Days>, k: usize, keep: impl Fn(i64) -> bool) -> Vec<Moments> {
+    let mut total = vec![Moments::default(); k];
+    for (day, arms) in days.into_iter().flatten() {
+        if keep(*day) {
+            for (t, m) in total.iter_mut().zip(arms) {
+                t.merge(m);
+            }
+        }
+    }
+    total
+}
+
+fn arms(exp: &Experiment, metric: &Metric, moments: &[Moments]) -> Vec<Arm> {
+    exp.variants
+        .iter()
+        .zip(moments)
+        .map(|(v, m)| {
+            let s = statistic(metric, *m);
+            Arm {
+                variant: v.key.clone(),
+                visitors: m.n,
+                sum: m.sum,
+                denominator: metric.is_ratio().then_some(m.den_sum),
+                value: s.mean(),
+            }
+        })
+        .collect()
+}
+
+/// Every treatment against the control; with `correct`, Holm-adjusts across
+/// treatments and judges significance on the adjusted p-values.
+fn lifts(exp: &Experiment, metric: &Metric, moments: &[Moments], inference: Inference, correct: bool) -> Vec<Lift> {
+    let alpha = exp.stats.alpha;
+    let control = statistic(metric, moments[0]);
+    let comparisons: Vec<Comparison> =
+        moments[1..].iter().map(|m| compare(&control, &statistic(metric, *m), alpha, inference)).collect();
+    let adjusted = correct.then(|| holm(&comparisons.iter().map(|c| c.p_value).collect::<Vec<_>>()));
+    comparisons
+        .into_iter()
+        .enumerate()
+        .map(|(i, comparison)| {
+            let p = adjusted.as_ref().map_or(comparison.p_value, |a| a[i]);
+            let significant = comparison.not_computable.is_none() && p < alpha;
+            let good = (comparison.relative_lift > 0.0) == metric.higher_is_better;
+            let direction = match (significant, good) {
+                (false, _) => Direction::Inconclusive,
+                (true, true) => Direction::Better,
+                (true, false) => Direction::Worse,
+            };
+            Lift {
+                variant: exp.variants[i + 1].key.clone(),
+                comparison,
+                p_value_adjusted: adjusted.as_ref().map(|a| a[i]),
+                significant,
+                direction,
+            }
+        })
+        .collect()
+}
+
+fn sample_size(exp: &Experiment, metric: &Metric, moments: &[Moments]) -> SampleSize {
+    let s = &exp.stats;
+    let control = statistic(metric, moments[0]);
+    let observed = moments[0].n >= OBSERVED_BASELINE_MIN_VISITORS && control.mean() != 0.0;
+    let baseline = if observed { control.mean() } else { s.baseline };
+    let treatments = (exp.variants.len() - 1).max(1) as f64;
+    let a = s.alpha / treatments;
+    let needed = match metric.kind {
+        MetricKind::Proportion { .. } => sample_size_proportion(baseline, s.mde, a, s.power),
+        _ => {
+            let sigma = if observed { Some(control.variance().sqrt()) } else { s.baseline_sd };
+            sigma.and_then(|sd| sample_size_mean(baseline, sd, s.mde, a, s.power))
+        }
+    };
+    let per_variant = needed.map(|n| n.ceil() as u64);
+    let smallest = moments.iter().map(|m| m.n).min().unwrap_or(0);
+    let progress = per_variant.map(|n| smallest as f64 / n as f64);
+    SampleSize {
+        per_variant,
+        baseline,
+        baseline_observed: observed,
+        progress,
+        reached: progress.is_some_and(|p| p >= 1.0),
+        smallest_variant_visitors: smallest,
+        conversions: moments.iter().map(|m| m.sum).collect(),
+    }
+}
+
+fn sample_ratio(exp: &Experiment, moments: &[Moments]) -> SampleRatio {
+    let counts: Vec<u64> = moments.iter().map(|m| m.n).collect();
+    let weights = exp.weights();
+    let total: u64 = counts.iter().sum();
+    let p_value = srm_p_value(&counts, &weights);
+    let judged = counts.iter().all(|&c| c >= SRM_MIN_PER_VARIANT);
+    let wsum: f64 = weights.iter().sum();
+    SampleRatio {
+        p_value,
+        judged,
+        mismatch: judged && p_value < SRM_THRESHOLD,
+        expected_shares: weights.iter().map(|w| w / wsum).collect(),
+        observed_shares: counts.iter().map(|&c| if total == 0 { 0.0 } else { c as f64 / total as f64 }).collect(),
+    }
+}
+
+/// Builds the report of `exp` from its aggregates as of the shop-local day
+/// `today`.
+///
+/// # Panics
+/// Never for a validated experiment whose metrics are in `catalog`.
+pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today: NaiveDate) -> Report {
+    let k = exp.variants.len();
+    let inference = if exp.stats.sequential {
+        Inference::Sequential { tuning: exp.stats.sequential_tuning }
+    } else {
+        Inference::Fixed
+    };
+    let by_metric = index_rows(exp, rows);
+    let metric_of = |name: &str| catalog.metric(name).expect("validated metric").clone();
+
+    let roles = std::iter::once((exp.primary_metric.as_str(), Role::Primary))
+        .chain(exp.guardrail_metrics.iter().map(|m| (m.as_str(), Role::Guardrail)))
+        .chain(exp.secondary_metrics.iter().map(|m| (m.as_str(), Role::Secondary)));
+    let mut seen = Vec::new();
+    let mut metrics = Vec::new();
+    for (name, role) in roles {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let metric = metric_of(name);
+        let total = sum_days(by_metric.get(name), k, |_| true);
+        metrics.push(MetricReport {
+            name: name.to_owned(),
+            label: metric.label.clone(),
+            role,
+            kind: kind_name(&metric),
+            higher_is_better: metric.higher_is_better,
+            arms: arms(exp, &metric, &total),
+            lifts: lifts(exp, &metric, &total, inference, role == Role::Primary),
+        });
+    }
+
+    let primary = metric_of(&exp.primary_metric);
+    let primary_days = by_metric.get(&exp.primary_metric);
+    let primary_total = sum_days(primary_days, k, |_| true);
+    let length = exp.business_cycle_days;
+
+    let cycle_reports: Vec<CycleReport> = cycles(exp.start, length, today)
+        .into_iter()
+        .map(|cycle| {
+            let m = sum_days(primary_days, k, |d| cycle_of_day(d, length) == Some(cycle.index));
+            CycleReport {
+                cycle,
+                arms: arms(exp, &primary, &m),
+                lifts: lifts(exp, &primary, &m, Inference::Fixed, false),
+            }
+        })
+        .collect();
+
+    let mut daily = Vec::new();
+    let mut cumulative = vec![Moments::default(); k];
+    if let Some(days) = primary_days {
+        for (day, arms_of_day) in days {
+            for (c, m) in cumulative.iter_mut().zip(arms_of_day) {
+                c.merge(m);
+            }
+            daily.push(DailyPoint {
+                date: exp.day_date(*day),
+                arms: arms(exp, &primary, &cumulative),
+                lifts: lifts(exp, &primary, &cumulative, inference, false),
+            });
+        }
+    }
+
+    let srm = sample_ratio(exp, &primary_total);
+    let sample_size = sample_size(exp, &primary, &primary_total);
+    let cycles_completed = cycle_reports.iter().filter(|c| c.cycle.complete).count();
+    let days_running = ((today - exp.start).num_days() + 1).max(0);
+
+    let mut report = Report {
+        experiment: exp.id.to_string(),
+        name: exp.name.clone(),
+        hypothesis: exp.hypothesis.clone(),
+        status: exp.status,
+        surface: exp.surface.as_str(),
+        as_of: today,
+        days_running,
+        alpha: exp.stats.alpha,
+        inference,
+        variants: exp.variants.iter().map(|v| v.key.clone()).collect(),
+        primary_metric: exp.primary_metric.clone(),
+        srm,
+        sample_size,
+        metrics,
+        cycle_length_days: length,
+        cycles_completed,
+        cycles: cycle_reports,
+        consistency: None,
+        daily,
+        verdict: Verdict::placeholder(),
+    };
+    report.consistency = consistency(&report);
+    report.verdict = verdict::decide(&report);
+    report
+}
+
+/// The variant whose result the cycles must confirm: the treatment with the
+/// smallest adjusted p-value on the primary metric.
+pub(crate) fn lead_treatment(report: &Report) -> Option<&Lift> {
+    report.primary().lifts.iter().min_by(|a, b| {
+        let pa = a.p_value_adjusted.unwrap_or(a.comparison.p_value);
+        let pb = b.p_value_adjusted.unwrap_or(b.comparison.p_value);
+        pa.total_cmp(&pb)
+    })
+}
+
+/// Whether the lead treatment's lift differs between the last two complete
+/// cycles (a z-test of the two cycle estimates).
+fn consistency(report: &Report) -> Option<Consistency> {
+    let lead = lead_treatment(report)?;
+    let complete: Vec<&CycleReport> = report.cycles.iter().filter(|c| c.cycle.complete).collect();
+    let [.., a, b] = complete.as_slice() else { return None };
+    let find = |c: &CycleReport| c.lifts.iter().find(|l| l.variant == lead.variant).cloned();
+    let (la, lb) = (find(a)?, find(b)?);
+    if la.comparison.not_computable.is_some() || lb.comparison.not_computable.is_some() {
+        return None;
+    }
+    let p_value = consistency_p_value(
+        la.comparison.relative_lift,
+        la.comparison.std_error,
+        lb.comparison.relative_lift,
+        lb.comparison.std_error,
+    );
+    Some(Consistency {
+        variant: lead.variant.clone(),
+        cycles: (a.cycle.index, b.cycle.index),
+        lifts: (la.comparison.relative_lift, lb.comparison.relative_lift),
+        p_value,
+        consistent: p_value >= report.alpha,
+    })
+}

@@ -7,8 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use chrono::NaiveDate;
+use offerlab::aggregates::read_aggregates;
+use offerlab::analysis::analyze;
 use offerlab::assignment::{assign_all, AssignQuery};
 use offerlab::config::Settings;
+use offerlab::experiment::load::load_file;
 use offerlab::experiment::load_dir;
 use offerlab::startup::Application;
 
@@ -32,6 +36,21 @@ enum Command {
         /// The folder (default: ./experiments).
         #[arg(default_value = "./experiments")]
         dir: PathBuf,
+    },
+    /// Analyze aggregates produced elsewhere (a warehouse query) and print the report JSON.
+    Analyze {
+        /// The experiment definition (TOML).
+        #[arg(long)]
+        experiment: PathBuf,
+        /// Aggregates as JSON or CSV: one row per variant, day and metric.
+        #[arg(long)]
+        aggregates: PathBuf,
+        /// The metrics file (default: metrics.toml beside the experiment).
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// The report's day, YYYY-MM-DD (default: today in the test's timezone).
+        #[arg(long)]
+        now: Option<NaiveDate>,
     },
     /// Print the assignment a storefront would get for one visitor and test.
     Assign {
@@ -87,6 +106,30 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 Ok(ExitCode::FAILURE)
             }
         },
+        Command::Analyze {
+            experiment,
+            aggregates,
+            metrics,
+            now,
+        } => {
+            let catalog = load_file(&experiment, metrics.as_deref()).map_err(|e| e.to_string())?;
+            let exp = catalog
+                .experiments()
+                .next()
+                .expect("one experiment")
+                .clone();
+            let file = std::fs::File::open(&aggregates)
+                .map_err(|e| format!("cannot open {}: {e}", aggregates.display()))?;
+            let rows =
+                read_aggregates(file).map_err(|e| format!("{}: {e}", aggregates.display()))?;
+            let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));
+            let report = analyze(&exp, &catalog, &rows, today);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Assign {
             experiments,
             test_id,

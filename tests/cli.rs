@@ -45,3 +45,90 @@ fn assign_of_an_unknown_test_fails_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown experiment \"no-such-test\""));
 }
+
+#[test]
+fn analyze_reproduces_the_reference_numbers_of_the_example_aggregates() {
+    let out = offerlab(&[
+        "analyze",
+        "--experiment",
+        "experiments/cart-protection-copy.toml",
+        "--aggregates",
+        "tests/vectors/example-aggregates.csv",
+        "--now",
+        "2026-11-23",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vectors: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/stats.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let reference = &vectors["example_report"];
+    let close = |got: &Value, want: &Value, what: &str| {
+        let (g, w) = (got.as_f64().unwrap(), want.as_f64().unwrap());
+        assert!(
+            (g - w).abs() <= 1e-6 * w.abs().max(g.abs()) + 1e-12,
+            "{what}: {g} vs {w}"
+        );
+    };
+    let metrics = report["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), 5);
+    for m in metrics {
+        let name = m["name"].as_str().unwrap();
+        let (got, want) = (&m["lifts"][0], &reference["metrics"][name]);
+        close(&got["relative_lift"], &want["relative_lift"], name);
+        close(&got["ci"][0], &want["ci"][0], name);
+        close(&got["ci"][1], &want["ci"][1], name);
+        close(&got["p_value"], &want["p_value"], name);
+    }
+    close(&report["srm"]["p_value"], &reference["srm_p_value"], "srm");
+    let needed = reference["sample_size"].as_f64().unwrap().ceil();
+    assert_eq!(
+        report["sample_size"]["per_variant"].as_f64().unwrap(),
+        needed
+    );
+    assert_eq!(report["cycles_completed"], 3);
+    assert!(report["verdict"]["sentence"].as_str().unwrap().len() > 20);
+}
+
+#[test]
+fn analyze_reads_json_aggregates_too_and_reports_bad_files_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("aggs.json");
+    std::fs::write(
+        &json_path,
+        r#"[{"variant":"control","date":"2026-11-02","metric":"upsell_acceptance","n":100,"sum":4,"sum_sq":4},
+            {"variant":"benefit","date":"2026-11-02","metric":"upsell_acceptance","n":100,"sum":6,"sum_sq":6}]"#,
+    )
+    .unwrap();
+    let args = [
+        "analyze",
+        "--experiment",
+        "experiments/cart-protection-copy.toml",
+        "--now",
+        "2026-11-03",
+        "--aggregates",
+    ];
+    let out = offerlab(&[&args[..], &[json_path.to_str().unwrap()]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["metrics"][0]["arms"][1]["visitors"], 100);
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "variant,date\ncontrol,yesterday\n").unwrap();
+    let out = offerlab(&[&args[..], &[bad.to_str().unwrap()]].concat());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aggregates CSV is invalid"));
+}

@@ -195,6 +195,31 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
     }
 }
 
+/// Loads one experiment file with the metrics file beside it (or the one
+/// given), for `offerlab analyze` on definitions outside a service.
+pub fn load_file(path: &Path, metrics_path: Option<&Path>) -> Result<Catalog, ValidationErrors> {
+    let sibling = path.parent().unwrap_or(Path::new(".")).join(METRICS_FILE);
+    let metrics_path = metrics_path.unwrap_or(&sibling);
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| {
+            ValidationErrors(vec![ValidationError {
+                file: p.display().to_string(),
+                line: None,
+                message: format!("cannot read the file ({e})"),
+            }])
+        })
+    };
+    let metrics_file = metrics_path.display().to_string();
+    let metrics = parse_metrics(&metrics_file, &read(metrics_path)?).map_err(ValidationErrors)?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let exp = parse_experiment(&path.display().to_string(), stem, &read(path)?, &metrics)
+        .map_err(ValidationErrors)?;
+    Ok(Catalog::new(vec![exp], metrics))
+}
+
 /// Parses `metrics.toml`: one table per metric, keyed by its name.
 pub fn parse_metrics(
     file: &str,

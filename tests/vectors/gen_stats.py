@@ -197,6 +197,66 @@ for _ in range(40):
     z = (l1 - l2) / math.sqrt(s1**2 + s2**2)
     vectors["consistency"].append({"lift1": l1, "se1": s1, "lift2": l2, "se2": s2, "p_value": float(2 * norm.sf(abs(z)))})
 
+
+# An example aggregates file for `offerlab analyze` on
+# experiments/cart-protection-copy.toml (sequential, alpha 0.05, tuning 5000),
+# simulated per visitor over three weeks, and gbstats' numbers for it.
+def example_aggregates():
+    import datetime
+
+    metrics = ["upsell_acceptance", "order_conversion", "revenue_per_visitor", "average_order_value", "return_rate"]
+    kinds = {"upsell_acceptance": "proportion", "order_conversion": "proportion", "revenue_per_visitor": "mean",
+             "average_order_value": "ratio", "return_rate": "ratio"}
+    start = datetime.date(2026, 11, 2)
+    rows, totals = [], {}
+    for day in range(21):
+        date = (start + datetime.timedelta(days=day)).isoformat()
+        weekend = (start + datetime.timedelta(days=day)).weekday() >= 5
+        for variant, upsell in [("control", 0.04), ("benefit", 0.047)]:
+            n = int(np_rng.poisson(520 if weekend else 400))
+            orders = np_rng.poisson(0.35, n).astype(float)
+            value = np.array([np_rng.lognormal(math.log(60), 0.7, int(k)).sum() for k in orders])
+            accepted = (np_rng.random(n) < upsell).astype(float)
+            returns = np.array([np_rng.binomial(int(k), 0.08) for k in orders]).astype(float)
+            per_metric = {
+                "upsell_acceptance": (accepted, None),
+                "order_conversion": ((orders > 0).astype(float), None),
+                "revenue_per_visitor": (value, None),
+                "average_order_value": (value, orders),
+                "return_rate": (returns, orders),
+            }
+            for metric in metrics:
+                x, y = per_metric[metric]
+                row = {"variant": variant, "date": date, "metric": metric, "n": n, "sum": float(x.sum()),
+                       "sum_sq": float((x * x).sum())}
+                if y is not None:
+                    row.update(den_sum=float(y.sum()), den_sum_sq=float((y * y).sum()), sum_xy=float((x * y).sum()))
+                rows.append(row)
+                t_ = totals.setdefault((metric, variant), {"n": 0, "sum": 0.0, "sum_sq": 0.0, "den_sum": 0.0,
+                                                           "den_sum_sq": 0.0, "sum_xy": 0.0})
+                for k in t_:
+                    t_[k] += row.get(k, 0.0)
+    with open(os.path.join(HERE, "example-aggregates.csv"), "w") as f:
+        f.write("variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy\n")
+        for r in rows:
+            f.write(",".join(str(r.get(k, "")) for k in
+                             ["variant", "date", "metric", "n", "sum", "sum_sq", "den_sum", "den_sum_sq", "sum_xy"]) + "\n")
+    reference = {"experiment": "cart-protection-copy", "now": "2026-11-23", "metrics": {}}
+    for metric in metrics:
+        c = compare_case(kinds[metric], totals[(metric, "control")], totals[(metric, "benefit")], 0.05, True, 5000.0)
+        reference["metrics"][metric] = {k: c[k] for k in ["relative_lift", "ci", "p_value"]}
+    n = [totals[("upsell_acceptance", v)]["n"] for v in ["control", "benefit"]]
+    reference["srm_p_value"] = float(check_srm(n, [0.5, 0.5]))
+    p1 = totals[("upsell_acceptance", "control")]["sum"] / n[0]
+    p2 = p1 * 1.1
+    pbar = (p1 + p2) / 2
+    reference["sample_size"] = (norm.ppf(0.975) * math.sqrt(2 * pbar * (1 - pbar))
+                                + norm.ppf(0.8) * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (p2 - p1) ** 2
+    return reference
+
+
+vectors["example_report"] = example_aggregates()
+
 with open(os.path.join(HERE, "stats.json"), "w") as f:
     json.dump(vectors, f, indent=1)
 total = sum(len(v) for v in vectors.values() if isinstance(v, list))

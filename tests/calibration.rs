@@ -1,0 +1,107 @@
+//! Calibration by seeded simulation: the false-positive rate at a fixed
+//! horizon, with daily looks (sequential and not), and power at the
+//! computed sample size.
+
+use offerlab::stats::{compare, sample_size_proportion, Inference, MetricStatistic, Moments};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Binomial, Distribution};
+
+fn arm(n: u64, conversions: u64) -> MetricStatistic {
+    let c = conversions as f64;
+    MetricStatistic::Proportion(Moments {
+        n,
+        sum: c,
+        sum_sq: c,
+        ..Moments::default()
+    })
+}
+
+fn draw(rng: &mut StdRng, n: u64, p: f64) -> u64 {
+    Binomial::new(n, p).unwrap().sample(rng)
+}
+
+fn significant(a: (u64, u64), b: (u64, u64), inference: Inference) -> bool {
+    let r = compare(&arm(a.0, a.1), &arm(b.0, b.1), 0.05, inference);
+    r.not_computable.is_none() && r.p_value < 0.05
+}
+
+#[test]
+fn fixed_horizon_false_positive_rate_is_alpha() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let (tests, n, p) = (4000, 5000, 0.04);
+    let hits = (0..tests)
+        .filter(|_| {
+            significant(
+                (n, draw(&mut rng, n, p)),
+                (n, draw(&mut rng, n, p)),
+                Inference::Fixed,
+            )
+        })
+        .count();
+    let rate = hits as f64 / tests as f64;
+    assert!(
+        (0.035..=0.065).contains(&rate),
+        "false-positive rate {rate}"
+    );
+}
+
+/// Share of A/A tests that look significant on at least one of 28 daily looks.
+fn daily_peeking_rate(inference: Inference, seed: u64) -> f64 {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (tests, days, per_day, p) = (2000, 28, 300, 0.05);
+    let mut hits = 0;
+    for _ in 0..tests {
+        let (mut a, mut b) = ((0, 0), (0, 0));
+        for _ in 0..days {
+            a = (a.0 + per_day, a.1 + draw(&mut rng, per_day, p));
+            b = (b.0 + per_day, b.1 + draw(&mut rng, per_day, p));
+            if significant(a, b, inference) {
+                hits += 1;
+                break;
+            }
+        }
+    }
+    hits as f64 / tests as f64
+}
+
+#[test]
+fn sequential_tests_survive_daily_looks() {
+    let rate = daily_peeking_rate(Inference::Sequential { tuning: 5000.0 }, 2);
+    assert!(
+        rate <= 0.06,
+        "sequential false-positive rate with daily looks {rate}"
+    );
+}
+
+#[test]
+fn fixed_horizon_tests_inflate_under_daily_looks() {
+    let rate = daily_peeking_rate(Inference::Fixed, 2);
+    assert!(
+        rate > 0.10,
+        "daily looks at a fixed-horizon test should inflate errors, got {rate}"
+    );
+}
+
+#[test]
+fn power_at_the_computed_sample_size_matches_the_plan() {
+    let (baseline, mde, power) = (0.04, 0.10, 0.8);
+    let n = sample_size_proportion(baseline, mde, 0.05, power)
+        .unwrap()
+        .ceil() as u64;
+    let mut rng = StdRng::seed_from_u64(3);
+    let tests = 2000;
+    let detected = (0..tests)
+        .filter(|_| {
+            let a = (n, draw(&mut rng, n, baseline));
+            let b = (n, draw(&mut rng, n, baseline * (1.0 + mde)));
+            let r = compare(&arm(a.0, a.1), &arm(b.0, b.1), 0.05, Inference::Fixed);
+            r.p_value < 0.05 && r.relative_lift > 0.0
+        })
+        .count();
+    let rate = detected as f64 / tests as f64;
+    assert!(
+        (rate - power).abs() <= 0.04,
+        "detection rate {rate} at n = {n}, planned power {power}"
+    );
+}

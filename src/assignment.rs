@@ -253,6 +253,22 @@ fn evaluate_running(
     }
 }
 
+/// Converts attributes sent as JSON into strings for matching: strings as
+/// they are, numbers and booleans in their JSON spelling. Returns the name
+/// of the first attribute of another type.
+pub fn attributes_from_json(
+    map: BTreeMap<String, serde_json::Value>,
+) -> Result<Attributes, String> {
+    map.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            serde_json::Value::Number(n) => Ok((k, n.to_string())),
+            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
+            _ => Err(k),
+        })
+        .collect()
+}
+
 /// What the storefront asks for one visitor: every matching test's variant.
 #[derive(Debug, Clone, Default)]
 pub struct AssignQuery {

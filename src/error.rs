@@ -2,12 +2,16 @@
 //! stable machine-readable `code`, mapped to a status and a JSON body
 //! `{"error": {"code", "message", "field"?, "details"?}}` in one place.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::assignment::AssignError;
 use crate::experiment::ValidationErrors;
+use crate::store::StoreError;
+use crate::tracking::TrackError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -29,6 +33,10 @@ pub enum ApiError {
     InvalidDefinitions(ValidationErrors),
     #[error("request body is larger than {0} bytes; send smaller batches")]
     PayloadTooLarge(usize),
+    #[error("{0}")]
+    Track(#[from] TrackError),
+    #[error("{0}; the write was not acknowledged, retry it")]
+    Storage(Arc<StoreError>),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -54,6 +62,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::InvalidDefinitions(_) => "invalid_definitions",
             ApiError::PayloadTooLarge(_) => "body_too_large",
+            ApiError::Track(e) => e.code(),
+            ApiError::Storage(_) => "storage_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -68,6 +78,18 @@ impl From<AssignError> for ApiError {
     }
 }
 
+impl From<Arc<StoreError>> for ApiError {
+    fn from(e: Arc<StoreError>) -> Self {
+        ApiError::Storage(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Storage(Arc::new(e))
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -75,6 +97,16 @@ impl ResponseError for ApiError {
             ApiError::UnknownExperiment(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::InvalidDefinitions(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Track(e) => match e {
+                TrackError::UnknownExperiment(_) => StatusCode::NOT_FOUND,
+                TrackError::NotRunning { .. }
+                | TrackError::AssignmentMismatch { .. }
+                | TrackError::NotInExperiment(_) => StatusCode::CONFLICT,
+                TrackError::UnknownVariant { .. } | TrackError::Invalid { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+            },
+            ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,6 +115,7 @@ impl ResponseError for ApiError {
         let mut body = json!({ "code": self.code(), "message": self.to_string() });
         match self {
             ApiError::Invalid { field: Some(f), .. } => body["field"] = json!(f),
+            ApiError::Track(e) if e.field().is_some() => body["field"] = json!(e.field()),
             ApiError::InvalidDefinitions(errors) => body["details"] = json!(errors),
             _ => {}
         }

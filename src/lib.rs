@@ -7,6 +7,7 @@
 pub mod aggregates;
 pub mod analysis;
 pub mod assignment;
+pub mod attribution;
 pub mod config;
 pub mod cycles;
 pub mod error;
@@ -15,5 +16,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod stats;
+pub mod store;
 pub mod telemetry;
+pub mod tracking;
 pub mod visitor;

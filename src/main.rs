@@ -15,6 +15,7 @@ use offerlab::config::Settings;
 use offerlab::experiment::load::load_file;
 use offerlab::experiment::load_dir;
 use offerlab::startup::Application;
+use offerlab::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +52,13 @@ enum Command {
         /// The report's day, YYYY-MM-DD (default: today in the test's timezone).
         #[arg(long)]
         now: Option<NaiveDate>,
+    },
+    /// Recompute every aggregate from the raw exposures and events (the service must be stopped).
+    Rebuild {
+        #[arg(long, env = "OFFERLAB_DATA", default_value = "./data")]
+        data: PathBuf,
+        #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
+        experiments: PathBuf,
     },
     /// Print the assignment a storefront would get for one visitor and test.
     Assign {
@@ -127,6 +135,16 @@ fn run(command: Command) -> Result<ExitCode, String> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rebuild { data, experiments } => {
+            let catalog = load_dir(&experiments).map_err(|e| e.to_string())?;
+            let store = Store::open(&data).map_err(|e| e.to_string())?;
+            let rows = store.rebuild(&catalog).map_err(|e| e.to_string())?;
+            let (exposures, events) = store.counts();
+            println!(
+                "rebuilt {rows} aggregate rows from {exposures} exposures and {events} events"
             );
             Ok(ExitCode::SUCCESS)
         }

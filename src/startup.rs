@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::experiment::{load_dir, ValidationErrors};
 use crate::routes;
 use crate::state::AppState;
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -25,6 +26,8 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     #[error(
         "refusing to listen on {0}: no access keys are set, so only loopback (127.0.0.1 or ::1) is allowed; \
          set OFFERLAB_WRITE_KEY and OFFERLAB_READ_KEY to serve other hosts"
@@ -48,7 +51,8 @@ impl Application {
         for e in catalog.experiments() {
             tracing::info!(experiment = %e.id, status = ?e.status, surface = e.surface.as_str(), "loaded test");
         }
-        let state = Arc::new(AppState::new(catalog, settings.experiments.clone()));
+        let store = Arc::new(Store::open(&settings.data)?);
+        let state = Arc::new(AppState::new(catalog, settings.experiments.clone(), store));
         let listener = TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
             addr: settings.bind,
             source,
@@ -103,6 +107,11 @@ impl Application {
         self.addr
     }
 
+    /// The shared state (catalog and store), for inspection in tests.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
     /// A handle that stops the server gracefully.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
@@ -131,6 +140,15 @@ impl Application {
                 });
             }
         }
-        self.server.await
+        let served = self.server.await;
+        // Stopped (SIGTERM, SIGINT or a handle): requests are drained; finish
+        // and flush every queued write before exiting.
+        let store = self.state.store.clone();
+        let closed = tokio::task::spawn_blocking(move || store.close()).await;
+        if let Ok(Err(e)) = closed {
+            tracing::error!("flushing the store on shutdown failed: {e}");
+        }
+        tracing::info!("offerlab stopped");
+        served
     }
 }

@@ -1,23 +1,28 @@
 //! What every request handler shares: the loaded experiments (swapped
-//! atomically on reload) and the folder they come from.
+//! atomically on reload), the store, and the reports built from both.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
 
-use crate::experiment::{load_dir, Catalog, ValidationErrors};
+use crate::analysis::{analyze, Report};
+use crate::experiment::{load_dir, Catalog, Experiment, ValidationErrors};
+use crate::store::{Store, StoreError};
 
 pub struct AppState {
     catalog: ArcSwap<Catalog>,
     experiments_dir: PathBuf,
+    pub store: Arc<Store>,
 }
 
 impl AppState {
-    pub fn new(catalog: Catalog, experiments_dir: PathBuf) -> Self {
+    pub fn new(catalog: Catalog, experiments_dir: PathBuf, store: Arc<Store>) -> Self {
         AppState {
             catalog: ArcSwap::from_pointee(catalog),
             experiments_dir,
+            store,
         }
     }
 
@@ -34,5 +39,16 @@ impl AppState {
         self.catalog.store(fresh.clone());
         tracing::info!(experiments = fresh.len(), "reloaded experiment definitions");
         Ok(fresh)
+    }
+
+    /// The report of one test as of `now` (the shop-local day of it).
+    pub fn report(
+        &self,
+        catalog: &Catalog,
+        exp: &Experiment,
+        now: DateTime<Utc>,
+    ) -> Result<Report, StoreError> {
+        let rows = self.store.aggregate_rows(exp)?;
+        Ok(analyze(exp, catalog, &rows, exp.local_day(now)))
     }
 }

@@ -94,14 +94,14 @@ impl Metric {
     }
 
     /// The visitor's value for this metric: `(x, y)` where `y` is the
-    /// denominator for a ratio and 1 otherwise. `tally` gives the visitor's
+    /// denominator for a ratio and 0 otherwise (unused). `tally` gives the visitor's
     /// attributed count and sum of an event.
     pub fn visitor_value(&self, tally: &dyn Fn(&str) -> EventTally) -> (f64, f64) {
         match &self.kind {
             MetricKind::Proportion { event } => {
-                (if tally(event).count > 0 { 1.0 } else { 0.0 }, 1.0)
+                (if tally(event).count > 0 { 1.0 } else { 0.0 }, 0.0)
             }
-            MetricKind::Mean { event } => (tally(event).sum, 1.0),
+            MetricKind::Mean { event } => (tally(event).sum, 0.0),
             MetricKind::Ratio {
                 numerator,
                 denominator,

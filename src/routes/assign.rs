@@ -7,10 +7,14 @@ use actix_web::{get, post, web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::assignment::{assign_all, AssignQuery, AssignedVariant};
+use crate::assignment::{assign_all, attributes_from_json, AssignQuery, AssignedVariant};
+use chrono::Utc;
+
 use crate::error::ApiError;
 use crate::experiment::Surface;
 use crate::state::AppState;
+use crate::store::Write;
+use crate::tracking::exposures_of;
 use crate::visitor::VisitorId;
 
 /// The request as sent; [`AssignQuery`] is what it must parse into.
@@ -23,6 +27,17 @@ pub struct AssignBody {
     experiments: Option<Vec<String>>,
     #[serde(default)]
     force: BTreeMap<String, String>,
+    /// Record the exposures of the returned variants before answering.
+    #[serde(default)]
+    record_exposure: bool,
+}
+
+pub(crate) fn invalid_attribute(k: String) -> ApiError {
+    ApiError::invalid(
+        "invalid_attribute",
+        Some(format!("attributes.{k}")),
+        format!("attribute \"{k}\" must be a string, number or boolean"),
+    )
 }
 
 fn missing_visitor() -> ApiError {
@@ -57,22 +72,7 @@ impl TryFrom<AssignBody> for AssignQuery {
 
     fn try_from(body: AssignBody) -> Result<Self, ApiError> {
         let visitor = parse_visitor(body.visitor_id.as_deref())?;
-        let mut attributes = BTreeMap::new();
-        for (k, v) in body.attributes {
-            let s = match v {
-                Value::String(s) => s,
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => {
-                    return Err(ApiError::invalid(
-                        "invalid_attribute",
-                        Some(format!("attributes.{k}")),
-                        format!("attribute \"{k}\" must be a string, number or boolean"),
-                    ))
-                }
-            };
-            attributes.insert(k, s);
-        }
+        let attributes = attributes_from_json(body.attributes).map_err(invalid_attribute)?;
         Ok(AssignQuery {
             visitor_id: visitor.to_string(),
             attributes,
@@ -124,8 +124,18 @@ pub async fn post_assign(
     state: web::Data<AppState>,
     body: web::Json<AssignBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = AssignQuery::try_from(body.into_inner())?;
-    let assignments = assign_all(&state.catalog(), &query)?;
+    let body = body.into_inner();
+    let record = body.record_exposure;
+    let query = AssignQuery::try_from(body)?;
+    let catalog = state.catalog();
+    let assignments = assign_all(&catalog, &query)?;
+    if record {
+        let writes = exposures_of(&catalog, &query.visitor_id, &assignments, Utc::now())
+            .into_iter()
+            .map(Write::Exposure)
+            .collect();
+        state.store.record(catalog, writes).await?;
+    }
     Ok(respond(&query.visitor_id, &assignments))
 }
 

@@ -4,6 +4,8 @@
 pub mod admin;
 pub mod assign;
 pub mod health;
+pub mod reports;
+pub mod track;
 
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
@@ -15,6 +17,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(assign::post_assign)
         .service(assign::get_assign)
+        .service(track::exposures)
+        .service(track::events)
+        .service(reports::list)
+        .service(reports::report)
+        .service(reports::daily_csv)
         .service(admin::reload);
 }
 

@@ -117,6 +117,8 @@ pub struct TestApp {
     pub experiments: PathBuf,
     pub data: PathBuf,
     pub client: reqwest::Client,
+    /// The server's state, to check what was stored.
+    pub state: std::sync::Arc<offerlab::state::AppState>,
     handle: ServerHandle,
     _root: tempfile::TempDir,
 }
@@ -127,6 +129,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(defs: &[(String, String)]) -> TestApp {
+    spawn_app_configured(defs, |_| {}).await
+}
+
+/// A server whose settings `configure` may change first.
+pub async fn spawn_app_configured(
+    defs: &[(String, String)],
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let root = tempfile::tempdir().unwrap();
     let experiments = root.path().join("experiments");
     let data = root.path().join("data");
@@ -137,7 +147,9 @@ pub async fn spawn_app_with(defs: &[(String, String)]) -> TestApp {
         experiments.clone(),
     );
     settings.workers = Some(2);
+    configure(&mut settings);
     let app = Application::build(&settings).expect("server builds");
+    let state = app.state();
     let port = app.port();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
@@ -147,6 +159,7 @@ pub async fn spawn_app_with(defs: &[(String, String)]) -> TestApp {
         experiments,
         data,
         client: reqwest::Client::new(),
+        state,
         handle,
         _root: root,
     }
@@ -199,6 +212,11 @@ impl TestApp {
             .iter()
             .map(|a| (a["experiment"].as_str().unwrap().to_owned(), a.clone()))
             .collect()
+    }
+
+    /// (exposures, events) stored.
+    pub fn stored(&self) -> (usize, usize) {
+        self.state.store.counts()
     }
 
     pub async fn stop(&self) {

@@ -4,3 +4,4 @@
 mod admin;
 mod assign;
 mod helpers;
+mod track;

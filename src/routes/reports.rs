@@ -1,0 +1,74 @@
+//! The report's numbers, machine-readable: `GET /api/v1/experiments`,
+//! `GET /api/v1/experiments/{id}/report` and the per-day aggregates as CSV.
+
+use actix_web::{get, web, HttpResponse};
+use chrono::Utc;
+use serde_json::json;
+
+use crate::aggregates::write_csv;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every test with its verdict and progress.
+#[get("/api/v1/experiments")]
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let items = web::block(move || {
+        let catalog = state.catalog();
+        let now = Utc::now();
+        catalog
+            .experiments()
+            .map(|e| {
+                let r = state.report(&catalog, e, now)?;
+                Ok(json!({
+                    "id": e.id, "name": e.name, "surface": e.surface, "dimension": e.dimension, "status": e.status,
+                    "verdict": r.verdict, "sample_size": r.sample_size, "days_running": r.days_running,
+                    "cycles_completed": r.cycles_completed,
+                }))
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(json!({ "experiments": items })))
+}
+
+#[get("/api/v1/experiments/{id}/report")]
+pub async fn report(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let report = web::block(move || {
+        let catalog = state.catalog();
+        let exp = catalog
+            .get(&id)
+            .ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
+        Ok::<_, ApiError>(state.report(&catalog, exp, Utc::now())?)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[get("/api/v1/experiments/{id}/daily.csv")]
+pub async fn daily_csv(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let state = state.into_inner();
+    let csv = web::block(move || {
+        let catalog = state.catalog();
+        let exp = catalog
+            .get(&id)
+            .ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
+        let mut rows = state.store.aggregate_rows(exp)?;
+        rows.sort_by(|a, b| (a.date, &a.variant, &a.metric).cmp(&(b.date, &b.variant, &b.metric)));
+        Ok::<_, ApiError>(write_csv(&rows))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .body(csv))
+}

@@ -1,0 +1,125 @@
+//! `POST /v1/exposures` and `POST /v1/events`: what the storefront showed
+//! and what the visitor then did. Each item is checked on its own; one bad
+//! item does not sink a batch. The reply comes once the accepted items are
+//! on disk.
+
+use actix_web::{post, web, HttpResponse};
+use chrono::Utc;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::experiment::Catalog;
+use crate::state::AppState;
+use crate::store::Write;
+use crate::tracking::{check_event, check_exposure, TrackError, MAX_BATCH};
+
+/// One item's fate.
+enum Item {
+    Checked(Write),
+    Rejected(TrackError),
+}
+
+/// A body that is one item (an object) or a batch (an array).
+fn items(body: Value) -> Result<(Vec<Value>, bool), ApiError> {
+    match body {
+        Value::Array(items) if items.len() > MAX_BATCH => Err(ApiError::invalid(
+            "batch_too_large",
+            None,
+            format!(
+                "a batch holds at most {MAX_BATCH} items, this one {}; split it",
+                items.len()
+            ),
+        )),
+        Value::Array(items) => Ok((items, true)),
+        one @ Value::Object(_) => Ok((vec![one], false)),
+        _ => Err(ApiError::invalid(
+            "malformed_json",
+            None,
+            "send one item as an object or a batch as an array of objects",
+        )),
+    }
+}
+
+fn parse<W: DeserializeOwned>(v: Value) -> Result<W, TrackError> {
+    serde_json::from_value(v).map_err(|e| TrackError::Invalid {
+        code: "malformed_item",
+        field: "item",
+        message: format!("the item does not have the expected shape: {e}"),
+    })
+}
+
+async fn track(
+    state: &AppState,
+    body: Value,
+    check: impl Fn(&Catalog, Value) -> Result<Write, TrackError>,
+) -> Result<HttpResponse, ApiError> {
+    let (raw, batch) = items(body)?;
+    let catalog = state.catalog();
+    let checked: Vec<Item> = raw
+        .into_iter()
+        .map(|v| match check(&catalog, v) {
+            Ok(w) => Item::Checked(w),
+            Err(e) => Item::Rejected(e),
+        })
+        .collect();
+    if !batch {
+        if let Some(Item::Rejected(e)) = checked.first() {
+            return Err(ApiError::Track(e.clone()));
+        }
+    }
+    let writes: Vec<Write> = checked
+        .iter()
+        .filter_map(|i| {
+            if let Item::Checked(w) = i {
+                Some(w.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut outcomes = state.store.record(catalog, writes).await?.into_iter();
+    let results: Vec<Value> = checked
+        .iter()
+        .map(|item| match item {
+            Item::Checked(_) => json!({ "status": outcomes.next().expect("one outcome per write") }),
+            Item::Rejected(e) => {
+                json!({ "status": "rejected", "code": e.code(), "message": e.to_string(), "field": e.field() })
+            }
+        })
+        .collect();
+    let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
+    if !batch {
+        return Ok(HttpResponse::Ok().json(&results[0]));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "accepted": count("accepted"),
+        "duplicates": count("duplicate"),
+        "rejected": count("rejected"),
+        "results": results,
+    })))
+}
+
+#[post("/v1/exposures")]
+pub async fn exposures(
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    track(&state, body.into_inner(), |catalog, v| {
+        check_exposure(catalog, parse(v)?, now).map(Write::Exposure)
+    })
+    .await
+}
+
+#[post("/v1/events")]
+pub async fn events(
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    track(&state, body.into_inner(), |_, v| {
+        check_event(parse(v)?, now).map(Write::Event)
+    })
+    .await
+}

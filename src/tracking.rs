@@ -1,0 +1,281 @@
+//! What the storefront reports, checked before anything is stored:
+//! exposures (which variant a visitor was shown) and events (what they
+//! then did). Pure: "now" is a parameter.
+//!
+//! An exposure must agree with the deterministic assignment, so a stale
+//! cache on the storefront cannot pollute a test; only running tests record.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::assignment::{attributes_from_json, evaluate, AssignedVariant};
+use crate::experiment::{Catalog, Status};
+use crate::visitor::VisitorId;
+
+/// Most items in one batch.
+pub const MAX_BATCH: usize = 1000;
+/// Longest event id and event name, in bytes.
+pub const MAX_EVENT_ID_LEN: usize = 128;
+pub const MAX_EVENT_NAME_LEN: usize = 64;
+/// Largest accepted event value, in absolute terms: anything larger is a
+/// unit or parsing mistake upstream (a cent amount sent as a float of 1e12).
+pub const MAX_EVENT_VALUE: f64 = 1e9;
+/// How far in the future a timestamp may be (clock skew).
+pub const MAX_FUTURE_SKEW_SECONDS: i64 = 300;
+
+/// Why an exposure or event was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrackError {
+    #[error("unknown experiment \"{0}\"")]
+    UnknownExperiment(String),
+    #[error("experiment \"{experiment}\" has no variant \"{variant}\"; use one of: {known}")]
+    UnknownVariant {
+        experiment: String,
+        variant: String,
+        known: String,
+    },
+    #[error(
+        "experiment \"{experiment}\" is {status}, not running; only running tests record exposures"
+    )]
+    NotRunning { experiment: String, status: String },
+    #[error("visitor is assigned \"{actual}\" in \"{experiment}\", not \"{sent}\"; render the variant /v1/assign returns (a cached assignment may be stale)")]
+    AssignmentMismatch {
+        experiment: String,
+        sent: String,
+        actual: String,
+    },
+    #[error("visitor is not in \"{0}\" (targeting, namespace or coverage leave them out); do not report an exposure for them")]
+    NotInExperiment(String),
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl TrackError {
+    fn invalid(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        TrackError::Invalid {
+            code,
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            TrackError::UnknownExperiment(_) => "unknown_experiment",
+            TrackError::UnknownVariant { .. } => "unknown_variant",
+            TrackError::NotRunning { .. } => "experiment_not_running",
+            TrackError::AssignmentMismatch { .. } => "assignment_mismatch",
+            TrackError::NotInExperiment(_) => "not_in_experiment",
+            TrackError::Invalid { code, .. } => code,
+        }
+    }
+
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            TrackError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// A checked first exposure, ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exposure {
+    pub visitor: String,
+    pub experiment: String,
+    pub variant: u16,
+    pub ts: DateTime<Utc>,
+    /// The test's `allocation_version` when the visitor was exposed.
+    pub phase: u32,
+}
+
+/// A checked event, ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub visitor: String,
+    pub name: String,
+    pub value: f64,
+    pub ts: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExposureWire {
+    pub visitor_id: Option<String>,
+    pub experiment: Option<String>,
+    pub variant: Option<String>,
+    pub ts: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventWire {
+    pub id: Option<String>,
+    pub visitor_id: Option<String>,
+    pub name: Option<String>,
+    pub value: Option<Value>,
+    pub ts: Option<String>,
+}
+
+fn required<'a>(v: &'a Option<String>, field: &'static str) -> Result<&'a str, TrackError> {
+    v.as_deref()
+        .ok_or_else(|| TrackError::invalid("missing_field", field, format!("{field} is required")))
+}
+
+fn visitor(v: &Option<String>) -> Result<VisitorId, TrackError> {
+    VisitorId::parse(required(v, "visitor_id")?)
+        .map_err(|m| TrackError::invalid("invalid_visitor_id", "visitor_id", m))
+}
+
+/// A short printable token: non-empty, at most `max` bytes, no control
+/// characters.
+fn token(v: &Option<String>, field: &'static str, max: usize) -> Result<String, TrackError> {
+    let s = required(v, field)?;
+    if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
+        return Err(TrackError::invalid(
+            "invalid_field",
+            field,
+            format!("{field} must be 1 to {max} bytes of printable text"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// An RFC 3339 time, at most five minutes ahead of `now`; `now` when absent.
+pub fn parse_ts(ts: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, TrackError> {
+    let Some(raw) = ts else { return Ok(now) };
+    let ts = DateTime::parse_from_rfc3339(raw)
+        .map_err(|e| {
+            TrackError::invalid(
+                "invalid_timestamp",
+                "ts",
+                format!("ts \"{raw}\" is not RFC 3339 ({e}); send e.g. 2026-11-23T14:05:00Z"),
+            )
+        })?
+        .with_timezone(&Utc);
+    if ts > now + Duration::seconds(MAX_FUTURE_SKEW_SECONDS) {
+        return Err(TrackError::invalid(
+            "timestamp_in_future",
+            "ts",
+            format!("ts {raw} is more than 5 minutes in the future; check the storefront's clock"),
+        ));
+    }
+    Ok(ts)
+}
+
+/// Checks an exposure against the catalog and the deterministic assignment.
+pub fn check_exposure(
+    catalog: &Catalog,
+    w: ExposureWire,
+    now: DateTime<Utc>,
+) -> Result<Exposure, TrackError> {
+    let visitor = visitor(&w.visitor_id)?;
+    let id = required(&w.experiment, "experiment")?;
+    let exp = catalog
+        .get(id)
+        .ok_or_else(|| TrackError::UnknownExperiment(id.to_owned()))?;
+    let key = required(&w.variant, "variant")?;
+    let variant = exp
+        .variant_index(key)
+        .ok_or_else(|| TrackError::UnknownVariant {
+            experiment: id.to_owned(),
+            variant: key.to_owned(),
+            known: exp
+                .variants
+                .iter()
+                .map(|v| v.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    if exp.status != Status::Running {
+        return Err(TrackError::NotRunning {
+            experiment: id.to_owned(),
+            status: format!("{:?}", exp.status).to_lowercase(),
+        });
+    }
+    let ts = parse_ts(w.ts.as_deref(), now)?;
+    let attributes = attributes_from_json(w.attributes).map_err(|k| {
+        TrackError::invalid(
+            "invalid_attribute",
+            "attributes",
+            format!("attribute \"{k}\" must be a string, number or boolean"),
+        )
+    })?;
+    let a = evaluate(exp, visitor.as_str(), &attributes, None).expect("running tests are visible");
+    if !a.in_experiment {
+        return Err(TrackError::NotInExperiment(id.to_owned()));
+    }
+    if a.variant != variant {
+        return Err(TrackError::AssignmentMismatch {
+            experiment: id.to_owned(),
+            sent: key.to_owned(),
+            actual: exp.variants[a.variant].key.clone(),
+        });
+    }
+    Ok(Exposure {
+        visitor: visitor.to_string(),
+        experiment: id.to_owned(),
+        variant: variant as u16,
+        ts,
+        phase: exp.allocation_version,
+    })
+}
+
+/// The exposures an assignment answer implies (`record_exposure: true`):
+/// every test the visitor is really in.
+pub fn exposures_of(
+    catalog: &Catalog,
+    visitor: &str,
+    assigned: &[AssignedVariant],
+    now: DateTime<Utc>,
+) -> Vec<Exposure> {
+    assigned
+        .iter()
+        .filter(|a| a.in_experiment && !a.forced)
+        .filter_map(|a| {
+            let exp = catalog.get(&a.experiment)?;
+            Some(Exposure {
+                visitor: visitor.to_owned(),
+                experiment: a.experiment.clone(),
+                variant: a.variant_index as u16,
+                ts: now,
+                phase: exp.allocation_version,
+            })
+        })
+        .collect()
+}
+
+/// Checks one event.
+pub fn check_event(w: EventWire, now: DateTime<Utc>) -> Result<Event, TrackError> {
+    let id = token(&w.id, "id", MAX_EVENT_ID_LEN)?;
+    let visitor = visitor(&w.visitor_id)?;
+    let name = token(&w.name, "name", MAX_EVENT_NAME_LEN)?;
+    let value = match &w.value {
+        None | Some(Value::Null) => 0.0,
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+        Some(_) => f64::NAN,
+    };
+    if !value.is_finite() || value.abs() > MAX_EVENT_VALUE {
+        return Err(TrackError::invalid(
+            "invalid_value",
+            "value",
+            format!("value must be a finite number of at most {MAX_EVENT_VALUE:e} in absolute terms (an order value, say)"),
+        ));
+    }
+    let ts = parse_ts(w.ts.as_deref(), now)?;
+    Ok(Event {
+        id,
+        visitor: visitor.to_string(),
+        name,
+        value,
+        ts,
+    })
+}

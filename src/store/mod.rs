@@ -32,6 +32,9 @@ use crate::tracking::{Event, Exposure};
 use keys::{AggregateKey, ExposureKey, TallyKey};
 use trees::{Aggregates, Events, Exposures, TallyTree, Tx, VisitorEvents};
 
+/// Tallies and aggregates recomputed from the raw records.
+type Derived = (BTreeMap<AggregateKey, Moments>, Vec<(TallyKey, Tallies)>);
+
 /// Most requests one group commit takes.
 const MAX_GROUP: usize = 512;
 
@@ -233,7 +236,7 @@ impl Store {
     }
 
     pub fn counts(&self) -> (usize, usize) {
-        (self.trees.exposures.len(), self.trees.events.len())
+        (self.trees.exposures.count(), self.trees.events.count())
     }
 
     pub fn flush_stats(&self) -> FlushStats {
@@ -254,10 +257,7 @@ impl Store {
         Ok(self.recompute_all(catalog)?.0)
     }
 
-    fn recompute_all(
-        &self,
-        catalog: &Catalog,
-    ) -> Result<(BTreeMap<AggregateKey, Moments>, Vec<(TallyKey, Tallies)>), StoreError> {
+    fn recompute_all(&self, catalog: &Catalog) -> Result<Derived, StoreError> {
         let mut aggregates = BTreeMap::new();
         let mut tallies = Vec::new();
         for exposure in self.trees.exposures.all() {

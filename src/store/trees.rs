@@ -51,7 +51,7 @@ impl Exposures {
         self.0.iter().values().map(|v| decode(&v?))
     }
 
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.0.len()
     }
 }
@@ -69,7 +69,7 @@ impl Events {
         self.0.iter().values().map(|v| decode(&v?))
     }
 
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.0.len()
     }
 }

@@ -14,6 +14,7 @@ use offerlab::assignment::{assign_all, AssignQuery};
 use offerlab::config::Settings;
 use offerlab::experiment::load::load_file;
 use offerlab::experiment::load_dir;
+use offerlab::simulate::{self, Effect, Simulation};
 use offerlab::startup::Application;
 use offerlab::store::Store;
 
@@ -59,6 +60,22 @@ enum Command {
         data: PathBuf,
         #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
         experiments: PathBuf,
+    },
+    /// Play a simulated storefront against a running server (visitors, exposures, orders, returns).
+    Simulate {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 21)]
+        days: u32,
+        #[arg(long, default_value_t = 1000)]
+        visitors_per_day: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A true effect, TEST:VARIANT:+0.15; repeat for more.
+        #[arg(long = "effect")]
+        effects: Vec<Effect>,
+        #[arg(long, env = "OFFERLAB_WRITE_KEY", hide_env_values = true)]
+        write_key: Option<String>,
     },
     /// Print the assignment a storefront would get for one visitor and test.
     Assign {
@@ -146,6 +163,31 @@ fn run(command: Command) -> Result<ExitCode, String> {
             println!(
                 "rebuilt {rows} aggregate rows from {exposures} exposures and {events} events"
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate {
+            url,
+            days,
+            visitors_per_day,
+            seed,
+            effects,
+            write_key,
+        } => {
+            let sim = Simulation {
+                url: url.clone(),
+                days,
+                visitors_per_day,
+                seed,
+                effects,
+                write_key,
+                progress: true,
+            };
+            let summary = simulate::run(&sim, chrono::Utc::now()).map_err(|e| e.to_string())?;
+            println!(
+                "simulated {} visitors: {} exposures, {} events ({} rejected)",
+                summary.visitors, summary.exposures, summary.events, summary.rejected
+            );
+            println!("report: {}/", url.trim_end_matches('/'));
             Ok(ExitCode::SUCCESS)
         }
         Command::Assign {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod assign;
 pub mod health;
+pub mod pages;
 pub mod reports;
 pub mod track;
 
@@ -22,6 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(reports::list)
         .service(reports::report)
         .service(reports::daily_csv)
+        .service(pages::index)
+        .service(pages::experiment)
         .service(admin::reload);
 }
 

@@ -4,4 +4,5 @@
 mod admin;
 mod assign;
 mod helpers;
+mod pages;
 mod track;

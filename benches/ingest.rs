@@ -1,0 +1,115 @@
+//! Ingest throughput over loopback: events per second through
+//! `POST /v1/events` (batches of 100, and single events) with 64 concurrent
+//! clients, beside a raw sled insert-and-flush loop on the same disk in the
+//! same run. Run: `cargo bench --bench ingest`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use offerlab::config::Settings;
+use offerlab::startup::Application;
+use serde_json::json;
+
+const CLIENTS: usize = 64;
+const RUN: Duration = Duration::from_secs(5);
+
+/// Raw sled: insert `batch` keys, flush, repeat; keys per second.
+fn raw_sled(batch: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let tree = db.open_tree("raw").unwrap();
+    let value = vec![7u8; 120];
+    let (start, mut n) = (Instant::now(), 0u64);
+    while start.elapsed() < RUN {
+        for _ in 0..batch {
+            n += 1;
+            tree.insert(n.to_be_bytes(), value.clone()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Events per second through the API with `batch` events per request.
+async fn api(batch: usize) -> f64 {
+    let root = tempfile::tempdir().unwrap();
+    let mut settings = Settings::new(
+        "127.0.0.1:0".parse().unwrap(),
+        root.path().join("data"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/experiments").into(),
+    );
+    settings.body_limit = 4 << 20;
+    let app = Application::build(&settings).unwrap();
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    // Visitors exposed to the cart test, so events are attributed.
+    for chunk in 0..10 {
+        let body: Vec<_> = (0..100)
+            .map(|i| json!({ "visitor_id": format!("v{}", chunk * 100 + i), "surface": "cart" }))
+            .collect();
+        for b in body {
+            let mut b = b;
+            b["record_exposure"] = json!(true);
+            client
+                .post(format!("{url}/v1/assign"))
+                .json(&b)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let sent = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (client, url, sent) = (client.clone(), url.clone(), sent.clone());
+            tokio::spawn(async move {
+                let mut i = 0usize;
+                while start.elapsed() < RUN {
+                    let events: Vec<_> = (0..batch)
+                        .map(|k| {
+                            i += 1;
+                            json!({ "id": format!("c{c}-{i}"), "visitor_id": format!("v{}", (i + k) % 1000),
+                                    "name": "order", "value": 42.5 })
+                        })
+                        .collect();
+                    let r = client.post(format!("{url}/v1/events")).json(&events).send().await.unwrap();
+                    assert!(r.status().is_success());
+                    sent.fetch_add(batch, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rate = sent.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    handle.stop(true).await;
+    rate
+}
+
+fn main() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let raw_single = raw_sled(1);
+    let raw_batch = raw_sled(100);
+    let api_batch = rt.block_on(api(100));
+    let api_single = rt.block_on(api(1));
+    println!("| measurement | events/s | ratio |");
+    println!("|---|---:|---:|");
+    println!("| raw sled: insert + flush, one key per flush (baseline) | {raw_single:.0} | 1.00 |");
+    println!(
+        "| raw sled: 100 inserts per flush | {raw_batch:.0} | {:.2} |",
+        raw_batch / raw_single
+    );
+    println!(
+        "| POST /v1/events, single event, {CLIENTS} clients | {api_single:.0} | {:.2} |",
+        api_single / raw_single
+    );
+    println!(
+        "| POST /v1/events, batches of 100, {CLIENTS} clients | {api_batch:.0} | {:.2} |",
+        api_batch / raw_single
+    );
+}

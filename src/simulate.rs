@@ -1,0 +1,326 @@
+//! A storefront simulator that plays visitors against a running offerlab
+//! through its public HTTP API, so a newcomer sees a live report in minutes
+//! and end-to-end tests have realistic traffic.
+//!
+//! Visitors arrive on a weekday pattern (weekends busier), walk a funnel
+//! (product page → cart → checkout → order → post-purchase), are exposed to
+//! the running tests on each surface they reach, accept each offer at the
+//! rate their variant truly has (the test's baseline, times `1 + effect`
+//! for a configured effect), order with skewed (log-normal) order values
+//! and sometimes return items. Timestamps spread over the simulated days,
+//! ending now, so business cycles complete.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Duration as Days, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, LogNormal};
+use serde_json::{json, Value};
+
+/// A true effect: `TEST:VARIANT:+0.15` multiplies that variant's offer
+/// acceptance by 1.15.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effect {
+    pub experiment: String,
+    pub variant: String,
+    pub lift: f64,
+}
+
+impl std::str::FromStr for Effect {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [experiment, variant, lift] = parts.as_slice() else {
+            return Err(format!(
+                "effect \"{s}\" is not TEST:VARIANT:LIFT, e.g. cart-protection-copy:benefit:+0.15"
+            ));
+        };
+        let lift: f64 = lift
+            .parse()
+            .map_err(|_| format!("effect \"{s}\": \"{lift}\" is not a number such as +0.15"))?;
+        if lift <= -1.0 || !lift.is_finite() {
+            return Err(format!("effect \"{s}\": a lift must be above -1 (-100%)"));
+        }
+        Ok(Effect {
+            experiment: experiment.to_string(),
+            variant: variant.to_string(),
+            lift,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    pub url: String,
+    pub days: u32,
+    pub visitors_per_day: u32,
+    pub seed: u64,
+    pub effects: Vec<Effect>,
+    /// Bearer key for `/v1/*`, when the server requires one.
+    pub write_key: Option<String>,
+    /// Draw a progress bar on the terminal.
+    pub progress: bool,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Summary {
+    pub visitors: u64,
+    pub exposures: u64,
+    pub events: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    #[error(
+        "cannot reach offerlab at {url}: {source}; start it with `cargo run --release -- serve`"
+    )]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("offerlab answered {status} to {path}: {body}")]
+    Refused {
+        path: String,
+        status: u16,
+        body: String,
+    },
+}
+
+/// Share of each day's visitors, Monday first: weekends are busier.
+const WEEKDAY_WEIGHT: [f64; 7] = [0.9, 0.9, 0.95, 1.0, 1.1, 1.35, 1.3];
+
+struct Client {
+    http: reqwest::blocking::Client,
+    url: String,
+    key: Option<String>,
+}
+
+impl Client {
+    fn post(&self, path: &str, body: &Value) -> Result<Value, SimulateError> {
+        let mut req = self.http.post(format!("{}{path}", self.url)).json(body);
+        if let Some(k) = &self.key {
+            req = req.bearer_auth(k);
+        }
+        let r = req.send().map_err(|source| SimulateError::Unreachable {
+            url: self.url.clone(),
+            source,
+        })?;
+        let status = r.status().as_u16();
+        let text = r.text().unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return Err(SimulateError::Refused {
+                path: path.into(),
+                status,
+                body: text,
+            });
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sends a batch and counts rejected items.
+    fn batch(
+        &self,
+        path: &str,
+        items: &mut Vec<Value>,
+        summary: &mut Summary,
+    ) -> Result<(), SimulateError> {
+        for chunk in items.chunks(1000) {
+            let r = self.post(path, &json!(chunk))?;
+            summary.rejected += r["rejected"].as_u64().unwrap_or(0);
+        }
+        items.clear();
+        Ok(())
+    }
+}
+
+/// The running tests of each surface with their baseline acceptance rate.
+fn running_tests(report_list: &Value) -> Vec<(String, String, f64)> {
+    report_list["experiments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["status"] == "running")
+        .map(|e| {
+            let baseline = e["sample_size"]["baseline"]
+                .as_f64()
+                .unwrap_or(0.05)
+                .clamp(0.001, 0.9);
+            (
+                e["id"].as_str().unwrap_or_default().to_owned(),
+                e["surface"].as_str().unwrap_or_default().to_owned(),
+                baseline,
+            )
+        })
+        .collect()
+}
+
+/// Plays the simulation; `now` ends the last simulated day.
+pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateError> {
+    let client = Client {
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("HTTP client"),
+        url: sim.url.trim_end_matches('/').to_owned(),
+        key: sim.write_key.clone(),
+    };
+    let list = client
+        .http
+        .get(format!("{}/api/v1/experiments", client.url))
+        .send()
+        .and_then(|r| r.json::<Value>())
+        .map_err(|source| SimulateError::Unreachable {
+            url: client.url.clone(),
+            source,
+        })?;
+    let tests = running_tests(&list);
+    let effects: BTreeMap<(String, String), f64> = sim
+        .effects
+        .iter()
+        .map(|e| ((e.experiment.clone(), e.variant.clone()), e.lift))
+        .collect();
+
+    let mut rng = StdRng::seed_from_u64(sim.seed);
+    let order_value = LogNormal::new(60f64.ln(), 0.6).expect("valid log-normal");
+    let bar = sim.progress.then(|| {
+        let b = indicatif::ProgressBar::new(u64::from(sim.days));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] day {pos}/{len} ({eta})")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        b.set_message("simulating");
+        b
+    });
+    let mut summary = Summary::default();
+    let (mut exposures, mut events) = (Vec::new(), Vec::new());
+    let first_day = now - Days::days(i64::from(sim.days.max(1)) - 1);
+    for day in 0..sim.days {
+        let date = first_day + Days::days(i64::from(day));
+        let weight = WEEKDAY_WEIGHT[date.weekday().num_days_from_monday() as usize];
+        let visitors = (f64::from(sim.visitors_per_day) * weight).round() as u32;
+        let day_start = date
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc();
+        let day_end = if date.date_naive() == now.date_naive() {
+            now
+        } else {
+            day_start + Days::days(1)
+        };
+        let span = (day_end - day_start).num_seconds().max(1);
+        for i in 0..visitors {
+            summary.visitors += 1;
+            let visitor = format!("sim{}-d{day}-{i}", sim.seed);
+            let arrived = day_start + Days::seconds(rng.random_range(0..span));
+            let mobile = rng.random_bool(0.65);
+            let assigned = client.post(
+                "/v1/assign",
+                &json!({ "visitor_id": visitor, "attributes": { "device": if mobile { "mobile" } else { "desktop" } } }),
+            )?;
+            let variant_of: BTreeMap<String, (String, bool)> = assigned["assignments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    (
+                        a["experiment"].as_str().unwrap_or_default().to_owned(),
+                        (
+                            a["variant"].as_str().unwrap_or_default().to_owned(),
+                            a["in_experiment"] == true,
+                        ),
+                    )
+                })
+                .collect();
+            // The funnel: surfaces reached, in order, each a few minutes apart.
+            let to_cart = rng.random_bool(0.45);
+            let to_checkout = to_cart && rng.random_bool(0.6);
+            let orders = to_checkout && rng.random_bool(0.7);
+            let reached = |surface: &str| match surface {
+                "product_page" => true,
+                "cart" => to_cart,
+                "checkout" => to_checkout,
+                "post_purchase" | "email" => orders,
+                _ => false,
+            };
+            let mut t = arrived;
+            let mut event_no = 0;
+            let mut upsell_value = 0.0;
+            for (id, surface, baseline) in &tests {
+                let Some((variant, true)) = variant_of.get(id) else {
+                    continue;
+                };
+                if !reached(surface) {
+                    continue;
+                }
+                t = (t + Days::seconds(rng.random_range(30..300))).min(now);
+                exposures.push(json!({ "visitor_id": visitor, "experiment": id, "variant": variant, "ts": t.to_rfc3339() }));
+                let lift = effects
+                    .get(&(id.clone(), variant.clone()))
+                    .copied()
+                    .unwrap_or(0.0);
+                if rng.random_bool((baseline * (1.0 + lift)).clamp(0.0, 1.0)) {
+                    event_no += 1;
+                    let price = rng.random_range(9.0..49.0_f64).round();
+                    upsell_value += price;
+                    let ts = (t + Days::seconds(rng.random_range(5..120))).min(now);
+                    events.push(json!({ "id": format!("{visitor}-e{event_no}"), "visitor_id": visitor, "name": "upsell_accepted", "value": price, "ts": ts.to_rfc3339() }));
+                }
+            }
+            if orders {
+                event_no += 1;
+                let value: f64 = (order_value.sample(&mut rng) + upsell_value).min(5_000.0);
+                let ts = (t + Days::seconds(rng.random_range(60..900))).min(now);
+                events.push(json!({ "id": format!("{visitor}-e{event_no}"), "visitor_id": visitor, "name": "order", "value": (value * 100.0).round() / 100.0, "ts": ts.to_rfc3339() }));
+                if rng.random_bool(0.08) {
+                    event_no += 1;
+                    let back = (ts + Days::hours(rng.random_range(24..96))).min(now);
+                    events.push(json!({ "id": format!("{visitor}-e{event_no}"), "visitor_id": visitor, "name": "return", "ts": back.to_rfc3339() }));
+                }
+            }
+        }
+        summary.exposures += exposures.len() as u64;
+        summary.events += events.len() as u64;
+        client.batch("/v1/exposures", &mut exposures, &mut summary)?;
+        client.batch("/v1/events", &mut events, &mut summary)?;
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_with_message("done");
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Weekday;
+
+    #[test]
+    fn effects_parse_with_clear_errors() {
+        let e: Effect = "cart-protection-copy:benefit:+0.15".parse().unwrap();
+        assert_eq!(
+            (e.experiment.as_str(), e.variant.as_str(), e.lift),
+            ("cart-protection-copy", "benefit", 0.15)
+        );
+        assert!("a:b"
+            .parse::<Effect>()
+            .unwrap_err()
+            .contains("TEST:VARIANT:LIFT"));
+        assert!("a:b:x"
+            .parse::<Effect>()
+            .unwrap_err()
+            .contains("not a number"));
+        assert!("a:b:-1.5".parse::<Effect>().is_err());
+    }
+
+    #[test]
+    fn weekends_are_busier() {
+        let saturday = Weekday::Sat.num_days_from_monday() as usize;
+        assert!(WEEKDAY_WEIGHT[saturday] > WEEKDAY_WEIGHT[0]);
+    }
+}

@@ -1,0 +1,688 @@
+//! View models of the HTML report: the analysis turned into the strings and
+//! chart coordinates the askama templates render. Pure. Every text that a
+//! definition or the storefront supplies reaches the page through askama,
+//! which escapes it; this module only computes numbers and plain words.
+
+use askama::Template;
+
+use crate::analysis::verdict::{pct, signed_pct, thousands};
+use crate::analysis::{Arm, Direction, Lift, MetricReport, Report, Role};
+use crate::experiment::Experiment;
+
+/// Okabe–Ito colours, distinguishable with every common colour-vision
+/// deficiency; series also differ by dash pattern.
+const COLORS: [&str; 5] = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00"];
+const DASHES: [&str; 5] = ["", "6 3", "2 3", "8 3 2 3", "1 2"];
+
+pub struct Progress {
+    /// Bar width, 0 to 100.
+    pub percent: f64,
+    pub text: String,
+    pub conversions: String,
+    pub cycles: String,
+}
+
+fn progress(report: &Report) -> Progress {
+    let s = &report.sample_size;
+    let (percent, text) = match (s.per_variant, s.progress) {
+        (Some(n), Some(p)) => (
+            (p * 100.0).clamp(0.0, 100.0),
+            format!(
+                "{} of {} visitors per variant",
+                pct(p.min(1.0)).replace(".0%", "%"),
+                thousands(n)
+            ),
+        ),
+        _ => (
+            0.0,
+            "Sample size not known yet: it needs the control's spread".to_owned(),
+        ),
+    };
+    let conv: Vec<String> = s
+        .conversions
+        .iter()
+        .map(|c| thousands(c.round().max(0.0) as u64))
+        .collect();
+    let conversions = if report.primary().kind == "proportion" {
+        format!(
+            "Conversions per variant: {} (rule of thumb: 350–400 each)",
+            conv.join(" / ")
+        )
+    } else {
+        String::new()
+    };
+    let current = report.cycles.len();
+    let cycles = if report.cycles_completed >= 2 {
+        format!("{} business cycles complete", report.cycles_completed)
+    } else if current == 0 {
+        "Not started".to_owned()
+    } else {
+        format!("cycle {} of 2 in progress", current.min(2))
+    };
+    Progress {
+        percent,
+        text,
+        conversions,
+        cycles: format!("Day {} · {cycles}", report.days_running),
+    }
+}
+
+fn verdict_class(report: &Report) -> &'static str {
+    report.verdict.code.as_str()
+}
+
+pub struct IndexRow {
+    pub id: String,
+    pub name: String,
+    pub surface: String,
+    pub dimension: String,
+    pub status: String,
+    pub verdict_code: &'static str,
+    pub verdict_label: &'static str,
+    pub sentence: String,
+    pub progress: Progress,
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    pub rows: Vec<IndexRow>,
+}
+
+fn words(s: &str) -> String {
+    s.replace('_', " ")
+}
+
+fn status_word<T: serde::Serialize>(x: &T) -> String {
+    serde_json::to_value(x)
+        .ok()
+        .and_then(|v| v.as_str().map(words))
+        .unwrap_or_default()
+}
+
+impl IndexPage {
+    pub fn new(items: &[(&Experiment, &Report)]) -> Self {
+        IndexPage {
+            rows: items
+                .iter()
+                .map(|(e, r)| IndexRow {
+                    id: e.id.to_string(),
+                    name: e.name.clone(),
+                    surface: words(e.surface.as_str()),
+                    dimension: status_word(&e.dimension),
+                    status: status_word(&e.status),
+                    verdict_code: verdict_class(r),
+                    verdict_label: r.verdict.code.label(),
+                    sentence: r.verdict.sentence.clone(),
+                    progress: progress(r),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub struct VariantView {
+    pub key: String,
+    pub weight: String,
+    pub payload: String,
+    pub color: &'static str,
+    pub control: bool,
+}
+
+pub struct MetricRow {
+    pub variant: String,
+    pub visitors: String,
+    pub sum: String,
+    pub value: String,
+    pub lift: String,
+    pub ci: String,
+    pub p_value: String,
+    pub mark: &'static str,
+    pub mark_class: &'static str,
+}
+
+pub struct MetricTable {
+    pub label: String,
+    pub role: &'static str,
+    pub direction: &'static str,
+    pub p_note: &'static str,
+    pub rows: Vec<MetricRow>,
+}
+
+fn format_value(kind: &str, name: &str, x: f64) -> String {
+    match kind {
+        "proportion" => format!("{:.2}%", x * 100.0),
+        _ if name.contains("rate") => format!("{:.3}", x),
+        _ => format!("{:.2}", x),
+    }
+}
+
+fn format_sum(kind: &str, arm: &Arm) -> String {
+    match (kind, arm.denominator) {
+        ("proportion", _) => thousands(arm.sum.round() as u64),
+        (_, Some(d)) => format!("{:.2} / {:.0}", arm.sum, d),
+        _ => format!("{:.2}", arm.sum),
+    }
+}
+
+fn mark(l: &Lift) -> (&'static str, &'static str) {
+    if l.comparison.not_computable.is_some() {
+        return ("not enough data", "muted");
+    }
+    match l.direction {
+        Direction::Better => ("significant: better", "better"),
+        Direction::Worse => ("significant: worse", "worse"),
+        Direction::Inconclusive => ("not significant yet", "muted"),
+    }
+}
+
+fn lift_cells(
+    report: &Report,
+    l: Option<&Lift>,
+) -> (String, String, String, &'static str, &'static str) {
+    let Some(l) = l else {
+        return (
+            "baseline".into(),
+            String::new(),
+            String::new(),
+            "control",
+            "muted",
+        );
+    };
+    if l.comparison.not_computable.is_some() {
+        let (m, c) = mark(l);
+        return ("—".into(), "—".into(), "—".into(), m, c);
+    }
+    let ci = format!(
+        "{} to {} ({:.0}%)",
+        signed_pct(l.comparison.ci.0),
+        signed_pct(l.comparison.ci.1),
+        (1.0 - report.alpha) * 100.0
+    );
+    let p = l.p_value_adjusted.unwrap_or(l.comparison.p_value);
+    let p_text = if p < 0.0001 {
+        "< 0.0001".to_owned()
+    } else {
+        format!("{p:.4}")
+    };
+    let (m, c) = mark(l);
+    (signed_pct(l.comparison.relative_lift), ci, p_text, m, c)
+}
+
+fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
+    let rows = m
+        .arms
+        .iter()
+        .map(|arm| {
+            let lift = m.lifts.iter().find(|l| l.variant == arm.variant);
+            let (lift_text, ci, p_value, mark, mark_class) = lift_cells(report, lift);
+            MetricRow {
+                variant: arm.variant.clone(),
+                visitors: thousands(arm.visitors),
+                sum: format_sum(m.kind, arm),
+                value: format_value(m.kind, &m.name, arm.value),
+                lift: lift_text,
+                ci,
+                p_value,
+                mark,
+                mark_class,
+            }
+        })
+        .collect();
+    MetricTable {
+        label: m.label.clone(),
+        role: match m.role {
+            Role::Primary => "Primary metric",
+            Role::Guardrail => "Guardrail",
+            Role::Secondary => "Secondary",
+        },
+        direction: if m.higher_is_better {
+            "higher is better"
+        } else {
+            "lower is better"
+        },
+        p_note: if m.role == Role::Primary {
+            "p-value (Holm-corrected)"
+        } else {
+            "p-value"
+        },
+        rows,
+    }
+}
+
+pub struct CycleRow {
+    pub label: String,
+    pub dates: String,
+    pub state: &'static str,
+    pub cells: Vec<String>,
+}
+
+pub struct Tick {
+    pub pos: f64,
+    pub label: String,
+}
+
+pub struct Series {
+    pub label: String,
+    pub color: &'static str,
+    pub dash: &'static str,
+    pub points: String,
+}
+
+/// A line chart drawn on the server: coordinates only, in a 640 × 260 box.
+pub struct Chart {
+    pub title: String,
+    pub summary: String,
+    pub series: Vec<Series>,
+    /// Polygon points of an interval band, when there is one.
+    pub band: String,
+    pub zero_y: Option<f64>,
+    pub y_ticks: Vec<Tick>,
+    pub x_ticks: Vec<Tick>,
+    /// The same data as a table: header and rows.
+    pub header: Vec<String>,
+    pub table: Vec<Vec<String>>,
+}
+
+const W: f64 = 640.0;
+const H: f64 = 260.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 16.0;
+const BOTTOM: f64 = 36.0;
+
+struct Scale {
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+}
+
+impl Scale {
+    fn new(xs: usize, ys: impl Iterator<Item = f64>, include_zero: bool) -> Scale {
+        let (mut lo, mut hi) = ys
+            .filter(|y| y.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+                (a.min(y), b.max(y))
+            });
+        if include_zero {
+            lo = lo.min(0.0);
+            hi = hi.max(0.0);
+        }
+        if !lo.is_finite() {
+            (lo, hi) = (0.0, 1.0);
+        }
+        if hi - lo < 1e-12 {
+            hi = lo + 1.0;
+        }
+        let pad = (hi - lo) * 0.08;
+        Scale {
+            x0: 0.0,
+            x1: (xs.max(2) - 1) as f64,
+            y0: lo - pad,
+            y1: hi + pad,
+        }
+    }
+
+    fn x(&self, i: usize) -> f64 {
+        LEFT + (i as f64 - self.x0) / (self.x1 - self.x0) * (W - LEFT - RIGHT)
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        TOP + (1.0 - (v - self.y0) / (self.y1 - self.y0)) * (H - TOP - BOTTOM)
+    }
+
+    fn y_ticks(&self, fmt: impl Fn(f64) -> String) -> Vec<Tick> {
+        (0..=4)
+            .map(|k| {
+                let v = self.y0 + (self.y1 - self.y0) * k as f64 / 4.0;
+                Tick {
+                    pos: self.y(v),
+                    label: fmt(v),
+                }
+            })
+            .collect()
+    }
+}
+
+fn points(scale: &Scale, ys: &[Option<f64>]) -> String {
+    ys.iter()
+        .enumerate()
+        .filter_map(|(i, y)| y.map(|y| format!("{:.1},{:.1}", scale.x(i), scale.y(y))))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn x_ticks(scale: &Scale, dates: &[String]) -> Vec<Tick> {
+    let n = dates.len();
+    let step = (n / 6).max(1);
+    (0..n)
+        .step_by(step)
+        .map(|i| Tick {
+            pos: scale.x(i),
+            label: dates[i].clone(),
+        })
+        .collect()
+}
+
+fn cumulative_chart(report: &Report, kind: &str, name: &str) -> Chart {
+    let dates: Vec<String> = report
+        .daily
+        .iter()
+        .map(|d| d.date.format("%b %-d").to_string())
+        .collect();
+    let per_variant: Vec<Vec<Option<f64>>> = (0..report.variants.len())
+        .map(|v| {
+            report
+                .daily
+                .iter()
+                .map(|d| d.arms.get(v).filter(|a| a.visitors > 0).map(|a| a.value))
+                .collect()
+        })
+        .collect();
+    let scale = Scale::new(
+        dates.len(),
+        per_variant.iter().flatten().flatten().copied(),
+        false,
+    );
+    let fmt = |v: f64| format_value(kind, name, v);
+    let series = report
+        .variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Series {
+            label: v.clone(),
+            color: COLORS[i % COLORS.len()],
+            dash: DASHES[i % DASHES.len()],
+            points: points(&scale, &per_variant[i]),
+        })
+        .collect();
+    let last = report.daily.last();
+    let summary = match last {
+        Some(d) => format!(
+            "Cumulative {} by day of first exposure; on {} it stands at {}.",
+            report.primary().label.to_lowercase(),
+            d.date.format("%b %-d"),
+            d.arms
+                .iter()
+                .map(|a| format!("{} {}", a.variant, fmt(a.value)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => "No data yet.".to_owned(),
+    };
+    let mut header = vec!["Date".to_owned()];
+    header.extend(report.variants.iter().cloned());
+    let table = report
+        .daily
+        .iter()
+        .map(|d| {
+            std::iter::once(d.date.to_string())
+                .chain(d.arms.iter().map(|a| fmt(a.value)))
+                .collect()
+        })
+        .collect();
+    Chart {
+        title: format!(
+            "Cumulative {} by day",
+            report.primary().label.to_lowercase()
+        ),
+        summary,
+        y_ticks: scale.y_ticks(fmt),
+        x_ticks: x_ticks(&scale, &dates),
+        series,
+        band: String::new(),
+        zero_y: None,
+        header,
+        table,
+    }
+}
+
+fn lift_chart(report: &Report) -> Chart {
+    let dates: Vec<String> = report
+        .daily
+        .iter()
+        .map(|d| d.date.format("%b %-d").to_string())
+        .collect();
+    let lift_of = |d: &crate::analysis::DailyPoint, t: usize| {
+        d.lifts
+            .get(t)
+            .filter(|l| l.comparison.not_computable.is_none())
+            .map(|l| l.comparison.clone())
+    };
+    let treatments = report.variants.len().saturating_sub(1);
+    let all = report
+        .daily
+        .iter()
+        .flat_map(|d| (0..treatments).filter_map(move |t| lift_of(d, t)));
+    let scale = Scale::new(
+        dates.len(),
+        all.flat_map(|c| [c.ci.0, c.ci.1, c.relative_lift]),
+        true,
+    );
+    let series = (0..treatments)
+        .map(|t| Series {
+            label: format!("{} vs {}", report.variants[t + 1], report.variants[0]),
+            color: COLORS[(t + 1) % COLORS.len()],
+            dash: DASHES[(t + 1) % DASHES.len()],
+            points: points(
+                &scale,
+                &report
+                    .daily
+                    .iter()
+                    .map(|d| lift_of(d, t).map(|c| c.relative_lift))
+                    .collect::<Vec<_>>(),
+            ),
+        })
+        .collect();
+    let band = if treatments >= 1 {
+        let upper: Vec<String> = report
+            .daily
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| {
+                lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(i), scale.y(c.ci.1)))
+            })
+            .collect();
+        let lower: Vec<String> = report
+            .daily
+            .iter()
+            .enumerate()
+            .rev()
+            .filter_map(|(i, d)| {
+                lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(i), scale.y(c.ci.0)))
+            })
+            .collect();
+        if upper.len() >= 2 {
+            format!("{} {}", upper.join(" "), lower.join(" "))
+        } else {
+            String::new()
+        }
+    } else {
+        String::new()
+    };
+    let summary = match report.daily.last().and_then(|d| lift_of(d, 0)) {
+        Some(c) if treatments >= 1 => format!(
+            "Relative lift of {} over {} by day, with its {:.0}% interval as a band; latest {} ({} to {}).",
+            report.variants[1],
+            report.variants[0],
+            (1.0 - report.alpha) * 100.0,
+            signed_pct(c.relative_lift),
+            signed_pct(c.ci.0),
+            signed_pct(c.ci.1)
+        ),
+        _ => "Not enough data for a lift yet.".to_owned(),
+    };
+    let mut header = vec!["Date".to_owned()];
+    for t in 0..treatments {
+        header.push(format!("{} lift", report.variants[t + 1]));
+        header.push("interval".to_owned());
+    }
+    let table = report
+        .daily
+        .iter()
+        .map(|d| {
+            let mut row = vec![d.date.to_string()];
+            for t in 0..treatments {
+                match lift_of(d, t) {
+                    Some(c) => {
+                        row.push(signed_pct(c.relative_lift));
+                        row.push(format!("{} to {}", signed_pct(c.ci.0), signed_pct(c.ci.1)));
+                    }
+                    None => row.extend(["—".to_owned(), "—".to_owned()]),
+                }
+            }
+            row
+        })
+        .collect();
+    Chart {
+        title: "Relative lift by day".to_owned(),
+        summary,
+        y_ticks: scale.y_ticks(signed_pct),
+        x_ticks: x_ticks(&scale, &dates),
+        zero_y: Some(scale.y(0.0)),
+        series,
+        band,
+        header,
+        table,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "experiment.html")]
+pub struct ExperimentPage {
+    pub id: String,
+    pub name: String,
+    pub hypothesis: String,
+    pub surface: String,
+    pub dimension: String,
+    pub status: String,
+    pub verdict_code: &'static str,
+    pub verdict_label: &'static str,
+    pub sentence: String,
+    pub srm_banner: Option<String>,
+    pub phase_note: Option<String>,
+    pub inference: &'static str,
+    pub variants: Vec<VariantView>,
+    pub progress: Progress,
+    pub primary: MetricTable,
+    pub others: Vec<MetricTable>,
+    pub cycle_header: Vec<String>,
+    pub cycles: Vec<CycleRow>,
+    pub consistency: Option<String>,
+    pub charts: Vec<Chart>,
+    pub as_of: String,
+}
+
+impl ExperimentPage {
+    /// `earlier_phase_visitors`: visitors of earlier allocation phases, left
+    /// out of this report.
+    pub fn new(e: &Experiment, r: &Report, earlier_phase_visitors: u64) -> Self {
+        let primary = r.primary();
+        let srm_banner = r.srm.mismatch.then(|| {
+            format!(
+                "Sample ratio mismatch: visitors split {} against the configured {} (p = {:.1e}). Something drops or duplicates visitors in one variant, such as a redirect, a bot filter, a caching layer or a tracking call that fires only for one variant. Until the cause is fixed, no lift on this page can be trusted.",
+                r.srm.observed_shares.iter().map(|s| pct(*s)).collect::<Vec<_>>().join(" / "),
+                r.srm.expected_shares.iter().map(|s| pct(*s)).collect::<Vec<_>>().join(" / "),
+                r.srm.p_value
+            )
+        });
+        let phase_note = (e.allocation_version > 1).then(|| {
+            format!(
+                "Allocation version {}: this report counts only visitors exposed since the allocation last changed; {} visitors of earlier versions are kept but left out.",
+                e.allocation_version,
+                thousands(earlier_phase_visitors)
+            )
+        });
+        let cycles = r
+            .cycles
+            .iter()
+            .map(|c| CycleRow {
+                label: format!("Cycle {}", c.cycle.index + 1),
+                dates: format!(
+                    "{} – {}",
+                    c.cycle.start.format("%b %-d"),
+                    c.cycle.end.format("%b %-d")
+                ),
+                state: if c.cycle.complete {
+                    "complete"
+                } else {
+                    "in progress"
+                },
+                cells: c
+                    .arms
+                    .iter()
+                    .map(|a| {
+                        let value = format_value(primary.kind, &primary.name, a.value);
+                        match c.lifts.iter().find(|l| l.variant == a.variant) {
+                            Some(l) if l.comparison.not_computable.is_none() => {
+                                format!("{value} ({})", signed_pct(l.comparison.relative_lift))
+                            }
+                            _ => value,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let consistency = r.consistency.as_ref().map(|c| {
+            format!(
+                "Last two complete cycles for {}: {} then {}; {} (p = {:.3}).",
+                c.variant,
+                signed_pct(c.lifts.0),
+                signed_pct(c.lifts.1),
+                if c.consistent {
+                    "consistent"
+                } else {
+                    "they disagree"
+                },
+                c.p_value
+            )
+        });
+        ExperimentPage {
+            id: e.id.to_string(),
+            name: e.name.clone(),
+            hypothesis: e.hypothesis.clone(),
+            surface: words(e.surface.as_str()),
+            dimension: status_word(&e.dimension),
+            status: status_word(&e.status),
+            verdict_code: verdict_class(r),
+            verdict_label: r.verdict.code.label(),
+            sentence: r.verdict.sentence.clone(),
+            srm_banner,
+            phase_note,
+            inference: if e.stats.sequential {
+                "Sequential test: safe to look every day."
+            } else {
+                "Fixed-horizon test: judge it once the sample size is reached."
+            },
+            variants: e
+                .variants
+                .iter()
+                .enumerate()
+                .map(|(i, v)| VariantView {
+                    key: v.key.clone(),
+                    weight: pct(v.weight.get()).replace(".0%", "%"),
+                    payload: serde_json::to_string_pretty(&v.payload).unwrap_or_default(),
+                    color: COLORS[i % COLORS.len()],
+                    control: i == 0,
+                })
+                .collect(),
+            progress: progress(r),
+            primary: metric_table(r, primary),
+            others: r
+                .metrics
+                .iter()
+                .skip(1)
+                .map(|m| metric_table(r, m))
+                .collect(),
+            cycle_header: r.variants.clone(),
+            cycles,
+            consistency,
+            charts: vec![
+                cumulative_chart(r, primary.kind, &primary.name),
+                lift_chart(r),
+            ],
+            as_of: r.as_of.to_string(),
+        }
+    }
+}

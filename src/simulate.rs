@@ -262,11 +262,17 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
                     .copied()
                     .unwrap_or(0.0);
                 if rng.random_bool((baseline * (1.0 + lift)).clamp(0.0, 1.0)) {
-                    event_no += 1;
                     let price = rng.random_range(9.0..49.0_f64).round();
                     upsell_value += price;
                     let ts = (t + Days::seconds(rng.random_range(5..120))).min(now);
-                    events.push(json!({ "id": format!("{visitor}-e{event_no}"), "visitor_id": visitor, "name": "upsell_accepted", "value": price, "ts": ts.to_rfc3339() }));
+                    // The offer's own event, and the any-offer event.
+                    for name in [
+                        format!("{surface}_offer_accepted"),
+                        "upsell_accepted".to_owned(),
+                    ] {
+                        event_no += 1;
+                        events.push(json!({ "id": format!("{visitor}-e{event_no}"), "visitor_id": visitor, "name": name, "value": price, "ts": ts.to_rfc3339() }));
+                    }
                 }
             }
             if orders {

@@ -80,7 +80,7 @@ fn analyze_reproduces_the_reference_numbers_of_the_example_aggregates() {
         );
     };
     let metrics = report["metrics"].as_array().unwrap();
-    assert_eq!(metrics.len(), 5);
+    assert_eq!(metrics.len(), 6);
     for m in metrics {
         let name = m["name"].as_str().unwrap();
         let (got, want) = (&m["lifts"][0], &reference["metrics"][name]);
@@ -105,8 +105,8 @@ fn analyze_reads_json_aggregates_too_and_reports_bad_files_clearly() {
     let json_path = dir.path().join("aggs.json");
     std::fs::write(
         &json_path,
-        r#"[{"variant":"control","date":"2026-11-02","metric":"upsell_acceptance","n":100,"sum":4,"sum_sq":4},
-            {"variant":"benefit","date":"2026-11-02","metric":"upsell_acceptance","n":100,"sum":6,"sum_sq":6}]"#,
+        r#"[{"variant":"control","date":"2026-11-02","metric":"cart_offer_acceptance","n":100,"sum":4,"sum_sq":4},
+            {"variant":"benefit","date":"2026-11-02","metric":"cart_offer_acceptance","n":100,"sum":6,"sum_sq":6}]"#,
     )
     .unwrap();
     let args = [

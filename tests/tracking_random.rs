@@ -75,9 +75,11 @@ fn generate(catalog: &Catalog, rng: &mut StdRng) -> (Truth, Vec<Write>) {
         }
         for _ in 0..rng.random_range(0..5) {
             next_event += 1;
-            let (name, value) = match rng.random_range(0..4) {
+            let (name, value) = match rng.random_range(0..6) {
                 0 => ("upsell_accepted", 0.0),
-                1 | 2 => ("order", (rng.random_range(1_000..20_000) as f64) / 100.0),
+                1 => ("cart_offer_accepted", 19.0),
+                2 => ("checkout_offer_accepted", 12.0),
+                3 | 4 => ("order", (rng.random_range(1_000..20_000) as f64) / 100.0),
                 _ => ("return", 0.0),
             };
             // Some events happen before the visitor's exposures.

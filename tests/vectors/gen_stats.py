@@ -204,9 +204,10 @@ for _ in range(40):
 def example_aggregates():
     import datetime
 
-    metrics = ["upsell_acceptance", "order_conversion", "revenue_per_visitor", "average_order_value", "return_rate"]
-    kinds = {"upsell_acceptance": "proportion", "order_conversion": "proportion", "revenue_per_visitor": "mean",
-             "average_order_value": "ratio", "return_rate": "ratio"}
+    metrics = ["cart_offer_acceptance", "order_conversion", "return_rate", "upsell_acceptance", "revenue_per_visitor",
+               "average_order_value"]
+    kinds = {"cart_offer_acceptance": "proportion", "upsell_acceptance": "proportion", "order_conversion": "proportion",
+             "revenue_per_visitor": "mean", "average_order_value": "ratio", "return_rate": "ratio"}
     start = datetime.date(2026, 11, 2)
     rows, totals = [], {}
     for day in range(21):
@@ -219,7 +220,8 @@ def example_aggregates():
             accepted = (np_rng.random(n) < upsell).astype(float)
             returns = np.array([np_rng.binomial(int(k), 0.08) for k in orders]).astype(float)
             per_metric = {
-                "upsell_acceptance": (accepted, None),
+                "cart_offer_acceptance": (accepted, None),
+                "upsell_acceptance": (np.maximum(accepted, (np_rng.random(n) < 0.1).astype(float)), None),
                 "order_conversion": ((orders > 0).astype(float), None),
                 "revenue_per_visitor": (value, None),
                 "average_order_value": (value, orders),
@@ -245,9 +247,9 @@ def example_aggregates():
     for metric in metrics:
         c = compare_case(kinds[metric], totals[(metric, "control")], totals[(metric, "benefit")], 0.05, True, 5000.0)
         reference["metrics"][metric] = {k: c[k] for k in ["relative_lift", "ci", "p_value"]}
-    n = [totals[("upsell_acceptance", v)]["n"] for v in ["control", "benefit"]]
+    n = [totals[("cart_offer_acceptance", v)]["n"] for v in ["control", "benefit"]]
     reference["srm_p_value"] = float(check_srm(n, [0.5, 0.5]))
-    p1 = totals[("upsell_acceptance", "control")]["sum"] / n[0]
+    p1 = totals[("cart_offer_acceptance", "control")]["sum"] / n[0]
     p2 = p1 * 1.1
     pbar = (p1 + p2) / 2
     reference["sample_size"] = (norm.ppf(0.975) * math.sqrt(2 * pbar * (1 - pbar))

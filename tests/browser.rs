@@ -1,0 +1,193 @@
+//! The report in a real browser: headless Chromium loads `/` and a test's
+//! page at 1280 px and 390 px wide, checks the verdict sentence is in the
+//! rendered DOM and that nothing overflows horizontally on a phone, and
+//! saves four screenshots for a person to look at.
+//!
+//! `.ci/run` installs Debian's `chromium`; without it this test says it was
+//! skipped.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride;
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::{Browser, LaunchOptions};
+use offerlab::simulate::{self, Effect, Simulation};
+use serde_json::Value;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(data: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--experiments",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"),
+        ])
+        .arg("--data")
+        .arg(data)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (
+        Server(child),
+        line.trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+fn browser(width: u32) -> Browser {
+    let args = [
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    Browser::new(LaunchOptions {
+        headless: true,
+        sandbox: false,
+        path: Some(PathBuf::from(CHROMIUM)),
+        window_size: Some((width, 900)),
+        args: args.iter().map(OsStr::new).collect(),
+        ..LaunchOptions::default()
+    })
+    .expect("chromium starts")
+}
+
+fn eval(tab: &headless_chrome::Tab, js: &str) -> Value {
+    tab.evaluate(js, false)
+        .unwrap()
+        .value
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn report_pages_render_on_desktop_and_phone() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "SKIPPED: {CHROMIUM} is not installed (apt-get install chromium; .ci/run does this)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = start(dir.path());
+    let sim = Simulation {
+        url: url.clone(),
+        days: 15,
+        visitors_per_day: 120,
+        seed: 7,
+        effects: vec![Effect {
+            experiment: "cart-protection-copy".into(),
+            variant: "benefit".into(),
+            lift: 0.3,
+        }],
+        write_key: None,
+        progress: false,
+    };
+    simulate::run(&sim, chrono::Utc::now()).unwrap();
+    let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments"))
+        .unwrap()
+        .json()
+        .unwrap();
+    let report: Value = reqwest::blocking::get(format!(
+        "{url}/api/v1/experiments/cart-protection-copy/report"
+    ))
+    .unwrap()
+    .json()
+    .unwrap();
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for width in [1280, 390] {
+        let browser = browser(width);
+        let tab = browser.new_tab().unwrap();
+        if width < 500 {
+            // Headless windows are at least 500 px wide: emulate a phone viewport.
+            tab.call_method(SetDeviceMetricsOverride {
+                width,
+                height: 844,
+                device_scale_factor: 1.0,
+                mobile: true,
+                scale: None,
+                screen_width: None,
+                screen_height: None,
+                position_x: None,
+                position_y: None,
+                dont_set_visible_size: None,
+                screen_orientation: None,
+                viewport: None,
+                display_feature: None,
+                device_posture: None,
+            })
+            .unwrap();
+        }
+        for (name, path, sentence) in [
+            (
+                "index",
+                "/".to_owned(),
+                list["experiments"][0]["verdict"]["sentence"].clone(),
+            ),
+            (
+                "experiment",
+                "/experiments/cart-protection-copy".to_owned(),
+                report["verdict"]["sentence"].clone(),
+            ),
+        ] {
+            tab.navigate_to(&format!("{url}{path}"))
+                .unwrap()
+                .wait_until_navigated()
+                .unwrap();
+            assert_eq!(
+                eval(&tab, "window.innerWidth"),
+                Value::from(width),
+                "viewport width"
+            );
+            let verdicts = eval(&tab, "Array.from(document.querySelectorAll('.verdict')).map(e => e.textContent).join('\\n')");
+            assert!(
+                verdicts
+                    .as_str()
+                    .unwrap()
+                    .contains(sentence.as_str().unwrap()),
+                "{name} at {width}px: {verdicts}"
+            );
+            if width == 390 {
+                let overflow = eval(
+                    &tab,
+                    "document.documentElement.scrollWidth - window.innerWidth",
+                );
+                assert_eq!(
+                    overflow,
+                    Value::from(0),
+                    "{name} overflows horizontally at 390 px"
+                );
+            }
+            let png = tab
+                .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+                .unwrap();
+            std::fs::write(shots.join(format!("{name}-{width}.png")), png).unwrap();
+        }
+    }
+    eprintln!("screenshots saved in {}", shots.display());
+}

@@ -122,6 +122,14 @@ fn expected(catalog: &Catalog, truth: &Truth) -> BTreeMap<AggregateKey, Moments>
                 "upsell_acceptance",
                 (f64::from(count("upsell_accepted") > 0.0), 0.0),
             ),
+            (
+                "cart_offer_acceptance",
+                (f64::from(count("cart_offer_accepted") > 0.0), 0.0),
+            ),
+            (
+                "checkout_offer_acceptance",
+                (f64::from(count("checkout_offer_accepted") > 0.0), 0.0),
+            ),
             ("order_conversion", (f64::from(count("order") > 0.0), 0.0)),
             ("revenue_per_visitor", (order_value, 0.0)),
             ("average_order_value", (order_value, count("order"))),

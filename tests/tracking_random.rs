@@ -201,3 +201,34 @@ async fn shuffled_writes_with_duplicates_and_retries_give_the_true_aggregates() 
     store.rebuild(&catalog).unwrap();
     assert_same(&store.all_aggregates().unwrap(), &want, "after rebuild");
 }
+
+#[tokio::test]
+async fn an_earlier_exposure_moving_the_only_visitor_leaves_no_empty_row() {
+    let catalog = catalog();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let exp = catalog.get("cart-protection-copy").unwrap();
+    let a = evaluate(exp, "mover", &Attributes::new(), None).unwrap();
+    let at = |day: i64| Exposure {
+        visitor: "mover".into(),
+        experiment: "cart-protection-copy".into(),
+        variant: a.variant as u16,
+        ts: Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap() + Duration::days(day),
+        phase: 1,
+    };
+    store
+        .record(catalog.clone(), vec![Write::Exposure(at(2))])
+        .await
+        .unwrap();
+    store
+        .record(catalog.clone(), vec![Write::Exposure(at(0))])
+        .await
+        .unwrap();
+    let kept = store.all_aggregates().unwrap();
+    assert!(
+        kept.keys().all(|k| k.day == 8),
+        "only the earlier day remains: {:?}",
+        kept.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(kept, store.recompute(&catalog).unwrap());
+}

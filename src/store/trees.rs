@@ -166,7 +166,8 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Applies `change` to one aggregate row.
+    /// Applies `change` to one aggregate row; a row left with no visitors
+    /// (its last visitor moved to another day) is removed.
     pub fn update_aggregate(
         &self,
         key: &AggregateKey,
@@ -175,7 +176,11 @@ impl Tx<'_> {
         let k = key.encode();
         let mut m: Moments = tx_decode(self.aggregates.get(&k)?);
         change(&mut m);
-        self.aggregates.insert(k, encode(&m))?;
+        if m.n == 0 {
+            self.aggregates.remove(k)?;
+        } else {
+            self.aggregates.insert(k, encode(&m))?;
+        }
         Ok(())
     }
 }

@@ -10,13 +10,8 @@ use offerlab::experiment::load_dir;
 use offerlab::stats::Moments;
 
 fn rows(start: chrono::NaiveDate) -> Vec<AggregateRow> {
-    let metrics = [
-        "upsell_acceptance",
-        "order_conversion",
-        "return_rate",
-        "revenue_per_visitor",
-        "average_order_value",
-    ];
+    let metrics =
+        ["upsell_acceptance", "order_conversion", "return_rate", "revenue_per_visitor", "average_order_value"];
     let mut out = Vec::new();
     for day in 0..90 {
         for (v, variant) in ["control", "benefit"].iter().enumerate() {
@@ -43,11 +38,7 @@ fn rows(start: chrono::NaiveDate) -> Vec<AggregateRow> {
 }
 
 fn bench(c: &mut Criterion) {
-    let catalog = load_dir(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/experiments"
-    )))
-    .unwrap();
+    let catalog = load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"))).unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap().clone();
     let rows = rows(exp.start);
     let today = exp.start + Duration::days(90);

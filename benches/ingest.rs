@@ -47,18 +47,12 @@ async fn api(batch: usize) -> f64 {
     let client = reqwest::Client::new();
     // Visitors exposed to the cart test, so events are attributed.
     for chunk in 0..10 {
-        let body: Vec<_> = (0..100)
-            .map(|i| json!({ "visitor_id": format!("v{}", chunk * 100 + i), "surface": "cart" }))
-            .collect();
+        let body: Vec<_> =
+            (0..100).map(|i| json!({ "visitor_id": format!("v{}", chunk * 100 + i), "surface": "cart" })).collect();
         for b in body {
             let mut b = b;
             b["record_exposure"] = json!(true);
-            client
-                .post(format!("{url}/v1/assign"))
-                .json(&b)
-                .send()
-                .await
-                .unwrap();
+            client.post(format!("{url}/v1/assign")).json(&b).send().await.unwrap();
         }
     }
     let sent = Arc::new(AtomicUsize::new(0));
@@ -100,16 +94,7 @@ fn main() {
     println!("| measurement | events/s | ratio |");
     println!("|---|---:|---:|");
     println!("| raw sled: insert + flush, one key per flush (baseline) | {raw_single:.0} | 1.00 |");
-    println!(
-        "| raw sled: 100 inserts per flush | {raw_batch:.0} | {:.2} |",
-        raw_batch / raw_single
-    );
-    println!(
-        "| POST /v1/events, single event, {CLIENTS} clients | {api_single:.0} | {:.2} |",
-        api_single / raw_single
-    );
-    println!(
-        "| POST /v1/events, batches of 100, {CLIENTS} clients | {api_batch:.0} | {:.2} |",
-        api_batch / raw_single
-    );
+    println!("| raw sled: 100 inserts per flush | {raw_batch:.0} | {:.2} |", raw_batch / raw_single);
+    println!("| POST /v1/events, single event, {CLIENTS} clients | {api_single:.0} | {:.2} |", api_single / raw_single);
+    println!("| POST /v1/events, batches of 100, {CLIENTS} clients | {api_batch:.0} | {:.2} |", api_batch / raw_single);
 }

@@ -99,14 +99,7 @@ mod tests {
             variant: "control".into(),
             date: "2026-11-02".parse().unwrap(),
             metric: "average_order_value".into(),
-            moments: Moments {
-                n: 10,
-                sum: 450.5,
-                sum_sq: 30000.25,
-                den_sum: 7.0,
-                den_sum_sq: 9.0,
-                sum_xy: 600.0,
-            },
+            moments: Moments { n: 10, sum: 450.5, sum_sq: 30000.25, den_sum: 7.0, den_sum_sq: 9.0, sum_xy: 600.0 },
         }];
         assert_eq!(read_aggregates(write_csv(&rows).as_bytes()).unwrap(), rows);
         let json = serde_json::to_string(&rows).unwrap();

@@ -24,9 +24,7 @@ use crate::experiment::{Catalog, Experiment, Status, Surface};
 /// # Formula
 /// `h = 0x811C9DC5`; for each unit `u`: `h = (h ^ u) * 16777619 mod 2^32`.
 pub fn fnv1a32(s: &str) -> u32 {
-    s.encode_utf16().fold(0x811C_9DC5_u32, |h, unit| {
-        (h ^ u32::from(unit)).wrapping_mul(16_777_619)
-    })
+    s.encode_utf16().fold(0x811C_9DC5_u32, |h, unit| (h ^ u32::from(unit)).wrapping_mul(16_777_619))
 }
 
 /// Which of GrowthBook's hashing schemes to use.
@@ -101,21 +99,14 @@ impl BucketRange {
 /// `[s_i, s_i + c * w_i)`. Shrinking coverage therefore never moves a
 /// visitor from one variant to another, it only leaves some out.
 pub fn bucket_ranges(n: usize, coverage: f64, weights: Option<&[f64]>) -> Vec<BucketRange> {
-    let coverage = if coverage.is_nan() {
-        0.0
-    } else {
-        coverage.clamp(0.0, 1.0)
-    };
+    let coverage = if coverage.is_nan() { 0.0 } else { coverage.clamp(0.0, 1.0) };
     let mut cumulative = 0.0;
     effective_weights(n, weights)
         .into_iter()
         .map(|w| {
             let start = cumulative;
             cumulative += w;
-            BucketRange {
-                start,
-                end: start + coverage * w,
-            }
+            BucketRange { start, end: start + coverage * w }
         })
         .collect()
 }
@@ -167,12 +158,7 @@ pub struct Assignment {
 
 impl Assignment {
     fn shown(variant: usize, hash_value: Option<f64>) -> Self {
-        Assignment {
-            variant,
-            in_experiment: false,
-            forced: false,
-            hash_value,
-        }
+        Assignment { variant, in_experiment: false, forced: false, hash_value }
     }
 }
 
@@ -200,12 +186,7 @@ pub fn evaluate(
         return None;
     }
     if let Some(variant) = forced {
-        return Some(Assignment {
-            variant,
-            in_experiment: false,
-            forced: true,
-            hash_value: None,
-        });
+        return Some(Assignment { variant, in_experiment: false, forced: true, hash_value: None });
     }
     match experiment.status {
         Status::Draft => None,
@@ -215,19 +196,12 @@ pub fn evaluate(
     }
 }
 
-fn evaluate_running(
-    experiment: &Experiment,
-    visitor_id: &str,
-    attributes: &Attributes,
-) -> Assignment {
+fn evaluate_running(experiment: &Experiment, visitor_id: &str, attributes: &Attributes) -> Assignment {
     if !experiment.targeting.matches(attributes) {
         return Assignment::shown(0, None);
     }
     let value = match experiment.hash_attribute.as_str() {
-        "visitor_id" => attributes
-            .get("visitor_id")
-            .map(String::as_str)
-            .unwrap_or(visitor_id),
+        "visitor_id" => attributes.get("visitor_id").map(String::as_str).unwrap_or(visitor_id),
         other => match attributes.get(other) {
             Some(v) => v.as_str(),
             None => return Assignment::shown(0, None),
@@ -243,12 +217,7 @@ fn evaluate_running(
     }
     let n = hash(&experiment.seed, value, HashVersion::V2);
     match choose_variant(n, &experiment.ranges()) {
-        Some(variant) => Assignment {
-            variant,
-            in_experiment: true,
-            forced: false,
-            hash_value: Some(n),
-        },
+        Some(variant) => Assignment { variant, in_experiment: true, forced: false, hash_value: Some(n) },
         None => Assignment::shown(0, Some(n)),
     }
 }
@@ -256,9 +225,7 @@ fn evaluate_running(
 /// Converts attributes sent as JSON into strings for matching: strings as
 /// they are, numbers and booleans in their JSON spelling. Returns the name
 /// of the first attribute of another type.
-pub fn attributes_from_json(
-    map: BTreeMap<String, serde_json::Value>,
-) -> Result<Attributes, String> {
+pub fn attributes_from_json(map: BTreeMap<String, serde_json::Value>) -> Result<Attributes, String> {
     map.into_iter()
         .map(|(k, v)| match v {
             serde_json::Value::String(s) => Ok((k, s)),
@@ -303,11 +270,7 @@ pub enum AssignError {
     #[error("unknown experiment \"{0}\"")]
     UnknownExperiment(String),
     #[error("experiment \"{experiment}\" has no variant \"{variant}\"; use one of: {known}")]
-    UnknownVariant {
-        experiment: String,
-        variant: String,
-        known: String,
-    },
+    UnknownVariant { experiment: String, variant: String, known: String },
 }
 
 /// Answers a query against a catalog: every visible test that passes the
@@ -321,38 +284,20 @@ pub fn assign_all(catalog: &Catalog, q: &AssignQuery) -> Result<Vec<AssignedVari
     }
     let mut forced = BTreeMap::new();
     for (id, key) in &q.force {
-        let exp = catalog
-            .get(id)
-            .ok_or_else(|| AssignError::UnknownExperiment(id.clone()))?;
-        let idx = exp
-            .variant_index(key)
-            .ok_or_else(|| AssignError::UnknownVariant {
-                experiment: id.clone(),
-                variant: key.clone(),
-                known: exp
-                    .variants
-                    .iter()
-                    .map(|v| v.key.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+        let exp = catalog.get(id).ok_or_else(|| AssignError::UnknownExperiment(id.clone()))?;
+        let idx = exp.variant_index(key).ok_or_else(|| AssignError::UnknownVariant {
+            experiment: id.clone(),
+            variant: key.clone(),
+            known: exp.variants.iter().map(|v| v.key.as_str()).collect::<Vec<_>>().join(", "),
+        })?;
         forced.insert(id.as_str(), idx);
     }
     Ok(catalog
         .experiments()
         .filter(|e| q.surface.is_none_or(|s| s == e.surface))
-        .filter(|e| {
-            q.experiments
-                .as_ref()
-                .is_none_or(|ids| ids.iter().any(|id| id == e.id.as_str()))
-        })
+        .filter(|e| q.experiments.as_ref().is_none_or(|ids| ids.iter().any(|id| id == e.id.as_str())))
         .filter_map(|e| {
-            let a = evaluate(
-                e,
-                &q.visitor_id,
-                &q.attributes,
-                forced.get(e.id.as_str()).copied(),
-            )?;
+            let a = evaluate(e, &q.visitor_id, &q.attributes, forced.get(e.id.as_str()).copied())?;
             let v = &e.variants[a.variant];
             Some(AssignedVariant {
                 experiment: e.id.to_string(),
@@ -383,10 +328,7 @@ mod tests {
         let r = bucket_ranges(3, 0.2, Some(&[0.2, 0.3, 0.5]));
         let want = [(0.0, 0.04), (0.2, 0.26), (0.5, 0.6)];
         for (got, (s, e)) in r.iter().zip(want) {
-            assert!(
-                (got.start - s).abs() < 1e-12 && (got.end - e).abs() < 1e-12,
-                "{got:?}"
-            );
+            assert!((got.start - s).abs() < 1e-12 && (got.end - e).abs() < 1e-12, "{got:?}");
         }
     }
 
@@ -401,29 +343,15 @@ mod tests {
     #[test]
     fn astral_characters_hash_as_two_utf16_units() {
         // U+1F600 is the surrogate pair D83D DE00.
-        let manual = [0xD83Du32, 0xDE00]
-            .iter()
-            .fold(0x811C_9DC5_u32, |h, u| (h ^ u).wrapping_mul(16_777_619));
+        let manual = [0xD83Du32, 0xDE00].iter().fold(0x811C_9DC5_u32, |h, u| (h ^ u).wrapping_mul(16_777_619));
         assert_eq!(fnv1a32("\u{1F600}"), manual);
     }
 
     #[test]
     fn namespaces_overlap_unless_same_id_and_disjoint() {
-        let a = Namespace {
-            id: "cart".into(),
-            start: 0.0,
-            end: 0.5,
-        };
-        let b = Namespace {
-            id: "cart".into(),
-            start: 0.5,
-            end: 1.0,
-        };
-        let c = Namespace {
-            id: "other".into(),
-            start: 0.5,
-            end: 1.0,
-        };
+        let a = Namespace { id: "cart".into(), start: 0.0, end: 0.5 };
+        let b = Namespace { id: "cart".into(), start: 0.5, end: 1.0 };
+        let c = Namespace { id: "other".into(), start: 0.5, end: 1.0 };
         assert!(!a.may_overlap(&b));
         assert!(a.may_overlap(&c));
         assert!(a.may_overlap(&a));

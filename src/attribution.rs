@@ -45,11 +45,7 @@ impl Tallies {
 
 /// The visitor's `(x, y)` for each metric the test reports, in the order of
 /// [`Experiment::all_metrics`].
-pub fn metric_values<'e>(
-    exp: &'e Experiment,
-    catalog: &Catalog,
-    tallies: &Tallies,
-) -> Vec<(&'e str, (f64, f64))> {
+pub fn metric_values<'e>(exp: &'e Experiment, catalog: &Catalog, tallies: &Tallies) -> Vec<(&'e str, (f64, f64))> {
     exp.all_metrics()
         .into_iter()
         .filter_map(|name| {
@@ -75,13 +71,7 @@ mod tests {
             ("order", 20.0, ts("2026-11-03T10:00:00Z")),
         ];
         let t = Tallies::from_events(ts("2026-11-02T10:00:00Z"), events);
-        assert_eq!(
-            t.get("order"),
-            EventTally {
-                count: 2,
-                sum: 90.0
-            }
-        );
+        assert_eq!(t.get("order"), EventTally { count: 2, sum: 90.0 });
         assert_eq!(t.get("return"), EventTally::default());
     }
 }

@@ -36,14 +36,6 @@ impl Settings {
     /// Settings for a server on `bind` with the given folders and defaults
     /// for everything else.
     pub fn new(bind: SocketAddr, data: PathBuf, experiments: PathBuf) -> Self {
-        Settings {
-            bind,
-            data,
-            experiments,
-            write_key: None,
-            read_key: None,
-            body_limit: 1 << 20,
-            workers: None,
-        }
+        Settings { bind, data, experiments, write_key: None, read_key: None, body_limit: 1 << 20, workers: None }
     }
 }

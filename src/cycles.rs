@@ -42,12 +42,7 @@ pub fn cycles(start: NaiveDate, length_days: u32, today: NaiveDate) -> Vec<Cycle
         .map(|k| {
             let first = start + Duration::days(k * length);
             let last = first + Duration::days(length - 1);
-            Cycle {
-                index: k as u32,
-                start: first,
-                end: last,
-                complete: last < today,
-            }
+            Cycle { index: k as u32, start: first, end: last, complete: last < today }
         })
         .collect()
 }
@@ -81,20 +76,11 @@ mod tests {
     fn cycles_complete_when_they_have_ended() {
         let c = cycles(d("2026-11-02"), 7, d("2026-11-16"));
         assert_eq!(c.len(), 3);
-        assert_eq!(
-            (c[0].start, c[0].end, c[0].complete),
-            (d("2026-11-02"), d("2026-11-08"), true)
-        );
+        assert_eq!((c[0].start, c[0].end, c[0].complete), (d("2026-11-02"), d("2026-11-08"), true));
         assert!(c[1].complete, "the second week ended on the 15th");
         assert!(!c[2].complete, "the third week began today");
         assert!(cycles(d("2026-11-02"), 7, d("2026-11-01")).is_empty());
-        assert_eq!(
-            cycles(d("2026-11-02"), 7, d("2026-11-08"))
-                .iter()
-                .filter(|c| c.complete)
-                .count(),
-            0
-        );
+        assert_eq!(cycles(d("2026-11-02"), 7, d("2026-11-08")).iter().filter(|c| c.complete).count(), 0);
     }
 
     #[test]

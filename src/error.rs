@@ -17,11 +17,7 @@ use crate::tracking::TrackError;
 pub enum ApiError {
     /// The request is malformed or a field is invalid.
     #[error("{message}")]
-    Invalid {
-        code: &'static str,
-        message: String,
-        field: Option<String>,
-    },
+    Invalid { code: &'static str, message: String, field: Option<String> },
     #[error("unknown experiment \"{0}\"; GET /api/v1/experiments lists the known ones")]
     UnknownExperiment(String),
     #[error("{0}")]
@@ -37,21 +33,37 @@ pub enum ApiError {
     Track(#[from] TrackError),
     #[error("{0}; the write was not acknowledged, retry it")]
     Storage(Arc<StoreError>),
+    #[error("{0}")]
+    Unauthorized(Unauthorized),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-impl ApiError {
-    pub fn invalid(
-        code: &'static str,
-        field: impl Into<Option<String>>,
-        message: impl Into<String>,
-    ) -> Self {
-        ApiError::Invalid {
-            code,
-            message: message.into(),
-            field: field.into(),
+/// A refused credential, and whether to ask a browser for HTTP Basic.
+#[derive(Debug, Clone, Copy)]
+pub struct Unauthorized {
+    pub basic: bool,
+    pub wrong: bool,
+}
+
+impl std::fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.basic {
+            "the read key (as the HTTP Basic password, or a bearer token)"
+        } else {
+            "Authorization: Bearer <write key>"
+        };
+        if self.wrong {
+            write!(f, "the key is not valid; send {what}")
+        } else {
+            write!(f, "this route needs {what}")
         }
+    }
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
+        ApiError::Invalid { code, message: message.into(), field: field.into() }
     }
 
     pub fn code(&self) -> &'static str {
@@ -64,6 +76,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "body_too_large",
             ApiError::Track(e) => e.code(),
             ApiError::Storage(_) => "storage_unavailable",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -102,11 +115,10 @@ impl ResponseError for ApiError {
                 TrackError::NotRunning { .. }
                 | TrackError::AssignmentMismatch { .. }
                 | TrackError::NotInExperiment(_) => StatusCode::CONFLICT,
-                TrackError::UnknownVariant { .. } | TrackError::Invalid { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
+                TrackError::UnknownVariant { .. } | TrackError::Invalid { .. } => StatusCode::BAD_REQUEST,
             },
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,6 +131,10 @@ impl ResponseError for ApiError {
             ApiError::InvalidDefinitions(errors) => body["details"] = json!(errors),
             _ => {}
         }
-        HttpResponse::build(self.status_code()).json(json!({ "error": body }))
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized(Unauthorized { basic: true, .. }) = self {
+            response.insert_header(("WWW-Authenticate", "Basic realm=\"offerlab\", charset=\"UTF-8\""));
+        }
+        response.json(json!({ "error": body }))
     }
 }

@@ -19,11 +19,7 @@ use offerlab::startup::Application;
 use offerlab::store::Store;
 
 #[derive(Parser)]
-#[command(
-    name = "offerlab",
-    version,
-    about = "A/B experiments for upsell and cross-sell offers"
-)]
+#[command(name = "offerlab", version, about = "A/B experiments for upsell and cross-sell offers")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -76,6 +72,8 @@ enum Command {
         effects: Vec<Effect>,
         #[arg(long, env = "OFFERLAB_WRITE_KEY", hide_env_values = true)]
         write_key: Option<String>,
+        #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
+        read_key: Option<String>,
     },
     /// Print the assignment a storefront would get for one visitor and test.
     Assign {
@@ -131,28 +129,15 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::Analyze {
-            experiment,
-            aggregates,
-            metrics,
-            now,
-        } => {
+        Command::Analyze { experiment, aggregates, metrics, now } => {
             let catalog = load_file(&experiment, metrics.as_deref()).map_err(|e| e.to_string())?;
-            let exp = catalog
-                .experiments()
-                .next()
-                .expect("one experiment")
-                .clone();
-            let file = std::fs::File::open(&aggregates)
-                .map_err(|e| format!("cannot open {}: {e}", aggregates.display()))?;
-            let rows =
-                read_aggregates(file).map_err(|e| format!("{}: {e}", aggregates.display()))?;
+            let exp = catalog.experiments().next().expect("one experiment").clone();
+            let file =
+                std::fs::File::open(&aggregates).map_err(|e| format!("cannot open {}: {e}", aggregates.display()))?;
+            let rows = read_aggregates(file).map_err(|e| format!("{}: {e}", aggregates.display()))?;
             let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));
             let report = analyze(&exp, &catalog, &rows, today);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-            );
+            println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { data, experiments } => {
@@ -160,19 +145,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let store = Store::open(&data).map_err(|e| e.to_string())?;
             let rows = store.rebuild(&catalog).map_err(|e| e.to_string())?;
             let (exposures, events) = store.counts();
-            println!(
-                "rebuilt {rows} aggregate rows from {exposures} exposures and {events} events"
-            );
+            println!("rebuilt {rows} aggregate rows from {exposures} exposures and {events} events");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate {
-            url,
-            days,
-            visitors_per_day,
-            seed,
-            effects,
-            write_key,
-        } => {
+        Command::Simulate { url, days, visitors_per_day, seed, effects, write_key, read_key } => {
             let sim = Simulation {
                 url: url.clone(),
                 days,
@@ -180,6 +156,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 seed,
                 effects,
                 write_key,
+                read_key,
                 progress: true,
             };
             let summary = simulate::run(&sim, chrono::Utc::now()).map_err(|e| e.to_string())?;
@@ -190,12 +167,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             println!("report: {}/", url.trim_end_matches('/'));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Assign {
-            experiments,
-            test_id,
-            visitor_id,
-            attrs,
-        } => {
+        Command::Assign { experiments, test_id, visitor_id, attrs } => {
             let catalog = load_dir(&experiments).map_err(|e| e.to_string())?;
             let query = AssignQuery {
                 visitor_id: visitor_id.clone(),
@@ -205,10 +177,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             };
             let assignments = assign_all(&catalog, &query).map_err(|e| e.to_string())?;
             let out = serde_json::json!({ "visitor_id": visitor_id, "assignments": assignments });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
-            );
+            println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -34,21 +34,14 @@ impl std::str::FromStr for Effect {
     fn from_str(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.split(':').collect();
         let [experiment, variant, lift] = parts.as_slice() else {
-            return Err(format!(
-                "effect \"{s}\" is not TEST:VARIANT:LIFT, e.g. cart-protection-copy:benefit:+0.15"
-            ));
+            return Err(format!("effect \"{s}\" is not TEST:VARIANT:LIFT, e.g. cart-protection-copy:benefit:+0.15"));
         };
-        let lift: f64 = lift
-            .parse()
-            .map_err(|_| format!("effect \"{s}\": \"{lift}\" is not a number such as +0.15"))?;
+        let lift: f64 =
+            lift.parse().map_err(|_| format!("effect \"{s}\": \"{lift}\" is not a number such as +0.15"))?;
         if lift <= -1.0 || !lift.is_finite() {
             return Err(format!("effect \"{s}\": a lift must be above -1 (-100%)"));
         }
-        Ok(Effect {
-            experiment: experiment.to_string(),
-            variant: variant.to_string(),
-            lift,
-        })
+        Ok(Effect { experiment: experiment.to_string(), variant: variant.to_string(), lift })
     }
 }
 
@@ -61,6 +54,8 @@ pub struct Simulation {
     pub effects: Vec<Effect>,
     /// Bearer key for `/v1/*`, when the server requires one.
     pub write_key: Option<String>,
+    /// Key for the reports, when the server requires one.
+    pub read_key: Option<String>,
     /// Draw a progress bar on the terminal.
     pub progress: bool,
 }
@@ -75,16 +70,10 @@ pub struct Summary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {
-    #[error(
-        "cannot reach offerlab at {url}: {source}; start it with `cargo run --release -- serve`"
-    )]
+    #[error("cannot reach offerlab at {url}: {source}; start it with `cargo run --release -- serve`")]
     Unreachable { url: String, source: reqwest::Error },
     #[error("offerlab answered {status} to {path}: {body}")]
-    Refused {
-        path: String,
-        status: u16,
-        body: String,
-    },
+    Refused { path: String, status: u16, body: String },
 }
 
 /// Share of each day's visitors, Monday first: weekends are busier.
@@ -102,29 +91,17 @@ impl Client {
         if let Some(k) = &self.key {
             req = req.bearer_auth(k);
         }
-        let r = req.send().map_err(|source| SimulateError::Unreachable {
-            url: self.url.clone(),
-            source,
-        })?;
+        let r = req.send().map_err(|source| SimulateError::Unreachable { url: self.url.clone(), source })?;
         let status = r.status().as_u16();
         let text = r.text().unwrap_or_default();
         if !(200..300).contains(&status) {
-            return Err(SimulateError::Refused {
-                path: path.into(),
-                status,
-                body: text,
-            });
+            return Err(SimulateError::Refused { path: path.into(), status, body: text });
         }
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     /// Sends a batch and counts rejected items.
-    fn batch(
-        &self,
-        path: &str,
-        items: &mut Vec<Value>,
-        summary: &mut Summary,
-    ) -> Result<(), SimulateError> {
+    fn batch(&self, path: &str, items: &mut Vec<Value>, summary: &mut Summary) -> Result<(), SimulateError> {
         for chunk in items.chunks(1000) {
             let r = self.post(path, &json!(chunk))?;
             summary.rejected += r["rejected"].as_u64().unwrap_or(0);
@@ -142,10 +119,7 @@ fn running_tests(report_list: &Value) -> Vec<(String, String, f64)> {
         .flatten()
         .filter(|e| e["status"] == "running")
         .map(|e| {
-            let baseline = e["sample_size"]["baseline"]
-                .as_f64()
-                .unwrap_or(0.05)
-                .clamp(0.001, 0.9);
+            let baseline = e["sample_size"]["baseline"].as_f64().unwrap_or(0.05).clamp(0.001, 0.9);
             (
                 e["id"].as_str().unwrap_or_default().to_owned(),
                 e["surface"].as_str().unwrap_or_default().to_owned(),
@@ -158,28 +132,21 @@ fn running_tests(report_list: &Value) -> Vec<(String, String, f64)> {
 /// Plays the simulation; `now` ends the last simulated day.
 pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateError> {
     let client = Client {
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("HTTP client"),
+        http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client"),
         url: sim.url.trim_end_matches('/').to_owned(),
         key: sim.write_key.clone(),
     };
-    let list = client
-        .http
-        .get(format!("{}/api/v1/experiments", client.url))
+    let mut list = client.http.get(format!("{}/api/v1/experiments", client.url));
+    if let Some(k) = &sim.read_key {
+        list = list.bearer_auth(k);
+    }
+    let list = list
         .send()
         .and_then(|r| r.json::<Value>())
-        .map_err(|source| SimulateError::Unreachable {
-            url: client.url.clone(),
-            source,
-        })?;
+        .map_err(|source| SimulateError::Unreachable { url: client.url.clone(), source })?;
     let tests = running_tests(&list);
-    let effects: BTreeMap<(String, String), f64> = sim
-        .effects
-        .iter()
-        .map(|e| ((e.experiment.clone(), e.variant.clone()), e.lift))
-        .collect();
+    let effects: BTreeMap<(String, String), f64> =
+        sim.effects.iter().map(|e| ((e.experiment.clone(), e.variant.clone()), e.lift)).collect();
 
     let mut rng = StdRng::seed_from_u64(sim.seed);
     let order_value = LogNormal::new(60f64.ln(), 0.6).expect("valid log-normal");
@@ -200,16 +167,8 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
         let date = first_day + Days::days(i64::from(day));
         let weight = WEEKDAY_WEIGHT[date.weekday().num_days_from_monday() as usize];
         let visitors = (f64::from(sim.visitors_per_day) * weight).round() as u32;
-        let day_start = date
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc();
-        let day_end = if date.date_naive() == now.date_naive() {
-            now
-        } else {
-            day_start + Days::days(1)
-        };
+        let day_start = date.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let day_end = if date.date_naive() == now.date_naive() { now } else { day_start + Days::days(1) };
         let span = (day_end - day_start).num_seconds().max(1);
         for i in 0..visitors {
             summary.visitors += 1;
@@ -227,10 +186,7 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
                 .map(|a| {
                     (
                         a["experiment"].as_str().unwrap_or_default().to_owned(),
-                        (
-                            a["variant"].as_str().unwrap_or_default().to_owned(),
-                            a["in_experiment"] == true,
-                        ),
+                        (a["variant"].as_str().unwrap_or_default().to_owned(), a["in_experiment"] == true),
                     )
                 })
                 .collect();
@@ -256,20 +212,15 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
                     continue;
                 }
                 t = (t + Days::seconds(rng.random_range(30..300))).min(now);
-                exposures.push(json!({ "visitor_id": visitor, "experiment": id, "variant": variant, "ts": t.to_rfc3339() }));
-                let lift = effects
-                    .get(&(id.clone(), variant.clone()))
-                    .copied()
-                    .unwrap_or(0.0);
+                exposures
+                    .push(json!({ "visitor_id": visitor, "experiment": id, "variant": variant, "ts": t.to_rfc3339() }));
+                let lift = effects.get(&(id.clone(), variant.clone())).copied().unwrap_or(0.0);
                 if rng.random_bool((baseline * (1.0 + lift)).clamp(0.0, 1.0)) {
                     let price = rng.random_range(9.0..49.0_f64).round();
                     upsell_value += price;
                     let ts = (t + Days::seconds(rng.random_range(5..120))).min(now);
                     // The offer's own event, and the any-offer event.
-                    for name in [
-                        format!("{surface}_offer_accepted"),
-                        "upsell_accepted".to_owned(),
-                    ] {
+                    for name in [format!("{surface}_offer_accepted"), "upsell_accepted".to_owned()] {
                         event_no += 1;
                         events.push(json!({ "id": format!("{visitor}-e{event_no}"), "visitor_id": visitor, "name": name, "value": price, "ts": ts.to_rfc3339() }));
                     }
@@ -309,18 +260,9 @@ mod tests {
     #[test]
     fn effects_parse_with_clear_errors() {
         let e: Effect = "cart-protection-copy:benefit:+0.15".parse().unwrap();
-        assert_eq!(
-            (e.experiment.as_str(), e.variant.as_str(), e.lift),
-            ("cart-protection-copy", "benefit", 0.15)
-        );
-        assert!("a:b"
-            .parse::<Effect>()
-            .unwrap_err()
-            .contains("TEST:VARIANT:LIFT"));
-        assert!("a:b:x"
-            .parse::<Effect>()
-            .unwrap_err()
-            .contains("not a number"));
+        assert_eq!((e.experiment.as_str(), e.variant.as_str(), e.lift), ("cart-protection-copy", "benefit", 0.15));
+        assert!("a:b".parse::<Effect>().unwrap_err().contains("TEST:VARIANT:LIFT"));
+        assert!("a:b:x".parse::<Effect>().unwrap_err().contains("not a number"));
         assert!("a:b:-1.5".parse::<Effect>().is_err());
     }
 

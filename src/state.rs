@@ -9,21 +9,19 @@ use chrono::{DateTime, Utc};
 
 use crate::analysis::{analyze, Report};
 use crate::experiment::{load_dir, Catalog, Experiment, ValidationErrors};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 pub struct AppState {
     catalog: ArcSwap<Catalog>,
     experiments_dir: PathBuf,
     pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    pub fn new(catalog: Catalog, experiments_dir: PathBuf, store: Arc<Store>) -> Self {
-        AppState {
-            catalog: ArcSwap::from_pointee(catalog),
-            experiments_dir,
-            store,
-        }
+    pub fn new(catalog: Catalog, experiments_dir: PathBuf, store: Arc<Store>, metrics: Arc<Metrics>) -> Self {
+        AppState { catalog: ArcSwap::from_pointee(catalog), experiments_dir, store, metrics }
     }
 
     /// The current set of experiments; a cheap snapshot that stays
@@ -42,12 +40,7 @@ impl AppState {
     }
 
     /// The report of one test as of `now` (the shop-local day of it).
-    pub fn report(
-        &self,
-        catalog: &Catalog,
-        exp: &Experiment,
-        now: DateTime<Utc>,
-    ) -> Result<Report, StoreError> {
+    pub fn report(&self, catalog: &Catalog, exp: &Experiment, now: DateTime<Utc>) -> Result<Report, StoreError> {
         let rows = self.store.aggregate_rows(exp)?;
         Ok(analyze(exp, catalog, &rows, exp.local_day(now)))
     }

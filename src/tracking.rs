@@ -32,38 +32,20 @@ pub enum TrackError {
     #[error("unknown experiment \"{0}\"")]
     UnknownExperiment(String),
     #[error("experiment \"{experiment}\" has no variant \"{variant}\"; use one of: {known}")]
-    UnknownVariant {
-        experiment: String,
-        variant: String,
-        known: String,
-    },
-    #[error(
-        "experiment \"{experiment}\" is {status}, not running; only running tests record exposures"
-    )]
+    UnknownVariant { experiment: String, variant: String, known: String },
+    #[error("experiment \"{experiment}\" is {status}, not running; only running tests record exposures")]
     NotRunning { experiment: String, status: String },
     #[error("visitor is assigned \"{actual}\" in \"{experiment}\", not \"{sent}\"; render the variant /v1/assign returns (a cached assignment may be stale)")]
-    AssignmentMismatch {
-        experiment: String,
-        sent: String,
-        actual: String,
-    },
+    AssignmentMismatch { experiment: String, sent: String, actual: String },
     #[error("visitor is not in \"{0}\" (targeting, namespace or coverage leave them out); do not report an exposure for them")]
     NotInExperiment(String),
     #[error("{message}")]
-    Invalid {
-        code: &'static str,
-        field: &'static str,
-        message: String,
-    },
+    Invalid { code: &'static str, field: &'static str, message: String },
 }
 
 impl TrackError {
     fn invalid(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
-        TrackError::Invalid {
-            code,
-            field,
-            message: message.into(),
-        }
+        TrackError::Invalid { code, field, message: message.into() }
     }
 
     pub fn code(&self) -> &'static str {
@@ -126,13 +108,11 @@ pub struct EventWire {
 }
 
 fn required<'a>(v: &'a Option<String>, field: &'static str) -> Result<&'a str, TrackError> {
-    v.as_deref()
-        .ok_or_else(|| TrackError::invalid("missing_field", field, format!("{field} is required")))
+    v.as_deref().ok_or_else(|| TrackError::invalid("missing_field", field, format!("{field} is required")))
 }
 
 fn visitor(v: &Option<String>) -> Result<VisitorId, TrackError> {
-    VisitorId::parse(required(v, "visitor_id")?)
-        .map_err(|m| TrackError::invalid("invalid_visitor_id", "visitor_id", m))
+    VisitorId::parse(required(v, "visitor_id")?).map_err(|m| TrackError::invalid("invalid_visitor_id", "visitor_id", m))
 }
 
 /// A short printable token: non-empty, at most `max` bytes, no control
@@ -172,29 +152,16 @@ pub fn parse_ts(ts: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, T
 }
 
 /// Checks an exposure against the catalog and the deterministic assignment.
-pub fn check_exposure(
-    catalog: &Catalog,
-    w: ExposureWire,
-    now: DateTime<Utc>,
-) -> Result<Exposure, TrackError> {
+pub fn check_exposure(catalog: &Catalog, w: ExposureWire, now: DateTime<Utc>) -> Result<Exposure, TrackError> {
     let visitor = visitor(&w.visitor_id)?;
     let id = required(&w.experiment, "experiment")?;
-    let exp = catalog
-        .get(id)
-        .ok_or_else(|| TrackError::UnknownExperiment(id.to_owned()))?;
+    let exp = catalog.get(id).ok_or_else(|| TrackError::UnknownExperiment(id.to_owned()))?;
     let key = required(&w.variant, "variant")?;
-    let variant = exp
-        .variant_index(key)
-        .ok_or_else(|| TrackError::UnknownVariant {
-            experiment: id.to_owned(),
-            variant: key.to_owned(),
-            known: exp
-                .variants
-                .iter()
-                .map(|v| v.key.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let variant = exp.variant_index(key).ok_or_else(|| TrackError::UnknownVariant {
+        experiment: id.to_owned(),
+        variant: key.to_owned(),
+        known: exp.variants.iter().map(|v| v.key.as_str()).collect::<Vec<_>>().join(", "),
+    })?;
     if exp.status != Status::Running {
         return Err(TrackError::NotRunning {
             experiment: id.to_owned(),
@@ -267,15 +234,11 @@ pub fn check_event(w: EventWire, now: DateTime<Utc>) -> Result<Event, TrackError
         return Err(TrackError::invalid(
             "invalid_value",
             "value",
-            format!("value must be a finite number of at most {MAX_EVENT_VALUE:e} in absolute terms (an order value, say)"),
+            format!(
+                "value must be a finite number of at most {MAX_EVENT_VALUE:e} in absolute terms (an order value, say)"
+            ),
         ));
     }
     let ts = parse_ts(w.ts.as_deref(), now)?;
-    Ok(Event {
-        id,
-        visitor: visitor.to_string(),
-        name,
-        value,
-        ts,
-    })
+    Ok(Event { id, visitor: visitor.to_string(), name, value, ts })
 }

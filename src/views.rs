@@ -27,27 +27,13 @@ fn progress(report: &Report) -> Progress {
     let (percent, text) = match (s.per_variant, s.progress) {
         (Some(n), Some(p)) => (
             (p * 100.0).clamp(0.0, 100.0),
-            format!(
-                "{} of {} visitors per variant",
-                pct(p.min(1.0)).replace(".0%", "%"),
-                thousands(n)
-            ),
+            format!("{} of {} visitors per variant", pct(p.min(1.0)).replace(".0%", "%"), thousands(n)),
         ),
-        _ => (
-            0.0,
-            "Sample size not known yet: it needs the control's spread".to_owned(),
-        ),
+        _ => (0.0, "Sample size not known yet: it needs the control's spread".to_owned()),
     };
-    let conv: Vec<String> = s
-        .conversions
-        .iter()
-        .map(|c| thousands(c.round().max(0.0) as u64))
-        .collect();
+    let conv: Vec<String> = s.conversions.iter().map(|c| thousands(c.round().max(0.0) as u64)).collect();
     let conversions = if report.primary().kind == "proportion" {
-        format!(
-            "Conversions per variant: {} (rule of thumb: 350–400 each)",
-            conv.join(" / ")
-        )
+        format!("Conversions per variant: {} (rule of thumb: 350–400 each)", conv.join(" / "))
     } else {
         String::new()
     };
@@ -59,12 +45,7 @@ fn progress(report: &Report) -> Progress {
     } else {
         format!("cycle {} of 2 in progress", current.min(2))
     };
-    Progress {
-        percent,
-        text,
-        conversions,
-        cycles: format!("Day {} · {cycles}", report.days_running),
-    }
+    Progress { percent, text, conversions, cycles: format!("Day {} · {cycles}", report.days_running) }
 }
 
 fn verdict_class(report: &Report) -> &'static str {
@@ -94,10 +75,7 @@ fn words(s: &str) -> String {
 }
 
 fn status_word<T: serde::Serialize>(x: &T) -> String {
-    serde_json::to_value(x)
-        .ok()
-        .and_then(|v| v.as_str().map(words))
-        .unwrap_or_default()
+    serde_json::to_value(x).ok().and_then(|v| v.as_str().map(words)).unwrap_or_default()
 }
 
 impl IndexPage {
@@ -176,18 +154,9 @@ fn mark(l: &Lift) -> (&'static str, &'static str) {
     }
 }
 
-fn lift_cells(
-    report: &Report,
-    l: Option<&Lift>,
-) -> (String, String, String, &'static str, &'static str) {
+fn lift_cells(report: &Report, l: Option<&Lift>) -> (String, String, String, &'static str, &'static str) {
     let Some(l) = l else {
-        return (
-            "baseline".into(),
-            String::new(),
-            String::new(),
-            "control",
-            "muted",
-        );
+        return ("baseline".into(), String::new(), String::new(), "control", "muted");
     };
     if l.comparison.not_computable.is_some() {
         let (m, c) = mark(l);
@@ -200,11 +169,7 @@ fn lift_cells(
         (1.0 - report.alpha) * 100.0
     );
     let p = l.p_value_adjusted.unwrap_or(l.comparison.p_value);
-    let p_text = if p < 0.0001 {
-        "< 0.0001".to_owned()
-    } else {
-        format!("{p:.4}")
-    };
+    let p_text = if p < 0.0001 { "< 0.0001".to_owned() } else { format!("{p:.4}") };
     let (m, c) = mark(l);
     (signed_pct(l.comparison.relative_lift), ci, p_text, m, c)
 }
@@ -236,16 +201,8 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
             Role::Guardrail => "Guardrail",
             Role::Secondary => "Secondary",
         },
-        direction: if m.higher_is_better {
-            "higher is better"
-        } else {
-            "lower is better"
-        },
-        p_note: if m.role == Role::Primary {
-            "p-value (Holm-corrected)"
-        } else {
-            "p-value"
-        },
+        direction: if m.higher_is_better { "higher is better" } else { "lower is better" },
+        p_note: if m.role == Role::Primary { "p-value (Holm-corrected)" } else { "p-value" },
         rows,
     }
 }
@@ -300,11 +257,8 @@ struct Scale {
 
 impl Scale {
     fn new(xs: usize, ys: impl Iterator<Item = f64>, include_zero: bool) -> Scale {
-        let (mut lo, mut hi) = ys
-            .filter(|y| y.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
-                (a.min(y), b.max(y))
-            });
+        let (mut lo, mut hi) =
+            ys.filter(|y| y.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
         if include_zero {
             lo = lo.min(0.0);
             hi = hi.max(0.0);
@@ -316,12 +270,7 @@ impl Scale {
             hi = lo + 1.0;
         }
         let pad = (hi - lo) * 0.08;
-        Scale {
-            x0: 0.0,
-            x1: (xs.max(2) - 1) as f64,
-            y0: lo - pad,
-            y1: hi + pad,
-        }
+        Scale { x0: 0.0, x1: (xs.max(2) - 1) as f64, y0: lo - pad, y1: hi + pad }
     }
 
     fn x(&self, i: usize) -> f64 {
@@ -336,10 +285,7 @@ impl Scale {
         (0..=4)
             .map(|k| {
                 let v = self.y0 + (self.y1 - self.y0) * k as f64 / 4.0;
-                Tick {
-                    pos: self.y(v),
-                    label: fmt(v),
-                }
+                Tick { pos: self.y(v), label: fmt(v) }
             })
             .collect()
     }
@@ -356,35 +302,15 @@ fn points(scale: &Scale, ys: &[Option<f64>]) -> String {
 fn x_ticks(scale: &Scale, dates: &[String]) -> Vec<Tick> {
     let n = dates.len();
     let step = (n / 6).max(1);
-    (0..n)
-        .step_by(step)
-        .map(|i| Tick {
-            pos: scale.x(i),
-            label: dates[i].clone(),
-        })
-        .collect()
+    (0..n).step_by(step).map(|i| Tick { pos: scale.x(i), label: dates[i].clone() }).collect()
 }
 
 fn cumulative_chart(report: &Report, kind: &str, name: &str) -> Chart {
-    let dates: Vec<String> = report
-        .daily
-        .iter()
-        .map(|d| d.date.format("%b %-d").to_string())
-        .collect();
+    let dates: Vec<String> = report.daily.iter().map(|d| d.date.format("%b %-d").to_string()).collect();
     let per_variant: Vec<Vec<Option<f64>>> = (0..report.variants.len())
-        .map(|v| {
-            report
-                .daily
-                .iter()
-                .map(|d| d.arms.get(v).filter(|a| a.visitors > 0).map(|a| a.value))
-                .collect()
-        })
+        .map(|v| report.daily.iter().map(|d| d.arms.get(v).filter(|a| a.visitors > 0).map(|a| a.value)).collect())
         .collect();
-    let scale = Scale::new(
-        dates.len(),
-        per_variant.iter().flatten().flatten().copied(),
-        false,
-    );
+    let scale = Scale::new(dates.len(), per_variant.iter().flatten().flatten().copied(), false);
     let fmt = |v: f64| format_value(kind, name, v);
     let series = report
         .variants
@@ -403,11 +329,7 @@ fn cumulative_chart(report: &Report, kind: &str, name: &str) -> Chart {
             "Cumulative {} by day of first exposure; on {} it stands at {}.",
             report.primary().label.to_lowercase(),
             d.date.format("%b %-d"),
-            d.arms
-                .iter()
-                .map(|a| format!("{} {}", a.variant, fmt(a.value)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            d.arms.iter().map(|a| format!("{} {}", a.variant, fmt(a.value))).collect::<Vec<_>>().join(", ")
         ),
         None => "No data yet.".to_owned(),
     };
@@ -416,17 +338,10 @@ fn cumulative_chart(report: &Report, kind: &str, name: &str) -> Chart {
     let table = report
         .daily
         .iter()
-        .map(|d| {
-            std::iter::once(d.date.to_string())
-                .chain(d.arms.iter().map(|a| fmt(a.value)))
-                .collect()
-        })
+        .map(|d| std::iter::once(d.date.to_string()).chain(d.arms.iter().map(|a| fmt(a.value))).collect())
         .collect();
     Chart {
-        title: format!(
-            "Cumulative {} by day",
-            report.primary().label.to_lowercase()
-        ),
+        title: format!("Cumulative {} by day", report.primary().label.to_lowercase()),
         summary,
         y_ticks: scale.y_ticks(fmt),
         x_ticks: x_ticks(&scale, &dates),
@@ -439,27 +354,13 @@ fn cumulative_chart(report: &Report, kind: &str, name: &str) -> Chart {
 }
 
 fn lift_chart(report: &Report) -> Chart {
-    let dates: Vec<String> = report
-        .daily
-        .iter()
-        .map(|d| d.date.format("%b %-d").to_string())
-        .collect();
+    let dates: Vec<String> = report.daily.iter().map(|d| d.date.format("%b %-d").to_string()).collect();
     let lift_of = |d: &crate::analysis::DailyPoint, t: usize| {
-        d.lifts
-            .get(t)
-            .filter(|l| l.comparison.not_computable.is_none())
-            .map(|l| l.comparison.clone())
+        d.lifts.get(t).filter(|l| l.comparison.not_computable.is_none()).map(|l| l.comparison.clone())
     };
     let treatments = report.variants.len().saturating_sub(1);
-    let all = report
-        .daily
-        .iter()
-        .flat_map(|d| (0..treatments).filter_map(move |t| lift_of(d, t)));
-    let scale = Scale::new(
-        dates.len(),
-        all.flat_map(|c| [c.ci.0, c.ci.1, c.relative_lift]),
-        true,
-    );
+    let all = report.daily.iter().flat_map(|d| (0..treatments).filter_map(move |t| lift_of(d, t)));
+    let scale = Scale::new(dates.len(), all.flat_map(|c| [c.ci.0, c.ci.1, c.relative_lift]), true);
     let series = (0..treatments)
         .map(|t| Series {
             label: format!("{} vs {}", report.variants[t + 1], report.variants[0]),
@@ -467,11 +368,7 @@ fn lift_chart(report: &Report) -> Chart {
             dash: DASHES[(t + 1) % DASHES.len()],
             points: points(
                 &scale,
-                &report
-                    .daily
-                    .iter()
-                    .map(|d| lift_of(d, t).map(|c| c.relative_lift))
-                    .collect::<Vec<_>>(),
+                &report.daily.iter().map(|d| lift_of(d, t).map(|c| c.relative_lift)).collect::<Vec<_>>(),
             ),
         })
         .collect();
@@ -480,18 +377,14 @@ fn lift_chart(report: &Report) -> Chart {
             .daily
             .iter()
             .enumerate()
-            .filter_map(|(i, d)| {
-                lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(i), scale.y(c.ci.1)))
-            })
+            .filter_map(|(i, d)| lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(i), scale.y(c.ci.1))))
             .collect();
         let lower: Vec<String> = report
             .daily
             .iter()
             .enumerate()
             .rev()
-            .filter_map(|(i, d)| {
-                lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(i), scale.y(c.ci.0)))
-            })
+            .filter_map(|(i, d)| lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(i), scale.y(c.ci.0))))
             .collect();
         if upper.len() >= 2 {
             format!("{} {}", upper.join(" "), lower.join(" "))
@@ -599,16 +492,8 @@ impl ExperimentPage {
             .iter()
             .map(|c| CycleRow {
                 label: format!("Cycle {}", c.cycle.index + 1),
-                dates: format!(
-                    "{} – {}",
-                    c.cycle.start.format("%b %-d"),
-                    c.cycle.end.format("%b %-d")
-                ),
-                state: if c.cycle.complete {
-                    "complete"
-                } else {
-                    "in progress"
-                },
+                dates: format!("{} – {}", c.cycle.start.format("%b %-d"), c.cycle.end.format("%b %-d")),
+                state: if c.cycle.complete { "complete" } else { "in progress" },
                 cells: c
                     .arms
                     .iter()
@@ -630,11 +515,7 @@ impl ExperimentPage {
                 c.variant,
                 signed_pct(c.lifts.0),
                 signed_pct(c.lifts.1),
-                if c.consistent {
-                    "consistent"
-                } else {
-                    "they disagree"
-                },
+                if c.consistent { "consistent" } else { "they disagree" },
                 c.p_value
             )
         });
@@ -669,19 +550,11 @@ impl ExperimentPage {
                 .collect(),
             progress: progress(r),
             primary: metric_table(r, primary),
-            others: r
-                .metrics
-                .iter()
-                .skip(1)
-                .map(|m| metric_table(r, m))
-                .collect(),
+            others: r.metrics.iter().skip(1).map(|m| metric_table(r, m)).collect(),
             cycle_header: r.variants.clone(),
             cycles,
             consistency,
-            charts: vec![
-                cumulative_chart(r, primary.kind, &primary.name),
-                lift_chart(r),
-            ],
+            charts: vec![cumulative_chart(r, primary.kind, &primary.name), lift_chart(r)],
             as_of: r.as_of.to_string(),
         }
     }

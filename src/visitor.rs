@@ -13,15 +13,10 @@ pub struct VisitorId(String);
 impl VisitorId {
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() {
-            return Err(
-                "visitor_id is empty; send the storefront's stable id for this visitor".into(),
-            );
+            return Err("visitor_id is empty; send the storefront's stable id for this visitor".into());
         }
         if s.len() > MAX_VISITOR_ID_LEN {
-            return Err(format!(
-                "visitor_id is {} bytes long; at most {MAX_VISITOR_ID_LEN} are accepted",
-                s.len()
-            ));
+            return Err(format!("visitor_id is {} bytes long; at most {MAX_VISITOR_ID_LEN} are accepted", s.len()));
         }
         if s.chars().any(char::is_control) {
             return Err("visitor_id contains control characters; send a printable id".into());

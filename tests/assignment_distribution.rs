@@ -18,11 +18,7 @@ fn assign(seed: &str, value: &str, weights: &[f64]) -> usize {
 
 /// Pearson chi-square p-value of observed counts against expected counts.
 fn chi_square_p(observed: &[f64], expected: &[f64], df: f64) -> f64 {
-    let stat: f64 = observed
-        .iter()
-        .zip(expected)
-        .map(|(o, e)| (o - e).powi(2) / e)
-        .sum();
+    let stat: f64 = observed.iter().zip(expected).map(|(o, e)| (o - e).powi(2) / e).sum();
     ChiSquared::new(df).unwrap().sf(stat)
 }
 
@@ -45,8 +41,8 @@ fn tests_with_different_seeds_are_independent() {
     let mut joint = [[0.0f64; 2]; 2];
     for i in 0..VISITORS {
         let v = visitor(i);
-        joint[assign("cart-protection-copy", &v, &weights)]
-            [assign("checkout-addon-price-display", &v, &weights)] += 1.0;
+        joint[assign("cart-protection-copy", &v, &weights)][assign("checkout-addon-price-display", &v, &weights)] +=
+            1.0;
     }
     let n = VISITORS as f64;
     let rows = [joint[0][0] + joint[0][1], joint[1][0] + joint[1][1]];

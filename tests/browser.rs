@@ -30,13 +30,7 @@ impl Drop for Server {
 
 fn start(data: &Path) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--experiments",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"),
-        ])
+        .args(["serve", "--bind", "127.0.0.1:0", "--experiments", concat!(env!("CARGO_MANIFEST_DIR"), "/experiments")])
         .arg("--data")
         .arg(data)
         .env("RUST_LOG", "error")
@@ -44,16 +38,8 @@ fn start(data: &Path) -> (Server, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (
-        Server(child),
-        line.trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned(),
-    )
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (Server(child), line.trim().strip_prefix("listening on ").unwrap().to_owned())
 }
 
 fn browser(width: u32) -> Browser {
@@ -77,18 +63,13 @@ fn browser(width: u32) -> Browser {
 }
 
 fn eval(tab: &headless_chrome::Tab, js: &str) -> Value {
-    tab.evaluate(js, false)
-        .unwrap()
-        .value
-        .unwrap_or(Value::Null)
+    tab.evaluate(js, false).unwrap().value.unwrap_or(Value::Null)
 }
 
 #[test]
 fn report_pages_render_on_desktop_and_phone() {
     if !Path::new(CHROMIUM).exists() {
-        eprintln!(
-            "SKIPPED: {CHROMIUM} is not installed (apt-get install chromium; .ci/run does this)"
-        );
+        eprintln!("SKIPPED: {CHROMIUM} is not installed (apt-get install chromium; .ci/run does this)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -98,25 +79,17 @@ fn report_pages_render_on_desktop_and_phone() {
         days: 15,
         visitors_per_day: 120,
         seed: 7,
-        effects: vec![Effect {
-            experiment: "cart-protection-copy".into(),
-            variant: "benefit".into(),
-            lift: 0.3,
-        }],
+        effects: vec![Effect { experiment: "cart-protection-copy".into(), variant: "benefit".into(), lift: 0.3 }],
         write_key: None,
+        read_key: None,
         progress: false,
     };
     simulate::run(&sim, chrono::Utc::now()).unwrap();
-    let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments"))
+    let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();
+    let report: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments/cart-protection-copy/report"))
         .unwrap()
         .json()
         .unwrap();
-    let report: Value = reqwest::blocking::get(format!(
-        "{url}/api/v1/experiments/cart-protection-copy/report"
-    ))
-    .unwrap()
-    .json()
-    .unwrap();
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -144,48 +117,19 @@ fn report_pages_render_on_desktop_and_phone() {
             .unwrap();
         }
         for (name, path, sentence) in [
-            (
-                "index",
-                "/".to_owned(),
-                list["experiments"][0]["verdict"]["sentence"].clone(),
-            ),
-            (
-                "experiment",
-                "/experiments/cart-protection-copy".to_owned(),
-                report["verdict"]["sentence"].clone(),
-            ),
+            ("index", "/".to_owned(), list["experiments"][0]["verdict"]["sentence"].clone()),
+            ("experiment", "/experiments/cart-protection-copy".to_owned(), report["verdict"]["sentence"].clone()),
         ] {
-            tab.navigate_to(&format!("{url}{path}"))
-                .unwrap()
-                .wait_until_navigated()
-                .unwrap();
-            assert_eq!(
-                eval(&tab, "window.innerWidth"),
-                Value::from(width),
-                "viewport width"
-            );
-            let verdicts = eval(&tab, "Array.from(document.querySelectorAll('.verdict')).map(e => e.textContent).join('\\n')");
-            assert!(
-                verdicts
-                    .as_str()
-                    .unwrap()
-                    .contains(sentence.as_str().unwrap()),
-                "{name} at {width}px: {verdicts}"
-            );
+            tab.navigate_to(&format!("{url}{path}")).unwrap().wait_until_navigated().unwrap();
+            assert_eq!(eval(&tab, "window.innerWidth"), Value::from(width), "viewport width");
+            let verdicts =
+                eval(&tab, "Array.from(document.querySelectorAll('.verdict')).map(e => e.textContent).join('\\n')");
+            assert!(verdicts.as_str().unwrap().contains(sentence.as_str().unwrap()), "{name} at {width}px: {verdicts}");
             if width == 390 {
-                let overflow = eval(
-                    &tab,
-                    "document.documentElement.scrollWidth - window.innerWidth",
-                );
-                assert_eq!(
-                    overflow,
-                    Value::from(0),
-                    "{name} overflows horizontally at 390 px"
-                );
+                let overflow = eval(&tab, "document.documentElement.scrollWidth - window.innerWidth");
+                assert_eq!(overflow, Value::from(0), "{name} overflows horizontally at 390 px");
             }
-            let png = tab
-                .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
-                .unwrap();
+            let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
             std::fs::write(shots.join(format!("{name}-{width}.png")), png).unwrap();
         }
     }

@@ -9,12 +9,7 @@ use rand_distr::{Binomial, Distribution};
 
 fn arm(n: u64, conversions: u64) -> MetricStatistic {
     let c = conversions as f64;
-    MetricStatistic::Proportion(Moments {
-        n,
-        sum: c,
-        sum_sq: c,
-        ..Moments::default()
-    })
+    MetricStatistic::Proportion(Moments { n, sum: c, sum_sq: c, ..Moments::default() })
 }
 
 fn draw(rng: &mut StdRng, n: u64, p: f64) -> u64 {
@@ -31,19 +26,10 @@ fn fixed_horizon_false_positive_rate_is_alpha() {
     let mut rng = StdRng::seed_from_u64(1);
     let (tests, n, p) = (4000, 5000, 0.04);
     let hits = (0..tests)
-        .filter(|_| {
-            significant(
-                (n, draw(&mut rng, n, p)),
-                (n, draw(&mut rng, n, p)),
-                Inference::Fixed,
-            )
-        })
+        .filter(|_| significant((n, draw(&mut rng, n, p)), (n, draw(&mut rng, n, p)), Inference::Fixed))
         .count();
     let rate = hits as f64 / tests as f64;
-    assert!(
-        (0.035..=0.065).contains(&rate),
-        "false-positive rate {rate}"
-    );
+    assert!((0.035..=0.065).contains(&rate), "false-positive rate {rate}");
 }
 
 /// Share of A/A tests that look significant on at least one of 28 daily looks.
@@ -68,27 +54,19 @@ fn daily_peeking_rate(inference: Inference, seed: u64) -> f64 {
 #[test]
 fn sequential_tests_survive_daily_looks() {
     let rate = daily_peeking_rate(Inference::Sequential { tuning: 5000.0 }, 2);
-    assert!(
-        rate <= 0.06,
-        "sequential false-positive rate with daily looks {rate}"
-    );
+    assert!(rate <= 0.06, "sequential false-positive rate with daily looks {rate}");
 }
 
 #[test]
 fn fixed_horizon_tests_inflate_under_daily_looks() {
     let rate = daily_peeking_rate(Inference::Fixed, 2);
-    assert!(
-        rate > 0.10,
-        "daily looks at a fixed-horizon test should inflate errors, got {rate}"
-    );
+    assert!(rate > 0.10, "daily looks at a fixed-horizon test should inflate errors, got {rate}");
 }
 
 #[test]
 fn power_at_the_computed_sample_size_matches_the_plan() {
     let (baseline, mde, power) = (0.04, 0.10, 0.8);
-    let n = sample_size_proportion(baseline, mde, 0.05, power)
-        .unwrap()
-        .ceil() as u64;
+    let n = sample_size_proportion(baseline, mde, 0.05, power).unwrap().ceil() as u64;
     let mut rng = StdRng::seed_from_u64(3);
     let tests = 2000;
     let detected = (0..tests)
@@ -100,8 +78,5 @@ fn power_at_the_computed_sample_size_matches_the_plan() {
         })
         .count();
     let rate = detected as f64 / tests as f64;
-    assert!(
-        (rate - power).abs() <= 0.04,
-        "detection rate {rate} at n = {n}, planned power {power}"
-    );
+    assert!((rate - power).abs() <= 0.04, "detection rate {rate} at n = {n}, planned power {power}");
 }

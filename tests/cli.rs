@@ -5,35 +5,17 @@ use std::process::Command;
 use serde_json::Value;
 
 fn offerlab(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_offerlab")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
 }
 
 #[test]
 fn assign_prints_what_the_storefront_gets() {
-    let out = offerlab(&[
-        "assign",
-        "cart-protection-copy",
-        "visitor-42",
-        "--attr",
-        "device=mobile",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = offerlab(&["assign", "cart-protection-copy", "visitor-42", "--attr", "device=mobile"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let a = &json["assignments"][0];
     assert_eq!(a["experiment"], "cart-protection-copy");
-    let n = offerlab::assignment::hash(
-        "cart-protection-copy",
-        "visitor-42",
-        offerlab::assignment::HashVersion::V2,
-    );
+    let n = offerlab::assignment::hash("cart-protection-copy", "visitor-42", offerlab::assignment::HashVersion::V2);
     assert_eq!(a["hash_value"], serde_json::json!(n));
     assert_eq!(a["variant"], if n < 0.5 { "control" } else { "benefit" });
     assert!(a["payload"]["headline"].is_string());
@@ -57,27 +39,16 @@ fn analyze_reproduces_the_reference_numbers_of_the_example_aggregates() {
         "--now",
         "2026-11-23",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let vectors: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/vectors/stats.json"
-        ))
-        .unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/stats.json")).unwrap(),
     )
     .unwrap();
     let reference = &vectors["example_report"];
     let close = |got: &Value, want: &Value, what: &str| {
         let (g, w) = (got.as_f64().unwrap(), want.as_f64().unwrap());
-        assert!(
-            (g - w).abs() <= 1e-6 * w.abs().max(g.abs()) + 1e-12,
-            "{what}: {g} vs {w}"
-        );
+        assert!((g - w).abs() <= 1e-6 * w.abs().max(g.abs()) + 1e-12, "{what}: {g} vs {w}");
     };
     let metrics = report["metrics"].as_array().unwrap();
     assert_eq!(metrics.len(), 6);
@@ -91,10 +62,7 @@ fn analyze_reproduces_the_reference_numbers_of_the_example_aggregates() {
     }
     close(&report["srm"]["p_value"], &reference["srm_p_value"], "srm");
     let needed = reference["sample_size"].as_f64().unwrap().ceil();
-    assert_eq!(
-        report["sample_size"]["per_variant"].as_f64().unwrap(),
-        needed
-    );
+    assert_eq!(report["sample_size"]["per_variant"].as_f64().unwrap(), needed);
     assert_eq!(report["cycles_completed"], 3);
     assert!(report["verdict"]["sentence"].as_str().unwrap().len() > 20);
 }
@@ -109,20 +77,10 @@ fn analyze_reads_json_aggregates_too_and_reports_bad_files_clearly() {
             {"variant":"benefit","date":"2026-11-02","metric":"cart_offer_acceptance","n":100,"sum":6,"sum_sq":6}]"#,
     )
     .unwrap();
-    let args = [
-        "analyze",
-        "--experiment",
-        "experiments/cart-protection-copy.toml",
-        "--now",
-        "2026-11-03",
-        "--aggregates",
-    ];
+    let args =
+        ["analyze", "--experiment", "experiments/cart-protection-copy.toml", "--now", "2026-11-03", "--aggregates"];
     let out = offerlab(&[&args[..], &[json_path.to_str().unwrap()]].concat());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["metrics"][0]["arms"][1]["visitors"], 100);
 

@@ -20,30 +20,15 @@ const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
 
 fn start(data: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--experiments",
-            EXPERIMENTS,
-            "--data",
-        ])
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--experiments", EXPERIMENTS, "--data"])
         .arg(data)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("server address")
-        .to_owned();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("listening on ").expect("server address").to_owned();
     (child, address)
 }
 
@@ -55,34 +40,18 @@ struct Acked {
 
 /// One client: alternates exposures (from the real assignment) and batches
 /// of events, until the server stops answering or the count runs out.
-fn client(
-    id: usize,
-    address: String,
-    catalog: Arc<Catalog>,
-    acked: Arc<Mutex<Acked>>,
-    total: Arc<AtomicUsize>,
-) {
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+fn client(id: usize, address: String, catalog: Arc<Catalog>, acked: Arc<Mutex<Acked>>, total: Arc<AtomicUsize>) {
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     for i in 0..3000 {
         let visitor = format!("c{id}-v{i}");
-        let q = AssignQuery {
-            visitor_id: visitor.clone(),
-            ..AssignQuery::default()
-        };
+        let q = AssignQuery { visitor_id: visitor.clone(), ..AssignQuery::default() };
         let exposures: Vec<Value> = assign_all(&catalog, &q)
             .unwrap()
             .into_iter()
             .filter(|a| a.in_experiment)
             .map(|a| json!({ "visitor_id": visitor, "experiment": a.experiment, "variant": a.variant }))
             .collect();
-        let Ok(r) = http
-            .post(format!("{address}/v1/exposures"))
-            .json(&exposures)
-            .send()
-        else {
+        let Ok(r) = http.post(format!("{address}/v1/exposures")).json(&exposures).send() else {
             return;
         };
         if !r.status().is_success() {
@@ -93,10 +62,7 @@ fn client(
             let mut a = acked.lock().unwrap();
             for (x, result) in exposures.iter().zip(body["results"].as_array().unwrap()) {
                 assert_ne!(result["status"], "rejected", "{result}");
-                a.exposures.insert((
-                    visitor.clone(),
-                    x["experiment"].as_str().unwrap().to_owned(),
-                ));
+                a.exposures.insert((visitor.clone(), x["experiment"].as_str().unwrap().to_owned()));
             }
         }
         let events: Vec<Value> = (0..3)
@@ -105,21 +71,13 @@ fn client(
                 json!({ "id": format!("c{id}-e{i}-{k}"), "visitor_id": visitor, "name": name, "value": 25.5 })
             })
             .collect();
-        let Ok(r) = http
-            .post(format!("{address}/v1/events"))
-            .json(&events)
-            .send()
-        else {
+        let Ok(r) = http.post(format!("{address}/v1/events")).json(&events).send() else {
             return;
         };
         if !r.status().is_success() || r.json::<Value>().is_err() {
             return;
         }
-        acked
-            .lock()
-            .unwrap()
-            .events
-            .extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        acked.lock().unwrap().events.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
         total.fetch_add(4, Ordering::SeqCst);
     }
 }
@@ -132,12 +90,7 @@ fn crash_round(round: usize) {
     let total = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..8)
         .map(|id| {
-            let (address, catalog, acked, total) = (
-                address.clone(),
-                catalog.clone(),
-                acked.clone(),
-                total.clone(),
-            );
+            let (address, catalog, acked, total) = (address.clone(), catalog.clone(), acked.clone(), total.clone());
             std::thread::spawn(move || client(id, address, catalog, acked, total))
         })
         .collect();
@@ -157,47 +110,29 @@ fn crash_round(round: usize) {
 
     // The server restarts on the crashed folder and answers.
     let (mut again, address) = start(dir.path());
-    let health: Value = reqwest::blocking::get(format!("{address}/healthz"))
-        .unwrap()
-        .json()
-        .unwrap();
+    let health: Value = reqwest::blocking::get(format!("{address}/healthz")).unwrap().json().unwrap();
     assert_eq!(health["status"], "ok");
     again.kill().unwrap();
     again.wait().unwrap();
 
     let store = Store::open(dir.path()).unwrap();
     let acked = acked.lock().unwrap();
-    let exposures: BTreeSet<(String, String)> = store
-        .exposures()
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.visitor, e.experiment))
-        .collect();
+    let exposures: BTreeSet<(String, String)> =
+        store.exposures().unwrap().into_iter().map(|e| (e.visitor, e.experiment)).collect();
     let events = store.events().unwrap();
     let event_ids: BTreeSet<String> = events.iter().map(|e| e.id.clone()).collect();
     assert_eq!(event_ids.len(), events.len(), "each event once");
     assert_eq!(exposures.len(), store.counts().0, "each exposure once");
     let lost_x: Vec<_> = acked.exposures.difference(&exposures).collect();
     let lost_e: Vec<_> = acked.events.difference(&event_ids).collect();
-    assert!(
-        lost_x.is_empty() && lost_e.is_empty(),
-        "round {round}: lost exposures {lost_x:?}, events {lost_e:?}"
-    );
+    assert!(lost_x.is_empty() && lost_e.is_empty(), "round {round}: lost exposures {lost_x:?}, events {lost_e:?}");
     assert!(!acked.events.is_empty());
 
     let kept = store.all_aggregates().unwrap();
     let rebuilt = store.recompute(&catalog).unwrap();
-    assert_eq!(
-        kept.keys().collect::<Vec<_>>(),
-        rebuilt.keys().collect::<Vec<_>>(),
-        "round {round}"
-    );
+    assert_eq!(kept.keys().collect::<Vec<_>>(), rebuilt.keys().collect::<Vec<_>>(), "round {round}");
     for (k, m) in &rebuilt {
-        assert!(
-            kept[k].approx_eq(m, 1e-9),
-            "round {round}: {k:?}: kept {:?}, rebuilt {m:?}",
-            kept[k]
-        );
+        assert!(kept[k].approx_eq(m, 1e-9), "round {round}: {k:?}: kept {:?}, rebuilt {m:?}", kept[k]);
     }
 }
 

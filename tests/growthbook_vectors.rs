@@ -3,9 +3,7 @@
 //! the same floating-point operations in the same order, so any difference
 //! is a bug, not rounding.
 
-use offerlab::assignment::{
-    bucket_ranges, choose_variant, hash, in_namespace, BucketRange, HashVersion, Namespace,
-};
+use offerlab::assignment::{bucket_ranges, choose_variant, hash, in_namespace, BucketRange, HashVersion, Namespace};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -60,11 +58,8 @@ struct AssignCase {
 }
 
 fn corpus() -> Corpus {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/growthbook.json"
-    ))
-    .expect("committed corpus");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/growthbook.json"))
+        .expect("committed corpus");
     serde_json::from_str(&text).expect("corpus parses")
 }
 
@@ -83,8 +78,7 @@ fn as_index(v: Option<usize>) -> i64 {
 #[test]
 fn corpus_is_large_enough() {
     let c = corpus();
-    let total =
-        c.hash.len() + c.bucket_ranges.len() + c.choose.len() + c.namespace.len() + c.assign.len();
+    let total = c.hash.len() + c.bucket_ranges.len() + c.choose.len() + c.namespace.len() + c.assign.len();
     assert!(total >= 1000, "only {total} vectors from {}", c.sdk);
 }
 
@@ -92,11 +86,7 @@ fn corpus_is_large_enough() {
 fn hashes_match_the_sdk() {
     for case in corpus().hash {
         let got = hash(&case.seed, &case.value, version(case.version));
-        assert_eq!(
-            got, case.expected,
-            "hash({:?}, {:?}, v{})",
-            case.seed, case.value, case.version
-        );
+        assert_eq!(got, case.expected, "hash({:?}, {:?}, v{})", case.seed, case.value, case.version);
     }
 }
 
@@ -116,21 +106,8 @@ fn bucket_ranges_match_the_sdk() {
 #[test]
 fn chosen_variants_match_the_sdk() {
     for case in corpus().choose {
-        let ranges: Vec<BucketRange> = case
-            .ranges
-            .iter()
-            .map(|r| BucketRange {
-                start: r[0],
-                end: r[1],
-            })
-            .collect();
-        assert_eq!(
-            as_index(choose_variant(case.n, &ranges)),
-            case.expected,
-            "n = {} in {:?}",
-            case.n,
-            case.ranges
-        );
+        let ranges: Vec<BucketRange> = case.ranges.iter().map(|r| BucketRange { start: r[0], end: r[1] }).collect();
+        assert_eq!(as_index(choose_variant(case.n, &ranges)), case.expected, "n = {} in {:?}", case.n, case.ranges);
     }
 }
 
@@ -139,23 +116,14 @@ fn namespaces_match_the_sdk() {
     for case in corpus().namespace {
         let (id, start, end) = case.namespace.clone();
         let ns = Namespace { id, start, end };
-        assert_eq!(
-            in_namespace(&case.value, &ns),
-            case.expected,
-            "{:?} in {:?}",
-            case.value,
-            case.namespace
-        );
+        assert_eq!(in_namespace(&case.value, &ns), case.expected, "{:?} in {:?}", case.value, case.namespace);
     }
 }
 
 #[test]
 fn full_assignments_match_the_sdk_including_outside_coverage() {
     let cases = corpus().assign;
-    assert!(
-        cases.iter().any(|c| c.variant == -1),
-        "corpus lacks out-of-coverage cases"
-    );
+    assert!(cases.iter().any(|c| c.variant == -1), "corpus lacks out-of-coverage cases");
     for case in cases {
         let n = hash(&case.seed, &case.value, HashVersion::V2);
         assert_eq!(n, case.hash, "hash of {:?}/{:?}", case.seed, case.value);

@@ -11,17 +11,7 @@ const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
 
 fn serve(data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_offerlab"));
-    c.args([
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--workers",
-        "1",
-        "--experiments",
-        EXPERIMENTS,
-        "--data",
-    ])
-    .arg(data);
+    c.args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--experiments", EXPERIMENTS, "--data"]).arg(data);
     c.env("RUST_LOG", "error");
     c
 }
@@ -31,43 +21,22 @@ fn a_second_server_on_the_same_folder_is_refused_and_sigterm_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = serve(dir.path()).stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
-    BufReader::new(first.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    BufReader::new(first.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("listening on ").unwrap().to_owned();
 
     let second = serve(dir.path()).output().unwrap();
     assert_eq!(second.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(
-        stderr.contains("is in use by another offerlab process"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("is in use by another offerlab process"), "{stderr}");
 
     let events = json!([{ "id": "e-1", "visitor_id": "v", "name": "order", "value": 10.0 }]);
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{address}/v1/events"))
-        .json(&events)
-        .send()
-        .unwrap();
+    let r = reqwest::blocking::Client::new().post(format!("{address}/v1/events")).json(&events).send().unwrap();
     assert!(r.status().is_success());
 
-    let term = Command::new("kill")
-        .arg("-TERM")
-        .arg(first.id().to_string())
-        .status()
-        .unwrap();
+    let term = Command::new("kill").arg("-TERM").arg(first.id().to_string()).status().unwrap();
     assert!(term.success());
     let status = first.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "SIGTERM drains, flushes and exits 0"
-    );
+    assert_eq!(status.code(), Some(0), "SIGTERM drains, flushes and exits 0");
     let store = Store::open(dir.path()).expect("the lock is released");
     assert_eq!(store.counts(), (0, 1));
 }

@@ -3,8 +3,7 @@
 
 use offerlab::cycles::consistency_p_value;
 use offerlab::stats::{
-    compare, holm, sample_size_mean, sample_size_proportion, srm_p_value, Inference,
-    MetricStatistic, Moments,
+    compare, holm, sample_size_mean, sample_size_proportion, srm_p_value, Inference, MetricStatistic, Moments,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,11 +11,7 @@ use serde_json::Value;
 const REL: f64 = 1e-6;
 
 fn vectors() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/stats.json"
-    ))
-    .unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/stats.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -58,29 +53,10 @@ fn comparisons_match_gbstats() {
     let cases: Vec<CompareCase> = serde_json::from_value(vectors()["compare"].clone()).unwrap();
     assert!(cases.len() >= 300);
     for (i, c) in cases.iter().enumerate() {
-        let inference = if c.sequential {
-            Inference::Sequential { tuning: c.tuning }
-        } else {
-            Inference::Fixed
-        };
-        let r = compare(
-            &statistic(&c.kind, c.control),
-            &statistic(&c.kind, c.treatment),
-            c.alpha,
-            inference,
-        );
-        let what = |field: &str| {
-            format!(
-                "case {i} ({} {}, seq {}) {field}",
-                c.kind, c.control.n, c.sequential
-            )
-        };
-        assert_eq!(
-            r.not_computable.is_none(),
-            c.computable,
-            "{}",
-            what("computable")
-        );
+        let inference = if c.sequential { Inference::Sequential { tuning: c.tuning } } else { Inference::Fixed };
+        let r = compare(&statistic(&c.kind, c.control), &statistic(&c.kind, c.treatment), c.alpha, inference);
+        let what = |field: &str| format!("case {i} ({} {}, seq {}) {field}", c.kind, c.control.n, c.sequential);
+        assert_eq!(r.not_computable.is_none(), c.computable, "{}", what("computable"));
         assert_close(r.relative_lift, c.relative_lift, &what("relative lift"));
         assert_close(r.ci.0, c.ci[0], &what("ci low"));
         assert_close(r.ci.1, c.ci[1], &what("ci high"));
@@ -115,11 +91,7 @@ fn srm_matches_gbstats() {
         let counts: Vec<u64> = serde_json::from_value(case["counts"].clone()).unwrap();
         let weights: Vec<f64> = serde_json::from_value(case["weights"].clone()).unwrap();
         let want = case["p_value"].as_f64().unwrap();
-        assert_close(
-            srm_p_value(&counts, &weights),
-            want,
-            &format!("srm {counts:?} {weights:?}"),
-        );
+        assert_close(srm_p_value(&counts, &weights), want, &format!("srm {counts:?} {weights:?}"));
     }
 }
 
@@ -142,10 +114,6 @@ fn sample_sizes_match_the_formulas() {
 fn cycle_consistency_matches_scipy() {
     for c in vectors()["consistency"].as_array().unwrap() {
         let f = |k: &str| c[k].as_f64().unwrap();
-        assert_close(
-            consistency_p_value(f("lift1"), f("se1"), f("lift2"), f("se2")),
-            f("p_value"),
-            &format!("{c}"),
-        );
+        assert_close(consistency_p_value(f("lift1"), f("se1"), f("lift2"), f("se2")), f("p_value"), &format!("{c}"));
     }
 }

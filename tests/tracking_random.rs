@@ -19,13 +19,7 @@ use rand::{Rng, SeedableRng};
 const TESTS: [&str; 2] = ["cart-protection-copy", "checkout-addon-price-display"];
 
 fn catalog() -> Arc<Catalog> {
-    Arc::new(
-        load_dir(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/experiments"
-        )))
-        .unwrap(),
-    )
+    Arc::new(load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"))).unwrap())
 }
 
 /// The generated truth: first exposures and every distinct event.
@@ -36,10 +30,7 @@ struct Truth {
 
 fn generate(catalog: &Catalog, rng: &mut StdRng) -> (Truth, Vec<Write>) {
     let start = Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap();
-    let mut truth = Truth {
-        exposures: BTreeMap::new(),
-        events: BTreeMap::new(),
-    };
+    let mut truth = Truth { exposures: BTreeMap::new(), events: BTreeMap::new() };
     let mut writes = Vec::new();
     let mut next_event = 0;
     let mut visitor = 0;
@@ -49,8 +40,7 @@ fn generate(catalog: &Catalog, rng: &mut StdRng) -> (Truth, Vec<Write>) {
         let base: DateTime<Utc> = start + Duration::minutes(rng.random_range(0..21 * 24 * 60));
         for test in TESTS {
             let exp = catalog.get(test).unwrap();
-            let Some(a) = evaluate(exp, &v, &Attributes::new(), None).filter(|a| a.in_experiment)
-            else {
+            let Some(a) = evaluate(exp, &v, &Attributes::new(), None).filter(|a| a.in_experiment) else {
                 continue;
             };
             if rng.random_bool(0.2) {
@@ -59,13 +49,8 @@ fn generate(catalog: &Catalog, rng: &mut StdRng) -> (Truth, Vec<Write>) {
             // One to three exposures: the earliest counts, the rest are duplicates.
             for _ in 0..rng.random_range(1..=3) {
                 let ts = base + Duration::minutes(rng.random_range(0..3 * 24 * 60));
-                let x = Exposure {
-                    visitor: v.clone(),
-                    experiment: test.into(),
-                    variant: a.variant as u16,
-                    ts,
-                    phase: 1,
-                };
+                let x =
+                    Exposure { visitor: v.clone(), experiment: test.into(), variant: a.variant as u16, ts, phase: 1 };
                 let key = (v.clone(), test.to_owned());
                 if truth.exposures.get(&key).is_none_or(|old| ts < old.ts) {
                     truth.exposures.insert(key, x.clone());
@@ -84,13 +69,7 @@ fn generate(catalog: &Catalog, rng: &mut StdRng) -> (Truth, Vec<Write>) {
             };
             // Some events happen before the visitor's exposures.
             let ts = base + Duration::minutes(rng.random_range(-6 * 60..4 * 24 * 60));
-            let e = Event {
-                id: format!("ev-{next_event}"),
-                visitor: v.clone(),
-                name: name.into(),
-                value,
-                ts,
-            };
+            let e = Event { id: format!("ev-{next_event}"), visitor: v.clone(), name: name.into(), value, ts };
             truth.events.insert(e.id.clone(), e.clone());
             for _ in 0..rng.random_range(1..=2) {
                 writes.push(Write::Event(e.clone())); // a retry sends the same id again
@@ -106,30 +85,13 @@ fn expected(catalog: &Catalog, truth: &Truth) -> BTreeMap<AggregateKey, Moments>
     let mut out: BTreeMap<AggregateKey, Moments> = BTreeMap::new();
     for ((v, test), x) in &truth.exposures {
         let exp = catalog.get(test).unwrap();
-        let mine: Vec<&Event> = truth
-            .events
-            .values()
-            .filter(|e| &e.visitor == v && e.ts >= x.ts)
-            .collect();
+        let mine: Vec<&Event> = truth.events.values().filter(|e| &e.visitor == v && e.ts >= x.ts).collect();
         let count = |n: &str| mine.iter().filter(|e| e.name == n).count() as f64;
-        let order_value: f64 = mine
-            .iter()
-            .filter(|e| e.name == "order")
-            .map(|e| e.value)
-            .sum();
+        let order_value: f64 = mine.iter().filter(|e| e.name == "order").map(|e| e.value).sum();
         let values = BTreeMap::from([
-            (
-                "upsell_acceptance",
-                (f64::from(count("upsell_accepted") > 0.0), 0.0),
-            ),
-            (
-                "cart_offer_acceptance",
-                (f64::from(count("cart_offer_accepted") > 0.0), 0.0),
-            ),
-            (
-                "checkout_offer_acceptance",
-                (f64::from(count("checkout_offer_accepted") > 0.0), 0.0),
-            ),
+            ("upsell_acceptance", (f64::from(count("upsell_accepted") > 0.0), 0.0)),
+            ("cart_offer_acceptance", (f64::from(count("cart_offer_accepted") > 0.0), 0.0)),
+            ("checkout_offer_acceptance", (f64::from(count("checkout_offer_accepted") > 0.0), 0.0)),
             ("order_conversion", (f64::from(count("order") > 0.0), 0.0)),
             ("revenue_per_visitor", (order_value, 0.0)),
             ("average_order_value", (order_value, count("order"))),
@@ -150,16 +112,10 @@ fn expected(catalog: &Catalog, truth: &Truth) -> BTreeMap<AggregateKey, Moments>
     out
 }
 
-fn assert_same(
-    got: &BTreeMap<AggregateKey, Moments>,
-    want: &BTreeMap<AggregateKey, Moments>,
-    what: &str,
-) {
+fn assert_same(got: &BTreeMap<AggregateKey, Moments>, want: &BTreeMap<AggregateKey, Moments>, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: number of aggregate rows");
     for (k, w) in want {
-        let g = got
-            .get(k)
-            .unwrap_or_else(|| panic!("{what}: missing {k:?}"));
+        let g = got.get(k).unwrap_or_else(|| panic!("{what}: missing {k:?}"));
         assert!(g.approx_eq(w, 1e-9), "{what}: {k:?}: got {g:?}, want {w:?}");
     }
 }
@@ -190,11 +146,7 @@ async fn shuffled_writes_with_duplicates_and_retries_give_the_true_aggregates() 
     }
 
     let (exposures, events) = store.counts();
-    assert_eq!(
-        (exposures, events),
-        (truth.exposures.len(), truth.events.len()),
-        "each stored exactly once"
-    );
+    assert_eq!((exposures, events), (truth.exposures.len(), truth.events.len()), "each stored exactly once");
     let want = expected(&catalog, &truth);
     assert_same(&store.all_aggregates().unwrap(), &want, "incremental");
     assert_same(&store.recompute(&catalog).unwrap(), &want, "recomputed");
@@ -216,19 +168,9 @@ async fn an_earlier_exposure_moving_the_only_visitor_leaves_no_empty_row() {
         ts: Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap() + Duration::days(day),
         phase: 1,
     };
-    store
-        .record(catalog.clone(), vec![Write::Exposure(at(2))])
-        .await
-        .unwrap();
-    store
-        .record(catalog.clone(), vec![Write::Exposure(at(0))])
-        .await
-        .unwrap();
+    store.record(catalog.clone(), vec![Write::Exposure(at(2))]).await.unwrap();
+    store.record(catalog.clone(), vec![Write::Exposure(at(0))]).await.unwrap();
     let kept = store.all_aggregates().unwrap();
-    assert!(
-        kept.keys().all(|k| k.day == 8),
-        "only the earlier day remains: {:?}",
-        kept.keys().collect::<Vec<_>>()
-    );
+    assert!(kept.keys().all(|k| k.day == 8), "only the earlier day remains: {:?}", kept.keys().collect::<Vec<_>>());
     assert_eq!(kept, store.recompute(&catalog).unwrap());
 }

@@ -44,9 +44,7 @@ fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
 /// Loads a folder holding `a.toml` with `text`; returns the one error.
 fn only_error(text: &str) -> ValidationError {
     let dir = folder(&[("a.toml", text)]);
-    let errors = load_dir(dir.path())
-        .expect_err("folder should be refused")
-        .0;
+    let errors = load_dir(dir.path()).expect_err("folder should be refused").0;
     assert_eq!(errors.len(), 1, "{errors:?}");
     let e = errors.into_iter().next().unwrap();
     assert!(e.file.ends_with("a.toml"), "names the file: {e}");
@@ -68,15 +66,8 @@ fn the_base_definition_is_valid() {
 
 #[test]
 fn unknown_field() {
-    let text = base("a").replace(
-        "dimension = \"copy\"",
-        "dimension = \"copy\"\ncolour = \"red\"",
-    );
-    assert_says(
-        &only_error(&text),
-        Some(7),
-        &["unknown field `colour`", "remove it"],
-    );
+    let text = base("a").replace("dimension = \"copy\"", "dimension = \"copy\"\ncolour = \"red\"");
+    assert_says(&only_error(&text), Some(7), &["unknown field `colour`", "remove it"]);
 }
 
 #[test]
@@ -89,11 +80,7 @@ fn invalid_toml_syntax_names_the_line() {
 #[test]
 fn unknown_enum_value_lists_the_allowed_ones() {
     let text = base("a").replace("surface = \"cart\"", "surface = \"basket\"");
-    assert_says(
-        &only_error(&text),
-        Some(5),
-        &["basket", "product_page", "use one of"],
-    );
+    assert_says(&only_error(&text), Some(5), &["basket", "product_page", "use one of"]);
 }
 
 #[test]
@@ -101,72 +88,41 @@ fn stem_differs_from_id() {
     assert_says(
         &only_error(&base("b")),
         Some(1),
-        &[
-            "differs from the file name",
-            "rename the file to b.toml or set id = \"a\"",
-        ],
+        &["differs from the file name", "rename the file to b.toml or set id = \"a\""],
     );
 }
 
 #[test]
 fn fewer_than_two_variants() {
-    let text = base("a")
-        .split("[[variants]]\nkey = \"treatment\"")
-        .next()
-        .unwrap()
-        .replace("0.5", "1.0");
-    assert_says(
-        &only_error(&text),
-        None,
-        &["1 variant", "at least two [[variants]]"],
-    );
+    let text = base("a").split("[[variants]]\nkey = \"treatment\"").next().unwrap().replace("0.5", "1.0");
+    assert_says(&only_error(&text), None, &["1 variant", "at least two [[variants]]"]);
 }
 
 #[test]
 fn negative_weight() {
-    let text = base("a").replace(
-        "key = \"treatment\"\nweight = 0.5",
-        "key = \"treatment\"\nweight = -0.5",
-    );
+    let text = base("a").replace("key = \"treatment\"\nweight = 0.5", "key = \"treatment\"\nweight = -0.5");
     let dir = folder(&[("a.toml", &text)]);
     let errors = load_dir(dir.path()).unwrap_err().0;
-    let e = errors
-        .iter()
-        .find(|e| e.message.contains("-0.5 is outside [0, 1]"))
-        .expect("negative weight refused");
+    let e = errors.iter().find(|e| e.message.contains("-0.5 is outside [0, 1]")).expect("negative weight refused");
     assert_says(e, Some(15), &["treatment", "between 0 and 1"]);
 }
 
 #[test]
 fn weights_that_do_not_sum_to_one() {
-    let text = base("a").replace(
-        "key = \"treatment\"\nweight = 0.5",
-        "key = \"treatment\"\nweight = 0.4",
-    );
+    let text = base("a").replace("key = \"treatment\"\nweight = 0.5", "key = \"treatment\"\nweight = 0.4");
     assert_says(&only_error(&text), Some(11), &["sum to 0.9", "add up to 1"]);
 }
 
 #[test]
 fn coverage_outside_unit_interval() {
     let text = base("a").replace("start = ", "coverage = 1.5\nstart = ");
-    assert_says(
-        &only_error(&text),
-        Some(7),
-        &["coverage = 1.5", "outside [0, 1]"],
-    );
+    assert_says(&only_error(&text), Some(7), &["coverage = 1.5", "outside [0, 1]"]);
 }
 
 #[test]
 fn namespace_range_outside_unit_interval() {
-    let text = base("a").replace(
-        "start = ",
-        "namespace = { id = \"cart\", range = [0.5, 1.2] }\nstart = ",
-    );
-    assert_says(
-        &only_error(&text),
-        Some(7),
-        &["namespace range [0.5, 1.2]", "0 <= start < end <= 1"],
-    );
+    let text = base("a").replace("start = ", "namespace = { id = \"cart\", range = [0.5, 1.2] }\nstart = ");
+    assert_says(&only_error(&text), Some(7), &["namespace range [0.5, 1.2]", "0 <= start < end <= 1"]);
 }
 
 #[test]
@@ -175,35 +131,20 @@ fn unknown_metric() {
     assert_says(
         &only_error(&text),
         Some(9),
-        &[
-            "unknown metric \"order_conversoin\"",
-            "define it in metrics.toml",
-            "order_conversion",
-        ],
+        &["unknown metric \"order_conversoin\"", "define it in metrics.toml", "order_conversion"],
     );
 }
 
 #[test]
 fn concluded_without_winner() {
     let text = base("a").replace("status = \"running\"", "status = \"concluded\"");
-    assert_says(
-        &only_error(&text),
-        Some(4),
-        &["needs a winner", "winner = \"<variant key>\""],
-    );
+    assert_says(&only_error(&text), Some(4), &["needs a winner", "winner = \"<variant key>\""]);
 }
 
 #[test]
 fn concluded_with_unknown_winner() {
-    let text = base("a").replace(
-        "status = \"running\"",
-        "status = \"concluded\"\nwinner = \"benefit\"",
-    );
-    assert_says(
-        &only_error(&text),
-        Some(5),
-        &["winner \"benefit\" is not a variant", "control, treatment"],
-    );
+    let text = base("a").replace("status = \"running\"", "status = \"concluded\"\nwinner = \"benefit\"");
+    assert_says(&only_error(&text), Some(5), &["winner \"benefit\" is not a variant", "control, treatment"]);
 }
 
 #[test]
@@ -212,44 +153,22 @@ fn running_tests_that_could_share_a_visitor() {
     let errors = load_dir(dir.path()).unwrap_err().0;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].file.ends_with("b.toml"));
-    assert!(
-        errors[0]
-            .message
-            .contains("\"a\" and \"b\" both run on surface \"cart\""),
-        "{}",
-        errors[0]
-    );
-    assert!(
-        errors[0].message.contains("disjoint ranges"),
-        "{}",
-        errors[0]
-    );
+    assert!(errors[0].message.contains("\"a\" and \"b\" both run on surface \"cart\""), "{}", errors[0]);
+    assert!(errors[0].message.contains("disjoint ranges"), "{}", errors[0]);
 }
 
 #[test]
 fn running_tests_in_disjoint_namespace_slices_are_allowed() {
-    let a = base("a").replace(
-        "start = ",
-        "namespace = { id = \"cart\", range = [0.0, 0.5] }\nstart = ",
-    );
-    let b = base("b").replace(
-        "start = ",
-        "namespace = { id = \"cart\", range = [0.5, 1.0] }\nstart = ",
-    );
+    let a = base("a").replace("start = ", "namespace = { id = \"cart\", range = [0.0, 0.5] }\nstart = ");
+    let b = base("b").replace("start = ", "namespace = { id = \"cart\", range = [0.5, 1.0] }\nstart = ");
     let dir = folder(&[("a.toml", &a), ("b.toml", &b)]);
     assert_eq!(load_dir(dir.path()).unwrap().len(), 2);
 }
 
 #[test]
 fn running_tests_with_disjoint_targeting_are_allowed() {
-    let a = base("a").replace(
-        "start = ",
-        "targeting = { device = [\"mobile\"] }\nstart = ",
-    );
-    let b = base("b").replace(
-        "start = ",
-        "targeting = { device = [\"desktop\"] }\nstart = ",
-    );
+    let a = base("a").replace("start = ", "targeting = { device = [\"mobile\"] }\nstart = ");
+    let b = base("b").replace("start = ", "targeting = { device = [\"desktop\"] }\nstart = ");
     let dir = folder(&[("a.toml", &a), ("b.toml", &b)]);
     assert_eq!(load_dir(dir.path()).unwrap().len(), 2);
 }
@@ -259,10 +178,7 @@ fn missing_metrics_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.toml"), base("a")).unwrap();
     let e = &load_dir(dir.path()).unwrap_err().0[0];
-    assert!(
-        e.file.ends_with("metrics.toml") && e.message.contains("needs a metrics.toml"),
-        "{e}"
-    );
+    assert!(e.file.ends_with("metrics.toml") && e.message.contains("needs a metrics.toml"), "{e}");
 }
 
 #[test]
@@ -279,31 +195,17 @@ fn every_error_of_every_file_is_reported_at_once() {
 }
 
 fn validate(dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .arg("validate")
-        .arg(dir)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_offerlab")).arg("validate").arg(dir).output().unwrap()
 }
 
 #[test]
 fn validate_command_exits_0_on_the_committed_folder_and_1_on_a_bad_one() {
-    let ok = validate(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/experiments"
-    )));
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let ok = validate(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments")));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 
     let dir = folder(&[("a.toml", &base("b"))]);
     let bad = validate(dir.path());
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(
-        stderr.contains("a.toml:1: id \"b\" differs from the file name"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("a.toml:1: id \"b\" differs from the file name"), "{stderr}");
 }

@@ -16,8 +16,8 @@ use crate::cycles::{consistency_p_value, cycle_of_day, cycles, Cycle};
 use crate::experiment::{Catalog, Experiment, Metric, MetricKind, Status};
 use crate::stats::srm::{SRM_MIN_PER_VARIANT, SRM_THRESHOLD};
 use crate::stats::{
-    compare, holm, sample_size_mean, sample_size_proportion, srm_p_value, Comparison, Inference,
-    MetricStatistic, Moments,
+    compare, holm, sample_size_mean, sample_size_proportion, srm_p_value, Comparison, Inference, MetricStatistic,
+    Moments,
 };
 pub use verdict::{Verdict, VerdictCode};
 
@@ -190,10 +190,7 @@ fn index_rows(exp: &Experiment, rows: &[AggregateRow]) -> BTreeMap<String, Days>
             continue;
         };
         let day = (r.date - exp.start).num_days();
-        out.entry(r.metric.clone())
-            .or_default()
-            .entry(day)
-            .or_insert_with(|| vec![Moments::default(); k])[v]
+        out.entry(r.metric.clone()).or_default().entry(day).or_insert_with(|| vec![Moments::default(); k])[v]
             .merge(&r.moments);
     }
     out
@@ -230,21 +227,12 @@ fn arms(exp: &Experiment, metric: &Metric, moments: &[Moments]) -> Vec<Arm> {
 
 /// Every treatment against the control; with `correct`, Holm-adjusts across
 /// treatments and judges significance on the adjusted p-values.
-fn lifts(
-    exp: &Experiment,
-    metric: &Metric,
-    moments: &[Moments],
-    inference: Inference,
-    correct: bool,
-) -> Vec<Lift> {
+fn lifts(exp: &Experiment, metric: &Metric, moments: &[Moments], inference: Inference, correct: bool) -> Vec<Lift> {
     let alpha = exp.stats.alpha;
     let control = statistic(metric, moments[0]);
-    let comparisons: Vec<Comparison> = moments[1..]
-        .iter()
-        .map(|m| compare(&control, &statistic(metric, *m), alpha, inference))
-        .collect();
-    let adjusted =
-        correct.then(|| holm(&comparisons.iter().map(|c| c.p_value).collect::<Vec<_>>()));
+    let comparisons: Vec<Comparison> =
+        moments[1..].iter().map(|m| compare(&control, &statistic(metric, *m), alpha, inference)).collect();
+    let adjusted = correct.then(|| holm(&comparisons.iter().map(|c| c.p_value).collect::<Vec<_>>()));
     comparisons
         .into_iter()
         .enumerate()
@@ -278,11 +266,7 @@ fn sample_size(exp: &Experiment, metric: &Metric, moments: &[Moments]) -> Sample
     let needed = match metric.kind {
         MetricKind::Proportion { .. } => sample_size_proportion(baseline, s.mde, a, s.power),
         _ => {
-            let sigma = if observed {
-                Some(control.variance().sqrt())
-            } else {
-                s.baseline_sd
-            };
+            let sigma = if observed { Some(control.variance().sqrt()) } else { s.baseline_sd };
             sigma.and_then(|sd| sample_size_mean(baseline, sd, s.mde, a, s.power))
         }
     };
@@ -312,16 +296,7 @@ fn sample_ratio(exp: &Experiment, moments: &[Moments]) -> SampleRatio {
         judged,
         mismatch: judged && p_value < SRM_THRESHOLD,
         expected_shares: weights.iter().map(|w| w / wsum).collect(),
-        observed_shares: counts
-            .iter()
-            .map(|&c| {
-                if total == 0 {
-                    0.0
-                } else {
-                    c as f64 / total as f64
-                }
-            })
-            .collect(),
+        observed_shares: counts.iter().map(|&c| if total == 0 { 0.0 } else { c as f64 / total as f64 }).collect(),
     }
 }
 
@@ -330,17 +305,10 @@ fn sample_ratio(exp: &Experiment, moments: &[Moments]) -> SampleRatio {
 ///
 /// # Panics
 /// Never for a validated experiment whose metrics are in `catalog`.
-pub fn analyze(
-    exp: &Experiment,
-    catalog: &Catalog,
-    rows: &[AggregateRow],
-    today: NaiveDate,
-) -> Report {
+pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today: NaiveDate) -> Report {
     let k = exp.variants.len();
     let inference = if exp.stats.sequential {
-        Inference::Sequential {
-            tuning: exp.stats.sequential_tuning,
-        }
+        Inference::Sequential { tuning: exp.stats.sequential_tuning }
     } else {
         Inference::Fixed
     };
@@ -348,16 +316,8 @@ pub fn analyze(
     let metric_of = |name: &str| catalog.metric(name).expect("validated metric").clone();
 
     let roles = std::iter::once((exp.primary_metric.as_str(), Role::Primary))
-        .chain(
-            exp.guardrail_metrics
-                .iter()
-                .map(|m| (m.as_str(), Role::Guardrail)),
-        )
-        .chain(
-            exp.secondary_metrics
-                .iter()
-                .map(|m| (m.as_str(), Role::Secondary)),
-        );
+        .chain(exp.guardrail_metrics.iter().map(|m| (m.as_str(), Role::Guardrail)))
+        .chain(exp.secondary_metrics.iter().map(|m| (m.as_str(), Role::Secondary)));
     let mut seen = Vec::new();
     let mut metrics = Vec::new();
     for (name, role) in roles {
@@ -386,9 +346,7 @@ pub fn analyze(
     let cycle_reports: Vec<CycleReport> = cycles(exp.start, length, today)
         .into_iter()
         .map(|cycle| {
-            let m = sum_days(primary_days, k, |d| {
-                cycle_of_day(d, length) == Some(cycle.index)
-            });
+            let m = sum_days(primary_days, k, |d| cycle_of_day(d, length) == Some(cycle.index));
             CycleReport {
                 cycle,
                 arms: arms(exp, &primary, &m),

@@ -68,11 +68,7 @@ pub struct Verdict {
 
 impl Verdict {
     pub(super) fn placeholder() -> Self {
-        Verdict {
-            code: VerdictCode::CollectingData,
-            sentence: String::new(),
-            winner: None,
-        }
+        Verdict { code: VerdictCode::CollectingData, sentence: String::new(), winner: None }
     }
 }
 
@@ -89,18 +85,11 @@ pub fn signed_pct(x: f64) -> String {
 fn name(variant: &str) -> String {
     let s = variant.replace(['_', '-'], " ");
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 fn interval(report: &Report, l: &Lift) -> String {
-    format!(
-        "{:.0}% CI {} to {}",
-        (1.0 - report.alpha) * 100.0,
-        pct(l.comparison.ci.0),
-        pct(l.comparison.ci.1)
-    )
+    format!("{:.0}% CI {} to {}", (1.0 - report.alpha) * 100.0, pct(l.comparison.ci.0), pct(l.comparison.ci.1))
 }
 
 fn cycles_word(report: &Report) -> &'static str {
@@ -114,18 +103,10 @@ fn cycles_word(report: &Report) -> &'static str {
 fn progress_phrase(report: &Report) -> String {
     let s = &report.sample_size;
     let sample = match (s.per_variant, s.progress) {
-        (Some(n), Some(p)) => format!(
-            "{} of the {} visitors per variant needed",
-            pct(p.min(1.0)),
-            thousands(n)
-        ),
+        (Some(n), Some(p)) => format!("{} of the {} visitors per variant needed", pct(p.min(1.0)), thousands(n)),
         _ => "the sample size is not known yet".to_owned(),
     };
-    format!(
-        "{sample}, {} of 2 full {} complete",
-        report.cycles_completed.min(2),
-        cycles_word(report)
-    )
+    format!("{sample}, {} of 2 full {} complete", report.cycles_completed.min(2), cycles_word(report))
 }
 
 /// `39475` → `"39,475"`.
@@ -180,12 +161,7 @@ pub fn decide(report: &Report) -> Verdict {
         .metrics
         .iter()
         .filter(|m| m.role == Role::Guardrail)
-        .find_map(|m| {
-            m.lifts
-                .iter()
-                .find(|l| l.direction == Direction::Worse)
-                .map(|l| (m, l))
-        });
+        .find_map(|m| m.lifts.iter().find(|l| l.direction == Direction::Worse).map(|l| (m, l)));
     if let Some((m, l)) = harmed {
         return Verdict {
             code: VerdictCode::GuardrailHarmed,
@@ -202,11 +178,7 @@ pub fn decide(report: &Report) -> Verdict {
 
     let enough = report.sample_size.reached && report.cycles_completed >= 2;
     let lead = lead_treatment(report).filter(|l| l.significant);
-    let all_worse = !primary.lifts.is_empty()
-        && primary
-            .lifts
-            .iter()
-            .all(|l| l.direction == Direction::Worse);
+    let all_worse = !primary.lifts.is_empty() && primary.lifts.iter().all(|l| l.direction == Direction::Worse);
     let winner = match lead {
         Some(l) if l.direction == Direction::Better => Some((l.variant.clone(), l)),
         Some(l) if all_worse => Some((report.variants[0].clone(), l)),
@@ -232,20 +204,12 @@ pub fn decide(report: &Report) -> Verdict {
 
     if let Some((winner, lead)) = winner {
         let treatment_wins = winner == lead.variant;
-        let held = held_in_last_two_cycles(
-            report,
-            &lead.variant,
-            treatment_wins == primary.higher_is_better,
-        );
+        let held = held_in_last_two_cycles(report, &lead.variant, treatment_wins == primary.higher_is_better);
         let effect = if treatment_wins {
             format!(
                 "{} {} {metric} by {} ({})",
                 name(&winner),
-                if lead.comparison.relative_lift > 0.0 {
-                    "raises"
-                } else {
-                    "lowers"
-                },
+                if lead.comparison.relative_lift > 0.0 { "raises" } else { "lowers" },
                 pct(lead.comparison.relative_lift.abs()),
                 interval(report, lead)
             )
@@ -265,11 +229,7 @@ pub fn decide(report: &Report) -> Verdict {
                 sentence: format!(
                     "{effect}; it held in both of the last two {}: {}.",
                     cycles_word(report),
-                    if treatment_wins {
-                        "ship it"
-                    } else {
-                        "keep the control"
-                    }
+                    if treatment_wins { "ship it" } else { "keep the control" }
                 ),
                 winner: Some(winner),
             }
@@ -289,10 +249,7 @@ pub fn decide(report: &Report) -> Verdict {
     if !enough {
         return Verdict {
             code: VerdictCode::CollectingData,
-            sentence: format!(
-                "Still collecting data: {}; no decision yet.",
-                progress_phrase(report)
-            ),
+            sentence: format!("Still collecting data: {}; no decision yet.", progress_phrase(report)),
             winner: None,
         };
     }
@@ -301,12 +258,7 @@ pub fn decide(report: &Report) -> Verdict {
         .first()
         .filter(|l| l.comparison.not_computable.is_none())
         .map(|l| {
-            format!(
-                " ({} for {}, {})",
-                signed_pct(l.comparison.relative_lift),
-                name(&l.variant),
-                interval(report, l)
-            )
+            format!(" ({} for {}, {})", signed_pct(l.comparison.relative_lift), name(&l.variant), interval(report, l))
         })
         .unwrap_or_default();
     Verdict {

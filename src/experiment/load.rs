@@ -68,30 +68,17 @@ struct FileErrors<'a> {
 
 impl<'a> FileErrors<'a> {
     fn new(file: &'a str, text: &'a str) -> Self {
-        FileErrors {
-            file,
-            text,
-            errors: Vec::new(),
-        }
+        FileErrors { file, text, errors: Vec::new() }
     }
 
     fn line_of(&self, span: Range<usize>) -> Option<usize> {
         // A span of 0..0 marks a defaulted field that is not in the file.
-        (span.end > 0).then(|| {
-            self.text[..span.start.min(self.text.len())]
-                .matches('\n')
-                .count()
-                + 1
-        })
+        (span.end > 0).then(|| self.text[..span.start.min(self.text.len())].matches('\n').count() + 1)
     }
 
     fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
         let line = self.line_of(span);
-        self.errors.push(ValidationError {
-            file: self.file.to_owned(),
-            line,
-            message: message.into(),
-        });
+        self.errors.push(ValidationError { file: self.file.to_owned(), line, message: message.into() });
     }
 
     fn whole(&mut self, message: impl Into<String>) {
@@ -108,14 +95,8 @@ impl<'a> FileErrors<'a> {
             message.push_str("; add it");
         }
         let span = e.span().unwrap_or(0..0);
-        let line = self
-            .line_of(span.clone())
-            .or(Some(1).filter(|_| span.end > 0));
-        self.errors.push(ValidationError {
-            file: self.file.to_owned(),
-            line,
-            message,
-        });
+        let line = self.line_of(span.clone()).or(Some(1).filter(|_| span.end > 0));
+        self.errors.push(ValidationError { file: self.file.to_owned(), line, message });
     }
 
     fn finish<T>(self, value: T) -> Result<T, Vec<ValidationError>> {
@@ -130,20 +111,9 @@ impl<'a> FileErrors<'a> {
 /// Loads and validates every definition in `dir`.
 pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
     let shown = dir.display().to_string();
-    let one = |file: String, message: String| {
-        ValidationErrors(vec![ValidationError {
-            file,
-            line: None,
-            message,
-        }])
-    };
+    let one = |file: String, message: String| ValidationErrors(vec![ValidationError { file, line: None, message }]);
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        one(
-            shown.clone(),
-            format!(
-                "cannot read the experiments folder ({e}); create it or pass --experiments DIR"
-            ),
-        )
+        one(shown.clone(), format!("cannot read the experiments folder ({e}); create it or pass --experiments DIR"))
     })?;
     let mut files: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -166,25 +136,15 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
     });
 
     let mut experiments = Vec::new();
-    for path in files
-        .iter()
-        .filter(|p| p.file_name().is_some_and(|n| n != METRICS_FILE))
-    {
+    for path in files.iter().filter(|p| p.file_name().is_some_and(|n| n != METRICS_FILE)) {
         let file = path.display().to_string();
-        let stem = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         match std::fs::read_to_string(path) {
             Ok(text) => match parse_experiment(&file, stem, &text, &metrics) {
                 Ok(exp) => experiments.push(exp),
                 Err(e) => errors.extend(e),
             },
-            Err(e) => errors.push(ValidationError {
-                file,
-                line: None,
-                message: format!("cannot read the file ({e})"),
-            }),
+            Err(e) => errors.push(ValidationError { file, line: None, message: format!("cannot read the file ({e})") }),
         }
     }
     errors.extend(check_conflicts(&experiments));
@@ -211,20 +171,13 @@ pub fn load_file(path: &Path, metrics_path: Option<&Path>) -> Result<Catalog, Va
     };
     let metrics_file = metrics_path.display().to_string();
     let metrics = parse_metrics(&metrics_file, &read(metrics_path)?).map_err(ValidationErrors)?;
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
-    let exp = parse_experiment(&path.display().to_string(), stem, &read(path)?, &metrics)
-        .map_err(ValidationErrors)?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let exp = parse_experiment(&path.display().to_string(), stem, &read(path)?, &metrics).map_err(ValidationErrors)?;
     Ok(Catalog::new(vec![exp], metrics))
 }
 
 /// Parses `metrics.toml`: one table per metric, keyed by its name.
-pub fn parse_metrics(
-    file: &str,
-    text: &str,
-) -> Result<BTreeMap<String, Metric>, Vec<ValidationError>> {
+pub fn parse_metrics(file: &str, text: &str) -> Result<BTreeMap<String, Metric>, Vec<ValidationError>> {
     let mut errs = FileErrors::new(file, text);
     let raw: RawMetrics = match toml::from_str(text) {
         Ok(r) => r,
@@ -243,10 +196,7 @@ pub fn parse_metrics(
                     errs.at(span.clone(), format!("metric \"{name}\" is not a ratio; remove numerator and denominator, or set kind = \"ratio\""));
                 }
                 let Some(event) = m.event.filter(|e| !e.is_empty()) else {
-                    errs.at(
-                        span,
-                        format!("metric \"{name}\" needs the event it counts; add event = \"...\""),
-                    );
+                    errs.at(span, format!("metric \"{name}\" needs the event it counts; add event = \"...\""));
                     continue;
                 };
                 if matches!(m.kind, RawMetricKind::Proportion) {
@@ -257,13 +207,13 @@ pub fn parse_metrics(
             }
             RawMetricKind::Ratio => {
                 if m.event.is_some() {
-                    errs.at(span.clone(), format!("ratio metric \"{name}\" takes numerator and denominator, not event; remove event"));
+                    errs.at(
+                        span.clone(),
+                        format!("ratio metric \"{name}\" takes numerator and denominator, not event; remove event"),
+                    );
                 }
                 match (m.numerator, m.denominator) {
-                    (Some(numerator), Some(denominator)) => MetricKind::Ratio {
-                        numerator,
-                        denominator,
-                    },
+                    (Some(numerator), Some(denominator)) => MetricKind::Ratio { numerator, denominator },
                     _ => {
                         errs.at(span, format!("ratio metric \"{name}\" needs numerator = {{ event = \"...\", aggregate = \"sum\" }} and a denominator of the same form"));
                         continue;
@@ -312,10 +262,7 @@ pub fn parse_experiment(
             Some(id)
         }
         Err(m) => {
-            errs.at(
-                raw.id.span(),
-                format!("{m}; choose a short slug such as \"cart-protection-copy\""),
-            );
+            errs.at(raw.id.span(), format!("{m}; choose a short slug such as \"cart-protection-copy\""));
             None
         }
     };
@@ -324,14 +271,23 @@ pub fn parse_experiment(
     let timezone = match &raw.timezone {
         None => Some(FixedOffset::east_opt(0).expect("zero offset")),
         Some(tz) => parse_offset(tz.get_ref()).or_else(|| {
-            errs.at(tz.span(), format!("timezone \"{}\" is not a UTC offset; write it as \"+01:00\", \"-05:00\" or \"UTC\"", tz.get_ref()));
+            errs.at(
+                tz.span(),
+                format!(
+                    "timezone \"{}\" is not a UTC offset; write it as \"+01:00\", \"-05:00\" or \"UTC\"",
+                    tz.get_ref()
+                ),
+            );
             None
         }),
     };
 
     let cycle = *raw.business_cycle_days.get_ref();
     if !(1..=366).contains(&cycle) {
-        errs.at(raw.business_cycle_days.span(), format!("business_cycle_days = {cycle}; a business cycle is 1 to 366 days (7 for a weekly rhythm)"));
+        errs.at(
+            raw.business_cycle_days.span(),
+            format!("business_cycle_days = {cycle}; a business cycle is 1 to 366 days (7 for a weekly rhythm)"),
+        );
     }
     let coverage = *raw.coverage.get_ref();
     if !(0.0..=1.0).contains(&coverage) {
@@ -356,34 +312,24 @@ pub fn parse_experiment(
 
     for (attr, values) in &raw.targeting {
         if values.is_empty() {
-            errs.whole(format!("targeting.{attr} lists no values; list the values that qualify or remove the attribute"));
+            errs.whole(format!(
+                "targeting.{attr} lists no values; list the values that qualify or remove the attribute"
+            ));
         }
     }
 
     let variants = parse_variants(&mut errs, &raw);
     let winner = check_status(&mut errs, &raw, &variants);
 
-    for name in std::iter::once(&raw.primary_metric)
-        .map(|m| (m.span(), vec![m.get_ref().clone()]))
-        .chain([
-            (
-                raw.guardrail_metrics.span(),
-                raw.guardrail_metrics.get_ref().clone(),
-            ),
-            (
-                raw.secondary_metrics.span(),
-                raw.secondary_metrics.get_ref().clone(),
-            ),
-        ])
-    {
+    for name in std::iter::once(&raw.primary_metric).map(|m| (m.span(), vec![m.get_ref().clone()])).chain([
+        (raw.guardrail_metrics.span(), raw.guardrail_metrics.get_ref().clone()),
+        (raw.secondary_metrics.span(), raw.secondary_metrics.get_ref().clone()),
+    ]) {
         for m in name.1.iter().filter(|m| !metrics.contains_key(*m)) {
             let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
             errs.at(
                 name.0.clone(),
-                format!(
-                    "unknown metric \"{m}\"; define it in {METRICS_FILE} or use one of: {}",
-                    known.join(", ")
-                ),
+                format!("unknown metric \"{m}\"; define it in {METRICS_FILE} or use one of: {}", known.join(", ")),
             );
         }
     }
@@ -393,13 +339,7 @@ pub fn parse_experiment(
         None => 1,
         Some(v) if (1..=i64::from(u32::MAX)).contains(v.get_ref()) => *v.get_ref() as u32,
         Some(v) => {
-            errs.at(
-                v.span(),
-                format!(
-                    "allocation_version = {}; it is a whole number from 1 up",
-                    v.get_ref()
-                ),
-            );
+            errs.at(v.span(), format!("allocation_version = {}; it is a whole number from 1 up", v.get_ref()));
             1
         }
     };
@@ -441,7 +381,10 @@ fn parse_start(errs: &mut FileErrors, start: &Spanned<toml::Value>) -> Option<Na
         other => other.to_string(),
     };
     NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok().or_else(|| {
-        errs.at(start.span(), format!("start = {text} is not a date; write it as \"YYYY-MM-DD\", the test's first day"));
+        errs.at(
+            start.span(),
+            format!("start = {text} is not a date; write it as \"YYYY-MM-DD\", the test's first day"),
+        );
         None
     })
 }
@@ -477,38 +420,17 @@ fn parse_variants(errs: &mut FileErrors, raw: &RawExperiment) -> Vec<Variant> {
         let v = v.get_ref();
         if v.key.is_empty()
             || v.key.len() > 64
-            || !v
-                .key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || !v.key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            errs.at(
-                span.clone(),
-                format!(
-                    "variant key \"{}\" must be 1 to 64 letters, digits, '-' or '_'",
-                    v.key
-                ),
-            );
+            errs.at(span.clone(), format!("variant key \"{}\" must be 1 to 64 letters, digits, '-' or '_'", v.key));
         }
         if !seen.insert(v.key.clone()) {
-            errs.at(
-                span.clone(),
-                format!(
-                    "variant key \"{}\" is used twice; give every variant its own key",
-                    v.key
-                ),
-            );
+            errs.at(span.clone(), format!("variant key \"{}\" is used twice; give every variant its own key", v.key));
         }
         let weight = match Weight::parse(v.weight) {
             Ok(w) => w,
             Err(m) => {
-                errs.at(
-                    span,
-                    format!(
-                        "variant \"{}\" has weight {m}; each weight is a share between 0 and 1",
-                        v.key
-                    ),
-                );
+                errs.at(span, format!("variant \"{}\" has weight {m}; each weight is a share between 0 and 1", v.key));
                 Weight::parse(0.0).expect("zero is a weight")
             }
         };
@@ -517,19 +439,12 @@ fn parse_variants(errs: &mut FileErrors, raw: &RawExperiment) -> Vec<Variant> {
             .as_ref()
             .map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null))
             .unwrap_or_else(|| serde_json::json!({}));
-        variants.push(Variant {
-            key: v.key.clone(),
-            weight,
-            payload,
-        });
+        variants.push(Variant { key: v.key.clone(), weight, payload });
     }
     let sum: f64 = raw.variants.iter().map(|v| v.get_ref().weight).sum();
     if raw.variants.len() >= 2 && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
         let span = raw.variants[0].span();
-        errs.at(
-            span,
-            format!("weights sum to {sum}; make them add up to 1 (for two variants, 0.5 and 0.5)"),
-        );
+        errs.at(span, format!("weights sum to {sum}; make them add up to 1 (for two variants, 0.5 and 0.5)"));
     }
     variants
 }
@@ -547,18 +462,11 @@ fn check_status(errs: &mut FileErrors, raw: &RawExperiment, variants: &[Variant]
                 let keys: Vec<&str> = variants.iter().map(|v| v.key.as_str()).collect();
                 errs.at(
                     w.span(),
-                    format!(
-                        "winner \"{}\" is not a variant; use one of: {}",
-                        w.get_ref(),
-                        keys.join(", ")
-                    ),
+                    format!("winner \"{}\" is not a variant; use one of: {}", w.get_ref(), keys.join(", ")),
                 );
             }
             if status != Status::Concluded {
-                errs.at(
-                    w.span(),
-                    "winner is only for concluded tests; remove it or set status = \"concluded\"",
-                );
+                errs.at(w.span(), "winner is only for concluded tests; remove it or set status = \"concluded\"");
             }
             idx
         }
@@ -566,27 +474,22 @@ fn check_status(errs: &mut FileErrors, raw: &RawExperiment, variants: &[Variant]
     }
 }
 
-fn parse_stats(
-    errs: &mut FileErrors,
-    raw: &RawExperiment,
-    metrics: &BTreeMap<String, Metric>,
-) -> StatsConfig {
+fn parse_stats(errs: &mut FileErrors, raw: &RawExperiment, metrics: &BTreeMap<String, Metric>) -> StatsConfig {
     let mut stats = StatsConfig::default();
     let Some(s) = &raw.stats else {
         return stats;
     };
     let span = s.span();
     let s = s.get_ref();
-    let mut check =
-        |name: &str, value: Option<f64>, ok: fn(f64) -> bool, rule: &str, slot: &mut f64| {
-            if let Some(v) = value {
-                if ok(v) {
-                    *slot = v;
-                } else {
-                    errs.at(span.clone(), format!("stats.{name} = {v}; {rule}"));
-                }
+    let mut check = |name: &str, value: Option<f64>, ok: fn(f64) -> bool, rule: &str, slot: &mut f64| {
+        if let Some(v) = value {
+            if ok(v) {
+                *slot = v;
+            } else {
+                errs.at(span.clone(), format!("stats.{name} = {v}; {rule}"));
             }
-        };
+        }
+    };
     let open_unit = |x: f64| x > 0.0 && x < 1.0;
     check(
         "alpha",
@@ -616,18 +519,25 @@ fn parse_stats(
         "baseline is the expected control value of the primary metric, above 0",
         &mut stats.baseline,
     );
-    check("sequential_tuning", s.sequential_tuning, |x| x >= 1.0 && x.is_finite(), "sequential_tuning is the expected total sample at decision time, at least 1 (default 5000)", &mut stats.sequential_tuning);
+    check(
+        "sequential_tuning",
+        s.sequential_tuning,
+        |x| x >= 1.0 && x.is_finite(),
+        "sequential_tuning is the expected total sample at decision time, at least 1 (default 5000)",
+        &mut stats.sequential_tuning,
+    );
     if let Some(sd) = s.baseline_sd {
         if sd > 0.0 && sd.is_finite() {
             stats.baseline_sd = Some(sd);
         } else {
-            errs.at(span.clone(), format!("stats.baseline_sd = {sd}; it is the expected per-visitor standard deviation, above 0"));
+            errs.at(
+                span.clone(),
+                format!("stats.baseline_sd = {sd}; it is the expected per-visitor standard deviation, above 0"),
+            );
         }
     }
     stats.sequential = s.sequential.unwrap_or(false);
-    let primary_is_proportion = metrics
-        .get(raw.primary_metric.get_ref())
-        .is_some_and(Metric::is_proportion);
+    let primary_is_proportion = metrics.get(raw.primary_metric.get_ref()).is_some_and(Metric::is_proportion);
     if primary_is_proportion && stats.baseline >= 1.0 {
         errs.at(span, format!("stats.baseline = {}; the primary metric is a proportion, so its baseline is a rate below 1 (0.04 for 4%)", stats.baseline));
     }
@@ -638,18 +548,14 @@ fn parse_stats(
 /// visitor: test one element at a time. They are kept apart only by the same
 /// namespace with disjoint ranges, or by targeting no visitor can match twice.
 fn check_conflicts(experiments: &[Experiment]) -> Vec<ValidationError> {
-    let running: Vec<&Experiment> = experiments
-        .iter()
-        .filter(|e| e.status == Status::Running)
-        .collect();
+    let running: Vec<&Experiment> = experiments.iter().filter(|e| e.status == Status::Running).collect();
     let mut errors = Vec::new();
     for (i, a) in running.iter().enumerate() {
         for b in &running[i + 1..] {
             if a.surface != b.surface || a.targeting.disjoint_from(&b.targeting) {
                 continue;
             }
-            let apart =
-                matches!((&a.namespace, &b.namespace), (Some(x), Some(y)) if !x.may_overlap(y));
+            let apart = matches!((&a.namespace, &b.namespace), (Some(x), Some(y)) if !x.may_overlap(y));
             if !apart {
                 errors.push(ValidationError {
                     file: b.source.clone(),

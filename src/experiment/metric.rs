@@ -30,16 +30,9 @@ pub struct Source {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MetricKind {
-    Proportion {
-        event: String,
-    },
-    Mean {
-        event: String,
-    },
-    Ratio {
-        numerator: Source,
-        denominator: Source,
-    },
+    Proportion { event: String },
+    Mean { event: String },
+    Ratio { numerator: Source, denominator: Source },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -84,10 +77,7 @@ impl Metric {
     pub fn events(&self) -> Vec<&str> {
         match &self.kind {
             MetricKind::Proportion { event } | MetricKind::Mean { event } => vec![event],
-            MetricKind::Ratio {
-                numerator,
-                denominator,
-            } => {
+            MetricKind::Ratio { numerator, denominator } => {
                 vec![&numerator.event, &denominator.event]
             }
         }
@@ -98,14 +88,9 @@ impl Metric {
     /// attributed count and sum of an event.
     pub fn visitor_value(&self, tally: &dyn Fn(&str) -> EventTally) -> (f64, f64) {
         match &self.kind {
-            MetricKind::Proportion { event } => {
-                (if tally(event).count > 0 { 1.0 } else { 0.0 }, 0.0)
-            }
+            MetricKind::Proportion { event } => (if tally(event).count > 0 { 1.0 } else { 0.0 }, 0.0),
             MetricKind::Mean { event } => (tally(event).sum, 0.0),
-            MetricKind::Ratio {
-                numerator,
-                denominator,
-            } => (numerator.reduce(tally), denominator.reduce(tally)),
+            MetricKind::Ratio { numerator, denominator } => (numerator.reduce(tally), denominator.reduce(tally)),
         }
     }
 }

@@ -31,13 +31,8 @@ impl ExperimentId {
         if s.is_empty() || s.len() > 64 {
             return Err(format!("id \"{s}\" must have 1 to 64 characters"));
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
-            return Err(format!(
-                "id \"{s}\" may only use lowercase letters, digits, '-' and '_'"
-            ));
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+            return Err(format!("id \"{s}\" may only use lowercase letters, digits, '-' and '_'"));
         }
         Ok(ExperimentId(s.to_owned()))
     }
@@ -134,20 +129,15 @@ pub struct Targeting(pub BTreeMap<String, Vec<String>>);
 
 impl Targeting {
     pub fn matches(&self, attributes: &Attributes) -> bool {
-        self.0
-            .iter()
-            .all(|(attr, allowed)| attributes.get(attr).is_some_and(|v| allowed.contains(v)))
+        self.0.iter().all(|(attr, allowed)| attributes.get(attr).is_some_and(|v| allowed.contains(v)))
     }
 
     /// True when no visitor can match both: some attribute is targeted by
     /// both with no value in common.
     pub fn disjoint_from(&self, other: &Targeting) -> bool {
-        self.0.iter().any(|(attr, mine)| {
-            other
-                .0
-                .get(attr)
-                .is_some_and(|theirs| !mine.iter().any(|v| theirs.contains(v)))
-        })
+        self.0
+            .iter()
+            .any(|(attr, mine)| other.0.get(attr).is_some_and(|theirs| !mine.iter().any(|v| theirs.contains(v))))
     }
 }
 
@@ -256,10 +246,7 @@ impl Experiment {
     /// that order and without repeats.
     pub fn all_metrics(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
-        for m in std::iter::once(&self.primary_metric)
-            .chain(&self.guardrail_metrics)
-            .chain(&self.secondary_metrics)
-        {
+        for m in std::iter::once(&self.primary_metric).chain(&self.guardrail_metrics).chain(&self.secondary_metrics) {
             if !out.contains(&m.as_str()) {
                 out.push(m);
             }
@@ -270,16 +257,8 @@ impl Experiment {
     /// The parts of the definition that decide who sees which variant.
     /// If these change while exposures exist, visitors silently switch arms.
     pub fn allocation_fingerprint(&self) -> String {
-        let ns = self
-            .namespace
-            .as_ref()
-            .map(|n| format!("{}:{}:{}", n.id, n.start, n.end))
-            .unwrap_or_default();
-        let variants: Vec<String> = self
-            .variants
-            .iter()
-            .map(|v| format!("{}={}", v.key, v.weight.get()))
-            .collect();
+        let ns = self.namespace.as_ref().map(|n| format!("{}:{}:{}", n.id, n.start, n.end)).unwrap_or_default();
+        let variants: Vec<String> = self.variants.iter().map(|v| format!("{}={}", v.key, v.weight.get())).collect();
         format!(
             "seed={};hash={};coverage={};ns={};variants={};targeting={:?}",
             self.seed,
@@ -301,19 +280,11 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(experiments: Vec<Experiment>, metrics: BTreeMap<String, Metric>) -> Self {
-        Catalog {
-            experiments: experiments
-                .into_iter()
-                .map(|e| (e.id.clone(), Arc::new(e)))
-                .collect(),
-            metrics,
-        }
+        Catalog { experiments: experiments.into_iter().map(|e| (e.id.clone(), Arc::new(e))).collect(), metrics }
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Experiment>> {
-        ExperimentId::parse(id)
-            .ok()
-            .and_then(|id| self.experiments.get(&id))
+        ExperimentId::parse(id).ok().and_then(|id| self.experiments.get(&id))
     }
 
     /// Experiments in id order.
@@ -360,20 +331,14 @@ mod tests {
     fn targeting_matches_every_listed_attribute() {
         let t = Targeting(BTreeMap::from([
             ("device".to_string(), vec!["mobile".to_string()]),
-            (
-                "segment".to_string(),
-                vec!["new".to_string(), "returning".to_string()],
-            ),
+            ("segment".to_string(), vec!["new".to_string(), "returning".to_string()]),
         ]));
         let mut a = Attributes::new();
         a.insert("device".into(), "mobile".into());
         assert!(!t.matches(&a));
         a.insert("segment".into(), "returning".into());
         assert!(t.matches(&a));
-        let other = Targeting(BTreeMap::from([(
-            "device".to_string(),
-            vec!["desktop".to_string()],
-        )]));
+        let other = Targeting(BTreeMap::from([("device".to_string(), vec!["desktop".to_string()])]));
         assert!(t.disjoint_from(&other));
         assert!(!t.disjoint_from(&Targeting::default()));
     }

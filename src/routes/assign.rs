@@ -13,7 +13,7 @@ use chrono::Utc;
 use crate::error::ApiError;
 use crate::experiment::Surface;
 use crate::state::AppState;
-use crate::store::Write;
+use crate::store::{Outcome, Write};
 use crate::tracking::exposures_of;
 use crate::visitor::VisitorId;
 
@@ -50,8 +50,7 @@ fn missing_visitor() -> ApiError {
 
 fn parse_visitor(raw: Option<&str>) -> Result<VisitorId, ApiError> {
     let raw = raw.ok_or_else(missing_visitor)?;
-    VisitorId::parse(raw)
-        .map_err(|m| ApiError::invalid("invalid_visitor_id", Some("visitor_id".into()), m))
+    VisitorId::parse(raw).map_err(|m| ApiError::invalid("invalid_visitor_id", Some("visitor_id".into()), m))
 }
 
 fn parse_surface(raw: Option<&str>) -> Result<Option<Surface>, ApiError> {
@@ -88,12 +87,8 @@ impl TryFrom<AssignBody> for AssignQuery {
 fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery, ApiError> {
     let visitor = parse_visitor(params.remove("visitor_id").as_deref())?;
     let surface = parse_surface(params.remove("surface").as_deref())?;
-    let experiments = params.remove("experiments").map(|s| {
-        s.split(',')
-            .filter(|x| !x.is_empty())
-            .map(str::to_owned)
-            .collect()
-    });
+    let experiments =
+        params.remove("experiments").map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect());
     let mut force = BTreeMap::new();
     let mut attributes = BTreeMap::new();
     for (k, v) in params {
@@ -106,13 +101,7 @@ fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery
             }
         }
     }
-    Ok(AssignQuery {
-        visitor_id: visitor.to_string(),
-        attributes,
-        surface,
-        experiments,
-        force,
-    })
+    Ok(AssignQuery { visitor_id: visitor.to_string(), attributes, surface, experiments, force })
 }
 
 fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
@@ -120,10 +109,7 @@ fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
 }
 
 #[post("/v1/assign")]
-pub async fn post_assign(
-    state: web::Data<AppState>,
-    body: web::Json<AssignBody>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let record = body.record_exposure;
     let query = AssignQuery::try_from(body)?;
@@ -134,7 +120,12 @@ pub async fn post_assign(
             .into_iter()
             .map(Write::Exposure)
             .collect();
-        state.store.record(catalog, writes).await?;
+        let outcomes = state.store.record(catalog, writes).await?;
+        for outcome in [Outcome::Accepted, Outcome::Duplicate] {
+            let n = outcomes.iter().filter(|o| **o == outcome).count();
+            let label = if outcome == Outcome::Accepted { "accepted" } else { "duplicate" };
+            state.metrics.count_writes("exposure", label, n);
+        }
     }
     Ok(respond(&query.visitor_id, &assignments))
 }

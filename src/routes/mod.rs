@@ -16,6 +16,7 @@ use crate::error::ApiError;
 /// Registers every route on an actix app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
+        .service(health::metrics)
         .service(assign::post_assign)
         .service(assign::get_assign)
         .service(track::exposures)
@@ -41,35 +42,18 @@ pub fn json_error(err: JsonPayloadError, limit: usize) -> actix_web::Error {
             "send the body as JSON with Content-Type: application/json",
         )
         .into(),
-        JsonPayloadError::Deserialize(e) => ApiError::invalid(
-            "malformed_json",
-            None,
-            format!("the body is not valid for this route: {e}"),
-        )
-        .into(),
-        other => ApiError::invalid(
-            "malformed_json",
-            None,
-            format!("could not read the body: {other}"),
-        )
-        .into(),
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::invalid("malformed_json", None, format!("the body is not valid for this route: {e}")).into()
+        }
+        other => ApiError::invalid("malformed_json", None, format!("could not read the body: {other}")).into(),
     }
 }
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::invalid(
-        "malformed_query",
-        None,
-        format!("the query string is not valid: {err}"),
-    )
-    .into()
+    ApiError::invalid("malformed_query", None, format!("the query string is not valid: {err}")).into()
 }
 
 /// Any path without a route.
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
-        "{} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(ApiError::NotFound(format!("{} {}", req.method(), req.path())))
 }

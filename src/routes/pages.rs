@@ -14,15 +14,9 @@ fn render(page: impl Template) -> Result<String, ApiError> {
 }
 
 /// Renders off the async workers (reports read the store) and answers HTML.
-async fn html(
-    work: impl FnOnce() -> Result<String, ApiError> + Send + 'static,
-) -> Result<HttpResponse, ApiError> {
-    let body = web::block(work)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(body))
+async fn html(work: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> Result<HttpResponse, ApiError> {
+    let body = web::block(work).await.map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
 }
 
 #[get("/")]
@@ -42,16 +36,11 @@ pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 }
 
 #[get("/experiments/{id}")]
-pub async fn experiment(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn experiment(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     html(move || {
         let catalog = state.catalog();
-        let exp = catalog
-            .get(&id)
-            .ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
+        let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
         let report = state.report(&catalog, exp, Utc::now())?;
         let earlier = state.store.earlier_phase_visitors(exp)?;
         render(ExperimentPage::new(exp, &report, earlier))

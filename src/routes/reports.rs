@@ -34,16 +34,11 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 }
 
 #[get("/api/v1/experiments/{id}/report")]
-pub async fn report(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn report(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let report = web::block(move || {
         let catalog = state.catalog();
-        let exp = catalog
-            .get(&id)
-            .ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
+        let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
         Ok::<_, ApiError>(state.report(&catalog, exp, Utc::now())?)
     })
     .await
@@ -52,23 +47,16 @@ pub async fn report(
 }
 
 #[get("/api/v1/experiments/{id}/daily.csv")]
-pub async fn daily_csv(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn daily_csv(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let csv = web::block(move || {
         let catalog = state.catalog();
-        let exp = catalog
-            .get(&id)
-            .ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
+        let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
         let mut rows = state.store.aggregate_rows(exp)?;
         rows.sort_by(|a, b| (a.date, &a.variant, &a.metric).cmp(&(b.date, &b.variant, &b.metric)));
         Ok::<_, ApiError>(write_csv(&rows))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .body(csv))
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(csv))
 }

@@ -26,10 +26,7 @@ fn items(body: Value) -> Result<(Vec<Value>, bool), ApiError> {
         Value::Array(items) if items.len() > MAX_BATCH => Err(ApiError::invalid(
             "batch_too_large",
             None,
-            format!(
-                "a batch holds at most {MAX_BATCH} items, this one {}; split it",
-                items.len()
-            ),
+            format!("a batch holds at most {MAX_BATCH} items, this one {}; split it", items.len()),
         )),
         Value::Array(items) => Ok((items, true)),
         one @ Value::Object(_) => Ok((vec![one], false)),
@@ -51,6 +48,7 @@ fn parse<W: DeserializeOwned>(v: Value) -> Result<W, TrackError> {
 
 async fn track(
     state: &AppState,
+    kind: &str,
     body: Value,
     check: impl Fn(&Catalog, Value) -> Result<Write, TrackError>,
 ) -> Result<HttpResponse, ApiError> {
@@ -65,19 +63,12 @@ async fn track(
         .collect();
     if !batch {
         if let Some(Item::Rejected(e)) = checked.first() {
+            state.metrics.count_writes(kind, "rejected", 1);
             return Err(ApiError::Track(e.clone()));
         }
     }
-    let writes: Vec<Write> = checked
-        .iter()
-        .filter_map(|i| {
-            if let Item::Checked(w) = i {
-                Some(w.clone())
-            } else {
-                None
-            }
-        })
-        .collect();
+    let writes: Vec<Write> =
+        checked.iter().filter_map(|i| if let Item::Checked(w) = i { Some(w.clone()) } else { None }).collect();
     let mut outcomes = state.store.record(catalog, writes).await?.into_iter();
     let results: Vec<Value> = checked
         .iter()
@@ -89,6 +80,9 @@ async fn track(
         })
         .collect();
     let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
+    for outcome in ["accepted", "duplicate", "rejected"] {
+        state.metrics.count_writes(kind, outcome, count(outcome));
+    }
     if !batch {
         return Ok(HttpResponse::Ok().json(&results[0]));
     }
@@ -101,25 +95,16 @@ async fn track(
 }
 
 #[post("/v1/exposures")]
-pub async fn exposures(
-    state: web::Data<AppState>,
-    body: web::Json<Value>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn exposures(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
-    track(&state, body.into_inner(), |catalog, v| {
+    track(&state, "exposure", body.into_inner(), |catalog, v| {
         check_exposure(catalog, parse(v)?, now).map(Write::Exposure)
     })
     .await
 }
 
 #[post("/v1/events")]
-pub async fn events(
-    state: web::Data<AppState>,
-    body: web::Json<Value>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn events(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
-    track(&state, body.into_inner(), |_, v| {
-        check_event(parse(v)?, now).map(Write::Event)
-    })
-    .await
+    track(&state, "event", body.into_inner(), |_, v| check_event(parse(v)?, now).map(Write::Event)).await
 }

@@ -99,9 +99,7 @@ fn sample_variance(n: f64, sum: f64, sum_sq: f64) -> f64 {
 impl MetricStatistic {
     pub fn moments(&self) -> &Moments {
         match self {
-            MetricStatistic::Proportion(m)
-            | MetricStatistic::Mean(m)
-            | MetricStatistic::Ratio(m) => m,
+            MetricStatistic::Proportion(m) | MetricStatistic::Mean(m) | MetricStatistic::Ratio(m) => m,
         }
     }
 
@@ -179,12 +177,7 @@ mod tests {
 
     #[test]
     fn proportion_variance_is_p_one_minus_p() {
-        let m = Moments {
-            n: 100,
-            sum: 20.0,
-            sum_sq: 20.0,
-            ..Moments::default()
-        };
+        let m = Moments { n: 100, sum: 20.0, sum_sq: 20.0, ..Moments::default() };
         assert!((MetricStatistic::Proportion(m).variance() - 0.16).abs() < 1e-15);
     }
 }

@@ -30,9 +30,7 @@ pub fn srm_p_value(counts: &[u64], weights: &[f64]) -> f64 {
             (o as f64 - e).powi(2) / e
         })
         .sum();
-    ChiSquared::new((counts.len() - 1) as f64)
-        .expect("k ≥ 2")
-        .sf(stat)
+    ChiSquared::new((counts.len() - 1) as f64).expect("k ≥ 2").sf(stat)
 }
 
 #[cfg(test)]

@@ -68,8 +68,7 @@ fn lift_variance(va: f64, ma: f64, na: f64, vb: f64, mb: f64, nb: f64, relative:
 /// Welch–Satterthwaite degrees of freedom:
 /// `(vb/nb + va/na)² / (vb²/(nb²(nb−1)) + va²/(na²(na−1)))`.
 fn welch_dof(va: f64, na: f64, vb: f64, nb: f64) -> f64 {
-    (vb / nb + va / na).powi(2)
-        / (vb.powi(2) / (nb.powi(2) * (nb - 1.0)) + va.powi(2) / (na.powi(2) * (na - 1.0)))
+    (vb / nb + va / na).powi(2) / (vb.powi(2) / (nb.powi(2) * (nb - 1.0)) + va.powi(2) / (na.powi(2) * (na - 1.0)))
 }
 
 fn students_t(dof: f64) -> StudentsT {
@@ -91,9 +90,7 @@ fn t_upper_quantile(t: &StudentsT, q: f64) -> f64 {
     let z = std_normal().inverse_cdf(1.0 - q);
     let nu = t.freedom();
     if nu > 1e7 {
-        return z
-            + (z.powi(3) + z) / (4.0 * nu)
-            + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * nu * nu);
+        return z + (z.powi(3) + z) / (4.0 * nu) + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * nu * nu);
     }
     let mut x = z;
     for _ in 0..100 {
@@ -124,12 +121,7 @@ fn rho(alpha: f64, tuning: f64) -> f64 {
 /// half-width `s·sqrt(2(Nρ² + 1)·ln(sqrt(Nρ² + 1)/α) / (Nρ)²)`, and
 /// `p = min(1, 1/e)` with the e-value
 /// `e = exp(ρ²·(lift²N/se²)/(2(Nρ² + 1))) / sqrt(Nρ² + 1)`.
-pub fn compare(
-    control: &MetricStatistic,
-    treatment: &MetricStatistic,
-    alpha: f64,
-    inference: Inference,
-) -> Comparison {
+pub fn compare(control: &MetricStatistic, treatment: &MetricStatistic, alpha: f64, inference: Inference) -> Comparison {
     let (ma, mb) = (control.mean(), treatment.mean());
     let (va, vb) = (control.variance(), treatment.variance());
     let (na, nb) = (control.n(), treatment.n());
@@ -175,11 +167,7 @@ pub fn compare(
             let st2 = relative_lift.powi(2) * n / rel_var;
             let log_e = r * r * st2 / (2.0 * nr2) - 0.5 * nr2.ln();
             let p = (-log_e).exp().min(1.0);
-            (
-                (rel_var * n).sqrt() * factor,
-                (abs_var * n).sqrt() * factor,
-                p,
-            )
+            ((rel_var * n).sqrt() * factor, (abs_var * n).sqrt() * factor, p)
         }
     };
     Comparison {
@@ -203,12 +191,7 @@ mod tests {
 
     fn prop(n: u64, conversions: u64) -> MetricStatistic {
         let s = conversions as f64;
-        MetricStatistic::Proportion(Moments {
-            n,
-            sum: s,
-            sum_sq: s,
-            ..Moments::default()
-        })
+        MetricStatistic::Proportion(Moments { n, sum: s, sum_sq: s, ..Moments::default() })
     }
 
     #[test]
@@ -234,18 +217,9 @@ mod tests {
     #[test]
     fn huge_effects_keep_an_accurate_tiny_p_value() {
         // scipy: 2 * t.sf(27.834457207376968, 1913175.7014089446)
-        let r = compare(
-            &prop(1_000_000, 10_000),
-            &prop(1_000_000, 15_500),
-            0.05,
-            Inference::Fixed,
-        );
+        let r = compare(&prop(1_000_000, 10_000), &prop(1_000_000, 15_500), 0.05, Inference::Fixed);
         let want = 1.7971937232073212e-170;
-        assert!(
-            (r.p_value / want - 1.0).abs() < 1e-6,
-            "{} vs {want}",
-            r.p_value
-        );
+        assert!((r.p_value / want - 1.0).abs() < 1e-6, "{} vs {want}", r.p_value);
     }
 
     #[test]
@@ -259,10 +233,7 @@ mod tests {
             (1e9, 1.959963986912325),
         ] {
             let got = t_upper_quantile(&students_t(dof), 0.025);
-            assert!(
-                (got / want - 1.0).abs() < 1e-8,
-                "dof {dof}: {got} vs {want}"
-            );
+            assert!((got / want - 1.0).abs() < 1e-8, "dof {dof}: {got} vs {want}");
         }
     }
 

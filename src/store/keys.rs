@@ -10,10 +10,7 @@ use std::str::from_utf8;
 const SEP: u8 = 0;
 
 fn push_str(out: &mut Vec<u8>, s: &str) {
-    debug_assert!(
-        !s.as_bytes().contains(&SEP),
-        "key part holds a 0 byte: {s:?}"
-    );
+    debug_assert!(!s.as_bytes().contains(&SEP), "key part holds a 0 byte: {s:?}");
     out.extend_from_slice(s.as_bytes());
     out.push(SEP);
 }
@@ -74,11 +71,7 @@ impl ExposureKey {
         let visitor = take_str(&mut b)?.to_owned();
         let experiment = take_str(&mut b)?.to_owned();
         let phase = u32::from_be_bytes(take(&mut b)?);
-        b.is_empty().then_some(ExposureKey {
-            visitor,
-            experiment,
-            phase,
-        })
+        b.is_empty().then_some(ExposureKey { visitor, experiment, phase })
     }
 }
 
@@ -102,11 +95,7 @@ impl VisitorEventKey {
         let visitor = take_str(&mut b)?.to_owned();
         let ts_millis = key_i64(take(&mut b)?);
         let id = take_str(&mut b)?.to_owned();
-        b.is_empty().then_some(VisitorEventKey {
-            visitor,
-            ts_millis,
-            id,
-        })
+        b.is_empty().then_some(VisitorEventKey { visitor, ts_millis, id })
     }
 }
 
@@ -131,11 +120,7 @@ impl TallyKey {
         let experiment = take_str(&mut b)?.to_owned();
         let phase = u32::from_be_bytes(take(&mut b)?);
         let visitor = take_str(&mut b)?.to_owned();
-        b.is_empty().then_some(TallyKey {
-            experiment,
-            phase,
-            visitor,
-        })
+        b.is_empty().then_some(TallyKey { experiment, phase, visitor })
     }
 }
 
@@ -174,13 +159,7 @@ impl AggregateKey {
         let variant = u16::from_be_bytes(take(&mut b)?);
         let day = key_i32(take(&mut b)?);
         let metric = take_str(&mut b)?.to_owned();
-        b.is_empty().then_some(AggregateKey {
-            experiment,
-            phase,
-            variant,
-            day,
-            metric,
-        })
+        b.is_empty().then_some(AggregateKey { experiment, phase, variant, day, metric })
     }
 }
 
@@ -190,37 +169,17 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        let e = ExposureKey {
-            visitor: "v-1 ü".into(),
-            experiment: "cart-copy".into(),
-            phase: 3,
-        };
+        let e = ExposureKey { visitor: "v-1 ü".into(), experiment: "cart-copy".into(), phase: 3 };
         assert_eq!(ExposureKey::decode(&e.encode()), Some(e.clone()));
-        assert!(e
-            .encode()
-            .starts_with(&ExposureKey::visitor_prefix("v-1 ü")));
+        assert!(e.encode().starts_with(&ExposureKey::visitor_prefix("v-1 ü")));
         for ts_millis in [i64::MIN, -5, 0, 1_764_000_000_000, i64::MAX] {
-            let v = VisitorEventKey {
-                visitor: "v".into(),
-                ts_millis,
-                id: "ev-9".into(),
-            };
+            let v = VisitorEventKey { visitor: "v".into(), ts_millis, id: "ev-9".into() };
             assert_eq!(VisitorEventKey::decode(&v.encode()), Some(v));
         }
-        let t = TallyKey {
-            experiment: "x".into(),
-            phase: 1,
-            visitor: "v".into(),
-        };
+        let t = TallyKey { experiment: "x".into(), phase: 1, visitor: "v".into() };
         assert_eq!(TallyKey::decode(&t.encode()), Some(t));
         for day in [i32::MIN, -1, 0, 90, i32::MAX] {
-            let a = AggregateKey {
-                experiment: "x".into(),
-                phase: 1,
-                variant: 2,
-                day,
-                metric: "aov".into(),
-            };
+            let a = AggregateKey { experiment: "x".into(), phase: 1, variant: 2, day, metric: "aov".into() };
             assert_eq!(AggregateKey::decode(&a.encode()), Some(a.clone()));
             assert!(a.encode().starts_with(&AggregateKey::prefix("x", 1)));
         }
@@ -229,36 +188,15 @@ mod tests {
 
     #[test]
     fn byte_order_is_time_and_day_order() {
-        let k = |ts| {
-            VisitorEventKey {
-                visitor: "v".into(),
-                ts_millis: ts,
-                id: "a".into(),
-            }
-            .encode()
-        };
+        let k = |ts| VisitorEventKey { visitor: "v".into(), ts_millis: ts, id: "a".into() }.encode();
         assert!(k(-10) < k(-1) && k(-1) < k(0) && k(0) < k(7));
-        let d = |day| {
-            AggregateKey {
-                experiment: "x".into(),
-                phase: 1,
-                variant: 0,
-                day,
-                metric: "m".into(),
-            }
-            .encode()
-        };
+        let d = |day| AggregateKey { experiment: "x".into(), phase: 1, variant: 0, day, metric: "m".into() }.encode();
         assert!(d(-2) < d(0) && d(0) < d(3));
     }
 
     #[test]
     fn a_visitor_prefix_does_not_match_a_longer_visitor() {
-        let long = ExposureKey {
-            visitor: "ab".into(),
-            experiment: "x".into(),
-            phase: 1,
-        }
-        .encode();
+        let long = ExposureKey { visitor: "ab".into(), experiment: "x".into(), phase: 1 }.encode();
         assert!(!long.starts_with(&ExposureKey::visitor_prefix("a")));
     }
 }

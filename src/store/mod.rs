@@ -102,29 +102,27 @@ struct Trees {
     aggregates: Aggregates,
 }
 
+/// Called with each flush's duration in seconds.
+pub type FlushObserver = Box<dyn Fn(f64) + Send + Sync>;
+
 pub struct Store {
     trees: Trees,
     sender: Mutex<Option<Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     flush_stats: Arc<Mutex<FlushStats>>,
+    flush_observer: Arc<Mutex<Option<FlushObserver>>>,
 }
 
 impl Store {
     /// Opens (or creates) the store in `path`. A folder another process has
     /// open is refused with [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|e| match &e {
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    StoreError::Locked(path.to_owned())
-                }
-                _ => StoreError::Sled(e),
-            })?;
+        let db = sled::Config::new().path(path).open().map_err(|e| match &e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+                StoreError::Locked(path.to_owned())
+            }
+            _ => StoreError::Sled(e),
+        })?;
         let trees = Trees {
             exposures: Exposures(db.open_tree("exposures")?),
             events: Events(db.open_tree("events")?),
@@ -135,11 +133,12 @@ impl Store {
         };
         let (sender, receiver) = mpsc::channel();
         let flush_stats = Arc::new(Mutex::new(FlushStats::default()));
+        let flush_observer: Arc<Mutex<Option<FlushObserver>>> = Arc::new(Mutex::new(None));
         let writer = {
-            let (trees, stats) = (trees.clone(), flush_stats.clone());
+            let (trees, stats, observer) = (trees.clone(), flush_stats.clone(), flush_observer.clone());
             std::thread::Builder::new()
                 .name("offerlab-writer".into())
-                .spawn(move || writer_loop(&trees, &receiver, &stats))
+                .spawn(move || writer_loop(&trees, &receiver, &stats, &observer))
                 .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?
         };
         Ok(Store {
@@ -147,32 +146,26 @@ impl Store {
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             flush_stats,
+            flush_observer,
         })
+    }
+
+    /// Reports every flush's duration to `observer` (for `/metrics`).
+    pub fn on_flush(&self, observer: FlushObserver) {
+        *self.flush_observer.lock().expect("observer lock") = Some(observer);
     }
 
     /// Records writes durably; returns once they are on disk, with one
     /// outcome per write in order.
-    pub async fn record(
-        &self,
-        catalog: Arc<Catalog>,
-        writes: Vec<Write>,
-    ) -> Result<Vec<Outcome>, Arc<StoreError>> {
+    pub async fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Result<Vec<Outcome>, Arc<StoreError>> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         {
             let sender = self.sender.lock().expect("sender lock");
-            let sender = sender
-                .as_ref()
-                .ok_or_else(|| Arc::new(StoreError::Closed))?;
-            sender
-                .send(Job {
-                    writes,
-                    catalog,
-                    reply,
-                })
-                .map_err(|_| Arc::new(StoreError::Closed))?;
+            let sender = sender.as_ref().ok_or_else(|| Arc::new(StoreError::Closed))?;
+            sender.send(Job { writes, catalog, reply }).map_err(|_| Arc::new(StoreError::Closed))?;
         }
         answer.await.map_err(|_| Arc::new(StoreError::Closed))?
     }
@@ -186,12 +179,7 @@ impl Store {
             .into_iter()
             .filter_map(|(k, moments)| {
                 let variant = exp.variants.get(usize::from(k.variant))?.key.clone();
-                Some(AggregateRow {
-                    variant,
-                    date: exp.day_date(i64::from(k.day)),
-                    metric: k.metric,
-                    moments,
-                })
+                Some(AggregateRow { variant, date: exp.day_date(i64::from(k.day)), metric: k.metric, moments })
             })
             .collect())
     }
@@ -217,14 +205,7 @@ impl Store {
         let mut prefix = Vec::new();
         prefix.extend_from_slice(experiment.as_bytes());
         prefix.push(0);
-        Ok(self
-            .trees
-            .aggregates
-            .0
-            .scan_prefix(prefix)
-            .next()
-            .transpose()?
-            .is_some())
+        Ok(self.trees.aggregates.0.scan_prefix(prefix).next().transpose()?.is_some())
     }
 
     pub fn exposures(&self) -> Result<Vec<Exposure>, StoreError> {
@@ -250,10 +231,7 @@ impl Store {
 
     /// Recomputes every aggregate from the raw exposures and events, without
     /// writing anything.
-    pub fn recompute(
-        &self,
-        catalog: &Catalog,
-    ) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
+    pub fn recompute(&self, catalog: &Catalog) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
         Ok(self.recompute_all(catalog)?.0)
     }
 
@@ -266,24 +244,12 @@ impl Store {
                 continue;
             };
             let events = self.trees.visitor_events.of_visitor(&e.visitor)?;
-            let t = Tallies::from_events(
-                e.ts,
-                events.iter().map(|ev| (ev.name.as_str(), ev.value, ev.ts)),
-            );
+            let t = Tallies::from_events(e.ts, events.iter().map(|ev| (ev.name.as_str(), ev.value, ev.ts)));
             for (metric, (x, y)) in metric_values(exp, catalog, &t) {
-                aggregates
-                    .entry(aggregate_key(exp, &e, metric))
-                    .or_insert_with(Moments::default)
-                    .add_visitor(x, y);
+                aggregates.entry(aggregate_key(exp, &e, metric)).or_insert_with(Moments::default).add_visitor(x, y);
             }
-            tallies.push((
-                TallyKey {
-                    experiment: e.experiment.clone(),
-                    phase: e.phase,
-                    visitor: e.visitor.clone(),
-                },
-                t,
-            ));
+            tallies
+                .push((TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() }, t));
         }
         Ok((aggregates, tallies))
     }
@@ -298,18 +264,12 @@ impl Store {
         t.tallies.0.clear()?;
         let mut batch = sled::Batch::default();
         for (k, t) in &tallies {
-            batch.insert(
-                k.encode(),
-                serde_json::to_vec(t).expect("tallies serialize"),
-            );
+            batch.insert(k.encode(), serde_json::to_vec(t).expect("tallies serialize"));
         }
         t.tallies.0.apply_batch(batch)?;
         let mut batch = sled::Batch::default();
         for (k, m) in &aggregates {
-            batch.insert(
-                k.encode(),
-                serde_json::to_vec(m).expect("moments serialize"),
-            );
+            batch.insert(k.encode(), serde_json::to_vec(m).expect("moments serialize"));
         }
         t.aggregates.0.apply_batch(batch)?;
         t.db.flush()?;
@@ -339,14 +299,17 @@ fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &str) -> AggregateKey {
         experiment: e.experiment.clone(),
         phase: e.phase,
         variant: e.variant,
-        day: exp
-            .day_index(e.ts)
-            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+        day: exp.day_index(e.ts).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
         metric: metric.to_owned(),
     }
 }
 
-fn writer_loop(trees: &Trees, receiver: &Receiver<Job>, stats: &Mutex<FlushStats>) {
+fn writer_loop(
+    trees: &Trees,
+    receiver: &Receiver<Job>,
+    stats: &Mutex<FlushStats>,
+    observer: &Mutex<Option<FlushObserver>>,
+) {
     while let Ok(first) = receiver.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -355,21 +318,18 @@ fn writer_loop(trees: &Trees, receiver: &Receiver<Job>, stats: &Mutex<FlushStats
                 Err(_) => break,
             }
         }
-        let results: Vec<Result<Vec<Outcome>, StoreError>> = group
-            .iter()
-            .map(|job| {
-                job.writes
-                    .iter()
-                    .map(|w| apply(trees, &job.catalog, w))
-                    .collect()
-            })
-            .collect();
+        let results: Vec<Result<Vec<Outcome>, StoreError>> =
+            group.iter().map(|job| job.writes.iter().map(|w| apply(trees, &job.catalog, w)).collect()).collect();
         let started = Instant::now();
         let flushed = trees.db.flush();
+        let seconds = started.elapsed().as_secs_f64();
         {
             let mut s = stats.lock().expect("stats lock");
             s.flushes += 1;
-            s.seconds_total += started.elapsed().as_secs_f64();
+            s.seconds_total += seconds;
+        }
+        if let Some(observe) = observer.lock().expect("observer lock").as_ref() {
+            observe(seconds);
         }
         let flush_error = flushed.err().map(|e| Arc::new(StoreError::Sled(e)));
         for (job, result) in group.into_iter().zip(results) {
@@ -394,21 +354,9 @@ fn transact(
     trees: &Trees,
     body: impl Fn(&Tx) -> Result<(), sled::transaction::UnabortableTransactionError>,
 ) -> Result<(), StoreError> {
-    (
-        &trees.exposures.0,
-        &trees.events.0,
-        &trees.visitor_events.0,
-        &trees.tallies.0,
-        &trees.aggregates.0,
-    )
+    (&trees.exposures.0, &trees.events.0, &trees.visitor_events.0, &trees.tallies.0, &trees.aggregates.0)
         .transaction(|(exposures, events, visitor_events, tallies, aggregates)| {
-            let tx = Tx {
-                exposures,
-                events,
-                visitor_events,
-                tallies,
-                aggregates,
-            };
+            let tx = Tx { exposures, events, visitor_events, tallies, aggregates };
             body(&tx).map_err(ConflictableTransactionError::from)
         })
         .map_err(StoreError::from)
@@ -422,25 +370,14 @@ fn apply_exposure(trees: &Trees, catalog: &Catalog, e: &Exposure) -> Result<Outc
     let Some(exp) = catalog.get(&e.experiment) else {
         return Ok(Outcome::Duplicate);
     };
-    let key = ExposureKey {
-        visitor: e.visitor.clone(),
-        experiment: e.experiment.clone(),
-        phase: e.phase,
-    };
+    let key = ExposureKey { visitor: e.visitor.clone(), experiment: e.experiment.clone(), phase: e.phase };
     let previous = trees.exposures.get(&key)?;
     if previous.as_ref().is_some_and(|p| p.ts <= e.ts) {
         return Ok(Outcome::Duplicate);
     }
     let events = trees.visitor_events.of_visitor(&e.visitor)?;
-    let tallies = Tallies::from_events(
-        e.ts,
-        events.iter().map(|ev| (ev.name.as_str(), ev.value, ev.ts)),
-    );
-    let tally_key = TallyKey {
-        experiment: e.experiment.clone(),
-        phase: e.phase,
-        visitor: e.visitor.clone(),
-    };
+    let tallies = Tallies::from_events(e.ts, events.iter().map(|ev| (ev.name.as_str(), ev.value, ev.ts)));
+    let tally_key = TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() };
     transact(trees, |tx| {
         if let Some(p) = &previous {
             let old = tx.tallies(&tally_key)?;
@@ -473,22 +410,14 @@ fn apply_event(trees: &Trees, catalog: &Catalog, ev: &Event) -> Result<Outcome, 
     transact(trees, |tx| {
         tx.put_event(ev)?;
         for (x, exp) in &exposures {
-            let key = TallyKey {
-                experiment: x.experiment.clone(),
-                phase: x.phase,
-                visitor: x.visitor.clone(),
-            };
+            let key = TallyKey { experiment: x.experiment.clone(), phase: x.phase, visitor: x.visitor.clone() };
             let old = tx.tallies(&key)?;
             let mut new = old.clone();
             new.add(&ev.name, ev.value);
             let before = metric_values(exp, catalog, &old);
-            for ((metric, old_xy), (_, new_xy)) in
-                before.into_iter().zip(metric_values(exp, catalog, &new))
-            {
+            for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {
                 if old_xy != new_xy {
-                    tx.update_aggregate(&aggregate_key(exp, x, metric), |m| {
-                        m.apply_delta(old_xy, new_xy)
-                    })?;
+                    tx.update_aggregate(&aggregate_key(exp, x, metric), |m| m.apply_delta(old_xy, new_xy))?;
                 }
             }
             tx.put_tallies(&key, &new)?;

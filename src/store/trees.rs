@@ -24,9 +24,7 @@ type TxResult<T> = Result<T, UnabortableTransactionError>;
 fn tx_decode<T: serde::de::DeserializeOwned + Default>(bytes: Option<sled::IVec>) -> T {
     // Values in a transaction were written by this process; a corrupt one
     // reads as empty and `rebuild` repairs derived trees.
-    bytes
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+    bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
 /// First exposures: (visitor, test, phase) → the exposure.
@@ -40,11 +38,7 @@ impl Exposures {
 
     /// Every exposure of one visitor, across tests and phases.
     pub fn of_visitor(&self, visitor: &str) -> Result<Vec<Exposure>, StoreError> {
-        self.0
-            .scan_prefix(ExposureKey::visitor_prefix(visitor))
-            .values()
-            .map(|v| decode(&v?))
-            .collect()
+        self.0.scan_prefix(ExposureKey::visitor_prefix(visitor)).values().map(|v| decode(&v?)).collect()
     }
 
     pub fn all(&self) -> impl Iterator<Item = Result<Exposure, StoreError>> + '_ {
@@ -80,11 +74,7 @@ pub struct VisitorEvents(pub(super) Tree);
 
 impl VisitorEvents {
     pub fn of_visitor(&self, visitor: &str) -> Result<Vec<Event>, StoreError> {
-        self.0
-            .scan_prefix(ExposureKey::visitor_prefix(visitor))
-            .values()
-            .map(|v| decode(&v?))
-            .collect()
+        self.0.scan_prefix(ExposureKey::visitor_prefix(visitor)).values().map(|v| decode(&v?)).collect()
     }
 }
 
@@ -97,17 +87,12 @@ pub struct TallyTree(pub(super) Tree);
 pub struct Aggregates(pub(super) Tree);
 
 impl Aggregates {
-    pub fn of_phase(
-        &self,
-        experiment: &str,
-        phase: u32,
-    ) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
+    pub fn of_phase(&self, experiment: &str, phase: u32) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
         self.0
             .scan_prefix(AggregateKey::prefix(experiment, phase))
             .map(|kv| {
                 let (k, v) = kv?;
-                let key = AggregateKey::decode(&k)
-                    .ok_or_else(|| StoreError::Corrupt("aggregate key".into()))?;
+                let key = AggregateKey::decode(&k).ok_or_else(|| StoreError::Corrupt("aggregate key".into()))?;
                 Ok((key, decode(&v)?))
             })
             .collect()
@@ -118,8 +103,7 @@ impl Aggregates {
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
-                let key = AggregateKey::decode(&k)
-                    .ok_or_else(|| StoreError::Corrupt("aggregate key".into()))?;
+                let key = AggregateKey::decode(&k).ok_or_else(|| StoreError::Corrupt("aggregate key".into()))?;
                 Ok((key, decode(&v)?))
             })
             .collect()
@@ -137,22 +121,14 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     pub fn put_exposure(&self, e: &Exposure) -> TxResult<()> {
-        let key = ExposureKey {
-            visitor: e.visitor.clone(),
-            experiment: e.experiment.clone(),
-            phase: e.phase,
-        };
+        let key = ExposureKey { visitor: e.visitor.clone(), experiment: e.experiment.clone(), phase: e.phase };
         self.exposures.insert(key.encode(), encode(e))?;
         Ok(())
     }
 
     pub fn put_event(&self, e: &Event) -> TxResult<()> {
         self.events.insert(e.id.as_bytes(), encode(e))?;
-        let key = VisitorEventKey {
-            visitor: e.visitor.clone(),
-            ts_millis: e.ts.timestamp_millis(),
-            id: e.id.clone(),
-        };
+        let key = VisitorEventKey { visitor: e.visitor.clone(), ts_millis: e.ts.timestamp_millis(), id: e.id.clone() };
         self.visitor_events.insert(key.encode(), encode(e))?;
         Ok(())
     }
@@ -168,11 +144,7 @@ impl Tx<'_> {
 
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// (its last visitor moved to another day) is removed.
-    pub fn update_aggregate(
-        &self,
-        key: &AggregateKey,
-        change: impl FnOnce(&mut Moments),
-    ) -> TxResult<()> {
+    pub fn update_aggregate(&self, key: &AggregateKey, change: impl FnOnce(&mut Moments)) -> TxResult<()> {
         let k = key.encode();
         let mut m: Moments = tx_decode(self.aggregates.get(&k)?);
         change(&mut m);

@@ -17,21 +17,11 @@ async fn health_answers() {
 #[tokio::test]
 async fn every_visible_test_answers_with_a_payload() {
     let app = spawn_app().await;
-    let got = app
-        .assign(&json!({ "visitor_id": "v-1", "attributes": { "device": "mobile" } }))
-        .await;
+    let got = app.assign(&json!({ "visitor_id": "v-1", "attributes": { "device": "mobile" } })).await;
     let ids: Vec<&str> = got.keys().map(String::as_str).collect();
     assert_eq!(
         ids,
-        [
-            "concluded-test",
-            "half-coverage",
-            "ns-left",
-            "ns-right",
-            "paused-test",
-            "running-cart",
-            "targeted-mobile"
-        ],
+        ["concluded-test", "half-coverage", "ns-left", "ns-right", "paused-test", "running-cart", "targeted-mobile"],
         "the draft is invisible"
     );
     let cart = &got["running-cart"];
@@ -47,55 +37,34 @@ async fn every_visible_test_answers_with_a_payload() {
 #[tokio::test]
 async fn surface_filter_keeps_only_that_surface() {
     let app = spawn_app().await;
-    let got = app
-        .assign(&json!({ "visitor_id": "v-1", "surface": "cart" }))
-        .await;
+    let got = app.assign(&json!({ "visitor_id": "v-1", "surface": "cart" })).await;
     assert_eq!(got.keys().collect::<Vec<_>>(), ["running-cart"]);
-    let (status, body) = app
-        .post(
-            "/v1/assign",
-            &json!({ "visitor_id": "v-1", "surface": "basket" }),
-        )
-        .await;
+    let (status, body) = app.post("/v1/assign", &json!({ "visitor_id": "v-1", "surface": "basket" })).await;
     assert_error(status, &body, 400, "invalid_surface");
 }
 
 #[tokio::test]
 async fn experiments_filter_and_unknown_test() {
     let app = spawn_app().await;
-    let got = app
-        .assign(&json!({ "visitor_id": "v-1", "experiments": ["half-coverage"] }))
-        .await;
+    let got = app.assign(&json!({ "visitor_id": "v-1", "experiments": ["half-coverage"] })).await;
     assert_eq!(got.keys().collect::<Vec<_>>(), ["half-coverage"]);
-    let (status, body) = app
-        .post(
-            "/v1/assign",
-            &json!({ "visitor_id": "v-1", "experiments": ["no-such-test"] }),
-        )
-        .await;
+    let (status, body) = app.post("/v1/assign", &json!({ "visitor_id": "v-1", "experiments": ["no-such-test"] })).await;
     assert_error(status, &body, 404, "unknown_experiment");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("no-such-test"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("no-such-test"));
 }
 
 #[tokio::test]
 async fn targeting_lets_in_only_matching_visitors() {
     let app = spawn_app().await;
-    let body = |device: &str| json!({ "visitor_id": "v-7", "surface": "product_page", "attributes": { "device": device } });
+    let body =
+        |device: &str| json!({ "visitor_id": "v-7", "surface": "product_page", "attributes": { "device": device } });
     let mobile = app.assign(&body("mobile")).await;
     assert_eq!(mobile["targeted-mobile"]["in_experiment"], true);
     let desktop = app.assign(&body("desktop")).await;
     assert_eq!(desktop["targeted-mobile"]["in_experiment"], false);
     assert_eq!(desktop["targeted-mobile"]["variant"], "control");
-    assert_eq!(
-        desktop["targeted-mobile"]["payload"],
-        json!({ "copy": "control" })
-    );
-    let none = app
-        .assign(&json!({ "visitor_id": "v-7", "surface": "product_page" }))
-        .await;
+    assert_eq!(desktop["targeted-mobile"]["payload"], json!({ "copy": "control" }));
+    let none = app.assign(&json!({ "visitor_id": "v-7", "surface": "product_page" })).await;
     assert_eq!(none["targeted-mobile"]["in_experiment"], false);
 }
 
@@ -105,9 +74,7 @@ async fn coverage_leaves_visitors_out_with_the_control_payload() {
     let (mut inside, mut outside) = (0, 0);
     for i in 0..200 {
         let v = format!("cov-{i}");
-        let got = app
-            .assign(&json!({ "visitor_id": v, "surface": "checkout" }))
-            .await;
+        let got = app.assign(&json!({ "visitor_id": v, "surface": "checkout" })).await;
         let a = &got["half-coverage"];
         let n = hash("half-coverage", &v, HashVersion::V2);
         // coverage 0.5 of 50/50: [0, 0.25) control, [0.5, 0.75) treatment.
@@ -129,50 +96,34 @@ async fn coverage_leaves_visitors_out_with_the_control_payload() {
 async fn namespaces_put_each_visitor_in_at_most_one_slice() {
     let app = spawn_app().await;
     for i in 0..100 {
-        let got = app
-            .assign(&json!({ "visitor_id": format!("ns-{i}"), "surface": "email" }))
-            .await;
+        let got = app.assign(&json!({ "visitor_id": format!("ns-{i}"), "surface": "email" })).await;
         let left = got["ns-left"]["in_experiment"] == true;
         let right = got["ns-right"]["in_experiment"] == true;
-        assert!(
-            left != right,
-            "visitor ns-{i} must be in exactly one of the two disjoint halves"
-        );
+        assert!(left != right, "visitor ns-{i} must be in exactly one of the two disjoint halves");
     }
 }
 
 #[tokio::test]
 async fn forcing_returns_the_variant_marked_and_unrecorded() {
     let app = spawn_app().await;
-    let got = app
-        .assign(&json!({ "visitor_id": "qa", "force": { "running-cart": "treatment" } }))
-        .await;
+    let got = app.assign(&json!({ "visitor_id": "qa", "force": { "running-cart": "treatment" } })).await;
     let a = &got["running-cart"];
     assert_eq!(a["variant"], "treatment");
     assert_eq!(a["forced"], true);
     assert_eq!(a["in_experiment"], false);
     assert_eq!(a["payload"], json!({ "copy": "treatment" }));
 
-    let (status, body) = app
-        .post(
-            "/v1/assign",
-            &json!({ "visitor_id": "qa", "force": { "running-cart": "nope" } }),
-        )
-        .await;
+    let (status, body) =
+        app.post("/v1/assign", &json!({ "visitor_id": "qa", "force": { "running-cart": "nope" } })).await;
     assert_error(status, &body, 400, "unknown_variant");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("control, treatment"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("control, treatment"));
 }
 
 #[tokio::test]
 async fn paused_shows_control_and_concluded_shows_the_winner() {
     let app = spawn_app().await;
     for i in 0..20 {
-        let got = app
-            .assign(&json!({ "visitor_id": format!("s-{i}"), "surface": "post_purchase" }))
-            .await;
+        let got = app.assign(&json!({ "visitor_id": format!("s-{i}"), "surface": "post_purchase" })).await;
         assert_eq!(got.len(), 2, "draft invisible: {got:?}");
         assert_eq!(got["paused-test"]["variant"], "control");
         assert_eq!(got["paused-test"]["in_experiment"], false);
@@ -184,15 +135,13 @@ async fn paused_shows_control_and_concluded_shows_the_winner() {
 #[tokio::test]
 async fn get_form_answers_like_post() {
     let app = spawn_app().await;
-    let post = app.assign(&json!({ "visitor_id": "v-9", "surface": "product_page", "attributes": { "device": "mobile" } })).await;
-    let (status, get) = app
-        .get("/v1/assign?visitor_id=v-9&surface=product_page&device=mobile")
+    let post = app
+        .assign(&json!({ "visitor_id": "v-9", "surface": "product_page", "attributes": { "device": "mobile" } }))
         .await;
+    let (status, get) = app.get("/v1/assign?visitor_id=v-9&surface=product_page&device=mobile").await;
     assert_eq!(status, 200);
     assert_eq!(get["assignments"][0], post["targeted-mobile"]);
-    let (status, forced) = app
-        .get("/v1/assign?visitor_id=v-9&surface=cart&force.running-cart=treatment")
-        .await;
+    let (status, forced) = app.get("/v1/assign?visitor_id=v-9&surface=cart&force.running-cart=treatment").await;
     assert_eq!(status, 200);
     assert_eq!(forced["assignments"][0]["forced"], true);
 }
@@ -216,12 +165,7 @@ async fn missing_or_bad_visitor_id_is_refused() {
     assert_error(status, &body, 400, "invalid_visitor_id");
     let (status, body) = app.get("/v1/assign?surface=cart").await;
     assert_error(status, &body, 400, "missing_field");
-    let (status, body) = app
-        .post(
-            "/v1/assign",
-            &json!({ "visitor_id": "v", "attributes": { "a": [1] } }),
-        )
-        .await;
+    let (status, body) = app.post("/v1/assign", &json!({ "visitor_id": "v", "attributes": { "a": [1] } })).await;
     assert_error(status, &body, 400, "invalid_attribute");
 }
 

@@ -48,58 +48,23 @@ payload = {{ copy = "treatment" }}
 /// The fixture set the API tests run against: one test per behaviour.
 pub fn fixture_definitions() -> Vec<(String, String)> {
     vec![
-        (
-            "running-cart".into(),
-            definition("running-cart", "cart", "running", ""),
-        ),
+        ("running-cart".into(), definition("running-cart", "cart", "running", "")),
         (
             "targeted-mobile".into(),
-            definition(
-                "targeted-mobile",
-                "product_page",
-                "running",
-                "targeting = { device = [\"mobile\"] }",
-            ),
+            definition("targeted-mobile", "product_page", "running", "targeting = { device = [\"mobile\"] }"),
         ),
-        (
-            "half-coverage".into(),
-            definition("half-coverage", "checkout", "running", "coverage = 0.5"),
-        ),
+        ("half-coverage".into(), definition("half-coverage", "checkout", "running", "coverage = 0.5")),
         (
             "ns-left".into(),
-            definition(
-                "ns-left",
-                "email",
-                "running",
-                "namespace = { id = \"mail\", range = [0.0, 0.5] }",
-            ),
+            definition("ns-left", "email", "running", "namespace = { id = \"mail\", range = [0.0, 0.5] }"),
         ),
         (
             "ns-right".into(),
-            definition(
-                "ns-right",
-                "email",
-                "running",
-                "namespace = { id = \"mail\", range = [0.5, 1.0] }",
-            ),
+            definition("ns-right", "email", "running", "namespace = { id = \"mail\", range = [0.5, 1.0] }"),
         ),
-        (
-            "paused-test".into(),
-            definition("paused-test", "post_purchase", "paused", ""),
-        ),
-        (
-            "concluded-test".into(),
-            definition(
-                "concluded-test",
-                "post_purchase",
-                "concluded",
-                "winner = \"treatment\"",
-            ),
-        ),
-        (
-            "draft-test".into(),
-            definition("draft-test", "post_purchase", "draft", ""),
-        ),
+        ("paused-test".into(), definition("paused-test", "post_purchase", "paused", "")),
+        ("concluded-test".into(), definition("concluded-test", "post_purchase", "concluded", "winner = \"treatment\"")),
+        ("draft-test".into(), definition("draft-test", "post_purchase", "draft", "")),
     ]
 }
 
@@ -133,19 +98,12 @@ pub async fn spawn_app_with(defs: &[(String, String)]) -> TestApp {
 }
 
 /// A server whose settings `configure` may change first.
-pub async fn spawn_app_configured(
-    defs: &[(String, String)],
-    configure: impl FnOnce(&mut Settings),
-) -> TestApp {
+pub async fn spawn_app_configured(defs: &[(String, String)], configure: impl FnOnce(&mut Settings)) -> TestApp {
     let root = tempfile::tempdir().unwrap();
     let experiments = root.path().join("experiments");
     let data = root.path().join("data");
     write_experiments(&experiments, defs);
-    let mut settings = Settings::new(
-        "127.0.0.1:0".parse().unwrap(),
-        data.clone(),
-        experiments.clone(),
-    );
+    let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), data.clone(), experiments.clone());
     settings.workers = Some(2);
     configure(&mut settings);
     let app = Application::build(&settings).expect("server builds");
@@ -167,13 +125,7 @@ pub async fn spawn_app_configured(
 
 impl TestApp {
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.address))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.post(format!("{}{path}", self.address)).json(body).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -192,12 +144,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.get(format!("{}{path}", self.address)).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -228,12 +175,7 @@ impl TestApp {
 pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["error"]["code"], want_code, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 }
 
 /// Polls `check` until it holds or `limit` passes.
@@ -290,11 +232,7 @@ impl ChildServer {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        ChildServer {
-            child,
-            address,
-            log,
-        }
+        ChildServer { child, address, log }
     }
 
     pub fn logged(&self, needle: &str) -> bool {
@@ -302,11 +240,7 @@ impl ChildServer {
     }
 
     pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
         assert!(ok.success());
     }
 }

@@ -4,5 +4,6 @@
 mod admin;
 mod assign;
 mod helpers;
+mod keys;
 mod pages;
 mod track;

@@ -10,20 +10,11 @@ use serde_json::{json, Value};
 use crate::helpers::{definition, spawn_app, spawn_app_with, TestApp};
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&#38;")
-        .replace('<', "&#60;")
-        .replace('>', "&#62;")
-        .replace('"', "&#34;")
-        .replace('\'', "&#39;")
+    s.replace('&', "&#38;").replace('<', "&#60;").replace('>', "&#62;").replace('"', "&#34;").replace('\'', "&#39;")
 }
 
 async fn text(app: &TestApp, path: &str) -> (u16, String) {
-    let r = app
-        .client
-        .get(format!("{}{path}", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.get(format!("{}{path}", app.address)).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -34,32 +25,23 @@ async fn populate(app: &TestApp) {
     let (mut exposures, mut events) = (Vec::new(), Vec::new());
     for i in 0..400 {
         let v = format!("p-{i}");
-        let variant = if hash("running-cart", &v, HashVersion::V2) < 0.5 {
-            "control"
-        } else {
-            "treatment"
-        };
+        let variant = if hash("running-cart", &v, HashVersion::V2) < 0.5 { "control" } else { "treatment" };
         let ts = now - Duration::days(i % 10) - Duration::hours(1);
-        exposures.push(json!({ "visitor_id": v, "experiment": "running-cart", "variant": variant, "ts": ts.to_rfc3339() }));
-        let converts = if variant == "treatment" {
-            i % 4 == 0
-        } else {
-            i % 7 == 0
-        };
+        exposures
+            .push(json!({ "visitor_id": v, "experiment": "running-cart", "variant": variant, "ts": ts.to_rfc3339() }));
+        let converts = if variant == "treatment" { i % 4 == 0 } else { i % 7 == 0 };
         if converts {
             let at = (ts + Duration::minutes(5)).to_rfc3339();
             events.push(json!({ "id": format!("u-{i}"), "visitor_id": v, "name": "upsell_accepted", "ts": at }));
-            events.push(json!({ "id": format!("o-{i}"), "visitor_id": v, "name": "order", "value": 40 + i % 30, "ts": at }));
+            events.push(
+                json!({ "id": format!("o-{i}"), "visitor_id": v, "name": "order", "value": 40 + i % 30, "ts": at }),
+            );
         }
     }
     let (s1, b1) = app.post("/v1/exposures", &json!(exposures)).await;
     let (s2, b2) = app.post("/v1/events", &json!(events)).await;
     assert_eq!((s1, s2), (200, 200));
-    assert_eq!(
-        (b1["rejected"].clone(), b2["rejected"].clone()),
-        (json!(0), json!(0)),
-        "{b1} {b2}"
-    );
+    assert_eq!((b1["rejected"].clone(), b2["rejected"].clone()), (json!(0), json!(0)), "{b1} {b2}");
 }
 
 #[tokio::test]
@@ -69,45 +51,29 @@ async fn pages_show_the_json_reports_numbers() {
     let (_, report) = app.get("/api/v1/experiments/running-cart/report").await;
     let (status, page) = text(&app, "/experiments/running-cart").await;
     assert_eq!(status, 200);
-    assert!(
-        page.contains(&escape(report["verdict"]["sentence"].as_str().unwrap())),
-        "verdict sentence"
-    );
+    assert!(page.contains(&escape(report["verdict"]["sentence"].as_str().unwrap())), "verdict sentence");
     let primary = &report["metrics"][0];
     assert_eq!(primary["name"], "upsell_acceptance");
     for arm in primary["arms"].as_array().unwrap() {
         let visitors = thousands(arm["visitors"].as_u64().unwrap());
         let rate = format!("{:.2}%", arm["value"].as_f64().unwrap() * 100.0);
-        assert!(
-            page.contains(&format!("<td class=\"num\">{visitors}</td>")),
-            "visitors {visitors}"
-        );
+        assert!(page.contains(&format!("<td class=\"num\">{visitors}</td>")), "visitors {visitors}");
         assert!(page.contains(&rate), "rate {rate}");
     }
     let lift = &primary["lifts"][0];
     for x in [&lift["relative_lift"], &lift["ci"][0], &lift["ci"][1]] {
-        assert!(
-            page.contains(&signed_pct(x.as_f64().unwrap())),
-            "lift number {x}"
-        );
+        assert!(page.contains(&signed_pct(x.as_f64().unwrap())), "lift number {x}");
     }
     let needed = thousands(report["sample_size"]["per_variant"].as_u64().unwrap());
     assert!(page.contains(&needed), "sample size {needed}");
-    assert!(
-        page.contains("<svg class=\"chart\""),
-        "charts drawn on the server"
-    );
+    assert!(page.contains("<svg class=\"chart\""), "charts drawn on the server");
     assert!(page.contains("Data table"), "charts have a text equivalent");
 
     let (status, index) = text(&app, "/").await;
     assert_eq!(status, 200);
     let (_, list) = app.get("/api/v1/experiments").await;
     for e in list["experiments"].as_array().unwrap() {
-        assert!(
-            index.contains(&escape(e["verdict"]["sentence"].as_str().unwrap())),
-            "{}",
-            e["id"]
-        );
+        assert!(index.contains(&escape(e["verdict"]["sentence"].as_str().unwrap())), "{}", e["id"]);
     }
     assert!(index.contains(&format!("of {needed} visitors per variant")));
     assert!(!index.contains("<script"), "no JavaScript");
@@ -120,56 +86,32 @@ async fn daily_csv_holds_the_aggregates() {
     let (status, csv) = text(&app, "/api/v1/experiments/running-cart/daily.csv").await;
     assert_eq!(status, 200);
     let mut lines = csv.lines();
-    assert_eq!(
-        lines.next(),
-        Some("variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy")
-    );
+    assert_eq!(lines.next(), Some("variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy"));
     let visitors: u64 = lines
         .filter(|l| l.contains(",upsell_acceptance,"))
         .map(|l| l.split(',').nth(3).unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(visitors, 400);
     let (status, body) = app.get("/api/v1/experiments/nope/daily.csv").await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (404, json!("unknown_experiment"))
-    );
+    assert_eq!((status, body["error"]["code"].clone()), (404, json!("unknown_experiment")));
 }
 
 #[tokio::test]
 async fn supplied_text_is_escaped() {
     let evil = "<script>alert(\"x\")</script> & 'quotes'";
     let def = definition("evil", "cart", "running", "")
-        .replace(
-            "name = \"Test evil\"",
-            &format!("name = {}", toml_string(evil)),
-        )
-        .replace(
-            "hypothesis = \"Treatment beats control\"",
-            &format!("hypothesis = {}", toml_string(evil)),
-        )
-        .replace(
-            "payload = { copy = \"treatment\" }",
-            &format!("payload = {{ copy = {} }}", toml_string(evil)),
-        );
+        .replace("name = \"Test evil\"", &format!("name = {}", toml_string(evil)))
+        .replace("hypothesis = \"Treatment beats control\"", &format!("hypothesis = {}", toml_string(evil)))
+        .replace("payload = { copy = \"treatment\" }", &format!("payload = {{ copy = {} }}", toml_string(evil)));
     let app = spawn_app_with(&[("evil".to_string(), def)]).await;
     for path in ["/", "/experiments/evil"] {
         let (status, page) = text(&app, path).await;
         assert_eq!(status, 200);
-        assert!(
-            !page.contains("<script>"),
-            "{path} must not contain a raw script tag"
-        );
-        assert!(
-            page.contains(&escape("<script>alert(")),
-            "{path} shows the text: {page}"
-        );
+        assert!(!page.contains("<script>"), "{path} must not contain a raw script tag");
+        assert!(page.contains(&escape("<script>alert(")), "{path} shows the text: {page}");
     }
     let (_, page) = text(&app, "/experiments/evil").await;
-    assert!(
-        page.contains(&escape(evil)),
-        "quotes and ampersands escaped"
-    );
+    assert!(page.contains(&escape(evil)), "quotes and ampersands escaped");
     let (_, report): (u16, Value) = app.get("/api/v1/experiments/evil/report").await;
     assert_eq!(report["name"], evil, "JSON carries the text as it is");
 }

@@ -31,17 +31,9 @@ fn exposure(visitor: &str) -> Value {
 async fn first_exposure_counts_and_repeats_are_duplicates() {
     let app = spawn_app().await;
     let (status, body) = app.post("/v1/exposures", &exposure("v-1")).await;
-    assert_eq!(
-        (status, body["status"].clone()),
-        (200, json!("accepted")),
-        "{body}"
-    );
+    assert_eq!((status, body["status"].clone()), (200, json!("accepted")), "{body}");
     let (status, body) = app.post("/v1/exposures", &exposure("v-1")).await;
-    assert_eq!(
-        (status, body["status"].clone()),
-        (200, json!("duplicate")),
-        "{body}"
-    );
+    assert_eq!((status, body["status"].clone()), (200, json!("duplicate")), "{body}");
     assert_eq!(app.stored(), (1, 0));
 }
 
@@ -49,26 +41,15 @@ async fn first_exposure_counts_and_repeats_are_duplicates() {
 async fn a_batch_reports_each_item() {
     let app = spawn_app().await;
     let bad = json!({ "visitor_id": "v-2", "experiment": "running-cart", "variant": other(cart_variant("v-2")) });
-    let (status, body) = app
-        .post(
-            "/v1/exposures",
-            &json!([exposure("v-1"), bad, exposure("v-1"), {"visitor_id": 5}]),
-        )
-        .await;
+    let (status, body) =
+        app.post("/v1/exposures", &json!([exposure("v-1"), bad, exposure("v-1"), {"visitor_id": 5}])).await;
     assert_eq!(status, 200, "{body}");
-    let statuses: Vec<&str> = body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap())
-        .collect();
+    let statuses: Vec<&str> =
+        body["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["accepted", "rejected", "duplicate", "rejected"]);
     assert_eq!(body["results"][1]["code"], "assignment_mismatch");
     assert_eq!(body["results"][3]["code"], "malformed_item");
-    assert_eq!(
-        (body["accepted"].clone(), body["rejected"].clone()),
-        (json!(1), json!(2))
-    );
+    assert_eq!((body["accepted"].clone(), body["rejected"].clone()), (json!(1), json!(2)));
     assert_eq!(app.stored(), (1, 0));
 }
 
@@ -82,16 +63,8 @@ async fn refused_exposures_store_nothing() {
             409,
             "assignment_mismatch",
         ),
-        (
-            json!({ "visitor_id": "v-3", "experiment": "nope", "variant": "control" }),
-            404,
-            "unknown_experiment",
-        ),
-        (
-            json!({ "visitor_id": "v-3", "experiment": "running-cart", "variant": "zzz" }),
-            400,
-            "unknown_variant",
-        ),
+        (json!({ "visitor_id": "v-3", "experiment": "nope", "variant": "control" }), 404, "unknown_experiment"),
+        (json!({ "visitor_id": "v-3", "experiment": "running-cart", "variant": "zzz" }), 400, "unknown_variant"),
         (
             json!({ "visitor_id": "v-3", "experiment": "paused-test", "variant": "control" }),
             409,
@@ -107,11 +80,7 @@ async fn refused_exposures_store_nothing() {
             409,
             "not_in_experiment",
         ),
-        (
-            json!({ "experiment": "running-cart", "variant": "control" }),
-            400,
-            "missing_field",
-        ),
+        (json!({ "experiment": "running-cart", "variant": "control" }), 400, "missing_field"),
         (
             json!({ "visitor_id": "v-3", "experiment": "running-cart", "variant": actual, "ts": "yesterday" }),
             400,
@@ -133,17 +102,11 @@ async fn refused_exposures_store_nothing() {
         assert_error(got, &reply, status, code);
     }
     let (status, reply) = app
-        .post(
-            "/v1/exposures",
-            &json!({ "visitor_id": "v-3", "experiment": "running-cart", "variant": other(actual) }),
-        )
+        .post("/v1/exposures", &json!({ "visitor_id": "v-3", "experiment": "running-cart", "variant": other(actual) }))
         .await;
     assert_eq!(status, 409);
     assert!(
-        reply["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("assigned \"{actual}\"")),
+        reply["error"]["message"].as_str().unwrap().contains(&format!("assigned \"{actual}\"")),
         "says the real variant: {reply}"
     );
     assert_eq!(app.stored(), (0, 0));
@@ -156,16 +119,9 @@ fn event(id: &str, visitor: &str, name: &str, value: Value) -> Value {
 #[tokio::test]
 async fn events_are_idempotent_by_id() {
     let app = spawn_app().await;
-    let batch = json!([
-        event("e-1", "v", "order", json!(49.9)),
-        event("e-1", "v", "order", json!(49.9))
-    ]);
+    let batch = json!([event("e-1", "v", "order", json!(49.9)), event("e-1", "v", "order", json!(49.9))]);
     let (_, body) = app.post("/v1/events", &batch).await;
-    assert_eq!(
-        (body["accepted"].clone(), body["duplicates"].clone()),
-        (json!(1), json!(1)),
-        "{body}"
-    );
+    assert_eq!((body["accepted"].clone(), body["duplicates"].clone()), (json!(1), json!(1)), "{body}");
     let (_, body) = app.post("/v1/events", &batch).await;
     assert_eq!(body["duplicates"], 2, "a retried batch changes nothing");
     assert_eq!(app.stored(), (0, 1));
@@ -175,32 +131,17 @@ async fn events_are_idempotent_by_id() {
 async fn bad_events_are_rejected_one_by_one_and_store_nothing() {
     let app = spawn_app().await;
     let cases: Vec<(Value, &str)> = vec![
-        (
-            json!({ "visitor_id": "v", "name": "order" }),
-            "missing_field",
-        ),
+        (json!({ "visitor_id": "v", "name": "order" }), "missing_field"),
         (json!({ "id": "a", "name": "order" }), "missing_field"),
         (json!({ "id": "b", "visitor_id": "v" }), "missing_field"),
         (event("c", "v", "order", json!("NaN")), "invalid_value"),
         (event("d", "v", "order", json!(1e12)), "invalid_value"),
         (event("e", "v", "order", json!(-5e10)), "invalid_value"),
-        (
-            json!({ "id": "f", "visitor_id": "v", "name": "order", "ts": "2026-13-01" }),
-            "invalid_timestamp",
-        ),
-        (
-            json!({ "id": "g", "visitor_id": "v", "name": "order", "ts": "2099-01-01T00:00:00Z" }),
-            "timestamp_in_future",
-        ),
-        (
-            event(&"i".repeat(200), "v", "order", json!(1)),
-            "invalid_field",
-        ),
+        (json!({ "id": "f", "visitor_id": "v", "name": "order", "ts": "2026-13-01" }), "invalid_timestamp"),
+        (json!({ "id": "g", "visitor_id": "v", "name": "order", "ts": "2099-01-01T00:00:00Z" }), "timestamp_in_future"),
+        (event(&"i".repeat(200), "v", "order", json!(1)), "invalid_field"),
         (event("h", "v", &"n".repeat(100), json!(1)), "invalid_field"),
-        (
-            event("j", &"v".repeat(300), "order", json!(1)),
-            "invalid_visitor_id",
-        ),
+        (event("j", &"v".repeat(300), "order", json!(1)), "invalid_visitor_id"),
         (json!("not an object"), "malformed_item"),
     ];
     let batch: Vec<Value> = cases.iter().map(|(e, _)| e.clone()).collect();
@@ -208,20 +149,12 @@ async fn bad_events_are_rejected_one_by_one_and_store_nothing() {
     assert_eq!(status, 200, "{body}");
     for (i, (_, code)) in cases.iter().enumerate() {
         let r = &body["results"][i];
-        assert_eq!(
-            (r["status"].as_str(), r["code"].as_str()),
-            (Some("rejected"), Some(*code)),
-            "item {i}: {r}"
-        );
+        assert_eq!((r["status"].as_str(), r["code"].as_str()), (Some("rejected"), Some(*code)), "item {i}: {r}");
     }
     assert_eq!(app.stored(), (0, 0));
     // Infinity cannot be written in JSON: the body itself is refused.
-    let (status, body) = app
-        .post_raw(
-            "/v1/events",
-            r#"[{"id":"k","visitor_id":"v","name":"order","value":1e999}]"#,
-        )
-        .await;
+    let (status, body) =
+        app.post_raw("/v1/events", r#"[{"id":"k","visitor_id":"v","name":"order","value":1e999}]"#).await;
     assert_error(status, &body, 400, "malformed_json");
     assert_eq!(app.stored(), (0, 0));
 }
@@ -232,16 +165,9 @@ async fn a_body_over_the_limit_is_refused_with_413() {
     let huge = json!([event("e", "v", &"n".repeat(70 * 1024), json!(1))]);
     let (status, body) = app.post("/v1/events", &huge).await;
     assert_error(status, &body, 413, "body_too_large");
-    let (status, body) = app
-        .post(
-            "/v1/exposures",
-            &json!({ "visitor_id": "x".repeat(70 * 1024) }),
-        )
-        .await;
+    let (status, body) = app.post("/v1/exposures", &json!({ "visitor_id": "x".repeat(70 * 1024) })).await;
     assert_error(status, &body, 413, "body_too_large");
-    let ok: Vec<Value> = (0..1000)
-        .map(|i| json!({"id": i.to_string(), "visitor_id": "v", "name": "o"}))
-        .collect();
+    let ok: Vec<Value> = (0..1000).map(|i| json!({"id": i.to_string(), "visitor_id": "v", "name": "o"})).collect();
     let (status, _) = app.post("/v1/events", &json!(ok)).await;
     assert_eq!(status, 200, "a full batch of 1,000 fits the limit");
     assert_eq!(app.stored(), (0, 1000));
@@ -250,9 +176,7 @@ async fn a_body_over_the_limit_is_refused_with_413() {
 #[tokio::test]
 async fn batch_of_more_than_1000_items_is_refused() {
     let app = spawn_app().await;
-    let batch: Vec<Value> = (0..1001)
-        .map(|i| json!({"id": i.to_string(), "visitor_id": "v", "name": "o"}))
-        .collect();
+    let batch: Vec<Value> = (0..1001).map(|i| json!({"id": i.to_string(), "visitor_id": "v", "name": "o"})).collect();
     let (status, body) = app.post("/v1/events", &json!(batch)).await;
     assert_error(status, &body, 400, "batch_too_large");
     assert_eq!(app.stored(), (0, 0));
@@ -261,18 +185,12 @@ async fn batch_of_more_than_1000_items_is_refused() {
 #[tokio::test]
 async fn record_exposure_on_assign_records_only_real_assignments() {
     let app = spawn_app().await;
-    let got = app
-        .assign(&json!({ "visitor_id": "v-9", "record_exposure": true }))
-        .await;
+    let got = app.assign(&json!({ "visitor_id": "v-9", "record_exposure": true })).await;
     let in_tests = got.values().filter(|a| a["in_experiment"] == true).count();
     assert!(in_tests >= 2);
     assert_eq!(app.stored().0, in_tests);
     app.assign(&json!({ "visitor_id": "qa", "record_exposure": true, "surface": "cart", "force": { "running-cart": "treatment" } })).await;
-    assert_eq!(
-        app.stored().0,
-        in_tests,
-        "forced variants are never recorded"
-    );
+    assert_eq!(app.stored().0, in_tests, "forced variants are never recorded");
     let (_, body) = app.post("/v1/exposures", &exposure("v-9")).await;
     assert_eq!(body["status"], "duplicate");
 }
@@ -290,37 +208,32 @@ async fn events_before_and_after_exposure_are_attributed_by_time() {
     let mut x = exposure(v);
     x["ts"] = json!("2026-11-20T10:00:00Z");
     app.post("/v1/exposures", &x).await;
-    let r = app
-        .client
-        .get(format!(
-            "{}/api/v1/experiments/running-cart/report",
-            app.address
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.get(format!("{}/api/v1/experiments/running-cart/report", app.address)).send().await.unwrap();
     let report: Value = r.json().await.unwrap();
     let arm = |metric: &str| {
-        let m = report["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == metric)
-            .unwrap()
-            .clone();
-        m["arms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["variant"] == variant)
-            .unwrap()
-            .clone()
+        let m = report["metrics"].as_array().unwrap().iter().find(|m| m["name"] == metric).unwrap().clone();
+        m["arms"].as_array().unwrap().iter().find(|a| a["variant"] == variant).unwrap().clone()
     };
-    assert_eq!(
-        arm("upsell_acceptance")["sum"],
-        0.0,
-        "the upsell happened before the exposure"
-    );
+    assert_eq!(arm("upsell_acceptance")["sum"], 0.0, "the upsell happened before the exposure");
     assert_eq!(arm("revenue_per_visitor")["sum"], 80.0);
     assert_eq!(arm("order_conversion")["visitors"], 1);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_writes_and_flushes() {
+    let app = spawn_app().await;
+    app.post("/v1/events", &json!([event("m-1", "v", "order", json!(5)), event("m-1", "v", "order", json!(5))])).await;
+    app.post("/v1/exposures", &exposure("v-m")).await;
+    let text = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "offerlab_writes_total{kind=\"event\",outcome=\"accepted\"} 1",
+        "offerlab_writes_total{kind=\"event\",outcome=\"duplicate\"} 1",
+        "offerlab_writes_total{kind=\"exposure\",outcome=\"accepted\"} 1",
+        "offerlab_http_requests_total{method=\"POST\",route=\"/v1/events\",status=\"200\"} 1",
+        "offerlab_http_request_duration_seconds_count{route=\"/v1/exposures\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    let flushes = text.lines().find(|l| l.starts_with("offerlab_flush_duration_seconds_count")).unwrap();
+    assert!(flushes.ends_with(" 2"), "{flushes}");
 }

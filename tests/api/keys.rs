@@ -1,0 +1,113 @@
+//! Access keys: 401 without a key, 401 with a wrong one, 200 with the right
+//! one; the browser is asked for HTTP Basic on reports; no public bind
+//! without keys.
+
+use base64::Engine;
+use offerlab::config::Settings;
+use offerlab::startup::{Application, StartupError};
+use serde_json::json;
+
+use crate::helpers::{fixture_definitions, spawn_app_configured, TestApp};
+
+async fn keyed() -> TestApp {
+    spawn_app_configured(&fixture_definitions(), |s| {
+        s.write_key = Some("write-secret".into());
+        s.read_key = Some("read-secret".into());
+    })
+    .await
+}
+
+async fn status(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    auth: Option<String>,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let url = format!("{}{path}", app.address);
+    let mut req = match method {
+        "POST" => app.client.post(url).json(&json!({ "visitor_id": "v" })),
+        _ => app.client.get(url),
+    };
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let r = req.send().await.unwrap();
+    let (code, headers) = (r.status().as_u16(), r.headers().clone());
+    (code, headers, r.json().await.unwrap_or_default())
+}
+
+fn basic(password: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("marketer:{password}")))
+}
+
+#[tokio::test]
+async fn write_routes_need_the_write_key() {
+    let app = keyed().await;
+    for (method, path) in
+        [("POST", "/v1/assign"), ("POST", "/v1/events"), ("POST", "/admin/reload"), ("GET", "/v1/assign?visitor_id=v")]
+    {
+        let (code, _, body) = status(&app, method, path, None).await;
+        assert_eq!(
+            (code, body["error"]["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{method} {path} without a key"
+        );
+        let (code, _, _) = status(&app, method, path, Some("Bearer wrong".into())).await;
+        assert_eq!(code, 401, "{method} {path} with a wrong key");
+        let (code, _, _) = status(&app, method, path, Some("Bearer read-secret".into())).await;
+        assert_eq!(code, 401, "{method} {path} with the read key");
+        let (code, _, body) = status(&app, method, path, Some("Bearer write-secret".into())).await;
+        assert_ne!(code, 401, "{method} {path} with the right key: {body}");
+    }
+}
+
+#[tokio::test]
+async fn reports_need_the_read_key_and_prompt_the_browser() {
+    let app = keyed().await;
+    for path in
+        ["/", "/experiments/running-cart", "/api/v1/experiments", "/api/v1/experiments/running-cart/report", "/metrics"]
+    {
+        let (code, headers, _) = status(&app, "GET", path, None).await;
+        assert_eq!(code, 401, "{path} without a key");
+        let prompt = headers.get("www-authenticate").and_then(|h| h.to_str().ok()).unwrap_or_default();
+        assert!(prompt.starts_with("Basic realm=\"offerlab\""), "{path}: {prompt}");
+        let (code, _, _) = status(&app, "GET", path, Some(basic("wrong"))).await;
+        assert_eq!(code, 401, "{path} with a wrong key");
+        let (code, _, _) = status(&app, "GET", path, Some(basic("write-secret"))).await;
+        assert_eq!(code, 401, "{path} with the write key");
+        let (code, _, _) = status(&app, "GET", path, Some(basic("read-secret"))).await;
+        assert_eq!(code, 200, "{path} with the read key");
+    }
+    let (code, _, _) = status(&app, "GET", "/healthz", None).await;
+    assert_eq!(code, 200, "health stays open");
+}
+
+#[test]
+fn no_public_bind_without_both_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiments = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
+    for (write, read) in [(None, None), (Some("w"), None), (None, Some("r"))] {
+        let mut s = Settings::new("0.0.0.0:0".parse().unwrap(), dir.path().join("data"), experiments.clone());
+        s.write_key = write.map(String::from);
+        s.read_key = read.map(String::from);
+        match Application::build(&s) {
+            Err(e @ StartupError::PublicWithoutKeys(_)) => {
+                let m = e.to_string();
+                assert!(m.contains("only loopback") && m.contains("OFFERLAB_WRITE_KEY"), "{m}");
+            }
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("bound 0.0.0.0 with keys {write:?} / {read:?}"),
+        }
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["serve", "--bind", "0.0.0.0:0", "--experiments"])
+        .arg(&experiments)
+        .arg("--data")
+        .arg(dir.path().join("data2"))
+        .env_remove("OFFERLAB_WRITE_KEY")
+        .env_remove("OFFERLAB_READ_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to listen on 0.0.0.0:0"));
+}

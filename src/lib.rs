@@ -5,6 +5,7 @@
 //! [`startup`].
 
 pub mod aggregates;
+pub mod allocation;
 pub mod analysis;
 pub mod assignment;
 pub mod attribution;

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::config::Settings;
 use crate::experiment::{load_dir, ValidationErrors};
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{admit, AppState};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,7 @@ impl Application {
             tracing::info!(experiment = %e.id, status = ?e.status, surface = e.surface.as_str(), "loaded test");
         }
         let store = Arc::new(Store::open(&settings.data)?);
+        admit(&store, &catalog)?;
         let metrics = Arc::new(Metrics::new());
         let flush = metrics.flush.clone();
         store.on_flush(Box::new(move |seconds| flush.observe(seconds)));

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
+use crate::allocation::{self, Check};
 use crate::analysis::{analyze, Report};
-use crate::experiment::{load_dir, Catalog, Experiment, ValidationErrors};
+use crate::experiment::{load_dir, Catalog, Experiment, ValidationError, ValidationErrors};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
@@ -34,9 +35,15 @@ impl AppState {
     /// folder is refused and the running set stays.
     pub fn reload(&self) -> Result<Arc<Catalog>, ValidationErrors> {
         let fresh = Arc::new(load_dir(&self.experiments_dir)?);
+        admit(&self.store, &fresh)?;
         self.catalog.store(fresh.clone());
         tracing::info!(experiments = fresh.len(), "reloaded experiment definitions");
         Ok(fresh)
+    }
+
+    /// Visitors of earlier allocation phases of a test, left out of its report.
+    pub fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
+        self.store.earlier_phase_visitors(exp)
     }
 
     /// The report of one test as of `now` (the shop-local day of it).
@@ -44,4 +51,31 @@ impl AppState {
         let rows = self.store.aggregate_rows(exp)?;
         Ok(analyze(exp, catalog, &rows, exp.local_day(now)))
     }
+}
+
+/// Refuses a catalog whose allocation changes would move visitors of
+/// running tests between variants (see [`crate::allocation`]), else
+/// remembers the allocations it brings.
+pub fn admit(store: &Store, catalog: &Catalog) -> Result<(), ValidationErrors> {
+    let storage = |e: StoreError| {
+        ValidationErrors(vec![ValidationError { file: "data".into(), line: None, message: e.to_string() }])
+    };
+    let mut records = Vec::new();
+    let mut refusals = Vec::new();
+    for exp in catalog.experiments() {
+        let stored = store.allocation(exp.id.as_str()).map_err(storage)?;
+        let has = store.has_exposures(exp.id.as_str(), exp.allocation_version).map_err(storage)?;
+        match allocation::check(stored.as_ref(), exp, has) {
+            Check::Unchanged => {}
+            Check::Record(r) => records.push((exp.id.to_string(), r)),
+            Check::Refuse(message) => refusals.push(ValidationError { file: exp.source.clone(), line: None, message }),
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(ValidationErrors(refusals));
+    }
+    for (id, r) in records {
+        store.set_allocation(&id, &r).map_err(storage)?;
+    }
+    Ok(())
 }

@@ -42,7 +42,7 @@ pub async fn experiment(state: web::Data<AppState>, id: web::Path<String>) -> Re
         let catalog = state.catalog();
         let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
         let report = state.report(&catalog, exp, Utc::now())?;
-        let earlier = state.store.earlier_phase_visitors(exp)?;
+        let earlier = state.earlier_phase_visitors(exp)?;
         render(ExperimentPage::new(exp, &report, earlier))
     })
     .await

@@ -39,7 +39,10 @@ pub async fn report(state: web::Data<AppState>, id: web::Path<String>) -> Result
     let report = web::block(move || {
         let catalog = state.catalog();
         let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
-        Ok::<_, ApiError>(state.report(&catalog, exp, Utc::now())?)
+        let mut report = serde_json::to_value(state.report(&catalog, exp, Utc::now())?).expect("report serializes");
+        report["allocation_version"] = json!(exp.allocation_version);
+        report["earlier_phase_visitors"] = json!(state.earlier_phase_visitors(exp)?);
+        Ok::<_, ApiError>(report)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;

@@ -25,12 +25,13 @@ use std::time::Instant;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use crate::aggregates::AggregateRow;
+use crate::allocation::AllocationRecord;
 use crate::attribution::{metric_values, Tallies};
 use crate::experiment::{Catalog, Experiment};
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
 use keys::{AggregateKey, ExposureKey, TallyKey};
-use trees::{Aggregates, Events, Exposures, TallyTree, Tx, VisitorEvents};
+use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, VisitorEvents};
 
 /// Tallies and aggregates recomputed from the raw records.
 type Derived = (BTreeMap<AggregateKey, Moments>, Vec<(TallyKey, Tallies)>);
@@ -100,6 +101,7 @@ struct Trees {
     visitor_events: VisitorEvents,
     tallies: TallyTree,
     aggregates: Aggregates,
+    allocations: Allocations,
 }
 
 /// Called with each flush's duration in seconds.
@@ -129,6 +131,7 @@ impl Store {
             visitor_events: VisitorEvents(db.open_tree("visitor_events")?),
             tallies: TallyTree(db.open_tree("tallies")?),
             aggregates: Aggregates(db.open_tree("aggregates")?),
+            allocations: Allocations(db.open_tree("allocations")?),
             db,
         };
         let (sender, receiver) = mpsc::channel();
@@ -200,12 +203,20 @@ impl Store {
         Ok(n)
     }
 
-    /// Whether a test has any recorded exposure, in any phase.
-    pub fn has_exposures(&self, experiment: &str) -> Result<bool, StoreError> {
-        let mut prefix = Vec::new();
-        prefix.extend_from_slice(experiment.as_bytes());
-        prefix.push(0);
-        Ok(self.trees.aggregates.0.scan_prefix(prefix).next().transpose()?.is_some())
+    /// Whether one phase of a test has any recorded exposure.
+    pub fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
+        Ok(self.trees.aggregates.0.scan_prefix(AggregateKey::prefix(experiment, phase)).next().transpose()?.is_some())
+    }
+
+    /// The allocation last accepted for a test.
+    pub fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
+        self.trees.allocations.get(experiment)
+    }
+
+    pub fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
+        self.trees.allocations.put(experiment, record)?;
+        self.trees.db.flush()?;
+        Ok(())
     }
 
     pub fn exposures(&self) -> Result<Vec<Exposure>, StoreError> {

@@ -7,6 +7,7 @@ use sled::Tree;
 
 use super::keys::{AggregateKey, ExposureKey, TallyKey, VisitorEventKey};
 use super::StoreError;
+use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
@@ -107,6 +108,21 @@ impl Aggregates {
                 Ok((key, decode(&v)?))
             })
             .collect()
+    }
+}
+
+/// The allocation last accepted per test: test id → record.
+#[derive(Clone)]
+pub struct Allocations(pub(super) Tree);
+
+impl Allocations {
+    pub fn get(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
+        self.0.get(experiment.as_bytes())?.map(|v| decode(&v)).transpose()
+    }
+
+    pub fn put(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
+        self.0.insert(experiment.as_bytes(), encode(record))?;
+        Ok(())
     }
 }
 

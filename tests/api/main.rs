@@ -2,6 +2,7 @@
 //! port, spoken to over real HTTP.
 
 mod admin;
+mod allocation;
 mod assign;
 mod helpers;
 mod keys;

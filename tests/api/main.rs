@@ -4,6 +4,7 @@
 mod admin;
 mod allocation;
 mod assign;
+mod fuzz;
 mod helpers;
 mod keys;
 mod pages;

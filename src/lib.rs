@@ -22,6 +22,7 @@ pub mod state;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
+pub mod terminal;
 pub mod tracking;
 pub mod views;
 pub mod visitor;

@@ -50,6 +50,15 @@ enum Command {
         #[arg(long)]
         now: Option<NaiveDate>,
     },
+    /// Print a test's verdict and primary-metric table from a running service.
+    Report {
+        /// The test's id.
+        test_id: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
+        read_key: Option<String>,
+    },
     /// Recompute every aggregate from the raw exposures and events (the service must be stopped).
     Rebuild {
         #[arg(long, env = "OFFERLAB_DATA", default_value = "./data")]
@@ -138,6 +147,21 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));
             let report = analyze(&exp, &catalog, &rows, today);
             println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { test_id, url, read_key } => {
+            let mut req = reqwest::blocking::Client::new()
+                .get(format!("{}/api/v1/experiments/{test_id}/report", url.trim_end_matches('/')));
+            if let Some(k) = read_key {
+                req = req.bearer_auth(k);
+            }
+            let r = req.send().map_err(|e| format!("cannot reach offerlab at {url}: {e}"))?;
+            let status = r.status();
+            let body: serde_json::Value = r.json().map_err(|e| format!("unexpected answer: {e}"))?;
+            if !status.is_success() {
+                return Err(body["error"]["message"].as_str().unwrap_or("request failed").to_owned());
+            }
+            print!("{}", offerlab::terminal::report(&body));
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { data, experiments } => {

@@ -43,10 +43,16 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
     let root = tempfile::tempdir().unwrap();
     let experiments = root.path().join("experiments");
     std::fs::create_dir_all(&experiments).unwrap();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/metrics.toml"), experiments.join("metrics.toml")).unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/metrics.toml"), experiments.join("metrics.toml"))
+        .unwrap();
     let start = (Utc::now() - Duration::days(20)).date_naive().to_string();
-    std::fs::write(experiments.join("lifted.toml"), definition("lifted", "product_page", "product_page_offer_acceptance", &start, false)).unwrap();
-    std::fs::write(experiments.join("flat.toml"), definition("flat", "cart", "cart_offer_acceptance", &start, true)).unwrap();
+    std::fs::write(
+        experiments.join("lifted.toml"),
+        definition("lifted", "product_page", "product_page_offer_acceptance", &start, false),
+    )
+    .unwrap();
+    std::fs::write(experiments.join("flat.toml"), definition("flat", "cart", "cart_offer_acceptance", &start, true))
+        .unwrap();
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_offerlab"))
         .args(["serve", "--bind", "127.0.0.1:0", "--experiments"])

@@ -43,8 +43,22 @@ const PATHS: [&str; 14] = [
 ];
 
 const ODD_VALUES: [&str; 16] = [
-    "null", "true", "-1", "1e308", "-1e308", "0.0000001", "\"\"", "\"\\u0000\"", "[]", "{}", "[[[[[[[[]]]]]]]]",
-    "\"2026-02-30T25:61:00Z\"", "\"NaN\"", "18446744073709551616", "\"ü😀\"", "\"x\"",
+    "null",
+    "true",
+    "-1",
+    "1e308",
+    "-1e308",
+    "0.0000001",
+    "\"\"",
+    "\"\\u0000\"",
+    "[]",
+    "{}",
+    "[[[[[[[[]]]]]]]]",
+    "\"2026-02-30T25:61:00Z\"",
+    "\"NaN\"",
+    "18446744073709551616",
+    "\"ü😀\"",
+    "\"x\"",
 ];
 
 fn mutate(rng: &mut StdRng, body: &str) -> Vec<u8> {
@@ -90,7 +104,11 @@ async fn random_and_mutated_requests_never_cause_a_server_error() {
             for _ in 0..REQUESTS / 8 {
                 let mut path = PATHS.choose(&mut rng).unwrap().to_string();
                 if rng.random_bool(0.1) {
-                    path.push_str(["?a=%ZZ", "/x", "%00", "?visitor_id=", "//", "?visitor_id=v&surface=%FF"].choose(&mut rng).unwrap());
+                    path.push_str(
+                        ["?a=%ZZ", "/x", "%00", "?visitor_id=", "//", "?visitor_id=v&surface=%FF"]
+                            .choose(&mut rng)
+                            .unwrap(),
+                    );
                 }
                 let method = ["GET", "POST", "POST", "POST", "PUT", "DELETE"].choose(&mut rng).unwrap();
                 let base = bodies.choose(&mut rng).unwrap().clone();
@@ -103,7 +121,10 @@ async fn random_and_mutated_requests_never_cause_a_server_error() {
                         .unwrap(),
                 );
                 if rng.random_bool(0.1) {
-                    req = req.header("authorization", *["Bearer", "Basic !!!", "Basic Og==", "Bearer \u{7f}"].choose(&mut rng).unwrap());
+                    req = req.header(
+                        "authorization",
+                        *["Bearer", "Basic !!!", "Basic Og==", "Bearer \u{7f}"].choose(&mut rng).unwrap(),
+                    );
                 }
                 match req.send().await {
                     Ok(r) if r.status().is_server_error() => failures.push(format!("{method} {path}: {}", r.status())),

@@ -119,3 +119,24 @@ async fn supplied_text_is_escaped() {
 fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+#[tokio::test]
+async fn report_command_prints_the_verdict_and_primary_table() {
+    let app = spawn_app().await;
+    populate(&app).await;
+    let (_, report) = app.get("/api/v1/experiments/running-cart/report").await;
+    let address = app.address.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+            .args(["report", "running-cart", "--url", &address])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(report["verdict"]["sentence"].as_str().unwrap()), "{text}");
+    let lift = signed_pct(report["metrics"][0]["lifts"][0]["relative_lift"].as_f64().unwrap());
+    assert!(text.contains(&lift) && text.lines().any(|l| l.starts_with("treatment")), "{text}");
+}

@@ -1,0 +1,54 @@
+//! The report as plain text for a terminal (`offerlab report`): the verdict
+//! and the primary-metric table, from the JSON report.
+
+use serde_json::Value;
+
+use crate::analysis::verdict::{signed_pct, thousands};
+
+fn cell(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// Renders a JSON report (as served by `/api/v1/experiments/{id}/report`).
+pub fn report(r: &Value) -> String {
+    let primary = &r["metrics"][0];
+    let proportion = primary["kind"] == "proportion";
+    let mut rows =
+        vec![["variant".to_owned(), "visitors".into(), "value".into(), "lift".into(), "interval".into(), "p".into()]];
+    for arm in primary["arms"].as_array().into_iter().flatten() {
+        let value = cell(&arm["value"]);
+        let lift = primary["lifts"].as_array().into_iter().flatten().find(|l| l["variant"] == arm["variant"]);
+        let (l, ci, p) = match lift {
+            Some(l) if l["not_computable"].is_null() => (
+                signed_pct(cell(&l["relative_lift"])),
+                format!("{} to {}", signed_pct(cell(&l["ci"][0])), signed_pct(cell(&l["ci"][1]))),
+                format!("{:.4}", l["p_value_adjusted"].as_f64().unwrap_or(cell(&l["p_value"]))),
+            ),
+            Some(_) => ("—".into(), "—".into(), "—".into()),
+            None => ("baseline".into(), String::new(), String::new()),
+        };
+        rows.push([
+            arm["variant"].as_str().unwrap_or_default().to_owned(),
+            thousands(arm["visitors"].as_u64().unwrap_or(0)),
+            if proportion { format!("{:.2}%", value * 100.0) } else { format!("{value:.2}") },
+            l,
+            ci,
+            p,
+        ]);
+    }
+    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = format!(
+        "{} ({})\n[{}] {}\n\n{}\n",
+        r["name"].as_str().unwrap_or_default(),
+        r["experiment"].as_str().unwrap_or_default(),
+        r["verdict"]["code"].as_str().unwrap_or_default(),
+        r["verdict"]["sentence"].as_str().unwrap_or_default(),
+        primary["label"].as_str().unwrap_or_default(),
+    );
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -3,7 +3,7 @@
 //! Strings are separated by a 0 byte, which no stored string may hold
 //! (ids, visitor ids and event names refuse control characters). Numbers
 //! are fixed-width big-endian with the sign bit flipped, so byte order is
-//! numeric order and prefix scans return time-ordered keys.
+//! numeric order and a test's days scan in order.
 
 use std::str::from_utf8;
 
@@ -28,14 +28,6 @@ fn take<const N: usize>(bytes: &mut &[u8]) -> Option<[u8; N]> {
     Some(head)
 }
 
-fn i64_key(x: i64) -> [u8; 8] {
-    ((x as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn key_i64(b: [u8; 8]) -> i64 {
-    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
-}
-
 fn i32_key(x: i32) -> [u8; 4] {
     ((x as u32) ^ (1 << 31)).to_be_bytes()
 }
@@ -44,59 +36,9 @@ fn key_i32(b: [u8; 4]) -> i32 {
     (u32::from_be_bytes(b) ^ (1 << 31)) as i32
 }
 
-/// `exposures`: a visitor's first exposure to one phase of one test.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExposureKey {
-    pub visitor: String,
-    pub experiment: String,
-    pub phase: u32,
-}
-
-impl ExposureKey {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut k = Self::visitor_prefix(&self.visitor);
-        push_str(&mut k, &self.experiment);
-        k.extend_from_slice(&self.phase.to_be_bytes());
-        k
-    }
-
-    /// All of a visitor's exposures.
-    pub fn visitor_prefix(visitor: &str) -> Vec<u8> {
-        let mut k = Vec::with_capacity(visitor.len() + 40);
-        push_str(&mut k, visitor);
-        k
-    }
-
-    pub fn decode(mut b: &[u8]) -> Option<Self> {
-        let visitor = take_str(&mut b)?.to_owned();
-        let experiment = take_str(&mut b)?.to_owned();
-        let phase = u32::from_be_bytes(take(&mut b)?);
-        b.is_empty().then_some(ExposureKey { visitor, experiment, phase })
-    }
-}
-
-/// `visitor_events`: a visitor's events in time order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VisitorEventKey {
-    pub visitor: String,
-    pub ts_millis: i64,
-    pub id: String,
-}
-
-impl VisitorEventKey {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut k = ExposureKey::visitor_prefix(&self.visitor);
-        k.extend_from_slice(&i64_key(self.ts_millis));
-        push_str(&mut k, &self.id);
-        k
-    }
-
-    pub fn decode(mut b: &[u8]) -> Option<Self> {
-        let visitor = take_str(&mut b)?.to_owned();
-        let ts_millis = key_i64(take(&mut b)?);
-        let id = take_str(&mut b)?.to_owned();
-        b.is_empty().then_some(VisitorEventKey { visitor, ts_millis, id })
-    }
+/// `exposures` and `visitor_events`: keyed by the visitor id itself.
+pub fn visitor_key(visitor: &str) -> &[u8] {
+    visitor.as_bytes()
 }
 
 /// `tallies`: a visitor's attributed events in one phase of one test.
@@ -169,34 +111,26 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        let e = ExposureKey { visitor: "v-1 ü".into(), experiment: "cart-copy".into(), phase: 3 };
-        assert_eq!(ExposureKey::decode(&e.encode()), Some(e.clone()));
-        assert!(e.encode().starts_with(&ExposureKey::visitor_prefix("v-1 ü")));
-        for ts_millis in [i64::MIN, -5, 0, 1_764_000_000_000, i64::MAX] {
-            let v = VisitorEventKey { visitor: "v".into(), ts_millis, id: "ev-9".into() };
-            assert_eq!(VisitorEventKey::decode(&v.encode()), Some(v));
-        }
-        let t = TallyKey { experiment: "x".into(), phase: 1, visitor: "v".into() };
+        let t = TallyKey { experiment: "x".into(), phase: 1, visitor: "v-1 ü".into() };
         assert_eq!(TallyKey::decode(&t.encode()), Some(t));
         for day in [i32::MIN, -1, 0, 90, i32::MAX] {
             let a = AggregateKey { experiment: "x".into(), phase: 1, variant: 2, day, metric: "aov".into() };
             assert_eq!(AggregateKey::decode(&a.encode()), Some(a.clone()));
             assert!(a.encode().starts_with(&AggregateKey::prefix("x", 1)));
         }
-        assert_eq!(ExposureKey::decode(b"no separator"), None);
+        assert_eq!(TallyKey::decode(b"no separator"), None);
+        assert_eq!(visitor_key("v-1"), b"v-1");
     }
 
     #[test]
-    fn byte_order_is_time_and_day_order() {
-        let k = |ts| VisitorEventKey { visitor: "v".into(), ts_millis: ts, id: "a".into() }.encode();
-        assert!(k(-10) < k(-1) && k(-1) < k(0) && k(0) < k(7));
+    fn byte_order_is_day_order() {
         let d = |day| AggregateKey { experiment: "x".into(), phase: 1, variant: 0, day, metric: "m".into() }.encode();
         assert!(d(-2) < d(0) && d(0) < d(3));
     }
 
     #[test]
-    fn a_visitor_prefix_does_not_match_a_longer_visitor() {
-        let long = ExposureKey { visitor: "ab".into(), experiment: "x".into(), phase: 1 }.encode();
-        assert!(!long.starts_with(&ExposureKey::visitor_prefix("a")));
+    fn a_test_prefix_does_not_match_a_longer_test_id() {
+        let long = AggregateKey { experiment: "ab".into(), phase: 1, variant: 0, day: 0, metric: "m".into() }.encode();
+        assert!(!long.starts_with(&AggregateKey::prefix("a", 1)));
     }
 }

@@ -2,12 +2,12 @@
 //! aggregates kept current on every write.
 //!
 //! One writer thread owns every write. It takes all requests waiting in its
-//! queue, applies each item in one sled transaction over all trees (raw
-//! record, index, per-visitor tallies and aggregates change together or not
-//! at all), then flushes once for the whole group and only then answers:
-//! a 2xx reply means the write is on disk, and concurrent requests share
-//! one fsync (group commit). A single writer also makes the read-then-write
-//! steps (prefix scans sled transactions cannot do) free of races.
+//! queue and applies the whole group in one sled transaction over all trees
+//! (raw records, per-visitor lists, tallies and aggregates change together
+//! or not at all), then flushes once and only then answers: a 2xx reply
+//! means the write is on disk, and concurrent requests share one fsync
+//! (group commit). Every read a write needs is a point read inside that
+//! transaction, so later items of a group see the earlier ones.
 //!
 //! Raw exposures and events are the source of truth: [`Store::rebuild`]
 //! recomputes tallies and aggregates from them.
@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional, UnabortableTransactionError};
 
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
@@ -30,7 +30,7 @@ use crate::attribution::{metric_values, Tallies};
 use crate::experiment::{Catalog, Experiment};
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
-use keys::{AggregateKey, ExposureKey, TallyKey};
+use keys::{AggregateKey, TallyKey};
 use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, VisitorEvents};
 
 /// Tallies and aggregates recomputed from the raw records.
@@ -220,15 +220,21 @@ impl Store {
     }
 
     pub fn exposures(&self) -> Result<Vec<Exposure>, StoreError> {
-        self.trees.exposures.all().collect()
+        let mut out = Vec::new();
+        for list in self.trees.exposures.all() {
+            out.extend(list?);
+        }
+        Ok(out)
     }
 
     pub fn events(&self) -> Result<Vec<Event>, StoreError> {
         self.trees.events.all().collect()
     }
 
+    /// (exposures, events) stored.
     pub fn counts(&self) -> (usize, usize) {
-        (self.trees.exposures.count(), self.trees.events.count())
+        let exposures = self.trees.exposures.all().map(|l| l.map_or(0, |l| l.len())).sum();
+        (exposures, self.trees.events.count())
     }
 
     pub fn flush_stats(&self) -> FlushStats {
@@ -249,8 +255,7 @@ impl Store {
     fn recompute_all(&self, catalog: &Catalog) -> Result<Derived, StoreError> {
         let mut aggregates = BTreeMap::new();
         let mut tallies = Vec::new();
-        for exposure in self.trees.exposures.all() {
-            let e = exposure?;
+        for e in self.exposures()? {
             let Some(exp) = catalog.get(&e.experiment) else {
                 continue;
             };
@@ -329,8 +334,9 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let results: Vec<Result<Vec<Outcome>, StoreError>> =
-            group.iter().map(|job| job.writes.iter().map(|w| apply(trees, &job.catalog, w)).collect()).collect();
+        let applied: Result<Vec<Vec<Outcome>>, StoreError> = transact(trees, |tx| {
+            group.iter().map(|job| job.writes.iter().map(|w| apply(tx, &job.catalog, w)).collect()).collect()
+        });
         let started = Instant::now();
         let flushed = trees.db.flush();
         let seconds = started.elapsed().as_secs_f64();
@@ -342,29 +348,28 @@ fn writer_loop(
         if let Some(observe) = observer.lock().expect("observer lock").as_ref() {
             observe(seconds);
         }
-        let flush_error = flushed.err().map(|e| Arc::new(StoreError::Sled(e)));
-        for (job, result) in group.into_iter().zip(results) {
-            let answer = match (&flush_error, result) {
-                (Some(e), _) => Err(e.clone()),
-                (None, r) => r.map_err(Arc::new),
-            };
-            let _ = job.reply.send(answer);
+        let outcome = match (applied, flushed) {
+            (Ok(outcomes), Ok(_)) => Ok(outcomes),
+            (Err(e), _) => Err(Arc::new(e)),
+            (_, Err(e)) => Err(Arc::new(StoreError::Sled(e))),
+        };
+        match outcome {
+            Ok(outcomes) => {
+                for (job, o) in group.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(o));
+                }
+            }
+            Err(e) => {
+                for job in group {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
         }
     }
 }
 
-/// Applies one write in one transaction over every tree.
-fn apply(trees: &Trees, catalog: &Catalog, write: &Write) -> Result<Outcome, StoreError> {
-    match write {
-        Write::Exposure(e) => apply_exposure(trees, catalog, e),
-        Write::Event(e) => apply_event(trees, catalog, e),
-    }
-}
-
-fn transact(
-    trees: &Trees,
-    body: impl Fn(&Tx) -> Result<(), sled::transaction::UnabortableTransactionError>,
-) -> Result<(), StoreError> {
+/// Runs `body` in one transaction over every tree and returns its value.
+fn transact<T>(trees: &Trees, body: impl Fn(&Tx) -> TxResult<T>) -> Result<T, StoreError> {
     (&trees.exposures.0, &trees.events.0, &trees.visitor_events.0, &trees.tallies.0, &trees.aggregates.0)
         .transaction(|(exposures, events, visitor_events, tallies, aggregates)| {
             let tx = Tx { exposures, events, visitor_events, tallies, aggregates };
@@ -373,67 +378,66 @@ fn transact(
         .map_err(StoreError::from)
 }
 
+type TxResult<T> = Result<T, UnabortableTransactionError>;
+
+fn apply(tx: &Tx, catalog: &Catalog, write: &Write) -> TxResult<Outcome> {
+    match write {
+        Write::Exposure(e) => apply_exposure(tx, catalog, e),
+        Write::Event(e) => apply_event(tx, catalog, e),
+    }
+}
+
 /// A first exposure adds the visitor to its day's aggregates with the
 /// events it already has at or after the exposure (they may have arrived
 /// first). An exposure earlier than the stored one moves the visitor; a
 /// later one is a duplicate.
-fn apply_exposure(trees: &Trees, catalog: &Catalog, e: &Exposure) -> Result<Outcome, StoreError> {
-    let Some(exp) = catalog.get(&e.experiment) else {
-        return Ok(Outcome::Duplicate);
-    };
-    let key = ExposureKey { visitor: e.visitor.clone(), experiment: e.experiment.clone(), phase: e.phase };
-    let previous = trees.exposures.get(&key)?;
-    if previous.as_ref().is_some_and(|p| p.ts <= e.ts) {
+fn apply_exposure(tx: &Tx, catalog: &Catalog, e: &Exposure) -> TxResult<Outcome> {
+    let Some(exp) = catalog.get(&e.experiment) else { return Ok(Outcome::Duplicate) };
+    let mut list = tx.exposures_of(&e.visitor)?;
+    let previous = list.iter().position(|x| x.experiment == e.experiment && x.phase == e.phase);
+    if previous.is_some_and(|i| list[i].ts <= e.ts) {
         return Ok(Outcome::Duplicate);
     }
-    let events = trees.visitor_events.of_visitor(&e.visitor)?;
+    let events = tx.events_of(&e.visitor)?;
     let tallies = Tallies::from_events(e.ts, events.iter().map(|ev| (ev.name.as_str(), ev.value, ev.ts)));
     let tally_key = TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() };
-    transact(trees, |tx| {
-        if let Some(p) = &previous {
-            let old = tx.tallies(&tally_key)?;
-            for (metric, (x, y)) in metric_values(exp, catalog, &old) {
-                tx.update_aggregate(&aggregate_key(exp, p, metric), |m| m.remove_visitor(x, y))?;
-            }
+    if let Some(i) = previous {
+        let old = tx.tallies(&tally_key)?;
+        for (metric, (x, y)) in metric_values(exp, catalog, &old) {
+            tx.update_aggregate(&aggregate_key(exp, &list[i], metric), |m| m.remove_visitor(x, y))?;
         }
-        for (metric, (x, y)) in metric_values(exp, catalog, &tallies) {
-            tx.update_aggregate(&aggregate_key(exp, e, metric), |m| m.add_visitor(x, y))?;
-        }
-        tx.put_tallies(&tally_key, &tallies)?;
-        tx.put_exposure(e)
-    })?;
+        list[i] = e.clone();
+    } else {
+        list.push(e.clone());
+    }
+    for (metric, (x, y)) in metric_values(exp, catalog, &tallies) {
+        tx.update_aggregate(&aggregate_key(exp, e, metric), |m| m.add_visitor(x, y))?;
+    }
+    tx.put_tallies(&tally_key, &tallies)?;
+    tx.put_exposures(&e.visitor, &list)?;
     Ok(Outcome::Accepted)
 }
 
 /// An event updates the tallies, and the aggregates of the metrics that read
 /// it, of every test the visitor was first exposed to at or before it.
-fn apply_event(trees: &Trees, catalog: &Catalog, ev: &Event) -> Result<Outcome, StoreError> {
-    if trees.events.contains(&ev.id)? {
+fn apply_event(tx: &Tx, catalog: &Catalog, ev: &Event) -> TxResult<Outcome> {
+    if tx.event_exists(&ev.id)? {
         return Ok(Outcome::Duplicate);
     }
-    let exposures: Vec<(Exposure, &Experiment)> = trees
-        .exposures
-        .of_visitor(&ev.visitor)?
-        .into_iter()
-        .filter(|x| x.ts <= ev.ts)
-        .filter_map(|x| catalog.get(&x.experiment).map(|exp| (x, exp.as_ref())))
-        .collect();
-    transact(trees, |tx| {
-        tx.put_event(ev)?;
-        for (x, exp) in &exposures {
-            let key = TallyKey { experiment: x.experiment.clone(), phase: x.phase, visitor: x.visitor.clone() };
-            let old = tx.tallies(&key)?;
-            let mut new = old.clone();
-            new.add(&ev.name, ev.value);
-            let before = metric_values(exp, catalog, &old);
-            for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {
-                if old_xy != new_xy {
-                    tx.update_aggregate(&aggregate_key(exp, x, metric), |m| m.apply_delta(old_xy, new_xy))?;
-                }
+    tx.put_event(ev)?;
+    for x in tx.exposures_of(&ev.visitor)?.iter().filter(|x| x.ts <= ev.ts) {
+        let Some(exp) = catalog.get(&x.experiment) else { continue };
+        let key = TallyKey { experiment: x.experiment.clone(), phase: x.phase, visitor: x.visitor.clone() };
+        let old = tx.tallies(&key)?;
+        let mut new = old.clone();
+        new.add(&ev.name, ev.value);
+        let before = metric_values(exp, catalog, &old);
+        for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {
+            if old_xy != new_xy {
+                tx.update_aggregate(&aggregate_key(exp, x, metric), |m| m.apply_delta(old_xy, new_xy))?;
             }
-            tx.put_tallies(&key, &new)?;
         }
-        Ok(())
-    })?;
+        tx.put_tallies(&key, &new)?;
+    }
     Ok(Outcome::Accepted)
 }

@@ -1,11 +1,13 @@
 //! The sled trees, each behind a typed wrapper with its own key and value
-//! types, so a key of one tree cannot be used on another. Reads work on the
-//! tree; writes go through a transaction's view of it ([`Tx`]).
+//! types, so a key of one tree cannot be used on another. Reads outside a
+//! write work on the trees; writes go through one transaction's view of all
+//! of them ([`Tx`]), which only needs point reads, so a whole group commit
+//! fits in one transaction that sees its own earlier writes.
 
 use sled::transaction::{TransactionalTree, UnabortableTransactionError};
 use sled::Tree;
 
-use super::keys::{AggregateKey, ExposureKey, TallyKey, VisitorEventKey};
+use super::keys::{visitor_key, AggregateKey, TallyKey};
 use super::StoreError;
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
@@ -28,26 +30,14 @@ fn tx_decode<T: serde::de::DeserializeOwned + Default>(bytes: Option<sled::IVec>
     bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
-/// First exposures: (visitor, test, phase) → the exposure.
+/// First exposures, per visitor: visitor → every (test, phase) exposure.
 #[derive(Clone)]
 pub struct Exposures(pub(super) Tree);
 
 impl Exposures {
-    pub fn get(&self, key: &ExposureKey) -> Result<Option<Exposure>, StoreError> {
-        self.0.get(key.encode())?.map(|v| decode(&v)).transpose()
-    }
-
-    /// Every exposure of one visitor, across tests and phases.
-    pub fn of_visitor(&self, visitor: &str) -> Result<Vec<Exposure>, StoreError> {
-        self.0.scan_prefix(ExposureKey::visitor_prefix(visitor)).values().map(|v| decode(&v?)).collect()
-    }
-
-    pub fn all(&self) -> impl Iterator<Item = Result<Exposure, StoreError>> + '_ {
+    /// Every stored exposure, visitor by visitor.
+    pub fn all(&self) -> impl Iterator<Item = Result<Vec<Exposure>, StoreError>> + '_ {
         self.0.iter().values().map(|v| decode(&v?))
-    }
-
-    pub fn count(&self) -> usize {
-        self.0.len()
     }
 }
 
@@ -56,10 +46,6 @@ impl Exposures {
 pub struct Events(pub(super) Tree);
 
 impl Events {
-    pub fn contains(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.0.contains_key(id.as_bytes())?)
-    }
-
     pub fn all(&self) -> impl Iterator<Item = Result<Event, StoreError>> + '_ {
         self.0.iter().values().map(|v| decode(&v?))
     }
@@ -69,13 +55,13 @@ impl Events {
     }
 }
 
-/// A visitor's events in time order: (visitor, ts, id) → the event.
+/// A visitor's events: visitor → every event of theirs, in arrival order.
 #[derive(Clone)]
 pub struct VisitorEvents(pub(super) Tree);
 
 impl VisitorEvents {
     pub fn of_visitor(&self, visitor: &str) -> Result<Vec<Event>, StoreError> {
-        self.0.scan_prefix(ExposureKey::visitor_prefix(visitor)).values().map(|v| decode(&v?)).collect()
+        Ok(self.0.get(visitor_key(visitor))?.map(|v| decode(&v)).transpose()?.unwrap_or_default())
     }
 }
 
@@ -88,26 +74,21 @@ pub struct TallyTree(pub(super) Tree);
 pub struct Aggregates(pub(super) Tree);
 
 impl Aggregates {
+    fn decode_rows(iter: sled::Iter) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
+        iter.map(|kv| {
+            let (k, v) = kv?;
+            let key = AggregateKey::decode(&k).ok_or_else(|| StoreError::Corrupt("aggregate key".into()))?;
+            Ok((key, decode(&v)?))
+        })
+        .collect()
+    }
+
     pub fn of_phase(&self, experiment: &str, phase: u32) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
-        self.0
-            .scan_prefix(AggregateKey::prefix(experiment, phase))
-            .map(|kv| {
-                let (k, v) = kv?;
-                let key = AggregateKey::decode(&k).ok_or_else(|| StoreError::Corrupt("aggregate key".into()))?;
-                Ok((key, decode(&v)?))
-            })
-            .collect()
+        Self::decode_rows(self.0.scan_prefix(AggregateKey::prefix(experiment, phase)))
     }
 
     pub fn all(&self) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
-        self.0
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                let key = AggregateKey::decode(&k).ok_or_else(|| StoreError::Corrupt("aggregate key".into()))?;
-                Ok((key, decode(&v)?))
-            })
-            .collect()
+        Self::decode_rows(self.0.iter())
     }
 }
 
@@ -136,16 +117,29 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    pub fn put_exposure(&self, e: &Exposure) -> TxResult<()> {
-        let key = ExposureKey { visitor: e.visitor.clone(), experiment: e.experiment.clone(), phase: e.phase };
-        self.exposures.insert(key.encode(), encode(e))?;
+    pub fn exposures_of(&self, visitor: &str) -> TxResult<Vec<Exposure>> {
+        Ok(tx_decode(self.exposures.get(visitor_key(visitor))?))
+    }
+
+    pub fn put_exposures(&self, visitor: &str, list: &[Exposure]) -> TxResult<()> {
+        self.exposures.insert(visitor_key(visitor), encode(&list))?;
         Ok(())
     }
 
+    pub fn event_exists(&self, id: &str) -> TxResult<bool> {
+        Ok(self.events.get(id.as_bytes())?.is_some())
+    }
+
+    pub fn events_of(&self, visitor: &str) -> TxResult<Vec<Event>> {
+        Ok(tx_decode(self.visitor_events.get(visitor_key(visitor))?))
+    }
+
+    /// Stores a new event by id and in its visitor's list.
     pub fn put_event(&self, e: &Event) -> TxResult<()> {
         self.events.insert(e.id.as_bytes(), encode(e))?;
-        let key = VisitorEventKey { visitor: e.visitor.clone(), ts_millis: e.ts.timestamp_millis(), id: e.id.clone() };
-        self.visitor_events.insert(key.encode(), encode(e))?;
+        let mut list = self.events_of(&e.visitor)?;
+        list.push(e.clone());
+        self.visitor_events.insert(visitor_key(&e.visitor), encode(&list))?;
         Ok(())
     }
 

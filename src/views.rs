@@ -48,11 +48,8 @@ fn progress(report: &Report) -> Progress {
     Progress { percent, text, conversions, cycles: format!("Day {} · {cycles}", report.days_running) }
 }
 
-fn verdict_class(report: &Report) -> &'static str {
-    report.verdict.code.as_str()
-}
-
-pub struct IndexRow {
+/// What both pages say about a test: who it is and its verdict.
+pub struct Headline {
     pub id: String,
     pub name: String,
     pub surface: String,
@@ -61,6 +58,25 @@ pub struct IndexRow {
     pub verdict_code: &'static str,
     pub verdict_label: &'static str,
     pub sentence: String,
+}
+
+impl Headline {
+    fn new(e: &Experiment, r: &Report) -> Self {
+        Headline {
+            id: e.id.to_string(),
+            name: e.name.clone(),
+            surface: words(e.surface.as_str()),
+            dimension: status_word(&e.dimension),
+            status: status_word(&e.status),
+            verdict_code: r.verdict.code.as_str(),
+            verdict_label: r.verdict.code.label(),
+            sentence: r.verdict.sentence.clone(),
+        }
+    }
+}
+
+pub struct IndexRow {
+    pub head: Headline,
     pub progress: Progress,
 }
 
@@ -81,20 +97,7 @@ fn status_word<T: serde::Serialize>(x: &T) -> String {
 impl IndexPage {
     pub fn new(items: &[(&Experiment, &Report)]) -> Self {
         IndexPage {
-            rows: items
-                .iter()
-                .map(|(e, r)| IndexRow {
-                    id: e.id.to_string(),
-                    name: e.name.clone(),
-                    surface: words(e.surface.as_str()),
-                    dimension: status_word(&e.dimension),
-                    status: status_word(&e.status),
-                    verdict_code: verdict_class(r),
-                    verdict_label: r.verdict.code.label(),
-                    sentence: r.verdict.sentence.clone(),
-                    progress: progress(r),
-                })
-                .collect(),
+            rows: items.iter().map(|(e, r)| IndexRow { head: Headline::new(e, r), progress: progress(r) }).collect(),
         }
     }
 }
@@ -444,15 +447,8 @@ fn lift_chart(report: &Report) -> Chart {
 #[derive(Template)]
 #[template(path = "experiment.html")]
 pub struct ExperimentPage {
-    pub id: String,
-    pub name: String,
+    pub head: Headline,
     pub hypothesis: String,
-    pub surface: String,
-    pub dimension: String,
-    pub status: String,
-    pub verdict_code: &'static str,
-    pub verdict_label: &'static str,
-    pub sentence: String,
     pub srm_banner: Option<String>,
     pub phase_note: Option<String>,
     pub inference: &'static str,
@@ -520,15 +516,8 @@ impl ExperimentPage {
             )
         });
         ExperimentPage {
-            id: e.id.to_string(),
-            name: e.name.clone(),
+            head: Headline::new(e, r),
             hypothesis: e.hypothesis.clone(),
-            surface: words(e.surface.as_str()),
-            dimension: status_word(&e.dimension),
-            status: status_word(&e.status),
-            verdict_code: verdict_class(r),
-            verdict_label: r.verdict.code.label(),
-            sentence: r.verdict.sentence.clone(),
             srm_banner,
             phase_note,
             inference: if e.stats.sequential {

@@ -7,9 +7,7 @@
 //! skipped.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride;
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
@@ -17,30 +15,11 @@ use headless_chrome::{Browser, LaunchOptions};
 use offerlab::simulate::{self, Effect, Simulation};
 use serde_json::Value;
 
+mod common;
+
+use common::{serve, EXPERIMENTS};
+
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(data: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--experiments", concat!(env!("CARGO_MANIFEST_DIR"), "/experiments")])
-        .arg("--data")
-        .arg(data)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    (Server(child), line.trim().strip_prefix("listening on ").unwrap().to_owned())
-}
 
 fn browser(width: u32) -> Browser {
     let args = [
@@ -73,7 +52,8 @@ fn report_pages_render_on_desktop_and_phone() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url) = start(dir.path());
+    let server = serve(dir.path(), Path::new(EXPERIMENTS));
+    let url = server.url.clone();
     let sim = Simulation {
         url: url.clone(),
         days: 15,

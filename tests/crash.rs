@@ -4,9 +4,7 @@
 //! equal a rebuild. Five rounds.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,21 +14,9 @@ use offerlab::experiment::{load_dir, Catalog};
 use offerlab::store::Store;
 use serde_json::{json, Value};
 
-const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
+mod common;
 
-fn start(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--experiments", EXPERIMENTS, "--data"])
-        .arg(data)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.trim().strip_prefix("listening on ").expect("server address").to_owned();
-    (child, address)
-}
+use common::{serve, EXPERIMENTS};
 
 #[derive(Default)]
 struct Acked {
@@ -85,7 +71,8 @@ fn client(id: usize, address: String, catalog: Arc<Catalog>, acked: Arc<Mutex<Ac
 fn crash_round(round: usize) {
     let catalog = Arc::new(load_dir(Path::new(EXPERIMENTS)).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, address) = start(dir.path());
+    let mut server = serve(dir.path(), Path::new(EXPERIMENTS));
+    let address = server.url.clone();
     let acked = Arc::new(Mutex::new(Acked::default()));
     let total = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..8)
@@ -102,18 +89,17 @@ fn crash_round(round: usize) {
         assert!(Instant::now() < deadline, "clients made no progress");
         std::thread::sleep(Duration::from_millis(5));
     }
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
     for c in clients {
         c.join().unwrap();
     }
 
     // The server restarts on the crashed folder and answers.
-    let (mut again, address) = start(dir.path());
-    let health: Value = reqwest::blocking::get(format!("{address}/healthz")).unwrap().json().unwrap();
+    let again = serve(dir.path(), Path::new(EXPERIMENTS));
+    let health: Value = reqwest::blocking::get(format!("{}/healthz", again.url)).unwrap().json().unwrap();
     assert_eq!(health["status"], "ok");
-    again.kill().unwrap();
-    again.wait().unwrap();
+    drop(again);
 
     let store = Store::open(dir.path()).unwrap();
     let acked = acked.lock().unwrap();

@@ -1,13 +1,14 @@
 //! Process lifecycle: one server per data folder, and a clean SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use offerlab::store::Store;
 use serde_json::json;
 
-const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
+mod common;
+
+use common::EXPERIMENTS;
 
 fn serve(data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_offerlab"));
@@ -19,10 +20,8 @@ fn serve(data: &Path) -> Command {
 #[test]
 fn a_second_server_on_the_same_folder_is_refused_and_sigterm_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = serve(dir.path()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(first.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let mut first = common::serve(dir.path(), Path::new(EXPERIMENTS));
+    let address = first.url.clone();
 
     let second = serve(dir.path()).output().unwrap();
     assert_eq!(second.status.code(), Some(1));
@@ -33,9 +32,9 @@ fn a_second_server_on_the_same_folder_is_refused_and_sigterm_exits_cleanly() {
     let r = reqwest::blocking::Client::new().post(format!("{address}/v1/events")).json(&events).send().unwrap();
     assert!(r.status().is_success());
 
-    let term = Command::new("kill").arg("-TERM").arg(first.id().to_string()).status().unwrap();
+    let term = Command::new("kill").arg("-TERM").arg(first.child.id().to_string()).status().unwrap();
     assert!(term.success());
-    let status = first.wait().unwrap();
+    let status = first.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM drains, flushes and exits 0");
     let store = Store::open(dir.path()).expect("the lock is released");
     assert_eq!(store.counts(), (0, 1));

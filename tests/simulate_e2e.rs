@@ -3,12 +3,13 @@
 //! another. The first must end `validated_winner` or `winner_validating`;
 //! the second must never show a winner, on any day.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use chrono::{Duration, Utc};
 use offerlab::simulate::{self, Effect, Simulation};
 use serde_json::Value;
+
+mod common;
+
+use common::serve;
 
 fn definition(id: &str, surface: &str, primary: &str, start: &str, sequential: bool) -> String {
     format!(
@@ -54,18 +55,8 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
     std::fs::write(experiments.join("flat.toml"), definition("flat", "cart", "cart_offer_acceptance", &start, true))
         .unwrap();
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--experiments"])
-        .arg(&experiments)
-        .arg("--data")
-        .arg(root.path().join("data"))
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let server = serve(&root.path().join("data"), &experiments);
+    let url = server.url.clone();
 
     let sim = Simulation {
         url: url.clone(),
@@ -82,8 +73,7 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
         reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap()
     };
     let (lifted, flat) = (report("lifted"), report("flat"));
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let summary = summary.unwrap();
     assert_eq!(summary.rejected, 0);
     assert!(summary.visitors > 14_000, "{summary:?}");

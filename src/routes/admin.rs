@@ -4,6 +4,7 @@ use actix_web::{post, web, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::routes::blocking;
 use crate::state::AppState;
 
 /// `POST /admin/reload`: re-reads the experiments folder. An invalid set is
@@ -11,10 +12,7 @@ use crate::state::AppState;
 #[post("/admin/reload")]
 pub async fn reload(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
-    let catalog = web::block(move || state.reload())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::InvalidDefinitions)?;
+    let catalog = blocking(move || state.reload().map_err(ApiError::InvalidDefinitions)).await?;
     let ids: Vec<&str> = catalog.experiments().map(|e| e.id.as_str()).collect();
     Ok(HttpResponse::Ok().json(json!({ "reloaded": true, "experiments": ids })))
 }

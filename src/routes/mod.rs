@@ -53,6 +53,13 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
     ApiError::invalid("malformed_query", None, format!("the query string is not valid: {err}")).into()
 }
 
+/// Runs blocking work (store reads, rendering) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(work).await.map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
 /// Any path without a route.
 pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!("{} {}", req.method(), req.path())))

@@ -6,6 +6,7 @@ use askama::Template;
 use chrono::Utc;
 
 use crate::error::ApiError;
+use crate::routes::blocking;
 use crate::state::AppState;
 use crate::views::{ExperimentPage, IndexPage};
 
@@ -15,7 +16,7 @@ fn render(page: impl Template) -> Result<String, ApiError> {
 
 /// Renders off the async workers (reports read the store) and answers HTML.
 async fn html(work: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> Result<HttpResponse, ApiError> {
-    let body = web::block(work).await.map_err(|e| ApiError::Internal(e.to_string()))??;
+    let body = blocking(work).await?;
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
 }
 

@@ -7,13 +7,14 @@ use serde_json::json;
 
 use crate::aggregates::write_csv;
 use crate::error::ApiError;
+use crate::routes::blocking;
 use crate::state::AppState;
 
 /// Every test with its verdict and progress.
 #[get("/api/v1/experiments")]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
-    let items = web::block(move || {
+    let items = blocking(move || {
         let catalog = state.catalog();
         let now = Utc::now();
         catalog
@@ -28,15 +29,14 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
             })
             .collect::<Result<Vec<_>, ApiError>>()
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "experiments": items })))
 }
 
 #[get("/api/v1/experiments/{id}/report")]
 pub async fn report(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
-    let report = web::block(move || {
+    let report = blocking(move || {
         let catalog = state.catalog();
         let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
         let mut report = serde_json::to_value(state.report(&catalog, exp, Utc::now())?).expect("report serializes");
@@ -44,22 +44,20 @@ pub async fn report(state: web::Data<AppState>, id: web::Path<String>) -> Result
         report["earlier_phase_visitors"] = json!(state.earlier_phase_visitors(exp)?);
         Ok::<_, ApiError>(report)
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .await?;
     Ok(HttpResponse::Ok().json(report))
 }
 
 #[get("/api/v1/experiments/{id}/daily.csv")]
 pub async fn daily_csv(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
-    let csv = web::block(move || {
+    let csv = blocking(move || {
         let catalog = state.catalog();
         let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
         let mut rows = state.store.aggregate_rows(exp)?;
         rows.sort_by(|a, b| (a.date, &a.variant, &a.metric).cmp(&(b.date, &b.variant, &b.metric)));
         Ok::<_, ApiError>(write_csv(&rows))
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .await?;
     Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(csv))
 }

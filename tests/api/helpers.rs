@@ -6,7 +6,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::common::{serve_with, Server};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
@@ -194,9 +196,9 @@ where
     false
 }
 
-/// The real `offerlab serve` as a child process on a random loopback port.
+/// The real `offerlab serve` as a child process, its stderr kept.
 pub struct ChildServer {
-    pub child: Child,
+    pub server: Server,
     pub address: String,
     /// Every line the server wrote to stderr so far.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -204,35 +206,17 @@ pub struct ChildServer {
 
 impl ChildServer {
     pub fn start(data: &Path, experiments: &Path) -> ChildServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--data"])
-            .arg(data)
-            .arg("--experiments")
-            .arg(experiments)
-            .env("RUST_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("offerlab binary starts");
+        let mut server = serve_with(data, experiments, Stdio::piped());
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
+        let stderr = server.child.stderr.take().unwrap();
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[server] {line}");
                 sink.lock().unwrap().push(line);
             }
         });
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        ChildServer { child, address, log }
+        let address = server.url.clone();
+        ChildServer { server, address, log }
     }
 
     pub fn logged(&self, needle: &str) -> bool {
@@ -240,14 +224,7 @@ impl ChildServer {
     }
 
     pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.server.child.id().to_string()).status().unwrap();
         assert!(ok.success());
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -4,6 +4,8 @@
 mod admin;
 mod allocation;
 mod assign;
+#[path = "../common/mod.rs"]
+mod common;
 mod fuzz;
 mod helpers;
 mod keys;

@@ -1,0 +1,52 @@
+//! Shared by the test crates: the real `offerlab serve` as a child process
+//! on a random loopback port.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// The committed experiments folder.
+pub const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
+
+/// A running server; killed (SIGKILL) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `offerlab serve` on 127.0.0.1:0 over `data` and `experiments`; waits for
+/// the line that names its address. `stderr` says where its log goes.
+pub fn serve_with(data: &Path, experiments: &Path, stderr: Stdio) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--data"])
+        .arg(data)
+        .arg("--experiments")
+        .arg(experiments)
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("offerlab binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("first line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, url }
+}
+
+pub fn serve(data: &Path, experiments: &Path) -> Server {
+    serve_with(data, experiments, Stdio::inherit())
+}

@@ -1,7 +1,8 @@
 //! Ingest throughput over loopback: events per second through
 //! `POST /v1/events` (batches of 100, and single events) with 64 concurrent
 //! clients, beside a raw sled insert-and-flush loop on the same disk in the
-//! same run. Run: `cargo bench --bench ingest`.
+//! same run. Events go to 20,000 exposed visitors, so each is attributed.
+//! Run: `cargo bench --bench ingest`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use offerlab::startup::Application;
 use serde_json::json;
 
 const CLIENTS: usize = 64;
+const VISITORS: usize = 20_000;
 const RUN: Duration = Duration::from_secs(5);
 
 /// Raw sled: insert `batch` keys, flush, repeat; keys per second.
@@ -43,17 +45,21 @@ async fn api(batch: usize) -> f64 {
     let app = Application::build(&settings).unwrap();
     let url = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
+    let server = tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
-    // Visitors exposed to the cart test, so events are attributed.
-    for chunk in 0..10 {
-        let body: Vec<_> =
-            (0..100).map(|i| json!({ "visitor_id": format!("v{}", chunk * 100 + i), "surface": "cart" })).collect();
-        for b in body {
-            let mut b = b;
-            b["record_exposure"] = json!(true);
-            client.post(format!("{url}/v1/assign")).json(&b).send().await.unwrap();
-        }
+    // 20,000 visitors exposed to the cart test, so events are attributed.
+    let catalog = offerlab::experiment::load_dir(&settings.experiments).unwrap();
+    let exp = catalog.get("cart-protection-copy").unwrap();
+    for chunk in 0..20 {
+        let exposures: Vec<_> = (0..1000)
+            .map(|i| {
+                let v = format!("v{}", chunk * 1000 + i);
+                let a = offerlab::assignment::evaluate(exp, &v, &Default::default(), None).unwrap();
+                json!({ "visitor_id": v, "experiment": exp.id, "variant": exp.variants[a.variant].key })
+            })
+            .collect();
+        let r = client.post(format!("{url}/v1/exposures")).json(&exposures).send().await.unwrap();
+        assert!(r.status().is_success());
     }
     let sent = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -66,7 +72,7 @@ async fn api(batch: usize) -> f64 {
                     let events: Vec<_> = (0..batch)
                         .map(|k| {
                             i += 1;
-                            json!({ "id": format!("c{c}-{i}"), "visitor_id": format!("v{}", (i + k) % 1000),
+                            json!({ "id": format!("c{c}-{i}"), "visitor_id": format!("v{}", (c * 7919 + i + k) % VISITORS),
                                     "name": "order", "value": 42.5 })
                         })
                         .collect();
@@ -82,6 +88,9 @@ async fn api(batch: usize) -> f64 {
     }
     let rate = sent.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
     handle.stop(true).await;
+    // The server closes and flushes its store before the folder goes away.
+    server.await.unwrap().unwrap();
+    drop(root);
     rate
 }
 

@@ -36,7 +36,8 @@ fn main() {
                 visitor += 1;
                 let v = format!("v{visitor}");
                 let a = evaluate(&exp, &v, &Attributes::new(), None).unwrap();
-                let ts = now - Duration::minutes((visitor % (60 * 24 * 20)) as i64);
+                // Spread over the same 20 days at every size, so both reports read as many days.
+                let ts = now - Duration::minutes(((visitor * 7919) % (60 * 24 * 20)) as i64);
                 batch.push(Write::Exposure(Exposure {
                     visitor: v.clone(),
                     experiment: exp.id.to_string(),

@@ -11,7 +11,10 @@ pub mod track;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
 
+use std::sync::Arc;
+
 use crate::error::ApiError;
+use crate::experiment::{Catalog, Experiment};
 
 /// Registers every route on an actix app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -51,6 +54,11 @@ pub fn json_error(err: JsonPayloadError, limit: usize) -> actix_web::Error {
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::invalid("malformed_query", None, format!("the query string is not valid: {err}")).into()
+}
+
+/// The experiment a path names, or a 404 that says how to find the known ones.
+pub fn find<'a>(catalog: &'a Catalog, id: &str) -> Result<&'a Arc<Experiment>, ApiError> {
+    catalog.get(id).ok_or_else(|| ApiError::UnknownExperiment(id.to_owned()))
 }
 
 /// Runs blocking work (store reads, rendering) off the async workers.

@@ -6,7 +6,7 @@ use askama::Template;
 use chrono::Utc;
 
 use crate::error::ApiError;
-use crate::routes::blocking;
+use crate::routes::{blocking, find};
 use crate::state::AppState;
 use crate::views::{ExperimentPage, IndexPage};
 
@@ -41,7 +41,7 @@ pub async fn experiment(state: web::Data<AppState>, id: web::Path<String>) -> Re
     let state = state.into_inner();
     html(move || {
         let catalog = state.catalog();
-        let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
+        let exp = find(&catalog, &id)?;
         let report = state.report(&catalog, exp, Utc::now())?;
         let earlier = state.earlier_phase_visitors(exp)?;
         render(ExperimentPage::new(exp, &report, earlier))

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::aggregates::write_csv;
 use crate::error::ApiError;
-use crate::routes::blocking;
+use crate::routes::{blocking, find};
 use crate::state::AppState;
 
 /// Every test with its verdict and progress.
@@ -38,7 +38,7 @@ pub async fn report(state: web::Data<AppState>, id: web::Path<String>) -> Result
     let state = state.into_inner();
     let report = blocking(move || {
         let catalog = state.catalog();
-        let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
+        let exp = find(&catalog, &id)?;
         let mut report = serde_json::to_value(state.report(&catalog, exp, Utc::now())?).expect("report serializes");
         report["allocation_version"] = json!(exp.allocation_version);
         report["earlier_phase_visitors"] = json!(state.earlier_phase_visitors(exp)?);
@@ -53,7 +53,7 @@ pub async fn daily_csv(state: web::Data<AppState>, id: web::Path<String>) -> Res
     let state = state.into_inner();
     let csv = blocking(move || {
         let catalog = state.catalog();
-        let exp = catalog.get(&id).ok_or_else(|| ApiError::UnknownExperiment(id.clone()))?;
+        let exp = find(&catalog, &id)?;
         let mut rows = state.store.aggregate_rows(exp)?;
         rows.sort_by(|a, b| (a.date, &a.variant, &a.metric).cmp(&(b.date, &b.variant, &b.metric)));
         Ok::<_, ApiError>(write_csv(&rows))

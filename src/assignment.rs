@@ -216,7 +216,7 @@ fn evaluate_running(experiment: &Experiment, visitor_id: &str, attributes: &Attr
         }
     }
     let n = hash(&experiment.seed, value, HashVersion::V2);
-    match choose_variant(n, &experiment.ranges()) {
+    match choose_variant(n, experiment.ranges()) {
         Some(variant) => Assignment { variant, in_experiment: true, forced: false, hash_value: Some(n) },
         None => Assignment::shown(0, Some(n)),
     }

@@ -23,13 +23,6 @@ pub struct Cycle {
     pub complete: bool,
 }
 
-impl Cycle {
-    /// Whether a day index (days since the test's start) falls in this cycle.
-    pub fn contains_day(&self, day: i64, length: u32) -> bool {
-        day.div_euclid(i64::from(length)) == i64::from(self.index) && day >= 0
-    }
-}
-
 /// Every cycle that has begun by `today` (a day counts once it has begun),
 /// each marked complete when its last day is before `today`.
 pub fn cycles(start: NaiveDate, length_days: u32, today: NaiveDate) -> Vec<Cycle> {

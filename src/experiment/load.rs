@@ -348,30 +348,34 @@ pub fn parse_experiment(
         return Err(errs.errors);
     };
     let seed = raw.seed.clone().unwrap_or_else(|| id.to_string());
-    errs.finish(Experiment {
-        seed,
-        id,
-        name: raw.name,
-        hypothesis: raw.hypothesis,
-        status: *raw.status.get_ref(),
-        surface: *raw.surface.get_ref(),
-        dimension: raw.dimension,
-        start,
-        timezone,
-        business_cycle_days: cycle.clamp(1, 366) as u32,
-        coverage,
-        hash_attribute: raw.hash_attribute,
-        namespace,
-        targeting: Targeting(raw.targeting),
-        winner,
-        primary_metric: raw.primary_metric.into_inner(),
-        guardrail_metrics: raw.guardrail_metrics.into_inner(),
-        secondary_metrics: raw.secondary_metrics.into_inner(),
-        stats,
-        variants,
-        allocation_version,
-        source: file.to_owned(),
-    })
+    errs.finish(
+        Experiment {
+            seed,
+            id,
+            name: raw.name,
+            hypothesis: raw.hypothesis,
+            status: *raw.status.get_ref(),
+            surface: *raw.surface.get_ref(),
+            dimension: raw.dimension,
+            start,
+            timezone,
+            business_cycle_days: cycle.clamp(1, 366) as u32,
+            coverage,
+            hash_attribute: raw.hash_attribute,
+            namespace,
+            targeting: Targeting(raw.targeting),
+            winner,
+            primary_metric: raw.primary_metric.into_inner(),
+            guardrail_metrics: raw.guardrail_metrics.into_inner(),
+            secondary_metrics: raw.secondary_metrics.into_inner(),
+            stats,
+            variants,
+            allocation_version,
+            source: file.to_owned(),
+            ranges: Vec::new(),
+        }
+        .with_ranges(),
+    )
 }
 
 fn parse_start(errs: &mut FileErrors, start: &Spanned<toml::Value>) -> Option<NaiveDate> {

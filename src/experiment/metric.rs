@@ -73,16 +73,6 @@ impl Metric {
         matches!(self.kind, MetricKind::Ratio { .. })
     }
 
-    /// The event names this metric reads.
-    pub fn events(&self) -> Vec<&str> {
-        match &self.kind {
-            MetricKind::Proportion { event } | MetricKind::Mean { event } => vec![event],
-            MetricKind::Ratio { numerator, denominator } => {
-                vec![&numerator.event, &denominator.event]
-            }
-        }
-    }
-
     /// The visitor's value for this metric: `(x, y)` where `y` is the
     /// denominator for a ratio and 0 otherwise (unused). `tally` gives the visitor's
     /// attributed count and sum of an event.

@@ -42,6 +42,13 @@ impl ExperimentId {
     }
 }
 
+/// Lets a catalog be searched by `&str` without building an id.
+impl std::borrow::Borrow<str> for ExperimentId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for ExperimentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -206,6 +213,10 @@ pub struct Experiment {
     /// Path of the file it came from, for messages.
     #[serde(skip)]
     pub source: String,
+    /// The bucket ranges, computed once at load: assignment reads them on
+    /// every request.
+    #[serde(skip)]
+    ranges: Vec<BucketRange>,
 }
 
 fn serialize_offset<S: serde::Serializer>(o: &FixedOffset, s: S) -> Result<S::Ok, S::Error> {
@@ -218,8 +229,14 @@ impl Experiment {
     }
 
     /// The bucket ranges assignment uses.
-    pub fn ranges(&self) -> Vec<BucketRange> {
-        bucket_ranges(self.variants.len(), self.coverage, Some(&self.weights()))
+    pub fn ranges(&self) -> &[BucketRange] {
+        &self.ranges
+    }
+
+    /// Computes the cached bucket ranges; the loader calls it once.
+    fn with_ranges(mut self) -> Self {
+        self.ranges = bucket_ranges(self.variants.len(), self.coverage, Some(&self.weights()));
+        self
     }
 
     pub fn variant_index(&self, key: &str) -> Option<usize> {
@@ -284,7 +301,7 @@ impl Catalog {
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Experiment>> {
-        ExperimentId::parse(id).ok().and_then(|id| self.experiments.get(&id))
+        self.experiments.get(id)
     }
 
     /// Experiments in id order.

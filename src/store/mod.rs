@@ -80,13 +80,6 @@ pub enum Outcome {
     Duplicate,
 }
 
-/// Durations of the last group commits, for `/metrics`.
-#[derive(Debug, Default, Clone)]
-pub struct FlushStats {
-    pub flushes: u64,
-    pub seconds_total: f64,
-}
-
 struct Job {
     writes: Vec<Write>,
     catalog: Arc<Catalog>,
@@ -111,7 +104,6 @@ pub struct Store {
     trees: Trees,
     sender: Mutex<Option<Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    flush_stats: Arc<Mutex<FlushStats>>,
     flush_observer: Arc<Mutex<Option<FlushObserver>>>,
 }
 
@@ -135,22 +127,15 @@ impl Store {
             db,
         };
         let (sender, receiver) = mpsc::channel();
-        let flush_stats = Arc::new(Mutex::new(FlushStats::default()));
         let flush_observer: Arc<Mutex<Option<FlushObserver>>> = Arc::new(Mutex::new(None));
         let writer = {
-            let (trees, stats, observer) = (trees.clone(), flush_stats.clone(), flush_observer.clone());
+            let (trees, observer) = (trees.clone(), flush_observer.clone());
             std::thread::Builder::new()
                 .name("offerlab-writer".into())
-                .spawn(move || writer_loop(&trees, &receiver, &stats, &observer))
+                .spawn(move || writer_loop(&trees, &receiver, &observer))
                 .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?
         };
-        Ok(Store {
-            trees,
-            sender: Mutex::new(Some(sender)),
-            writer: Mutex::new(Some(writer)),
-            flush_stats,
-            flush_observer,
-        })
+        Ok(Store { trees, sender: Mutex::new(Some(sender)), writer: Mutex::new(Some(writer)), flush_observer })
     }
 
     /// Reports every flush's duration to `observer` (for `/metrics`).
@@ -237,10 +222,6 @@ impl Store {
         (exposures, self.trees.events.count())
     }
 
-    pub fn flush_stats(&self) -> FlushStats {
-        self.flush_stats.lock().expect("stats lock").clone()
-    }
-
     /// Every stored aggregate, keyed.
     pub fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
         Ok(self.trees.aggregates.all()?.into_iter().collect())
@@ -320,12 +301,7 @@ fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &str) -> AggregateKey {
     }
 }
 
-fn writer_loop(
-    trees: &Trees,
-    receiver: &Receiver<Job>,
-    stats: &Mutex<FlushStats>,
-    observer: &Mutex<Option<FlushObserver>>,
-) {
+fn writer_loop(trees: &Trees, receiver: &Receiver<Job>, observer: &Mutex<Option<FlushObserver>>) {
     while let Ok(first) = receiver.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -340,11 +316,6 @@ fn writer_loop(
         let started = Instant::now();
         let flushed = trees.db.flush();
         let seconds = started.elapsed().as_secs_f64();
-        {
-            let mut s = stats.lock().expect("stats lock");
-            s.flushes += 1;
-            s.seconds_total += seconds;
-        }
         if let Some(observe) = observer.lock().expect("observer lock").as_ref() {
             observe(seconds);
         }

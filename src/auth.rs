@@ -3,32 +3,57 @@
 //! (HTML and JSON) and `/metrics` need it, as the password of HTTP Basic
 //! (so a browser prompts) or as a bearer token. `/healthz` stays open for
 //! load balancers. Keys are compared in constant time.
+//!
+//! Which key a request needs is declared per route in [`crate::routes`],
+//! never derived from the raw path, so a percent-encoded spelling of a
+//! path cannot reach a route without its key.
 
 use base64::Engine;
 use subtle::ConstantTimeEq;
 
+/// The configured keys; a key that is set is never empty.
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
-    pub write: Option<String>,
-    pub read: Option<String>,
+    write: Option<String>,
+    read: Option<String>,
 }
 
-/// Which key a path needs.
+/// A key that cannot protect anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is set but empty or only white space; set a real secret (e.g. `openssl rand -hex 32`) or unset it")]
+pub struct EmptyKey(pub &'static str);
+
+impl Keys {
+    /// Keys as configured. An empty or blank key would let anyone in while
+    /// counting as set (a public bind allowed, an empty password accepted),
+    /// so it is refused.
+    pub fn new(write: Option<String>, read: Option<String>) -> Result<Keys, EmptyKey> {
+        let check = |key: Option<String>, name| match key {
+            Some(k) if k.trim().is_empty() => Err(EmptyKey(name)),
+            k => Ok(k),
+        };
+        Ok(Keys { write: check(write, "OFFERLAB_WRITE_KEY")?, read: check(read, "OFFERLAB_READ_KEY")? })
+    }
+
+    /// Both keys are set: only then may the service listen beyond loopback.
+    pub fn complete(&self) -> bool {
+        self.write.is_some() && self.read.is_some()
+    }
+
+    pub fn none(&self) -> bool {
+        self.write.is_none() && self.read.is_none()
+    }
+}
+
+/// Which key a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Liveness, for load balancers.
     Open,
+    /// Tracking, assignment and operator actions.
     Write,
+    /// Reports and metrics.
     Read,
-}
-
-pub fn access_for(path: &str) -> Access {
-    if path == "/healthz" {
-        Access::Open
-    } else if path.starts_with("/v1/") || path.starts_with("/admin/") {
-        Access::Write
-    } else {
-        Access::Read
-    }
 }
 
 /// Why a request was refused.
@@ -62,9 +87,10 @@ fn presented(header: &str) -> Option<String> {
     None
 }
 
-/// Checks a request for `path` with the given `Authorization` header.
-pub fn authorize(keys: &Keys, path: &str, header: Option<&str>) -> Result<(), Denied> {
-    let (key, basic) = match access_for(path) {
+/// Checks a request to a route that needs `access`, with the given
+/// `Authorization` header.
+pub fn authorize(keys: &Keys, access: Access, header: Option<&str>) -> Result<(), Denied> {
+    let (key, basic) = match access {
         Access::Open => return Ok(()),
         Access::Write => (keys.write.as_deref(), false),
         Access::Read => (keys.read.as_deref(), true),
@@ -82,24 +108,31 @@ mod tests {
     use super::*;
 
     fn keys() -> Keys {
-        Keys { write: Some("w-secret".into()), read: Some("r-secret".into()) }
+        Keys::new(Some("w-secret".into()), Some("r-secret".into())).unwrap()
     }
 
     #[test]
     fn write_routes_need_the_bearer_write_key() {
-        assert_eq!(authorize(&keys(), "/v1/events", None), Err(Denied::Missing { basic: false }));
-        assert_eq!(authorize(&keys(), "/v1/events", Some("Bearer nope")), Err(Denied::Wrong { basic: false }));
-        assert_eq!(authorize(&keys(), "/admin/reload", Some("Bearer r-secret")), Err(Denied::Wrong { basic: false }));
-        assert!(authorize(&keys(), "/v1/events", Some("Bearer w-secret")).is_ok());
+        assert_eq!(authorize(&keys(), Access::Write, None), Err(Denied::Missing { basic: false }));
+        assert_eq!(authorize(&keys(), Access::Write, Some("Bearer nope")), Err(Denied::Wrong { basic: false }));
+        assert_eq!(authorize(&keys(), Access::Write, Some("Bearer r-secret")), Err(Denied::Wrong { basic: false }));
+        assert!(authorize(&keys(), Access::Write, Some("Bearer w-secret")).is_ok());
     }
 
     #[test]
     fn reports_take_the_read_key_as_basic_password_or_bearer() {
         let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("anyone:r-secret"));
-        assert!(authorize(&keys(), "/", Some(&basic)).is_ok());
-        assert!(authorize(&keys(), "/api/v1/experiments", Some("Bearer r-secret")).is_ok());
-        assert_eq!(authorize(&keys(), "/experiments/x", None), Err(Denied::Missing { basic: true }));
-        assert!(authorize(&keys(), "/healthz", None).is_ok());
-        assert!(authorize(&Keys::default(), "/v1/events", None).is_ok(), "no keys, no checks");
+        assert!(authorize(&keys(), Access::Read, Some(&basic)).is_ok());
+        assert!(authorize(&keys(), Access::Read, Some("Bearer r-secret")).is_ok());
+        assert_eq!(authorize(&keys(), Access::Read, None), Err(Denied::Missing { basic: true }));
+        assert!(authorize(&keys(), Access::Open, None).is_ok());
+        assert!(authorize(&Keys::default(), Access::Write, None).is_ok(), "no keys, no checks");
+    }
+
+    #[test]
+    fn empty_or_blank_keys_are_refused() {
+        assert_eq!(Keys::new(Some(String::new()), None).unwrap_err(), EmptyKey("OFFERLAB_WRITE_KEY"));
+        assert_eq!(Keys::new(Some("w".into()), Some(" \t".into())).unwrap_err(), EmptyKey("OFFERLAB_READ_KEY"));
+        assert!(Keys::new(None, None).unwrap().none());
     }
 }

@@ -27,6 +27,10 @@ pub struct Settings {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "OFFERLAB_BODY_LIMIT", default_value_t = 1 << 20)]
     pub body_limit: usize,
+    /// Seconds a client may take to send a request's head, and its body:
+    /// a slower client gets 408 and cannot hold a worker.
+    #[arg(long, env = "OFFERLAB_BODY_TIMEOUT", default_value_t = 5.0)]
+    pub body_timeout: f64,
     /// Worker threads for HTTP (default: one per core).
     #[arg(long, env = "OFFERLAB_WORKERS")]
     pub workers: Option<usize>,
@@ -36,6 +40,15 @@ impl Settings {
     /// Settings for a server on `bind` with the given folders and defaults
     /// for everything else.
     pub fn new(bind: SocketAddr, data: PathBuf, experiments: PathBuf) -> Self {
-        Settings { bind, data, experiments, write_key: None, read_key: None, body_limit: 1 << 20, workers: None }
+        Settings {
+            bind,
+            data,
+            experiments,
+            write_key: None,
+            read_key: None,
+            body_limit: 1 << 20,
+            body_timeout: 5.0,
+            workers: None,
+        }
     }
 }

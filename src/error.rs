@@ -29,6 +29,10 @@ pub enum ApiError {
     InvalidDefinitions(ValidationErrors),
     #[error("request body is larger than {0} bytes; send smaller batches")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive in time; send the whole body right after the headers")]
+    BodyTimeout,
+    #[error("{method} is not allowed here; this path takes {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     Track(#[from] TrackError),
     #[error("{0}; the write was not acknowledged, retry it")]
@@ -74,7 +78,11 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::InvalidDefinitions(_) => "invalid_definitions",
             ApiError::PayloadTooLarge(_) => "body_too_large",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Track(e) => e.code(),
+            ApiError::Storage(e) if matches!(**e, StoreError::Busy) => "busy",
+            ApiError::Storage(e) if matches!(**e, StoreError::Corrupt(_)) => "corrupt_record",
             ApiError::Storage(_) => "storage_unavailable",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Internal(_) => "internal",
@@ -110,13 +118,19 @@ impl ResponseError for ApiError {
             ApiError::UnknownExperiment(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::InvalidDefinitions(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Track(e) => match e {
                 TrackError::UnknownExperiment(_) => StatusCode::NOT_FOUND,
                 TrackError::NotRunning { .. }
+                | TrackError::IdConflict(_)
                 | TrackError::AssignmentMismatch { .. }
                 | TrackError::NotInExperiment(_) => StatusCode::CONFLICT,
-                TrackError::UnknownVariant { .. } | TrackError::Invalid { .. } => StatusCode::BAD_REQUEST,
+                TrackError::UnknownVariant { .. } | TrackError::Invalid { .. } | TrackError::BeforeStart { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
             },
+            ApiError::Storage(e) if matches!(**e, StoreError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,8 +146,14 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::Unauthorized(Unauthorized { basic: true, .. }) = self {
-            response.insert_header(("WWW-Authenticate", "Basic realm=\"offerlab\", charset=\"UTF-8\""));
+        match self {
+            ApiError::Unauthorized(Unauthorized { basic: true, .. }) => {
+                response.insert_header(("WWW-Authenticate", "Basic realm=\"offerlab\", charset=\"UTF-8\""));
+            }
+            ApiError::Storage(e) if !matches!(**e, StoreError::Corrupt(_)) => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
         }
         response.json(json!({ "error": body }))
     }

@@ -15,6 +15,7 @@ pub mod cycles;
 pub mod error;
 pub mod experiment;
 pub mod metrics;
+pub mod middleware;
 pub mod routes;
 pub mod simulate;
 pub mod startup;

@@ -168,7 +168,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let catalog = load_dir(&experiments).map_err(|e| e.to_string())?;
             let store = Store::open(&data).map_err(|e| e.to_string())?;
             let rows = store.rebuild(&catalog).map_err(|e| e.to_string())?;
-            let (exposures, events) = store.counts();
+            let (exposures, events) = store.counts().map_err(|e| e.to_string())?;
             println!("rebuilt {rows} aggregate rows from {exposures} exposures and {events} events");
             Ok(ExitCode::SUCCESS)
         }

@@ -8,15 +8,15 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use actix_web::body::BoxBody;
-use actix_web::dev::{Server, ServerHandle, ServiceRequest};
-use actix_web::http::header::AUTHORIZATION;
-use actix_web::middleware::{self, Next};
-use actix_web::{web, App, HttpServer, ResponseError};
+use std::time::Duration;
 
-use crate::auth::{authorize, Denied, Keys};
-use crate::error::{ApiError, Unauthorized};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::{EmptyKey, Keys};
 use crate::metrics::Metrics;
+use crate::middleware::{body_deadline, observe, security_headers, BodyDeadline};
 
 use crate::config::Settings;
 use crate::experiment::{load_dir, ValidationErrors};
@@ -37,6 +37,10 @@ pub enum StartupError {
          set OFFERLAB_WRITE_KEY and OFFERLAB_READ_KEY to serve other hosts"
     )]
     PublicWithoutKeys(SocketAddr),
+    #[error("{0}")]
+    EmptyKey(#[from] EmptyKey),
+    #[error("--body-timeout {0} is not a positive number of seconds; use e.g. 5")]
+    BodyTimeout(f64),
 }
 
 pub struct Application {
@@ -47,17 +51,25 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let no_keys = settings.write_key.is_none() && settings.read_key.is_none();
-        let both_keys = settings.write_key.is_some() && settings.read_key.is_some();
-        if !both_keys && !settings.bind.ip().is_loopback() {
+        let keys = Keys::new(settings.write_key.clone(), settings.read_key.clone())?;
+        if !keys.complete() && !settings.bind.ip().is_loopback() {
             return Err(StartupError::PublicWithoutKeys(settings.bind));
         }
-        let keys = Arc::new(Keys { write: settings.write_key.clone(), read: settings.read_key.clone() });
+        let no_keys = keys.none();
+        if !(settings.body_timeout.is_finite() && settings.body_timeout > 0.0) {
+            return Err(StartupError::BodyTimeout(settings.body_timeout));
+        }
+        let keys = web::Data::new(keys);
         let catalog = load_dir(&settings.experiments)?;
         for e in catalog.experiments() {
             tracing::info!(experiment = %e.id, status = ?e.status, surface = e.surface.as_str(), "loaded test");
         }
         let store = Arc::new(Store::open(&settings.data)?);
+        if store.outdated() {
+            tracing::warn!(data = %settings.data.display(), "the data folder has an older layout: rebuilding it from the raw records");
+            let rows = store.rebuild(&catalog)?;
+            tracing::info!(rows, "data folder upgraded");
+        }
         admit(&store, &catalog)?;
         let metrics = Arc::new(Metrics::new());
         let flush = metrics.flush.clone();
@@ -72,40 +84,19 @@ impl Application {
 
         let data = web::Data::from(state.clone());
         let limit = settings.body_limit;
+        let metrics = web::Data::from(metrics);
+        let deadline = BodyDeadline(Duration::from_secs_f64(settings.body_timeout));
         let mut server = HttpServer::new(move || {
-            let keys = keys.clone();
-            let metrics = metrics.clone();
+            // The last layer wrapped is the outermost: metrics see every
+            // response, refusals included.
             App::new()
-                .wrap(middleware::from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
-                    let metrics = metrics.clone();
-                    async move {
-                        let started = std::time::Instant::now();
-                        let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-                        let method = req.method().to_string();
-                        let response = next.call(req).await?;
-                        let status = response.status().as_u16();
-                        metrics.observe_request(&route, &method, status, started.elapsed().as_secs_f64());
-                        Ok(response)
-                    }
-                }))
-                .wrap(middleware::from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
-                    let keys = keys.clone();
-                    async move {
-                        let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
-                        match authorize(&keys, req.path(), header) {
-                            Ok(()) => next.call(req).await,
-                            Err(denied) => {
-                                let (basic, wrong) = match denied {
-                                    Denied::Missing { basic } => (basic, false),
-                                    Denied::Wrong { basic } => (basic, true),
-                                };
-                                let error = ApiError::Unauthorized(Unauthorized { basic, wrong });
-                                Ok(req.into_response(error.error_response()))
-                            }
-                        }
-                    }
-                }))
+                .wrap(from_fn(body_deadline))
+                .wrap(from_fn(security_headers))
+                .wrap(from_fn(observe))
                 .app_data(data.clone())
+                .app_data(keys.clone())
+                .app_data(metrics.clone())
+                .app_data(deadline)
                 .app_data(
                     web::JsonConfig::default().limit(limit).error_handler(move |e, _| routes::json_error(e, limit)),
                 )
@@ -114,6 +105,8 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
+        .client_request_timeout(deadline.0)
+        .client_disconnect_timeout(Duration::from_secs(1))
         .shutdown_timeout(10);
         if let Some(w) = settings.workers {
             server = server.workers(w.max(1));
@@ -143,7 +136,8 @@ impl Application {
     }
 
     /// Serves until stopped. SIGHUP re-reads the definitions; an invalid
-    /// folder is logged and the running set stays.
+    /// folder is logged and the running set stays. Fails when the store's
+    /// final flush does, so the process exits non-zero.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         #[cfg(unix)]
         {
@@ -168,10 +162,14 @@ impl Application {
         // and flush every queued write before exiting.
         let store = self.state.store.clone();
         let closed = tokio::task::spawn_blocking(move || store.close()).await;
-        if let Ok(Err(e)) = closed {
-            tracing::error!("flushing the store on shutdown failed: {e}");
+        served?;
+        match closed {
+            Ok(Ok(())) => {
+                tracing::info!("offerlab stopped");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(std::io::Error::other(format!("the final flush of the store failed: {e}"))),
+            Err(e) => Err(std::io::Error::other(format!("the final flush of the store did not finish: {e}"))),
         }
-        tracing::info!("offerlab stopped");
-        served
     }
 }

@@ -39,6 +39,10 @@ pub enum TrackError {
     AssignmentMismatch { experiment: String, sent: String, actual: String },
     #[error("visitor is not in \"{0}\" (targeting, namespace or coverage leave them out); do not report an exposure for them")]
     NotInExperiment(String),
+    #[error("exposure at {ts} is before \"{experiment}\" started ({start}); check the storefront's clock, or the test's start")]
+    BeforeStart { experiment: String, ts: String, start: String },
+    #[error("event id \"{0}\" is already stored for another visitor, name or value; ids are global across visitors, so give each event its own (e.g. prefix it with the order or visitor id)")]
+    IdConflict(String),
     #[error("{message}")]
     Invalid { code: &'static str, field: &'static str, message: String },
 }
@@ -55,6 +59,8 @@ impl TrackError {
             TrackError::NotRunning { .. } => "experiment_not_running",
             TrackError::AssignmentMismatch { .. } => "assignment_mismatch",
             TrackError::NotInExperiment(_) => "not_in_experiment",
+            TrackError::BeforeStart { .. } => "before_start",
+            TrackError::IdConflict(_) => "conflict",
             TrackError::Invalid { code, .. } => code,
         }
     }
@@ -62,6 +68,8 @@ impl TrackError {
     pub fn field(&self) -> Option<&'static str> {
         match self {
             TrackError::Invalid { field, .. } => Some(field),
+            TrackError::BeforeStart { .. } => Some("ts"),
+            TrackError::IdConflict(_) => Some("id"),
             _ => None,
         }
     }
@@ -169,6 +177,13 @@ pub fn check_exposure(catalog: &Catalog, w: ExposureWire, now: DateTime<Utc>) ->
         });
     }
     let ts = parse_ts(w.ts.as_deref(), now)?;
+    if exp.local_day(ts) < exp.start {
+        return Err(TrackError::BeforeStart {
+            experiment: id.to_owned(),
+            ts: ts.to_rfc3339(),
+            start: exp.start.to_string(),
+        });
+    }
     let attributes = attributes_from_json(w.attributes).map_err(|k| {
         TrackError::invalid(
             "invalid_attribute",
@@ -197,7 +212,7 @@ pub fn check_exposure(catalog: &Catalog, w: ExposureWire, now: DateTime<Utc>) ->
 }
 
 /// The exposures an assignment answer implies (`record_exposure: true`):
-/// every test the visitor is really in.
+/// every test the visitor is really in, from its first day on.
 pub fn exposures_of(
     catalog: &Catalog,
     visitor: &str,
@@ -208,7 +223,7 @@ pub fn exposures_of(
         .iter()
         .filter(|a| a.in_experiment && !a.forced)
         .filter_map(|a| {
-            let exp = catalog.get(&a.experiment)?;
+            let exp = catalog.get(&a.experiment).filter(|exp| exp.local_day(now) >= exp.start)?;
             Some(Exposure {
                 visitor: visitor.to_owned(),
                 experiment: a.experiment.clone(),

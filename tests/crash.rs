@@ -108,7 +108,7 @@ fn crash_round(round: usize) {
     let events = store.events().unwrap();
     let event_ids: BTreeSet<String> = events.iter().map(|e| e.id.clone()).collect();
     assert_eq!(event_ids.len(), events.len(), "each event once");
-    assert_eq!(exposures.len(), store.counts().0, "each exposure once");
+    assert_eq!(exposures.len(), store.counts().unwrap().0, "each exposure once");
     let lost_x: Vec<_> = acked.exposures.difference(&exposures).collect();
     let lost_e: Vec<_> = acked.events.difference(&event_ids).collect();
     assert!(lost_x.is_empty() && lost_e.is_empty(), "round {round}: lost exposures {lost_x:?}, events {lost_e:?}");

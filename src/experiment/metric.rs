@@ -69,6 +69,14 @@ impl Metric {
         matches!(self.kind, MetricKind::Proportion { .. })
     }
 
+    /// The event names this metric reads.
+    pub fn events(&self) -> Vec<&str> {
+        match &self.kind {
+            MetricKind::Proportion { event } | MetricKind::Mean { event } => vec![event],
+            MetricKind::Ratio { numerator, denominator } => vec![&numerator.event, &denominator.event],
+        }
+    }
+
     pub fn is_ratio(&self) -> bool {
         matches!(self.kind, MetricKind::Ratio { .. })
     }

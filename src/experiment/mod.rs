@@ -9,7 +9,7 @@ pub mod load;
 pub mod metric;
 mod raw;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -293,11 +293,25 @@ impl Experiment {
 pub struct Catalog {
     experiments: BTreeMap<ExperimentId, Arc<Experiment>>,
     metrics: BTreeMap<String, Metric>,
+    /// Per test, the event names its metrics read: only these are tallied.
+    reads: BTreeMap<ExperimentId, BTreeSet<String>>,
 }
 
 impl Catalog {
     pub fn new(experiments: Vec<Experiment>, metrics: BTreeMap<String, Metric>) -> Self {
-        Catalog { experiments: experiments.into_iter().map(|e| (e.id.clone(), Arc::new(e))).collect(), metrics }
+        let reads = experiments
+            .iter()
+            .map(|e| {
+                let names = e.all_metrics().into_iter().filter_map(|m| metrics.get(m)).flat_map(Metric::events);
+                (e.id.clone(), names.map(str::to_owned).collect())
+            })
+            .collect();
+        Catalog { experiments: experiments.into_iter().map(|e| (e.id.clone(), Arc::new(e))).collect(), metrics, reads }
+    }
+
+    /// Whether any metric of `exp` reads events named `event`.
+    pub fn reads(&self, exp: &Experiment, event: &str) -> bool {
+        self.reads.get(&exp.id).is_some_and(|names| names.contains(event))
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Experiment>> {

@@ -1,6 +1,6 @@
 //! Operator actions.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -9,7 +9,6 @@ use crate::state::AppState;
 
 /// `POST /admin/reload`: re-reads the experiments folder. An invalid set is
 /// refused (422, with every validation error) and the running set stays.
-#[post("/admin/reload")]
 pub async fn reload(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let catalog = blocking(move || state.reload().map_err(ApiError::InvalidDefinitions)).await?;

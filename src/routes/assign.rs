@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -108,7 +108,6 @@ fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "visitor_id": visitor_id, "assignments": assignments }))
 }
 
-#[post("/v1/assign")]
 pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let record = body.record_exposure;
@@ -121,16 +120,13 @@ pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>
             .map(Write::Exposure)
             .collect();
         let outcomes = state.store.record(catalog, writes).await?;
-        for outcome in [Outcome::Accepted, Outcome::Duplicate] {
-            let n = outcomes.iter().filter(|o| **o == outcome).count();
-            let label = if outcome == Outcome::Accepted { "accepted" } else { "duplicate" };
-            state.metrics.count_writes("exposure", label, n);
+        for (outcome, label) in [(Outcome::Accepted, "accepted"), (Outcome::Duplicate, "duplicate")] {
+            state.metrics.count_writes("exposure", label, outcomes.iter().filter(|o| **o == outcome).count());
         }
     }
     Ok(respond(&query.visitor_id, &assignments))
 }
 
-#[get("/v1/assign")]
 pub async fn get_assign(
     state: web::Data<AppState>,
     params: web::Query<BTreeMap<String, String>>,

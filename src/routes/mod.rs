@@ -8,28 +8,72 @@ pub mod pages;
 pub mod reports;
 pub mod track;
 
-use actix_web::error::{JsonPayloadError, QueryPayloadError};
-use actix_web::{web, HttpRequest};
+use actix_web::error::{JsonPayloadError, PayloadError, QueryPayloadError};
+use actix_web::http::header::ALLOW;
+use actix_web::{guard, middleware, web, HttpRequest, HttpResponse, ResponseError};
 
 use std::sync::Arc;
 
+use crate::auth::Access;
 use crate::error::ApiError;
 use crate::experiment::{Catalog, Experiment};
+use crate::middleware::require;
 
-/// Registers every route on an actix app.
+/// A method a resource answers. `Get` answers `HEAD` too.
+enum Verb {
+    Get,
+    Post,
+}
+
+/// The route table: every path, the key it needs and its handlers. A
+/// method the path does not take gets 405 with `Allow`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz)
-        .service(health::metrics)
-        .service(assign::post_assign)
-        .service(assign::get_assign)
-        .service(track::exposures)
-        .service(track::events)
-        .service(reports::list)
-        .service(reports::report)
-        .service(reports::daily_csv)
-        .service(pages::index)
-        .service(pages::experiment)
-        .service(admin::reload);
+    use Verb::{Get, Post};
+    resource(cfg, "/healthz", Access::Open, vec![(Get, web::to(health::healthz))]);
+    resource(cfg, "/metrics", Access::Read, vec![(Get, web::to(health::metrics))]);
+    resource(
+        cfg,
+        "/v1/assign",
+        Access::Write,
+        vec![(Get, web::to(assign::get_assign)), (Post, web::to(assign::post_assign))],
+    );
+    resource(cfg, "/v1/exposures", Access::Write, vec![(Post, web::to(track::exposures))]);
+    resource(cfg, "/v1/events", Access::Write, vec![(Post, web::to(track::events))]);
+    resource(cfg, "/admin/reload", Access::Write, vec![(Post, web::to(admin::reload))]);
+    resource(cfg, "/api/v1/experiments", Access::Read, vec![(Get, web::to(reports::list))]);
+    resource(cfg, "/api/v1/experiments/{id}/report", Access::Read, vec![(Get, web::to(reports::report))]);
+    resource(cfg, "/api/v1/experiments/{id}/daily.csv", Access::Read, vec![(Get, web::to(reports::daily_csv))]);
+    resource(cfg, "/", Access::Read, vec![(Get, web::to(pages::index))]);
+    resource(cfg, "/experiments/{id}", Access::Read, vec![(Get, web::to(pages::experiment))]);
+}
+
+fn resource(cfg: &mut web::ServiceConfig, path: &str, access: Access, routes: Vec<(Verb, actix_web::Route)>) {
+    let allow: Vec<&str> = routes
+        .iter()
+        .flat_map(|(verb, _)| match verb {
+            Verb::Get => ["GET", "HEAD"].as_slice(),
+            Verb::Post => ["POST"].as_slice(),
+        })
+        .copied()
+        .collect();
+    let allow = allow.join(", ");
+    let mut r = web::resource(path);
+    for (verb, route) in routes {
+        r = r.route(match verb {
+            Verb::Get => route.guard(guard::Any(guard::Get()).or(guard::Head())),
+            Verb::Post => route.guard(guard::Post()),
+        });
+    }
+    let r = r.default_service(web::to(move |req: HttpRequest| {
+        let allow = allow.clone();
+        async move {
+            let error = ApiError::MethodNotAllowed { method: req.method().to_string(), allow: allow.clone() };
+            let mut response = error.error_response();
+            response.headers_mut().insert(ALLOW, allow.parse().expect("method names are header values"));
+            Ok::<HttpResponse, actix_web::Error>(response)
+        }
+    }));
+    cfg.service(r.wrap(middleware::from_fn(move |req, next| require(access, req, next))));
 }
 
 /// JSON body errors as API errors: 413 for size, 400 `malformed_json` with
@@ -45,6 +89,9 @@ pub fn json_error(err: JsonPayloadError, limit: usize) -> actix_web::Error {
             "send the body as JSON with Content-Type: application/json",
         )
         .into(),
+        JsonPayloadError::Payload(PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+            ApiError::BodyTimeout.into()
+        }
         JsonPayloadError::Deserialize(e) => {
             ApiError::invalid("malformed_json", None, format!("the body is not valid for this route: {e}")).into()
         }

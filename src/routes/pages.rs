@@ -1,7 +1,7 @@
 //! The marketer's report: `GET /` (every test) and `GET /experiments/{id}`.
 //! Server-rendered HTML, no JavaScript, no external assets.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::Utc;
 
@@ -20,7 +20,6 @@ async fn html(work: impl FnOnce() -> Result<String, ApiError> + Send + 'static) 
     Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
 }
 
-#[get("/")]
 pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     html(move || {
@@ -36,7 +35,6 @@ pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     .await
 }
 
-#[get("/experiments/{id}")]
 pub async fn experiment(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     html(move || {

@@ -1,7 +1,7 @@
 //! The report's numbers, machine-readable: `GET /api/v1/experiments`,
 //! `GET /api/v1/experiments/{id}/report` and the per-day aggregates as CSV.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
 
@@ -11,7 +11,6 @@ use crate::routes::{blocking, find};
 use crate::state::AppState;
 
 /// Every test with its verdict and progress.
-#[get("/api/v1/experiments")]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let items = blocking(move || {
@@ -33,7 +32,6 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     Ok(HttpResponse::Ok().json(json!({ "experiments": items })))
 }
 
-#[get("/api/v1/experiments/{id}/report")]
 pub async fn report(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let report = blocking(move || {
@@ -48,7 +46,6 @@ pub async fn report(state: web::Data<AppState>, id: web::Path<String>) -> Result
     Ok(HttpResponse::Ok().json(report))
 }
 
-#[get("/api/v1/experiments/{id}/daily.csv")]
 pub async fn daily_csv(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let state = state.into_inner();
     let csv = blocking(move || {

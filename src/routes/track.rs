@@ -3,7 +3,7 @@
 //! item does not sink a batch. The reply comes once the accepted items are
 //! on disk.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::experiment::Catalog;
 use crate::state::AppState;
-use crate::store::Write;
+use crate::store::{Outcome, Write};
 use crate::tracking::{check_event, check_exposure, TrackError, MAX_BATCH};
 
 /// One item's fate.
@@ -61,31 +61,46 @@ async fn track(
             Err(e) => Item::Rejected(e),
         })
         .collect();
-    if !batch {
-        if let Some(Item::Rejected(e)) = checked.first() {
-            state.metrics.count_writes(kind, "rejected", 1);
-            return Err(ApiError::Track(e.clone()));
-        }
-    }
     let writes: Vec<Write> =
         checked.iter().filter_map(|i| if let Item::Checked(w) = i { Some(w.clone()) } else { None }).collect();
-    let mut outcomes = state.store.record(catalog, writes).await?.into_iter();
-    let results: Vec<Value> = checked
-        .iter()
+    let mut outcomes = state.store.record(catalog, writes.clone()).await?.into_iter().zip(writes);
+    let results: Vec<Result<Outcome, TrackError>> = checked
+        .into_iter()
         .map(|item| match item {
-            Item::Checked(_) => json!({ "status": outcomes.next().expect("one outcome per write") }),
-            Item::Rejected(e) => {
-                json!({ "status": "rejected", "code": e.code(), "message": e.to_string(), "field": e.field() })
-            }
+            Item::Checked(_) => match outcomes.next().expect("one outcome per write") {
+                (Outcome::Conflict, Write::Event(e)) => Err(TrackError::IdConflict(e.id)),
+                (outcome, _) => Ok(outcome),
+            },
+            Item::Rejected(e) => Err(e),
         })
         .collect();
-    let count = |s: &str| results.iter().filter(|r| r["status"] == s).count();
+    let count = |s: &str| {
+        results
+            .iter()
+            .filter(|r| {
+                matches!(
+                    (r, s),
+                    (Ok(Outcome::Accepted), "accepted") | (Ok(Outcome::Duplicate), "duplicate") | (Err(_), "rejected")
+                )
+            })
+            .count()
+    };
     for outcome in ["accepted", "duplicate", "rejected"] {
         state.metrics.count_writes(kind, outcome, count(outcome));
     }
     if !batch {
-        return Ok(HttpResponse::Ok().json(&results[0]));
+        return match results.into_iter().next().expect("one item") {
+            Ok(outcome) => Ok(HttpResponse::Ok().json(json!({ "status": outcome }))),
+            Err(e) => Err(ApiError::Track(e)),
+        };
     }
+    let results: Vec<Value> = results
+        .iter()
+        .map(|r| match r {
+            Ok(outcome) => json!({ "status": outcome }),
+            Err(e) => json!({ "status": "rejected", "code": e.code(), "message": e.to_string(), "field": e.field() }),
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({
         "accepted": count("accepted"),
         "duplicates": count("duplicate"),
@@ -94,7 +109,6 @@ async fn track(
     })))
 }
 
-#[post("/v1/exposures")]
 pub async fn exposures(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     track(&state, "exposure", body.into_inner(), |catalog, v| {
@@ -103,7 +117,6 @@ pub async fn exposures(state: web::Data<AppState>, body: web::Json<Value>) -> Re
     .await
 }
 
-#[post("/v1/events")]
 pub async fn events(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     track(&state, "event", body.into_inner(), |_, v| check_event(parse(v)?, now).map(Write::Event)).await

@@ -1,24 +1,25 @@
 //! Every sled key offerlab writes, encoded and decoded in one place.
 //!
-//! Strings are separated by a 0 byte, which no stored string may hold
-//! (ids, visitor ids and event names refuse control characters). Numbers
-//! are fixed-width big-endian with the sign bit flipped, so byte order is
+//! Strings are length-prefixed (two bytes, big-endian), so any string,
+//! whatever bytes it holds, encodes and decodes unambiguously, and a
+//! prefix for one test id never matches a longer id. Numbers are
+//! fixed-width big-endian with the sign bit flipped, so byte order is
 //! numeric order and a test's days scan in order.
 
 use std::str::from_utf8;
 
-const SEP: u8 = 0;
+use chrono::{Datelike, NaiveDate};
 
 fn push_str(out: &mut Vec<u8>, s: &str) {
-    debug_assert!(!s.as_bytes().contains(&SEP), "key part holds a 0 byte: {s:?}");
+    let len = u16::try_from(s.len()).expect("key parts are at most 64 KiB (ids are validated far shorter)");
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(s.as_bytes());
-    out.push(SEP);
 }
 
 fn take_str<'a>(bytes: &mut &'a [u8]) -> Option<&'a str> {
-    let end = bytes.iter().position(|&b| b == SEP)?;
-    let s = from_utf8(&bytes[..end]).ok()?;
-    *bytes = &bytes[end + 1..];
+    let len = usize::from(u16::from_be_bytes(take(bytes)?));
+    let s = from_utf8(bytes.get(..len)?).ok()?;
+    *bytes = &bytes[len..];
     Some(s)
 }
 
@@ -36,9 +37,17 @@ fn key_i32(b: [u8; 4]) -> i32 {
     (u32::from_be_bytes(b) ^ (1 << 31)) as i32
 }
 
-/// `exposures` and `visitor_events`: keyed by the visitor id itself.
+/// `exposures` and `visitors`: keyed by the visitor id itself (the whole key).
 pub fn visitor_key(visitor: &str) -> &[u8] {
     visitor.as_bytes()
+}
+
+/// `visitor_events`: one chunk of a visitor's events, in arrival order.
+pub fn event_chunk_key(visitor: &str, chunk: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(visitor.len() + 6);
+    push_str(&mut k, visitor);
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
 }
 
 /// `tallies`: a visitor's attributed events in one phase of one test.
@@ -66,15 +75,15 @@ impl TallyKey {
     }
 }
 
-/// `aggregates`: one metric's sums for one variant and day of first
-/// exposure, in one phase of one test.
+/// `aggregates`: one metric's sums for one variant and shop-local day of
+/// first exposure, in one phase of one test. The day is a calendar date,
+/// not an offset from the test's `start`, so editing `start` moves nothing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AggregateKey {
     pub experiment: String,
     pub phase: u32,
     pub variant: u16,
-    /// Days since the test's start.
-    pub day: i32,
+    pub date: NaiveDate,
     pub metric: String,
 }
 
@@ -82,7 +91,7 @@ impl AggregateKey {
     pub fn encode(&self) -> Vec<u8> {
         let mut k = Self::prefix(&self.experiment, self.phase);
         k.extend_from_slice(&self.variant.to_be_bytes());
-        k.extend_from_slice(&i32_key(self.day));
+        k.extend_from_slice(&i32_key(self.date.num_days_from_ce()));
         push_str(&mut k, &self.metric);
         k
     }
@@ -99,9 +108,17 @@ impl AggregateKey {
         let experiment = take_str(&mut b)?.to_owned();
         let phase = u32::from_be_bytes(take(&mut b)?);
         let variant = u16::from_be_bytes(take(&mut b)?);
-        let day = key_i32(take(&mut b)?);
+        let date = NaiveDate::from_num_days_from_ce_opt(key_i32(take(&mut b)?))?;
         let metric = take_str(&mut b)?.to_owned();
-        b.is_empty().then_some(AggregateKey { experiment, phase, variant, day, metric })
+        b.is_empty().then_some(AggregateKey { experiment, phase, variant, date, metric })
+    }
+}
+
+/// A key shown in messages: printable text as is, anything else in hex.
+pub fn describe(key: &[u8]) -> String {
+    match from_utf8(key) {
+        Ok(s) if !s.chars().any(char::is_control) => format!("\"{s}\""),
+        _ => key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
     }
 }
 
@@ -109,28 +126,61 @@ impl AggregateKey {
 mod tests {
     use super::*;
 
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn keys_round_trip() {
         let t = TallyKey { experiment: "x".into(), phase: 1, visitor: "v-1 ü".into() };
         assert_eq!(TallyKey::decode(&t.encode()), Some(t));
-        for day in [i32::MIN, -1, 0, 90, i32::MAX] {
-            let a = AggregateKey { experiment: "x".into(), phase: 1, variant: 2, day, metric: "aov".into() };
+        for d in ["0001-01-01", "1969-12-31", "2026-11-02", "9999-12-31"] {
+            let a = AggregateKey { experiment: "x".into(), phase: 1, variant: 2, date: date(d), metric: "aov".into() };
             assert_eq!(AggregateKey::decode(&a.encode()), Some(a.clone()));
             assert!(a.encode().starts_with(&AggregateKey::prefix("x", 1)));
         }
-        assert_eq!(TallyKey::decode(b"no separator"), None);
+        assert_eq!(TallyKey::decode(b"\x00\x09short"), None);
         assert_eq!(visitor_key("v-1"), b"v-1");
     }
 
     #[test]
-    fn byte_order_is_day_order() {
-        let d = |day| AggregateKey { experiment: "x".into(), phase: 1, variant: 0, day, metric: "m".into() }.encode();
-        assert!(d(-2) < d(0) && d(0) < d(3));
+    fn any_string_round_trips_even_with_zero_bytes() {
+        let t = TallyKey { experiment: "a\0b".into(), phase: 7, visitor: "\0\u{1}x".into() };
+        assert_eq!(TallyKey::decode(&t.encode()), Some(t));
+        let a = AggregateKey {
+            experiment: "e".into(),
+            phase: 1,
+            variant: 0,
+            date: date("2026-01-01"),
+            metric: "m\0".into(),
+        };
+        assert_eq!(AggregateKey::decode(&a.encode()), Some(a));
+    }
+
+    #[test]
+    fn byte_order_is_date_order() {
+        let d = |s| {
+            AggregateKey { experiment: "x".into(), phase: 1, variant: 0, date: date(s), metric: "m".into() }.encode()
+        };
+        assert!(d("1999-12-31") < d("2026-11-01") && d("2026-11-01") < d("2026-11-02"));
     }
 
     #[test]
     fn a_test_prefix_does_not_match_a_longer_test_id() {
-        let long = AggregateKey { experiment: "ab".into(), phase: 1, variant: 0, day: 0, metric: "m".into() }.encode();
+        let long = AggregateKey {
+            experiment: "ab".into(),
+            phase: 1,
+            variant: 0,
+            date: date("2026-11-02"),
+            metric: "m".into(),
+        }
+        .encode();
         assert!(!long.starts_with(&AggregateKey::prefix("a", 1)));
+    }
+
+    #[test]
+    fn event_chunks_of_one_visitor_share_a_prefix_no_other_visitor_has() {
+        assert!(event_chunk_key("v1", 3).starts_with(&event_chunk_key("v1", 0)[..4]));
+        assert!(!event_chunk_key("v10", 0).starts_with(&event_chunk_key("v1", 0)[..4]));
     }
 }

@@ -3,31 +3,51 @@
 //! write work on the trees; writes go through one transaction's view of all
 //! of them ([`Tx`]), which only needs point reads, so a whole group commit
 //! fits in one transaction that sees its own earlier writes.
+//!
+//! A record that does not decode is never read as empty: that would let the
+//! next write replace it and erase what it held. It stops the write with
+//! [`Corrupt`], which names the tree, the key and what to run.
 
-use sled::transaction::{TransactionalTree, UnabortableTransactionError};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Tree;
 
-use super::keys::{visitor_key, AggregateKey, TallyKey};
-use super::StoreError;
+use super::keys::{describe, event_chunk_key, visitor_key, AggregateKey, TallyKey};
+use super::{Corrupt, StoreError};
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// Most events one chunk of a visitor's event list holds. Appending an
+/// event rewrites only the last chunk, so its cost does not grow with the
+/// visitor's history.
+pub const EVENTS_PER_CHUNK: u64 = 64;
+
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, Corrupt> {
+    serde_json::from_slice(bytes).map_err(|e| Corrupt { tree, key: describe(key), detail: e.to_string() })
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records serialize")
 }
 
-type TxResult<T> = Result<T, UnabortableTransactionError>;
+pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-fn tx_decode<T: serde::de::DeserializeOwned + Default>(bytes: Option<sled::IVec>) -> T {
-    // Values in a transaction were written by this process; a corrupt one
-    // reads as empty and `rebuild` repairs derived trees.
-    bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+/// Decodes a value read inside a transaction; a bad record aborts it.
+fn tx_decode<T: serde::de::DeserializeOwned + Default>(
+    tree: &'static str,
+    key: &[u8],
+    bytes: Option<sled::IVec>,
+) -> TxResult<T> {
+    match bytes {
+        None => Ok(T::default()),
+        Some(b) => decode(tree, key, &b).map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c))),
+    }
 }
 
 /// First exposures, per visitor: visitor → every (test, phase) exposure.
@@ -35,9 +55,14 @@ fn tx_decode<T: serde::de::DeserializeOwned + Default>(bytes: Option<sled::IVec>
 pub struct Exposures(pub(super) Tree);
 
 impl Exposures {
+    pub const NAME: &'static str = "exposures";
+
     /// Every stored exposure, visitor by visitor.
     pub fn all(&self) -> impl Iterator<Item = Result<Vec<Exposure>, StoreError>> + '_ {
-        self.0.iter().values().map(|v| decode(&v?))
+        self.0.iter().map(|kv| {
+            let (k, v) = kv?;
+            Ok(decode(Self::NAME, &k, &v)?)
+        })
     }
 }
 
@@ -46,8 +71,13 @@ impl Exposures {
 pub struct Events(pub(super) Tree);
 
 impl Events {
+    pub const NAME: &'static str = "events";
+
     pub fn all(&self) -> impl Iterator<Item = Result<Event, StoreError>> + '_ {
-        self.0.iter().values().map(|v| decode(&v?))
+        self.0.iter().map(|kv| {
+            let (k, v) = kv?;
+            Ok(decode(Self::NAME, &k, &v)?)
+        })
     }
 
     pub fn count(&self) -> usize {
@@ -55,30 +85,66 @@ impl Events {
     }
 }
 
-/// A visitor's events: visitor → every event of theirs, in arrival order.
+/// How many events a visitor has: visitor → count. Says which chunk of
+/// [`VisitorEvents`] the next event goes to.
+#[derive(Clone)]
+pub struct Visitors(pub(super) Tree);
+
+impl Visitors {
+    pub const NAME: &'static str = "visitors";
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct VisitorHead {
+    pub events: u64,
+}
+
+/// A visitor's events in chunks of [`EVENTS_PER_CHUNK`]: (visitor, chunk)
+/// → events in arrival order. An index over [`Events`], rebuilt from it by
+/// `offerlab rebuild`.
 #[derive(Clone)]
 pub struct VisitorEvents(pub(super) Tree);
 
 impl VisitorEvents {
+    pub const NAME: &'static str = "visitor_events";
+
+    /// Every event of a visitor.
     pub fn of_visitor(&self, visitor: &str) -> Result<Vec<Event>, StoreError> {
-        Ok(self.0.get(visitor_key(visitor))?.map(|v| decode(&v)).transpose()?.unwrap_or_default())
+        let prefix = event_chunk_key(visitor, 0);
+        let mut out = Vec::new();
+        for kv in self.0.scan_prefix(&prefix[..prefix.len() - 4]) {
+            let (k, v) = kv?;
+            out.extend(decode::<Vec<Event>>(Self::NAME, &k, &v)?);
+        }
+        Ok(out)
     }
 }
 
-/// Per-visitor running tallies: (test, phase, visitor) → attributed events.
+/// Per-visitor running tallies: (test, phase, visitor) → attributed events
+/// of the names the test's metrics read.
 #[derive(Clone)]
 pub struct TallyTree(pub(super) Tree);
 
-/// Per-day sufficient statistics: (test, phase, variant, day, metric) → sums.
+impl TallyTree {
+    pub const NAME: &'static str = "tallies";
+}
+
+/// Per-day sufficient statistics: (test, phase, variant, date, metric) → sums.
 #[derive(Clone)]
 pub struct Aggregates(pub(super) Tree);
 
 impl Aggregates {
+    pub const NAME: &'static str = "aggregates";
+
     fn decode_rows(iter: sled::Iter) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
         iter.map(|kv| {
             let (k, v) = kv?;
-            let key = AggregateKey::decode(&k).ok_or_else(|| StoreError::Corrupt("aggregate key".into()))?;
-            Ok((key, decode(&v)?))
+            let key = AggregateKey::decode(&k).ok_or_else(|| Corrupt {
+                tree: Self::NAME,
+                key: describe(&k),
+                detail: "the key does not decode".into(),
+            })?;
+            Ok((key, decode(Self::NAME, &k, &v)?))
         })
         .collect()
     }
@@ -97,8 +163,11 @@ impl Aggregates {
 pub struct Allocations(pub(super) Tree);
 
 impl Allocations {
+    pub const NAME: &'static str = "allocations";
+
     pub fn get(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
-        self.0.get(experiment.as_bytes())?.map(|v| decode(&v)).transpose()
+        let key = experiment.as_bytes();
+        Ok(self.0.get(key)?.map(|v| decode(Self::NAME, key, &v)).transpose()?)
     }
 
     pub fn put(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
@@ -107,10 +176,19 @@ impl Allocations {
     }
 }
 
+/// What an event id already stands for.
+pub enum Stored {
+    New,
+    Same,
+    /// The id was stored with another visitor, name or value.
+    Different(Event),
+}
+
 /// One write transaction's view of every tree.
 pub struct Tx<'a> {
     pub exposures: &'a TransactionalTree,
     pub events: &'a TransactionalTree,
+    pub visitors: &'a TransactionalTree,
     pub visitor_events: &'a TransactionalTree,
     pub tallies: &'a TransactionalTree,
     pub aggregates: &'a TransactionalTree,
@@ -118,7 +196,8 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     pub fn exposures_of(&self, visitor: &str) -> TxResult<Vec<Exposure>> {
-        Ok(tx_decode(self.exposures.get(visitor_key(visitor))?))
+        let key = visitor_key(visitor);
+        tx_decode(Exposures::NAME, key, self.exposures.get(key)?)
     }
 
     pub fn put_exposures(&self, visitor: &str, list: &[Exposure]) -> TxResult<()> {
@@ -126,25 +205,56 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub fn event_exists(&self, id: &str) -> TxResult<bool> {
-        Ok(self.events.get(id.as_bytes())?.is_some())
+    /// Whether `e.id` is new, stored as the same event, or stored as
+    /// another one. The time is not compared: a retry without `ts` gets a
+    /// new server time.
+    pub fn event_by_id(&self, e: &Event) -> TxResult<Stored> {
+        let key = e.id.as_bytes();
+        let Some(bytes) = self.events.get(key)? else { return Ok(Stored::New) };
+        let stored: Event = decode(Events::NAME, key, &bytes)
+            .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
+        if stored.visitor == e.visitor && stored.name == e.name && stored.value.to_bits() == e.value.to_bits() {
+            Ok(Stored::Same)
+        } else {
+            Ok(Stored::Different(stored))
+        }
     }
 
+    /// Every event of a visitor: one point read per chunk.
     pub fn events_of(&self, visitor: &str) -> TxResult<Vec<Event>> {
-        Ok(tx_decode(self.visitor_events.get(visitor_key(visitor))?))
+        let head: VisitorHead =
+            tx_decode(Visitors::NAME, visitor_key(visitor), self.visitors.get(visitor_key(visitor))?)?;
+        let mut out = Vec::with_capacity(head.events as usize);
+        for chunk in 0..head.events.div_ceil(EVENTS_PER_CHUNK) {
+            let key = event_chunk_key(visitor, chunk as u32);
+            out.extend(tx_decode::<Vec<Event>>(VisitorEvents::NAME, &key, self.visitor_events.get(&key)?)?);
+        }
+        Ok(out)
     }
 
     /// Stores a new event by id and in its visitor's list.
     pub fn put_event(&self, e: &Event) -> TxResult<()> {
         self.events.insert(e.id.as_bytes(), encode(e))?;
-        let mut list = self.events_of(&e.visitor)?;
-        list.push(e.clone());
-        self.visitor_events.insert(visitor_key(&e.visitor), encode(&list))?;
+        self.index_event(e)
+    }
+
+    /// Appends an event to its visitor's last chunk.
+    pub fn index_event(&self, e: &Event) -> TxResult<()> {
+        let head_key = visitor_key(&e.visitor);
+        let mut head: VisitorHead = tx_decode(Visitors::NAME, head_key, self.visitors.get(head_key)?)?;
+        let chunk_key = event_chunk_key(&e.visitor, (head.events / EVENTS_PER_CHUNK) as u32);
+        let mut chunk: Vec<Event> = tx_decode(VisitorEvents::NAME, &chunk_key, self.visitor_events.get(&chunk_key)?)?;
+        chunk.push(e.clone());
+        head.events += 1;
+        self.visitor_events.insert(chunk_key, encode(&chunk))?;
+        self.visitors.insert(head_key, encode(&head))?;
         Ok(())
     }
 
     pub fn tallies(&self, key: &TallyKey) -> TxResult<Tallies> {
-        Ok(tx_decode(self.tallies.get(key.encode())?))
+        let k = key.encode();
+        let bytes = self.tallies.get(&k)?;
+        tx_decode(TallyTree::NAME, &k, bytes)
     }
 
     pub fn put_tallies(&self, key: &TallyKey, t: &Tallies) -> TxResult<()> {
@@ -156,7 +266,7 @@ impl Tx<'_> {
     /// (its last visitor moved to another day) is removed.
     pub fn update_aggregate(&self, key: &AggregateKey, change: impl FnOnce(&mut Moments)) -> TxResult<()> {
         let k = key.encode();
-        let mut m: Moments = tx_decode(self.aggregates.get(&k)?);
+        let mut m: Moments = tx_decode(Aggregates::NAME, &k, self.aggregates.get(&k)?)?;
         change(&mut m);
         if m.n == 0 {
             self.aggregates.remove(k)?;

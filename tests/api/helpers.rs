@@ -165,7 +165,7 @@ impl TestApp {
 
     /// (exposures, events) stored.
     pub fn stored(&self) -> (usize, usize) {
-        self.state.store.counts()
+        self.state.store.counts().expect("store reads")
     }
 
     pub async fn stop(&self) {

@@ -111,3 +111,100 @@ fn no_public_bind_without_both_keys() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to listen on 0.0.0.0:0"));
 }
+
+/// `path` with its first letter percent-encoded (`/v1/events` becomes
+/// `/%761/events`): actix routes the decoded path, so the key check must too.
+fn encoded(path: &str) -> String {
+    let first = path[1..].chars().next().expect("a path with a first letter");
+    format!("/%{:02X}{}", first as u32, &path[1 + first.len_utf8()..])
+}
+
+const WRITE_ROUTES: [(&str, &str); 5] = [
+    ("POST", "/v1/assign"),
+    ("GET", "/v1/assign?visitor_id=v"),
+    ("POST", "/v1/events"),
+    ("POST", "/v1/exposures"),
+    ("POST", "/admin/reload"),
+];
+const READ_ROUTES: [&str; 6] = [
+    "/",
+    "/experiments/running-cart",
+    "/api/v1/experiments",
+    "/api/v1/experiments/running-cart/report",
+    "/api/v1/experiments/running-cart/daily.csv",
+    "/metrics",
+];
+
+#[tokio::test]
+async fn percent_encoded_paths_need_the_same_keys() {
+    let app = keyed().await;
+    for (method, path) in WRITE_ROUTES {
+        for spelled in [path.to_owned(), encoded(path)] {
+            for auth in [
+                None,
+                Some("Bearer wrong".to_owned()),
+                Some("Bearer read-secret".to_owned()),
+                Some(basic("read-secret")),
+            ] {
+                let (code, _, body) = status(&app, method, &spelled, auth.clone()).await;
+                assert_eq!(code, 401, "{method} {spelled} with {auth:?}: {body}");
+            }
+            let (code, _, body) = status(&app, method, &spelled, Some("Bearer write-secret".into())).await;
+            assert!(code != 401 && code != 404, "{method} {spelled} with the write key: {code} {body}");
+        }
+    }
+    for path in READ_ROUTES {
+        let spellings = if path == "/" { vec![path.to_owned()] } else { vec![path.to_owned(), encoded(path)] };
+        for spelled in spellings {
+            for auth in
+                [None, Some(basic("wrong")), Some(basic("write-secret")), Some("Bearer write-secret".to_owned())]
+            {
+                let (code, _, _) = status(&app, "GET", &spelled, auth.clone()).await;
+                assert_eq!(code, 401, "GET {spelled} with {auth:?}");
+            }
+            let (code, _, _) = status(&app, "GET", &spelled, Some(basic("read-secret"))).await;
+            assert_eq!(code, 200, "GET {spelled} with the read key");
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_only_the_write_key_no_spelling_of_a_write_route_is_open() {
+    let app = spawn_app_configured(&fixture_definitions(), |s| s.write_key = Some("write-secret".into())).await;
+    for (method, path) in WRITE_ROUTES {
+        for spelled in [path.to_owned(), encoded(path)] {
+            let (code, _, body) = status(&app, method, &spelled, None).await;
+            assert_eq!(code, 401, "{method} {spelled} without a key: {body}");
+        }
+    }
+    let (code, _, _) = status(&app, "GET", &encoded("/api/v1/experiments"), None).await;
+    assert_eq!(code, 200, "reads stay open without a read key");
+}
+
+#[test]
+fn empty_or_blank_keys_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiments = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
+    for (write, read) in [("", "r"), ("w", " "), ("\t", "")] {
+        let mut s = Settings::new("0.0.0.0:0".parse().unwrap(), dir.path().join("data"), experiments.clone());
+        s.write_key = Some(write.into());
+        s.read_key = Some(read.into());
+        match Application::build(&s) {
+            Err(e @ StartupError::EmptyKey(_)) => assert!(e.to_string().contains("empty"), "{e}"),
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("started with keys {write:?} / {read:?}"),
+        }
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--experiments"])
+        .arg(&experiments)
+        .arg("--data")
+        .arg(dir.path().join("data2"))
+        .env("OFFERLAB_WRITE_KEY", "")
+        .env_remove("OFFERLAB_READ_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("OFFERLAB_WRITE_KEY is set but empty"), "{stderr}");
+}

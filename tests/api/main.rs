@@ -8,6 +8,7 @@ mod assign;
 mod common;
 mod fuzz;
 mod helpers;
+mod http;
 mod keys;
 mod pages;
 mod track;

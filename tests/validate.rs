@@ -209,3 +209,40 @@ fn validate_command_exits_0_on_the_committed_folder_and_1_on_a_bad_one() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("a.toml:1: id \"b\" differs from the file name"), "{stderr}");
 }
+
+#[test]
+fn metric_names_and_their_event_names_keep_to_a_safe_alphabet() {
+    for (table, event, says) in [
+        ("\"revenue\\u0000copy\"", "order", "metric name \"revenue\\0copy\" may only use lowercase letters"),
+        ("\"Revenue Per Visitor\"", "order", "may only use lowercase letters, digits, '-' and '_'"),
+        ("revenue_copy", "ord\\u0007er", "event name \"ord\\u{7}er\" must be 1 to 64 bytes without control characters"),
+    ] {
+        let metrics = format!("{METRICS}\n[{table}]\nkind = \"mean\"\nevent = \"{event}\"\n");
+        let line = metrics.lines().count() - 2;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("metrics.toml"), &metrics).unwrap();
+        std::fs::write(dir.path().join("a.toml"), base("a")).unwrap();
+        let errors = load_dir(dir.path()).expect_err("folder should be refused").0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].file.ends_with("metrics.toml"), "{}", errors[0]);
+        assert_says(&errors[0], Some(line), &[says]);
+    }
+}
+
+#[test]
+fn one_typo_in_the_metrics_file_is_one_error_and_no_empty_suggestion() {
+    let broken = METRICS.replacen("kind = ", "kind == ", 1);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("metrics.toml"), broken).unwrap();
+    std::fs::write(dir.path().join("a.toml"), base("a")).unwrap();
+    let errors = load_dir(dir.path()).expect_err("folder should be refused").0;
+    assert_eq!(errors.len(), 1, "only the real error: {errors:?}");
+    assert!(errors[0].file.ends_with("metrics.toml") && errors[0].line.is_some(), "{}", errors[0]);
+
+    let dir = folder(&[("a.toml", &base("a"))]);
+    std::fs::write(dir.path().join("metrics.toml"), "").unwrap();
+    for e in load_dir(dir.path()).expect_err("no metric defined").0 {
+        assert!(!e.message.trim_end().ends_with(':') && !e.message.contains("one of: \n"), "{e}");
+        assert!(e.message.contains("defines no metric yet"), "{e}");
+    }
+}

@@ -15,7 +15,8 @@ use toml::Spanned;
 
 use super::metric::{Metric, MetricKind};
 use super::raw::{RawExperiment, RawMetricKind, RawMetrics};
-use super::{Catalog, Experiment, ExperimentId, StatsConfig, Status, Targeting, Variant, Weight};
+use super::{check_slug, Catalog, Experiment, ExperimentId, StatsConfig, Status, Targeting, Variant, Weight};
+use crate::tracking::MAX_EVENT_NAME_LEN;
 use crate::assignment::Namespace;
 
 /// The file that defines the metrics, inside the experiments folder.
@@ -129,18 +130,17 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
             format!("cannot read the metrics file ({e}); every experiments folder needs a {METRICS_FILE} that defines the metrics its tests name"),
         )
     })?;
-    let mut errors = Vec::new();
-    let metrics = parse_metrics(&metrics_shown, &metrics_text).unwrap_or_else(|e| {
-        errors.extend(e);
-        BTreeMap::new()
-    });
+    let (metrics, mut errors) = parse_metrics_partly(&metrics_shown, &metrics_text);
+    // With errors in the metrics file, a test naming a metric it failed to
+    // define is not a second error: that file's own error is the one to fix.
+    let metrics_complete = errors.is_empty();
 
     let mut experiments = Vec::new();
     for path in files.iter().filter(|p| p.file_name().is_some_and(|n| n != METRICS_FILE)) {
         let file = path.display().to_string();
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         match std::fs::read_to_string(path) {
-            Ok(text) => match parse_experiment(&file, stem, &text, &metrics) {
+            Ok(text) => match check_experiment(&file, stem, &text, &metrics, metrics_complete) {
                 Ok(exp) => experiments.push(exp),
                 Err(e) => errors.extend(e),
             },
@@ -176,20 +176,48 @@ pub fn load_file(path: &Path, metrics_path: Option<&Path>) -> Result<Catalog, Va
     Ok(Catalog::new(vec![exp], metrics))
 }
 
+/// An event name a metric reads must be one the API accepts: 1 to
+/// [`MAX_EVENT_NAME_LEN`] bytes without control characters.
+fn check_event_name(event: &str) -> Result<(), String> {
+    if event.is_empty() || event.len() > MAX_EVENT_NAME_LEN || event.chars().any(char::is_control) {
+        return Err(format!(
+            "event name \"{}\" must be 1 to {MAX_EVENT_NAME_LEN} bytes without control characters, as the events API accepts",
+            event.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 /// Parses `metrics.toml`: one table per metric, keyed by its name.
 pub fn parse_metrics(file: &str, text: &str) -> Result<BTreeMap<String, Metric>, Vec<ValidationError>> {
+    match parse_metrics_partly(file, text) {
+        (metrics, errors) if errors.is_empty() => Ok(metrics),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// The metrics that parse, and the errors of the rest.
+fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<String, Metric>, Vec<ValidationError>) {
     let mut errs = FileErrors::new(file, text);
     let raw: RawMetrics = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
             errs.toml(e);
-            return errs.finish(BTreeMap::new());
+            return (BTreeMap::new(), errs.errors);
         }
     };
     let mut metrics = BTreeMap::new();
     for (name, spanned) in raw {
         let span = spanned.span();
         let m = spanned.into_inner();
+        if let Err(e) = check_slug("metric name", &name) {
+            errs.at(span.clone(), format!("{e}; rename the metric's table, e.g. [revenue_per_visitor]"));
+        }
+        for event in [m.event.as_deref(), m.numerator.as_ref().map(|s| s.event.as_str()), m.denominator.as_ref().map(|s| s.event.as_str())].into_iter().flatten().filter(|e| !e.is_empty()) {
+            if let Err(e) = check_event_name(event) {
+                errs.at(span.clone(), format!("metric \"{}\": {e}", name.escape_debug()));
+            }
+        }
         let kind = match m.kind {
             RawMetricKind::Proportion | RawMetricKind::Mean => {
                 if m.numerator.is_some() || m.denominator.is_some() {
@@ -232,7 +260,7 @@ pub fn parse_metrics(file: &str, text: &str) -> Result<BTreeMap<String, Metric>,
             },
         );
     }
-    errs.finish(metrics)
+    (metrics, errs.errors)
 }
 
 /// Parses one experiment file whose stem is `stem`.
@@ -241,6 +269,18 @@ pub fn parse_experiment(
     stem: &str,
     text: &str,
     metrics: &BTreeMap<String, Metric>,
+) -> Result<Experiment, Vec<ValidationError>> {
+    check_experiment(file, stem, text, metrics, true)
+}
+
+/// [`parse_experiment`]; `metrics_complete` is false when the metrics file
+/// had errors, so a metric it failed to define is not reported again here.
+fn check_experiment(
+    file: &str,
+    stem: &str,
+    text: &str,
+    metrics: &BTreeMap<String, Metric>,
+    metrics_complete: bool,
 ) -> Result<Experiment, Vec<ValidationError>> {
     let mut errs = FileErrors::new(file, text);
     let raw: RawExperiment = match toml::from_str(text) {
@@ -325,12 +365,14 @@ pub fn parse_experiment(
         (raw.guardrail_metrics.span(), raw.guardrail_metrics.get_ref().clone()),
         (raw.secondary_metrics.span(), raw.secondary_metrics.get_ref().clone()),
     ]) {
-        for m in name.1.iter().filter(|m| !metrics.contains_key(*m)) {
+        for m in name.1.iter().filter(|m| metrics_complete && !metrics.contains_key(*m)) {
             let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
-            errs.at(
-                name.0.clone(),
-                format!("unknown metric \"{m}\"; define it in {METRICS_FILE} or use one of: {}", known.join(", ")),
-            );
+            let message = if known.is_empty() {
+                format!("unknown metric \"{m}\"; {METRICS_FILE} defines no metric yet, define it there")
+            } else {
+                format!("unknown metric \"{m}\"; define it in {METRICS_FILE} or use one of: {}", known.join(", "))
+            };
+            errs.at(name.0.clone(), message);
         }
     }
 

@@ -26,14 +26,22 @@ pub use metric::{Aggregate, Metric, MetricKind, Source};
 #[serde(transparent)]
 pub struct ExperimentId(String);
 
+/// Checks a name against the safe alphabet of ids and metric names: 1 to
+/// 64 of `a-z`, `0-9`, `-` and `_`. Names in this alphabet are safe in
+/// URLs, file names, storage keys, CSV and HTML alike.
+pub fn check_slug(what: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 64 {
+        return Err(format!("{what} \"{}\" must have 1 to 64 characters", s.escape_debug()));
+    }
+    if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+        return Err(format!("{what} \"{}\" may only use lowercase letters, digits, '-' and '_'", s.escape_debug()));
+    }
+    Ok(())
+}
+
 impl ExperimentId {
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() || s.len() > 64 {
-            return Err(format!("id \"{s}\" must have 1 to 64 characters"));
-        }
-        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
-            return Err(format!("id \"{s}\" may only use lowercase letters, digits, '-' and '_'"));
-        }
+        check_slug("id", s)?;
         Ok(ExperimentId(s.to_owned()))
     }
 

@@ -114,12 +114,10 @@ impl AggregateKey {
     }
 }
 
-/// A key shown in messages: printable text as is, anything else in hex.
+/// A key shown in messages: its text quoted, with length prefixes and other
+/// control bytes escaped (`"\0\u{5}alice\0\0\0\0"`), so the ids in it read.
 pub fn describe(key: &[u8]) -> String {
-    match from_utf8(key) {
-        Ok(s) if !s.chars().any(char::is_control) => format!("\"{s}\""),
-        _ => key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-    }
+    format!("{:?}", String::from_utf8_lossy(key))
 }
 
 #[cfg(test)]

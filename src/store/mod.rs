@@ -93,7 +93,7 @@ pub enum StoreError {
     NewerFormat(PathBuf, u64),
     #[error("the store cannot write: {0}; writes resume by themselves once the disk accepts them")]
     Unavailable(String),
-    #[error("the write queue is full ({MAX_QUEUED} requests waiting); retry in a second")]
+    #[error("the write queue is full; retry in a second")]
     Busy,
     #[error("the store is shutting down")]
     Closed,
@@ -263,6 +263,12 @@ impl Store {
     /// Opens (or creates) the store in `path`. A folder another process has
     /// open is refused with [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_bounded(path, MAX_QUEUED)
+    }
+
+    /// [`Store::open`] with at most `max_queued` requests waiting for the
+    /// writer.
+    pub fn open_bounded(path: &Path, max_queued: usize) -> Result<Store, StoreError> {
         let trees = Trees::open(path)?;
         let outdated = match trees.format()? {
             Some(FORMAT) => false,
@@ -280,7 +286,7 @@ impl Store {
             health: Health::default(),
             flush_observer: Mutex::new(None),
         });
-        let (sender, receiver) = mpsc::sync_channel(MAX_QUEUED);
+        let (sender, receiver) = mpsc::sync_channel(max_queued);
         let writer = {
             let shared = shared.clone();
             std::thread::Builder::new().name("offerlab-writer".into()).spawn(move || writer_loop(&shared, &receiver))?
@@ -468,7 +474,9 @@ impl Store {
     /// for the writer. Later writes get [`StoreError::Closed`]. Fails when
     /// the final sync does, or when writes were failing at the end.
     pub fn close(&self) -> Result<(), StoreError> {
-        self.sender.lock().expect("sender lock").take();
+        if self.sender.lock().expect("sender lock").take().is_none() {
+            return Ok(()); // closed before
+        }
         if let Some(w) = self.writer.lock().expect("writer lock").take() {
             let _ = w.join();
         }

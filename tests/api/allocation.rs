@@ -101,3 +101,36 @@ fn a_changed_allocation_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("running-cart.toml") && stderr.contains("allocation_version = 2"), "{stderr}");
 }
+
+#[tokio::test]
+async fn editing_start_moves_no_stored_day_and_a_new_timezone_needs_a_new_phase() {
+    let app = spawn_app().await;
+    let ts = "2026-11-10T23:30:00Z";
+    let exposure = json!({ "visitor_id": "d-1", "experiment": "running-cart", "variant": variant("d-1"), "ts": ts });
+    let (status, body) = app.post("/v1/exposures", &exposure).await;
+    assert_eq!(status, 200, "{body}");
+    let day_of = |csv: &str| csv.lines().nth(1).unwrap().split(',').nth(1).unwrap().to_owned();
+    let before = app.client.get(format!("{}/api/v1/experiments/running-cart/daily.csv", app.address));
+    let before = day_of(&before.send().await.unwrap().text().await.unwrap());
+    assert_eq!(before, "2026-11-10");
+
+    std::fs::write(app.experiments.join("running-cart.toml"), cart("", ("0.5", "0.5")).replace("2026-11-02", "2026-10-30"))
+        .unwrap();
+    let (status, body) = app.post("/admin/reload", &json!({})).await;
+    assert_eq!(status, 200, "a new start is accepted: {body}");
+    let after = app.client.get(format!("{}/api/v1/experiments/running-cart/daily.csv", app.address));
+    assert_eq!(day_of(&after.send().await.unwrap().text().await.unwrap()), before, "the stored day did not move");
+
+    std::fs::write(app.experiments.join("running-cart.toml"), cart("timezone = \"+02:00\"", ("0.5", "0.5"))).unwrap();
+    let (status, body) = app.post("/admin/reload", &json!({})).await;
+    assert_error(status, &body, 422, "invalid_definitions");
+    let message = body["error"]["details"][0]["message"].as_str().unwrap();
+    assert!(message.contains("timezone") && message.contains("allocation_version = 2"), "{message}");
+    std::fs::write(
+        app.experiments.join("running-cart.toml"),
+        cart("timezone = \"+02:00\"\nallocation_version = 2", ("0.5", "0.5")),
+    )
+    .unwrap();
+    let (status, body) = app.post("/admin/reload", &json!({})).await;
+    assert_eq!(status, 200, "a new phase may use a new timezone: {body}");
+}

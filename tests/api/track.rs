@@ -237,3 +237,51 @@ async fn metrics_count_requests_writes_and_flushes() {
     let flushes = text.lines().find(|l| l.starts_with("offerlab_flush_duration_seconds_count")).unwrap();
     assert!(flushes.ends_with(" 2"), "{flushes}");
 }
+
+#[tokio::test]
+async fn exposures_before_the_start_are_refused_per_item() {
+    let app = spawn_app().await;
+    let at = |visitor: &str, ts: &str| {
+        json!({ "visitor_id": visitor, "experiment": "running-cart", "variant": cart_variant(visitor), "ts": ts })
+    };
+    let (status, body) = app.post("/v1/exposures", &at("early", "2026-11-01T23:59:59Z")).await;
+    assert_error(status, &body, 400, "before_start");
+    assert_eq!(body["error"]["field"], "ts");
+    let (status, body) = app
+        .post(
+            "/v1/exposures",
+            &json!([at("y0", "0000-01-01T00:00:00Z"), at("on-time", "2026-11-02T00:00:00Z"), at("early", "1999-05-05T10:00:00Z")]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let codes: Vec<Value> = body["results"].as_array().unwrap().iter().map(|r| r["code"].clone()).collect();
+    assert_eq!(codes, [json!("before_start"), Value::Null, json!("before_start")], "{body}");
+    assert_eq!(app.stored(), (1, 0), "only the exposure on the first day is stored");
+    let (status, body) = app.post("/v1/events", &event("e-early", "on-time", "order", json!(10.0))).await;
+    assert_eq!((status, body["status"].clone()), (200, json!("accepted")), "events are kept whenever they happened");
+}
+
+#[tokio::test]
+async fn an_event_id_reused_with_other_content_is_a_conflict() {
+    let app = spawn_app().await;
+    let (status, body) = app.post("/v1/events", &event("o-1", "v-1", "order", json!(10.0))).await;
+    assert_eq!((status, body["status"].clone()), (200, json!("accepted")), "{body}");
+    let (status, body) = app.post("/v1/events", &event("o-1", "v-1", "order", json!(10.0))).await;
+    assert_eq!((status, body["status"].clone()), (200, json!("duplicate")), "the same event again: {body}");
+    for other in [
+        event("o-1", "v-2", "order", json!(10.0)),
+        event("o-1", "v-1", "return", json!(10.0)),
+        event("o-1", "v-1", "order", json!(12.5)),
+    ] {
+        let (status, body) = app.post("/v1/events", &other).await;
+        assert_error(status, &body, 409, "conflict");
+        assert_eq!(body["error"]["field"], "id");
+    }
+    let (status, body) = app
+        .post("/v1/events", &json!([event("o-1", "v-9", "order", json!(1.0)), event("o-2", "v-9", "order", json!(1.0))]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["code"], "conflict");
+    assert_eq!(body["results"][1]["status"], "accepted");
+    assert_eq!(app.stored(), (0, 2));
+}

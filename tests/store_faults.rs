@@ -1,0 +1,148 @@
+//! The store at its edges: a record that does not decode stops only the
+//! write that touches it and is never overwritten; a full queue refuses
+//! at once; a folder of the older layout is upgraded from its raw records.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use chrono::{TimeZone, Utc};
+use offerlab::assignment::{evaluate, Attributes};
+use offerlab::experiment::{load_dir, Catalog};
+use offerlab::store::keys::event_chunk_key;
+use offerlab::store::{Outcome, Store, StoreError, Write};
+use offerlab::tracking::{Event, Exposure};
+
+mod common;
+
+fn catalog() -> Arc<Catalog> {
+    Arc::new(load_dir(Path::new(common::EXPERIMENTS)).unwrap())
+}
+
+fn event(id: &str, visitor: &str) -> Write {
+    Write::Event(Event {
+        id: id.into(),
+        visitor: visitor.into(),
+        name: "order".into(),
+        value: 20.0,
+        ts: Utc.with_ymd_and_hms(2026, 11, 12, 10, 0, 0).unwrap(),
+    })
+}
+
+const GARBAGE: &[u8] = b"\xff not json";
+
+#[tokio::test]
+async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwritten() {
+    let catalog = catalog();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.record(catalog.clone(), vec![event("a-1", "alice"), event("b-1", "bob")]).await.unwrap();
+        store.close().unwrap();
+    }
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("visitor_events").unwrap().insert(event_chunk_key("alice", 0), GARBAGE).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    // Both requests may share a group commit: only Alice's may fail.
+    let (alice, bob) = tokio::join!(
+        store.record(catalog.clone(), vec![event("a-2", "alice")]),
+        store.record(catalog.clone(), vec![event("b-2", "bob")]),
+    );
+    let message = match alice {
+        Err(e) => e.to_string(),
+        Ok(o) => panic!("a write over a corrupt record was acknowledged: {o:?}"),
+    };
+    assert!(message.contains("visitor_events") && message.contains("alice"), "names tree and key: {message}");
+    assert!(message.contains("offerlab rebuild"), "says what to run: {message}");
+    assert_eq!(bob.unwrap(), vec![Outcome::Accepted], "the other request of the group is written");
+    store.close().unwrap();
+    drop(store);
+
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let kept = db.open_tree("visitor_events").unwrap().get(event_chunk_key("alice", 0)).unwrap().unwrap();
+        assert_eq!(kept.as_ref(), GARBAGE, "the record was left as it was");
+    }
+    let store = Store::open(dir.path()).unwrap();
+    store.rebuild(&catalog).unwrap();
+    let ids: Vec<String> = store.events_of("alice").unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, ["a-1"], "rebuild restores the index from the raw events");
+    assert_eq!(store.record(catalog.clone(), vec![event("a-2", "alice")]).await.unwrap(), vec![Outcome::Accepted]);
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_at_once_instead_of_growing() {
+    let catalog = catalog();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_bounded(dir.path(), 1).unwrap());
+    // Hold the writer inside its first group commit until released.
+    let (entered, in_commit) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let gate = Mutex::new((entered, released));
+    store.on_flush(Box::new(move |_| {
+        let gate = gate.lock().unwrap();
+        let _ = gate.0.send(());
+        let _ = gate.1.recv();
+    }));
+    let first = tokio::spawn({
+        let (store, catalog) = (store.clone(), catalog.clone());
+        async move { store.record(catalog, vec![event("q-1", "v")]).await }
+    });
+    tokio::task::spawn_blocking(move || in_commit.recv().unwrap()).await.unwrap();
+    // The second request takes the one place in the queue (one poll sends
+    // it); the next is refused at once.
+    let mut second = Box::pin(store.record(catalog.clone(), vec![event("q-2", "v")]));
+    std::future::poll_fn(|cx| {
+        assert!(second.as_mut().poll(cx).is_pending(), "the second request waits in the queue");
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let third = match store.record(catalog.clone(), vec![event("q-3", "v")]).await {
+        Err(e) if matches!(*e, StoreError::Busy) => e,
+        other => panic!("expected a refusal while the queue is full, got {other:?}"),
+    };
+    assert!(third.to_string().contains("retry"), "{third}");
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), vec![Outcome::Accepted]);
+    assert_eq!(second.await.unwrap(), vec![Outcome::Accepted]);
+    assert_eq!(store.counts().unwrap(), (0, 2), "the refused write stored nothing");
+}
+
+#[tokio::test]
+async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
+    let catalog = catalog();
+    let dir = tempfile::tempdir().unwrap();
+    let exp = catalog.get("cart-protection-copy").unwrap();
+    let a = evaluate(exp, "old-timer", &Attributes::new(), None).unwrap();
+    let exposure = Exposure {
+        visitor: "old-timer".into(),
+        experiment: exp.id.to_string(),
+        variant: a.variant as u16,
+        ts: Utc.with_ymd_and_hms(2026, 11, 10, 9, 0, 0).unwrap(),
+        phase: 1,
+    };
+    let Write::Event(order) = event("o-old", "old-timer") else { unreachable!() };
+    {
+        // What format 1 wrote: raw trees as today, a list of events per
+        // visitor, aggregates keyed by day offset, no format marker.
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("exposures").unwrap().insert("old-timer", serde_json::to_vec(&[&exposure]).unwrap()).unwrap();
+        db.open_tree("events").unwrap().insert("o-old", serde_json::to_vec(&order).unwrap()).unwrap();
+        db.open_tree("visitor_events").unwrap().insert("old-timer", serde_json::to_vec(&[&order]).unwrap()).unwrap();
+        db.open_tree("aggregates").unwrap().insert(b"cart-protection-copy\0junk", &b"{}"[..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.outdated());
+    store.rebuild(&catalog).unwrap();
+    let rows = store.aggregate_rows(exp).unwrap();
+    let aov = rows.iter().find(|r| r.metric == "revenue_per_visitor").expect("the visitor's row");
+    assert_eq!((aov.date.to_string(), aov.moments.n, aov.moments.sum), ("2026-11-10".into(), 1, 20.0));
+    drop(store);
+    assert!(!Store::open(dir.path()).unwrap().outdated(), "upgraded once");
+}

@@ -16,11 +16,13 @@ const CLIENTS: usize = 64;
 const VISITORS: usize = 20_000;
 const RUN: Duration = Duration::from_secs(5);
 
-/// Raw sled: insert `batch` keys, flush, repeat; keys per second.
-fn raw_sled(batch: usize) -> f64 {
+/// Raw sled: insert `batch` keys, flush (and `fdatasync` the data file when
+/// `durable`), repeat; keys per second.
+fn raw_sled(batch: usize, durable: bool) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path()).unwrap();
     let tree = db.open_tree("raw").unwrap();
+    let file = std::fs::File::open(dir.path().join("db")).unwrap();
     let value = vec![7u8; 120];
     let (start, mut n) = (Instant::now(), 0u64);
     while start.elapsed() < RUN {
@@ -29,6 +31,9 @@ fn raw_sled(batch: usize) -> f64 {
             tree.insert(n.to_be_bytes(), value.clone()).unwrap();
         }
         db.flush().unwrap();
+        if durable {
+            file.sync_data().unwrap();
+        }
     }
     n as f64 / start.elapsed().as_secs_f64()
 }
@@ -96,14 +101,19 @@ async fn api(batch: usize) -> f64 {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let raw_single = raw_sled(1);
-    let raw_batch = raw_sled(100);
+    let raw_single = raw_sled(1, false);
+    let raw_durable = raw_sled(1, true);
+    let raw_batch = raw_sled(100, true);
     let api_batch = rt.block_on(api(100));
     let api_single = rt.block_on(api(1));
     println!("| measurement | events/s | ratio |");
     println!("|---|---:|---:|");
     println!("| raw sled: insert + flush, one key per flush (baseline) | {raw_single:.0} | 1.00 |");
-    println!("| raw sled: 100 inserts per flush | {raw_batch:.0} | {:.2} |", raw_batch / raw_single);
+    println!(
+        "| raw sled: insert + flush + fdatasync, one key each | {raw_durable:.0} | {:.2} |",
+        raw_durable / raw_single
+    );
+    println!("| raw sled: 100 inserts per flush + fdatasync | {raw_batch:.0} | {:.2} |", raw_batch / raw_single);
     println!("| POST /v1/events, single event, {CLIENTS} clients | {api_single:.0} | {:.2} |", api_single / raw_single);
     println!("| POST /v1/events, batches of 100, {CLIENTS} clients | {api_batch:.0} | {:.2} |", api_batch / raw_single);
 }

@@ -187,7 +187,12 @@ fn write_until_refused(http: &reqwest::blocking::Client, address: &str, tag: &st
 fn a_full_disk_refuses_writes_loses_nothing_and_recovers_by_itself() {
     let disk = match Tmpfs::mount(24) {
         Ok(d) => d,
-        Err(e) => return skip("a_full_disk_refuses_writes_loses_nothing_and_recovers_by_itself", &format!("cannot mount a tmpfs ({e}); it needs root")),
+        Err(e) => {
+            return skip(
+                "a_full_disk_refuses_writes_loses_nothing_and_recovers_by_itself",
+                &format!("cannot mount a tmpfs ({e}); it needs root"),
+            )
+        }
     };
     let data = disk.path().join("data");
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();

@@ -16,8 +16,8 @@ use toml::Spanned;
 use super::metric::{Metric, MetricKind};
 use super::raw::{RawExperiment, RawMetricKind, RawMetrics};
 use super::{check_slug, Catalog, Experiment, ExperimentId, StatsConfig, Status, Targeting, Variant, Weight};
-use crate::tracking::MAX_EVENT_NAME_LEN;
 use crate::assignment::Namespace;
+use crate::tracking::MAX_EVENT_NAME_LEN;
 
 /// The file that defines the metrics, inside the experiments folder.
 pub const METRICS_FILE: &str = "metrics.toml";
@@ -213,7 +213,15 @@ fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<String, Metric>, Ve
         if let Err(e) = check_slug("metric name", &name) {
             errs.at(span.clone(), format!("{e}; rename the metric's table, e.g. [revenue_per_visitor]"));
         }
-        for event in [m.event.as_deref(), m.numerator.as_ref().map(|s| s.event.as_str()), m.denominator.as_ref().map(|s| s.event.as_str())].into_iter().flatten().filter(|e| !e.is_empty()) {
+        for event in [
+            m.event.as_deref(),
+            m.numerator.as_ref().map(|s| s.event.as_str()),
+            m.denominator.as_ref().map(|s| s.event.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.is_empty())
+        {
             if let Err(e) = check_event_name(event) {
                 errs.at(span.clone(), format!("metric \"{}\": {e}", name.escape_debug()));
             }

@@ -114,8 +114,11 @@ async fn editing_start_moves_no_stored_day_and_a_new_timezone_needs_a_new_phase(
     let before = day_of(&before.send().await.unwrap().text().await.unwrap());
     assert_eq!(before, "2026-11-10");
 
-    std::fs::write(app.experiments.join("running-cart.toml"), cart("", ("0.5", "0.5")).replace("2026-11-02", "2026-10-30"))
-        .unwrap();
+    std::fs::write(
+        app.experiments.join("running-cart.toml"),
+        cart("", ("0.5", "0.5")).replace("2026-11-02", "2026-10-30"),
+    )
+    .unwrap();
     let (status, body) = app.post("/admin/reload", &json!({})).await;
     assert_eq!(status, 200, "a new start is accepted: {body}");
     let after = app.client.get(format!("{}/api/v1/experiments/running-cart/daily.csv", app.address));

@@ -241,16 +241,18 @@ async fn metrics_count_requests_writes_and_flushes() {
 #[tokio::test]
 async fn exposures_before_the_start_are_refused_per_item() {
     let app = spawn_app().await;
-    let at = |visitor: &str, ts: &str| {
-        json!({ "visitor_id": visitor, "experiment": "running-cart", "variant": cart_variant(visitor), "ts": ts })
-    };
+    let at = |visitor: &str, ts: &str| json!({ "visitor_id": visitor, "experiment": "running-cart", "variant": cart_variant(visitor), "ts": ts });
     let (status, body) = app.post("/v1/exposures", &at("early", "2026-11-01T23:59:59Z")).await;
     assert_error(status, &body, 400, "before_start");
     assert_eq!(body["error"]["field"], "ts");
     let (status, body) = app
         .post(
             "/v1/exposures",
-            &json!([at("y0", "0000-01-01T00:00:00Z"), at("on-time", "2026-11-02T00:00:00Z"), at("early", "1999-05-05T10:00:00Z")]),
+            &json!([
+                at("y0", "0000-01-01T00:00:00Z"),
+                at("on-time", "2026-11-02T00:00:00Z"),
+                at("early", "1999-05-05T10:00:00Z")
+            ]),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -278,7 +280,10 @@ async fn an_event_id_reused_with_other_content_is_a_conflict() {
         assert_eq!(body["error"]["field"], "id");
     }
     let (status, body) = app
-        .post("/v1/events", &json!([event("o-1", "v-9", "order", json!(1.0)), event("o-2", "v-9", "order", json!(1.0))]))
+        .post(
+            "/v1/events",
+            &json!([event("o-1", "v-9", "order", json!(1.0)), event("o-2", "v-9", "order", json!(1.0))]),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"][0]["code"], "conflict");

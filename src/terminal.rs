@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::analysis::verdict::{signed_pct, thousands};
+use crate::analysis::verdict::{days, signed_pct, thousands};
 
 fn cell(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
@@ -49,6 +49,9 @@ pub fn report(r: &Value) -> String {
         let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    if let Some(d) = r["sample_size"]["days_left"].as_u64().filter(|d| *d > 0) {
+        out.push_str(&format!("\nAbout {} left at the traffic so far.\n", days(d)));
     }
     out
 }

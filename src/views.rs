@@ -5,7 +5,7 @@
 
 use askama::Template;
 
-use crate::analysis::verdict::{pct, signed_pct, thousands};
+use crate::analysis::verdict::{days, level, pct, signed_pct, thousands};
 use crate::analysis::{Arm, Direction, Lift, MetricReport, Report, Role};
 use crate::experiment::Experiment;
 
@@ -31,6 +31,10 @@ fn progress(report: &Report) -> Progress {
         ),
         _ => (0.0, "Sample size not known yet: it needs the control's spread".to_owned()),
     };
+    let text = match s.days_left {
+        Some(d) if d > 0 => format!("{text} · about {} left", days(d)),
+        _ => text,
+    };
     let conv: Vec<String> = s.conversions.iter().map(|c| thousands(c.round().max(0.0) as u64)).collect();
     let conversions = if report.primary().kind == "proportion" {
         format!("Conversions per variant: {} (rule of thumb: 350–400 each)", conv.join(" / "))
@@ -41,7 +45,7 @@ fn progress(report: &Report) -> Progress {
     let cycles = if report.cycles_completed >= 2 {
         format!("{} business cycles complete", report.cycles_completed)
     } else if current == 0 {
-        "Not started".to_owned()
+        "No exposure yet".to_owned()
     } else {
         format!("cycle {} of 2 in progress", current.min(2))
     };
@@ -165,12 +169,8 @@ fn lift_cells(report: &Report, l: Option<&Lift>) -> (String, String, String, &'s
         let (m, c) = mark(l);
         return ("—".into(), "—".into(), "—".into(), m, c);
     }
-    let ci = format!(
-        "{} to {} ({:.0}%)",
-        signed_pct(l.comparison.ci.0),
-        signed_pct(l.comparison.ci.1),
-        (1.0 - report.alpha) * 100.0
-    );
+    let ci =
+        format!("{} to {} ({})", signed_pct(l.comparison.ci.0), signed_pct(l.comparison.ci.1), level(report.alpha));
     let p = l.p_value_adjusted.unwrap_or(l.comparison.p_value);
     let p_text = if p < 0.0001 { "< 0.0001".to_owned() } else { format!("{p:.4}") };
     let (m, c) = mark(l);
@@ -399,10 +399,10 @@ fn lift_chart(report: &Report) -> Chart {
     };
     let summary = match report.daily.last().and_then(|d| lift_of(d, 0)) {
         Some(c) if treatments >= 1 => format!(
-            "Relative lift of {} over {} by day, with its {:.0}% interval as a band; latest {} ({} to {}).",
+            "Relative lift of {} over {} by day, with its {} interval as a band; latest {} ({} to {}).",
             report.variants[1],
             report.variants[0],
-            (1.0 - report.alpha) * 100.0,
+            level(report.alpha),
             signed_pct(c.relative_lift),
             signed_pct(c.ci.0),
             signed_pct(c.ci.1)

@@ -2,7 +2,9 @@
 //! horizon, with daily looks (sequential and not), and power at the
 //! computed sample size.
 
-use offerlab::stats::{compare, sample_size_proportion, Inference, MetricStatistic, Moments};
+use offerlab::stats::{
+    compare, sample_size_proportion, sample_size_proportion_relative, Inference, MetricStatistic, Moments,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Binomial, Distribution};
@@ -79,4 +81,39 @@ fn power_at_the_computed_sample_size_matches_the_plan() {
         .count();
     let rate = detected as f64 / tests as f64;
     assert!((rate - power).abs() <= 0.04, "detection rate {rate} at n = {n}, planned power {power}");
+}
+
+/// Simulated power of one look at the sample size offerlab reports, for
+/// the test it runs (relative lift): 10,000 seeded tests per case, so the
+/// 0.02 margin is five standard errors.
+fn power_at_reported_n(mde: f64, inference: Inference, seed: u64) -> (u64, f64) {
+    let baseline = 0.04;
+    let n = sample_size_proportion_relative(baseline, mde, 0.05, 0.8, inference).unwrap().ceil() as u64;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let tests = 10_000;
+    let detected = (0..tests)
+        .filter(|_| {
+            let a = (n, draw(&mut rng, n, baseline));
+            let b = (n, draw(&mut rng, n, baseline * (1.0 + mde)));
+            let r = compare(&arm(a.0, a.1), &arm(b.0, b.1), 0.05, inference);
+            r.not_computable.is_none() && r.p_value < 0.05 && r.relative_lift > 0.0
+        })
+        .count();
+    (n, detected as f64 / tests as f64)
+}
+
+#[test]
+fn the_reported_sample_size_gives_the_planned_power_for_the_relative_test() {
+    for (i, mde) in [0.05, 0.10, 0.20, 0.30].into_iter().enumerate() {
+        let (n, power) = power_at_reported_n(mde, Inference::Fixed, 10 + i as u64);
+        assert!((power - 0.8).abs() <= 0.02, "power {power} at n = {n} for an MDE of {mde}");
+    }
+}
+
+#[test]
+fn the_sequential_sample_size_gives_the_planned_power_for_the_sequential_test() {
+    for (i, mde) in [0.10, 0.30].into_iter().enumerate() {
+        let (n, power) = power_at_reported_n(mde, Inference::Sequential { tuning: 5000.0 }, 20 + i as u64);
+        assert!((power - 0.8).abs() <= 0.02, "power {power} at n = {n} for an MDE of {mde}, sequential");
+    }
 }

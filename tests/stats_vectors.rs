@@ -3,7 +3,8 @@
 
 use offerlab::cycles::consistency_p_value;
 use offerlab::stats::{
-    compare, holm, sample_size_mean, sample_size_proportion, srm_p_value, Inference, MetricStatistic, Moments,
+    compare, holm, sample_size_mean, sample_size_proportion, sample_size_proportion_relative, sample_size_relative,
+    srm_p_value, Inference, MetricStatistic, Moments, NotComputable,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -115,5 +116,69 @@ fn cycle_consistency_matches_scipy() {
     for c in vectors()["consistency"].as_array().unwrap() {
         let f = |k: &str| c[k].as_f64().unwrap();
         assert_close(consistency_p_value(f("lift1"), f("se1"), f("lift2"), f("se2")), f("p_value"), &format!("{c}"));
+    }
+}
+
+#[test]
+fn relative_sample_sizes_match_the_reference_solutions() {
+    let cases = vectors()["sample_size_relative"].as_array().unwrap().clone();
+    assert!(cases.len() >= 50);
+    for c in cases {
+        let f = |k: &str| c[k].as_f64().unwrap();
+        let inference = if c["sequential"].as_bool().unwrap() {
+            Inference::Sequential { tuning: f("tuning") }
+        } else {
+            Inference::Fixed
+        };
+        let got = match c["kind"].as_str().unwrap() {
+            "proportion" => sample_size_proportion_relative(f("mu"), f("mde"), f("alpha"), f("power"), inference),
+            _ => sample_size_relative(f("mu"), f("sigma"), f("mde"), f("alpha"), f("power"), inference),
+        };
+        assert_close(got.unwrap(), f("n"), &format!("{c}"));
+    }
+}
+
+/// Arms whose visitors all have the same value (or ratio) have no spread:
+/// the variance is exactly 0 and the lift is not computable, also where
+/// gbstats' floating-point variance comes out as a tiny positive number.
+#[test]
+fn zero_spread_is_exactly_zero_and_never_significant() {
+    let cases = vectors()["zero_spread"].as_array().unwrap().clone();
+    assert!(cases.iter().any(|c| c["gbstats_computable"] == true), "the vectors include gbstats' rounding cases");
+    for c in cases {
+        let kind = c["kind"].as_str().unwrap();
+        let control: Moments = serde_json::from_value(c["control"].clone()).unwrap();
+        let treatment: Moments = serde_json::from_value(c["treatment"].clone()).unwrap();
+        let exact: Vec<f64> = serde_json::from_value(c["exact_variance"].clone()).unwrap();
+        for (m, want) in [(control, exact[0]), (treatment, exact[1])] {
+            let got = statistic(kind, m).variance();
+            if want == 0.0 {
+                assert_eq!(got, 0.0, "{kind} {m:?}");
+            } else {
+                assert!((got - want).abs() <= 1e-6 * want, "{kind} {m:?}: {got} vs {want}");
+            }
+        }
+        let r = compare(&statistic(kind, control), &statistic(kind, treatment), 0.05, Inference::Fixed);
+        assert_eq!(r.not_computable, Some(NotComputable::ZeroVariance), "{c}");
+        assert_eq!(r.p_value, 1.0);
+    }
+}
+
+#[test]
+fn a_three_arm_test_matches_gbstats_and_statsmodels() {
+    let v = vectors()["multi_arm"].clone();
+    let control: Moments = serde_json::from_value(v["control"].clone()).unwrap();
+    let treatments: Vec<Moments> = serde_json::from_value(v["treatments"].clone()).unwrap();
+    let want_holm: Vec<f64> = serde_json::from_value(v["holm"].clone()).unwrap();
+    let mut p = Vec::new();
+    for (t, want) in treatments.iter().zip(v["results"].as_array().unwrap()) {
+        let r =
+            compare(&MetricStatistic::Proportion(control), &MetricStatistic::Proportion(*t), 0.05, Inference::Fixed);
+        assert_close(r.relative_lift, want["relative_lift"].as_f64().unwrap(), "lift");
+        assert_close(r.p_value, want["p_value"].as_f64().unwrap(), "p");
+        p.push(r.p_value);
+    }
+    for (got, want) in holm(&p).into_iter().zip(want_holm) {
+        assert_close(got, want, "holm");
     }
 }

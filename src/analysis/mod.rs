@@ -16,8 +16,8 @@ use crate::cycles::{consistency_p_value, cycle_of_day, cycles, Cycle};
 use crate::experiment::{Catalog, Experiment, Metric, MetricKind, Status};
 use crate::stats::srm::{SRM_MIN_PER_VARIANT, SRM_THRESHOLD};
 use crate::stats::{
-    compare, holm, sample_size_mean, sample_size_proportion, srm_p_value, Comparison, Inference, MetricStatistic,
-    Moments,
+    compare, holm, sample_size_proportion_relative, sample_size_relative, srm_p_value, Comparison, Inference,
+    MetricStatistic, Moments,
 };
 pub use verdict::{Verdict, VerdictCode};
 
@@ -103,6 +103,10 @@ pub struct SampleSize {
     /// Conversions (or value sums) per variant on the primary metric, to set
     /// beside the 350–400 conversions rule of thumb.
     pub conversions: Vec<f64>,
+    /// About how many more days, at the traffic seen so far, until both
+    /// the sample and two complete cycles are reached; `None` before any
+    /// traffic or while the sample size is unknown.
+    pub days_left: Option<u64>,
 }
 
 /// The primary metric in one business cycle.
@@ -139,6 +143,10 @@ pub struct Report {
     pub status: Status,
     pub surface: &'static str,
     pub as_of: NaiveDate,
+    /// The phase's first day with an exposure, when it has one: days and
+    /// cycles count from here.
+    pub first_exposure: Option<NaiveDate>,
+    /// Days since the first exposure, that day included; 0 without data.
     pub days_running: i64,
     pub alpha: f64,
     pub inference: Inference,
@@ -180,16 +188,16 @@ fn kind_name(metric: &Metric) -> &'static str {
 /// Per-day moments of one metric: `day index → per-variant moments`.
 type Days = BTreeMap<i64, Vec<Moments>>;
 
-/// Groups rows by metric and day index, dropping variants and metrics the
-/// definition does not have.
-fn index_rows(exp: &Experiment, rows: &[AggregateRow]) -> BTreeMap<String, Days> {
+/// Groups rows by metric and day index (days since `origin`), dropping
+/// variants the definition does not have.
+fn index_rows(exp: &Experiment, rows: &[AggregateRow], origin: NaiveDate) -> BTreeMap<String, Days> {
     let mut out: BTreeMap<String, Days> = BTreeMap::new();
     let k = exp.variants.len();
     for r in rows {
         let Some(v) = exp.variant_index(&r.variant) else {
             continue;
         };
-        let day = (r.date - exp.start).num_days();
+        let day = (r.date - origin).num_days();
         out.entry(r.metric.clone()).or_default().entry(day).or_insert_with(|| vec![Moments::default(); k])[v]
             .merge(&r.moments);
     }
@@ -237,26 +245,63 @@ fn lifts(exp: &Experiment, metric: &Metric, moments: &[Moments], inference: Infe
         .into_iter()
         .enumerate()
         .map(|(i, comparison)| {
-            let p = adjusted.as_ref().map_or(comparison.p_value, |a| a[i]);
-            let significant = comparison.not_computable.is_none() && p < alpha;
-            let good = (comparison.relative_lift > 0.0) == metric.higher_is_better;
-            let direction = match (significant, good) {
-                (false, _) => Direction::Inconclusive,
-                (true, true) => Direction::Better,
-                (true, false) => Direction::Worse,
-            };
-            Lift {
+            let mut lift = Lift {
                 variant: exp.variants[i + 1].key.clone(),
                 comparison,
-                p_value_adjusted: adjusted.as_ref().map(|a| a[i]),
-                significant,
-                direction,
-            }
+                p_value_adjusted: None,
+                significant: false,
+                direction: Direction::Inconclusive,
+            };
+            lift.judge(adjusted.as_ref().map(|a| a[i]), alpha, metric.higher_is_better);
+            lift
         })
         .collect()
 }
 
-fn sample_size(exp: &Experiment, metric: &Metric, moments: &[Moments]) -> SampleSize {
+impl Lift {
+    /// Sets significance and direction from the p-value the verdict uses:
+    /// `adjusted` when a correction applies, else the raw one.
+    fn judge(&mut self, adjusted: Option<f64>, alpha: f64, higher_is_better: bool) {
+        self.p_value_adjusted = adjusted;
+        let p = adjusted.unwrap_or(self.comparison.p_value);
+        self.significant = self.comparison.not_computable.is_none() && p < alpha;
+        let good = (self.comparison.relative_lift > 0.0) == higher_is_better;
+        self.direction = match (self.significant, good) {
+            (false, _) => Direction::Inconclusive,
+            (true, true) => Direction::Better,
+            (true, false) => Direction::Worse,
+        };
+    }
+}
+
+/// Holm across every guardrail × treatment pair: a test with three
+/// guardrails and two treatments makes six comparisons, and without a
+/// correction one of them would look "harmed" by chance far more often
+/// than alpha.
+fn correct_guardrails(metrics: &mut [MetricReport], alpha: f64) {
+    let guardrails = || metrics.iter().filter(|m| m.role == Role::Guardrail);
+    let p: Vec<f64> = guardrails().flat_map(|m| m.lifts.iter().map(|l| l.comparison.p_value)).collect();
+    let mut adjusted = holm(&p).into_iter();
+    for m in metrics.iter_mut().filter(|m| m.role == Role::Guardrail) {
+        for l in &mut m.lifts {
+            l.judge(adjusted.next(), alpha, m.higher_is_better);
+        }
+    }
+}
+
+/// Visitors per variant the primary metric needs, sized for the test that
+/// is run (relative lift, fixed or sequential; see
+/// [`crate::stats::power::sample_size_relative`]), and progress toward it.
+/// The visitors of `days_with_data` complete days give the pace for "days
+/// left"; the cycles still to complete bound it from below.
+fn sample_size(
+    exp: &Experiment,
+    metric: &Metric,
+    moments: &[Moments],
+    inference: Inference,
+    days_with_data: i64,
+    days_to_two_cycles: i64,
+) -> SampleSize {
     let s = &exp.stats;
     let control = statistic(metric, moments[0]);
     let observed = moments[0].n >= OBSERVED_BASELINE_MIN_VISITORS && control.mean() != 0.0;
@@ -264,15 +309,26 @@ fn sample_size(exp: &Experiment, metric: &Metric, moments: &[Moments]) -> Sample
     let treatments = (exp.variants.len() - 1).max(1) as f64;
     let a = s.alpha / treatments;
     let needed = match metric.kind {
-        MetricKind::Proportion { .. } => sample_size_proportion(baseline, s.mde, a, s.power),
+        MetricKind::Proportion { .. } => sample_size_proportion_relative(baseline, s.mde, a, s.power, inference),
         _ => {
             let sigma = if observed { Some(control.variance().sqrt()) } else { s.baseline_sd };
-            sigma.and_then(|sd| sample_size_mean(baseline, sd, s.mde, a, s.power))
+            sigma.and_then(|sd| sample_size_relative(baseline, sd, s.mde, a, s.power, inference))
         }
     };
     let per_variant = needed.map(|n| n.ceil() as u64);
     let smallest = moments.iter().map(|m| m.n).min().unwrap_or(0);
     let progress = per_variant.map(|n| smallest as f64 / n as f64);
+    let days_left = per_variant.and_then(|n| {
+        let pace = smallest as f64 / days_with_data as f64;
+        let for_sample = if smallest >= n {
+            0
+        } else if pace > 0.0 {
+            ((n - smallest) as f64 / pace).ceil() as i64
+        } else {
+            return None;
+        };
+        Some(for_sample.max(days_to_two_cycles).max(0) as u64)
+    });
     SampleSize {
         per_variant,
         baseline,
@@ -281,6 +337,7 @@ fn sample_size(exp: &Experiment, metric: &Metric, moments: &[Moments]) -> Sample
         reached: progress.is_some_and(|p| p >= 1.0),
         smallest_variant_visitors: smallest,
         conversions: moments.iter().map(|m| m.sum).collect(),
+        days_left,
     }
 }
 
@@ -312,7 +369,13 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
     } else {
         Inference::Fixed
     };
-    let by_metric = index_rows(exp, rows);
+    // Days and cycles count from the phase's first exposure: a test (or a
+    // new phase) without data has run no day and completed no cycle,
+    // whatever its configured start.
+    let first_exposure =
+        rows.iter().filter(|r| exp.variant_index(&r.variant).is_some() && r.moments.n > 0).map(|r| r.date).min();
+    let origin = first_exposure.unwrap_or(today + chrono::Duration::days(1));
+    let by_metric = index_rows(exp, rows, origin);
     let metric_of = |name: &str| catalog.metric(name).expect("validated metric").clone();
 
     let roles = std::iter::once((exp.primary_metric.as_str(), Role::Primary))
@@ -337,13 +400,14 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
             lifts: lifts(exp, &metric, &total, inference, role == Role::Primary),
         });
     }
+    correct_guardrails(&mut metrics, exp.stats.alpha);
 
     let primary = metric_of(&exp.primary_metric);
     let primary_days = by_metric.get(&exp.primary_metric);
     let primary_total = sum_days(primary_days, k, |_| true);
     let length = exp.business_cycle_days;
 
-    let cycle_reports: Vec<CycleReport> = cycles(exp.start, length, today)
+    let cycle_reports: Vec<CycleReport> = cycles(origin, length, today)
         .into_iter()
         .map(|cycle| {
             let m = sum_days(primary_days, k, |d| cycle_of_day(d, length) == Some(cycle.index));
@@ -363,7 +427,7 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
                 c.merge(m);
             }
             daily.push(DailyPoint {
-                date: exp.day_date(*day),
+                date: origin + chrono::Duration::days(*day),
                 arms: arms(exp, &primary, &cumulative),
                 lifts: lifts(exp, &primary, &cumulative, inference, false),
             });
@@ -371,9 +435,13 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
     }
 
     let srm = sample_ratio(exp, &primary_total);
-    let sample_size = sample_size(exp, &primary, &primary_total);
     let cycles_completed = cycle_reports.iter().filter(|c| c.cycle.complete).count();
-    let days_running = ((today - exp.start).num_days() + 1).max(0);
+    let days_running = ((today - origin).num_days() + 1).max(0);
+    // Two cycles are complete the day after their last day.
+    let days_to_two_cycles = (origin + chrono::Duration::days(2 * i64::from(length)) - today).num_days();
+    // The pace comes from complete days: today's traffic is still arriving.
+    let complete_days = (today - origin).num_days().max(1);
+    let sample_size = sample_size(exp, &primary, &primary_total, inference, complete_days, days_to_two_cycles);
 
     let mut report = Report {
         experiment: exp.id.to_string(),
@@ -382,6 +450,7 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
         status: exp.status,
         surface: exp.surface.as_str(),
         as_of: today,
+        first_exposure,
         days_running,
         alpha: exp.stats.alpha,
         inference,

@@ -5,19 +5,27 @@
 //! 1. `sample_ratio_mismatch`: the traffic split is broken, nothing else is
 //!    claimed;
 //! 2. `guardrail_harmed`: a treatment significantly hurts a guardrail, so
-//!    no win on the primary metric matters;
+//!    no win on the primary metric matters. Guardrails are judged with
+//!    Holm's correction across every guardrail × treatment pair, and only
+//!    once the planned sample is reached (at any look with the sequential
+//!    option, whose intervals stay valid under peeking), so the chance that
+//!    a harmless treatment is called harmful stays at most alpha;
 //! 3. `inconsistent_across_cycles`: the last two complete cycles disagree
 //!    significantly (novelty, seasonality, a promotion);
 //! 4. with a significant primary result (after Holm correction):
 //!    `validated_winner` when the sample is reached, two cycles are complete
 //!    and the lift pointed the winning way in each of the last two, else
-//!    `winner_validating`;
+//!    `winner_validating`. A treatment significantly better wins; failing
+//!    that, one significantly worse makes the control the winner against
+//!    it, with any number of arms: a significant loss never reads as "no
+//!    difference";
 //! 5. without one: `collecting_data` below the sample size or two complete
 //!    cycles, else `no_detectable_difference`.
 
 use serde::Serialize;
 
-use super::{lead_treatment, Direction, Lift, Report, Role};
+use super::{Direction, Lift, Report, Role};
+use crate::stats::Inference;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -88,8 +96,18 @@ fn name(variant: &str) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
+/// The confidence level `1 − alpha` as a percentage with the decimals it
+/// needs: 0.05 → "95%", 0.025 → "97.5%", 0.001 → "99.9%" (never "100%").
+pub fn level(alpha: f64) -> String {
+    let level = (1.0 - alpha) * 100.0;
+    (0..=6)
+        .map(|d| format!("{level:.d$}%"))
+        .find(|s| (s.trim_end_matches('%').parse::<f64>().unwrap_or(f64::NAN) - level).abs() <= 1e-9 * level)
+        .unwrap_or_else(|| format!("{level}%"))
+}
+
 fn interval(report: &Report, l: &Lift) -> String {
-    format!("{:.0}% CI {} to {}", (1.0 - report.alpha) * 100.0, pct(l.comparison.ci.0), pct(l.comparison.ci.1))
+    format!("{} CI {} to {}", level(report.alpha), pct(l.comparison.ci.0), pct(l.comparison.ci.1))
 }
 
 fn cycles_word(report: &Report) -> &'static str {
@@ -106,7 +124,27 @@ fn progress_phrase(report: &Report) -> String {
         (Some(n), Some(p)) => format!("{} of the {} visitors per variant needed", pct(p.min(1.0)), thousands(n)),
         _ => "the sample size is not known yet".to_owned(),
     };
-    format!("{sample}, {} of 2 full {} complete", report.cycles_completed.min(2), cycles_word(report))
+    let left = match s.days_left {
+        Some(d) if d > 0 => format!(", about {} left", days(d)),
+        _ => String::new(),
+    };
+    format!("{sample}, {} of 2 full {} complete{left}", report.cycles_completed.min(2), cycles_word(report))
+}
+
+/// The lift with the smallest p-value the verdict uses among those going
+/// `direction`.
+fn strongest(lifts: &[Lift], direction: Direction) -> Option<&Lift> {
+    let p = |l: &Lift| l.p_value_adjusted.unwrap_or(l.comparison.p_value);
+    lifts.iter().filter(|l| l.direction == direction).min_by(|a, b| p(a).total_cmp(&p(b)))
+}
+
+/// `1` → "1 day", `12` → "12 days".
+pub fn days(n: u64) -> String {
+    if n == 1 {
+        "1 day".to_owned()
+    } else {
+        format!("{} days", thousands(n))
+    }
 }
 
 /// `39475` → `"39,475"`.
@@ -157,10 +195,11 @@ pub fn decide(report: &Report) -> Verdict {
         };
     }
 
+    let guardrails_judged = report.sample_size.reached || matches!(report.inference, Inference::Sequential { .. });
     let harmed = report
         .metrics
         .iter()
-        .filter(|m| m.role == Role::Guardrail)
+        .filter(|m| guardrails_judged && m.role == Role::Guardrail)
         .find_map(|m| m.lifts.iter().find(|l| l.direction == Direction::Worse).map(|l| (m, l)));
     if let Some((m, l)) = harmed {
         return Verdict {
@@ -177,12 +216,10 @@ pub fn decide(report: &Report) -> Verdict {
     }
 
     let enough = report.sample_size.reached && report.cycles_completed >= 2;
-    let lead = lead_treatment(report).filter(|l| l.significant);
-    let all_worse = !primary.lifts.is_empty() && primary.lifts.iter().all(|l| l.direction == Direction::Worse);
-    let winner = match lead {
-        Some(l) if l.direction == Direction::Better => Some((l.variant.clone(), l)),
-        Some(l) if all_worse => Some((report.variants[0].clone(), l)),
-        _ => None,
+    let winner = match (strongest(&primary.lifts, Direction::Better), strongest(&primary.lifts, Direction::Worse)) {
+        (Some(better), _) => Some((better.variant.clone(), better)),
+        (None, Some(worse)) => Some((report.variants[0].clone(), worse)),
+        (None, None) => None,
     };
 
     if let Some(c) = report.consistency.as_ref().filter(|c| !c.consistent) {
@@ -214,15 +251,35 @@ pub fn decide(report: &Report) -> Verdict {
                 interval(report, lead)
             )
         } else {
+            let others: Vec<String> =
+                primary.lifts.iter().filter(|l| l.variant != lead.variant).map(|l| name(&l.variant)).collect();
+            let worse_too =
+                primary.lifts.iter().filter(|l| l.variant != lead.variant && l.direction == Direction::Worse).count();
+            let rest = match (others.len(), worse_too) {
+                (0, _) => String::new(),
+                (n, w) if w == n => {
+                    format!("; {} {} worse too", others.join(" and "), if n == 1 { "is" } else { "are" })
+                }
+                _ => format!("; no arm beats the control (no significant difference yet for {})", others.join(", ")),
+            };
             format!(
-                "{} beats {} on {metric}: {} for {} ({})",
-                name(&winner),
+                "{} hurts {metric}: {} against {} ({}){rest}",
                 name(&lead.variant),
                 signed_pct(lead.comparison.relative_lift),
-                name(&lead.variant),
+                name(&winner),
                 interval(report, lead)
             )
         };
+        if enough && !held {
+            return Verdict {
+                code: VerdictCode::WinnerValidating,
+                sentence: format!(
+                    "{effect}, but the lift did not point the same way in both of the last two {}: keep the test running until it holds.",
+                    cycles_word(report)
+                ),
+                winner: None,
+            };
+        }
         return if enough && held {
             Verdict {
                 code: VerdictCode::ValidatedWinner,

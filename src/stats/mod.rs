@@ -15,7 +15,7 @@ pub mod ttest;
 
 pub use correction::holm;
 pub use moments::{MetricStatistic, Moments};
-pub use power::{sample_size_mean, sample_size_proportion};
+pub use power::{sample_size_mean, sample_size_proportion, sample_size_proportion_relative, sample_size_relative};
 pub use srm::srm_p_value;
 pub use ttest::{compare, Comparison, Inference, NotComputable};
 

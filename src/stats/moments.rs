@@ -88,11 +88,31 @@ pub enum MetricStatistic {
     Ratio(Moments),
 }
 
+/// Relative size below which a difference of large sums is rounding, not
+/// spread: sums of a million values carry relative errors near 1e-10, and
+/// real per-visitor data (money, counts) never has a coefficient of
+/// variation near 1e-4.
+pub const ZERO_SPREAD: f64 = 1e-8;
+
+/// `a − b`, or exactly 0 when it is within rounding of the magnitudes
+/// (`|a − b| ≤ ZERO_SPREAD·(|a| + |b|)`): a spread that is truly zero
+/// must read as zero, not as a tiny variance that makes any lift
+/// "significant".
+fn difference(a: f64, b: f64) -> f64 {
+    let d = a - b;
+    if d.abs() <= ZERO_SPREAD * (a.abs() + b.abs()) {
+        0.0
+    } else {
+        d
+    }
+}
+
+/// `(Σx² − (Σx)²/n) / (n − 1)`, exactly 0 when every value is the same.
 fn sample_variance(n: f64, sum: f64, sum_sq: f64) -> f64 {
     if n <= 1.0 {
         0.0
     } else {
-        (sum_sq - sum * sum / n) / (n - 1.0)
+        difference(sum_sq, sum * sum / n) / (n - 1.0)
     }
 }
 
@@ -153,8 +173,11 @@ impl MetricStatistic {
                 let (mx, my) = (m.sum / n, m.den_sum / n);
                 let vx = sample_variance(n, m.sum, m.sum_sq);
                 let vy = sample_variance(n, m.den_sum, m.den_sum_sq);
-                let cov = (m.sum_xy - m.sum * m.den_sum / n) / (n - 1.0);
-                vx / my.powi(2) - 2.0 * cov * mx / my.powi(3) + mx.powi(2) * vy / my.powi(4)
+                let cov = difference(m.sum_xy, m.sum * m.den_sum / n) / (n - 1.0);
+                // Exactly 0 when every visitor has the same ratio (one
+                // ordering visitor, say): the terms then cancel.
+                let (a, b, c) = (vx / my.powi(2), 2.0 * cov * mx / my.powi(3), mx.powi(2) * vy / my.powi(4));
+                difference(a + c, b).max(0.0)
             }
         }
     }
@@ -173,6 +196,24 @@ mod tests {
         let mut recount = Moments::default();
         recount.add_visitor(75.0, 2.0);
         assert!(kept.approx_eq(&recount, 1e-12), "{kept:?} vs {recount:?}");
+    }
+
+    #[test]
+    fn identical_values_have_exactly_zero_variance() {
+        let mut m = Moments::default();
+        for _ in 0..1000 {
+            m.add_visitor(0.1, 0.0);
+        }
+        assert_eq!(MetricStatistic::Mean(m).variance(), 0.0, "{m:?}");
+        let mut one_orderer = Moments::default();
+        one_orderer.add_visitor(87.3, 1.0);
+        for _ in 0..4999 {
+            one_orderer.add_visitor(0.0, 0.0);
+        }
+        assert_eq!(MetricStatistic::Ratio(one_orderer).variance(), 0.0);
+        let mut two = one_orderer;
+        two.add_visitor(20.0, 1.0);
+        assert!(MetricStatistic::Ratio(two).variance() > 0.0, "two different ratios do spread");
     }
 
     #[test]

@@ -110,6 +110,14 @@ fn rho(alpha: f64, tuning: f64) -> f64 {
     ((l + (l + 1.0).ln()) / tuning).sqrt()
 }
 
+/// The confidence sequence's half width over `sqrt(se²·N)` at a total
+/// sample `N`: `sqrt(2(Nρ² + 1)·ln(sqrt(Nρ² + 1)/α) / (Nρ)²)`.
+pub(crate) fn sequential_factor(n: f64, alpha: f64, tuning: f64) -> f64 {
+    let r = rho(alpha, tuning);
+    let nr2 = n * r * r + 1.0;
+    (2.0 * nr2 * (nr2.sqrt() / alpha).ln() / (n * r).powi(2)).sqrt()
+}
+
 /// Compares `treatment` with `control` at level `alpha`.
 ///
 /// # Formula
@@ -163,7 +171,7 @@ pub fn compare(control: &MetricStatistic, treatment: &MetricStatistic, alpha: f6
             let n = na + nb;
             let r = rho(alpha, tuning);
             let nr2 = n * r * r + 1.0;
-            let factor = (2.0 * nr2 * (nr2.sqrt() / alpha).ln() / (n * r).powi(2)).sqrt();
+            let factor = sequential_factor(n, alpha, tuning);
             let st2 = relative_lift.powi(2) * n / rel_var;
             let log_e = r * r * st2 / (2.0 * nr2) - 0.5 * nr2.ln();
             let p = (-log_e).exp().min(1.0);

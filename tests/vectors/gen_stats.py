@@ -4,7 +4,7 @@ statistics from gbstats 0.8 (GrowthBook's stats engine), scipy and
 statsmodels. The test suite reads the committed JSON; it never runs Python.
 
     python3 -m venv /tmp/statsenv
-    /tmp/statsenv/bin/pip install gbstats==0.8.0 scipy statsmodels
+    /tmp/statsenv/bin/pip install gbstats==0.8.0 scipy==1.17.1 statsmodels==0.15.0 numpy==1.26.4 pandas==1.5.3
     /tmp/statsenv/bin/python tests/vectors/gen_stats.py
 
 Seeded: a rerun with the same packages writes the same file.
@@ -17,11 +17,24 @@ What is compared, and against what:
   2 * (1 - t.cdf) where that does not underflow.
 - holm: statsmodels multipletests(method="holm").
 - srm: gbstats.utils.check_srm.
-- sample sizes: the design's formulas with scipy's normal quantiles.
+- sample sizes: the design's formulas with scipy's normal quantiles, and the
+  relative-lift sizes offerlab uses: the root, found by scipy's brentq, of
+  the planned power (the delta method applied to the rejection margin, its
+  gradient by central differences) minus the target, for fixed-horizon and
+  sequential tests; independent of offerlab's closed-form gradient and
+  bisection.
+- zero spread: arms whose visitors all have the same value (or the same
+  ratio) have a variance of exactly 0, computed here in exact rational
+  arithmetic from the per-visitor values; gbstats' own answer is kept
+  beside it (it reports "not computable" only when its floating-point
+  variance comes out at or below 0).
+- multi-arm: a control and two treatments, each compared by gbstats and
+  Holm-adjusted by statsmodels.
 - cycle consistency: two-sided z-test of two independent estimates.
 """
 import json
 import math
+from fractions import Fraction
 import os
 import random
 from importlib.metadata import version
@@ -35,6 +48,7 @@ from gbstats.frequentist.tests import (
 )
 from gbstats.models.statistics import ProportionStatistic, RatioStatistic, SampleMeanStatistic
 from gbstats.utils import check_srm
+from scipy.optimize import brentq
 from scipy.stats import norm, t
 from statsmodels.stats.multitest import multipletests
 
@@ -198,6 +212,108 @@ for _ in range(40):
     vectors["consistency"].append({"lift1": l1, "se1": s1, "lift2": l2, "se2": s2, "p_value": float(2 * norm.sf(abs(z)))})
 
 
+def sequential_half_width_factor(n_total, alpha, tuning):
+    l = -2 * math.log(alpha)
+    rho = math.sqrt((l + math.log(l + 1)) / tuning)
+    nr2 = n_total * rho * rho + 1
+    return math.sqrt(2 * nr2 * math.log(math.sqrt(nr2) / alpha) / (n_total * rho) ** 2)
+
+
+def planned_power(c, t, n, k):
+    """Power of one look: the delta method applied to the rejection margin
+    h = (m2 - m1) - k * sqrt(V/n), V = v2 + v1 * (m2/m1)^2, each arm given as
+    (mean, variance, d variance / d mean). Derivatives by central
+    differences, independently of offerlab's closed-form gradient."""
+    def h(m1, m2):
+        v1 = c[1] + c[2] * (m1 - c[0])
+        v2 = t[1] + t[2] * (m2 - t[0])
+        return m2 - m1 - k * math.sqrt((v2 + v1 * (m2 / m1) ** 2) / n)
+    e1, e2 = 1e-6 * c[0], 1e-6 * t[0]
+    g1 = (h(c[0] + e1, t[0]) - h(c[0] - e1, t[0])) / (2 * e1)
+    g2 = (h(c[0], t[0] + e2) - h(c[0], t[0] - e2)) / (2 * e2)
+    sd = math.sqrt((g1 * g1 * c[1] + g2 * g2 * t[1]) / n)
+    return norm.cdf(h(c[0], t[0]) / sd)
+
+
+def sample_size_relative(c, t, a, power, sequential, tuning):
+    k = (lambda n: math.sqrt(2 * n) * sequential_half_width_factor(2 * n, a, tuning)) if sequential \
+        else (lambda n: norm.ppf(1 - a / 2))
+    return brentq(lambda n: planned_power(c, t, n, k(n)) - power, 2.0, 1e13, xtol=1e-9, rtol=1e-13, maxiter=500)
+
+
+def proportion_arm(p):
+    return (p, p * (1 - p), 1 - 2 * p)
+
+
+vectors["sample_size_relative"] = []
+for p1 in [0.01, 0.04, 0.2]:
+    for mde in [0.05, 0.1, 0.3]:
+        for a, power in [(0.05, 0.8), (0.025, 0.9)]:
+            for sequential, tuning in [(False, 5000.0), (True, 5000.0), (True, 50000.0)]:
+                n = sample_size_relative(proportion_arm(p1), proportion_arm(p1 * (1 + mde)), a, power, sequential, tuning)
+                vectors["sample_size_relative"].append({"kind": "proportion", "mu": p1, "sigma": None, "mde": mde,
+                                                        "alpha": a, "power": power, "sequential": sequential,
+                                                        "tuning": tuning, "n": n})
+for mu, sigma in [(12.0, 30.0), (55.0, 80.0)]:
+    for mde in [0.05, 0.2]:
+        for sequential in (False, True):
+            n = sample_size_relative((mu, sigma**2, 0.0), (mu * (1 + mde), sigma**2, 0.0), 0.05, 0.8, sequential, 5000.0)
+            vectors["sample_size_relative"].append({"kind": "mean", "mu": mu, "sigma": sigma, "mde": mde, "alpha": 0.05,
+                                                    "power": 0.8, "sequential": sequential, "tuning": 5000.0, "n": n})
+
+
+def arm_of(values, denominators=None):
+    """Float sums of per-visitor values (as offerlab keeps them), and the
+    exact per-visitor variance of the metric in rational arithmetic."""
+    n = len(values)
+    m = {"n": n, "sum": float(sum(values)), "sum_sq": float(sum(x * x for x in values))}
+    xs = [Fraction(x) for x in values]
+    if denominators is None:
+        mean = sum(xs) / n
+        exact = sum((x - mean) ** 2 for x in xs) / (n - 1)
+    else:
+        ys = [Fraction(y) for y in denominators]
+        m.update(den_sum=float(sum(denominators)), den_sum_sq=float(sum(y * y for y in denominators)),
+                 sum_xy=float(sum(x * y for x, y in zip(values, denominators))))
+        mx, my = sum(xs) / n, sum(ys) / n
+        vx = sum((x - mx) ** 2 for x in xs) / (n - 1)
+        vy = sum((y - my) ** 2 for y in ys) / (n - 1)
+        c = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / (n - 1)
+        exact = vx / my**2 - 2 * c * mx / my**3 + mx**2 * vy / my**4
+    return m, float(exact)
+
+
+def one_orderer(n, value):
+    return arm_of([value] + [0.0] * (n - 1), [1.0] + [0.0] * (n - 1))
+
+
+spread = arm_of([30.0] * 10 + [60.0] * 10 + [0.0] * 980, [1.0] * 20 + [0.0] * 980)
+zero_spread_arms = [
+    ("mean", arm_of([12.5] * 1000), arm_of([10.0] * 500 + [16.2] * 500)),
+    ("mean", arm_of([0.1] * 800), arm_of([0.1] * 400 + [0.2] * 400)),
+    ("mean", arm_of([19.99] * 3000), arm_of([19.99] * 2990 + [25.0] * 10)),
+    ("ratio", one_orderer(1000, 50.0), spread),
+    ("ratio", one_orderer(5000, 87.3), spread),
+    ("ratio", one_orderer(977, 19.99), one_orderer(1013, 64.5)),
+    ("ratio", arm_of([40.0] * 30 + [0.0] * 970, [2.0] * 30 + [0.0] * 970), spread),
+]
+vectors["zero_spread"] = []
+for kind, (mc, vc), (mt, vt) in zero_spread_arms:
+    case = compare_case(kind, mc, mt, 0.05, False, 5000.0)
+    vectors["zero_spread"].append({"kind": kind, "control": mc, "treatment": mt, "exact_variance": [vc, vt],
+                                   "gbstats_computable": case["computable"]})
+
+# Three arms: one treatment clearly worse, one no different.
+def conversions(n, c):
+    return {"n": n, "sum": float(c), "sum_sq": float(c)}
+
+
+multi = {"control": conversions(20_000, 1_000), "treatments": [conversions(20_000, 610), conversions(20_000, 1_003)]}
+multi["results"] = [compare_case("proportion", multi["control"], t_, 0.05, False, 5000.0) for t_ in multi["treatments"]]
+multi["holm"] = [float(x) for x in multipletests([r["p_value"] for r in multi["results"]], method="holm")[1]]
+vectors["multi_arm"] = multi
+
+
 # An example aggregates file for `offerlab analyze` on
 # experiments/cart-protection-copy.toml (sequential, alpha 0.05, tuning 5000),
 # simulated per visitor over three weeks, and gbstats' numbers for it.
@@ -251,9 +367,8 @@ def example_aggregates():
     reference["srm_p_value"] = float(check_srm(n, [0.5, 0.5]))
     p1 = totals[("cart_offer_acceptance", "control")]["sum"] / n[0]
     p2 = p1 * 1.1
-    pbar = (p1 + p2) / 2
-    reference["sample_size"] = (norm.ppf(0.975) * math.sqrt(2 * pbar * (1 - pbar))
-                                + norm.ppf(0.8) * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / (p2 - p1) ** 2
+    # The test is sequential (tuning 5000): sized for its relative lift.
+    reference["sample_size"] = sample_size_relative(proportion_arm(p1), proportion_arm(p2), 0.05, 0.8, True, 5000.0)
     return reference
 
 

@@ -140,12 +140,32 @@ fn winner_validating_before_two_complete_cycles() {
     assert_verdict(&r, VerdictCode::WinnerValidating, "has not yet held over two full weeks");
 }
 
+/// 8,000 visitors per variant and day: each week is large enough to have
+/// caught the lift vanishing.
+const BIG: Day = Day { visitors: 8000, ..BASE };
+
+fn big(upsell: f64) -> Day {
+    Day { upsell, ..BIG }
+}
+
 #[test]
 fn validated_winner_after_two_cycles_in_the_same_direction() {
-    let r = report(&weeks(3, [BASE, with(0.046)]), 21, "");
+    let r = report(&weeks(3, [BIG, big(0.046)]), 21, "");
     assert_verdict(&r, VerdictCode::ValidatedWinner, "Benefit raises upsell acceptance by 15.0% (95% CI");
     assert!(r.verdict.sentence.ends_with("it held in both of the last two weeks: ship it."));
     assert_eq!(r.verdict.winner.as_deref(), Some("benefit"));
+    assert!(r.consistency.as_ref().unwrap().comparable);
+}
+
+#[test]
+fn cycles_too_small_to_catch_a_novelty_effect_do_not_validate() {
+    // At 3,000 a day the sample is reached, and the lift held in both
+    // weeks, but a week could not have shown the lift vanishing.
+    let r = report(&weeks(3, [BASE, with(0.046)]), 21, "");
+    assert!(r.sample_size.reached && r.cycles_completed >= 2);
+    assert_verdict(&r, VerdictCode::WinnerValidating, "too small to tell a lasting lift from a novelty effect");
+    assert!(!r.consistency.as_ref().unwrap().comparable);
+    assert_eq!(r.verdict.winner, None);
 }
 
 #[test]
@@ -169,7 +189,7 @@ fn novelty_that_vanishes_in_cycle_two_is_never_validated() {
 
 #[test]
 fn a_significantly_worse_treatment_makes_the_control_the_winner() {
-    let r = report(&weeks(3, [BASE, with(0.034)]), 21, "");
+    let r = report(&weeks(3, [BIG, big(0.034)]), 21, "");
     assert_verdict(&r, VerdictCode::ValidatedWinner, "keep the control");
     assert_eq!(r.verdict.winner.as_deref(), Some("control"));
 }
@@ -355,4 +375,33 @@ fn a_winner_that_did_not_hold_in_both_cycles_says_so_not_that_the_sample_is_miss
     } else {
         assert_ne!(r.verdict.code, VerdictCode::ValidatedWinner, "{}", r.verdict.sentence);
     }
+}
+
+/// A novelty effect at just the planned sample: +20% in the first week,
+/// nothing in the second, 1,000 seeded tests. Without the size check on the
+/// cycles such effects could pass as validated winners; now at most 1% may.
+#[test]
+fn novelty_effects_at_the_planned_sample_are_almost_never_validated() {
+    use rand::SeedableRng;
+    use rand_distr::{Binomial, Distribution};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let (exp, catalog) = setup("");
+    let runs = 1000;
+    let mut validated = 0;
+    for _ in 0..runs {
+        let mut rows = Vec::new();
+        for day in 0..14 {
+            let date = exp.start + Duration::days(day);
+            for (variant, rate) in [("control", 0.04), ("benefit", if day < 7 { 0.048 } else { 0.04 })] {
+                let c = Binomial::new(3000, rate).unwrap().sample(&mut rng) as f64;
+                let moments = Moments { n: 3000, sum: c, sum_sq: c, ..Moments::default() };
+                rows.push(AggregateRow { variant: variant.into(), date, metric: "upsell_acceptance".into(), moments });
+            }
+        }
+        let r = analyze(&exp, &catalog, &rows, exp.start + Duration::days(14));
+        if r.verdict.code == VerdictCode::ValidatedWinner {
+            validated += 1;
+        }
+    }
+    assert!(f64::from(validated) / f64::from(runs) <= 0.01, "{validated} of {runs} novelty effects validated");
 }

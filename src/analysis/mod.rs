@@ -15,6 +15,7 @@ use crate::aggregates::AggregateRow;
 use crate::cycles::{consistency_p_value, cycle_of_day, cycles, Cycle};
 use crate::experiment::{Catalog, Experiment, Metric, MetricKind, Status};
 use crate::stats::srm::{SRM_MIN_PER_VARIANT, SRM_THRESHOLD};
+use crate::stats::z_quantile;
 use crate::stats::{
     compare, holm, sample_size_proportion_relative, sample_size_relative, srm_p_value, Comparison, Inference,
     MetricStatistic, Moments,
@@ -125,6 +126,13 @@ pub struct Consistency {
     pub lifts: (f64, f64),
     pub p_value: f64,
     pub consistent: bool,
+    /// The change in lift between the two cycles that this check catches
+    /// with the test's planned power: `(z(1 − α/2) + z(power))·sqrt(se1² + se2²)`.
+    pub detectable_change: f64,
+    /// Whether the cycles could catch the whole lift vanishing (a novelty
+    /// effect): `detectable_change ≤ |overall lift|`. When they cannot, a
+    /// lift that "held" in both proves little.
+    pub comparable: bool,
 }
 
 /// Cumulative primary metric up to and including one day.
@@ -466,7 +474,7 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
         daily,
         verdict: Verdict::placeholder(),
     };
-    report.consistency = consistency(&report);
+    report.consistency = consistency(&report, exp.stats.power);
     report.verdict = verdict::decide(&report);
     report
 }
@@ -483,7 +491,7 @@ pub(crate) fn lead_treatment(report: &Report) -> Option<&Lift> {
 
 /// Whether the lead treatment's lift differs between the last two complete
 /// cycles (a z-test of the two cycle estimates).
-fn consistency(report: &Report) -> Option<Consistency> {
+fn consistency(report: &Report, power: f64) -> Option<Consistency> {
     let lead = lead_treatment(report)?;
     let complete: Vec<&CycleReport> = report.cycles.iter().filter(|c| c.cycle.complete).collect();
     let [.., a, b] = complete.as_slice() else {
@@ -500,11 +508,15 @@ fn consistency(report: &Report) -> Option<Consistency> {
         lb.comparison.relative_lift,
         lb.comparison.std_error,
     );
+    let (sa, sb) = (la.comparison.std_error, lb.comparison.std_error);
+    let detectable_change = (z_quantile(1.0 - report.alpha / 2.0) + z_quantile(power)) * (sa * sa + sb * sb).sqrt();
     Some(Consistency {
         variant: lead.variant.clone(),
         cycles: (a.cycle.index, b.cycle.index),
         lifts: (la.comparison.relative_lift, lb.comparison.relative_lift),
         p_value,
         consistent: p_value >= report.alpha,
+        detectable_change,
+        comparable: detectable_change <= lead.comparison.relative_lift.abs(),
     })
 }

@@ -13,9 +13,11 @@
 //! 3. `inconsistent_across_cycles`: the last two complete cycles disagree
 //!    significantly (novelty, seasonality, a promotion);
 //! 4. with a significant primary result (after Holm correction):
-//!    `validated_winner` when the sample is reached, two cycles are complete
-//!    and the lift pointed the winning way in each of the last two, else
-//!    `winner_validating`. A treatment significantly better wins; failing
+//!    `validated_winner` when the sample is reached, two cycles are complete,
+//!    the lift pointed the winning way in each of the last two, and those
+//!    two cycles are large enough to have caught the lift vanishing (a
+//!    novelty effect) with the planned power; else `winner_validating`,
+//!    whose sentence says which condition is missing. A treatment significantly better wins; failing
 //!    that, one significantly worse makes the control the winner against
 //!    it, with any number of arms: a significant loss never reads as "no
 //!    difference";
@@ -270,6 +272,20 @@ pub fn decide(report: &Report) -> Verdict {
                 interval(report, lead)
             )
         };
+        let comparable = report.consistency.as_ref().is_some_and(|c| c.comparable);
+        if enough && held && !comparable {
+            let change = report.consistency.as_ref().map_or(String::new(), |c| {
+                format!(" (only a change of more than {} between them would show)", pct(c.detectable_change))
+            });
+            return Verdict {
+                code: VerdictCode::WinnerValidating,
+                sentence: format!(
+                    "{effect}; it held in both of the last two {}, but they are too small to tell a lasting lift from a novelty effect{change}: keep the test running.",
+                    cycles_word(report)
+                ),
+                winner: None,
+            };
+        }
         if enough && !held {
             return Verdict {
                 code: VerdictCode::WinnerValidating,

@@ -11,7 +11,7 @@ use chrono::{Duration, Utc};
 use offerlab::analysis::analyze;
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::load_dir;
-use offerlab::store::{Store, Write};
+use offerlab::store::{SledStore, Store, Write};
 use offerlab::tracking::{Event, Exposure};
 
 const EVENTS_PER_VISITOR: u64 = 5;
@@ -22,7 +22,7 @@ fn main() {
         Arc::new(load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"))).unwrap());
     let exp = catalog.get("cart-protection-copy").unwrap().clone();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let now = Utc::now();
     let mut recorded = 0u64;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::load_dir;
-use offerlab::store::{Store, Write};
+use offerlab::store::{SledStore, Store, Write};
 use offerlab::tracking::{Event, Exposure};
 
 const PER_REQUEST: usize = 100;
@@ -21,7 +21,7 @@ fn main() {
     let events: usize = std::env::var("OFFERLAB_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let catalog = Arc::new(load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"))).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap();
     let a = evaluate(exp, "bot", &Attributes::new(), None).unwrap();

@@ -16,7 +16,7 @@ use offerlab::experiment::load::load_file;
 use offerlab::experiment::load_dir;
 use offerlab::simulate::{self, Effect, Simulation};
 use offerlab::startup::Application;
-use offerlab::store::Store;
+use offerlab::store::{SledStore, Store};
 
 #[derive(Parser)]
 #[command(name = "offerlab", version, about = "A/B experiments for upsell and cross-sell offers")]
@@ -166,7 +166,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
         }
         Command::Rebuild { data, experiments } => {
             let catalog = load_dir(&experiments).map_err(|e| e.to_string())?;
-            let store = Store::open(&data).map_err(|e| e.to_string())?;
+            let store = SledStore::open(&data).map_err(|e| e.to_string())?;
             let rows = store.rebuild(&catalog).map_err(|e| e.to_string())?;
             let (exposures, events) = store.counts().map_err(|e| e.to_string())?;
             println!("rebuilt {rows} aggregate rows from {exposures} exposures and {events} events");

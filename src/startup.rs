@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::experiment::{load_dir, ValidationErrors};
 use crate::routes;
 use crate::state::{admit, AppState};
-use crate::store::Store;
+use crate::store::{SledStore, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -64,13 +64,14 @@ impl Application {
         for e in catalog.experiments() {
             tracing::info!(experiment = %e.id, status = ?e.status, surface = e.surface.as_str(), "loaded test");
         }
-        let store = Arc::new(Store::open(&settings.data)?);
+        let store = SledStore::open(&settings.data)?;
         if store.outdated() {
             tracing::warn!(data = %settings.data.display(), "the data folder has an older layout: rebuilding it from the raw records");
             let rows = store.rebuild(&catalog)?;
             tracing::info!(rows, "data folder upgraded");
         }
-        admit(&store, &catalog)?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        admit(store.as_ref(), &catalog)?;
         let metrics = Arc::new(Metrics::new());
         let flush = metrics.flush.clone();
         store.on_flush(Box::new(move |seconds| flush.observe(seconds)));

@@ -16,12 +16,12 @@ use crate::store::{Store, StoreError};
 pub struct AppState {
     catalog: ArcSwap<Catalog>,
     experiments_dir: PathBuf,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    pub fn new(catalog: Catalog, experiments_dir: PathBuf, store: Arc<Store>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(catalog: Catalog, experiments_dir: PathBuf, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
         AppState { catalog: ArcSwap::from_pointee(catalog), experiments_dir, store, metrics }
     }
 
@@ -35,7 +35,7 @@ impl AppState {
     /// folder is refused and the running set stays.
     pub fn reload(&self) -> Result<Arc<Catalog>, ValidationErrors> {
         let fresh = Arc::new(load_dir(&self.experiments_dir)?);
-        admit(&self.store, &fresh)?;
+        admit(self.store.as_ref(), &fresh)?;
         self.catalog.store(fresh.clone());
         tracing::info!(experiments = fresh.len(), "reloaded experiment definitions");
         Ok(fresh)
@@ -56,7 +56,7 @@ impl AppState {
 /// Refuses a catalog whose allocation changes would move visitors of
 /// running tests between variants (see [`crate::allocation`]), else
 /// remembers the allocations it brings.
-pub fn admit(store: &Store, catalog: &Catalog) -> Result<(), ValidationErrors> {
+pub fn admit(store: &dyn Store, catalog: &Catalog) -> Result<(), ValidationErrors> {
     let storage = |e: StoreError| {
         ValidationErrors(vec![ValidationError { file: "data".into(), line: None, message: e.to_string() }])
     };

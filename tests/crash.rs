@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use offerlab::assignment::{assign_all, AssignQuery};
 use offerlab::experiment::{load_dir, Catalog};
-use offerlab::store::Store;
+use offerlab::store::{SledStore, Store};
 use serde_json::{json, Value};
 
 mod common;
@@ -101,7 +101,7 @@ fn crash_round(round: usize) {
     assert_eq!(health["status"], "ok");
     drop(again);
 
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     let acked = acked.lock().unwrap();
     let exposures: BTreeSet<(String, String)> =
         store.exposures().unwrap().into_iter().map(|e| (e.visitor, e.experiment)).collect();

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use offerlab::store::Store;
+use offerlab::store::{SledStore, Store};
 use serde_json::json;
 
 mod common;
@@ -36,6 +36,6 @@ fn a_second_server_on_the_same_folder_is_refused_and_sigterm_exits_cleanly() {
     assert!(term.success());
     let status = first.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM drains, flushes and exits 0");
-    let store = Store::open(dir.path()).expect("the lock is released");
+    let store = SledStore::open(dir.path()).expect("the lock is released");
     assert_eq!(store.counts().unwrap(), (0, 1));
 }

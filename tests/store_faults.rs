@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{TimeZone, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::{load_dir, Catalog};
-use offerlab::store::keys::event_chunk_key;
-use offerlab::store::{Outcome, Store, StoreError, Write};
+use offerlab::store::sled::keys::event_chunk_key;
+use offerlab::store::{Outcome, SledStore, Store, StoreError, Write};
 use offerlab::tracking::{Event, Exposure};
 
 mod common;
@@ -37,7 +37,7 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
     let catalog = catalog();
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         store.record(catalog.clone(), vec![event("a-1", "alice"), event("b-1", "bob")]).await.unwrap();
         store.close().unwrap();
     }
@@ -46,7 +46,7 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
         db.open_tree("visitor_events").unwrap().insert(event_chunk_key("alice", 0), GARBAGE).unwrap();
         db.flush().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     // Both requests may share a group commit: only Alice's may fail.
     let (alice, bob) = tokio::join!(
         store.record(catalog.clone(), vec![event("a-2", "alice")]),
@@ -67,7 +67,7 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
         let kept = db.open_tree("visitor_events").unwrap().get(event_chunk_key("alice", 0)).unwrap().unwrap();
         assert_eq!(kept.as_ref(), GARBAGE, "the record was left as it was");
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     store.rebuild(&catalog).unwrap();
     let ids: Vec<String> = store.events_of("alice").unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(ids, ["a-1"], "rebuild restores the index from the raw events");
@@ -78,7 +78,7 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
 async fn a_full_queue_refuses_at_once_instead_of_growing() {
     let catalog = catalog();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open_bounded(dir.path(), 1).unwrap());
+    let store = Arc::new(SledStore::open_bounded(dir.path(), 1).unwrap());
     // Hold the writer inside its first group commit until released.
     let (entered, in_commit) = mpsc::channel::<()>();
     let (release, released) = mpsc::channel::<()>();
@@ -137,12 +137,12 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
         db.open_tree("aggregates").unwrap().insert(b"cart-protection-copy\0junk", &b"{}"[..]).unwrap();
         db.flush().unwrap();
     }
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     assert!(store.outdated());
     store.rebuild(&catalog).unwrap();
     let rows = store.aggregate_rows(exp).unwrap();
     let aov = rows.iter().find(|r| r.metric == "revenue_per_visitor").expect("the visitor's row");
     assert_eq!((aov.date.to_string(), aov.moments.n, aov.moments.sum), ("2026-11-10".into(), 1, 20.0));
     drop(store);
-    assert!(!Store::open(dir.path()).unwrap().outdated(), "upgraded once");
+    assert!(!SledStore::open(dir.path()).unwrap().outdated(), "upgraded once");
 }

@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::{load_dir, Catalog};
 use offerlab::stats::Moments;
-use offerlab::store::keys::AggregateKey;
-use offerlab::store::{Store, Write};
+use offerlab::store::sled::keys::AggregateKey;
+use offerlab::store::{SledStore, Store, Write};
 use offerlab::tracking::{Event, Exposure};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -127,7 +127,7 @@ async fn shuffled_writes_with_duplicates_and_retries_give_the_true_aggregates() 
     let (truth, writes) = generate(&catalog, &mut rng);
     assert!(writes.len() >= 20_000);
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
 
     // Eight concurrent senders, batches of up to 50, so group commit is exercised.
     let chunks: Vec<Vec<Write>> = writes.chunks(50).map(<[Write]>::to_vec).collect();
@@ -158,7 +158,7 @@ async fn shuffled_writes_with_duplicates_and_retries_give_the_true_aggregates() 
 async fn an_earlier_exposure_moving_the_only_visitor_leaves_no_empty_row() {
     let catalog = catalog();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap();
     let a = evaluate(exp, "mover", &Attributes::new(), None).unwrap();
     let at = |day: i64| Exposure {

@@ -10,6 +10,8 @@ use std::str::from_utf8;
 
 use chrono::{Datelike, NaiveDate};
 
+pub use crate::store::rules::{AggregateKey, TallyKey};
+
 fn push_str(out: &mut Vec<u8>, s: &str) {
     let len = u16::try_from(s.len()).expect("key parts are at most 64 KiB (ids are validated far shorter)");
     out.extend_from_slice(&len.to_be_bytes());
@@ -50,14 +52,7 @@ pub fn event_chunk_key(visitor: &str, chunk: u32) -> Vec<u8> {
     k
 }
 
-/// `tallies`: a visitor's attributed events in one phase of one test.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TallyKey {
-    pub experiment: String,
-    pub phase: u32,
-    pub visitor: String,
-}
-
+/// `tallies`: one key per (test, phase, visitor).
 impl TallyKey {
     pub fn encode(&self) -> Vec<u8> {
         let mut k = Vec::new();
@@ -75,18 +70,8 @@ impl TallyKey {
     }
 }
 
-/// `aggregates`: one metric's sums for one variant and shop-local day of
-/// first exposure, in one phase of one test. The day is a calendar date,
-/// not an offset from the test's `start`, so editing `start` moves nothing.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct AggregateKey {
-    pub experiment: String,
-    pub phase: u32,
-    pub variant: u16,
-    pub date: NaiveDate,
-    pub metric: String,
-}
-
+/// `aggregates`: one key per (test, phase, variant, date, metric), so a
+/// test's phase scans by prefix and its days in order.
 impl AggregateKey {
     pub fn encode(&self) -> Vec<u8> {
         let mut k = Self::prefix(&self.experiment, self.phase);

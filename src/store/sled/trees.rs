@@ -13,10 +13,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Tree;
 
 use super::keys::{describe, event_chunk_key, visitor_key, AggregateKey, TallyKey};
-use super::{Corrupt, StoreError};
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
 use crate::stats::Moments;
+use crate::store::rules::{Ledger, Stored};
+use crate::store::{Corrupt, StoreError};
 use crate::tracking::{Event, Exposure};
 
 /// Most events one chunk of a visitor's event list holds. Appending an
@@ -176,14 +177,6 @@ impl Allocations {
     }
 }
 
-/// What an event id already stands for.
-pub enum Stored {
-    New,
-    Same,
-    /// The id was stored with another visitor, name or value.
-    Different(Event),
-}
-
 /// One write transaction's view of every tree.
 pub struct Tx<'a> {
     pub exposures: &'a TransactionalTree,
@@ -195,49 +188,6 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    pub fn exposures_of(&self, visitor: &str) -> TxResult<Vec<Exposure>> {
-        let key = visitor_key(visitor);
-        tx_decode(Exposures::NAME, key, self.exposures.get(key)?)
-    }
-
-    pub fn put_exposures(&self, visitor: &str, list: &[Exposure]) -> TxResult<()> {
-        self.exposures.insert(visitor_key(visitor), encode(&list))?;
-        Ok(())
-    }
-
-    /// Whether `e.id` is new, stored as the same event, or stored as
-    /// another one. The time is not compared: a retry without `ts` gets a
-    /// new server time.
-    pub fn event_by_id(&self, e: &Event) -> TxResult<Stored> {
-        let key = e.id.as_bytes();
-        let Some(bytes) = self.events.get(key)? else { return Ok(Stored::New) };
-        let stored: Event = decode(Events::NAME, key, &bytes)
-            .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
-        if stored.visitor == e.visitor && stored.name == e.name && stored.value.to_bits() == e.value.to_bits() {
-            Ok(Stored::Same)
-        } else {
-            Ok(Stored::Different(stored))
-        }
-    }
-
-    /// Every event of a visitor: one point read per chunk.
-    pub fn events_of(&self, visitor: &str) -> TxResult<Vec<Event>> {
-        let head: VisitorHead =
-            tx_decode(Visitors::NAME, visitor_key(visitor), self.visitors.get(visitor_key(visitor))?)?;
-        let mut out = Vec::with_capacity(head.events as usize);
-        for chunk in 0..head.events.div_ceil(EVENTS_PER_CHUNK) {
-            let key = event_chunk_key(visitor, chunk as u32);
-            out.extend(tx_decode::<Vec<Event>>(VisitorEvents::NAME, &key, self.visitor_events.get(&key)?)?);
-        }
-        Ok(out)
-    }
-
-    /// Stores a new event by id and in its visitor's list.
-    pub fn put_event(&self, e: &Event) -> TxResult<()> {
-        self.events.insert(e.id.as_bytes(), encode(e))?;
-        self.index_event(e)
-    }
-
     /// Appends an event to its visitor's last chunk.
     pub fn index_event(&self, e: &Event) -> TxResult<()> {
         let head_key = visitor_key(&e.visitor);
@@ -250,21 +200,68 @@ impl Tx<'_> {
         self.visitors.insert(head_key, encode(&head))?;
         Ok(())
     }
+}
 
-    pub fn tallies(&self, key: &TallyKey) -> TxResult<Tallies> {
+impl Ledger for Tx<'_> {
+    type Error = ConflictableTransactionError<StoreError>;
+
+    fn exposures_of(&self, visitor: &str) -> TxResult<Vec<Exposure>> {
+        let key = visitor_key(visitor);
+        tx_decode(Exposures::NAME, key, self.exposures.get(key)?)
+    }
+
+    fn put_exposures(&self, visitor: &str, list: &[Exposure]) -> TxResult<()> {
+        self.exposures.insert(visitor_key(visitor), encode(&list))?;
+        Ok(())
+    }
+
+    /// Whether `e.id` is new, stored as the same event, or stored as
+    /// another one. The time is not compared: a retry without `ts` gets a
+    /// new server time.
+    fn event_by_id(&self, e: &Event) -> TxResult<Stored> {
+        let key = e.id.as_bytes();
+        let Some(bytes) = self.events.get(key)? else { return Ok(Stored::New) };
+        let stored: Event = decode(Events::NAME, key, &bytes)
+            .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
+        if stored.visitor == e.visitor && stored.name == e.name && stored.value.to_bits() == e.value.to_bits() {
+            Ok(Stored::Same)
+        } else {
+            Ok(Stored::Different(stored))
+        }
+    }
+
+    /// Every event of a visitor: one point read per chunk.
+    fn events_of(&self, visitor: &str) -> TxResult<Vec<Event>> {
+        let head: VisitorHead =
+            tx_decode(Visitors::NAME, visitor_key(visitor), self.visitors.get(visitor_key(visitor))?)?;
+        let mut out = Vec::with_capacity(head.events as usize);
+        for chunk in 0..head.events.div_ceil(EVENTS_PER_CHUNK) {
+            let key = event_chunk_key(visitor, chunk as u32);
+            out.extend(tx_decode::<Vec<Event>>(VisitorEvents::NAME, &key, self.visitor_events.get(&key)?)?);
+        }
+        Ok(out)
+    }
+
+    /// Stores a new event by id and in its visitor's list.
+    fn put_event(&self, e: &Event) -> TxResult<()> {
+        self.events.insert(e.id.as_bytes(), encode(e))?;
+        self.index_event(e)
+    }
+
+    fn tallies(&self, key: &TallyKey) -> TxResult<Tallies> {
         let k = key.encode();
         let bytes = self.tallies.get(&k)?;
         tx_decode(TallyTree::NAME, &k, bytes)
     }
 
-    pub fn put_tallies(&self, key: &TallyKey, t: &Tallies) -> TxResult<()> {
+    fn put_tallies(&self, key: &TallyKey, t: &Tallies) -> TxResult<()> {
         self.tallies.insert(key.encode(), encode(t))?;
         Ok(())
     }
 
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// (its last visitor moved to another day) is removed.
-    pub fn update_aggregate(&self, key: &AggregateKey, change: impl FnOnce(&mut Moments)) -> TxResult<()> {
+    fn update_aggregate(&self, key: &AggregateKey, change: &mut dyn FnMut(&mut Moments)) -> TxResult<()> {
         let k = key.encode();
         let mut m: Moments = tx_decode(Aggregates::NAME, &k, self.aggregates.get(&k)?)?;
         change(&mut m);

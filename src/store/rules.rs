@@ -1,0 +1,158 @@
+//! The write rules, once for every backend: pure code over a [`Ledger`],
+//! the point reads and writes of one transaction.
+//!
+//! - The first exposure per visitor, test and phase counts; a later one is a
+//!   duplicate; an earlier one (it arrived late) moves the visitor to its
+//!   day, taking their contribution from the old day's aggregates.
+//! - An event counts for a test when the visitor's first exposure is at or
+//!   before it, whatever order the calls arrived in: a first exposure picks
+//!   up the events the visitor already has at or after it.
+//! - An event id is stored once: the same id with the same visitor, name and
+//!   value is a duplicate, with anything else a conflict.
+//! - Only event names a test's metrics read are tallied, so one event costs
+//!   the same whatever the visitor's history.
+
+use crate::attribution::{metric_values, Tallies};
+use crate::experiment::{Catalog, Experiment};
+use crate::stats::Moments;
+use crate::tracking::{Event, Exposure};
+
+use chrono::NaiveDate;
+
+use super::{Outcome, Write};
+
+/// Which tallies: a visitor's attributed events in one phase of one test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TallyKey {
+    pub experiment: String,
+    pub phase: u32,
+    pub visitor: String,
+}
+
+/// Which aggregate row: one metric's sums for one variant and shop-local day of
+/// first exposure, in one phase of one test. The day is a calendar date,
+/// not an offset from the test's `start`, so editing `start` moves nothing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AggregateKey {
+    pub experiment: String,
+    pub phase: u32,
+    pub variant: u16,
+    pub date: NaiveDate,
+    pub metric: String,
+}
+
+/// What an event id already stands for.
+pub enum Stored {
+    New,
+    Same,
+    /// The id was stored with another visitor, name or value.
+    Different(Event),
+}
+
+/// One transaction's view of a store: point reads that see the
+/// transaction's own earlier writes, and writes that commit together.
+pub trait Ledger {
+    type Error;
+
+    /// Every (test, phase) first exposure of a visitor.
+    fn exposures_of(&self, visitor: &str) -> Result<Vec<Exposure>, Self::Error>;
+    fn put_exposures(&self, visitor: &str, list: &[Exposure]) -> Result<(), Self::Error>;
+    /// Whether `e.id` is new, stored as the same event, or as another one.
+    fn event_by_id(&self, e: &Event) -> Result<Stored, Self::Error>;
+    /// Every event of a visitor.
+    fn events_of(&self, visitor: &str) -> Result<Vec<Event>, Self::Error>;
+    /// Stores a new event.
+    fn put_event(&self, e: &Event) -> Result<(), Self::Error>;
+    fn tallies(&self, key: &TallyKey) -> Result<Tallies, Self::Error>;
+    fn put_tallies(&self, key: &TallyKey, t: &Tallies) -> Result<(), Self::Error>;
+    /// Applies `change` to one aggregate row; a row left with no visitors
+    /// is removed.
+    fn update_aggregate(&self, key: &AggregateKey, change: &mut dyn FnMut(&mut Moments)) -> Result<(), Self::Error>;
+}
+
+/// The visitor's tallies for one exposure: their events at or after it, of
+/// the names the test's metrics read.
+pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[Event]) -> Tallies {
+    Tallies::from_events(
+        e.ts,
+        events.iter().filter(|ev| catalog.reads(exp, &ev.name)).map(|ev| (ev.name.as_str(), ev.value, ev.ts)),
+    )
+}
+
+pub fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &str) -> AggregateKey {
+    AggregateKey {
+        experiment: e.experiment.clone(),
+        phase: e.phase,
+        variant: e.variant,
+        date: exp.local_day(e.ts),
+        metric: metric.to_owned(),
+    }
+}
+
+/// Applies one write.
+pub fn apply<L: Ledger>(tx: &L, catalog: &Catalog, write: &Write) -> Result<Outcome, L::Error> {
+    match write {
+        Write::Exposure(e) => apply_exposure(tx, catalog, e),
+        Write::Event(e) => apply_event(tx, catalog, e),
+    }
+}
+
+/// A first exposure adds the visitor to its day's aggregates with the
+/// events it already has at or after the exposure (they may have arrived
+/// first). An exposure earlier than the stored one moves the visitor; a
+/// later one is a duplicate.
+fn apply_exposure<L: Ledger>(tx: &L, catalog: &Catalog, e: &Exposure) -> Result<Outcome, L::Error> {
+    let Some(exp) = catalog.get(&e.experiment) else { return Ok(Outcome::Duplicate) };
+    let mut list = tx.exposures_of(&e.visitor)?;
+    let previous = list.iter().position(|x| x.experiment == e.experiment && x.phase == e.phase);
+    if previous.is_some_and(|i| list[i].ts <= e.ts) {
+        return Ok(Outcome::Duplicate);
+    }
+    let tallies = attributed(catalog, exp, e, &tx.events_of(&e.visitor)?);
+    let tally_key = TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() };
+    if let Some(i) = previous {
+        let old = tx.tallies(&tally_key)?;
+        for (metric, (x, y)) in metric_values(exp, catalog, &old) {
+            tx.update_aggregate(&aggregate_key(exp, &list[i], metric), &mut |m| m.remove_visitor(x, y))?;
+        }
+        list[i] = e.clone();
+    } else {
+        list.push(e.clone());
+    }
+    for (metric, (x, y)) in metric_values(exp, catalog, &tallies) {
+        tx.update_aggregate(&aggregate_key(exp, e, metric), &mut |m| m.add_visitor(x, y))?;
+    }
+    tx.put_tallies(&tally_key, &tallies)?;
+    tx.put_exposures(&e.visitor, &list)?;
+    Ok(Outcome::Accepted)
+}
+
+/// An event updates the tallies, and the aggregates of the metrics that read
+/// it, of every test the visitor was first exposed to at or before it. Its
+/// cost does not depend on how many events the visitor already has.
+fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outcome, L::Error> {
+    match tx.event_by_id(ev)? {
+        Stored::Same => return Ok(Outcome::Duplicate),
+        Stored::Different(_) => return Ok(Outcome::Conflict),
+        Stored::New => {}
+    }
+    tx.put_event(ev)?;
+    for x in tx.exposures_of(&ev.visitor)?.iter().filter(|x| x.ts <= ev.ts) {
+        let Some(exp) = catalog.get(&x.experiment) else { continue };
+        if !catalog.reads(exp, &ev.name) {
+            continue;
+        }
+        let key = TallyKey { experiment: x.experiment.clone(), phase: x.phase, visitor: x.visitor.clone() };
+        let old = tx.tallies(&key)?;
+        let mut new = old.clone();
+        new.add(&ev.name, ev.value);
+        let before = metric_values(exp, catalog, &old);
+        for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {
+            if old_xy != new_xy {
+                tx.update_aggregate(&aggregate_key(exp, x, metric), &mut |m| m.apply_delta(old_xy, new_xy))?;
+            }
+        }
+        tx.put_tallies(&key, &new)?;
+    }
+    Ok(Outcome::Accepted)
+}

@@ -1,0 +1,545 @@
+//! The embedded default store: exposures and events in sled, in a local
+//! folder, with the per-day aggregates kept current on every write by the
+//! shared [`super::rules`].
+//!
+//! One writer thread owns every write. It takes all requests waiting in its
+//! queue and applies the whole group in one sled transaction over all trees
+//! (raw records, per-visitor lists, tallies and aggregates change together
+//! or not at all), then makes it durable once and only then answers: a 2xx
+//! reply means the write survives power loss, and concurrent requests share
+//! one `fdatasync` (group commit). sled's own flush only schedules the
+//! pages (`sync_file_range`), which does not make a grown file's length
+//! durable, so each group ends with a real `fdatasync` of the data file.
+//! Every read a write needs is a point read inside that transaction, so
+//! later items of a group see the earlier ones.
+//!
+//! When one request of a group cannot be applied (a record it touches does
+//! not decode), the group is applied again request by request, so only that
+//! request fails. When the disk fails (full, say), every write is refused
+//! with a reason `/healthz` also reports; the writer reopens the database
+//! and probes it every second, and takes writes again once the probe is
+//! durable. The queue is bounded: when it is full, a write is refused at
+//! once ([`StoreError::Busy`]) instead of growing memory.
+//!
+//! Raw exposures and events are the source of truth: [`SledStore::rebuild`]
+//! recomputes the per-visitor index, tallies and aggregates from them.
+
+pub mod keys;
+pub mod trees;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sled::transaction::{TransactionError, Transactional};
+
+use super::rules::{aggregate_key, apply, attributed};
+use super::{FlushObserver, Outcome, Recorded, Store, StoreError, Write};
+use crate::aggregates::AggregateRow;
+use crate::allocation::AllocationRecord;
+use crate::attribution::{metric_values, Tallies};
+use crate::experiment::{Catalog, Experiment};
+use crate::stats::Moments;
+use crate::tracking::{Event, Exposure};
+use keys::{AggregateKey, TallyKey};
+use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, TxResult, VisitorEvents, Visitors};
+
+/// Tallies and aggregates recomputed from the raw records.
+type Derived = (BTreeMap<AggregateKey, Moments>, Vec<(TallyKey, Tallies)>);
+
+/// Most requests one group commit takes.
+const MAX_GROUP: usize = 512;
+/// Most requests waiting for the writer; more are refused with
+/// [`StoreError::Busy`].
+pub const MAX_QUEUED: usize = 1024;
+/// How often a failing store is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// The layout this version writes. 1: one list of events per visitor and
+/// aggregates keyed by days since `start`; 2: events in chunks, aggregates
+/// keyed by date, length-prefixed keys.
+const FORMAT: u64 = 2;
+
+type Reply = tokio::sync::oneshot::Sender<Result<Vec<Outcome>, Arc<StoreError>>>;
+type Answer = tokio::sync::oneshot::Receiver<Result<Vec<Outcome>, Arc<StoreError>>>;
+
+struct Job {
+    writes: Vec<Write>,
+    catalog: Arc<Catalog>,
+    reply: Reply,
+}
+
+#[derive(Clone)]
+struct Trees {
+    db: sled::Db,
+    /// The data file, for the `fdatasync` that ends each group commit.
+    data_file: Arc<File>,
+    meta: sled::Tree,
+    exposures: Exposures,
+    events: Events,
+    visitors: Visitors,
+    visitor_events: VisitorEvents,
+    tallies: TallyTree,
+    aggregates: Aggregates,
+    allocations: Allocations,
+}
+
+impl Trees {
+    fn open(path: &Path) -> Result<Trees, StoreError> {
+        let db = sled::Config::new().path(path).open().map_err(|e| match &e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+                StoreError::Locked(path.to_owned())
+            }
+            _ => StoreError::Sled(e),
+        })?;
+        Ok(Trees {
+            data_file: Arc::new(File::open(path.join("db"))?),
+            meta: db.open_tree("meta")?,
+            exposures: Exposures(db.open_tree(Exposures::NAME)?),
+            events: Events(db.open_tree(Events::NAME)?),
+            visitors: Visitors(db.open_tree(Visitors::NAME)?),
+            visitor_events: VisitorEvents(db.open_tree(VisitorEvents::NAME)?),
+            tallies: TallyTree(db.open_tree(TallyTree::NAME)?),
+            aggregates: Aggregates(db.open_tree(Aggregates::NAME)?),
+            allocations: Allocations(db.open_tree(Allocations::NAME)?),
+            db,
+        })
+    }
+
+    /// Makes everything written so far durable: sled's flush writes the
+    /// pages, `fdatasync` makes them and the file's length survive power
+    /// loss.
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        Ok(())
+    }
+
+    fn format(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.meta.get("format")?.map(|v| v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0)))
+    }
+
+    fn set_format(&self) -> Result<(), StoreError> {
+        self.meta.insert("format", &FORMAT.to_be_bytes())?;
+        Ok(())
+    }
+}
+
+/// Why writes currently fail, if they do.
+#[derive(Default)]
+struct Health(Mutex<Option<String>>);
+
+impl Health {
+    fn set(&self, reason: Option<String>) {
+        let mut h = self.0.lock().expect("health lock");
+        match (&*h, &reason) {
+            (None, Some(r)) => tracing::error!("store cannot write: {r}"),
+            (Some(_), None) => tracing::info!("store writes again"),
+            _ => {}
+        }
+        *h = reason;
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().expect("health lock").clone()
+    }
+}
+
+/// What the writer thread shares with the store's readers.
+struct Shared {
+    path: PathBuf,
+    /// `None` only while the writer reopens a failed database.
+    trees: RwLock<Option<Trees>>,
+    health: Health,
+    flush_observer: Mutex<Option<FlushObserver>>,
+}
+
+impl Shared {
+    fn trees(&self) -> Result<Trees, StoreError> {
+        self.trees
+            .read()
+            .expect("trees lock")
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable(self.health.get().unwrap_or_else(|| "reopening".into())))
+    }
+
+    /// Drops the failed database and opens it again; sled refuses every
+    /// write after one failed, even once the disk has room again.
+    fn reopen(&self) -> Result<Trees, StoreError> {
+        let mut slot = self.trees.write().expect("trees lock");
+        *slot = None;
+        let fresh = Trees::open(&self.path)?;
+        *slot = Some(fresh.clone());
+        Ok(fresh)
+    }
+}
+
+pub struct SledStore {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<SyncSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The folder holds an older layout: [`Store::rebuild`] must run first.
+    outdated: bool,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `path`. A folder another process has
+    /// open is refused with [`StoreError::Locked`].
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_bounded(path, MAX_QUEUED)
+    }
+
+    /// [`Store::open`] with at most `max_queued` requests waiting for the
+    /// writer.
+    pub fn open_bounded(path: &Path, max_queued: usize) -> Result<SledStore, StoreError> {
+        let trees = Trees::open(path)?;
+        let outdated = match trees.format()? {
+            Some(FORMAT) => false,
+            Some(newer) if newer > FORMAT => return Err(StoreError::NewerFormat(path.to_owned(), newer)),
+            _ if trees.events.0.is_empty() && trees.exposures.0.is_empty() => {
+                trees.set_format()?;
+                trees.sync()?;
+                false
+            }
+            _ => true,
+        };
+        let shared = Arc::new(Shared {
+            path: path.to_owned(),
+            trees: RwLock::new(Some(trees)),
+            health: Health::default(),
+            flush_observer: Mutex::new(None),
+        });
+        let (sender, receiver) = mpsc::sync_channel(max_queued);
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new().name("offerlab-writer".into()).spawn(move || writer_loop(&shared, &receiver))?
+        };
+        Ok(SledStore { shared, sender: Mutex::new(Some(sender)), writer: Mutex::new(Some(writer)), outdated })
+    }
+
+    /// Hands writes to the writer; `None` when there is nothing to write.
+    fn enqueue(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Result<Option<Answer>, Arc<StoreError>> {
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sender = self.sender.lock().expect("sender lock");
+        let sender = sender.as_ref().ok_or_else(|| Arc::new(StoreError::Closed))?;
+        sender.try_send(Job { writes, catalog, reply }).map_err(|e| {
+            Arc::new(match e {
+                TrySendError::Full(_) => StoreError::Busy,
+                TrySendError::Disconnected(_) => StoreError::Closed,
+            })
+        })?;
+        Ok(Some(answer))
+    }
+
+    /// Whether the folder was written in an older layout and needs
+    /// [`Store::rebuild`] before it serves.
+    pub fn outdated(&self) -> bool {
+        self.outdated
+    }
+
+    pub fn exposures(&self) -> Result<Vec<Exposure>, StoreError> {
+        let mut out = Vec::new();
+        for list in self.shared.trees()?.exposures.all() {
+            out.extend(list?);
+        }
+        Ok(out)
+    }
+
+    pub fn events(&self) -> Result<Vec<Event>, StoreError> {
+        self.shared.trees()?.events.all().collect()
+    }
+
+    /// Every event of one visitor, in arrival order.
+    pub fn events_of(&self, visitor: &str) -> Result<Vec<Event>, StoreError> {
+        self.shared.trees()?.visitor_events.of_visitor(visitor)
+    }
+
+    /// Every stored aggregate, keyed.
+    pub fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
+        Ok(self.shared.trees()?.aggregates.all()?.into_iter().collect())
+    }
+
+    /// Recomputes every aggregate from the raw exposures and events, without
+    /// writing anything.
+    pub fn recompute(&self, catalog: &Catalog) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
+        Ok(self.recompute_all(&self.shared.trees()?, catalog)?.0)
+    }
+
+    fn recompute_all(&self, trees: &Trees, catalog: &Catalog) -> Result<Derived, StoreError> {
+        let mut aggregates = BTreeMap::new();
+        let mut tallies = Vec::new();
+        for list in trees.exposures.all() {
+            let list = list?;
+            let Some(visitor) = list.first().map(|e| e.visitor.clone()) else { continue };
+            let events = trees.visitor_events.of_visitor(&visitor)?;
+            for e in &list {
+                let Some(exp) = catalog.get(&e.experiment) else { continue };
+                let t = attributed(catalog, exp, e, &events);
+                for (metric, (x, y)) in metric_values(exp, catalog, &t) {
+                    aggregates.entry(aggregate_key(exp, e, metric)).or_insert_with(Moments::default).add_visitor(x, y);
+                }
+                tallies.push((
+                    TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() },
+                    t,
+                ));
+            }
+        }
+        Ok((aggregates, tallies))
+    }
+
+    /// Rebuilds the per-visitor event index from the raw events, then
+    /// replaces tallies and aggregates by a recomputation. Safe to rerun:
+    /// the raw trees are never touched, so a rebuild interrupted half-way
+    /// is repaired by the next. Also upgrades a folder of an older layout.
+    pub fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
+        let t = self.shared.trees()?;
+        t.visitors.0.clear()?;
+        t.visitor_events.0.clear()?;
+        let mut events: Vec<Event> = t.events.all().collect::<Result<_, _>>()?;
+        events.sort_by(|a, b| (&a.visitor, a.ts, &a.id).cmp(&(&b.visitor, b.ts, &b.id)));
+        for batch in events.chunks(10_000) {
+            transact(&t, |tx| batch.iter().try_for_each(|e| tx.index_event(e)))?;
+        }
+        drop(events);
+        let (aggregates, tallies) = self.recompute_all(&t, catalog)?;
+        t.aggregates.0.clear()?;
+        t.tallies.0.clear()?;
+        let mut batch = sled::Batch::default();
+        for (k, t) in &tallies {
+            batch.insert(k.encode(), trees::encode(t));
+        }
+        t.tallies.0.apply_batch(batch)?;
+        let mut batch = sled::Batch::default();
+        for (k, m) in &aggregates {
+            batch.insert(k.encode(), trees::encode(m));
+        }
+        t.aggregates.0.apply_batch(batch)?;
+        t.set_format()?;
+        t.sync()?;
+        Ok(aggregates.len())
+    }
+}
+
+impl Store for SledStore {
+    /// Reports every group commit's sync duration to `observer` (for `/metrics`).
+    fn on_flush(&self, observer: FlushObserver) {
+        *self.shared.flush_observer.lock().expect("observer lock") = Some(observer);
+    }
+    /// `Err(reason)` while writes fail (disk full, say).
+    fn health(&self) -> Result<(), String> {
+        self.shared.health.get().map_or(Ok(()), Err)
+    }
+    /// Records writes durably; returns once they are on disk, with one
+    /// outcome per write in order.
+    fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Recorded<'_> {
+        // Queued at once (a full queue refuses now, not at the first poll);
+        // the future waits for the writer's answer.
+        let queued = self.enqueue(catalog, writes);
+        Box::pin(async move {
+            match queued? {
+                None => Ok(Vec::new()),
+                Some(answer) => answer.await.map_err(|_| Arc::new(StoreError::Closed))?,
+            }
+        })
+    }
+    /// The per-day aggregates of the test's current phase, as rows.
+    fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
+        Ok(self
+            .shared
+            .trees()?
+            .aggregates
+            .of_phase(exp.id.as_str(), exp.allocation_version)?
+            .into_iter()
+            .filter_map(|(k, moments)| {
+                let variant = exp.variants.get(usize::from(k.variant))?.key.clone();
+                Some(AggregateRow { variant, date: k.date, metric: k.metric, moments })
+            })
+            .collect())
+    }
+    /// Visitors exposed in earlier phases of a test (left out of its report).
+    fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
+        let trees = self.shared.trees()?;
+        let mut n = 0;
+        for phase in 1..exp.allocation_version {
+            n += trees
+                .aggregates
+                .of_phase(exp.id.as_str(), phase)?
+                .iter()
+                .filter(|(k, _)| k.metric == exp.primary_metric)
+                .map(|(_, m)| m.n)
+                .sum::<u64>();
+        }
+        Ok(n)
+    }
+    /// Whether one phase of a test has any recorded exposure.
+    fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
+        let trees = self.shared.trees()?;
+        Ok(trees.aggregates.0.scan_prefix(AggregateKey::prefix(experiment, phase)).next().transpose()?.is_some())
+    }
+    /// The allocation last accepted for a test.
+    fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
+        self.shared.trees()?.allocations.get(experiment)
+    }
+    fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
+        let trees = self.shared.trees()?;
+        trees.allocations.put(experiment, record)?;
+        trees.sync()
+    }
+    /// (exposures, events) stored.
+    fn counts(&self) -> Result<(usize, usize), StoreError> {
+        let trees = self.shared.trees()?;
+        let mut exposures = 0;
+        for list in trees.exposures.all() {
+            exposures += list?.len();
+        }
+        Ok((exposures, trees.events.count()))
+    }
+    /// Stops taking writes, finishes and syncs what was queued, and waits
+    /// for the writer. Later writes get [`StoreError::Closed`]. Fails when
+    /// the final sync does, or when writes were failing at the end.
+    fn close(&self) -> Result<(), StoreError> {
+        if self.sender.lock().expect("sender lock").take().is_none() {
+            return Ok(()); // closed before
+        }
+        if let Some(w) = self.writer.lock().expect("writer lock").take() {
+            let _ = w.join();
+        }
+        if let Some(reason) = self.shared.health.get() {
+            return Err(StoreError::Unavailable(reason));
+        }
+        self.shared.trees()?.sync()
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Takes groups of jobs off the queue and commits each group; while the
+/// store fails, probes it every [`PROBE_EVERY`] until it writes again.
+fn writer_loop(shared: &Shared, receiver: &Receiver<Job>) {
+    loop {
+        let failing = shared.health.get().is_some();
+        let first = if failing {
+            match receiver.recv_timeout(PROBE_EVERY) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match receiver.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            }
+        };
+        if failing {
+            probe(shared);
+        }
+        let Some(first) = first else { continue };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit(shared, group);
+    }
+}
+
+/// Reopens a failed store and writes one durable record; success marks it
+/// healthy again.
+fn probe(shared: &Shared) {
+    let result = shared.reopen().and_then(|trees| {
+        trees.meta.insert("probe", &chrono::Utc::now().timestamp_micros().to_be_bytes())?;
+        trees.sync()
+    });
+    match result {
+        Ok(()) => shared.health.set(None),
+        Err(e) => shared.health.set(Some(e.to_string())),
+    }
+}
+
+/// Applies a group in one transaction, syncs once, answers every job. If
+/// the group aborts (one job touched a record that does not decode), each
+/// job is applied on its own, so only the jobs that fail get an error.
+fn commit(shared: &Shared, group: Vec<Job>) {
+    if let Some(reason) = shared.health.get() {
+        let error = Arc::new(StoreError::Unavailable(reason));
+        for job in group {
+            let _ = job.reply.send(Err(error.clone()));
+        }
+        return;
+    }
+    let trees = match shared.trees() {
+        Ok(t) => t,
+        Err(e) => return answer_all(group, Arc::new(e)),
+    };
+    let apply_job = |tx: &Tx, job: &Job| -> TxResult<Vec<Outcome>> {
+        job.writes.iter().map(|w| apply(tx, &job.catalog, w)).collect()
+    };
+    let results: Vec<Result<Vec<Outcome>, Arc<StoreError>>> =
+        match transact(&trees, |tx| group.iter().map(|job| apply_job(tx, job)).collect::<TxResult<Vec<_>>>()) {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            Err(StoreError::Sled(e)) => {
+                shared.health.set(Some(e.to_string()));
+                return answer_all(group, Arc::new(StoreError::Sled(e)));
+            }
+            Err(_) => group.iter().map(|job| transact(&trees, |tx| apply_job(tx, job)).map_err(Arc::new)).collect(),
+        };
+    let started = Instant::now();
+    let synced = trees.sync();
+    if let Some(observe) = shared.flush_observer.lock().expect("observer lock").as_ref() {
+        observe(started.elapsed().as_secs_f64());
+    }
+    match synced {
+        Ok(()) => {
+            for (job, result) in group.into_iter().zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            shared.health.set(Some(e.to_string()));
+            answer_all(group, Arc::new(e));
+        }
+    }
+}
+
+fn answer_all(group: Vec<Job>, error: Arc<StoreError>) {
+    for job in group {
+        let _ = job.reply.send(Err(error.clone()));
+    }
+}
+
+/// Runs `body` in one transaction over every tree and returns its value.
+fn transact<T>(trees: &Trees, body: impl Fn(&Tx) -> TxResult<T>) -> Result<T, StoreError> {
+    (
+        &trees.exposures.0,
+        &trees.events.0,
+        &trees.visitors.0,
+        &trees.visitor_events.0,
+        &trees.tallies.0,
+        &trees.aggregates.0,
+    )
+        .transaction(|(exposures, events, visitors, visitor_events, tallies, aggregates)| {
+            body(&Tx { exposures, events, visitors, visitor_events, tallies, aggregates })
+        })
+        .map_err(StoreError::from)
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Storage(e) => StoreError::Sled(e),
+            TransactionError::Abort(e) => e,
+        }
+    }
+}

@@ -12,6 +12,7 @@ use std::io::Read;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::{Catalog, Experiment};
 use crate::stats::Moments;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +75,61 @@ pub fn read_aggregates(mut reader: impl Read) -> Result<Vec<AggregateRow>, Aggre
         });
     }
     Ok(rows)
+}
+
+/// Every reason `rows` cannot be analysed for `exp`, one sentence each,
+/// naming the row (data rows count from 1, the header excluded): a variant
+/// or metric the test does not have, or sums no set of visitors can have.
+/// Nothing is dropped silently.
+pub fn check_rows(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow]) -> Vec<String> {
+    let metrics = exp.all_metrics();
+    let variants: Vec<&str> = exp.variants.iter().map(|v| v.key.as_str()).collect();
+    let mut problems = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let at = format!("row {}", i + 1);
+        if !variants.contains(&r.variant.as_str()) {
+            problems.push(format!(
+                "{at}: variant \"{}\" is not a variant of {}; use one of: {}",
+                r.variant,
+                exp.id,
+                variants.join(", ")
+            ));
+        }
+        if !metrics.contains(&r.metric.as_str()) {
+            problems.push(format!(
+                "{at}: metric \"{}\" is not a metric of {}; use one of: {}",
+                r.metric,
+                exp.id,
+                metrics.join(", ")
+            ));
+            continue;
+        }
+        let m = &r.moments;
+        let n = m.n as f64;
+        let sums = [m.sum, m.sum_sq, m.den_sum, m.den_sum_sq, m.sum_xy];
+        if sums.iter().any(|x| !x.is_finite()) {
+            problems.push(format!("{at}: a sum is not a finite number"));
+        } else if m.n == 0 && sums.iter().any(|x| *x != 0.0) {
+            problems.push(format!("{at}: sums without visitors (n = 0); a row needs the visitors it sums over"));
+        } else if catalog.metric(&r.metric).is_some_and(|metric| metric.is_proportion())
+            && (m.sum < 0.0 || m.sum > n || m.sum_sq != m.sum)
+        {
+            problems.push(format!(
+                "{at}: {} conversions of {} visitors is impossible for the proportion {} (0 to n, and sum_sq = sum)",
+                m.sum, m.n, r.metric
+            ));
+        } else if m.sum_sq < 0.0
+            || m.den_sum_sq < 0.0
+            || m.sum * m.sum > n * m.sum_sq * (1.0 + 1e-9) + 1e-9
+            || m.den_sum * m.den_sum > n * m.den_sum_sq * (1.0 + 1e-9) + 1e-9
+        {
+            problems.push(format!(
+                "{at}: sum_sq below sum²/n is impossible (sum {}, sum_sq {}, n {}); send sums of squares of per-visitor values",
+                m.sum, m.sum_sq, m.n
+            ));
+        }
+    }
+    problems
 }
 
 /// Writes rows as CSV with the header [`read_aggregates`] reads.

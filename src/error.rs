@@ -126,9 +126,10 @@ impl ResponseError for ApiError {
                 | TrackError::IdConflict(_)
                 | TrackError::AssignmentMismatch { .. }
                 | TrackError::NotInExperiment(_) => StatusCode::CONFLICT,
-                TrackError::UnknownVariant { .. } | TrackError::Invalid { .. } | TrackError::BeforeStart { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
+                TrackError::UnknownVariant { .. }
+                | TrackError::Invalid { .. }
+                | TrackError::BeforeStart { .. }
+                | TrackError::UnknownField(_) => StatusCode::BAD_REQUEST,
             },
             ApiError::Storage(e) if matches!(**e, StoreError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,

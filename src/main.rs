@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use chrono::NaiveDate;
-use offerlab::aggregates::read_aggregates;
+use offerlab::aggregates::{check_rows, read_aggregates};
 use offerlab::analysis::analyze;
 use offerlab::assignment::{assign_all, AssignQuery};
 use offerlab::config::Settings;
@@ -144,6 +144,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let file =
                 std::fs::File::open(&aggregates).map_err(|e| format!("cannot open {}: {e}", aggregates.display()))?;
             let rows = read_aggregates(file).map_err(|e| format!("{}: {e}", aggregates.display()))?;
+            let problems = check_rows(&exp, &catalog, &rows);
+            if !problems.is_empty() {
+                let shown = aggregates.display();
+                let lines: Vec<String> = problems.iter().map(|p| format!("{shown}: {p}")).collect();
+                return Err(format!("{}\n{} problem(s); nothing was analysed", lines.join("\n"), problems.len()));
+            }
             let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));
             let report = analyze(&exp, &catalog, &rows, today);
             println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);

@@ -36,8 +36,21 @@ impl std::str::FromStr for Effect {
         let [experiment, variant, lift] = parts.as_slice() else {
             return Err(format!("effect \"{s}\" is not TEST:VARIANT:LIFT, e.g. cart-protection-copy:benefit:+0.15"));
         };
-        let lift: f64 =
-            lift.parse().map_err(|_| format!("effect \"{s}\": \"{lift}\" is not a number such as +0.15"))?;
+        // A sign or a percent sign is required: a bare "25" could mean +25%
+        // or +2,500%.
+        let (number, scale) = match lift.strip_suffix('%') {
+            Some(p) => (p, 0.01),
+            None if lift.starts_with(['+', '-']) => (*lift, 1.0),
+            None => {
+                return Err(format!(
+                    "effect \"{s}\": write the lift with a sign or a percent sign, e.g. +0.15 or +15% (\"{lift}\" is ambiguous)"
+                ))
+            }
+        };
+        let lift: f64 = number
+            .parse::<f64>()
+            .map(|x| x * scale)
+            .map_err(|_| format!("effect \"{s}\": \"{lift}\" is not a lift such as +0.15 or +15%"))?;
         if lift <= -1.0 || !lift.is_finite() {
             return Err(format!("effect \"{s}\": a lift must be above -1 (-100%)"));
         }
@@ -74,6 +87,45 @@ pub enum SimulateError {
     Unreachable { url: String, source: reqwest::Error },
     #[error("offerlab answered {status} to {path}: {body}")]
     Refused { path: String, status: u16, body: String },
+    #[error("{0}")]
+    BadEffect(String),
+}
+
+/// Checks each effect against the server's tests: the test must exist and
+/// run, and have the variant.
+fn check_effects(
+    effects: &[Effect],
+    list: &Value,
+    variants_of: impl Fn(&str) -> Vec<String>,
+) -> Result<(), SimulateError> {
+    let tests: Vec<&Value> = list["experiments"].as_array().into_iter().flatten().collect();
+    for e in effects {
+        let Some(test) = tests.iter().find(|t| t["id"] == e.experiment.as_str()) else {
+            let known: Vec<&str> = tests.iter().filter_map(|t| t["id"].as_str()).collect();
+            return Err(SimulateError::BadEffect(format!(
+                "effect on unknown test \"{}\"; the server runs: {}",
+                e.experiment,
+                known.join(", ")
+            )));
+        };
+        if test["status"] != "running" {
+            return Err(SimulateError::BadEffect(format!(
+                "effect on \"{}\", which is {}: only running tests get visitors",
+                e.experiment,
+                test["status"].as_str().unwrap_or("not running")
+            )));
+        }
+        let variants = variants_of(&e.experiment);
+        if !variants.contains(&e.variant) {
+            return Err(SimulateError::BadEffect(format!(
+                "test \"{}\" has no variant \"{}\"; use one of: {}",
+                e.experiment,
+                e.variant,
+                variants.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Share of each day's visitors, Monday first: weekends are busier.
@@ -144,6 +196,17 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
         .send()
         .and_then(|r| r.json::<Value>())
         .map_err(|source| SimulateError::Unreachable { url: client.url.clone(), source })?;
+    check_effects(&sim.effects, &list, |id| {
+        let mut req = client.http.get(format!("{}/api/v1/experiments/{id}/report", client.url));
+        if let Some(k) = &sim.read_key {
+            req = req.bearer_auth(k);
+        }
+        req.send()
+            .and_then(|r| r.json::<Value>())
+            .ok()
+            .and_then(|r| serde_json::from_value(r["variants"].clone()).ok())
+            .unwrap_or_default()
+    })?;
     let tests = running_tests(&list);
     let effects: BTreeMap<(String, String), f64> =
         sim.effects.iter().map(|e| ((e.experiment.clone(), e.variant.clone()), e.lift)).collect();
@@ -262,8 +325,28 @@ mod tests {
         let e: Effect = "cart-protection-copy:benefit:+0.15".parse().unwrap();
         assert_eq!((e.experiment.as_str(), e.variant.as_str(), e.lift), ("cart-protection-copy", "benefit", 0.15));
         assert!("a:b".parse::<Effect>().unwrap_err().contains("TEST:VARIANT:LIFT"));
-        assert!("a:b:x".parse::<Effect>().unwrap_err().contains("not a number"));
+        assert!("a:b:x".parse::<Effect>().unwrap_err().contains("with a sign or a percent sign"));
+        assert!("a:b:+x".parse::<Effect>().unwrap_err().contains("not a lift"));
         assert!("a:b:-1.5".parse::<Effect>().is_err());
+        let pct: Effect = "a:b:+25%".parse().unwrap();
+        assert!((pct.lift - 0.25).abs() < 1e-12);
+        for ambiguous in ["a:b:25", "a:b:0.25"] {
+            assert!(ambiguous.parse::<Effect>().unwrap_err().contains("ambiguous"), "{ambiguous}");
+        }
+    }
+
+    #[test]
+    fn effects_must_name_a_running_test_and_one_of_its_variants() {
+        let list = serde_json::json!({ "experiments": [
+            { "id": "cart", "status": "running" }, { "id": "draft-one", "status": "draft" } ] });
+        let variants = |_: &str| vec!["control".to_owned(), "benefit".to_owned()];
+        let check = |e: &str| check_effects(&[e.parse().unwrap()], &list, variants).map_err(|e| e.to_string());
+        assert!(check("cart:benefit:+0.1").is_ok());
+        assert!(check("crat:benefit:+0.1")
+            .unwrap_err()
+            .contains("unknown test \"crat\"; the server runs: cart, draft-one"));
+        assert!(check("draft-one:benefit:+0.1").unwrap_err().contains("which is draft"));
+        assert!(check("cart:benfit:+0.1").unwrap_err().contains("no variant \"benfit\"; use one of: control, benefit"));
     }
 
     #[test]

@@ -43,8 +43,15 @@ pub enum TrackError {
     BeforeStart { experiment: String, ts: String, start: String },
     #[error("event id \"{0}\" is already stored for another visitor, name or value; ids are global across visitors, so give each event its own (e.g. prefix it with the order or visitor id)")]
     IdConflict(String),
+    #[error("unknown field \"{0}\"; remove it or correct its spelling")]
+    UnknownField(String),
     #[error("{message}")]
     Invalid { code: &'static str, field: &'static str, message: String },
+}
+
+/// The field a serde "unknown field `x`, expected ..." error names.
+pub fn unknown_field(message: &str) -> Option<&str> {
+    message.strip_prefix("unknown field `")?.split('`').next()
 }
 
 impl TrackError {
@@ -61,13 +68,15 @@ impl TrackError {
             TrackError::NotInExperiment(_) => "not_in_experiment",
             TrackError::BeforeStart { .. } => "before_start",
             TrackError::IdConflict(_) => "conflict",
+            TrackError::UnknownField(_) => "unknown_field",
             TrackError::Invalid { code, .. } => code,
         }
     }
 
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
             TrackError::Invalid { field, .. } => Some(field),
+            TrackError::UnknownField(name) => Some(name),
             TrackError::BeforeStart { .. } => Some("ts"),
             TrackError::IdConflict(_) => Some("id"),
             _ => None,
@@ -97,6 +106,7 @@ pub struct Event {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExposureWire {
     pub visitor_id: Option<String>,
     pub experiment: Option<String>,
@@ -107,6 +117,7 @@ pub struct ExposureWire {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventWire {
     pub id: Option<String>,
     pub visitor_id: Option<String>,

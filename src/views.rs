@@ -7,7 +7,7 @@ use askama::Template;
 
 use crate::analysis::verdict::{days, level, pct, signed_pct, thousands};
 use crate::analysis::{Arm, Direction, Lift, MetricReport, Report, Role};
-use crate::experiment::Experiment;
+use crate::experiment::{Experiment, Status};
 
 /// Okabe–Ito colours, distinguishable with every common colour-vision
 /// deficiency; series also differ by dash pattern.
@@ -73,7 +73,7 @@ impl Headline {
             dimension: status_word(&e.dimension),
             status: status_word(&e.status),
             verdict_code: r.verdict.code.as_str(),
-            verdict_label: r.verdict.code.label(),
+            verdict_label: if e.status == Status::Draft { "Draft" } else { r.verdict.code.label() },
             sentence: r.verdict.sentence.clone(),
         }
     }

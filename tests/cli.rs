@@ -90,3 +90,40 @@ fn analyze_reads_json_aggregates_too_and_reports_bad_files_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("aggregates CSV is invalid"));
 }
+
+#[test]
+fn analyze_refuses_rows_it_cannot_use_and_names_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.csv");
+    std::fs::write(
+        &file,
+        "variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy\n\
+         control,2026-11-02,cart_offer_acceptance,100,4,4,,,\n\
+         contrl,2026-11-02,cart_offer_acceptance,100,4,4,,,\n\
+         benefit,2026-11-02,cart_offer_acceptnce,100,4,4,,,\n\
+         benefit,2026-11-02,cart_offer_acceptance,10,20,20,,,\n\
+         benefit,2026-11-02,revenue_per_visitor,10,100,10,,,\n",
+    )
+    .unwrap();
+    let out = offerlab(&[
+        "analyze",
+        "--experiment",
+        "experiments/cart-protection-copy.toml",
+        "--aggregates",
+        file.to_str().unwrap(),
+        "--now",
+        "2026-11-23",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no report is printed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for says in [
+        "row 2: variant \"contrl\" is not a variant of cart-protection-copy; use one of: control, benefit",
+        "row 3: metric \"cart_offer_acceptnce\" is not a metric",
+        "row 4: 20 conversions of 10 visitors is impossible",
+        "row 5: sum_sq below sum²/n is impossible",
+        "4 problem(s)",
+    ] {
+        assert!(stderr.contains(says), "{says:?} missing from:\n{stderr}");
+    }
+}

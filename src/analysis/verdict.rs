@@ -27,6 +27,7 @@
 use serde::Serialize;
 
 use super::{Direction, Lift, Report, Role};
+use crate::experiment::Status;
 use crate::stats::Inference;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -181,6 +182,14 @@ fn held_in_last_two_cycles(report: &Report, variant: &str, want_positive: bool) 
 pub fn decide(report: &Report) -> Verdict {
     let primary = report.primary();
     let metric = primary.label.to_lowercase();
+
+    if report.status == Status::Draft {
+        return Verdict {
+            code: VerdictCode::CollectingData,
+            sentence: "Draft: not shown to visitors yet; set status = \"running\" to start it.".to_owned(),
+            winner: None,
+        };
+    }
 
     if report.srm.mismatch {
         let shares: Vec<String> = report.srm.observed_shares.iter().map(|s| pct(*s)).collect();

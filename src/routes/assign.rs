@@ -17,8 +17,11 @@ use crate::store::{Outcome, Write};
 use crate::tracking::exposures_of;
 use crate::visitor::VisitorId;
 
-/// The request as sent; [`AssignQuery`] is what it must parse into.
+/// The request as sent; [`AssignQuery`] is what it must parse into. An
+/// unknown field is refused: a typo (`"surfce"`) must not silently widen
+/// the answer.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AssignBody {
     visitor_id: Option<String>,
     #[serde(default)]

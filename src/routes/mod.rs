@@ -18,6 +18,7 @@ use crate::auth::Access;
 use crate::error::ApiError;
 use crate::experiment::{Catalog, Experiment};
 use crate::middleware::require;
+use crate::tracking::unknown_field;
 
 /// A method a resource answers. `Get` answers `HEAD` too.
 enum Verb {
@@ -91,6 +92,16 @@ pub fn json_error(err: JsonPayloadError, limit: usize) -> actix_web::Error {
         .into(),
         JsonPayloadError::Payload(PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
             ApiError::BodyTimeout.into()
+        }
+        JsonPayloadError::Deserialize(e) if unknown_field(&e.to_string()).is_some() => {
+            let message = e.to_string();
+            let name = unknown_field(&message).unwrap_or_default().to_owned();
+            ApiError::invalid(
+                "unknown_field",
+                Some(name.clone()),
+                format!("unknown field \"{name}\"; remove it or correct its spelling ({message})"),
+            )
+            .into()
         }
         JsonPayloadError::Deserialize(e) => {
             ApiError::invalid("malformed_json", None, format!("the body is not valid for this route: {e}")).into()

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::experiment::Catalog;
 use crate::state::AppState;
 use crate::store::{Outcome, Write};
-use crate::tracking::{check_event, check_exposure, TrackError, MAX_BATCH};
+use crate::tracking::{check_event, check_exposure, unknown_field, TrackError, MAX_BATCH};
 
 /// One item's fate.
 enum Item {
@@ -39,10 +39,16 @@ fn items(body: Value) -> Result<(Vec<Value>, bool), ApiError> {
 }
 
 fn parse<W: DeserializeOwned>(v: Value) -> Result<W, TrackError> {
-    serde_json::from_value(v).map_err(|e| TrackError::Invalid {
-        code: "malformed_item",
-        field: "item",
-        message: format!("the item does not have the expected shape: {e}"),
+    serde_json::from_value(v).map_err(|e| {
+        let message = e.to_string();
+        match unknown_field(&message) {
+            Some(name) => TrackError::UnknownField(name.to_owned()),
+            None => TrackError::Invalid {
+                code: "malformed_item",
+                field: "item",
+                message: format!("the item does not have the expected shape: {message}"),
+            },
+        }
     })
 }
 

@@ -140,3 +140,17 @@ async fn report_command_prints_the_verdict_and_primary_table() {
     let lift = signed_pct(report["metrics"][0]["lifts"][0]["relative_lift"].as_f64().unwrap());
     assert!(text.contains(&lift) && text.lines().any(|l| l.starts_with("treatment")), "{text}");
 }
+
+#[tokio::test]
+async fn a_draft_test_shows_draft_not_collecting_data() {
+    let app = spawn_app().await;
+    let (status, page) = text(&app, "/experiments/draft-test").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Draft"), "the badge says Draft");
+    assert!(!page.contains("Collecting data"), "a draft collects nothing");
+    let (_, index) = text(&app, "/").await;
+    let row = index.split("data-experiment=\"draft-test\"").nth(1).unwrap().split("</section>").next().unwrap();
+    assert!(row.contains("Draft"), "the index row says Draft");
+    let (_, report) = app.get("/api/v1/experiments/draft-test/report").await;
+    assert!(report["verdict"]["sentence"].as_str().unwrap().starts_with("Draft:"), "{report}");
+}

@@ -290,3 +290,21 @@ async fn an_event_id_reused_with_other_content_is_a_conflict() {
     assert_eq!(body["results"][1]["status"], "accepted");
     assert_eq!(app.stored(), (0, 2));
 }
+
+#[tokio::test]
+async fn unknown_fields_are_refused_by_name() {
+    let app = spawn_app().await;
+    let (status, body) = app.post("/v1/assign", &json!({ "visitor_id": "v-1", "surfce": "cart" })).await;
+    assert_error(status, &body, 400, "unknown_field");
+    assert_eq!(body["error"]["field"], "surfce", "{body}");
+    let (status, body) = app.post("/v1/events", &json!({ "id": "e-1", "visitor_id": "v-1", "nmae": "order" })).await;
+    assert_error(status, &body, 400, "unknown_field");
+    assert_eq!(body["error"]["field"], "nmae", "{body}");
+    let mut typo = exposure("v-2");
+    typo["variant_key"] = json!("control");
+    let (status, body) = app.post("/v1/exposures", &json!([exposure("v-1"), typo])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][1]["code"], "unknown_field", "{body}");
+    assert_eq!(body["results"][1]["field"], "variant_key", "{body}");
+    assert_eq!(app.stored(), (1, 0));
+}

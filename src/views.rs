@@ -88,6 +88,9 @@ pub struct IndexRow {
 #[template(path = "index.html")]
 pub struct IndexPage {
     pub rows: Vec<IndexRow>,
+    /// Event names no metric reads, with their counts since start: often a
+    /// typo in the storefront.
+    pub unread_events: Vec<(String, String)>,
 }
 
 fn words(s: &str) -> String {
@@ -99,9 +102,10 @@ fn status_word<T: serde::Serialize>(x: &T) -> String {
 }
 
 impl IndexPage {
-    pub fn new(items: &[(&Experiment, &Report)]) -> Self {
+    pub fn new(items: &[(&Experiment, &Report)], unread_events: &[(String, u64)]) -> Self {
         IndexPage {
             rows: items.iter().map(|(e, r)| IndexRow { head: Headline::new(e, r), progress: progress(r) }).collect(),
+            unread_events: unread_events.iter().map(|(name, n)| (name.clone(), thousands(*n))).collect(),
         }
     }
 }

@@ -303,6 +303,8 @@ pub struct Catalog {
     metrics: BTreeMap<String, Metric>,
     /// Per test, the event names its metrics read: only these are tallied.
     reads: BTreeMap<ExperimentId, BTreeSet<String>>,
+    /// Every event name some metric reads.
+    read_by_any: BTreeSet<String>,
 }
 
 impl Catalog {
@@ -314,7 +316,19 @@ impl Catalog {
                 (e.id.clone(), names.map(str::to_owned).collect())
             })
             .collect();
-        Catalog { experiments: experiments.into_iter().map(|e| (e.id.clone(), Arc::new(e))).collect(), metrics, reads }
+        let read_by_any = metrics.values().flat_map(Metric::events).map(str::to_owned).collect();
+        Catalog {
+            experiments: experiments.into_iter().map(|e| (e.id.clone(), Arc::new(e))).collect(),
+            metrics,
+            reads,
+            read_by_any,
+        }
+    }
+
+    /// Whether any metric in the metrics file reads events named `event`
+    /// (a name none reads is often a typo in the storefront).
+    pub fn is_read(&self, event: &str) -> bool {
+        self.read_by_any.contains(event)
     }
 
     /// Whether any metric of `exp` reads events named `event`.

@@ -69,13 +69,20 @@ async fn track(
         .collect();
     let writes: Vec<Write> =
         checked.iter().filter_map(|i| if let Item::Checked(w) = i { Some(w.clone()) } else { None }).collect();
-    let mut outcomes = state.store.record(catalog, writes.clone()).await?.into_iter().zip(writes);
+    let read_by_some_metric: Vec<bool> =
+        writes.iter().map(|w| !matches!(w, Write::Event(e) if !catalog.is_read(&e.name))).collect();
+    let mut outcomes =
+        state.store.record(catalog, writes.clone()).await?.into_iter().zip(writes).zip(read_by_some_metric);
     let results: Vec<Result<Outcome, TrackError>> = checked
         .into_iter()
         .map(|item| match item {
             Item::Checked(_) => match outcomes.next().expect("one outcome per write") {
-                (Outcome::Conflict, Write::Event(e)) => Err(TrackError::IdConflict(e.id)),
-                (outcome, _) => Ok(outcome),
+                ((Outcome::Conflict, Write::Event(e)), _) => Err(TrackError::IdConflict(e.id)),
+                ((Outcome::Accepted, Write::Event(e)), false) => {
+                    state.metrics.count_unread_event(&e.name);
+                    Ok(Outcome::Accepted)
+                }
+                ((outcome, _), _) => Ok(outcome),
             },
             Item::Rejected(e) => Err(e),
         })

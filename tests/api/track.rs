@@ -308,3 +308,24 @@ async fn unknown_fields_are_refused_by_name() {
     assert_eq!(body["results"][1]["field"], "variant_key", "{body}");
     assert_eq!(app.stored(), (1, 0));
 }
+
+#[tokio::test]
+async fn events_no_metric_reads_are_kept_counted_and_listed() {
+    let app = spawn_app().await;
+    let batch = json!([
+        event("t-1", "v-1", "ordr", json!(10.0)),
+        event("t-2", "v-1", "ordr", json!(12.0)),
+        event("t-3", "v-1", "order", json!(12.0))
+    ]);
+    let (status, body) = app.post("/v1/events", &batch).await;
+    assert_eq!((status, body["accepted"].clone()), (200, json!(3)), "{body}");
+    let (status, _) = app.post("/v1/events", &event("t-1", "v-1", "ordr", json!(10.0))).await;
+    assert_eq!(status, 200, "a retry is a duplicate, not counted again");
+    let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("offerlab_unread_events_total{name=\"ordr\"} 2"), "{metrics}");
+    assert!(!metrics.contains("offerlab_unread_events_total{name=\"order\"}"), "order is read by metrics");
+    let index = app.client.get(format!("{}/", app.address)).send().await.unwrap().text().await.unwrap();
+    let listed = index.split("id=\"unread-events\"").nth(1).expect("the index lists unread event names");
+    assert!(listed.contains("<code>ordr</code>: 2"), "{listed}");
+    assert_eq!(app.stored(), (0, 3), "unread events are kept");
+}

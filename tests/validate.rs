@@ -95,7 +95,7 @@ fn stem_differs_from_id() {
 #[test]
 fn fewer_than_two_variants() {
     let text = base("a").split("[[variants]]\nkey = \"treatment\"").next().unwrap().replace("0.5", "1.0");
-    assert_says(&only_error(&text), None, &["1 variant", "at least two [[variants]]"]);
+    assert_says(&only_error(&text), Some(11), &["1 variant", "at least two [[variants]]"]);
 }
 
 #[test]
@@ -153,6 +153,7 @@ fn running_tests_that_could_share_a_visitor() {
     let errors = load_dir(dir.path()).unwrap_err().0;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].file.ends_with("b.toml"));
+    assert_eq!(errors[0].line, Some(5), "the line of b's surface");
     assert!(errors[0].message.contains("\"a\" and \"b\" both run on surface \"cart\""), "{}", errors[0]);
     assert!(errors[0].message.contains("disjoint ranges"), "{}", errors[0]);
 }
@@ -245,4 +246,12 @@ fn one_typo_in_the_metrics_file_is_one_error_and_no_empty_suggestion() {
         assert!(!e.message.trim_end().ends_with(':') && !e.message.contains("one of: \n"), "{e}");
         assert!(e.message.contains("defines no metric yet"), "{e}");
     }
+}
+
+#[test]
+fn a_missing_field_names_a_line() {
+    let text = base("a").replace("surface = \"cart\"\n", "");
+    let e = only_error(&text);
+    assert!(e.message.contains("missing field `surface`"), "{e}");
+    assert!(e.line.is_some(), "{e}");
 }

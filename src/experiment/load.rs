@@ -95,8 +95,9 @@ impl<'a> FileErrors<'a> {
         } else if message.starts_with("missing field") {
             message.push_str("; add it");
         }
-        let span = e.span().unwrap_or(0..0);
-        let line = self.line_of(span.clone()).or(Some(1).filter(|_| span.end > 0));
+        // An error without a place (a missing top-level field) is about the
+        // top-level table, which starts at line 1.
+        let line = e.span().and_then(|span| self.line_of(span)).or(Some(1));
         self.errors.push(ValidationError { file: self.file.to_owned(), line, message });
     }
 
@@ -398,6 +399,7 @@ fn check_experiment(
         return Err(errs.errors);
     };
     let seed = raw.seed.clone().unwrap_or_else(|| id.to_string());
+    let surface_line = errs.line_of(raw.surface.span());
     errs.finish(
         Experiment {
             seed,
@@ -422,6 +424,7 @@ fn check_experiment(
             variants,
             allocation_version,
             source: file.to_owned(),
+            surface_line,
             ranges: Vec::new(),
         }
         .with_ranges(),
@@ -462,10 +465,16 @@ fn parse_offset(s: &str) -> Option<FixedOffset> {
 
 fn parse_variants(errs: &mut FileErrors, raw: &RawExperiment) -> Vec<Variant> {
     if raw.variants.len() < 2 {
-        errs.whole(format!(
-            "{} variant(s) defined; a test needs at least two [[variants]]: the control first, then each treatment",
-            raw.variants.len()
-        ));
+        // At the one variant there is, or at the end of the file, where
+        // the missing ones go.
+        let at = raw.variants.first().map_or(errs.text.len().saturating_sub(1)..errs.text.len(), |v| v.span());
+        errs.at(
+            at,
+            format!(
+                "{} variant(s) defined; a test needs at least two [[variants]]: the control first, then each treatment",
+                raw.variants.len()
+            ),
+        );
     }
     let mut seen = HashSet::new();
     let mut variants = Vec::new();
@@ -613,7 +622,7 @@ fn check_conflicts(experiments: &[Experiment]) -> Vec<ValidationError> {
             if !apart {
                 errors.push(ValidationError {
                     file: b.source.clone(),
-                    line: None,
+                    line: b.surface_line,
                     message: format!(
                         "running tests \"{}\" and \"{}\" both run on surface \"{}\" and could show one visitor both; pause one, or put both in one namespace with disjoint ranges, e.g. namespace = {{ id = \"{}\", range = [0.0, 0.5] }} and [0.5, 1.0]",
                         a.id, b.id, a.surface.as_str(), a.surface.as_str()

@@ -221,6 +221,10 @@ pub struct Experiment {
     /// Path of the file it came from, for messages.
     #[serde(skip)]
     pub source: String,
+    /// Line of `surface` in that file, for messages about tests that could
+    /// share a visitor.
+    #[serde(skip)]
+    pub surface_line: Option<usize>,
     /// The bucket ranges, computed once at load: assignment reads them on
     /// every request.
     #[serde(skip)]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::analysis::verdict::{days, signed_pct, thousands};
+use crate::format::{days, format_value, signed_pct, thousands};
 
 fn cell(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
@@ -12,7 +12,6 @@ fn cell(v: &Value) -> f64 {
 /// Renders a JSON report (as served by `/api/v1/experiments/{id}/report`).
 pub fn report(r: &Value) -> String {
     let primary = &r["metrics"][0];
-    let proportion = primary["kind"] == "proportion";
     let mut rows =
         vec![["variant".to_owned(), "visitors".into(), "value".into(), "lift".into(), "interval".into(), "p".into()]];
     for arm in primary["arms"].as_array().into_iter().flatten() {
@@ -30,7 +29,11 @@ pub fn report(r: &Value) -> String {
         rows.push([
             arm["variant"].as_str().unwrap_or_default().to_owned(),
             thousands(arm["visitors"].as_u64().unwrap_or(0)),
-            if proportion { format!("{:.2}%", value * 100.0) } else { format!("{value:.2}") },
+            format_value(
+                primary["kind"].as_str().unwrap_or_default(),
+                primary["name"].as_str().unwrap_or_default(),
+                value,
+            ),
             l,
             ci,
             p,

@@ -357,9 +357,9 @@ fn a_strict_alpha_prints_the_level_it_needs() {
     let r = report(&weeks(3, [BASE, with(0.052)]), 21, "alpha = 0.001");
     assert!(r.verdict.sentence.contains("99.9% CI"), "{}", r.verdict.sentence);
     assert!(!r.verdict.sentence.contains("100% CI"), "{}", r.verdict.sentence);
-    assert_eq!(offerlab::analysis::verdict::level(0.025), "97.5%");
-    assert_eq!(offerlab::analysis::verdict::level(0.05), "95%");
-    assert_eq!(offerlab::analysis::verdict::level(0.0001), "99.99%");
+    assert_eq!(offerlab::format::level(0.025), "97.5%");
+    assert_eq!(offerlab::format::level(0.05), "95%");
+    assert_eq!(offerlab::format::level(0.0001), "99.99%");
 }
 
 #[test]

@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use super::{Direction, Lift, Report, Role};
 use crate::experiment::Status;
+use crate::format::{days, level, pct, signed_pct, thousands};
 use crate::stats::Inference;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,30 +84,10 @@ impl Verdict {
     }
 }
 
-/// `0.1234` → `"12.3%"`.
-pub fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
-}
-
-/// `0.1234` → `"+12.3%"`.
-pub fn signed_pct(x: f64) -> String {
-    format!("{:+.1}%", x * 100.0)
-}
-
 fn name(variant: &str) -> String {
     let s = variant.replace(['_', '-'], " ");
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
-}
-
-/// The confidence level `1 − alpha` as a percentage with the decimals it
-/// needs: 0.05 → "95%", 0.025 → "97.5%", 0.001 → "99.9%" (never "100%").
-pub fn level(alpha: f64) -> String {
-    let level = (1.0 - alpha) * 100.0;
-    (0..=6)
-        .map(|d| format!("{level:.d$}%"))
-        .find(|s| (s.trim_end_matches('%').parse::<f64>().unwrap_or(f64::NAN) - level).abs() <= 1e-9 * level)
-        .unwrap_or_else(|| format!("{level}%"))
 }
 
 fn interval(report: &Report, l: &Lift) -> String {
@@ -139,28 +120,6 @@ fn progress_phrase(report: &Report) -> String {
 fn strongest(lifts: &[Lift], direction: Direction) -> Option<&Lift> {
     let p = |l: &Lift| l.p_value_adjusted.unwrap_or(l.comparison.p_value);
     lifts.iter().filter(|l| l.direction == direction).min_by(|a, b| p(a).total_cmp(&p(b)))
-}
-
-/// `1` → "1 day", `12` → "12 days".
-pub fn days(n: u64) -> String {
-    if n == 1 {
-        "1 day".to_owned()
-    } else {
-        format!("{} days", thousands(n))
-    }
-}
-
-/// `39475` → `"39,475"`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Whether the lead treatment's lift pointed the winning way in each of the

@@ -16,7 +16,7 @@ use toml::Spanned;
 use super::metric::{Metric, MetricKind};
 use super::raw::{RawExperiment, RawMetricKind, RawMetrics};
 use super::{check_slug, Catalog, Experiment, ExperimentId, StatsConfig, Status, Targeting, Variant, Weight};
-use crate::assignment::Namespace;
+use crate::bucketing::Namespace;
 use crate::tracking::MAX_EVENT_NAME_LEN;
 
 /// The file that defines the metrics, inside the experiments folder.

@@ -16,7 +16,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::assignment::{bucket_ranges, Attributes, BucketRange, Namespace};
+use crate::bucketing::{bucket_ranges, BucketRange, Namespace};
+
+/// Attributes the storefront sends about a visitor; values are compared as
+/// strings.
+pub type Attributes = BTreeMap<String, String>;
 pub use load::{load_dir, ValidationError, ValidationErrors};
 pub use metric::{Aggregate, Metric, MetricKind, Source};
 

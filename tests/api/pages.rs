@@ -3,8 +3,8 @@
 //! escaped.
 
 use chrono::{Duration, Utc};
-use offerlab::analysis::verdict::{signed_pct, thousands};
 use offerlab::assignment::{hash, HashVersion};
+use offerlab::format::{signed_pct, thousands};
 use serde_json::{json, Value};
 
 use crate::helpers::{definition, spawn_app, spawn_app_with, TestApp};

@@ -181,7 +181,7 @@ pub struct SledStore {
     shared: Arc<Shared>,
     sender: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// The folder holds an older layout: [`Store::rebuild`] must run first.
+    /// The folder holds an older layout: [`SledStore::rebuild`] must run first.
     outdated: bool,
 }
 
@@ -192,7 +192,7 @@ impl SledStore {
         SledStore::open_bounded(path, MAX_QUEUED)
     }
 
-    /// [`Store::open`] with at most `max_queued` requests waiting for the
+    /// [`SledStore::open`] with at most `max_queued` requests waiting for the
     /// writer.
     pub fn open_bounded(path: &Path, max_queued: usize) -> Result<SledStore, StoreError> {
         let trees = Trees::open(path)?;
@@ -238,7 +238,7 @@ impl SledStore {
     }
 
     /// Whether the folder was written in an older layout and needs
-    /// [`Store::rebuild`] before it serves.
+    /// [`SledStore::rebuild`] before it serves.
     pub fn outdated(&self) -> bool {
         self.outdated
     }
@@ -296,9 +296,13 @@ impl SledStore {
     /// Rebuilds the per-visitor event index from the raw events, then
     /// replaces tallies and aggregates by a recomputation. Safe to rerun:
     /// the raw trees are never touched, so a rebuild interrupted half-way
-    /// is repaired by the next. Also upgrades a folder of an older layout.
+    /// is repaired by the next (the layout marker is cleared first and set
+    /// last, so an interrupted rebuild makes the next start rebuild again).
+    /// Also upgrades a folder of an older layout.
     pub fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
         let t = self.shared.trees()?;
+        t.meta.remove("format")?;
+        t.sync()?;
         t.visitors.0.clear()?;
         t.visitor_events.0.clear()?;
         let mut events: Vec<Event> = t.events.all().collect::<Result<_, _>>()?;

@@ -1,6 +1,13 @@
-//! A small SVG line-chart engine for the report: scales, ticks and point
-//! lists in a fixed 640 × 260 box, drawn by the templates. Pure; the data
-//! to draw comes from [`crate::views`].
+//! A small SVG line-chart engine for the report: scales, round ticks and
+//! point lists in a fixed 640 × 260 box, drawn by the templates. Pure; the
+//! data to draw comes from [`crate::views`].
+//!
+//! x is the day (points sit at their date, so a day without data leaves a
+//! gap rather than squeezing the line); y runs between round ticks that
+//! hold every value, and 0 when asked, so the zero line is a labelled tick.
+//! Every label stays inside the picture.
+
+use chrono::NaiveDate;
 
 /// Okabe–Ito colours, distinguishable with every common colour-vision
 /// deficiency; series also differ by dash pattern.
@@ -10,6 +17,8 @@ pub const DASHES: [&str; 5] = ["", "6 3", "2 3", "8 3 2 3", "1 2"];
 pub struct Tick {
     pub pos: f64,
     pub label: String,
+    /// SVG `text-anchor`: the outermost x labels hug the edges.
+    pub anchor: &'static str,
 }
 
 pub struct Series {
@@ -27,6 +36,7 @@ pub struct Chart {
     /// Polygon points of an interval band, when there is one.
     pub band: String,
     pub zero_y: Option<f64>,
+    /// Empty when there is no data to draw.
     pub y_ticks: Vec<Tick>,
     pub x_ticks: Vec<Tick>,
     /// The same data as a table: header and rows.
@@ -36,64 +46,142 @@ pub struct Chart {
 
 const W: f64 = 640.0;
 const H: f64 = 260.0;
-const LEFT: f64 = 64.0;
+/// Room for y labels such as "+12.5%" at the phone's 22-unit font.
+pub const LEFT: f64 = 90.0;
 const RIGHT: f64 = 16.0;
-const TOP: f64 = 16.0;
-const BOTTOM: f64 = 36.0;
+const TOP: f64 = 20.0;
+const BOTTOM: f64 = 40.0;
 
+/// A round step near `span / 4`: 1, 2, 2.5 or 5 times a power of ten.
+fn round_step(span: f64) -> f64 {
+    let raw = span / 4.0;
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * power).find(|s| *s >= raw).unwrap_or(10.0 * power)
+}
+
+/// Maps days and values to the box.
 pub struct Scale {
-    x0: f64,
-    x1: f64,
+    first: NaiveDate,
+    days: f64,
     y0: f64,
     y1: f64,
+    step: f64,
+    /// Whether any value was finite.
+    pub has_data: bool,
 }
 
 impl Scale {
-    pub fn new(xs: usize, ys: impl Iterator<Item = f64>, include_zero: bool) -> Scale {
+    /// A scale over the dates `first..=last` and the values `ys`, widened
+    /// to round ticks (and to 0 with `include_zero`).
+    pub fn new(first: NaiveDate, last: NaiveDate, ys: impl Iterator<Item = f64>, include_zero: bool) -> Scale {
         let (mut lo, mut hi) =
             ys.filter(|y| y.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
-        if include_zero {
+        let has_data = lo.is_finite();
+        if include_zero || !has_data {
             lo = lo.min(0.0);
             hi = hi.max(0.0);
         }
-        if !lo.is_finite() {
-            (lo, hi) = (0.0, 1.0);
-        }
         if hi - lo < 1e-12 {
-            hi = lo + 1.0;
+            // One value: a band around it (never below 0 for data that is not).
+            let half = if hi == 0.0 { 0.01 } else { hi.abs() * 0.1 };
+            (lo, hi) = (if lo >= 0.0 { (lo - half).max(0.0) } else { lo - half }, hi + half);
         }
-        let pad = (hi - lo) * 0.08;
-        Scale { x0: 0.0, x1: (xs.max(2) - 1) as f64, y0: lo - pad, y1: hi + pad }
+        let step = round_step(hi - lo);
+        let (y0, y1) = ((lo / step).floor() * step, (hi / step).ceil() * step);
+        Scale { first, days: ((last - first).num_days() as f64).max(1.0), y0, y1, step, has_data }
     }
 
-    pub fn x(&self, i: usize) -> f64 {
-        LEFT + (i as f64 - self.x0) / (self.x1 - self.x0) * (W - LEFT - RIGHT)
+    pub fn x(&self, date: NaiveDate) -> f64 {
+        LEFT + (date - self.first).num_days() as f64 / self.days * (W - LEFT - RIGHT)
     }
 
     pub fn y(&self, v: f64) -> f64 {
         TOP + (1.0 - (v - self.y0) / (self.y1 - self.y0)) * (H - TOP - BOTTOM)
     }
 
+    /// Round ticks from the bottom to the top; none without data.
     pub fn y_ticks(&self, fmt: impl Fn(f64) -> String) -> Vec<Tick> {
-        (0..=4)
+        if !self.has_data {
+            return Vec::new();
+        }
+        let count = ((self.y1 - self.y0) / self.step).round() as i64;
+        (0..=count)
             .map(|k| {
-                let v = self.y0 + (self.y1 - self.y0) * k as f64 / 4.0;
-                Tick { pos: self.y(v), label: fmt(v) }
+                let v = self.y0 + self.step * k as f64;
+                // -0 and rounding noise read as 0.
+                let v = if v.abs() < self.step * 1e-9 { 0.0 } else { v };
+                Tick { pos: self.y(v), label: fmt(v), anchor: "end" }
+            })
+            .collect()
+    }
+
+    /// At most six date labels, evenly spaced in days, the outer ones
+    /// anchored inside the picture.
+    pub fn x_ticks(&self) -> Vec<Tick> {
+        if !self.has_data {
+            return Vec::new();
+        }
+        let days = self.days as i64;
+        let every = (days as f64 / 5.0).ceil().max(1.0) as i64;
+        (0..=days)
+            .step_by(every as usize)
+            .map(|d| {
+                let date = self.first + chrono::Duration::days(d);
+                let anchor = if d == 0 {
+                    "start"
+                } else if d + every > days {
+                    "end"
+                } else {
+                    "middle"
+                };
+                Tick { pos: self.x(date), label: date.format("%b %-d").to_string(), anchor }
             })
             .collect()
     }
 }
 
-pub fn points(scale: &Scale, ys: &[Option<f64>]) -> String {
+/// SVG polyline points of the values that exist.
+pub fn points(scale: &Scale, ys: &[(NaiveDate, Option<f64>)]) -> String {
     ys.iter()
-        .enumerate()
-        .filter_map(|(i, y)| y.map(|y| format!("{:.1},{:.1}", scale.x(i), scale.y(y))))
+        .filter_map(|(date, y)| y.map(|y| format!("{:.1},{:.1}", scale.x(*date), scale.y(y))))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-pub fn x_ticks(scale: &Scale, dates: &[String]) -> Vec<Tick> {
-    let n = dates.len();
-    let step = (n / 6).max(1);
-    (0..n).step_by(step).map(|i| Tick { pos: scale.x(i), label: dates[i].clone() }).collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ticks_are_round_and_hold_every_value() {
+        let s = Scale::new(d("2026-11-02"), d("2026-11-20"), [0.031, 0.047, 0.052].into_iter(), false);
+        let ticks: Vec<String> = s.y_ticks(|v| format!("{v}")).into_iter().map(|t| t.label).collect();
+        assert_eq!(ticks, ["0.03", "0.04", "0.05", "0.06"]);
+    }
+
+    #[test]
+    fn a_proportion_never_shows_an_impossible_range_and_zero_is_a_tick() {
+        let s = Scale::new(d("2026-11-02"), d("2026-11-20"), [0.0, 1.0].into_iter(), false);
+        let ticks: Vec<f64> = s.y_ticks(|v| format!("{v}")).into_iter().map(|t| t.label.parse().unwrap()).collect();
+        assert_eq!((ticks[0], *ticks.last().unwrap()), (0.0, 1.0));
+        let lift = Scale::new(d("2026-11-02"), d("2026-11-20"), [-0.07, 0.21].into_iter(), true);
+        assert!(lift.y_ticks(|v| format!("{v}")).iter().any(|t| t.label == "0"), "the zero line is labelled");
+        let empty = Scale::new(d("2026-11-02"), d("2026-11-02"), std::iter::empty(), false);
+        assert!(empty.y_ticks(|v| format!("{v}")).is_empty() && empty.x_ticks().is_empty());
+    }
+
+    #[test]
+    fn points_sit_at_their_date_and_labels_stay_inside() {
+        let s = Scale::new(d("2026-11-01"), d("2026-11-11"), [1.0, 2.0].into_iter(), false);
+        assert_eq!(s.x(d("2026-11-01")), LEFT);
+        assert_eq!(s.x(d("2026-11-06")), LEFT + (W - LEFT - RIGHT) / 2.0, "a gap of days is a gap of space");
+        let ticks = s.x_ticks();
+        assert_eq!(ticks.first().unwrap().anchor, "start");
+        assert_eq!(ticks.last().unwrap().anchor, "end");
+        assert!(ticks.iter().all(|t| t.pos >= LEFT && t.pos <= W - RIGHT));
+    }
 }

@@ -191,8 +191,13 @@ fn run(command: Command) -> Result<ExitCode, String> {
             };
             let summary = simulate::run(&sim, chrono::Utc::now()).map_err(|e| e.to_string())?;
             println!(
-                "simulated {} visitors: {} exposures, {} events ({} rejected)",
-                summary.visitors, summary.exposures, summary.events, summary.rejected
+                "simulated {} visitors: sent {} exposures and {} events; {} stored, {} already stored (duplicates), {} rejected",
+                summary.visitors,
+                summary.exposures,
+                summary.events,
+                summary.accepted,
+                summary.duplicates,
+                summary.rejected
             );
             println!("report: {}/", url.trim_end_matches('/'));
             Ok(ExitCode::SUCCESS)

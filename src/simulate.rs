@@ -76,8 +76,13 @@ pub struct Simulation {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Summary {
     pub visitors: u64,
+    /// Exposures and events sent.
     pub exposures: u64,
     pub events: u64,
+    /// Of those, stored now; already stored (a rerun of the same seed adds
+    /// nothing); refused.
+    pub accepted: u64,
+    pub duplicates: u64,
     pub rejected: u64,
 }
 
@@ -152,10 +157,12 @@ impl Client {
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// Sends a batch and counts rejected items.
+    /// Sends a batch and counts what became of its items.
     fn batch(&self, path: &str, items: &mut Vec<Value>, summary: &mut Summary) -> Result<(), SimulateError> {
         for chunk in items.chunks(1000) {
             let r = self.post(path, &json!(chunk))?;
+            summary.accepted += r["accepted"].as_u64().unwrap_or(0);
+            summary.duplicates += r["duplicates"].as_u64().unwrap_or(0);
             summary.rejected += r["rejected"].as_u64().unwrap_or(0);
         }
         items.clear();
@@ -171,7 +178,9 @@ fn running_tests(report_list: &Value) -> Vec<(String, String, f64)> {
         .flatten()
         .filter(|e| e["status"] == "running")
         .map(|e| {
-            let baseline = e["sample_size"]["baseline"].as_f64().unwrap_or(0.05).clamp(0.001, 0.9);
+            // The configured baseline, not the observed one: the same seed
+            // must play the same storefront, whatever is already stored.
+            let baseline = e["planned_baseline"].as_f64().unwrap_or(0.05).clamp(0.001, 0.9);
             (
                 e["id"].as_str().unwrap_or_default().to_owned(),
                 e["surface"].as_str().unwrap_or_default().to_owned(),

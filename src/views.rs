@@ -7,7 +7,9 @@
 use askama::Template;
 
 use crate::analysis::{Arm, Direction, Lift, MetricReport, Report, Role};
-use crate::charts::{points, x_ticks, Chart, Scale, Series, COLORS, DASHES};
+use chrono::NaiveDate;
+
+use crate::charts::{points, Chart, Scale, Series, COLORS, DASHES};
 use crate::experiment::{Experiment, Status};
 use crate::format::{days, format_value, level, pct, signed_pct, thousands};
 
@@ -121,6 +123,9 @@ pub struct MetricRow {
     pub sum: String,
     pub value: String,
     pub lift: String,
+    /// For a metric in money (a per-visitor value): what the lift is worth,
+    /// per visitor and per 1,000 visitors.
+    pub worth: String,
     pub ci: String,
     pub p_value: String,
     pub mark: &'static str,
@@ -170,6 +175,16 @@ fn lift_cells(report: &Report, l: Option<&Lift>) -> (String, String, String, &'s
     (signed_pct(l.comparison.relative_lift), ci, p_text, m, c)
 }
 
+/// `0.42` → "+0.42 per visitor, about +420 per 1,000 visitors".
+fn per_visitor_worth(absolute_lift: f64) -> String {
+    let per_thousand = absolute_lift * 1000.0;
+    let sign = if per_thousand < 0.0 { "-" } else { "+" };
+    format!(
+        "{absolute_lift:+.2} per visitor, about {sign}{} per 1,000 visitors",
+        thousands(per_thousand.abs().round() as u64)
+    )
+}
+
 fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
     let rows = m
         .arms
@@ -177,12 +192,17 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
         .map(|arm| {
             let lift = m.lifts.iter().find(|l| l.variant == arm.variant);
             let (lift_text, ci, p_value, mark, mark_class) = lift_cells(report, lift);
+            let worth = lift
+                .filter(|l| m.kind == "mean" && l.comparison.not_computable.is_none())
+                .map(|l| per_visitor_worth(l.comparison.absolute_lift))
+                .unwrap_or_default();
             MetricRow {
                 variant: arm.variant.clone(),
                 visitors: thousands(arm.visitors),
                 sum: format_sum(m.kind, arm),
                 value: format_value(m.kind, &m.name, arm.value),
                 lift: lift_text,
+                worth,
                 ci,
                 p_value,
                 mark,
@@ -210,12 +230,21 @@ pub struct CycleRow {
     pub cells: Vec<String>,
 }
 
+/// The first and last day the daily series covers (the report's day when
+/// it is empty).
+fn date_span(report: &Report) -> (NaiveDate, NaiveDate) {
+    let first = report.daily.first().map_or(report.as_of, |d| d.date);
+    (first, report.daily.last().map_or(first, |d| d.date))
+}
+
 fn cumulative_chart(report: &Report, kind: &str, name: &str) -> Chart {
-    let dates: Vec<String> = report.daily.iter().map(|d| d.date.format("%b %-d").to_string()).collect();
-    let per_variant: Vec<Vec<Option<f64>>> = (0..report.variants.len())
-        .map(|v| report.daily.iter().map(|d| d.arms.get(v).filter(|a| a.visitors > 0).map(|a| a.value)).collect())
+    let per_variant: Vec<Vec<(NaiveDate, Option<f64>)>> = (0..report.variants.len())
+        .map(|v| {
+            report.daily.iter().map(|d| (d.date, d.arms.get(v).filter(|a| a.visitors > 0).map(|a| a.value))).collect()
+        })
         .collect();
-    let scale = Scale::new(dates.len(), per_variant.iter().flatten().flatten().copied(), false);
+    let (first, last) = date_span(report);
+    let scale = Scale::new(first, last, per_variant.iter().flatten().filter_map(|(_, y)| *y), false);
     let fmt = |v: f64| format_value(kind, name, v);
     let series = report
         .variants
@@ -249,7 +278,7 @@ fn cumulative_chart(report: &Report, kind: &str, name: &str) -> Chart {
         title: format!("Cumulative {} by day", report.primary().label.to_lowercase()),
         summary,
         y_ticks: scale.y_ticks(fmt),
-        x_ticks: x_ticks(&scale, &dates),
+        x_ticks: scale.x_ticks(),
         series,
         band: String::new(),
         zero_y: None,
@@ -259,13 +288,13 @@ fn cumulative_chart(report: &Report, kind: &str, name: &str) -> Chart {
 }
 
 fn lift_chart(report: &Report) -> Chart {
-    let dates: Vec<String> = report.daily.iter().map(|d| d.date.format("%b %-d").to_string()).collect();
     let lift_of = |d: &crate::analysis::DailyPoint, t: usize| {
         d.lifts.get(t).filter(|l| l.comparison.not_computable.is_none()).map(|l| l.comparison.clone())
     };
     let treatments = report.variants.len().saturating_sub(1);
     let all = report.daily.iter().flat_map(|d| (0..treatments).filter_map(move |t| lift_of(d, t)));
-    let scale = Scale::new(dates.len(), all.flat_map(|c| [c.ci.0, c.ci.1, c.relative_lift]), true);
+    let (first, last) = date_span(report);
+    let scale = Scale::new(first, last, all.flat_map(|c| [c.ci.0, c.ci.1, c.relative_lift]), true);
     let series = (0..treatments)
         .map(|t| Series {
             label: format!("{} vs {}", report.variants[t + 1], report.variants[0]),
@@ -273,7 +302,7 @@ fn lift_chart(report: &Report) -> Chart {
             dash: DASHES[(t + 1) % DASHES.len()],
             points: points(
                 &scale,
-                &report.daily.iter().map(|d| lift_of(d, t).map(|c| c.relative_lift)).collect::<Vec<_>>(),
+                &report.daily.iter().map(|d| (d.date, lift_of(d, t).map(|c| c.relative_lift))).collect::<Vec<_>>(),
             ),
         })
         .collect();
@@ -281,15 +310,13 @@ fn lift_chart(report: &Report) -> Chart {
         let upper: Vec<String> = report
             .daily
             .iter()
-            .enumerate()
-            .filter_map(|(i, d)| lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(i), scale.y(c.ci.1))))
+            .filter_map(|d| lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(d.date), scale.y(c.ci.1))))
             .collect();
         let lower: Vec<String> = report
             .daily
             .iter()
-            .enumerate()
             .rev()
-            .filter_map(|(i, d)| lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(i), scale.y(c.ci.0))))
+            .filter_map(|d| lift_of(d, 0).map(|c| format!("{:.1},{:.1}", scale.x(d.date), scale.y(c.ci.0))))
             .collect();
         if upper.len() >= 2 {
             format!("{} {}", upper.join(" "), lower.join(" "))
@@ -337,8 +364,8 @@ fn lift_chart(report: &Report) -> Chart {
         title: "Relative lift by day".to_owned(),
         summary,
         y_ticks: scale.y_ticks(signed_pct),
-        x_ticks: x_ticks(&scale, &dates),
-        zero_y: Some(scale.y(0.0)),
+        x_ticks: scale.x_ticks(),
+        zero_y: scale.has_data.then(|| scale.y(0.0)),
         series,
         band,
         header,
@@ -408,12 +435,24 @@ impl ExperimentPage {
             })
             .collect();
         let consistency = r.consistency.as_ref().map(|c| {
+            let same_sign = (c.lifts.0 > 0.0) == (c.lifts.1 > 0.0);
+            let reading = match (c.consistent, same_sign, c.comparable) {
+                (false, _, _) => "they disagree".to_owned(),
+                (true, true, true) => "consistent".to_owned(),
+                (true, false, _) => format!(
+                    "they point opposite ways, and the cycles are too small to tell whether that is chance (a change under {} would go unseen)",
+                    pct(c.detectable_change)
+                ),
+                (true, true, false) => format!(
+                    "no significant change, but the cycles are too small to rule out a fading effect (a change under {} would go unseen)",
+                    pct(c.detectable_change)
+                ),
+            };
             format!(
-                "Last two complete cycles for {}: {} then {}; {} (p = {:.3}).",
+                "Last two complete cycles for {}: {} then {}; {reading} (p = {:.3}).",
                 c.variant,
                 signed_pct(c.lifts.0),
                 signed_pct(c.lifts.1),
-                if c.consistent { "consistent" } else { "they disagree" },
                 c.p_value
             )
         });

@@ -1,7 +1,9 @@
 //! The report in a real browser: headless Chromium loads `/` and a test's
 //! page at 1280 px and 390 px wide, checks the verdict sentence is in the
-//! rendered DOM and that nothing overflows horizontally on a phone, and
-//! saves four screenshots for a person to look at.
+//! rendered DOM, that nothing overflows horizontally on a phone and every
+//! metric cell is on screen there, that chart labels are at least 11 px,
+//! and saves four screenshots for a person to look at (the ones in `docs/`
+//! come from this test).
 //!
 //! `.ci/run` installs Debian's `chromium`; without it this test says it was
 //! skipped.
@@ -108,7 +110,19 @@ fn report_pages_render_on_desktop_and_phone() {
             if width == 390 {
                 let overflow = eval(&tab, "document.documentElement.scrollWidth - window.innerWidth");
                 assert_eq!(overflow, Value::from(0), "{name} overflows horizontally at 390 px");
+                // Every number a verdict rests on is on screen, not behind a sideways scroll.
+                let hidden = eval(
+                    &tab,
+                    "Array.from(document.querySelectorAll('table.stack td')).filter(td => { const r = td.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth + 0.5; }).length",
+                );
+                assert_eq!(hidden, Value::from(0), "{name}: metric cells off-screen at 390 px");
             }
+            // Chart labels are at least 11 px tall on screen.
+            let smallest = eval(
+                &tab,
+                "Math.min(1e9, ...Array.from(document.querySelectorAll('svg.chart text')).map(t => parseFloat(getComputedStyle(t).fontSize) * t.ownerSVGElement.getBoundingClientRect().width / 640))",
+            );
+            assert!(smallest.as_f64().unwrap() >= 11.0, "{name} at {width}px: chart labels of {smallest} px");
             let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
             std::fs::write(shots.join(format!("{name}-{width}.png")), png).unwrap();
         }

@@ -68,14 +68,19 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
         read_key: None,
         progress: false,
     };
-    let summary = simulate::run(&sim, Utc::now());
+    let now = Utc::now();
+    let summary = simulate::run(&sim, now);
     let report = |id: &str| -> Value {
         reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap()
     };
     let (lifted, flat) = (report("lifted"), report("flat"));
+    let again = simulate::run(&sim, now).unwrap();
     drop(server);
     let summary = summary.unwrap();
     assert_eq!(summary.rejected, 0);
+    assert_eq!(summary.accepted + summary.duplicates, summary.exposures + summary.events, "{summary:?}");
+    assert_eq!((again.accepted, again.rejected), (0, 0), "the same seed again adds nothing: {again:?}");
+    assert_eq!(again.duplicates, again.exposures + again.events, "{again:?}");
     assert!(summary.visitors > 14_000, "{summary:?}");
 
     let code = lifted["verdict"]["code"].as_str().unwrap();

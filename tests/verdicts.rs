@@ -405,3 +405,17 @@ fn novelty_effects_at_the_planned_sample_are_almost_never_validated() {
     }
     assert!(f64::from(validated) / f64::from(runs) <= 0.01, "{validated} of {runs} novelty effects validated");
 }
+
+#[test]
+fn cycles_that_disagree_in_sign_are_never_called_consistent() {
+    let mut days = weeks(1, [BASE, with(0.034)]);
+    days.extend(weeks(1, [BASE, with(0.045)]));
+    let r = report(&days, 14, "");
+    let c = r.consistency.as_ref().expect("two complete cycles");
+    assert!(c.lifts.0 < 0.0 && c.lifts.1 > 0.0, "{c:?}");
+    let (exp, _) = setup("");
+    let page = offerlab::views::ExperimentPage::new(&exp, &r, 0);
+    let text = page.consistency.unwrap();
+    assert!(!text.contains("; consistent"), "{text}");
+    assert!(text.contains("point opposite ways") || text.contains("they disagree"), "{text}");
+}

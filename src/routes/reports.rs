@@ -23,6 +23,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
                 Ok(json!({
                     "id": e.id, "name": e.name, "surface": e.surface, "dimension": e.dimension, "status": e.status,
                     "verdict": r.verdict, "sample_size": r.sample_size, "days_running": r.days_running,
+                    "planned_baseline": e.stats.baseline,
                     "cycles_completed": r.cycles_completed,
                 }))
             })

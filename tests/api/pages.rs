@@ -57,7 +57,10 @@ async fn pages_show_the_json_reports_numbers() {
     for arm in primary["arms"].as_array().unwrap() {
         let visitors = thousands(arm["visitors"].as_u64().unwrap());
         let rate = format!("{:.2}%", arm["value"].as_f64().unwrap() * 100.0);
-        assert!(page.contains(&format!("<td class=\"num\">{visitors}</td>")), "visitors {visitors}");
+        assert!(
+            page.contains(&format!("<td class=\"num\" data-label=\"Visitors\">{visitors}</td>")),
+            "visitors {visitors}"
+        );
         assert!(page.contains(&rate), "rate {rate}");
     }
     let lift = &primary["lifts"][0];
@@ -153,4 +156,18 @@ async fn a_draft_test_shows_draft_not_collecting_data() {
     assert!(row.contains("Draft"), "the index row says Draft");
     let (_, report) = app.get("/api/v1/experiments/draft-test/report").await;
     assert!(report["verdict"]["sentence"].as_str().unwrap().starts_with("Draft:"), "{report}");
+}
+
+#[tokio::test]
+async fn a_lift_in_money_says_what_it_is_worth_per_visitor_and_per_thousand() {
+    let app = spawn_app().await;
+    populate(&app).await;
+    let (_, report) = app.get("/api/v1/experiments/running-cart/report").await;
+    let rpv = report["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "revenue_per_visitor").unwrap();
+    let lift = rpv["lifts"][0]["absolute_lift"].as_f64().unwrap();
+    let (_, page) = text(&app, "/experiments/running-cart").await;
+    let per_thousand = thousands((lift * 1000.0).abs().round() as u64);
+    let sign = if lift < 0.0 { "-" } else { "+" };
+    let want = format!("{lift:+.2} per visitor, about {sign}{per_thousand} per 1,000 visitors");
+    assert!(page.contains(&escape(&want)), "{want} missing");
 }

@@ -14,9 +14,11 @@ use offerlab::assignment::{assign_all, AssignQuery};
 use offerlab::config::Settings;
 use offerlab::experiment::load::load_file;
 use offerlab::experiment::load_dir;
+use offerlab::experiment::{ValidationError, ValidationErrors};
 use offerlab::simulate::{self, Effect, Simulation};
 use offerlab::startup::Application;
-use offerlab::store::{SledStore, Store};
+use offerlab::state::allocations_to_record;
+use offerlab::store::{SledStore, Store, StoreError};
 
 #[derive(Parser)]
 #[command(name = "offerlab", version, about = "A/B experiments for upsell and cross-sell offers")]
@@ -34,6 +36,11 @@ enum Command {
         /// The folder (default: ./experiments).
         #[arg(default_value = "./experiments")]
         dir: PathBuf,
+        /// A data folder to check allocation changes against, as the
+        /// service would at start or reload (stop the service first: it
+        /// holds the folder).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Analyze aggregates produced elsewhere (a warehouse query) and print the report JSON.
     Analyze {
@@ -98,6 +105,25 @@ enum Command {
     },
 }
 
+/// Refuses what the service would refuse on `data`: allocation changes of
+/// tests that already recorded exposures. Writes nothing.
+fn check_against(data: &std::path::Path, catalog: &offerlab::experiment::Catalog) -> Result<(), ValidationErrors> {
+    let one = |message: String| {
+        ValidationErrors(vec![ValidationError { file: data.display().to_string(), line: None, message }])
+    };
+    if !data.join("db").exists() {
+        return Err(one("no offerlab data here; pass the folder the service uses (--data of `offerlab serve`)".into()));
+    }
+    let store = SledStore::open(data).map_err(|e| match e {
+        StoreError::Locked(_) => one(
+            "a running offerlab holds this folder; stop it to validate against its data, or use POST /admin/reload, which refuses the same changes and keeps the running set"
+                .into(),
+        ),
+        other => one(other.to_string()),
+    })?;
+    allocations_to_record(&store, catalog).map(|_| ())
+}
+
 fn parse_attr(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -127,7 +153,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { dir } => match load_dir(&dir) {
+        Command::Validate { dir, data } => match load_dir(&dir).and_then(|catalog| {
+            if let Some(data) = data {
+                check_against(&data, &catalog)?;
+            }
+            Ok(catalog)
+        }) {
             Ok(catalog) => {
                 println!("{}: {} experiment(s) valid", dir.display(), catalog.len());
                 Ok(ExitCode::SUCCESS)

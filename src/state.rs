@@ -57,9 +57,23 @@ impl AppState {
 /// running tests between variants (see [`crate::allocation`]), else
 /// remembers the allocations it brings.
 pub fn admit(store: &dyn Store, catalog: &Catalog) -> Result<(), ValidationErrors> {
-    let storage = |e: StoreError| {
-        ValidationErrors(vec![ValidationError { file: "data".into(), line: None, message: e.to_string() }])
-    };
+    for (id, r) in allocations_to_record(store, catalog)? {
+        store.set_allocation(&id, &r).map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+fn storage_error(e: StoreError) -> ValidationErrors {
+    ValidationErrors(vec![ValidationError { file: "data".into(), line: None, message: e.to_string() }])
+}
+
+/// What [`admit`] would do, without writing: the allocations to remember,
+/// or every refusal (for `offerlab validate --data`).
+pub fn allocations_to_record(
+    store: &dyn Store,
+    catalog: &Catalog,
+) -> Result<Vec<(String, crate::allocation::AllocationRecord)>, ValidationErrors> {
+    let storage = storage_error;
     let mut records = Vec::new();
     let mut refusals = Vec::new();
     for exp in catalog.experiments() {
@@ -68,14 +82,13 @@ pub fn admit(store: &dyn Store, catalog: &Catalog) -> Result<(), ValidationError
         match allocation::check(stored.as_ref(), exp, has) {
             Check::Unchanged => {}
             Check::Record(r) => records.push((exp.id.to_string(), r)),
-            Check::Refuse(message) => refusals.push(ValidationError { file: exp.source.clone(), line: None, message }),
+            Check::Refuse(message) => {
+                refusals.push(ValidationError { file: exp.source.clone(), line: exp.variants_line, message })
+            }
         }
     }
     if !refusals.is_empty() {
         return Err(ValidationErrors(refusals));
     }
-    for (id, r) in records {
-        store.set_allocation(&id, &r).map_err(storage)?;
-    }
-    Ok(())
+    Ok(records)
 }

@@ -255,3 +255,41 @@ fn a_missing_field_names_a_line() {
     assert!(e.message.contains("missing field `surface`"), "{e}");
     assert!(e.line.is_some(), "{e}");
 }
+
+#[tokio::test]
+async fn validate_with_data_refuses_what_the_service_would_refuse() {
+    use offerlab::store::{SledStore, Store, Write};
+    use offerlab::tracking::Exposure;
+    let dir = folder(&[("a.toml", &base("a"))]);
+    let data = tempfile::tempdir().unwrap();
+    {
+        let catalog = std::sync::Arc::new(load_dir(dir.path()).unwrap());
+        let store = SledStore::open(data.path()).unwrap();
+        offerlab::state::admit(&store, &catalog).unwrap();
+        let ts = chrono::DateTime::parse_from_rfc3339("2026-11-03T10:00:00Z").unwrap().to_utc();
+        let exposure = Exposure { visitor: "v".into(), experiment: "a".into(), variant: 0, ts, phase: 1 };
+        store.record(catalog, vec![Write::Exposure(exposure)]).await.unwrap();
+        store.close().unwrap();
+    }
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_offerlab")).arg("validate").args(args).output().unwrap()
+    };
+    let ok = run(&[dir.path().as_os_str(), "--data".as_ref(), data.path().as_os_str()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    std::fs::write(
+        dir.path().join("a.toml"),
+        base("a").replacen("weight = 0.5", "weight = 0.7", 1).replacen("weight = 0.5", "weight = 0.3", 1),
+    )
+    .unwrap();
+    let plain = run(&[dir.path().as_os_str()]);
+    assert!(plain.status.success(), "the new weights are valid on their own");
+    let bad = run(&[dir.path().as_os_str(), "--data".as_ref(), data.path().as_os_str()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("a.toml:11: the allocation of \"a\""), "{stderr}");
+    assert!(stderr.contains("allocation_version = 2"), "{stderr}");
+    let absent = run(&[dir.path().as_os_str(), "--data".as_ref(), data.path().join("nope").as_os_str()]);
+    assert_eq!(absent.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&absent.stderr).contains("no offerlab data here"));
+}

@@ -400,6 +400,7 @@ fn check_experiment(
     };
     let seed = raw.seed.clone().unwrap_or_else(|| id.to_string());
     let surface_line = errs.line_of(raw.surface.span());
+    let variants_line = raw.variants.first().and_then(|v| errs.line_of(v.span()));
     errs.finish(
         Experiment {
             seed,
@@ -425,6 +426,7 @@ fn check_experiment(
             allocation_version,
             source: file.to_owned(),
             surface_line,
+            variants_line,
             ranges: Vec::new(),
         }
         .with_ranges(),

@@ -229,6 +229,9 @@ pub struct Experiment {
     /// share a visitor.
     #[serde(skip)]
     pub surface_line: Option<usize>,
+    /// Line of the first `[[variants]]`, for messages about the allocation.
+    #[serde(skip)]
+    pub variants_line: Option<usize>,
     /// The bucket ranges, computed once at load: assignment reads them on
     /// every request.
     #[serde(skip)]

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::bucketing::{bucket_ranges, BucketRange, Namespace};
@@ -201,7 +201,8 @@ pub struct Experiment {
     pub status: Status,
     pub surface: Surface,
     pub dimension: Dimension,
-    /// First day of the test; days and cycles count from here.
+    /// First day of the test: exposures dated earlier are refused. (Days and
+    /// cycles count from the first exposure of a phase, not from here.)
     pub start: NaiveDate,
     /// Offset of the shop's business day from UTC.
     #[serde(serialize_with = "serialize_offset")]
@@ -265,17 +266,6 @@ impl Experiment {
     /// The shop's calendar day of an instant.
     pub fn local_day(&self, ts: DateTime<Utc>) -> NaiveDate {
         ts.with_timezone(&self.timezone).date_naive()
-    }
-
-    /// Days since `start` of an instant, on the shop's calendar (may be
-    /// negative for events before the test began).
-    pub fn day_index(&self, ts: DateTime<Utc>) -> i64 {
-        (self.local_day(ts) - self.start).num_days()
-    }
-
-    /// The calendar day of a day index.
-    pub fn day_date(&self, day: i64) -> NaiveDate {
-        self.start + Duration::days(day)
     }
 
     /// Every metric the test reports: primary, guardrails, secondaries, in

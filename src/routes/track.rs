@@ -14,12 +14,6 @@ use crate::state::AppState;
 use crate::store::{Outcome, Write};
 use crate::tracking::{check_event, check_exposure, unknown_field, TrackError, MAX_BATCH};
 
-/// One item's fate.
-enum Item {
-    Checked(Write),
-    Rejected(TrackError),
-}
-
 /// A body that is one item (an object) or a batch (an array).
 fn items(body: Value) -> Result<(Vec<Value>, bool), ApiError> {
     match body {
@@ -60,23 +54,28 @@ async fn track(
 ) -> Result<HttpResponse, ApiError> {
     let (raw, batch) = items(body)?;
     let catalog = state.catalog();
-    let checked: Vec<Item> = raw
+    // Each item is checked on its own; the accepted ones go to the store
+    // together, and their outcomes come back in order.
+    let mut writes = Vec::new();
+    let refusals: Vec<Option<TrackError>> = raw
         .into_iter()
         .map(|v| match check(&catalog, v) {
-            Ok(w) => Item::Checked(w),
-            Err(e) => Item::Rejected(e),
+            Ok(w) => {
+                writes.push(w);
+                None
+            }
+            Err(e) => Some(e),
         })
         .collect();
-    let writes: Vec<Write> =
-        checked.iter().filter_map(|i| if let Item::Checked(w) = i { Some(w.clone()) } else { None }).collect();
     let read_by_some_metric: Vec<bool> =
         writes.iter().map(|w| !matches!(w, Write::Event(e) if !catalog.is_read(&e.name))).collect();
     let mut outcomes =
         state.store.record(catalog, writes.clone()).await?.into_iter().zip(writes).zip(read_by_some_metric);
-    let results: Vec<Result<Outcome, TrackError>> = checked
+    let results: Vec<Result<Outcome, TrackError>> = refusals
         .into_iter()
-        .map(|item| match item {
-            Item::Checked(_) => match outcomes.next().expect("one outcome per write") {
+        .map(|refusal| match refusal {
+            Some(e) => Err(e),
+            None => match outcomes.next().expect("one outcome per write") {
                 ((Outcome::Conflict, Write::Event(e)), _) => Err(TrackError::IdConflict(e.id)),
                 ((Outcome::Accepted, Write::Event(e)), false) => {
                     state.metrics.count_unread_event(&e.name);
@@ -84,7 +83,6 @@ async fn track(
                 }
                 ((outcome, _), _) => Ok(outcome),
             },
-            Item::Rejected(e) => Err(e),
         })
         .collect();
     let count = |s: &str| {

@@ -15,6 +15,10 @@ pub struct Settings {
     /// Folder of the sled database (created when missing).
     #[arg(long, env = "OFFERLAB_DATA", default_value = "./data")]
     pub data: PathBuf,
+    /// The shared store replicas use, `postgres://USER:PASSWORD@HOST:PORT/DATABASE`
+    /// (default: sled in `--data`).
+    #[arg(long, env = "OFFERLAB_STORE", value_parser = postgres_url, hide_env_values = true)]
+    pub store: Option<String>,
     /// Folder of experiment definitions.
     #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
     pub experiments: PathBuf,
@@ -43,6 +47,7 @@ impl Settings {
         Settings {
             bind,
             data,
+            store: None,
             experiments,
             write_key: None,
             read_key: None,
@@ -50,5 +55,14 @@ impl Settings {
             body_timeout: 5.0,
             workers: None,
         }
+    }
+}
+
+/// Accepts a PostgreSQL URL; anything else is refused with what to pass.
+fn postgres_url(s: &str) -> Result<String, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE (leave --store out to use sled in --data)".into())
     }
 }

@@ -19,10 +19,10 @@ use crate::metrics::Metrics;
 use crate::middleware::{body_deadline, observe, security_headers, BodyDeadline};
 
 use crate::config::Settings;
-use crate::experiment::{load_dir, ValidationErrors};
+use crate::experiment::{load_dir, Catalog, ValidationErrors};
 use crate::routes;
 use crate::state::{admit, AppState};
-use crate::store::{SledStore, Store};
+use crate::store::{PgStore, SledStore, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -41,6 +41,23 @@ pub enum StartupError {
     EmptyKey(#[from] EmptyKey),
     #[error("--body-timeout {0} is not a positive number of seconds; use e.g. 5")]
     BodyTimeout(f64),
+}
+
+/// The store `settings` name: PostgreSQL for `--store`, else sled in
+/// `--data` (upgraded in place when its layout is older).
+fn open_store(settings: &Settings, catalog: &Catalog) -> Result<Arc<dyn Store>, StartupError> {
+    if let Some(url) = &settings.store {
+        let store = PgStore::open(url)?;
+        tracing::info!("storing in PostgreSQL");
+        return Ok(Arc::new(store));
+    }
+    let store = SledStore::open(&settings.data)?;
+    if store.outdated() {
+        tracing::warn!(data = %settings.data.display(), "the data folder has an older layout: rebuilding it from the raw records");
+        let rows = store.rebuild(catalog)?;
+        tracing::info!(rows, "data folder upgraded");
+    }
+    Ok(Arc::new(store))
 }
 
 pub struct Application {
@@ -64,13 +81,7 @@ impl Application {
         for e in catalog.experiments() {
             tracing::info!(experiment = %e.id, status = ?e.status, surface = e.surface.as_str(), "loaded test");
         }
-        let store = SledStore::open(&settings.data)?;
-        if store.outdated() {
-            tracing::warn!(data = %settings.data.display(), "the data folder has an older layout: rebuilding it from the raw records");
-            let rows = store.rebuild(&catalog)?;
-            tracing::info!(rows, "data folder upgraded");
-        }
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store = open_store(settings, &catalog)?;
         admit(store.as_ref(), &catalog)?;
         let metrics = Arc::new(Metrics::new());
         let flush = metrics.flush.clone();

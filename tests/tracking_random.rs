@@ -2,129 +2,23 @@
 //! events and events that arrive before their exposure: the aggregates must
 //! equal those computed directly from the generated truth, and a rebuild.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{Duration, TimeZone, Utc};
+use common::writes::{assert_same, catalog, expected, generate};
 use offerlab::assignment::{evaluate, Attributes};
-use offerlab::experiment::{load_dir, Catalog};
-use offerlab::stats::Moments;
-use offerlab::store::sled::keys::AggregateKey;
 use offerlab::store::{SledStore, Store, Write};
-use offerlab::tracking::{Event, Exposure};
+use offerlab::tracking::Exposure;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-
-const TESTS: [&str; 2] = ["cart-protection-copy", "checkout-addon-price-display"];
-
-fn catalog() -> Arc<Catalog> {
-    Arc::new(load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"))).unwrap())
-}
-
-/// The generated truth: first exposures and every distinct event.
-struct Truth {
-    exposures: BTreeMap<(String, String), Exposure>,
-    events: BTreeMap<String, Event>,
-}
-
-fn generate(catalog: &Catalog, rng: &mut StdRng) -> (Truth, Vec<Write>) {
-    let start = Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap();
-    let mut truth = Truth { exposures: BTreeMap::new(), events: BTreeMap::new() };
-    let mut writes = Vec::new();
-    let mut next_event = 0;
-    let mut visitor = 0;
-    while writes.len() < 20_000 {
-        visitor += 1;
-        let v = format!("visitor-{visitor}");
-        let base: DateTime<Utc> = start + Duration::minutes(rng.random_range(0..21 * 24 * 60));
-        for test in TESTS {
-            let exp = catalog.get(test).unwrap();
-            let Some(a) = evaluate(exp, &v, &Attributes::new(), None).filter(|a| a.in_experiment) else {
-                continue;
-            };
-            if rng.random_bool(0.2) {
-                continue;
-            }
-            // One to three exposures: the earliest counts, the rest are duplicates.
-            for _ in 0..rng.random_range(1..=3) {
-                let ts = base + Duration::minutes(rng.random_range(0..3 * 24 * 60));
-                let x =
-                    Exposure { visitor: v.clone(), experiment: test.into(), variant: a.variant as u16, ts, phase: 1 };
-                let key = (v.clone(), test.to_owned());
-                if truth.exposures.get(&key).is_none_or(|old| ts < old.ts) {
-                    truth.exposures.insert(key, x.clone());
-                }
-                writes.push(Write::Exposure(x));
-            }
-        }
-        for _ in 0..rng.random_range(0..5) {
-            next_event += 1;
-            let (name, value) = match rng.random_range(0..6) {
-                0 => ("upsell_accepted", 0.0),
-                1 => ("cart_offer_accepted", 19.0),
-                2 => ("checkout_offer_accepted", 12.0),
-                3 | 4 => ("order", (rng.random_range(1_000..20_000) as f64) / 100.0),
-                _ => ("return", 0.0),
-            };
-            // Some events happen before the visitor's exposures.
-            let ts = base + Duration::minutes(rng.random_range(-6 * 60..4 * 24 * 60));
-            let e = Event { id: format!("ev-{next_event}"), visitor: v.clone(), name: name.into(), value, ts };
-            truth.events.insert(e.id.clone(), e.clone());
-            for _ in 0..rng.random_range(1..=2) {
-                writes.push(Write::Event(e.clone())); // a retry sends the same id again
-            }
-        }
-    }
-    writes.shuffle(rng);
-    (truth, writes)
-}
-
-/// Aggregates computed directly from the truth, metric by metric.
-fn expected(catalog: &Catalog, truth: &Truth) -> BTreeMap<AggregateKey, Moments> {
-    let mut out: BTreeMap<AggregateKey, Moments> = BTreeMap::new();
-    for ((v, test), x) in &truth.exposures {
-        let exp = catalog.get(test).unwrap();
-        let mine: Vec<&Event> = truth.events.values().filter(|e| &e.visitor == v && e.ts >= x.ts).collect();
-        let count = |n: &str| mine.iter().filter(|e| e.name == n).count() as f64;
-        let order_value: f64 = mine.iter().filter(|e| e.name == "order").map(|e| e.value).sum();
-        let values = BTreeMap::from([
-            ("upsell_acceptance", (f64::from(count("upsell_accepted") > 0.0), 0.0)),
-            ("cart_offer_acceptance", (f64::from(count("cart_offer_accepted") > 0.0), 0.0)),
-            ("checkout_offer_acceptance", (f64::from(count("checkout_offer_accepted") > 0.0), 0.0)),
-            ("order_conversion", (f64::from(count("order") > 0.0), 0.0)),
-            ("revenue_per_visitor", (order_value, 0.0)),
-            ("average_order_value", (order_value, count("order"))),
-            ("return_rate", (count("return"), count("order"))),
-        ]);
-        for metric in exp.all_metrics() {
-            let key = AggregateKey {
-                experiment: test.clone(),
-                phase: 1,
-                variant: x.variant,
-                date: exp.local_day(x.ts),
-                metric: metric.to_owned(),
-            };
-            let (a, b) = values[metric];
-            out.entry(key).or_default().add_visitor(a, b);
-        }
-    }
-    out
-}
-
-fn assert_same(got: &BTreeMap<AggregateKey, Moments>, want: &BTreeMap<AggregateKey, Moments>, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: number of aggregate rows");
-    for (k, w) in want {
-        let g = got.get(k).unwrap_or_else(|| panic!("{what}: missing {k:?}"));
-        assert!(g.approx_eq(w, 1e-9), "{what}: {k:?}: got {g:?}, want {w:?}");
-    }
-}
+use rand::SeedableRng;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shuffled_writes_with_duplicates_and_retries_give_the_true_aggregates() {
     let catalog = catalog();
     let mut rng = StdRng::seed_from_u64(20_000);
-    let (truth, writes) = generate(&catalog, &mut rng);
+    let (truth, writes) = generate(&catalog, &mut rng, 20_000);
     assert!(writes.len() >= 20_000);
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());

@@ -49,12 +49,6 @@ impl Moments {
         self.apply_delta((0.0, 0.0), (x, y));
     }
 
-    /// Takes out one visitor who was counted with value `x` (and `y`).
-    pub fn remove_visitor(&mut self, x: f64, y: f64) {
-        self.n = self.n.saturating_sub(1);
-        self.apply_delta((x, y), (0.0, 0.0));
-    }
-
     /// Moves one visitor already counted from values `old` to `new`: the
     /// sums change by the difference, `n` stays.
     pub fn apply_delta(&mut self, old: (f64, f64), new: (f64, f64)) {

@@ -6,11 +6,13 @@
 //!   moves the visitor, attribution at or after the first exposure,
 //!   idempotent event ids), pure code over a [`rules::Ledger`], written
 //!   once for every backend;
-//! - [`sled`]: the embedded default, one process, a local folder.
+//! - [`sled`]: the embedded default, one process, a local folder;
+//! - [`postgres`]: the store replicas share.
 //!
 //! Every backend answers a write only once it is durable, and reports its
 //! health so `/healthz` can say when writes fail.
 
+pub mod postgres;
 pub mod rules;
 pub mod sled;
 
@@ -24,6 +26,7 @@ use crate::allocation::AllocationRecord;
 use crate::experiment::{Catalog, Experiment};
 use crate::tracking::{Event, Exposure};
 
+pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
 
 /// A stored record that does not decode.
@@ -63,6 +66,16 @@ pub enum StoreError {
     Busy,
     #[error("the store is shutting down")]
     Closed,
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "the PostgreSQL database holds offerlab schema version {found}, newer than this version's {known}; run a newer offerlab"
+    )]
+    NewerSchema { found: i32, known: i32 },
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl From<std::io::Error> for StoreError {

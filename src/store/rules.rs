@@ -67,7 +67,41 @@ pub trait Ledger {
     fn put_tallies(&self, key: &TallyKey, t: &Tallies) -> Result<(), Self::Error>;
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// is removed.
-    fn update_aggregate(&self, key: &AggregateKey, change: &mut dyn FnMut(&mut Moments)) -> Result<(), Self::Error>;
+    fn update_aggregate(&self, key: &AggregateKey, change: Change) -> Result<(), Self::Error>;
+}
+
+/// One visitor's change to an aggregate row. Additive, so a backend may
+/// apply it as an increment without reading the row first (PostgreSQL
+/// does, so replicas never read-modify-write a shared row):
+/// `n += visitors`, `Σx += x₁ − x₀`, `Σx² += x₁² − x₀²`, and likewise for
+/// `y`, `y²` and `x·y`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Change {
+    pub visitors: i64,
+    pub old: (f64, f64),
+    pub new: (f64, f64),
+}
+
+impl Change {
+    /// A visitor joins the row with value `xy`.
+    pub fn add(xy: (f64, f64)) -> Change {
+        Change { visitors: 1, old: (0.0, 0.0), new: xy }
+    }
+
+    /// A visitor counted with `xy` leaves the row.
+    pub fn remove(xy: (f64, f64)) -> Change {
+        Change { visitors: -1, old: xy, new: (0.0, 0.0) }
+    }
+
+    /// A visitor already in the row moves from `old` to `new`.
+    pub fn delta(old: (f64, f64), new: (f64, f64)) -> Change {
+        Change { visitors: 0, old, new }
+    }
+
+    pub fn apply(&self, m: &mut Moments) {
+        m.n = m.n.saturating_add_signed(self.visitors);
+        m.apply_delta(self.old, self.new);
+    }
 }
 
 /// The visitor's tallies for one exposure: their events at or after it, of
@@ -113,14 +147,14 @@ fn apply_exposure<L: Ledger>(tx: &L, catalog: &Catalog, e: &Exposure) -> Result<
     if let Some(i) = previous {
         let old = tx.tallies(&tally_key)?;
         for (metric, (x, y)) in metric_values(exp, catalog, &old) {
-            tx.update_aggregate(&aggregate_key(exp, &list[i], metric), &mut |m| m.remove_visitor(x, y))?;
+            tx.update_aggregate(&aggregate_key(exp, &list[i], metric), Change::remove((x, y)))?;
         }
         list[i] = e.clone();
     } else {
         list.push(e.clone());
     }
     for (metric, (x, y)) in metric_values(exp, catalog, &tallies) {
-        tx.update_aggregate(&aggregate_key(exp, e, metric), &mut |m| m.add_visitor(x, y))?;
+        tx.update_aggregate(&aggregate_key(exp, e, metric), Change::add((x, y)))?;
     }
     tx.put_tallies(&tally_key, &tallies)?;
     tx.put_exposures(&e.visitor, &list)?;
@@ -149,7 +183,7 @@ fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outco
         let before = metric_values(exp, catalog, &old);
         for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {
             if old_xy != new_xy {
-                tx.update_aggregate(&aggregate_key(exp, x, metric), &mut |m| m.apply_delta(old_xy, new_xy))?;
+                tx.update_aggregate(&aggregate_key(exp, x, metric), Change::delta(old_xy, new_xy))?;
             }
         }
         tx.put_tallies(&key, &new)?;

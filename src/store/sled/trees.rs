@@ -16,7 +16,7 @@ use super::keys::{describe, event_chunk_key, visitor_key, AggregateKey, TallyKey
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
 use crate::stats::Moments;
-use crate::store::rules::{Ledger, Stored};
+use crate::store::rules::{Change, Ledger, Stored};
 use crate::store::{Corrupt, StoreError};
 use crate::tracking::{Event, Exposure};
 
@@ -261,10 +261,10 @@ impl Ledger for Tx<'_> {
 
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// (its last visitor moved to another day) is removed.
-    fn update_aggregate(&self, key: &AggregateKey, change: &mut dyn FnMut(&mut Moments)) -> TxResult<()> {
+    fn update_aggregate(&self, key: &AggregateKey, change: Change) -> TxResult<()> {
         let k = key.encode();
         let mut m: Moments = tx_decode(Aggregates::NAME, &k, self.aggregates.get(&k)?)?;
-        change(&mut m);
+        change.apply(&mut m);
         if m.n == 0 {
             self.aggregates.remove(k)?;
         } else {

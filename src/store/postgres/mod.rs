@@ -1,0 +1,656 @@
+//! The shared store: PostgreSQL, for replicas behind one load balancer.
+//! The schema is created or migrated at start ([`migrations`]).
+//!
+//! Each replica has one writer task doing group commit, as with sled: it
+//! takes every waiting request and applies the whole group in one
+//! transaction, committed with `synchronous_commit = on` before any of them
+//! is answered, so a 2xx means the write is durable in PostgreSQL.
+//!
+//! Concurrency across replicas, and the write rules that need it ("an
+//! earlier exposure moves the visitor", "an event before its exposure",
+//! one event per id): a group first takes transaction-scoped advisory
+//! locks on every visitor and event id it writes, in ascending lock-key
+//! order, so two replicas touching one visitor run one after the other,
+//! each seeing the other's committed rows. It then reads those visitors'
+//! rows once and runs the shared [`rules`](super::rules) in memory
+//! ([`overlay`]). Aggregate rows, shared by all visitors of a day, are
+//! never read: the group adds its summed deltas (`n = n + Δn`, ...) in
+//! key order, after the visitor locks. Every transaction takes locks in
+//! that one global order (visitor and id locks by key, then aggregate rows
+//! by key), so replicas cannot deadlock, and no increment is lost.
+//!
+//! A lost connection or a restarting server answers 503 (the commit's
+//! outcome is then unknown, and a retry is safe: event ids and first
+//! exposures make it idempotent); the writer probes every second and
+//! takes writes again by itself.
+
+pub mod migrations;
+pub mod overlay;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+use super::rules::{apply, AggregateKey, TallyKey};
+use super::{FlushObserver, Outcome, Recorded, Store, StoreError, Write};
+use crate::aggregates::AggregateRow;
+use crate::allocation::AllocationRecord;
+use crate::attribution::Tallies;
+use crate::experiment::{Catalog, Experiment};
+use crate::stats::Moments;
+use crate::tracking::{Event, Exposure};
+use overlay::{Changes, Needs, Overlay};
+
+/// Most requests one group commit takes.
+const MAX_GROUP: usize = 512;
+/// Most requests waiting for the writer; more are refused with
+/// [`StoreError::Busy`].
+const MAX_QUEUED: usize = 1024;
+/// How often a failing database is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often a group is tried again after PostgreSQL aborted it for a
+/// deadlock or serialization failure (the lock order rules both out; this
+/// is a second line).
+const RETRIES: usize = 5;
+
+type Answer = Result<Vec<Outcome>, Arc<StoreError>>;
+
+struct Job {
+    writes: Vec<Write>,
+    catalog: Arc<Catalog>,
+    reply: tokio::sync::oneshot::Sender<Answer>,
+}
+
+/// What the writer shares with the store's readers.
+struct Shared {
+    pool: Pool,
+    /// Why writes currently fail, if they do.
+    health: Mutex<Option<String>>,
+    flush_observer: Mutex<Option<FlushObserver>>,
+}
+
+impl Shared {
+    fn set_health(&self, reason: Option<String>) {
+        let mut h = self.health.lock().expect("health lock");
+        match (&*h, &reason) {
+            (None, Some(r)) => tracing::error!("store cannot write: {r}"),
+            (Some(_), None) => tracing::info!("store writes again"),
+            _ => {}
+        }
+        *h = reason;
+    }
+
+    fn health(&self) -> Option<String> {
+        self.health.lock().expect("health lock").clone()
+    }
+}
+
+pub struct PgStore {
+    shared: Arc<Shared>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    writer_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`),
+    /// creates or migrates the schema, and starts the writer.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Config(format!(
+                "the store URL is not a PostgreSQL connection string ({e}); use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            ))
+        })?;
+        config.options("-c synchronous_commit=on").connect_timeout(Duration::from_secs(5));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("offerlab-postgres")
+            .enable_all()
+            .build()?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(8)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(5)))
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        let shared = Arc::new(Shared { pool, health: Mutex::new(None), flush_observer: Mutex::new(None) });
+        let (sender, receiver) = mpsc::channel(MAX_QUEUED);
+        let (done, writer_done) = std::sync::mpsc::channel();
+        let store = PgStore {
+            shared: shared.clone(),
+            runtime: Mutex::new(Some(runtime)),
+            sender: Mutex::new(None),
+            writer_done: Mutex::new(Some(writer_done)),
+        };
+        store.run(|pool| async move { migrations::run(&mut pool.get().await.map_err(pool_error)?).await })?;
+        store.spawn(writer(shared, receiver, done))?;
+        *store.sender.lock().expect("sender lock") = Some(sender);
+        Ok(store)
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> Result<(), StoreError> {
+        let rt = self.runtime.lock().expect("runtime lock");
+        rt.as_ref().ok_or(StoreError::Closed)?.spawn(task);
+        Ok(())
+    }
+
+    /// Runs a query on the store's runtime and waits for it; callable from
+    /// any thread, an async handler's included.
+    fn run<T, F>(&self, query: impl FnOnce(Pool) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let fut = query(self.shared.pool.clone());
+        self.spawn(async move {
+            let _ = tx.send(fut.await);
+        })?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl PgStore {
+    /// Every stored aggregate, keyed (for checks and tests).
+    pub fn all_aggregates(&self) -> Result<std::collections::BTreeMap<AggregateKey, Moments>, StoreError> {
+        let rows = self.run(|pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            Ok(client
+                .query(
+                    "SELECT experiment, phase, variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy
+                     FROM aggregates",
+                    &[],
+                )
+                .await?)
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let key = AggregateKey {
+                    experiment: r.get(0),
+                    phase: u32::try_from(r.get::<_, i32>(1)).unwrap_or(0),
+                    variant: u16::try_from(r.get::<_, i16>(2)).unwrap_or(0),
+                    date: r.get(3),
+                    metric: r.get(4),
+                };
+                (key, moments_at(r, 5))
+            })
+            .collect())
+    }
+}
+
+/// The six sums of a row, from column `first` on.
+fn moments_at(r: &tokio_postgres::Row, first: usize) -> Moments {
+    Moments {
+        n: u64::try_from(r.get::<_, i64>(first)).unwrap_or(0),
+        sum: r.get(first + 1),
+        sum_sq: r.get(first + 2),
+        den_sum: r.get(first + 3),
+        den_sum_sq: r.get(first + 4),
+        sum_xy: r.get(first + 5),
+    }
+}
+
+impl Store for PgStore {
+    fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Recorded<'_> {
+        let queued = if writes.is_empty() {
+            Ok(None)
+        } else {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let sender = self.sender.lock().expect("sender lock");
+            match sender.as_ref() {
+                None => Err(Arc::new(StoreError::Closed)),
+                Some(s) => s.try_send(Job { writes, catalog, reply }).map(|()| Some(answer)).map_err(|e| {
+                    Arc::new(match e {
+                        TrySendError::Full(_) => StoreError::Busy,
+                        TrySendError::Closed(_) => StoreError::Closed,
+                    })
+                }),
+            }
+        };
+        Box::pin(async move {
+            match queued? {
+                None => Ok(Vec::new()),
+                Some(answer) => answer.await.map_err(|_| Arc::new(StoreError::Closed))?,
+            }
+        })
+    }
+
+    fn health(&self) -> Result<(), String> {
+        self.shared.health().map_or(Ok(()), Err)
+    }
+
+    fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
+        let (id, phase) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version));
+        let rows = self.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            Ok(client
+                .query(
+                    "SELECT variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy
+                     FROM aggregates WHERE experiment = $1 AND phase = $2
+                     ORDER BY variant, date, metric",
+                    &[&id, &phase],
+                )
+                .await?)
+        })?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let variant = exp.variants.get(usize::try_from(r.get::<_, i16>(0)).ok()?)?.key.clone();
+                Some(AggregateRow { variant, date: r.get(1), metric: r.get(2), moments: moments_at(r, 3) })
+            })
+            .collect())
+    }
+
+    fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
+        let (id, phase, metric) =
+            (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version), exp.primary_metric.clone());
+        let n: i64 = self.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let row = client
+                .query_one(
+                    "SELECT coalesce(sum(n), 0)::bigint FROM aggregates
+                     WHERE experiment = $1 AND phase < $2 AND metric = $3",
+                    &[&id, &phase, &metric],
+                )
+                .await?;
+            Ok(row.get(0))
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
+        let (id, phase) = (experiment.to_owned(), phase_i32(phase));
+        self.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let row = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM aggregates WHERE experiment = $1 AND phase = $2)",
+                    &[&id, &phase],
+                )
+                .await?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
+        let id = experiment.to_owned();
+        let text: Option<String> = self.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let row = client.query_opt("SELECT record::text FROM allocations WHERE experiment = $1", &[&id]).await?;
+            Ok(row.map(|r| r.get(0)))
+        })?;
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| {
+                StoreError::Corrupt(super::Corrupt {
+                    tree: "allocations",
+                    key: experiment.to_owned(),
+                    detail: e.to_string(),
+                })
+            })
+        })
+        .transpose()
+    }
+
+    fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
+        let (id, text) = (experiment.to_owned(), serde_json::to_string(record).expect("records serialize"));
+        self.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            client
+                .execute(
+                    "INSERT INTO allocations (experiment, record) VALUES ($1, $2::text::jsonb)
+                     ON CONFLICT (experiment) DO UPDATE SET record = EXCLUDED.record",
+                    &[&id, &text],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn counts(&self) -> Result<(usize, usize), StoreError> {
+        let (x, e): (i64, i64) = self.run(|pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let row =
+                client.query_one("SELECT (SELECT count(*) FROM exposures), (SELECT count(*) FROM events)", &[]).await?;
+            Ok((row.get(0), row.get(1)))
+        })?;
+        Ok((usize::try_from(x).unwrap_or(0), usize::try_from(e).unwrap_or(0)))
+    }
+
+    fn on_flush(&self, observer: FlushObserver) {
+        *self.shared.flush_observer.lock().expect("observer lock") = Some(observer);
+    }
+
+    /// Stops taking writes and waits until every queued one is committed
+    /// or answered.
+    fn close(&self) -> Result<(), StoreError> {
+        if self.sender.lock().expect("sender lock").take().is_none() {
+            return Ok(());
+        }
+        if let Some(done) = self.writer_done.lock().expect("writer lock").take() {
+            let _ = done.recv();
+        }
+        match self.shared.health() {
+            Some(reason) => Err(StoreError::Unavailable(reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        let _ = self.close();
+        // A runtime may not block while it is dropped from async code.
+        if let Some(rt) = self.runtime.lock().expect("runtime lock").take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+        other => StoreError::Unavailable(format!("no PostgreSQL connection: {other}")),
+    }
+}
+
+fn phase_i32(phase: u32) -> i32 {
+    i32::try_from(phase).unwrap_or(i32::MAX)
+}
+
+/// The advisory lock that serialises writes of one visitor (`kind` b'v')
+/// or one event id (b'e') across replicas: FNV-1a, 64 bits, of the kind
+/// and the id. Stable across builds, so replicas of any version agree; a
+/// collision only makes two visitors wait for each other.
+pub fn lock_key(kind: u8, id: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in std::iter::once(kind).chain(id.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// Takes groups off the queue and commits each; while PostgreSQL fails,
+/// probes it every [`PROBE_EVERY`] until it answers again.
+async fn writer(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<()>) {
+    loop {
+        let failing = shared.health().is_some();
+        let first = if failing {
+            match tokio::time::timeout(PROBE_EVERY, receiver.recv()).await {
+                Ok(Some(job)) => Some(job),
+                Ok(None) => break,
+                Err(_) => None,
+            }
+        } else {
+            match receiver.recv().await {
+                Some(job) => Some(job),
+                None => break,
+            }
+        };
+        if failing {
+            probe(&shared).await;
+        }
+        let Some(first) = first else { continue };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match receiver.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit(&shared, group).await;
+    }
+    let _ = done.send(());
+}
+
+async fn probe(shared: &Shared) {
+    let result = async {
+        let client = shared.pool.get().await.map_err(pool_error)?;
+        client.simple_query("SELECT 1").await?;
+        Ok::<(), StoreError>(())
+    }
+    .await;
+    shared.set_health(result.err().map(|e| e.to_string()));
+}
+
+/// Commits a group in one transaction, then answers every job. When the
+/// group fails for one job's sake, each job is committed on its own, so
+/// only the jobs that fail get an error; when PostgreSQL is unreachable,
+/// every job gets 503 and the writer probes until it is back.
+async fn commit(shared: &Shared, group: Vec<Job>) {
+    if let Some(reason) = shared.health() {
+        return answer_all(group, Arc::new(StoreError::Unavailable(reason)));
+    }
+    let started = Instant::now();
+    let result = commit_with_retries(&shared.pool, &group).await;
+    if let Some(observe) = shared.flush_observer.lock().expect("observer lock").as_ref() {
+        observe(started.elapsed().as_secs_f64());
+    }
+    match result {
+        Ok(all) => {
+            for (job, outcomes) in group.into_iter().zip(all) {
+                let _ = job.reply.send(Ok(outcomes));
+            }
+        }
+        Err(e) if unreachable(&e) => {
+            let reason = e.to_string();
+            shared.set_health(Some(reason.clone()));
+            answer_all(group, Arc::new(StoreError::Unavailable(reason)));
+        }
+        Err(_) if group.len() == 1 => {
+            let job = group.into_iter().next().expect("one job");
+            let result = commit_with_retries(&shared.pool, std::slice::from_ref(&job)).await;
+            let _ = job.reply.send(result.map(|mut all| all.remove(0)).map_err(Arc::new));
+        }
+        Err(_) => {
+            for job in group {
+                let result = commit_with_retries(&shared.pool, std::slice::from_ref(&job)).await;
+                let _ = job.reply.send(result.map(|mut all| all.remove(0)).map_err(Arc::new));
+            }
+        }
+    }
+}
+
+fn answer_all(group: Vec<Job>, error: Arc<StoreError>) {
+    for job in group {
+        let _ = job.reply.send(Err(error.clone()));
+    }
+}
+
+/// Whether an error means PostgreSQL cannot be reached (rather than that
+/// one write is bad).
+fn unreachable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unavailable(_) => true,
+        StoreError::Postgres(e) => e.is_closed() || e.code().is_none(),
+        _ => false,
+    }
+}
+
+async fn commit_with_retries(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+    use tokio_postgres::error::SqlState;
+    let mut tries = 0;
+    loop {
+        match commit_once(pool, jobs).await {
+            Err(StoreError::Postgres(e))
+                if tries < RETRIES
+                    && matches!(e.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE) =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One transaction: lock, read, apply the rules in memory, write back,
+/// commit.
+async fn commit_once(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await?;
+    let needs = Needs::of(jobs.iter().flat_map(|j| &j.writes));
+    let mut locks: Vec<i64> = needs
+        .visitors
+        .iter()
+        .map(|v| lock_key(b'v', v))
+        .chain(needs.event_ids.iter().map(|id| lock_key(b'e', id)))
+        .collect();
+    locks.sort_unstable();
+    locks.dedup();
+    // unnest yields the array in order, so the locks are taken ascending.
+    tx.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS k", &[&locks]).await?;
+    let visitors: [&(dyn ToSql + Sync); 1] = [&needs.visitors];
+    let history: [&(dyn ToSql + Sync); 1] = [&needs.history];
+    let ids: [&(dyn ToSql + Sync); 1] = [&needs.event_ids];
+    let (exposures, tallies, history, known) = tokio::try_join!(
+        tx.query("SELECT visitor, experiment, phase, variant, ts FROM exposures WHERE visitor = ANY($1)", &visitors),
+        tx.query("SELECT experiment, phase, visitor, tallies::text FROM tallies WHERE visitor = ANY($1)", &visitors),
+        tx.query("SELECT id, visitor, name, value, ts FROM events WHERE visitor = ANY($1)", &history),
+        tx.query("SELECT id, visitor, name, value, ts FROM events WHERE id = ANY($1)", &ids),
+    )?;
+    let exposures = exposures.iter().map(exposure_of).collect();
+    let tallies = tallies.iter().map(tallies_of).collect::<Result<_, _>>()?;
+    let (outcomes, changes) =
+        run_rules(jobs, Overlay::new(&needs, exposures, tallies, events_of(&history), events_of(&known)))?;
+    write_back(&tx, changes).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// The rules, in memory, over the rows read (no await inside: the overlay
+/// never crosses one).
+fn run_rules(jobs: &[Job], overlay: Overlay) -> Result<(Vec<Vec<Outcome>>, Changes), StoreError> {
+    let outcomes = jobs
+        .iter()
+        .map(|job| job.writes.iter().map(|w| apply(&overlay, &job.catalog, w)).collect::<Result<Vec<_>, _>>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    Ok((outcomes, overlay.into_changes()))
+}
+
+fn exposure_of(r: &tokio_postgres::Row) -> Exposure {
+    Exposure {
+        visitor: r.get(0),
+        experiment: r.get(1),
+        phase: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),
+        variant: u16::try_from(r.get::<_, i16>(3)).unwrap_or(0),
+        ts: r.get(4),
+    }
+}
+
+fn tallies_of(r: &tokio_postgres::Row) -> Result<(TallyKey, Tallies), StoreError> {
+    let key =
+        TallyKey { experiment: r.get(0), phase: u32::try_from(r.get::<_, i32>(1)).unwrap_or(0), visitor: r.get(2) };
+    let text: String = r.get(3);
+    let tallies = serde_json::from_str(&text).map_err(|e| super::Corrupt {
+        tree: "tallies",
+        key: format!("{}/{}/{}", key.experiment, key.phase, key.visitor),
+        detail: e.to_string(),
+    })?;
+    Ok((key, tallies))
+}
+
+fn events_of(rows: &[tokio_postgres::Row]) -> Vec<Event> {
+    rows.iter()
+        .map(|r| Event { id: r.get(0), visitor: r.get(1), name: r.get(2), value: r.get(3), ts: r.get(4) })
+        .collect()
+}
+
+/// Writes a group's changes: raw rows and tallies of the locked visitors,
+/// then the aggregate increments in key order; rows left with no visitor
+/// are removed.
+async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Result<(), StoreError> {
+    if !c.exposures.is_empty() {
+        let visitors: Vec<&str> = c.exposures.iter().map(|e| e.visitor.as_str()).collect();
+        let experiments: Vec<&str> = c.exposures.iter().map(|e| e.experiment.as_str()).collect();
+        let phases: Vec<i32> = c.exposures.iter().map(|e| phase_i32(e.phase)).collect();
+        let variants: Vec<i16> = c.exposures.iter().map(|e| i16::try_from(e.variant).unwrap_or(i16::MAX)).collect();
+        let ts: Vec<DateTime<Utc>> = c.exposures.iter().map(|e| e.ts).collect();
+        tx.execute(
+            "INSERT INTO exposures (visitor, experiment, phase, variant, ts)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int2[], $5::timestamptz[])
+             ON CONFLICT (visitor, experiment, phase) DO UPDATE SET variant = EXCLUDED.variant, ts = EXCLUDED.ts",
+            &[&visitors, &experiments, &phases, &variants, &ts],
+        )
+        .await?;
+    }
+    if !c.events.is_empty() {
+        let ids: Vec<&str> = c.events.iter().map(|e| e.id.as_str()).collect();
+        let visitors: Vec<&str> = c.events.iter().map(|e| e.visitor.as_str()).collect();
+        let names: Vec<&str> = c.events.iter().map(|e| e.name.as_str()).collect();
+        let values: Vec<f64> = c.events.iter().map(|e| e.value).collect();
+        let ts: Vec<DateTime<Utc>> = c.events.iter().map(|e| e.ts).collect();
+        tx.execute(
+            "INSERT INTO events (id, visitor, name, value, ts)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::timestamptz[])",
+            &[&ids, &visitors, &names, &values, &ts],
+        )
+        .await?;
+    }
+    if !c.tallies.is_empty() {
+        let experiments: Vec<&str> = c.tallies.iter().map(|(k, _)| k.experiment.as_str()).collect();
+        let phases: Vec<i32> = c.tallies.iter().map(|(k, _)| phase_i32(k.phase)).collect();
+        let visitors: Vec<&str> = c.tallies.iter().map(|(k, _)| k.visitor.as_str()).collect();
+        let json: Vec<String> =
+            c.tallies.iter().map(|(_, t)| serde_json::to_string(t).expect("tallies serialize")).collect();
+        tx.execute(
+            "INSERT INTO tallies (experiment, phase, visitor, tallies)
+             SELECT e, p, v, t::jsonb FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[]) AS u(e, p, v, t)
+             ON CONFLICT (visitor, experiment, phase) DO UPDATE SET tallies = EXCLUDED.tallies",
+            &[&experiments, &phases, &visitors, &json],
+        )
+        .await?;
+    }
+    if !c.aggregates.is_empty() {
+        let keys: Vec<&AggregateKey> = c.aggregates.keys().collect();
+        let experiments: Vec<&str> = keys.iter().map(|k| k.experiment.as_str()).collect();
+        let phases: Vec<i32> = keys.iter().map(|k| phase_i32(k.phase)).collect();
+        let variants: Vec<i16> = keys.iter().map(|k| i16::try_from(k.variant).unwrap_or(i16::MAX)).collect();
+        let dates: Vec<NaiveDate> = keys.iter().map(|k| k.date).collect();
+        let metrics: Vec<&str> = keys.iter().map(|k| k.metric.as_str()).collect();
+        let d: Vec<_> = c.aggregates.values().collect();
+        let col = |f: fn(&overlay::Delta) -> f64| d.iter().map(|x| f(x)).collect::<Vec<f64>>();
+        let n: Vec<i64> = d.iter().map(|x| x.n).collect();
+        tx.execute(
+            "INSERT INTO aggregates AS a (experiment, phase, variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy)
+             SELECT * FROM unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[], $6::int8[],
+                                  $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[])
+             ON CONFLICT (experiment, phase, variant, date, metric) DO UPDATE SET
+                 n = a.n + EXCLUDED.n, sum = a.sum + EXCLUDED.sum, sum_sq = a.sum_sq + EXCLUDED.sum_sq,
+                 den_sum = a.den_sum + EXCLUDED.den_sum, den_sum_sq = a.den_sum_sq + EXCLUDED.den_sum_sq,
+                 sum_xy = a.sum_xy + EXCLUDED.sum_xy",
+            &[
+                &experiments,
+                &phases,
+                &variants,
+                &dates,
+                &metrics,
+                &n,
+                &col(|x| x.sum),
+                &col(|x| x.sum_sq),
+                &col(|x| x.den_sum),
+                &col(|x| x.den_sum_sq),
+                &col(|x| x.sum_xy),
+            ],
+        )
+        .await?;
+        if n.iter().any(|&x| x < 0) {
+            tx.execute(
+                "DELETE FROM aggregates a USING unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[]) AS k(e, p, v, d, m)
+                 WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m AND a.n <= 0",
+                &[&experiments, &phases, &variants, &dates, &metrics],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

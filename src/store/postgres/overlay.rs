@@ -1,0 +1,226 @@
+//! One group commit's view of PostgreSQL, in memory: the rows of the
+//! visitors and event ids the group touches, read once at the start of the
+//! transaction (after their locks are taken), a [`Ledger`] the shared
+//! [`rules`](crate::store::rules) run on, and the changes to write back at
+//! the end. Pure: no I/O, so the rules cost no round trip per write.
+//!
+//! Aggregate rows are shared by every visitor of a day, so they are never
+//! read here: each [`Change`] is summed into a delta per row, and the write
+//! back adds the deltas to the rows in key order.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::attribution::Tallies;
+use crate::store::rules::{AggregateKey, Change, Ledger, Stored, TallyKey};
+use crate::store::Write;
+use crate::tracking::{Event, Exposure};
+
+/// What a group must read before its rules run.
+#[derive(Debug, Default, PartialEq)]
+pub struct Needs {
+    /// Every visitor a write names: their exposures and tallies.
+    pub visitors: Vec<String>,
+    /// Visitors with an exposure write: their events (a first exposure
+    /// picks up the events that arrived before it).
+    pub history: Vec<String>,
+    /// Every event id written: whether it is stored already.
+    pub event_ids: Vec<String>,
+}
+
+impl Needs {
+    /// Sorted and without repeats.
+    pub fn of<'a>(writes: impl IntoIterator<Item = &'a Write>) -> Needs {
+        let (mut visitors, mut history, mut event_ids) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for w in writes {
+            match w {
+                Write::Exposure(e) => {
+                    visitors.insert(e.visitor.as_str());
+                    history.insert(e.visitor.as_str());
+                }
+                Write::Event(e) => {
+                    visitors.insert(e.visitor.as_str());
+                    event_ids.insert(e.id.as_str());
+                }
+            }
+        }
+        let owned = |s: BTreeSet<&str>| s.into_iter().map(str::to_owned).collect();
+        Needs { visitors: owned(visitors), history: owned(history), event_ids: owned(event_ids) }
+    }
+}
+
+/// A read the group did not fetch first: a bug in [`Needs::of`], never a
+/// reason to read a row as empty.
+#[derive(Debug, thiserror::Error)]
+#[error("the group commit did not read {0} first")]
+pub struct NotFetched(pub String);
+
+/// One aggregate row's summed changes: `n` may go down.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Delta {
+    pub n: i64,
+    pub sum: f64,
+    pub sum_sq: f64,
+    pub den_sum: f64,
+    pub den_sum_sq: f64,
+    pub sum_xy: f64,
+}
+
+impl Delta {
+    fn add(&mut self, c: Change) {
+        let ((x0, y0), (x1, y1)) = (c.old, c.new);
+        self.n += c.visitors;
+        self.sum += x1 - x0;
+        self.sum_sq += x1 * x1 - x0 * x0;
+        self.den_sum += y1 - y0;
+        self.den_sum_sq += y1 * y1 - y0 * y0;
+        self.sum_xy += x1 * y1 - x0 * y0;
+    }
+}
+
+/// What the group changed, to write back in one transaction.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Exposures new or moved to an earlier time.
+    pub exposures: Vec<Exposure>,
+    pub events: Vec<Event>,
+    pub tallies: Vec<(TallyKey, Tallies)>,
+    /// In key order, the order every replica locks rows in.
+    pub aggregates: BTreeMap<AggregateKey, Delta>,
+}
+
+#[derive(Default)]
+pub struct Overlay {
+    exposures: RefCell<HashMap<String, Vec<Exposure>>>,
+    fetched_exposures: HashMap<String, Vec<Exposure>>,
+    events: RefCell<HashMap<String, Event>>,
+    fetched_ids: BTreeSet<String>,
+    history: RefCell<HashMap<String, Vec<Event>>>,
+    tallies: RefCell<HashMap<(String, u32, String), Tallies>>,
+    fetched_visitors: BTreeSet<String>,
+    new_events: RefCell<Vec<Event>>,
+    dirty_tallies: RefCell<BTreeSet<(String, u32, String)>>,
+    aggregates: RefCell<BTreeMap<AggregateKey, Delta>>,
+}
+
+impl Overlay {
+    /// An overlay over what was read for `needs`: the stored exposures,
+    /// tallies, events of the `history` visitors, and the stored events
+    /// with the wanted ids.
+    pub fn new(
+        needs: &Needs,
+        exposures: Vec<Exposure>,
+        tallies: Vec<(TallyKey, Tallies)>,
+        history: Vec<Event>,
+        known: Vec<Event>,
+    ) -> Overlay {
+        let mut by_visitor: HashMap<String, Vec<Exposure>> =
+            needs.visitors.iter().map(|v| (v.clone(), Vec::new())).collect();
+        for e in exposures {
+            by_visitor.entry(e.visitor.clone()).or_default().push(e);
+        }
+        let mut events_of: HashMap<String, Vec<Event>> =
+            needs.history.iter().map(|v| (v.clone(), Vec::new())).collect();
+        for e in history {
+            events_of.entry(e.visitor.clone()).or_default().push(e);
+        }
+        Overlay {
+            fetched_exposures: by_visitor.clone(),
+            exposures: RefCell::new(by_visitor),
+            events: RefCell::new(known.into_iter().map(|e| (e.id.clone(), e)).collect()),
+            fetched_ids: needs.event_ids.iter().cloned().collect(),
+            history: RefCell::new(events_of),
+            tallies: RefCell::new(tallies.into_iter().map(|(k, t)| ((k.experiment, k.phase, k.visitor), t)).collect()),
+            fetched_visitors: needs.visitors.iter().cloned().collect(),
+            ..Overlay::default()
+        }
+    }
+
+    /// What changed, to write back.
+    pub fn into_changes(self) -> Changes {
+        let exposures = self
+            .exposures
+            .into_inner()
+            .into_iter()
+            .flat_map(|(visitor, list)| {
+                let before = self.fetched_exposures.get(&visitor).cloned().unwrap_or_default();
+                list.into_iter().filter(move |e| !before.contains(e))
+            })
+            .collect();
+        let tallies = self.tallies.into_inner();
+        let tallies = self
+            .dirty_tallies
+            .into_inner()
+            .into_iter()
+            .map(|k| {
+                let t = tallies.get(&k).cloned().unwrap_or_default();
+                (TallyKey { experiment: k.0, phase: k.1, visitor: k.2 }, t)
+            })
+            .collect();
+        Changes { exposures, events: self.new_events.into_inner(), tallies, aggregates: self.aggregates.into_inner() }
+    }
+
+    fn check_visitor(&self, visitor: &str) -> Result<(), NotFetched> {
+        match self.fetched_visitors.contains(visitor) {
+            true => Ok(()),
+            false => Err(NotFetched(format!("visitor {visitor:?}"))),
+        }
+    }
+}
+
+impl Ledger for Overlay {
+    type Error = NotFetched;
+
+    fn exposures_of(&self, visitor: &str) -> Result<Vec<Exposure>, NotFetched> {
+        self.exposures.borrow().get(visitor).cloned().ok_or_else(|| NotFetched(format!("the exposures of {visitor:?}")))
+    }
+
+    fn put_exposures(&self, visitor: &str, list: &[Exposure]) -> Result<(), NotFetched> {
+        self.check_visitor(visitor)?;
+        self.exposures.borrow_mut().insert(visitor.to_owned(), list.to_vec());
+        Ok(())
+    }
+
+    fn event_by_id(&self, e: &Event) -> Result<Stored, NotFetched> {
+        if !self.fetched_ids.contains(&e.id) {
+            return Err(NotFetched(format!("event id {:?}", e.id)));
+        }
+        Ok(match self.events.borrow().get(&e.id) {
+            None => Stored::New,
+            Some(stored) if stored == e => Stored::Same,
+            Some(stored) => Stored::Different(stored.clone()),
+        })
+    }
+
+    fn events_of(&self, visitor: &str) -> Result<Vec<Event>, NotFetched> {
+        self.history.borrow().get(visitor).cloned().ok_or_else(|| NotFetched(format!("the events of {visitor:?}")))
+    }
+
+    fn put_event(&self, e: &Event) -> Result<(), NotFetched> {
+        self.events.borrow_mut().insert(e.id.clone(), e.clone());
+        if let Some(list) = self.history.borrow_mut().get_mut(&e.visitor) {
+            list.push(e.clone());
+        }
+        self.new_events.borrow_mut().push(e.clone());
+        Ok(())
+    }
+
+    fn tallies(&self, key: &TallyKey) -> Result<Tallies, NotFetched> {
+        self.check_visitor(&key.visitor)?;
+        let k = (key.experiment.clone(), key.phase, key.visitor.clone());
+        Ok(self.tallies.borrow().get(&k).cloned().unwrap_or_default())
+    }
+
+    fn put_tallies(&self, key: &TallyKey, t: &Tallies) -> Result<(), NotFetched> {
+        self.check_visitor(&key.visitor)?;
+        let k = (key.experiment.clone(), key.phase, key.visitor.clone());
+        self.tallies.borrow_mut().insert(k.clone(), t.clone());
+        self.dirty_tallies.borrow_mut().insert(k);
+        Ok(())
+    }
+
+    fn update_aggregate(&self, key: &AggregateKey, change: Change) -> Result<(), NotFetched> {
+        self.aggregates.borrow_mut().entry(key.clone()).or_default().add(change);
+        Ok(())
+    }
+}

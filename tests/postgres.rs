@@ -1,0 +1,74 @@
+//! The PostgreSQL store against the same truth as sled: two stores (two
+//! replicas) on one database take shuffled writes concurrently and end with
+//! exactly the aggregates one store would have; the schema migrates once
+//! and a newer schema is refused. Each test starts its own PostgreSQL and
+//! says loudly when it cannot.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::postgres::Postgres;
+use common::writes::{assert_same, catalog, expected, generate};
+use offerlab::store::{PgStore, Store, StoreError, Write};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_writing_the_same_visitors_at_once_count_each_write_once() {
+    let Some(pg) = Postgres::start("two_replicas_writing_the_same_visitors_at_once_count_each_write_once") else {
+        return;
+    };
+    let url = pg.database();
+    let catalog = catalog();
+    let mut rng = StdRng::seed_from_u64(7);
+    let (truth, writes) = generate(&catalog, &mut rng, 10_000);
+    let replicas = [Arc::new(PgStore::open(&url).unwrap()), Arc::new(PgStore::open(&url).unwrap())];
+
+    // Eight senders, four per replica, batches of up to 25: a visitor's
+    // writes, and its retries, land on both replicas at the same time.
+    let chunks: Vec<Vec<Write>> = writes.chunks(25).map(<[Write]>::to_vec).collect();
+    let mut senders = Vec::new();
+    for part in 0..8 {
+        let (store, catalog) = (replicas[part % 2].clone(), catalog.clone());
+        let mine: Vec<Vec<Write>> = chunks.iter().skip(part).step_by(8).cloned().collect();
+        senders.push(tokio::spawn(async move {
+            for chunk in mine {
+                store.record(catalog.clone(), chunk).await.unwrap();
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let (exposures, events) = replicas[0].counts().unwrap();
+    assert_eq!((exposures, events), (truth.exposures.len(), truth.events.len()), "each stored exactly once");
+    assert_same(&replicas[1].all_aggregates().unwrap(), &expected(&catalog, &truth), "two replicas");
+}
+
+#[test]
+fn the_schema_migrates_once_and_a_newer_one_is_refused() {
+    let Some(pg) = Postgres::start("the_schema_migrates_once_and_a_newer_one_is_refused") else { return };
+    let url = pg.database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    drop(PgStore::open(&url).unwrap());
+    drop(PgStore::open(&url).unwrap());
+    assert_eq!(pg.sql(&db, "SELECT string_agg(version::text, ',') FROM offerlab_migrations"), "1");
+    pg.sql(&db, "INSERT INTO offerlab_migrations (version) VALUES (99)");
+    match PgStore::open(&url) {
+        Err(e @ StoreError::NewerSchema { found: 99, .. }) => {
+            assert!(e.to_string().contains("run a newer offerlab"), "{e}")
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = PgStore::open(&format!("postgres://offerlab@127.0.0.1:{port}/none")).err().expect("refused");
+    assert!(e.to_string().contains("PostgreSQL") || e.to_string().contains("connection"), "{e}");
+    let e = PgStore::open("postgres://[bad").err().expect("refused");
+    assert!(e.to_string().contains("postgres://USER:PASSWORD@HOST:PORT/DATABASE"), "{e}");
+}

@@ -90,6 +90,10 @@ enum Command {
         write_key: Option<String>,
         #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
         read_key: Option<String>,
+        /// Record every exposure and event batch sent to FILE (JSON lines
+        /// `{"path", "body"}`), to replay against another deployment.
+        #[arg(long)]
+        record: Option<PathBuf>,
     },
     /// Print the assignment a storefront would get for one visitor and test.
     Assign {
@@ -209,7 +213,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             println!("rebuilt {rows} aggregate rows from {exposures} exposures and {events} events");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { url, days, visitors_per_day, seed, effects, write_key, read_key } => {
+        Command::Simulate { url, days, visitors_per_day, seed, effects, write_key, read_key, record } => {
             let sim = Simulation {
                 url: url.clone(),
                 days,
@@ -219,6 +223,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 write_key,
                 read_key,
                 progress: true,
+                record,
             };
             let summary = simulate::run(&sim, chrono::Utc::now()).map_err(|e| e.to_string())?;
             println!(

@@ -71,6 +71,10 @@ pub struct Simulation {
     pub read_key: Option<String>,
     /// Draw a progress bar on the terminal.
     pub progress: bool,
+    /// A file to record the traffic in: every exposure and event batch
+    /// sent, one JSON line `{"path": ..., "body": [...]}` each, to replay
+    /// against another deployment.
+    pub record: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -94,6 +98,8 @@ pub enum SimulateError {
     Refused { path: String, status: u16, body: String },
     #[error("{0}")]
     BadEffect(String),
+    #[error("cannot write the traffic record: {0}")]
+    Record(std::io::Error),
 }
 
 /// Checks each effect against the server's tests: the test must exist and
@@ -140,6 +146,7 @@ struct Client {
     http: reqwest::blocking::Client,
     url: String,
     key: Option<String>,
+    record: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl Client {
@@ -158,8 +165,13 @@ impl Client {
     }
 
     /// Sends a batch and counts what became of its items.
-    fn batch(&self, path: &str, items: &mut Vec<Value>, summary: &mut Summary) -> Result<(), SimulateError> {
+    fn batch(&mut self, path: &str, items: &mut Vec<Value>, summary: &mut Summary) -> Result<(), SimulateError> {
         for chunk in items.chunks(1000) {
+            if let Some(file) = &mut self.record {
+                use std::io::Write as _;
+                let line = json!({ "path": path, "body": chunk });
+                writeln!(file, "{line}").and_then(|()| file.flush()).map_err(SimulateError::Record)?;
+            }
             let r = self.post(path, &json!(chunk))?;
             summary.accepted += r["accepted"].as_u64().unwrap_or(0);
             summary.duplicates += r["duplicates"].as_u64().unwrap_or(0);
@@ -192,10 +204,15 @@ fn running_tests(report_list: &Value) -> Vec<(String, String, f64)> {
 
 /// Plays the simulation; `now` ends the last simulated day.
 pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateError> {
-    let client = Client {
+    let record = match &sim.record {
+        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path).map_err(SimulateError::Record)?)),
+        None => None,
+    };
+    let mut client = Client {
         http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client"),
         url: sim.url.trim_end_matches('/').to_owned(),
         key: sim.write_key.clone(),
+        record,
     };
     let mut list = client.http.get(format!("{}/api/v1/experiments", client.url));
     if let Some(k) = &sim.read_key {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -148,9 +148,17 @@ fn token(v: &Option<String>, field: &'static str, max: usize) -> Result<String, 
     Ok(s.to_owned())
 }
 
+/// A time cut to whole microseconds, the precision every store keeps
+/// (PostgreSQL's `timestamptz`): "an event at or after the exposure" then
+/// compares the same instants on every backend.
+pub fn to_stored_precision(ts: DateTime<Utc>) -> DateTime<Utc> {
+    ts.trunc_subsecs(6)
+}
+
 /// An RFC 3339 time, at most five minutes ahead of `now`; `now` when absent.
+/// Both cut to microseconds ([`to_stored_precision`]).
 pub fn parse_ts(ts: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, TrackError> {
-    let Some(raw) = ts else { return Ok(now) };
+    let Some(raw) = ts else { return Ok(to_stored_precision(now)) };
     let ts = DateTime::parse_from_rfc3339(raw)
         .map_err(|e| {
             TrackError::invalid(
@@ -167,7 +175,7 @@ pub fn parse_ts(ts: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, T
             format!("ts {raw} is more than 5 minutes in the future; check the storefront's clock"),
         ));
     }
-    Ok(ts)
+    Ok(to_stored_precision(ts))
 }
 
 /// Checks an exposure against the catalog and the deterministic assignment.
@@ -239,7 +247,7 @@ pub fn exposures_of(
                 visitor: visitor.to_owned(),
                 experiment: a.experiment.clone(),
                 variant: a.variant_index as u16,
-                ts: now,
+                ts: to_stored_precision(now),
                 phase: exp.allocation_version,
             })
         })

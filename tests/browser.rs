@@ -65,6 +65,7 @@ fn report_pages_render_on_desktop_and_phone() {
         write_key: None,
         read_key: None,
         progress: false,
+        record: None,
     };
     simulate::run(&sim, chrono::Utc::now()).unwrap();
     let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();

@@ -72,3 +72,28 @@ fn an_unreachable_database_is_a_clear_error() {
     let e = PgStore::open("postgres://[bad").err().expect("refused");
     assert!(e.to_string().contains("postgres://USER:PASSWORD@HOST:PORT/DATABASE"), "{e}");
 }
+
+/// An exposure and an event at the same instant, to the nanosecond: the
+/// event counts on PostgreSQL (which keeps microseconds) as on sled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_at_the_exposures_instant_counts_whatever_the_precision() {
+    use offerlab::tracking::{parse_ts, Event, Exposure};
+    let Some(pg) = Postgres::start("an_event_at_the_exposures_instant_counts_whatever_the_precision") else {
+        return;
+    };
+    let catalog = catalog();
+    let store = PgStore::open(&pg.database()).unwrap();
+    let exp = catalog.get("cart-protection-copy").unwrap();
+    let variant = offerlab::assignment::evaluate(exp, "v-ns", &Default::default(), None).unwrap().variant as u16;
+    let raw = "2026-11-20T12:00:00.123456789Z";
+    let ts = parse_ts(Some(raw), raw.parse().unwrap()).unwrap();
+    let event =
+        Event { id: "ns-1".into(), visitor: "v-ns".into(), name: "cart_offer_accepted".into(), value: 19.0, ts };
+    let exposure = Exposure { visitor: "v-ns".into(), experiment: exp.id.as_str().into(), variant, ts, phase: 1 };
+    // The event first: the exposure picks it up from what PostgreSQL kept.
+    store.record(catalog.clone(), vec![Write::Event(event)]).await.unwrap();
+    store.record(catalog.clone(), vec![Write::Exposure(exposure)]).await.unwrap();
+    let rows = store.aggregate_rows(exp).unwrap();
+    let primary = rows.iter().find(|r| r.metric == exp.primary_metric).unwrap();
+    assert_eq!((primary.moments.n, primary.moments.sum), (1, 1.0), "{rows:?}");
+}

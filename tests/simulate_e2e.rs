@@ -67,6 +67,7 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
         write_key: None,
         read_key: None,
         progress: false,
+        record: None,
     };
     let now = Utc::now();
     let summary = simulate::run(&sim, now);

@@ -29,9 +29,18 @@ impl Drop for Server {
 /// `offerlab serve` on 127.0.0.1:0 over `data` and `experiments`; waits for
 /// the line that names its address. `stderr` says where its log goes.
 pub fn serve_with(data: &Path, experiments: &Path, stderr: Stdio) -> Server {
+    spawn_server(&["--data".as_ref(), data.as_os_str()], experiments, stderr)
+}
+
+/// `offerlab serve` on 127.0.0.1:0 over the PostgreSQL store at `store`.
+pub fn serve_postgres(store: &str, experiments: &Path) -> Server {
+    spawn_server(&["--store".as_ref(), store.as_ref()], experiments, Stdio::inherit())
+}
+
+fn spawn_server(store: &[&std::ffi::OsStr], experiments: &Path, stderr: Stdio) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--data"])
-        .arg(data)
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
+        .args(store)
         .arg("--experiments")
         .arg(experiments)
         .env("RUST_LOG", "warn")

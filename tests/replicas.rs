@@ -1,0 +1,213 @@
+//! Replicas on one PostgreSQL, black-box over HTTP: a simulated storefront
+//! is recorded against a sled instance, and the recorded traffic replayed,
+//! split between two replicas, gives the same report field by field; a
+//! replica killed with SIGKILL under load loses and doubles nothing while
+//! the other keeps serving; a PostgreSQL restart gives 503s, then the
+//! service takes writes again by itself. Each test starts its own
+//! PostgreSQL and says loudly when it cannot.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::postgres::Postgres;
+use common::{serve, serve_postgres, Server, EXPERIMENTS};
+use offerlab::simulate::{self, Simulation};
+use serde_json::Value;
+
+/// One recorded request: its path and its items.
+type Chunk = (String, Vec<Value>);
+
+/// Plays two simulated weeks against `server`, recording the traffic in
+/// `file`; the recorded batches, cut into chunks of `size` items.
+fn record_traffic(server: &Server, file: &Path, seed: u64, size: usize) -> Vec<Chunk> {
+    let sim = Simulation {
+        url: server.url.clone(),
+        days: 14,
+        visitors_per_day: 250,
+        seed,
+        effects: vec![],
+        write_key: None,
+        read_key: None,
+        progress: false,
+        record: Some(file.to_owned()),
+    };
+    let summary = simulate::run(&sim, Utc::now()).unwrap();
+    assert_eq!(summary.rejected, 0, "{summary:?}");
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(file).unwrap().lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let path = v["path"].as_str().unwrap().to_owned();
+        for items in v["body"].as_array().unwrap().chunks(size) {
+            out.push((path.clone(), items.to_vec()));
+        }
+    }
+    assert!(out.len() > 50, "enough traffic to split: {} chunks", out.len());
+    out
+}
+
+/// Sends every chunk, over `threads` threads, each to `urls[i % n]` first;
+/// a replica that refuses the connection or answers 503 is skipped for the
+/// next, until the chunk is acknowledged (2xx). Counts acknowledged chunks
+/// in `acked`.
+fn replay(chunks: &[Chunk], urls: &[String], threads: usize, acked: &AtomicUsize) {
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let http = &http;
+            s.spawn(move || {
+                for (i, (path, items)) in chunks.iter().enumerate().skip(t).step_by(threads) {
+                    let deadline = Instant::now() + Duration::from_secs(90);
+                    let mut target = i % urls.len();
+                    loop {
+                        match http.post(format!("{}{path}", urls[target])).json(items).send() {
+                            Ok(r) if r.status().is_success() => break,
+                            Ok(r) if r.status() == 503 => std::thread::sleep(Duration::from_millis(50)),
+                            Ok(r) => panic!("{path}: {} {}", r.status(), r.text().unwrap_or_default()),
+                            Err(_) => {} // that replica is gone: the next takes it
+                        }
+                        assert!(Instant::now() < deadline, "chunk {i} was never acknowledged");
+                        target = (target + 1) % urls.len();
+                    }
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+}
+
+/// The report JSON of every test that is not a draft, by id.
+fn reports(url: &str) -> BTreeMap<String, Value> {
+    let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();
+    list["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] != "draft")
+        .map(|e| {
+            let id = e["id"].as_str().unwrap().to_owned();
+            let r: Value =
+                reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap();
+            (id, r)
+        })
+        .collect()
+}
+
+/// Field by field; numbers to a relative 1e-9 (sums added in another order
+/// differ in the last bits).
+fn assert_same_json(got: &Value, want: &Value, at: &str) {
+    match (got, want) {
+        (Value::Number(g), Value::Number(w)) => {
+            let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
+            assert!((g - w).abs() <= 1e-9 * g.abs().max(w.abs()).max(1.0), "{at}: {g} != {w}");
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            assert_eq!(g.len(), w.len(), "{at}: length");
+            for (i, (g, w)) in g.iter().zip(w).enumerate() {
+                assert_same_json(g, w, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::Object(g), Value::Object(w)) => {
+            assert_eq!(g.keys().collect::<Vec<_>>(), w.keys().collect::<Vec<_>>(), "{at}: fields");
+            for (k, w) in w {
+                assert_same_json(&g[k], w, &format!("{at}.{k}"));
+            }
+        }
+        _ => assert_eq!(got, want, "{at}"),
+    }
+}
+
+fn assert_same_reports(got: &str, want: &str) {
+    let (got, want) = (reports(got), reports(want));
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    for (id, w) in &want {
+        assert!(w["first_exposure"].is_string(), "{id} has traffic to compare");
+        assert_same_json(&got[id], w, id);
+    }
+}
+
+#[test]
+fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
+    let Some(pg) = Postgres::start("recorded_traffic_split_between_two_replicas_gives_the_sled_report") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sled = serve(&dir.path().join("data"), Path::new(EXPERIMENTS));
+    let chunks = record_traffic(&sled, &dir.path().join("traffic.jsonl"), 11, 40);
+    let store = pg.database();
+    let replicas = [serve_postgres(&store, Path::new(EXPERIMENTS)), serve_postgres(&store, Path::new(EXPERIMENTS))];
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    replay(&chunks, &urls, 4, &AtomicUsize::new(0));
+    assert_same_reports(&urls[0], &sled.url);
+    assert_same_reports(&urls[1], &sled.url);
+}
+
+#[test]
+fn a_replica_killed_under_load_loses_and_doubles_nothing() {
+    let Some(pg) = Postgres::start("a_replica_killed_under_load_loses_and_doubles_nothing") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sled = serve(&dir.path().join("data"), Path::new(EXPERIMENTS));
+    let chunks = record_traffic(&sled, &dir.path().join("traffic.jsonl"), 12, 10);
+    let store = pg.database();
+    let mut doomed = serve_postgres(&store, Path::new(EXPERIMENTS));
+    let survivor = serve_postgres(&store, Path::new(EXPERIMENTS));
+    let urls = vec![doomed.url.clone(), survivor.url.clone()];
+    let acked = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| replay(&chunks, &urls, 8, &acked));
+        // SIGKILL once a third is acknowledged, while eight clients write.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acked.load(Ordering::SeqCst) < chunks.len() / 3 {
+            assert!(Instant::now() < deadline, "the load never reached a third");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        doomed.child.kill().unwrap();
+        doomed.child.wait().unwrap();
+    });
+    assert_eq!(acked.load(Ordering::SeqCst), chunks.len());
+    let db = store.rsplit('/').next().unwrap();
+    let sent_events: std::collections::BTreeSet<&str> = chunks
+        .iter()
+        .filter(|(p, _)| p == "/v1/events")
+        .flat_map(|(_, items)| items.iter().map(|e| e["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(pg.sql(db, "SELECT count(*) FROM events"), sent_events.len().to_string(), "each event once");
+    assert_same_reports(&survivor.url, &sled.url);
+}
+
+#[test]
+fn a_postgres_restart_gives_503s_then_writes_resume_by_themselves() {
+    let Some(pg) = Postgres::start("a_postgres_restart_gives_503s_then_writes_resume_by_themselves") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sled = serve(&dir.path().join("data"), Path::new(EXPERIMENTS));
+    let chunks = record_traffic(&sled, &dir.path().join("traffic.jsonl"), 13, 100);
+    let replica = serve_postgres(&pg.database(), Path::new(EXPERIMENTS));
+    let urls = vec![replica.url.clone()];
+    let half = chunks.len() / 2;
+    replay(&chunks[..half], &urls, 2, &AtomicUsize::new(0));
+
+    pg.stop_server();
+    let http = reqwest::blocking::Client::new();
+    let (path, items) = &chunks[half];
+    let refused = http.post(format!("{}{path}", replica.url)).json(items).send().unwrap();
+    assert_eq!(refused.status(), 503, "a write while PostgreSQL is down");
+    let body: Value = refused.json().unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("resume by themselves"), "{body}");
+    let health = http.get(format!("{}/healthz", replica.url)).send().unwrap();
+    assert_eq!(health.status(), 503, "/healthz while PostgreSQL is down");
+
+    pg.start_server();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{}/healthz", replica.url)).send().unwrap().status() != 200 {
+        assert!(Instant::now() < deadline, "the replica never recovered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    replay(&chunks[half..], &urls, 2, &AtomicUsize::new(0));
+    assert_same_reports(&replica.url, &sled.url);
+}

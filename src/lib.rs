@@ -30,3 +30,4 @@ pub mod terminal;
 pub mod tracking;
 pub mod views;
 pub mod visitor;
+pub mod warehouse;

@@ -19,6 +19,7 @@ use offerlab::simulate::{self, Effect, Simulation};
 use offerlab::startup::Application;
 use offerlab::state::allocations_to_record;
 use offerlab::store::{SledStore, Store, StoreError};
+use offerlab::warehouse::{self, Layout};
 
 #[derive(Parser)]
 #[command(name = "offerlab", version, about = "A/B experiments for upsell and cross-sell offers")]
@@ -42,20 +43,39 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
-    /// Analyze aggregates produced elsewhere (a warehouse query) and print the report JSON.
+    /// Analyze aggregates produced elsewhere (a file, or a warehouse query) and print the report JSON.
     Analyze {
         /// The experiment definition (TOML).
         #[arg(long)]
         experiment: PathBuf,
         /// Aggregates as JSON or CSV: one row per variant, day and metric.
-        #[arg(long)]
-        aggregates: PathBuf,
+        #[arg(long, required_unless_present = "postgres", conflicts_with = "postgres")]
+        aggregates: Option<PathBuf>,
+        /// Read raw exposures and events from this PostgreSQL instead, with
+        /// the query `offerlab sql` prints (postgres://USER:PASSWORD@HOST:PORT/DATABASE).
+        #[arg(long, env = "OFFERLAB_WAREHOUSE", hide_env_values = true)]
+        postgres: Option<String>,
+        #[command(flatten)]
+        layout: Layout,
         /// The metrics file (default: metrics.toml beside the experiment).
         #[arg(long)]
         metrics: Option<PathBuf>,
         /// The report's day, YYYY-MM-DD (default: today in the test's timezone).
         #[arg(long)]
         now: Option<NaiveDate>,
+    },
+    /// Print the SQL that turns raw exposures and events tables into the
+    /// aggregates `analyze` reads (the default names are offerlab's own
+    /// PostgreSQL store).
+    Sql {
+        /// The experiment definition (TOML).
+        #[arg(long)]
+        experiment: PathBuf,
+        /// The metrics file (default: metrics.toml beside the experiment).
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        #[command(flatten)]
+        layout: Layout,
     },
     /// Print a test's verdict and primary-metric table from a running service.
     Report {
@@ -173,21 +193,43 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::Analyze { experiment, aggregates, metrics, now } => {
+        Command::Analyze { experiment, aggregates, postgres, layout, metrics, now } => {
             let catalog = load_file(&experiment, metrics.as_deref()).map_err(|e| e.to_string())?;
             let exp = catalog.experiments().next().expect("one experiment").clone();
-            let file =
-                std::fs::File::open(&aggregates).map_err(|e| format!("cannot open {}: {e}", aggregates.display()))?;
-            let rows = read_aggregates(file).map_err(|e| format!("{}: {e}", aggregates.display()))?;
+            let (rows, source) = match (aggregates, postgres) {
+                (Some(path), _) => {
+                    let file =
+                        std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                    (read_aggregates(file).map_err(|e| format!("{}: {e}", path.display()))?, path.display().to_string())
+                }
+                (None, Some(url)) => {
+                    let sql = warehouse::aggregates_sql(&exp, &catalog, &layout);
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    (
+                        rt.block_on(warehouse::fetch(&url, &sql)).map_err(|e| e.to_string())?,
+                        "the warehouse query".to_owned(),
+                    )
+                }
+                (None, None) => return Err("pass --aggregates FILE or --postgres URL".into()),
+            };
             let problems = check_rows(&exp, &catalog, &rows);
             if !problems.is_empty() {
-                let shown = aggregates.display();
+                let shown = source;
                 let lines: Vec<String> = problems.iter().map(|p| format!("{shown}: {p}")).collect();
                 return Err(format!("{}\n{} problem(s); nothing was analysed", lines.join("\n"), problems.len()));
             }
             let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));
             let report = analyze(&exp, &catalog, &rows, today);
             println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sql { experiment, metrics, layout } => {
+            let catalog = load_file(&experiment, metrics.as_deref()).map_err(|e| e.to_string())?;
+            let exp = catalog.experiments().next().expect("one experiment");
+            print!("{}", warehouse::aggregates_sql(exp, &catalog, &layout));
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { test_id, url, read_key } => {

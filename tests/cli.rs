@@ -127,3 +127,39 @@ fn analyze_refuses_rows_it_cannot_use_and_names_each() {
         assert!(stderr.contains(says), "{says:?} missing from:\n{stderr}");
     }
 }
+
+#[test]
+fn analyze_needs_one_source_and_says_when_the_warehouse_is_unreachable() {
+    let exp = "experiments/cart-protection-copy.toml";
+    let none = offerlab(&["analyze", "--experiment", exp]);
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("--aggregates"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://offerlab@127.0.0.1:{port}/shop");
+    let down = offerlab(&["analyze", "--experiment", exp, "--postgres", &url]);
+    assert!(!down.status.success());
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert!(err.contains("cannot reach the warehouse"), "{err}");
+}
+
+#[test]
+fn sql_prints_one_query_with_the_tests_metrics_and_quoted_names() {
+    let out = offerlab(&[
+        "sql",
+        "--experiment",
+        "experiments/cart-protection-copy.toml",
+        "--events-table",
+        "analytics.event\"log",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = String::from_utf8(out.stdout).unwrap();
+    assert!(sql.contains("FROM \"exposures\" AS x"), "{sql}");
+    assert!(sql.contains("LEFT JOIN \"analytics\".\"event\"\"log\" AS e"), "{sql}");
+    assert!(sql.contains("'cart_offer_acceptance'"), "the primary metric: {sql}");
+    assert_eq!(sql.matches(';').count(), 1, "one statement");
+}

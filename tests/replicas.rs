@@ -144,6 +144,94 @@ fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
     replay(&chunks, &urls, 4, &AtomicUsize::new(0));
     assert_same_reports(&urls[0], &sled.url);
     assert_same_reports(&urls[1], &sled.url);
+
+    // The warehouse path over the same raw rows: `offerlab analyze
+    // --postgres` prints the sled report, and the printed SQL gives the
+    // aggregates the replicas kept.
+    let db = store.rsplit('/').next().unwrap();
+    let all = reports(&sled.url);
+    for (id, want) in &all {
+        let file = Path::new(EXPERIMENTS).join(format!("{id}.toml"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+            .args(["analyze", "--postgres", &store, "--now", want["as_of"].as_str().unwrap(), "--experiment"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        got["allocation_version"] = want["allocation_version"].clone();
+        got["earlier_phase_visitors"] = want["earlier_phase_visitors"].clone();
+        assert_same_json(&got, want, &format!("analyze --postgres {id}"));
+
+        let sql = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+            .args(["sql", "--experiment"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(sql.status.success());
+        let sql = String::from_utf8(sql.stdout).unwrap();
+        let rows = |query: &str| -> Vec<Vec<f64>> {
+            pg.sql(db, query).lines().map(|l| l.split('|').skip(3).map(|x| x.parse().unwrap()).collect()).collect()
+        };
+        let from_sql = rows(sql.trim_end().trim_end_matches(';'));
+        let kept = rows(&format!(
+            "SELECT CASE variant {} END, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy FROM aggregates \
+             WHERE experiment = '{id}' AND phase = {} ORDER BY 1, date, metric",
+            want["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("WHEN {i} THEN '{}'", v.as_str().unwrap()))
+                .collect::<Vec<_>>()
+                .join(" "),
+            want["allocation_version"]
+        ));
+        assert_eq!(from_sql.len(), kept.len(), "{id}: rows");
+        for (a, b) in from_sql.iter().zip(&kept) {
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0), "{id}: {a:?} != {b:?}");
+            }
+        }
+    }
+    // A warehouse of its own shape: other table and column names, variant
+    // keys instead of indexes, no phase, and every exposure rather than the
+    // first (repeats an hour later must not count).
+    let (id, want) = all.iter().next().unwrap();
+    let arms: Vec<String> = want["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("WHEN {i} THEN '{}'", v.as_str().unwrap()))
+        .collect();
+    pg.sql(
+        db,
+        &format!(
+            "CREATE SCHEMA shop; \
+             CREATE TABLE shop.exposure_log AS SELECT visitor AS user_id, experiment AS test, \
+                 CASE variant {} END AS arm, ts AS at FROM exposures WHERE phase = {}; \
+             INSERT INTO shop.exposure_log SELECT user_id, test, arm, at + interval '1 hour' FROM shop.exposure_log; \
+             CREATE TABLE shop.event_log AS SELECT visitor AS user_id, name AS kind, value AS amount, ts AS at FROM events",
+            arms.join(" "),
+            want["allocation_version"]
+        ),
+    );
+    let file = Path::new(EXPERIMENTS).join(format!("{id}.toml"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["analyze", "--postgres", &store, "--now", want["as_of"].as_str().unwrap()])
+        .args(["--exposures-table", "shop.exposure_log", "--events-table", "shop.event_log"])
+        .args(["--visitor-column", "user_id", "--ts-column", "at", "--experiment-column", "test"])
+        .args(["--variant-column", "arm", "--variant-keys", "--phase-column", ""])
+        .args(["--name-column", "kind", "--value-column", "amount", "--experiment"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    got["allocation_version"] = want["allocation_version"].clone();
+    got["earlier_phase_visitors"] = want["earlier_phase_visitors"].clone();
+    assert_same_json(&got, want, &format!("analyze --postgres over shop tables {id}"));
 }
 
 #[test]

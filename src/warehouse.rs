@@ -1,0 +1,239 @@
+//! The warehouse path: the SQL that turns raw `exposures` and `events`
+//! tables into the per-day aggregates [`crate::analysis`] reads, with the
+//! same attribution as the store's write rules, so a shop can analyse the
+//! events it already keeps.
+//!
+//! For one test and phase, per visitor: the first exposure (the earliest
+//! `ts`; later ones never count), then the visitor's events of the names
+//! the test's metrics read at or after it, as a count and a value sum per
+//! name, then each metric's `(x, y)` (a proportion's `x` is 1 when the
+//! count is positive, a mean's the sum, a ratio's its two sides). Grouped
+//! by variant, shop-local day of the first exposure and metric:
+//! `n = count(*)`, `sum = Σx`, `sum_sq = Σx²`, `den_sum = Σy`,
+//! `den_sum_sq = Σy²`, `sum_xy = Σx·y`.
+//!
+//! Table and column names are configurable ([`Layout`]) and always
+//! quoted as identifiers; the test's id, metric and event names come from
+//! the validated definitions and are written as quoted literals.
+
+use std::fmt::Write as _;
+
+use crate::aggregates::AggregateRow;
+use crate::experiment::metric::{Aggregate, MetricKind};
+use crate::experiment::{Catalog, Experiment};
+use crate::stats::Moments;
+
+/// Where the raw records are: offerlab's own PostgreSQL store by default.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct Layout {
+    /// The exposures table (may be schema-qualified: analytics.exposures).
+    #[arg(long, default_value = "exposures")]
+    pub exposures_table: String,
+    /// The events table.
+    #[arg(long, default_value = "events")]
+    pub events_table: String,
+    /// The visitor id column, in both tables.
+    #[arg(long, default_value = "visitor")]
+    pub visitor_column: String,
+    /// The time column (timestamptz), in both tables.
+    #[arg(long, default_value = "ts")]
+    pub ts_column: String,
+    /// The exposures' test id column.
+    #[arg(long, default_value = "experiment")]
+    pub experiment_column: String,
+    /// The exposures' variant column.
+    #[arg(long, default_value = "variant")]
+    pub variant_column: String,
+    /// The exposures' allocation phase column; "" when the table has none
+    /// (every exposure then counts for the test's current phase).
+    #[arg(long, default_value = "phase")]
+    pub phase_column: String,
+    /// The variant column holds variant keys (control, treatment) rather
+    /// than offerlab's 0-based indexes.
+    #[arg(long = "variant-keys")]
+    pub variant_keys: bool,
+    /// The events' name column.
+    #[arg(long, default_value = "name")]
+    pub name_column: String,
+    /// The events' value column.
+    #[arg(long, default_value = "value")]
+    pub value_column: String,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            exposures_table: "exposures".into(),
+            events_table: "events".into(),
+            visitor_column: "visitor".into(),
+            ts_column: "ts".into(),
+            experiment_column: "experiment".into(),
+            variant_column: "variant".into(),
+            phase_column: "phase".into(),
+            variant_keys: false,
+            name_column: "name".into(),
+            value_column: "value".into(),
+        }
+    }
+}
+
+/// `name` as an SQL identifier: each dot-separated part double-quoted,
+/// inner quotes doubled.
+fn ident(name: &str) -> String {
+    name.split('.').map(|part| format!("\"{}\"", part.replace('"', "\"\""))).collect::<Vec<_>>().join(".")
+}
+
+/// `s` as an SQL string literal.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The query that produces the test's aggregates (its current phase):
+/// columns `variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq,
+/// sum_xy`, the shape `offerlab analyze` reads.
+pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String {
+    let metrics: Vec<_> = exp.all_metrics().into_iter().filter_map(|m| catalog.metric(m)).collect();
+    let mut events: Vec<&str> = metrics.iter().flat_map(|m| m.events()).collect();
+    events.sort_unstable();
+    events.dedup();
+    let slot = |event: &str| events.iter().position(|e| *e == event).expect("every metric's event is listed");
+    let (x, e) = ("x", "e");
+    let col = |table: &str, c: &str| format!("{table}.{}", ident(c));
+
+    let mut sql = String::new();
+    let offset = exp.timezone.local_minus_utc();
+    let _ = writeln!(
+        sql,
+        "-- offerlab aggregates of test {} (phase {}): one row per variant, shop-local day\n\
+         -- (UTC{}) of the visitor's first exposure, and metric.",
+        exp.id.as_str(),
+        exp.allocation_version,
+        exp.timezone
+    );
+    let _ = writeln!(sql, "WITH first_exposure AS (");
+    let _ = writeln!(
+        sql,
+        "    SELECT DISTINCT ON ({v}) {v} AS visitor, {var} AS variant, {ts} AS ts",
+        v = col(x, &layout.visitor_column),
+        var = col(x, &layout.variant_column),
+        ts = col(x, &layout.ts_column)
+    );
+    let _ = writeln!(sql, "    FROM {} AS {x}", ident(&layout.exposures_table));
+    let _ = write!(sql, "    WHERE {} = {}", col(x, &layout.experiment_column), literal(exp.id.as_str()));
+    if !layout.phase_column.is_empty() {
+        let _ = write!(sql, " AND {} = {}", col(x, &layout.phase_column), exp.allocation_version);
+    }
+    let _ = writeln!(sql, "\n    ORDER BY {}, {}\n),", col(x, &layout.visitor_column), col(x, &layout.ts_column));
+
+    let _ = writeln!(sql, "per_visitor AS (\n    SELECT f.visitor, f.variant, f.ts");
+    for (i, event) in events.iter().enumerate() {
+        let only = format!("FILTER (WHERE {} = {})", col(e, &layout.name_column), literal(event));
+        let _ = writeln!(sql, "         , count({}) {only} AS c{i}", col(e, &layout.ts_column));
+        let _ = writeln!(sql, "         , coalesce(sum({}) {only}, 0) AS s{i}", col(e, &layout.value_column));
+    }
+    let names = events.iter().map(|n| literal(n)).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(sql, "    FROM first_exposure AS f");
+    let _ = writeln!(
+        sql,
+        "    LEFT JOIN {} AS {e} ON {} = f.visitor AND {} >= f.ts AND {} IN ({names})",
+        ident(&layout.events_table),
+        col(e, &layout.visitor_column),
+        col(e, &layout.ts_column),
+        col(e, &layout.name_column)
+    );
+    let _ = writeln!(sql, "    GROUP BY f.visitor, f.variant, f.ts\n),");
+
+    let _ = writeln!(sql, "per_metric AS (");
+    let _ = writeln!(
+        sql,
+        "    SELECT p.variant, ((p.ts AT TIME ZONE 'UTC') + interval '{offset} seconds')::date AS date, m.metric, m.x, m.y"
+    );
+    let _ = writeln!(sql, "    FROM per_visitor AS p\n    CROSS JOIN LATERAL (VALUES");
+    let side = |event: &str, how: Aggregate| match how {
+        Aggregate::Count => format!("p.c{}::float8", slot(event)),
+        Aggregate::Sum => format!("p.s{}::float8", slot(event)),
+    };
+    let values: Vec<String> = metrics
+        .iter()
+        .map(|m| {
+            let (x, y) = match &m.kind {
+                MetricKind::Proportion { event } => {
+                    (format!("CASE WHEN p.c{} > 0 THEN 1.0 ELSE 0.0 END::float8", slot(event)), "0.0::float8".into())
+                }
+                MetricKind::Mean { event } => (side(event, Aggregate::Sum), "0.0::float8".into()),
+                MetricKind::Ratio { numerator, denominator } => {
+                    (side(&numerator.event, numerator.aggregate), side(&denominator.event, denominator.aggregate))
+                }
+            };
+            format!("        ({}, {x}, {y})", literal(&m.name))
+        })
+        .collect();
+    let _ = writeln!(sql, "{}\n    ) AS m(metric, x, y)\n)", values.join(",\n"));
+
+    let variant = if layout.variant_keys {
+        "variant::text".to_owned()
+    } else {
+        let arms: String =
+            exp.variants.iter().enumerate().map(|(i, v)| format!(" WHEN {i} THEN {}", literal(&v.key))).collect();
+        format!("CASE variant{arms} END")
+    };
+    let _ = writeln!(
+        sql,
+        "SELECT {variant} AS variant, date, metric, count(*)::int8 AS n,\n       \
+         sum(x)::float8 AS sum, sum(x * x)::float8 AS sum_sq, sum(y)::float8 AS den_sum,\n       \
+         sum(y * y)::float8 AS den_sum_sq, sum(x * y)::float8 AS sum_xy\n\
+         FROM per_metric\nGROUP BY 1, date, metric\nORDER BY 1, date, metric;"
+    );
+    sql
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error("the warehouse URL is not a PostgreSQL connection string ({0}); use postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+    Url(tokio_postgres::Error),
+    #[error("cannot reach the warehouse: {0}")]
+    Connect(tokio_postgres::Error),
+    #[error("the aggregates query failed: {0}; check the table and column names (see `offerlab sql --help`)")]
+    Query(tokio_postgres::Error),
+    #[error("the aggregates query returned a row without a variant (a variant the test does not define)")]
+    UnknownVariant,
+}
+
+/// Runs [`aggregates_sql`] on the PostgreSQL at `url`.
+pub async fn fetch(url: &str, sql: &str) -> Result<Vec<AggregateRow>, WarehouseError> {
+    let config: tokio_postgres::Config = url.parse().map_err(WarehouseError::Url)?;
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(WarehouseError::Connect)?;
+    let driver = tokio::spawn(connection);
+    let rows = client.query(sql, &[]).await.map_err(WarehouseError::Query)?;
+    drop(client);
+    let _ = driver.await;
+    rows.iter()
+        .map(|r| {
+            Ok(AggregateRow {
+                variant: r.get::<_, Option<String>>(0).ok_or(WarehouseError::UnknownVariant)?,
+                date: r.get(1),
+                metric: r.get(2),
+                moments: Moments {
+                    n: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+                    sum: r.get(4),
+                    sum_sq: r.get(5),
+                    den_sum: r.get(6),
+                    den_sum_sq: r.get(7),
+                    sum_xy: r.get(8),
+                },
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_quoted_as_identifiers_and_values_as_literals() {
+        assert_eq!(ident("analytics.fact_events"), "\"analytics\".\"fact_events\"");
+        assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+}

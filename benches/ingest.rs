@@ -1,8 +1,14 @@
 //! Ingest throughput over loopback: events per second through
 //! `POST /v1/events` (batches of 100, and single events) with 64 concurrent
 //! clients, beside a raw sled insert-and-flush loop on the same disk in the
-//! same run. Events go to 20,000 exposed visitors, so each is attributed.
+//! same run; then the same on PostgreSQL (a throwaway server this bench
+//! starts) with one replica and with two sharing the clients. Events go to
+//! 20,000 exposed visitors, so each is attributed.
 //! Run: `cargo bench --bench ingest`.
+
+#[allow(dead_code)]
+#[path = "../tests/common/postgres.rs"]
+mod postgres;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -38,8 +44,9 @@ fn raw_sled(batch: usize, durable: bool) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Events per second through the API with `batch` events per request.
-async fn api(batch: usize) -> f64 {
+/// Events per second through the API with `batch` events per request, on
+/// sled, or on `replicas` servers sharing the PostgreSQL at `store`.
+async fn api(batch: usize, store: Option<&str>, replicas: usize) -> f64 {
     let root = tempfile::tempdir().unwrap();
     let mut settings = Settings::new(
         "127.0.0.1:0".parse().unwrap(),
@@ -47,10 +54,16 @@ async fn api(batch: usize) -> f64 {
         concat!(env!("CARGO_MANIFEST_DIR"), "/experiments").into(),
     );
     settings.body_limit = 4 << 20;
-    let app = Application::build(&settings).unwrap();
-    let url = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    let server = tokio::spawn(app.run_until_stopped());
+    settings.store = store.map(str::to_owned);
+    let mut urls = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..replicas {
+        let app = Application::build(&settings).unwrap();
+        urls.push(format!("http://127.0.0.1:{}", app.port()));
+        let handle = app.handle();
+        servers.push((handle, tokio::spawn(app.run_until_stopped())));
+    }
+    let url = urls[0].clone();
     let client = reqwest::Client::new();
     // 20,000 visitors exposed to the cart test, so events are attributed.
     let catalog = offerlab::experiment::load_dir(&settings.experiments).unwrap();
@@ -70,7 +83,7 @@ async fn api(batch: usize) -> f64 {
     let start = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let (client, url, sent) = (client.clone(), url.clone(), sent.clone());
+            let (client, url, sent) = (client.clone(), urls[c % urls.len()].clone(), sent.clone());
             tokio::spawn(async move {
                 let mut i = 0usize;
                 while start.elapsed() < RUN {
@@ -92,9 +105,11 @@ async fn api(batch: usize) -> f64 {
         t.await.unwrap();
     }
     let rate = sent.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
-    handle.stop(true).await;
-    // The server closes and flushes its store before the folder goes away.
-    server.await.unwrap().unwrap();
+    for (handle, server) in servers {
+        handle.stop(true).await;
+        // The server closes and flushes its store before the folder goes away.
+        server.await.unwrap().unwrap();
+    }
     drop(root);
     rate
 }
@@ -104,8 +119,19 @@ fn main() {
     let raw_single = raw_sled(1, false);
     let raw_durable = raw_sled(1, true);
     let raw_batch = raw_sled(100, true);
-    let api_batch = rt.block_on(api(100));
-    let api_single = rt.block_on(api(1));
+    let api_batch = rt.block_on(api(100, None, 1));
+    let api_single = rt.block_on(api(1, None, 1));
+    let pg = postgres::Postgres::start("the PostgreSQL rows of the ingest bench");
+    let pg_rows: Vec<(String, f64)> = pg
+        .iter()
+        .flat_map(|pg| {
+            [(1, 1), (100, 1), (1, 2), (100, 2)].map(|(batch, replicas)| {
+                let rate = rt.block_on(api(batch, Some(&pg.database()), replicas));
+                let what = if batch == 1 { "single event".to_owned() } else { format!("batches of {batch}") };
+                (format!("PostgreSQL, {replicas} replica(s): POST /v1/events, {what}, {CLIENTS} clients"), rate)
+            })
+        })
+        .collect();
     println!("| measurement | events/s | ratio |");
     println!("|---|---:|---:|");
     println!("| raw sled: insert + flush, one key per flush (baseline) | {raw_single:.0} | 1.00 |");
@@ -114,6 +140,15 @@ fn main() {
         raw_durable / raw_single
     );
     println!("| raw sled: 100 inserts per flush + fdatasync | {raw_batch:.0} | {:.2} |", raw_batch / raw_single);
-    println!("| POST /v1/events, single event, {CLIENTS} clients | {api_single:.0} | {:.2} |", api_single / raw_single);
-    println!("| POST /v1/events, batches of 100, {CLIENTS} clients | {api_batch:.0} | {:.2} |", api_batch / raw_single);
+    println!(
+        "| sled: POST /v1/events, single event, {CLIENTS} clients | {api_single:.0} | {:.2} |",
+        api_single / raw_single
+    );
+    println!(
+        "| sled: POST /v1/events, batches of 100, {CLIENTS} clients | {api_batch:.0} | {:.2} |",
+        api_batch / raw_single
+    );
+    for (what, rate) in pg_rows {
+        println!("| {what} | {rate:.0} | {:.2} |", rate / raw_single);
+    }
 }

@@ -1,8 +1,15 @@
 //! Report latency at 10,000 and at 10 million recorded events: a report
 //! reads per-day aggregates only, so the ratio should be near 1.
-//! Events go through the store's real write path in batches of 1,000.
+//! On sled, events go through the store's real write path in batches of
+//! 1,000. On PostgreSQL (a throwaway server this bench starts), the raw
+//! rows are bulk-loaded with SQL and the aggregates computed from them by
+//! the warehouse query, whose own time is shown too.
 //! Run: `cargo bench --bench report_scale` (OFFERLAB_BENCH_EVENTS changes
 //! the large count).
+
+#[allow(dead_code)]
+#[path = "../tests/common/postgres.rs"]
+mod postgres;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +18,9 @@ use chrono::{Duration, Utc};
 use offerlab::analysis::analyze;
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::load_dir;
-use offerlab::store::{SledStore, Store, Write};
+use offerlab::store::{PgStore, SledStore, Store, Write};
 use offerlab::tracking::{Event, Exposure};
+use offerlab::warehouse::{aggregates_sql, Layout};
 
 const EVENTS_PER_VISITOR: u64 = 5;
 
@@ -59,26 +67,83 @@ fn main() {
             }
             rt.block_on(store.record(catalog.clone(), batch)).unwrap();
         }
-        // Median of 50 reports, each reading the aggregates from sled.
-        let mut times: Vec<f64> = (0..50)
-            .map(|_| {
-                let t = Instant::now();
-                let rows = store.aggregate_rows(&exp).unwrap();
-                std::hint::black_box(analyze(&exp, &catalog, &rows, exp.local_day(now)));
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        results.push((recorded, times[times.len() / 2]));
+        results.push(("sled", recorded, median_report_ms(&store, &exp, &catalog, now), None));
         eprintln!("{recorded} events recorded after {:.0} s", started.elapsed().as_secs_f64());
     }
-    println!("| recorded events | report latency (median of 50) | ratio |");
-    println!("|---:|---:|---:|");
-    for (n, ms) in &results {
-        println!("| {n} | {ms:.2} ms | {:.2} |", ms / results[0].1);
+    let sled_ingest = (recorded + recorded / EVENTS_PER_VISITOR) as f64 / started.elapsed().as_secs_f64();
+    drop(store);
+    if let Some(pg) = postgres::Postgres::start("the PostgreSQL rows of the report_scale bench") {
+        let url = pg.database();
+        let db = url.rsplit('/').next().unwrap().to_owned();
+        let store = PgStore::open(&url).unwrap();
+        let visitors = |events: u64| events / EVENTS_PER_VISITOR;
+        let mut loaded = 0u64;
+        for target in [10_000, large] {
+            let (from, to) = (visitors(loaded) + 1, visitors(target));
+            let first =
+                |g: &str| format!("timestamptz '{}' - (({g} * 7919) % 28800) * interval '1 minute'", now.to_rfc3339());
+            pg.sql(
+                &db,
+                &format!(
+                    "INSERT INTO exposures SELECT 'v' || g, '{id}', 1, (g % 2)::int2, {ts} FROM generate_series({from}, {to}) g",
+                    id = exp.id,
+                    ts = first("g")
+                ),
+            );
+            pg.sql(
+                &db,
+                &format!(
+                    "INSERT INTO events SELECT 'v' || g || '-' || k, 'v' || g, \
+                     (ARRAY['order', 'cart_offer_accepted', 'upsell_accepted', 'order', 'return'])[k + 1], 30.0, \
+                     {ts} + interval '1 minute' FROM generate_series({from}, {to}) g, generate_series(0, 4) k",
+                    ts = first("g")
+                ),
+            );
+            loaded = target;
+            let query = aggregates_sql(&exp, &catalog, &Layout::default());
+            let arms: String =
+                exp.variants.iter().enumerate().map(|(i, v)| format!(" WHEN '{}' THEN {i}", v.key)).collect();
+            let t = Instant::now();
+            pg.sql(
+                &db,
+                &format!(
+                    "DELETE FROM aggregates; INSERT INTO aggregates SELECT '{id}', 1, CASE q.variant{arms} END, q.date, q.metric, \
+                     q.n, q.sum, q.sum_sq, q.den_sum, q.den_sum_sq, q.sum_xy FROM ({}) q",
+                    query.trim_end().trim_end_matches(';'),
+                    id = exp.id
+                ),
+            );
+            let warehouse_ms = t.elapsed().as_secs_f64() * 1e3;
+            pg.sql(&db, "ANALYZE");
+            results.push(("PostgreSQL", loaded, median_report_ms(&store, &exp, &catalog, now), Some(warehouse_ms)));
+            eprintln!("{loaded} events loaded into PostgreSQL after {:.0} s", started.elapsed().as_secs_f64());
+        }
     }
-    println!(
-        "\ningest for this run: {:.0} writes/s (batches of 1,000 through the store)",
-        (recorded + recorded / EVENTS_PER_VISITOR) as f64 / started.elapsed().as_secs_f64()
-    );
+    println!("| store | recorded events | report latency (median of 50) | ratio to the same store at 10,000 | warehouse query (aggregates from raw rows) |");
+    println!("|---|---:|---:|---:|---:|");
+    for (store, n, ms, warehouse) in &results {
+        let base = results.iter().find(|r| r.0 == *store).unwrap().2;
+        let warehouse = warehouse.map_or("".to_owned(), |w| format!("{:.0} ms", w));
+        println!("| {store} | {n} | {ms:.2} ms | {:.2} | {warehouse} |", ms / base);
+    }
+    println!("\nsled ingest for this run: {sled_ingest:.0} writes/s (batches of 1,000 through the store)");
+}
+
+/// Median of 50 reports, each reading the aggregates from the store.
+fn median_report_ms(
+    store: &dyn Store,
+    exp: &offerlab::experiment::Experiment,
+    catalog: &offerlab::experiment::Catalog,
+    now: chrono::DateTime<Utc>,
+) -> f64 {
+    let mut times: Vec<f64> = (0..50)
+        .map(|_| {
+            let t = Instant::now();
+            let rows = store.aggregate_rows(exp).unwrap();
+            std::hint::black_box(analyze(exp, catalog, &rows, exp.local_day(now)));
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }

@@ -18,7 +18,7 @@ use offerlab::experiment::{ValidationError, ValidationErrors};
 use offerlab::simulate::{self, Effect, Simulation};
 use offerlab::startup::Application;
 use offerlab::state::allocations_to_record;
-use offerlab::store::{SledStore, Store, StoreError};
+use offerlab::store::{PgStore, SledStore, Store, StoreError};
 use offerlab::warehouse::{self, Layout};
 
 #[derive(Parser)]
@@ -40,8 +40,12 @@ enum Command {
         /// A data folder to check allocation changes against, as the
         /// service would at start or reload (stop the service first: it
         /// holds the folder).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "store")]
         data: Option<PathBuf>,
+        /// A PostgreSQL store to check allocation changes against, as
+        /// replicas would at start or reload (they may keep running).
+        #[arg(long, env = "OFFERLAB_STORE", hide_env_values = true)]
+        store: Option<String>,
     },
     /// Analyze aggregates produced elsewhere (a file, or a warehouse query) and print the report JSON.
     Analyze {
@@ -148,6 +152,13 @@ fn check_against(data: &std::path::Path, catalog: &offerlab::experiment::Catalog
     allocations_to_record(&store, catalog).map(|_| ())
 }
 
+/// [`check_against`] for a PostgreSQL store.
+fn check_against_postgres(url: &str, catalog: &offerlab::experiment::Catalog) -> Result<(), ValidationErrors> {
+    let one = |message: String| ValidationErrors(vec![ValidationError { file: "--store".into(), line: None, message }]);
+    let store = PgStore::open(url).map_err(|e| one(e.to_string()))?;
+    allocations_to_record(&store, catalog).map(|_| ())
+}
+
 fn parse_attr(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -177,9 +188,12 @@ fn run(command: Command) -> Result<ExitCode, String> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { dir, data } => match load_dir(&dir).and_then(|catalog| {
+        Command::Validate { dir, data, store } => match load_dir(&dir).and_then(|catalog| {
             if let Some(data) = data {
                 check_against(&data, &catalog)?;
+            }
+            if let Some(url) = store {
+                check_against_postgres(&url, &catalog)?;
             }
             Ok(catalog)
         }) {

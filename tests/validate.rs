@@ -2,6 +2,8 @@
 //! and the message names the file, the line where the TOML has one, and
 //! what to change.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -196,7 +198,7 @@ fn every_error_of_every_file_is_reported_at_once() {
 }
 
 fn validate(dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_offerlab")).arg("validate").arg(dir).output().unwrap()
+    validate_args(&[dir.as_os_str()])
 }
 
 #[test]
@@ -256,40 +258,69 @@ fn a_missing_field_names_a_line() {
     assert!(e.line.is_some(), "{e}");
 }
 
-#[tokio::test]
-async fn validate_with_data_refuses_what_the_service_would_refuse() {
-    use offerlab::store::{SledStore, Store, Write};
+/// Records one exposure of test "a" in `store`, as the service would.
+async fn expose_a(store: &dyn offerlab::store::Store, dir: &Path) {
+    use offerlab::store::Write;
     use offerlab::tracking::Exposure;
-    let dir = folder(&[("a.toml", &base("a"))]);
-    let data = tempfile::tempdir().unwrap();
-    {
-        let catalog = std::sync::Arc::new(load_dir(dir.path()).unwrap());
-        let store = SledStore::open(data.path()).unwrap();
-        offerlab::state::admit(&store, &catalog).unwrap();
-        let ts = chrono::DateTime::parse_from_rfc3339("2026-11-03T10:00:00Z").unwrap().to_utc();
-        let exposure = Exposure { visitor: "v".into(), experiment: "a".into(), variant: 0, ts, phase: 1 };
-        store.record(catalog, vec![Write::Exposure(exposure)]).await.unwrap();
-        store.close().unwrap();
-    }
-    let run = |args: &[&std::ffi::OsStr]| {
-        Command::new(env!("CARGO_BIN_EXE_offerlab")).arg("validate").args(args).output().unwrap()
-    };
-    let ok = run(&[dir.path().as_os_str(), "--data".as_ref(), data.path().as_os_str()]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let catalog = std::sync::Arc::new(load_dir(dir).unwrap());
+    offerlab::state::admit(store, &catalog).unwrap();
+    let ts = chrono::DateTime::parse_from_rfc3339("2026-11-03T10:00:00Z").unwrap().to_utc();
+    let exposure = Exposure { visitor: "v".into(), experiment: "a".into(), variant: 0, ts, phase: 1 };
+    store.record(catalog, vec![Write::Exposure(exposure)]).await.unwrap();
+}
 
+fn validate_args(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_offerlab")).arg("validate").args(args).output().unwrap()
+}
+
+/// `validate DIR <store flag>` accepts the folder, then refuses new weights
+/// for the exposed test "a", naming the file and line.
+fn refuses_new_weights(dir: &Path, store: [&std::ffi::OsStr; 2]) {
+    let with_store = |dir: &Path| validate_args(&[dir.as_os_str(), store[0], store[1]]);
+    let ok = with_store(dir);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     std::fs::write(
-        dir.path().join("a.toml"),
+        dir.join("a.toml"),
         base("a").replacen("weight = 0.5", "weight = 0.7", 1).replacen("weight = 0.5", "weight = 0.3", 1),
     )
     .unwrap();
-    let plain = run(&[dir.path().as_os_str()]);
+    let plain = validate(dir);
     assert!(plain.status.success(), "the new weights are valid on their own");
-    let bad = run(&[dir.path().as_os_str(), "--data".as_ref(), data.path().as_os_str()]);
+    let bad = with_store(dir);
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("a.toml:11: the allocation of \"a\""), "{stderr}");
     assert!(stderr.contains("allocation_version = 2"), "{stderr}");
+}
+
+#[tokio::test]
+async fn validate_with_data_refuses_what_the_service_would_refuse() {
+    use offerlab::store::{SledStore, Store};
+    let dir = folder(&[("a.toml", &base("a"))]);
+    let data = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(data.path()).unwrap();
+        expose_a(&store, dir.path()).await;
+        store.close().unwrap();
+    }
+    refuses_new_weights(dir.path(), ["--data".as_ref(), data.path().as_os_str()]);
+    let run = validate_args;
     let absent = run(&[dir.path().as_os_str(), "--data".as_ref(), data.path().join("nope").as_os_str()]);
     assert_eq!(absent.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&absent.stderr).contains("no offerlab data here"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_with_a_postgres_store_refuses_what_the_replicas_would_refuse() {
+    let Some(pg) =
+        common::postgres::Postgres::start("validate_with_a_postgres_store_refuses_what_the_replicas_would_refuse")
+    else {
+        return;
+    };
+    let dir = folder(&[("a.toml", &base("a"))]);
+    let url = pg.database();
+    // The replica's store stays open: PostgreSQL is shared.
+    let store = offerlab::store::PgStore::open(&url).unwrap();
+    expose_a(&store, dir.path()).await;
+    refuses_new_weights(dir.path(), ["--store".as_ref(), url.as_ref()]);
 }

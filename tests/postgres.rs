@@ -97,3 +97,44 @@ async fn an_event_at_the_exposures_instant_counts_whatever_the_precision() {
     let primary = rows.iter().find(|r| r.metric == exp.primary_metric).unwrap();
     assert_eq!((primary.moments.n, primary.moments.sum), (1, 1.0), "{rows:?}");
 }
+
+/// The same event ids sent for two different visitors through two
+/// replicas at once: each id is stored once, the other send is a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_id_for_two_visitors_on_two_replicas_is_stored_once() {
+    use chrono::TimeZone;
+    use offerlab::store::Outcome;
+    use offerlab::tracking::Event;
+    let Some(pg) = Postgres::start("one_event_id_for_two_visitors_on_two_replicas_is_stored_once") else { return };
+    let url = pg.database();
+    let catalog = catalog();
+    let replicas = [Arc::new(PgStore::open(&url).unwrap()), Arc::new(PgStore::open(&url).unwrap())];
+    let ts = chrono::Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+    let mut sends = Vec::new();
+    for (r, who) in [(0, "a"), (1, "b")] {
+        for part in 0..4 {
+            let (store, catalog) = (replicas[r].clone(), catalog.clone());
+            sends.push(tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for i in (part..400).step_by(4) {
+                    let e = Event {
+                        id: format!("order-{i}"),
+                        visitor: format!("{who}-{i}"),
+                        name: "order".into(),
+                        value: 10.0,
+                        ts,
+                    };
+                    outcomes.extend(store.record(catalog.clone(), vec![Write::Event(e)]).await.unwrap());
+                }
+                outcomes
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for s in sends {
+        all.extend(s.await.unwrap());
+    }
+    let count = |o: Outcome| all.iter().filter(|x| **x == o).count();
+    assert_eq!((count(Outcome::Accepted), count(Outcome::Conflict)), (400, 400));
+    assert_eq!(replicas[0].counts().unwrap().1, 400);
+}

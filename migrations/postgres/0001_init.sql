@@ -6,6 +6,14 @@
 -- Derived records, kept current by each write: per-visitor tallies of the
 -- events a test's metrics read, and per-day aggregates the reports read.
 
+-- One row per visitor ever written. A group commit locks its visitors'
+-- rows (FOR UPDATE, in byte order) before it reads anything of theirs, so
+-- replicas writing one visitor take turns. Row locks live in the rows, so
+-- a group of any size needs no room in PostgreSQL's shared lock table.
+CREATE TABLE visitors (
+    visitor text PRIMARY KEY
+);
+
 CREATE TABLE exposures (
     visitor    text        NOT NULL,
     experiment text        NOT NULL,

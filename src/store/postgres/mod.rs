@@ -7,17 +7,19 @@
 //! is answered, so a 2xx means the write is durable in PostgreSQL.
 //!
 //! Concurrency across replicas, and the write rules that need it ("an
-//! earlier exposure moves the visitor", "an event before its exposure",
-//! one event per id): a group first takes transaction-scoped advisory
-//! locks on every visitor and event id it writes, in ascending lock-key
-//! order, so two replicas touching one visitor run one after the other,
-//! each seeing the other's committed rows. It then reads those visitors'
-//! rows once and runs the shared [`rules`](super::rules) in memory
-//! ([`overlay`]). Aggregate rows, shared by all visitors of a day, are
-//! never read: the group adds its summed deltas (`n = n + Δn`, ...) in
-//! key order, after the visitor locks. Every transaction takes locks in
-//! that one global order (visitor and id locks by key, then aggregate rows
-//! by key), so replicas cannot deadlock, and no increment is lost.
+//! earlier exposure moves the visitor", "an event before its exposure"):
+//! a group first locks the row of every visitor it writes (table
+//! `visitors`, `FOR UPDATE`, in byte order), so two replicas touching one
+//! visitor run one after the other, each seeing the other's committed
+//! rows. It then reads those visitors' rows once and runs the shared
+//! [`rules`](super::rules) in memory ([`overlay`]). Aggregate rows, shared
+//! by all visitors of a day, are never read: the group adds its summed
+//! deltas (`n = n + Δn`, ...) in key order, after the visitor locks. Every
+//! transaction takes locks in that one global order (visitors by id, then
+//! aggregate rows by key), so replicas cannot deadlock, and no increment
+//! is lost. Event ids are global but not locked: the same id stored for
+//! two visitors at once makes one commit fail on the primary key, and its
+//! retry answers `conflict` ([`RETRYABLE`]).
 //!
 //! A lost connection or a restarting server answers 503 (the commit's
 //! outcome is then unknown, and a retry is safe: event ids and first
@@ -34,6 +36,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
@@ -49,6 +52,9 @@ use overlay::{Changes, Needs, Overlay};
 
 /// Most requests one group commit takes.
 const MAX_GROUP: usize = 512;
+/// A group stops taking requests once it holds this many writes, so one
+/// transaction's locks and round trips stay bounded.
+const MAX_GROUP_WRITES: usize = 5_000;
 /// Most requests waiting for the writer; more are refused with
 /// [`StoreError::Busy`].
 const MAX_QUEUED: usize = 1024;
@@ -366,19 +372,6 @@ fn phase_i32(phase: u32) -> i32 {
     i32::try_from(phase).unwrap_or(i32::MAX)
 }
 
-/// The advisory lock that serialises writes of one visitor (`kind` b'v')
-/// or one event id (b'e') across replicas: FNV-1a, 64 bits, of the kind
-/// and the id. Stable across builds, so replicas of any version agree; a
-/// collision only makes two visitors wait for each other.
-pub fn lock_key(kind: u8, id: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in std::iter::once(kind).chain(id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    i64::from_ne_bytes(h.to_ne_bytes())
-}
-
 /// Takes groups off the queue and commits each; while PostgreSQL fails,
 /// probes it every [`PROBE_EVERY`] until it answers again.
 async fn writer(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<()>) {
@@ -400,10 +393,14 @@ async fn writer(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, done: st
             probe(&shared).await;
         }
         let Some(first) = first else { continue };
+        let mut writes = first.writes.len();
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < MAX_GROUP && writes < MAX_GROUP_WRITES {
             match receiver.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(job) => {
+                    writes += job.writes.len();
+                    group.push(job);
+                }
                 Err(_) => break,
             }
         }
@@ -476,15 +473,18 @@ fn unreachable(e: &StoreError) -> bool {
     }
 }
 
+/// Errors after which the group is tried again from the start. A unique
+/// violation on `events.id` means another replica stored the same id for
+/// another visitor meanwhile (ids are global, visitors are locked, ids are
+/// not): the retry reads it and answers `conflict`.
+const RETRYABLE: [SqlState; 3] =
+    [SqlState::T_R_DEADLOCK_DETECTED, SqlState::T_R_SERIALIZATION_FAILURE, SqlState::UNIQUE_VIOLATION];
+
 async fn commit_with_retries(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
-    use tokio_postgres::error::SqlState;
     let mut tries = 0;
     loop {
         match commit_once(pool, jobs).await {
-            Err(StoreError::Postgres(e))
-                if tries < RETRIES
-                    && matches!(e.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE) =>
-            {
+            Err(StoreError::Postgres(e)) if tries < RETRIES && matches!(e.code(), Some(c) if RETRYABLE.contains(c)) => {
                 tries += 1;
             }
             other => return other,
@@ -498,16 +498,18 @@ async fn commit_once(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, Sto
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await?;
     let needs = Needs::of(jobs.iter().flat_map(|j| &j.writes));
-    let mut locks: Vec<i64> = needs
-        .visitors
-        .iter()
-        .map(|v| lock_key(b'v', v))
-        .chain(needs.event_ids.iter().map(|id| lock_key(b'e', id)))
-        .collect();
-    locks.sort_unstable();
-    locks.dedup();
-    // unnest yields the array in order, so the locks are taken ascending.
-    tx.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS k", &[&locks]).await?;
+    // The visitors' rows, created when new, then locked in byte order.
+    tx.execute(
+        "INSERT INTO visitors (visitor) SELECT v FROM unnest($1::text[]) AS v ORDER BY v COLLATE \"C\"
+         ON CONFLICT DO NOTHING",
+        &[&needs.visitors],
+    )
+    .await?;
+    tx.execute(
+        "SELECT visitor FROM visitors WHERE visitor = ANY($1) ORDER BY visitor COLLATE \"C\" FOR UPDATE",
+        &[&needs.visitors],
+    )
+    .await?;
     let visitors: [&(dyn ToSql + Sync); 1] = [&needs.visitors];
     let history: [&(dyn ToSql + Sync); 1] = [&needs.history];
     let ids: [&(dyn ToSql + Sync); 1] = [&needs.event_ids];

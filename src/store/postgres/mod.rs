@@ -30,6 +30,7 @@ pub mod migrations;
 pub mod overlay;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -492,32 +493,63 @@ async fn commit_with_retries(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcom
     }
 }
 
+/// Every statement of a group commit, prepared once per connection.
+mod sql {
+    pub const INSERT_VISITORS: &str = "INSERT INTO visitors (visitor)
+         SELECT v FROM unnest($1::text[]) AS v ORDER BY v COLLATE \"C\" ON CONFLICT DO NOTHING";
+    pub const LOCK_VISITORS: &str =
+        "SELECT visitor FROM visitors WHERE visitor = ANY($1) ORDER BY visitor COLLATE \"C\" FOR UPDATE";
+    pub const EXPOSURES: &str = "SELECT visitor, experiment, phase, variant, ts FROM exposures WHERE visitor = ANY($1)";
+    pub const TALLIES: &str = "SELECT experiment, phase, visitor, tallies::text FROM tallies WHERE visitor = ANY($1)";
+    pub const EVENTS_OF: &str = "SELECT id, visitor, name, value, ts FROM events WHERE visitor = ANY($1)";
+    pub const EVENTS_BY_ID: &str = "SELECT id, visitor, name, value, ts FROM events WHERE id = ANY($1)";
+    pub const PUT_EXPOSURES: &str = "INSERT INTO exposures (visitor, experiment, phase, variant, ts)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int2[], $5::timestamptz[])
+         ON CONFLICT (visitor, experiment, phase) DO UPDATE SET variant = EXCLUDED.variant, ts = EXCLUDED.ts";
+    pub const PUT_EVENTS: &str = "INSERT INTO events (id, visitor, name, value, ts)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::timestamptz[])";
+    pub const PUT_TALLIES: &str = "INSERT INTO tallies (experiment, phase, visitor, tallies)
+         SELECT e, p, v, t::jsonb FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[]) AS u(e, p, v, t)
+         ON CONFLICT (visitor, experiment, phase) DO UPDATE SET tallies = EXCLUDED.tallies";
+    pub const ADD_AGGREGATES: &str = "INSERT INTO aggregates AS a
+             (experiment, phase, variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy)
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[], $6::int8[],
+                              $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[])
+         ON CONFLICT (experiment, phase, variant, date, metric) DO UPDATE SET
+             n = a.n + EXCLUDED.n, sum = a.sum + EXCLUDED.sum, sum_sq = a.sum_sq + EXCLUDED.sum_sq,
+             den_sum = a.den_sum + EXCLUDED.den_sum, den_sum_sq = a.den_sum_sq + EXCLUDED.den_sum_sq,
+             sum_xy = a.sum_xy + EXCLUDED.sum_xy";
+    pub const DROP_EMPTY_AGGREGATES: &str = "DELETE FROM aggregates a
+         USING unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[]) AS k(e, p, v, d, m)
+         WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m
+           AND a.n <= 0";
+}
+
 /// One transaction: lock, read, apply the rules in memory, write back,
-/// commit.
+/// commit. Statements are prepared once per connection and sent
+/// pipelined: PostgreSQL runs them in order, so the reads still run after
+/// the locks are held, and a group costs about three round trips.
 async fn commit_once(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await?;
     let needs = Needs::of(jobs.iter().flat_map(|j| &j.writes));
-    // The visitors' rows, created when new, then locked in byte order.
-    tx.execute(
-        "INSERT INTO visitors (visitor) SELECT v FROM unnest($1::text[]) AS v ORDER BY v COLLATE \"C\"
-         ON CONFLICT DO NOTHING",
-        &[&needs.visitors],
-    )
-    .await?;
-    tx.execute(
-        "SELECT visitor FROM visitors WHERE visitor = ANY($1) ORDER BY visitor COLLATE \"C\" FOR UPDATE",
-        &[&needs.visitors],
+    let prepared = futures_util::future::try_join_all(
+        [sql::INSERT_VISITORS, sql::LOCK_VISITORS, sql::EXPOSURES, sql::TALLIES, sql::EVENTS_OF, sql::EVENTS_BY_ID]
+            .map(|q| tx.prepare_cached(q)),
     )
     .await?;
     let visitors: [&(dyn ToSql + Sync); 1] = [&needs.visitors];
     let history: [&(dyn ToSql + Sync); 1] = [&needs.history];
     let ids: [&(dyn ToSql + Sync); 1] = [&needs.event_ids];
-    let (exposures, tallies, history, known) = tokio::try_join!(
-        tx.query("SELECT visitor, experiment, phase, variant, ts FROM exposures WHERE visitor = ANY($1)", &visitors),
-        tx.query("SELECT experiment, phase, visitor, tallies::text FROM tallies WHERE visitor = ANY($1)", &visitors),
-        tx.query("SELECT id, visitor, name, value, ts FROM events WHERE visitor = ANY($1)", &history),
-        tx.query("SELECT id, visitor, name, value, ts FROM events WHERE id = ANY($1)", &ids),
+    // The visitors' rows, created when new, then locked in byte order;
+    // then what the rules read of them.
+    let (_, _, exposures, tallies, history, known) = tokio::try_join!(
+        tx.execute(&prepared[0], &visitors),
+        tx.execute(&prepared[1], &visitors),
+        tx.query(&prepared[2], &visitors),
+        tx.query(&prepared[3], &visitors),
+        tx.query(&prepared[4], &history),
+        tx.query(&prepared[5], &ids),
     )?;
     let exposures = exposures.iter().map(exposure_of).collect();
     let tallies = tallies.iter().map(tallies_of).collect::<Result<_, _>>()?;
@@ -569,90 +601,72 @@ fn events_of(rows: &[tokio_postgres::Row]) -> Vec<Event> {
 
 /// Writes a group's changes: raw rows and tallies of the locked visitors,
 /// then the aggregate increments in key order; rows left with no visitor
-/// are removed.
+/// are removed. Sent pipelined, run in this order.
 async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Result<(), StoreError> {
-    if !c.exposures.is_empty() {
-        let visitors: Vec<&str> = c.exposures.iter().map(|e| e.visitor.as_str()).collect();
-        let experiments: Vec<&str> = c.exposures.iter().map(|e| e.experiment.as_str()).collect();
-        let phases: Vec<i32> = c.exposures.iter().map(|e| phase_i32(e.phase)).collect();
-        let variants: Vec<i16> = c.exposures.iter().map(|e| i16::try_from(e.variant).unwrap_or(i16::MAX)).collect();
-        let ts: Vec<DateTime<Utc>> = c.exposures.iter().map(|e| e.ts).collect();
-        tx.execute(
-            "INSERT INTO exposures (visitor, experiment, phase, variant, ts)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int2[], $5::timestamptz[])
-             ON CONFLICT (visitor, experiment, phase) DO UPDATE SET variant = EXCLUDED.variant, ts = EXCLUDED.ts",
-            &[&visitors, &experiments, &phases, &variants, &ts],
-        )
-        .await?;
+    let prepared = futures_util::future::try_join_all(
+        [sql::PUT_EXPOSURES, sql::PUT_EVENTS, sql::PUT_TALLIES, sql::ADD_AGGREGATES, sql::DROP_EMPTY_AGGREGATES]
+            .map(|q| tx.prepare_cached(q)),
+    )
+    .await?;
+    let x = &c.exposures;
+    let x_visitors: Vec<&str> = x.iter().map(|e| e.visitor.as_str()).collect();
+    let x_experiments: Vec<&str> = x.iter().map(|e| e.experiment.as_str()).collect();
+    let x_phases: Vec<i32> = x.iter().map(|e| phase_i32(e.phase)).collect();
+    let x_variants: Vec<i16> = x.iter().map(|e| i16::try_from(e.variant).unwrap_or(i16::MAX)).collect();
+    let x_ts: Vec<DateTime<Utc>> = x.iter().map(|e| e.ts).collect();
+
+    let e = &c.events;
+    let e_ids: Vec<&str> = e.iter().map(|e| e.id.as_str()).collect();
+    let e_visitors: Vec<&str> = e.iter().map(|e| e.visitor.as_str()).collect();
+    let e_names: Vec<&str> = e.iter().map(|e| e.name.as_str()).collect();
+    let e_values: Vec<f64> = e.iter().map(|e| e.value).collect();
+    let e_ts: Vec<DateTime<Utc>> = e.iter().map(|e| e.ts).collect();
+
+    let t = &c.tallies;
+    let t_experiments: Vec<&str> = t.iter().map(|(k, _)| k.experiment.as_str()).collect();
+    let t_phases: Vec<i32> = t.iter().map(|(k, _)| phase_i32(k.phase)).collect();
+    let t_visitors: Vec<&str> = t.iter().map(|(k, _)| k.visitor.as_str()).collect();
+    let t_json: Vec<String> = t.iter().map(|(_, t)| serde_json::to_string(t).expect("tallies serialize")).collect();
+
+    // In key order: the order every replica locks aggregate rows in.
+    let keys: Vec<&AggregateKey> = c.aggregates.keys().collect();
+    let a_experiments: Vec<&str> = keys.iter().map(|k| k.experiment.as_str()).collect();
+    let a_phases: Vec<i32> = keys.iter().map(|k| phase_i32(k.phase)).collect();
+    let a_variants: Vec<i16> = keys.iter().map(|k| i16::try_from(k.variant).unwrap_or(i16::MAX)).collect();
+    let a_dates: Vec<NaiveDate> = keys.iter().map(|k| k.date).collect();
+    let a_metrics: Vec<&str> = keys.iter().map(|k| k.metric.as_str()).collect();
+    let d: Vec<&overlay::Delta> = c.aggregates.values().collect();
+    let col = |f: fn(&overlay::Delta) -> f64| d.iter().map(|x| f(x)).collect::<Vec<f64>>();
+    let a_n: Vec<i64> = d.iter().map(|x| x.n).collect();
+    let sums = [col(|x| x.sum), col(|x| x.sum_sq), col(|x| x.den_sum), col(|x| x.den_sum_sq), col(|x| x.sum_xy)];
+
+    let x_params: [&(dyn ToSql + Sync); 5] = [&x_visitors, &x_experiments, &x_phases, &x_variants, &x_ts];
+    let e_params: [&(dyn ToSql + Sync); 5] = [&e_ids, &e_visitors, &e_names, &e_values, &e_ts];
+    let t_params: [&(dyn ToSql + Sync); 4] = [&t_experiments, &t_phases, &t_visitors, &t_json];
+    let key_columns: [&(dyn ToSql + Sync); 5] = [&a_experiments, &a_phases, &a_variants, &a_dates, &a_metrics];
+    let add: Vec<&(dyn ToSql + Sync)> = key_columns
+        .iter()
+        .copied()
+        .chain([&a_n as &(dyn ToSql + Sync)])
+        .chain(sums.iter().map(|s| s as &(dyn ToSql + Sync)))
+        .collect();
+    type Statement<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
+    let mut statements: Vec<Statement<'_>> = Vec::new();
+    if !x.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[0], &x_params)));
     }
-    if !c.events.is_empty() {
-        let ids: Vec<&str> = c.events.iter().map(|e| e.id.as_str()).collect();
-        let visitors: Vec<&str> = c.events.iter().map(|e| e.visitor.as_str()).collect();
-        let names: Vec<&str> = c.events.iter().map(|e| e.name.as_str()).collect();
-        let values: Vec<f64> = c.events.iter().map(|e| e.value).collect();
-        let ts: Vec<DateTime<Utc>> = c.events.iter().map(|e| e.ts).collect();
-        tx.execute(
-            "INSERT INTO events (id, visitor, name, value, ts)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::timestamptz[])",
-            &[&ids, &visitors, &names, &values, &ts],
-        )
-        .await?;
+    if !e.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[1], &e_params)));
     }
-    if !c.tallies.is_empty() {
-        let experiments: Vec<&str> = c.tallies.iter().map(|(k, _)| k.experiment.as_str()).collect();
-        let phases: Vec<i32> = c.tallies.iter().map(|(k, _)| phase_i32(k.phase)).collect();
-        let visitors: Vec<&str> = c.tallies.iter().map(|(k, _)| k.visitor.as_str()).collect();
-        let json: Vec<String> =
-            c.tallies.iter().map(|(_, t)| serde_json::to_string(t).expect("tallies serialize")).collect();
-        tx.execute(
-            "INSERT INTO tallies (experiment, phase, visitor, tallies)
-             SELECT e, p, v, t::jsonb FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[]) AS u(e, p, v, t)
-             ON CONFLICT (visitor, experiment, phase) DO UPDATE SET tallies = EXCLUDED.tallies",
-            &[&experiments, &phases, &visitors, &json],
-        )
-        .await?;
+    if !t.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[2], &t_params)));
     }
-    if !c.aggregates.is_empty() {
-        let keys: Vec<&AggregateKey> = c.aggregates.keys().collect();
-        let experiments: Vec<&str> = keys.iter().map(|k| k.experiment.as_str()).collect();
-        let phases: Vec<i32> = keys.iter().map(|k| phase_i32(k.phase)).collect();
-        let variants: Vec<i16> = keys.iter().map(|k| i16::try_from(k.variant).unwrap_or(i16::MAX)).collect();
-        let dates: Vec<NaiveDate> = keys.iter().map(|k| k.date).collect();
-        let metrics: Vec<&str> = keys.iter().map(|k| k.metric.as_str()).collect();
-        let d: Vec<_> = c.aggregates.values().collect();
-        let col = |f: fn(&overlay::Delta) -> f64| d.iter().map(|x| f(x)).collect::<Vec<f64>>();
-        let n: Vec<i64> = d.iter().map(|x| x.n).collect();
-        tx.execute(
-            "INSERT INTO aggregates AS a (experiment, phase, variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy)
-             SELECT * FROM unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[], $6::int8[],
-                                  $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[])
-             ON CONFLICT (experiment, phase, variant, date, metric) DO UPDATE SET
-                 n = a.n + EXCLUDED.n, sum = a.sum + EXCLUDED.sum, sum_sq = a.sum_sq + EXCLUDED.sum_sq,
-                 den_sum = a.den_sum + EXCLUDED.den_sum, den_sum_sq = a.den_sum_sq + EXCLUDED.den_sum_sq,
-                 sum_xy = a.sum_xy + EXCLUDED.sum_xy",
-            &[
-                &experiments,
-                &phases,
-                &variants,
-                &dates,
-                &metrics,
-                &n,
-                &col(|x| x.sum),
-                &col(|x| x.sum_sq),
-                &col(|x| x.den_sum),
-                &col(|x| x.den_sum_sq),
-                &col(|x| x.sum_xy),
-            ],
-        )
-        .await?;
-        if n.iter().any(|&x| x < 0) {
-            tx.execute(
-                "DELETE FROM aggregates a USING unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[]) AS k(e, p, v, d, m)
-                 WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m AND a.n <= 0",
-                &[&experiments, &phases, &variants, &dates, &metrics],
-            )
-            .await?;
-        }
+    if !keys.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[3], &add)));
     }
+    if a_n.iter().any(|&n| n < 0) {
+        statements.push(Box::pin(tx.execute(&prepared[4], &key_columns)));
+    }
+    futures_util::future::try_join_all(statements).await?;
     Ok(())
 }

@@ -2,7 +2,10 @@
 //! `Authorization: Bearer <key>`; with `OFFERLAB_READ_KEY` set, the reports
 //! (HTML and JSON) and `/metrics` need it, as the password of HTTP Basic
 //! (so a browser prompts) or as a bearer token. `/healthz` stays open for
-//! load balancers. Keys are compared in constant time.
+//! load balancers. A storefront's GrowthBook SDK reads its payload with a
+//! client key in the path (`OFFERLAB_CLIENT_KEYS`, one per storefront):
+//! public by nature, as it ships in the page, and never a read key. Keys
+//! are compared in constant time.
 //!
 //! Which key a request needs is declared per route in [`crate::routes`],
 //! never derived from the raw path, so a percent-encoded spelling of a
@@ -16,6 +19,7 @@ use subtle::ConstantTimeEq;
 pub struct Keys {
     write: Option<String>,
     read: Option<String>,
+    clients: Vec<String>,
 }
 
 /// A key that cannot protect anything.
@@ -32,7 +36,36 @@ impl Keys {
             Some(k) if k.trim().is_empty() => Err(EmptyKey(name)),
             k => Ok(k),
         };
-        Ok(Keys { write: check(write, "OFFERLAB_WRITE_KEY")?, read: check(read, "OFFERLAB_READ_KEY")? })
+        Ok(Keys {
+            write: check(write, "OFFERLAB_WRITE_KEY")?,
+            read: check(read, "OFFERLAB_READ_KEY")?,
+            clients: Vec::new(),
+        })
+    }
+
+    /// The storefronts' client keys; a blank one is refused.
+    pub fn with_clients(mut self, clients: Vec<String>) -> Result<Keys, EmptyKey> {
+        if clients.iter().any(|k| k.trim().is_empty()) {
+            return Err(EmptyKey("a key of OFFERLAB_CLIENT_KEYS"));
+        }
+        self.clients = clients;
+        Ok(self)
+    }
+
+    /// Whether `key` may read the SDK payload: a configured client key;
+    /// with none configured, any key while reads are open (no read key,
+    /// loopback), none once a read key guards the reports.
+    pub fn client(&self, key: &str) -> Result<(), ClientDenied> {
+        if self.clients.is_empty() {
+            return match self.read {
+                None => Ok(()),
+                Some(_) => Err(ClientDenied::NoneConfigured),
+            };
+        }
+        match self.clients.iter().fold(false, |found, k| found | equal(k, key)) {
+            true => Ok(()),
+            false => Err(ClientDenied::Unknown),
+        }
     }
 
     /// Both keys are set: only then may the service listen beyond loopback.
@@ -54,6 +87,17 @@ pub enum Access {
     Write,
     /// Reports and metrics.
     Read,
+    /// The GrowthBook SDK payload: a client key in the path.
+    Client,
+}
+
+/// Why a client key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClientDenied {
+    #[error("unknown client key; use one of OFFERLAB_CLIENT_KEYS")]
+    Unknown,
+    #[error("no client keys are configured and reads need the read key; set OFFERLAB_CLIENT_KEYS (one key per storefront, comma-separated)")]
+    NoneConfigured,
 }
 
 /// Why a request was refused.
@@ -91,7 +135,7 @@ fn presented(header: &str) -> Option<String> {
 /// `Authorization` header.
 pub fn authorize(keys: &Keys, access: Access, header: Option<&str>) -> Result<(), Denied> {
     let (key, basic) = match access {
-        Access::Open => return Ok(()),
+        Access::Open | Access::Client => return Ok(()),
         Access::Write => (keys.write.as_deref(), false),
         Access::Read => (keys.read.as_deref(), true),
     };
@@ -127,6 +171,17 @@ mod tests {
         assert_eq!(authorize(&keys(), Access::Read, None), Err(Denied::Missing { basic: true }));
         assert!(authorize(&keys(), Access::Open, None).is_ok());
         assert!(authorize(&Keys::default(), Access::Write, None).is_ok(), "no keys, no checks");
+    }
+
+    #[test]
+    fn client_keys_are_checked_and_without_them_the_read_key_rule_applies() {
+        let open = Keys::default();
+        assert!(open.client("anything").is_ok(), "reads open: any client key");
+        assert_eq!(keys().client("anything"), Err(ClientDenied::NoneConfigured));
+        let shops = keys().with_clients(vec!["shop-a".into(), "shop-b".into()]).unwrap();
+        assert!(shops.client("shop-b").is_ok());
+        assert_eq!(shops.client("r-secret"), Err(ClientDenied::Unknown), "the read key is not a client key");
+        assert!(Keys::default().with_clients(vec![" ".into()]).is_err());
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct Settings {
     /// Key (HTTP Basic password) required to read reports.
     #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
     pub read_key: Option<String>,
+    /// Client keys of the storefronts' GrowthBook SDKs
+    /// (`/api/features/{client_key}`), comma-separated.
+    #[arg(long, env = "OFFERLAB_CLIENT_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub client_keys: Vec<String>,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "OFFERLAB_BODY_LIMIT", default_value_t = 1 << 20)]
     pub body_limit: usize,
@@ -51,6 +55,7 @@ impl Settings {
             experiments,
             write_key: None,
             read_key: None,
+            client_keys: Vec::new(),
             body_limit: 1 << 20,
             body_timeout: 5.0,
             workers: None,

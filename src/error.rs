@@ -39,6 +39,8 @@ pub enum ApiError {
     Storage(Arc<StoreError>),
     #[error("{0}")]
     Unauthorized(Unauthorized),
+    #[error("{0}")]
+    ClientKey(#[from] crate::auth::ClientDenied),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -85,6 +87,7 @@ impl ApiError {
             ApiError::Storage(e) if matches!(**e, StoreError::Corrupt(_)) => "corrupt_record",
             ApiError::Storage(_) => "storage_unavailable",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::ClientKey(_) => "unknown_client_key",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -115,7 +118,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Invalid { .. } | ApiError::UnknownVariant(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownExperiment(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownExperiment(_) | ApiError::NotFound(_) | ApiError::ClientKey(_) => StatusCode::NOT_FOUND,
             ApiError::InvalidDefinitions(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -16,6 +16,7 @@ pub mod config;
 pub mod cycles;
 pub mod error;
 pub mod experiment;
+pub mod features;
 pub mod format;
 pub mod metrics;
 pub mod middleware;

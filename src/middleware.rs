@@ -89,19 +89,21 @@ pub async fn require(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, Error> {
     let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
-    let verdict = match req.app_data::<web::Data<Keys>>() {
-        Some(keys) => authorize(keys, access, header),
-        None => Ok(()),
-    };
-    match verdict {
-        Ok(()) => Ok(next.call(req).await?.map_into_boxed_body()),
-        Err(denied) => {
+    let verdict = match (req.app_data::<web::Data<Keys>>(), access) {
+        (None, _) => Ok(()),
+        (Some(keys), Access::Client) => {
+            keys.client(req.match_info().get("client_key").unwrap_or_default()).map_err(ApiError::from)
+        }
+        (Some(keys), _) => authorize(keys, access, header).map_err(|denied| {
             let (basic, wrong) = match denied {
                 Denied::Missing { basic } => (basic, false),
                 Denied::Wrong { basic } => (basic, true),
             };
-            let error = ApiError::Unauthorized(Unauthorized { basic, wrong });
-            Ok(req.into_response(error.error_response()))
-        }
+            ApiError::Unauthorized(Unauthorized { basic, wrong })
+        }),
+    };
+    match verdict {
+        Ok(()) => Ok(next.call(req).await?.map_into_boxed_body()),
+        Err(error) => Ok(req.into_response(error.error_response())),
     }
 }

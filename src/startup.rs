@@ -68,7 +68,8 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let keys = Keys::new(settings.write_key.clone(), settings.read_key.clone())?;
+        let keys = Keys::new(settings.write_key.clone(), settings.read_key.clone())?
+            .with_clients(settings.client_keys.clone())?;
         if !keys.complete() && !settings.bind.ip().is_loopback() {
             return Err(StartupError::PublicWithoutKeys(settings.bind));
         }

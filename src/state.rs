@@ -10,11 +10,14 @@ use chrono::{DateTime, Utc};
 use crate::allocation::{self, Check};
 use crate::analysis::{analyze, Report};
 use crate::experiment::{load_dir, Catalog, Experiment, ValidationError, ValidationErrors};
+use crate::features::Features;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 pub struct AppState {
     catalog: ArcSwap<Catalog>,
+    /// The GrowthBook SDK payload of the current catalog, built with it.
+    features: ArcSwap<Features>,
     experiments_dir: PathBuf,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
@@ -22,7 +25,13 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(catalog: Catalog, experiments_dir: PathBuf, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
-        AppState { catalog: ArcSwap::from_pointee(catalog), experiments_dir, store, metrics }
+        let features = ArcSwap::from_pointee(Features::new(&catalog, Utc::now()));
+        AppState { catalog: ArcSwap::from_pointee(catalog), features, experiments_dir, store, metrics }
+    }
+
+    /// The GrowthBook SDK payload of the current definitions.
+    pub fn features(&self) -> Arc<Features> {
+        self.features.load_full()
     }
 
     /// The current set of experiments; a cheap snapshot that stays
@@ -37,6 +46,7 @@ impl AppState {
         let fresh = Arc::new(load_dir(&self.experiments_dir)?);
         admit(self.store.as_ref(), &fresh)?;
         self.catalog.store(fresh.clone());
+        self.features.store(Arc::new(Features::new(&fresh, Utc::now())));
         tracing::info!(experiments = fresh.len(), "reloaded experiment definitions");
         Ok(fresh)
     }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod assign;
+pub mod features;
 pub mod health;
 pub mod pages;
 pub mod reports;
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resource(cfg, "/api/v1/experiments", Access::Read, vec![(Get, web::to(reports::list))]);
     resource(cfg, "/api/v1/experiments/{id}/report", Access::Read, vec![(Get, web::to(reports::report))]);
     resource(cfg, "/api/v1/experiments/{id}/daily.csv", Access::Read, vec![(Get, web::to(reports::daily_csv))]);
+    resource(cfg, "/api/features/{client_key}", Access::Client, vec![(Get, web::to(features::payload))]);
     resource(cfg, "/", Access::Read, vec![(Get, web::to(pages::index))]);
     resource(cfg, "/experiments/{id}", Access::Read, vec![(Get, web::to(pages::experiment))]);
 }

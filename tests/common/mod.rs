@@ -29,20 +29,26 @@ impl Drop for Server {
 /// `offerlab serve` on 127.0.0.1:0 over `data` and `experiments`; waits for
 /// the line that names its address. `stderr` says where its log goes.
 pub fn serve_with(data: &Path, experiments: &Path, stderr: Stdio) -> Server {
-    spawn_server(&["--data".as_ref(), data.as_os_str()], experiments, stderr)
+    spawn_server(&["--data".as_ref(), data.as_os_str()], experiments, stderr, &[])
+}
+
+/// [`serve`] with environment variables set (keys, say).
+pub fn spawn_server_with(data: &Path, experiments: &Path, env: &[(&str, &str)]) -> Server {
+    spawn_server(&["--data".as_ref(), data.as_os_str()], experiments, Stdio::inherit(), env)
 }
 
 /// `offerlab serve` on 127.0.0.1:0 over the PostgreSQL store at `store`.
 pub fn serve_postgres(store: &str, experiments: &Path) -> Server {
-    spawn_server(&["--store".as_ref(), store.as_ref()], experiments, Stdio::inherit())
+    spawn_server(&["--store".as_ref(), store.as_ref()], experiments, Stdio::inherit(), &[])
 }
 
-fn spawn_server(store: &[&std::ffi::OsStr], experiments: &Path, stderr: Stdio) -> Server {
+fn spawn_server(store: &[&std::ffi::OsStr], experiments: &Path, stderr: Stdio, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
         .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
         .args(store)
         .arg("--experiments")
         .arg(experiments)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 pub use crate::bucketing::{
-    bucket_ranges, choose_variant, equal_weights, fnv1a32, hash, in_namespace, BucketRange, HashVersion, Namespace,
+    bucket_ranges, choose_variant, equal_weights, fnv1a32, hash, hash_v2, in_namespace, BucketRange, Fnv, HashVersion,
+    Namespace,
 };
 pub use crate::experiment::Attributes;
 use crate::experiment::{Catalog, Experiment, Status, Surface};
@@ -85,7 +86,7 @@ fn evaluate_running(experiment: &Experiment, visitor_id: &str, attributes: &Attr
             return Assignment::shown(0, None);
         }
     }
-    let n = hash(&experiment.seed, value, HashVersion::V2);
+    let n = hash_v2(experiment.seeded(), value);
     match choose_variant(n, experiment.ranges()) {
         Some(variant) => Assignment { variant, in_experiment: true, forced: false, hash_value: Some(n) },
         None => Assignment::shown(0, Some(n)),

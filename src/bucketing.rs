@@ -3,7 +3,7 @@
 //! ([`crate::experiment`], which lays out each test's ranges once at load)
 //! and assignment ([`crate::assignment`]) build on.
 //!
-//! - [`fnv1a32`] hashes the UTF-16 code units of a string;
+//! - [`Fnv`] hashes UTF-16 code units piece by piece, [`fnv1a32`] a string;
 //! - [`hash`] turns a seed and a value into a number in `[0, 1)`;
 //! - [`bucket_ranges`] lays the variants out on `[0, 1)`;
 //! - [`choose_variant`] finds the range that holds the hash;
@@ -11,13 +11,56 @@
 
 use serde::Serialize;
 
-/// FNV-1a, 32 bits, over the UTF-16 code units of `s` (what JavaScript's
-/// `charCodeAt` loop sees, so astral characters count as two units).
+/// FNV-1a, 32 bits, over UTF-16 code units, fed piece by piece: a test's
+/// seed is absorbed once at load, and a number is hashed from its decimal
+/// digits on the stack, so hashing a visitor allocates nothing.
 ///
 /// # Formula
 /// `h = 0x811C9DC5`; for each unit `u`: `h = (h ^ u) * 16777619 mod 2^32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fnv(u32);
+
+impl Fnv {
+    pub const START: Fnv = Fnv(0x811C_9DC5);
+
+    fn unit(h: u32, unit: u32) -> u32 {
+        (h ^ unit).wrapping_mul(16_777_619)
+    }
+
+    /// Feeds the UTF-16 code units of `s` (what JavaScript's `charCodeAt`
+    /// loop sees, so astral characters count as two units). ASCII, one
+    /// unit per byte, takes the short path.
+    pub fn text(self, s: &str) -> Fnv {
+        if s.is_ascii() {
+            Fnv(s.bytes().fold(self.0, |h, b| Fnv::unit(h, u32::from(b))))
+        } else {
+            Fnv(s.encode_utf16().fold(self.0, |h, u| Fnv::unit(h, u32::from(u))))
+        }
+    }
+
+    /// Feeds the decimal digits of `n`, as `String(n)` spells them.
+    pub fn digits(self, mut n: u32) -> Fnv {
+        let mut buf = [0u8; 10];
+        let mut at = buf.len();
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Fnv(buf[at..].iter().fold(self.0, |h, &d| Fnv::unit(h, u32::from(d))))
+    }
+
+    pub fn value(self) -> u32 {
+        self.0
+    }
+}
+
+/// FNV-1a, 32 bits, over the UTF-16 code units of `s`.
 pub fn fnv1a32(s: &str) -> u32 {
-    s.encode_utf16().fold(0x811C_9DC5_u32, |h, unit| (h ^ u32::from(unit)).wrapping_mul(16_777_619))
+    Fnv::START.text(s).value()
 }
 
 /// Which of GrowthBook's hashing schemes to use.
@@ -37,16 +80,15 @@ pub enum HashVersion {
 /// - V2: `n = (fnv(decimal(fnv(seed + value))) mod 10000) / 10000`
 pub fn hash(seed: &str, value: &str, version: HashVersion) -> f64 {
     match version {
-        HashVersion::V1 => {
-            let h = fnv1a32(&format!("{value}{seed}"));
-            f64::from(h % 1000) / 1000.0
-        }
-        HashVersion::V2 => {
-            let inner = fnv1a32(&format!("{seed}{value}"));
-            let h = fnv1a32(&inner.to_string());
-            f64::from(h % 10_000) / 10_000.0
-        }
+        HashVersion::V1 => f64::from(Fnv::START.text(value).text(seed).value() % 1000) / 1000.0,
+        HashVersion::V2 => hash_v2(Fnv::START.text(seed), value),
     }
+}
+
+/// [`hash`] version 2 with the seed already absorbed (`Fnv::START.text(seed)`).
+pub fn hash_v2(seeded: Fnv, value: &str) -> f64 {
+    let inner = seeded.text(value).value();
+    f64::from(Fnv::START.digits(inner).value() % 10_000) / 10_000.0
 }
 
 /// Equal weights for `n` variants, as GrowthBook's `getEqualWeights`.
@@ -132,6 +174,7 @@ impl Namespace {
 /// # Formula
 /// `start <= hash("__" + id, value, V1) < end`
 pub fn in_namespace(value: &str, ns: &Namespace) -> bool {
-    let n = hash(&format!("__{}", ns.id), value, HashVersion::V1);
+    let h = Fnv::START.text(value).text("__").text(&ns.id).value();
+    let n = f64::from(h % 1000) / 1000.0;
     ns.start <= n && n < ns.end
 }

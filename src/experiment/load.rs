@@ -428,6 +428,7 @@ fn check_experiment(
             surface_line,
             variants_line,
             ranges: Vec::new(),
+            seeded: crate::bucketing::Fnv::START,
         }
         .with_ranges(),
     )

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::bucketing::{bucket_ranges, BucketRange, Namespace};
+use crate::bucketing::{bucket_ranges, BucketRange, Fnv, Namespace};
 
 /// Attributes the storefront sends about a visitor; values are compared as
 /// strings.
@@ -237,6 +237,10 @@ pub struct Experiment {
     /// every request.
     #[serde(skip)]
     ranges: Vec<BucketRange>,
+    /// FNV state after the seed, computed once at load: hashing a visitor
+    /// then feeds only their id.
+    #[serde(skip)]
+    seeded: Fnv,
 }
 
 fn serialize_offset<S: serde::Serializer>(o: &FixedOffset, s: S) -> Result<S::Ok, S::Error> {
@@ -253,9 +257,15 @@ impl Experiment {
         &self.ranges
     }
 
-    /// Computes the cached bucket ranges; the loader calls it once.
+    /// FNV state after the seed (see [`crate::bucketing::hash_v2`]).
+    pub fn seeded(&self) -> Fnv {
+        self.seeded
+    }
+
+    /// Computes the cached bucket ranges and seed state; the loader calls it once.
     fn with_ranges(mut self) -> Self {
         self.ranges = bucket_ranges(self.variants.len(), self.coverage, Some(&self.weights()));
+        self.seeded = Fnv::START.text(&self.seed);
         self
     }
 

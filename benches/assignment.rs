@@ -1,9 +1,11 @@
-//! Assignment per visitor and test, beside a raw FNV-1a pair (the two hash
-//! calls GrowthBook's v2 scheme makes) in the same run.
+//! Assignment beside a raw FNV-1a pair in the same run: the two hash passes
+//! GrowthBook's v2 scheme makes (seed and visitor id, then the inner
+//! hash's digits), with no allocation, as the baseline; then one test's
+//! `evaluate`, and `assign_all` over every committed test.
 //! Run: `cargo bench --bench assignment`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use offerlab::assignment::{assign_all, evaluate, fnv1a32, AssignQuery, Attributes};
+use offerlab::assignment::{assign_all, evaluate, AssignQuery, Attributes, Fnv};
 use offerlab::experiment::load_dir;
 
 fn bench(c: &mut Criterion) {
@@ -11,13 +13,16 @@ fn bench(c: &mut Criterion) {
     let exp = catalog.get("cart-protection-copy").unwrap().clone();
     let attributes = Attributes::new();
     let ids: Vec<String> = (0..1024).map(|i| format!("visitor-{i:06}")).collect();
+    let queries: Vec<AssignQuery> =
+        ids.iter().map(|v| AssignQuery { visitor_id: v.clone(), ..AssignQuery::default() }).collect();
+    eprintln!("assign_all covers {} tests", catalog.experiments().count());
     let mut g = c.benchmark_group("assignment");
     let mut i = 0;
     g.bench_function("baseline_raw_fnv1a_pair", |b| {
         b.iter(|| {
             i = (i + 1) % ids.len();
-            let inner = fnv1a32(&format!("{}{}", exp.seed, ids[i]));
-            fnv1a32(&inner.to_string())
+            let inner = Fnv::START.text(&exp.seed).text(std::hint::black_box(&ids[i])).value();
+            Fnv::START.digits(inner).value()
         })
     });
     g.bench_function("evaluate_one_test", |b| {
@@ -29,8 +34,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("assign_all_committed_tests", |b| {
         b.iter(|| {
             i = (i + 1) % ids.len();
-            let q = AssignQuery { visitor_id: ids[i].clone(), ..AssignQuery::default() };
-            assign_all(&catalog, std::hint::black_box(&q)).unwrap()
+            assign_all(&catalog, std::hint::black_box(&queries[i])).unwrap()
         })
     });
     g.finish();

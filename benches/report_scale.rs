@@ -5,7 +5,7 @@
 //! rows are bulk-loaded with SQL and the aggregates computed from them by
 //! the warehouse query, whose own time is shown too.
 //! Run: `cargo bench --bench report_scale` (OFFERLAB_BENCH_EVENTS changes
-//! the large count).
+//! the large count; OFFERLAB_BENCH_STORES=sled or =postgres runs one store).
 
 #[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
@@ -26,6 +26,7 @@ const EVENTS_PER_VISITOR: u64 = 5;
 
 fn main() {
     let large: u64 = std::env::var("OFFERLAB_BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
+    let stores = std::env::var("OFFERLAB_BENCH_STORES").unwrap_or_else(|_| "sled,postgres".into());
     let catalog =
         Arc::new(load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"))).unwrap());
     let exp = catalog.get("cart-protection-copy").unwrap().clone();
@@ -37,7 +38,8 @@ fn main() {
     let mut visitor = 0u64;
     let mut results = Vec::new();
     let started = Instant::now();
-    for target in [10_000, large] {
+    let sled_sizes: &[u64] = if stores.contains("sled") { &[10_000, large] } else { &[] };
+    for &target in sled_sizes {
         while recorded < target {
             let mut batch = Vec::with_capacity(1000);
             while batch.len() < 1000 {
@@ -72,7 +74,9 @@ fn main() {
     }
     let sled_ingest = (recorded + recorded / EVENTS_PER_VISITOR) as f64 / started.elapsed().as_secs_f64();
     drop(store);
-    if let Some(pg) = postgres::Postgres::start("the PostgreSQL rows of the report_scale bench") {
+    let pg =
+        stores.contains("postgres").then(|| postgres::Postgres::start("the PostgreSQL rows of the report_scale bench"));
+    if let Some(pg) = pg.flatten() {
         let url = pg.database();
         let db = url.rsplit('/').next().unwrap().to_owned();
         let store = PgStore::open(&url).unwrap();
@@ -85,7 +89,7 @@ fn main() {
             pg.sql(
                 &db,
                 &format!(
-                    "INSERT INTO exposures SELECT 'v' || g, '{id}', 1, (g % 2)::int2, {ts} FROM generate_series({from}, {to}) g",
+                    "INSERT INTO exposures SELECT 'v' || g, '{id}', 1, (g % 2)::int2, {ts} FROM generate_series({from}::int8, {to}::int8) g",
                     id = exp.id,
                     ts = first("g")
                 ),
@@ -95,7 +99,7 @@ fn main() {
                 &format!(
                     "INSERT INTO events SELECT 'v' || g || '-' || k, 'v' || g, \
                      (ARRAY['order', 'cart_offer_accepted', 'upsell_accepted', 'order', 'return'])[k + 1], 30.0, \
-                     {ts} + interval '1 minute' FROM generate_series({from}, {to}) g, generate_series(0, 4) k",
+                     {ts} + interval '1 minute' FROM generate_series({from}::int8, {to}::int8) g, generate_series(0, 4) k",
                     ts = first("g")
                 ),
             );
@@ -126,7 +130,9 @@ fn main() {
         let warehouse = warehouse.map_or("".to_owned(), |w| format!("{:.0} ms", w));
         println!("| {store} | {n} | {ms:.2} ms | {:.2} | {warehouse} |", ms / base);
     }
-    println!("\nsled ingest for this run: {sled_ingest:.0} writes/s (batches of 1,000 through the store)");
+    if recorded > 0 {
+        println!("\nsled ingest for this run: {sled_ingest:.0} writes/s (batches of 1,000 through the store)");
+    }
 }
 
 /// Median of 50 reports, each reading the aggregates from the store.

@@ -120,13 +120,14 @@ pub struct AssignQuery {
     pub force: BTreeMap<String, String>,
 }
 
-/// One test's answer to an [`AssignQuery`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AssignedVariant {
-    pub experiment: String,
+/// One test's answer to an [`AssignQuery`], borrowed from the catalog: the
+/// payload was serialised at load and is written as is.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssignedVariant<'a> {
+    pub experiment: &'a str,
     pub surface: Surface,
-    pub variant: String,
-    pub payload: serde_json::Value,
+    pub variant: &'a str,
+    pub payload: &'a serde_json::value::RawValue,
     pub in_experiment: bool,
     pub forced: bool,
     pub hash_value: Option<f64>,
@@ -147,7 +148,7 @@ pub enum AssignError {
 /// Answers a query against a catalog: every visible test that passes the
 /// surface and id filters, in id order. Drafts are invisible; a forced test
 /// must exist and name one of its variants.
-pub fn assign_all(catalog: &Catalog, q: &AssignQuery) -> Result<Vec<AssignedVariant>, AssignError> {
+pub fn assign_all<'c>(catalog: &'c Catalog, q: &AssignQuery) -> Result<Vec<AssignedVariant<'c>>, AssignError> {
     if let Some(ids) = &q.experiments {
         if let Some(missing) = ids.iter().find(|id| catalog.get(id).is_none()) {
             return Err(AssignError::UnknownExperiment(missing.clone()));
@@ -171,10 +172,10 @@ pub fn assign_all(catalog: &Catalog, q: &AssignQuery) -> Result<Vec<AssignedVari
             let a = evaluate(e, &q.visitor_id, &q.attributes, forced.get(e.id.as_str()).copied())?;
             let v = &e.variants[a.variant];
             Some(AssignedVariant {
-                experiment: e.id.to_string(),
+                experiment: e.id.as_str(),
                 surface: e.surface,
-                variant: v.key.clone(),
-                payload: v.payload.clone(),
+                variant: &v.key,
+                payload: &v.payload_json,
                 in_experiment: a.in_experiment,
                 forced: a.forced,
                 hash_value: a.hash_value,

@@ -242,10 +242,10 @@ pub fn exposures_of(
         .iter()
         .filter(|a| a.in_experiment && !a.forced)
         .filter_map(|a| {
-            let exp = catalog.get(&a.experiment).filter(|exp| exp.local_day(now) >= exp.start)?;
+            let exp = catalog.get(a.experiment).filter(|exp| exp.local_day(now) >= exp.start)?;
             Some(Exposure {
                 visitor: visitor.to_owned(),
-                experiment: a.experiment.clone(),
+                experiment: a.experiment.to_owned(),
                 variant: a.variant_index as u16,
                 ts: to_stored_precision(now),
                 phase: exp.allocation_version,

@@ -133,12 +133,22 @@ pub enum Dimension {
     Bundle,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Variant {
     pub key: String,
     pub weight: Weight,
     /// What the storefront renders, as written in the definition.
     pub payload: serde_json::Value,
+    /// The same, serialised once at load: assignment replies write it as is.
+    #[serde(skip)]
+    pub payload_json: Box<serde_json::value::RawValue>,
+}
+
+/// `payload_json` is `payload` serialised, so it takes no part.
+impl PartialEq for Variant {
+    fn eq(&self, o: &Variant) -> bool {
+        self.key == o.key && self.weight == o.weight && self.payload == o.payload
+    }
 }
 
 /// Every listed attribute must equal one of its listed values.

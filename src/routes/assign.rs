@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::assignment::{assign_all, attributes_from_json, AssignQuery, AssignedVariant};
 use chrono::Utc;
@@ -107,8 +107,15 @@ fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery
     Ok(AssignQuery { visitor_id: visitor.to_string(), attributes, surface, experiments, force })
 }
 
+/// The reply, serialised straight from borrowed data.
+#[derive(serde::Serialize)]
+struct Reply<'a> {
+    visitor_id: &'a str,
+    assignments: &'a [AssignedVariant<'a>],
+}
+
 fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "visitor_id": visitor_id, "assignments": assignments }))
+    HttpResponse::Ok().json(Reply { visitor_id, assignments })
 }
 
 pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>) -> Result<HttpResponse, ApiError> {
@@ -122,7 +129,7 @@ pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>
             .into_iter()
             .map(Write::Exposure)
             .collect();
-        let outcomes = state.store.record(catalog, writes).await?;
+        let outcomes = state.store.record(catalog.clone(), writes).await?;
         for (outcome, label) in [(Outcome::Accepted, "accepted"), (Outcome::Duplicate, "duplicate")] {
             state.metrics.count_writes("exposure", label, outcomes.iter().filter(|o| **o == outcome).count());
         }
@@ -135,6 +142,7 @@ pub async fn get_assign(
     params: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query_from_params(params.into_inner())?;
-    let assignments = assign_all(&state.catalog(), &query)?;
+    let catalog = state.catalog();
+    let assignments = assign_all(&catalog, &query)?;
     Ok(respond(&query.visitor_id, &assignments))
 }

@@ -1,36 +1,53 @@
 #!/usr/bin/env bash
-# Loopback load test: throughput and latency of GET /v1/assign and of the
-# GrowthBook SDK payload (with and without If-None-Match) beside
-# GET /healthz of the same release server in the same run, with wrk
-# (Debian's package). Talks only to 127.0.0.1 and stops by itself.
+# Loopback load test with wrk (Debian's package), 2 threads, 64
+# connections, 10 s per row, all in one run against release builds:
+# - baseline: a bare actix-web server (examples/bare_actix.rs) doing the
+#   least an assignment must (JSON body, two FNV passes, JSON reply);
+# - offerlab's /healthz, POST /v1/assign with a new visitor each request
+#   (benches/assign.lua), GET /v1/assign, and the GrowthBook SDK payload
+#   with and without If-None-Match.
+# Talks only to 127.0.0.1 and stops by itself.
 # Run: bash benches/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "install wrk: apt-get install wrk" >&2; exit 1; }
-cargo build --release -q
+cargo build --release -q --bin offerlab --example bare_actix
 data=$(mktemp -d)
-trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $pid $bare 2>/dev/null; rm -rf "$data"' EXIT
 ./target/release/offerlab serve --bind 127.0.0.1:18080 --data "$data" > "$data/addr" 2>/dev/null &
 pid=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/healthz >/dev/null && break; sleep 0.1; done
+./target/release/examples/bare_actix 127.0.0.1:18081 &
+bare=$!
+for port in 18080 18081; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+done
 run() { wrk -t2 -c64 -d10s --latency "$@"; }
 base=http://127.0.0.1:18080
+bare_health=$(run http://127.0.0.1:18081/healthz)
+bare_assign=$(run -s benches/assign.lua http://127.0.0.1:18081)
 health=$(run "$base/healthz")
-assign=$(run "$base/v1/assign?visitor_id=v-123&device=mobile")
+assign=$(run -s benches/assign.lua "$base")
+assign_get=$(run "$base/v1/assign?visitor_id=v-123&device=mobile")
 bytes=$(curl -s "$base/api/features/bench" | wc -c)
 etag=$(curl -sI "$base/api/features/bench" | awk 'tolower($1) == "etag:" {print $2}' | tr -d '\r')
 features=$(run "$base/api/features/bench")
 unchanged=$(run -H "If-None-Match: $etag" "$base/api/features/bench")
 rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
 pct() { echo "$1" | awk -v p="$2" '$1 == p {print $2}'; }
-h=$(rps "$health"); a=$(rps "$assign"); f=$(rps "$features"); u=$(rps "$unchanged")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+row() { echo "| $1 | $(rps "$2") | $(pct "$2" 50%) | $(pct "$2" 99%) |"; }
 echo "| endpoint | requests/s | p50 | p99 |"
 echo "|---|---:|---:|---:|"
-echo "| GET /healthz (baseline) | $h | $(pct "$health" 50%) | $(pct "$health" 99%) |"
-echo "| GET /v1/assign (every committed test) | $a | $(pct "$assign" 50%) | $(pct "$assign" 99%) |"
-echo "| GET /api/features/{key} ($bytes bytes) | $f | $(pct "$features" 50%) | $(pct "$features" 99%) |"
-echo "| GET /api/features/{key}, If-None-Match (304) | $u | $(pct "$unchanged" 50%) | $(pct "$unchanged" 99%) |"
+row "bare actix-web: GET /healthz (baseline)" "$bare_health"
+row "bare actix-web: POST /v1/assign (JSON, two FNV passes)" "$bare_assign"
+row "offerlab: GET /healthz" "$health"
+row "offerlab: POST /v1/assign, new visitor each request, every committed test" "$assign"
+row "offerlab: GET /v1/assign (every committed test)" "$assign_get"
+row "offerlab: GET /api/features/{key} ($bytes bytes)" "$features"
+row "offerlab: GET /api/features/{key}, If-None-Match (304)" "$unchanged"
 echo
-echo "throughput ratio assign/healthz: $(awk -v a="$a" -v h="$h" 'BEGIN {printf "%.2f", a / h}')"
-echo "throughput ratio features/healthz: $(awk -v a="$f" -v h="$h" 'BEGIN {printf "%.2f", a / h}')"
-echo "throughput ratio features 304/healthz: $(awk -v a="$u" -v h="$h" 'BEGIN {printf "%.2f", a / h}')"
+echo "offerlab /healthz / bare /healthz: $(ratio "$(rps "$health")" "$(rps "$bare_health")")"
+echo "offerlab POST /v1/assign / offerlab /healthz: $(ratio "$(rps "$assign")" "$(rps "$health")")"
+echo "offerlab POST /v1/assign / bare POST /v1/assign: $(ratio "$(rps "$assign")" "$(rps "$bare_assign")")"
+echo "features / offerlab /healthz: $(ratio "$(rps "$features")" "$(rps "$health")")"
+echo "features 304 / offerlab /healthz: $(ratio "$(rps "$unchanged")" "$(rps "$health")")"

@@ -2,8 +2,12 @@
 //! requests and latency by route, exposures and events by outcome, and the
 //! latency of the store's group-commit flushes.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use actix_web::http::Method;
 
 use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
@@ -13,6 +17,8 @@ use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec,
 pub const MAX_UNREAD_NAMES: usize = 100;
 
 pub struct Metrics {
+    /// Tells this instance's handles apart in [`HANDLES`] (tests run several).
+    id: u64,
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
@@ -21,6 +27,38 @@ pub struct Metrics {
     /// Accepted events per name that no metric reads, since start.
     unread_names: Mutex<BTreeMap<String, u64>>,
     pub flush: Histogram,
+}
+
+/// One thread's handle into a (route, method, status) series.
+struct Handle {
+    metrics: u64,
+    route: Box<str>,
+    method: &'static str,
+    status: u16,
+    count: prometheus::IntCounter,
+    latency: Histogram,
+}
+
+thread_local! {
+    /// This thread's handles, found by a short linear scan: routes,
+    /// methods and statuses form a small set.
+    static HANDLES: RefCell<Vec<Handle>> = const { RefCell::new(Vec::new()) };
+}
+
+fn standard_method(m: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    const NAMES: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
+    STANDARD.iter().position(|s| s == m).map_or("OTHER", |i| NAMES[i])
 }
 
 impl Default for Metrics {
@@ -70,12 +108,44 @@ impl Metrics {
         ] {
             registry.register(m).expect("unique metric");
         }
-        Metrics { registry, requests, latency, writes, unread, unread_names: Mutex::new(BTreeMap::new()), flush }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        Metrics {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            registry,
+            requests,
+            latency,
+            writes,
+            unread,
+            unread_names: Mutex::new(BTreeMap::new()),
+            flush,
+        }
     }
 
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        self.requests.with_label_values(&[route, method, &status.to_string()]).inc();
-        self.latency.with_label_values(&[route]).observe(seconds);
+    /// Counts one request and observes its latency. The labelled series are
+    /// looked up once per thread and (route, method, status), then kept in
+    /// [`HANDLES`]: after the first request of a kind, counting takes no
+    /// lock and allocates nothing. Methods outside HTTP's standard ones are
+    /// counted as `OTHER`, so clients cannot grow the label set.
+    pub fn observe_request(&self, route: &str, method: &Method, status: u16, seconds: f64) {
+        let method = standard_method(method);
+        HANDLES.with_borrow_mut(|handles| {
+            let found = handles
+                .iter()
+                .position(|h| h.metrics == self.id && h.status == status && h.method == method && *h.route == *route);
+            let i = found.unwrap_or_else(|| {
+                handles.push(Handle {
+                    metrics: self.id,
+                    route: route.into(),
+                    method,
+                    status,
+                    count: self.requests.with_label_values(&[route, method, &status.to_string()]),
+                    latency: self.latency.with_label_values(&[route]),
+                });
+                handles.len() - 1
+            });
+            handles[i].count.inc();
+            handles[i].latency.observe(seconds);
+        });
     }
 
     /// Counts written items of `kind` ("exposure" or "event") by outcome.
@@ -102,5 +172,35 @@ impl Metrics {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");
         String::from_utf8(out).expect("utf-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_per_route_method_and_status_and_odd_methods_together() {
+        let m = Metrics::new();
+        let other = Method::from_bytes(b"BREW").unwrap();
+        for _ in 0..3 {
+            m.observe_request("/v1/assign", &Method::POST, 200, 0.001);
+        }
+        m.observe_request("/v1/assign", &other, 405, 0.001);
+        m.observe_request("/v1/assign", &Method::from_bytes(b"ZAP").unwrap(), 405, 0.001);
+        let text = m.render();
+        assert!(
+            text.contains("offerlab_http_requests_total{method=\"POST\",route=\"/v1/assign\",status=\"200\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("offerlab_http_requests_total{method=\"OTHER\",route=\"/v1/assign\",status=\"405\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("offerlab_http_request_duration_seconds_count{route=\"/v1/assign\"} 5"), "{text}");
+        // Another instance on the same thread keeps its own counts.
+        let fresh = Metrics::new();
+        fresh.observe_request("/v1/assign", &Method::POST, 200, 0.001);
+        assert!(fresh.render().contains("status=\"200\"} 1"));
     }
 }

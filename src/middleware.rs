@@ -28,12 +28,12 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-    let method = req.method().clone();
     let response = next.call(req).await?;
-    if let Some(metrics) = metrics {
-        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-        metrics.observe_request(&route, method.as_str(), response.status().as_u16(), started.elapsed().as_secs_f64());
+    let request = response.request();
+    if let Some(metrics) = request.app_data::<web::Data<Metrics>>() {
+        let route = request.match_name().unwrap_or("unmatched");
+        let seconds = started.elapsed().as_secs_f64();
+        metrics.observe_request(route, request.method(), response.status().as_u16(), seconds);
     }
     Ok(response)
 }

@@ -60,7 +60,8 @@ fn resource(cfg: &mut web::ServiceConfig, path: &str, access: Access, routes: Ve
         .copied()
         .collect();
     let allow = allow.join(", ");
-    let mut r = web::resource(path);
+    // Named by its path: metrics read the name without building a string.
+    let mut r = web::resource(path).name(path);
     for (verb, route) in routes {
         r = r.route(match verb {
             Verb::Get => route.guard(guard::Any(guard::Get()).or(guard::Head())),

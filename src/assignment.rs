@@ -134,6 +134,34 @@ pub struct AssignedVariant<'a> {
     /// Index of the variant, for recording; not part of the wire form.
     #[serde(skip)]
     pub variant_index: usize,
+    /// The variant's fixed fields, serialised at load.
+    #[serde(skip)]
+    pub reply_head: &'a str,
+}
+
+/// Writes the `/v1/assign` reply, `{"visitor_id":…,"assignments":[…]}`,
+/// the same JSON as serialising each [`AssignedVariant`]: the fixed part
+/// of each assignment was serialised at load, only the visitor's fields
+/// (`in_experiment`, `forced`, `hash_value`) are written per request.
+pub fn write_reply(visitor_id: &str, assignments: &[AssignedVariant], out: &mut Vec<u8>) {
+    let flag = |b: bool| if b { "true" } else { "false" };
+    out.extend_from_slice(b"{\"visitor_id\":");
+    serde_json::to_writer(&mut *out, visitor_id).expect("a string serialises");
+    out.extend_from_slice(b",\"assignments\":[");
+    for (i, a) in assignments.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(a.reply_head.as_bytes());
+        out.extend_from_slice(b",\"in_experiment\":");
+        out.extend_from_slice(flag(a.in_experiment).as_bytes());
+        out.extend_from_slice(b",\"forced\":");
+        out.extend_from_slice(flag(a.forced).as_bytes());
+        out.extend_from_slice(b",\"hash_value\":");
+        serde_json::to_writer(&mut *out, &a.hash_value).expect("a number serialises");
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
 }
 
 /// Why a query cannot be answered.
@@ -180,6 +208,7 @@ pub fn assign_all<'c>(catalog: &'c Catalog, q: &AssignQuery) -> Result<Vec<Assig
                 forced: a.forced,
                 hash_value: a.hash_value,
                 variant_index: a.variant,
+                reply_head: &v.reply_head,
             })
         })
         .collect())
@@ -188,6 +217,24 @@ pub fn assign_all<'c>(catalog: &'c Catalog, q: &AssignQuery) -> Result<Vec<Assig
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_written_reply_is_the_serialised_one() {
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
+        let catalog = crate::experiment::load_dir(dir).unwrap();
+        for (i, visitor) in ["v-1", "visité \"quoted\"", "🛒-2"].iter().enumerate() {
+            let mut q = AssignQuery { visitor_id: (*visitor).into(), ..AssignQuery::default() };
+            if i == 2 {
+                q.force.insert("cart-protection-copy".into(), "benefit".into());
+            }
+            let assignments = assign_all(&catalog, &q).unwrap();
+            let mut out = Vec::new();
+            write_reply(visitor, &assignments, &mut out);
+            let written: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let serialised = serde_json::json!({ "visitor_id": visitor, "assignments": assignments });
+            assert_eq!(written, serialised);
+        }
+    }
 
     #[test]
     fn published_hash_cases() {

@@ -142,6 +142,11 @@ pub struct Variant {
     /// The same, serialised once at load: assignment replies write it as is.
     #[serde(skip)]
     pub payload_json: Box<serde_json::value::RawValue>,
+    /// The fixed part of an assignment of this variant, serialised once at
+    /// load: `{"experiment":…,"surface":…,"variant":…,"payload":…` (see
+    /// [`crate::assignment::write_reply`]).
+    #[serde(skip)]
+    pub reply_head: Box<str>,
 }
 
 /// `payload_json` is `payload` serialised, so it takes no part.
@@ -276,6 +281,16 @@ impl Experiment {
     fn with_ranges(mut self) -> Self {
         self.ranges = bucket_ranges(self.variants.len(), self.coverage, Some(&self.weights()));
         self.seeded = Fnv::START.text(&self.seed);
+        let text = |s: &str| serde_json::to_string(s).expect("a string serialises");
+        let (id, surface) = (text(self.id.as_str()), text(self.surface.as_str()));
+        for v in &mut self.variants {
+            v.reply_head = format!(
+                "{{\"experiment\":{id},\"surface\":{surface},\"variant\":{},\"payload\":{}",
+                text(&v.key),
+                v.payload_json.get()
+            )
+            .into();
+        }
         self
     }
 

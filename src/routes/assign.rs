@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::assignment::{assign_all, attributes_from_json, AssignQuery, AssignedVariant};
+use crate::assignment::{assign_all, attributes_from_json, write_reply, AssignQuery, AssignedVariant};
 use chrono::Utc;
 
 use crate::error::ApiError;
@@ -107,15 +107,10 @@ fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery
     Ok(AssignQuery { visitor_id: visitor.to_string(), attributes, surface, experiments, force })
 }
 
-/// The reply, serialised straight from borrowed data.
-#[derive(serde::Serialize)]
-struct Reply<'a> {
-    visitor_id: &'a str,
-    assignments: &'a [AssignedVariant<'a>],
-}
-
 fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
-    HttpResponse::Ok().json(Reply { visitor_id, assignments })
+    let mut body = Vec::with_capacity(256 + 320 * assignments.len());
+    write_reply(visitor_id, assignments, &mut body);
+    HttpResponse::Ok().content_type("application/json").body(body)
 }
 
 pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>) -> Result<HttpResponse, ApiError> {

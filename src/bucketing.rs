@@ -28,14 +28,19 @@ impl Fnv {
     }
 
     /// Feeds the UTF-16 code units of `s` (what JavaScript's `charCodeAt`
-    /// loop sees, so astral characters count as two units). ASCII, one
-    /// unit per byte, takes the short path.
+    /// loop sees, so astral characters count as two units). ASCII bytes are
+    /// their own units and go in one pass; from the first other byte (a
+    /// character boundary, as everything before it is ASCII) the rest is
+    /// encoded as UTF-16.
     pub fn text(self, s: &str) -> Fnv {
-        if s.is_ascii() {
-            Fnv(s.bytes().fold(self.0, |h, b| Fnv::unit(h, u32::from(b))))
-        } else {
-            Fnv(s.encode_utf16().fold(self.0, |h, u| Fnv::unit(h, u32::from(u))))
+        let mut h = self.0;
+        for (i, &b) in s.as_bytes().iter().enumerate() {
+            if b >= 0x80 {
+                return Fnv(s[i..].encode_utf16().fold(h, |h, u| Fnv::unit(h, u32::from(u))));
+            }
+            h = Fnv::unit(h, u32::from(b));
         }
+        Fnv(h)
     }
 
     /// Feeds the decimal digits of `n`, as `String(n)` spells them.

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::postgres::Postgres;
-use common::writes::{assert_same, catalog, expected, generate};
+use common::writes::{assert_same, catalog, expected, generate, send_concurrently};
 use offerlab::store::{PgStore, Store, StoreError, Write};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -27,20 +27,7 @@ async fn two_replicas_writing_the_same_visitors_at_once_count_each_write_once() 
 
     // Eight senders, four per replica, batches of up to 25: a visitor's
     // writes, and its retries, land on both replicas at the same time.
-    let chunks: Vec<Vec<Write>> = writes.chunks(25).map(<[Write]>::to_vec).collect();
-    let mut senders = Vec::new();
-    for part in 0..8 {
-        let (store, catalog) = (replicas[part % 2].clone(), catalog.clone());
-        let mine: Vec<Vec<Write>> = chunks.iter().skip(part).step_by(8).cloned().collect();
-        senders.push(tokio::spawn(async move {
-            for chunk in mine {
-                store.record(catalog.clone(), chunk).await.unwrap();
-            }
-        }));
-    }
-    for s in senders {
-        s.await.unwrap();
-    }
+    send_concurrently(&replicas, &catalog, &writes, 25, 8).await;
     let (exposures, events) = replicas[0].counts().unwrap();
     assert_eq!((exposures, events), (truth.exposures.len(), truth.events.len()), "each stored exactly once");
     assert_same(&replicas[1].all_aggregates().unwrap(), &expected(&catalog, &truth), "two replicas");

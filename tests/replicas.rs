@@ -130,14 +130,31 @@ fn assert_same_reports(got: &str, want: &str) {
     }
 }
 
-#[test]
-fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
-    let Some(pg) = Postgres::start("recorded_traffic_split_between_two_replicas_gives_the_sled_report") else {
-        return;
-    };
+/// What each test starts from: its own PostgreSQL, a sled instance that
+/// took a recorded simulation (seed `seed`), and that traffic in chunks of
+/// `size` items. `None` when PostgreSQL is missing (said loudly).
+struct Setup {
+    pg: Postgres,
+    _dir: tempfile::TempDir,
+    sled: Server,
+    chunks: Vec<Chunk>,
+}
+
+fn setup(test: &str, seed: u64, size: usize) -> Option<Setup> {
+    let pg = Postgres::start(test)?;
     let dir = tempfile::tempdir().unwrap();
     let sled = serve(&dir.path().join("data"), Path::new(EXPERIMENTS));
-    let chunks = record_traffic(&sled, &dir.path().join("traffic.jsonl"), 11, 40);
+    let chunks = record_traffic(&sled, &dir.path().join("traffic.jsonl"), seed, size);
+    Some(Setup { pg, _dir: dir, sled, chunks })
+}
+
+#[test]
+fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
+    let Some(Setup { pg, sled, chunks, .. }) =
+        setup("recorded_traffic_split_between_two_replicas_gives_the_sled_report", 11, 40)
+    else {
+        return;
+    };
     let store = pg.database();
     let replicas = [serve_postgres(&store, Path::new(EXPERIMENTS)), serve_postgres(&store, Path::new(EXPERIMENTS))];
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
@@ -236,10 +253,10 @@ fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
 
 #[test]
 fn a_replica_killed_under_load_loses_and_doubles_nothing() {
-    let Some(pg) = Postgres::start("a_replica_killed_under_load_loses_and_doubles_nothing") else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let sled = serve(&dir.path().join("data"), Path::new(EXPERIMENTS));
-    let chunks = record_traffic(&sled, &dir.path().join("traffic.jsonl"), 12, 10);
+    let Some(Setup { pg, sled, chunks, .. }) = setup("a_replica_killed_under_load_loses_and_doubles_nothing", 12, 10)
+    else {
+        return;
+    };
     let store = pg.database();
     let mut doomed = serve_postgres(&store, Path::new(EXPERIMENTS));
     let survivor = serve_postgres(&store, Path::new(EXPERIMENTS));
@@ -269,12 +286,11 @@ fn a_replica_killed_under_load_loses_and_doubles_nothing() {
 
 #[test]
 fn a_postgres_restart_gives_503s_then_writes_resume_by_themselves() {
-    let Some(pg) = Postgres::start("a_postgres_restart_gives_503s_then_writes_resume_by_themselves") else {
+    let Some(Setup { pg, sled, chunks, .. }) =
+        setup("a_postgres_restart_gives_503s_then_writes_resume_by_themselves", 13, 100)
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let sled = serve(&dir.path().join("data"), Path::new(EXPERIMENTS));
-    let chunks = record_traffic(&sled, &dir.path().join("traffic.jsonl"), 13, 100);
     let replica = serve_postgres(&pg.database(), Path::new(EXPERIMENTS));
     let urls = vec![replica.url.clone()];
     let half = chunks.len() / 2;

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use common::writes::{assert_same, catalog, expected, generate};
+use common::writes::{assert_same, catalog, expected, generate, send_concurrently};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::store::{SledStore, Store, Write};
 use offerlab::tracking::Exposure;
@@ -24,20 +24,7 @@ async fn shuffled_writes_with_duplicates_and_retries_give_the_true_aggregates() 
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
 
     // Eight concurrent senders, batches of up to 50, so group commit is exercised.
-    let chunks: Vec<Vec<Write>> = writes.chunks(50).map(<[Write]>::to_vec).collect();
-    let mut senders = Vec::new();
-    for part in 0..8 {
-        let (store, catalog) = (store.clone(), catalog.clone());
-        let mine: Vec<Vec<Write>> = chunks.iter().skip(part).step_by(8).cloned().collect();
-        senders.push(tokio::spawn(async move {
-            for chunk in mine {
-                store.record(catalog.clone(), chunk).await.unwrap();
-            }
-        }));
-    }
-    for s in senders {
-        s.await.unwrap();
-    }
+    send_concurrently(std::slice::from_ref(&store), &catalog, &writes, 50, 8).await;
 
     let (exposures, events) = store.counts().unwrap();
     assert_eq!((exposures, events), (truth.exposures.len(), truth.events.len()), "each stored exactly once");

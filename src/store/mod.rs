@@ -19,7 +19,7 @@ pub mod sled;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
@@ -28,6 +28,26 @@ use crate::tracking::{Event, Exposure};
 
 pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
+
+/// Why writes currently fail, if they do.
+#[derive(Default)]
+struct Health(Mutex<Option<String>>);
+
+impl Health {
+    fn set(&self, reason: Option<String>) {
+        let mut h = self.0.lock().expect("health lock");
+        match (&*h, &reason) {
+            (None, Some(r)) => tracing::error!("store cannot write: {r}"),
+            (Some(_), None) => tracing::info!("store writes again"),
+            _ => {}
+        }
+        *h = reason;
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().expect("health lock").clone()
+    }
+}
 
 /// A stored record that does not decode.
 #[derive(Debug, Clone, thiserror::Error)]

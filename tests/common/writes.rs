@@ -10,7 +10,7 @@ use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::{load_dir, Catalog};
 use offerlab::stats::Moments;
 use offerlab::store::rules::AggregateKey;
-use offerlab::store::Write;
+use offerlab::store::{Store, Write};
 use offerlab::tracking::{Event, Exposure};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -117,5 +117,30 @@ pub fn assert_same(got: &BTreeMap<AggregateKey, Moments>, want: &BTreeMap<Aggreg
     for (k, w) in want {
         let g = got.get(k).unwrap_or_else(|| panic!("{what}: missing {k:?}"));
         assert!(g.approx_eq(w, 1e-9), "{what}: {k:?}: got {g:?}, want {w:?}");
+    }
+}
+
+/// Sends `writes` in batches of `batch` from `senders` concurrent tasks,
+/// task `i` through `stores[i % stores.len()]` (two stores: two replicas).
+pub async fn send_concurrently<S: Store + 'static>(
+    stores: &[Arc<S>],
+    catalog: &Arc<Catalog>,
+    writes: &[Write],
+    batch: usize,
+    senders: usize,
+) {
+    let chunks: Vec<Vec<Write>> = writes.chunks(batch).map(<[Write]>::to_vec).collect();
+    let mut tasks = Vec::new();
+    for part in 0..senders {
+        let (store, catalog) = (stores[part % stores.len()].clone(), catalog.clone());
+        let mine: Vec<Vec<Write>> = chunks.iter().skip(part).step_by(senders).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            for chunk in mine {
+                store.record(catalog.clone(), chunk).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
     }
 }

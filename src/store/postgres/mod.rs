@@ -42,7 +42,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use super::rules::{apply, AggregateKey, TallyKey};
-use super::{FlushObserver, Outcome, Recorded, Store, StoreError, Write};
+use super::{FlushObserver, Health, Outcome, Recorded, Store, StoreError, Write};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
@@ -77,25 +77,8 @@ struct Job {
 /// What the writer shares with the store's readers.
 struct Shared {
     pool: Pool,
-    /// Why writes currently fail, if they do.
-    health: Mutex<Option<String>>,
+    health: Health,
     flush_observer: Mutex<Option<FlushObserver>>,
-}
-
-impl Shared {
-    fn set_health(&self, reason: Option<String>) {
-        let mut h = self.health.lock().expect("health lock");
-        match (&*h, &reason) {
-            (None, Some(r)) => tracing::error!("store cannot write: {r}"),
-            (Some(_), None) => tracing::info!("store writes again"),
-            _ => {}
-        }
-        *h = reason;
-    }
-
-    fn health(&self) -> Option<String> {
-        self.health.lock().expect("health lock").clone()
-    }
 }
 
 pub struct PgStore {
@@ -128,7 +111,7 @@ impl PgStore {
             .wait_timeout(Some(Duration::from_secs(10)))
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
-        let shared = Arc::new(Shared { pool, health: Mutex::new(None), flush_observer: Mutex::new(None) });
+        let shared = Arc::new(Shared { pool, health: Health::default(), flush_observer: Mutex::new(None) });
         let (sender, receiver) = mpsc::channel(MAX_QUEUED);
         let (done, writer_done) = std::sync::mpsc::channel();
         let store = PgStore {
@@ -232,7 +215,7 @@ impl Store for PgStore {
     }
 
     fn health(&self) -> Result<(), String> {
-        self.shared.health().map_or(Ok(()), Err)
+        self.shared.health.get().map_or(Ok(()), Err)
     }
 
     fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
@@ -345,7 +328,7 @@ impl Store for PgStore {
         if let Some(done) = self.writer_done.lock().expect("writer lock").take() {
             let _ = done.recv();
         }
-        match self.shared.health() {
+        match self.shared.health.get() {
             Some(reason) => Err(StoreError::Unavailable(reason)),
             None => Ok(()),
         }
@@ -377,7 +360,7 @@ fn phase_i32(phase: u32) -> i32 {
 /// probes it every [`PROBE_EVERY`] until it answers again.
 async fn writer(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<()>) {
     loop {
-        let failing = shared.health().is_some();
+        let failing = shared.health.get().is_some();
         let first = if failing {
             match tokio::time::timeout(PROBE_EVERY, receiver.recv()).await {
                 Ok(Some(job)) => Some(job),
@@ -417,7 +400,7 @@ async fn probe(shared: &Shared) {
         Ok::<(), StoreError>(())
     }
     .await;
-    shared.set_health(result.err().map(|e| e.to_string()));
+    shared.health.set(result.err().map(|e| e.to_string()));
 }
 
 /// Commits a group in one transaction, then answers every job. When the
@@ -425,7 +408,7 @@ async fn probe(shared: &Shared) {
 /// only the jobs that fail get an error; when PostgreSQL is unreachable,
 /// every job gets 503 and the writer probes until it is back.
 async fn commit(shared: &Shared, group: Vec<Job>) {
-    if let Some(reason) = shared.health() {
+    if let Some(reason) = shared.health.get() {
         return answer_all(group, Arc::new(StoreError::Unavailable(reason)));
     }
     let started = Instant::now();
@@ -441,7 +424,7 @@ async fn commit(shared: &Shared, group: Vec<Job>) {
         }
         Err(e) if unreachable(&e) => {
             let reason = e.to_string();
-            shared.set_health(Some(reason.clone()));
+            shared.health.set(Some(reason.clone()));
             answer_all(group, Arc::new(StoreError::Unavailable(reason)));
         }
         Err(_) if group.len() == 1 => {

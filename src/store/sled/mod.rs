@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use sled::transaction::{TransactionError, Transactional};
 
 use super::rules::{aggregate_key, apply, attributed};
-use super::{FlushObserver, Outcome, Recorded, Store, StoreError, Write};
+use super::{FlushObserver, Health, Outcome, Recorded, Store, StoreError, Write};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::{metric_values, Tallies};
@@ -125,26 +125,6 @@ impl Trees {
     fn set_format(&self) -> Result<(), StoreError> {
         self.meta.insert("format", &FORMAT.to_be_bytes())?;
         Ok(())
-    }
-}
-
-/// Why writes currently fail, if they do.
-#[derive(Default)]
-struct Health(Mutex<Option<String>>);
-
-impl Health {
-    fn set(&self, reason: Option<String>) {
-        let mut h = self.0.lock().expect("health lock");
-        match (&*h, &reason) {
-            (None, Some(r)) => tracing::error!("store cannot write: {r}"),
-            (Some(_), None) => tracing::info!("store writes again"),
-            _ => {}
-        }
-        *h = reason;
-    }
-
-    fn get(&self) -> Option<String> {
-        self.0.lock().expect("health lock").clone()
     }
 }
 

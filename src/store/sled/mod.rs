@@ -56,6 +56,12 @@ const MAX_GROUP: usize = 512;
 /// Most requests waiting for the writer; more are refused with
 /// [`StoreError::Busy`].
 pub const MAX_QUEUED: usize = 1024;
+/// sled's page cache. Its default, 1 GiB, let a server holding a million
+/// visitors grow past 1.5 GiB resident (BENCHMARKS.md, memory); writes
+/// touch each visitor's pages once or twice, and reports read only the
+/// small aggregates tree, so a small cache costs little (ingest was
+/// faster with it in the same bench).
+const CACHE_BYTES: u64 = 16 << 20;
 /// How often a failing store is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// The layout this version writes. 1: one list of events per visitor and
@@ -89,7 +95,7 @@ struct Trees {
 
 impl Trees {
     fn open(path: &Path) -> Result<Trees, StoreError> {
-        let db = sled::Config::new().path(path).open().map_err(|e| match &e {
+        let db = sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open().map_err(|e| match &e {
             sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
                 StoreError::Locked(path.to_owned())
             }

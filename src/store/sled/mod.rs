@@ -65,9 +65,11 @@ const CACHE_BYTES: u64 = 16 << 20;
 /// How often a failing store is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// The layout this version writes. 1: one list of events per visitor and
-/// aggregates keyed by days since `start`; 2: events in chunks, aggregates
-/// keyed by date, length-prefixed keys.
-const FORMAT: u64 = 2;
+/// aggregates keyed by days since `start`; 2: events in chunks of 64,
+/// aggregates keyed by date, length-prefixed keys; 3: chunks of 8,
+/// aggregate rows as 48 bytes of binary sums. A folder of an older layout
+/// is rebuilt from its raw records at start.
+const FORMAT: u64 = 3;
 
 type Reply = tokio::sync::oneshot::Sender<Result<Vec<Outcome>, Arc<StoreError>>>;
 type Answer = tokio::sync::oneshot::Receiver<Result<Vec<Outcome>, Arc<StoreError>>>;
@@ -307,7 +309,7 @@ impl SledStore {
         t.tallies.0.apply_batch(batch)?;
         let mut batch = sled::Batch::default();
         for (k, m) in &aggregates {
-            batch.insert(k.encode(), trees::encode(m));
+            batch.insert(k.encode(), &Aggregates::encode_value(m)[..]);
         }
         t.aggregates.0.apply_batch(batch)?;
         t.set_format()?;

@@ -22,8 +22,11 @@ use crate::tracking::{Event, Exposure};
 
 /// Most events one chunk of a visitor's event list holds. Appending an
 /// event rewrites only the last chunk, so its cost does not grow with the
-/// visitor's history.
-pub const EVENTS_PER_CHUNK: u64 = 64;
+/// visitor's history; a small chunk keeps that rewrite short (with 64, an
+/// append re-encoded 32 events on average, a fifth of ingest's time), and
+/// reading a history, needed only at a first exposure, takes one point
+/// read per 8 events.
+pub const EVENTS_PER_CHUNK: u64 = 8;
 
 pub(super) fn decode<T: serde::de::DeserializeOwned>(
     tree: &'static str,
@@ -145,9 +148,41 @@ impl Aggregates {
                 key: describe(&k),
                 detail: "the key does not decode".into(),
             })?;
-            Ok((key, decode(Self::NAME, &k, &v)?))
+            Ok((key, Self::decode_value(&k, &v)?))
         })
         .collect()
+    }
+
+    /// A row's sums as 48 bytes: `n` then `Σx`, `Σx²`, `Σy`, `Σy²`, `Σxy`,
+    /// each 8 bytes big-endian. Every event changes a few rows, so their
+    /// encoding is on the hot path: JSON numbers cost a fifth of ingest.
+    pub fn encode_value(m: &Moments) -> [u8; 48] {
+        let mut out = [0u8; 48];
+        out[..8].copy_from_slice(&m.n.to_be_bytes());
+        for (i, x) in [m.sum, m.sum_sq, m.den_sum, m.den_sum_sq, m.sum_xy].iter().enumerate() {
+            out[8 + 8 * i..16 + 8 * i].copy_from_slice(&x.to_bits().to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode_value(key: &[u8], bytes: &[u8]) -> Result<Moments, Corrupt> {
+        let field = |i: usize| -> Option<[u8; 8]> { bytes.get(8 * i..8 * i + 8)?.try_into().ok() };
+        let float = |i: usize| field(i).map(|b| f64::from_bits(u64::from_be_bytes(b)));
+        let decoded = (bytes.len() == 48).then(|| {
+            Some(Moments {
+                n: u64::from_be_bytes(field(0)?),
+                sum: float(1)?,
+                sum_sq: float(2)?,
+                den_sum: float(3)?,
+                den_sum_sq: float(4)?,
+                sum_xy: float(5)?,
+            })
+        });
+        decoded.flatten().ok_or_else(|| Corrupt {
+            tree: Self::NAME,
+            key: describe(key),
+            detail: format!("{} bytes where a row's sums take 48", bytes.len()),
+        })
     }
 
     pub fn of_phase(&self, experiment: &str, phase: u32) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
@@ -263,13 +298,34 @@ impl Ledger for Tx<'_> {
     /// (its last visitor moved to another day) is removed.
     fn update_aggregate(&self, key: &AggregateKey, change: Change) -> TxResult<()> {
         let k = key.encode();
-        let mut m: Moments = tx_decode(Aggregates::NAME, &k, self.aggregates.get(&k)?)?;
+        let mut m = match self.aggregates.get(&k)? {
+            None => Moments::default(),
+            Some(bytes) => Aggregates::decode_value(&k, &bytes)
+                .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?,
+        };
         change.apply(&mut m);
         if m.n == 0 {
             self.aggregates.remove(k)?;
         } else {
-            self.aggregates.insert(k, encode(&m))?;
+            self.aggregates.insert(k, &Aggregates::encode_value(&m)[..])?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregate_rows_round_trip_and_a_short_row_is_corrupt() {
+        let m = Moments { n: 3, sum: 2.5, sum_sq: -0.0, den_sum: 1e300, den_sum_sq: f64::MIN_POSITIVE, sum_xy: 7.25 };
+        let bytes = Aggregates::encode_value(&m);
+        let back = Aggregates::decode_value(b"k", &bytes).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.sum_sq.to_bits(), m.sum_sq.to_bits());
+        let e = Aggregates::decode_value(b"k", &bytes[..40]).unwrap_err();
+        assert!(e.to_string().contains("40 bytes"), "{e}");
+        assert!(Aggregates::decode_value(b"k", b"{\"n\":1}").is_err(), "a JSON row of format 2 is not read as sums");
     }
 }

@@ -120,14 +120,13 @@ pub struct AssignQuery {
     pub force: BTreeMap<String, String>,
 }
 
-/// One test's answer to an [`AssignQuery`], borrowed from the catalog: the
-/// payload was serialised at load and is written as is.
+/// One test's answer to an [`AssignQuery`], borrowed from the catalog.
 #[derive(Debug, Clone, Serialize)]
 pub struct AssignedVariant<'a> {
     pub experiment: &'a str,
     pub surface: Surface,
     pub variant: &'a str,
-    pub payload: &'a serde_json::value::RawValue,
+    pub payload: &'a serde_json::Value,
     pub in_experiment: bool,
     pub forced: bool,
     pub hash_value: Option<f64>,
@@ -203,7 +202,7 @@ pub fn assign_all<'c>(catalog: &'c Catalog, q: &AssignQuery) -> Result<Vec<Assig
                 experiment: e.id.as_str(),
                 surface: e.surface,
                 variant: &v.key,
-                payload: &v.payload_json,
+                payload: &v.payload,
                 in_experiment: a.in_experiment,
                 forced: a.forced,
                 hash_value: a.hash_value,

@@ -85,9 +85,14 @@ pub enum HashVersion {
 /// - V2: `n = (fnv(decimal(fnv(seed + value))) mod 10000) / 10000`
 pub fn hash(seed: &str, value: &str, version: HashVersion) -> f64 {
     match version {
-        HashVersion::V1 => f64::from(Fnv::START.text(value).text(seed).value() % 1000) / 1000.0,
+        HashVersion::V1 => v1_fraction(Fnv::START.text(value).text(seed)),
         HashVersion::V2 => hash_v2(Fnv::START.text(seed), value),
     }
+}
+
+/// Version 1's number from its hash: `(h mod 1000) / 1000`.
+fn v1_fraction(h: Fnv) -> f64 {
+    f64::from(h.value() % 1000) / 1000.0
 }
 
 /// [`hash`] version 2 with the seed already absorbed (`Fnv::START.text(seed)`).
@@ -179,7 +184,6 @@ impl Namespace {
 /// # Formula
 /// `start <= hash("__" + id, value, V1) < end`
 pub fn in_namespace(value: &str, ns: &Namespace) -> bool {
-    let h = Fnv::START.text(value).text("__").text(&ns.id).value();
-    let n = f64::from(h % 1000) / 1000.0;
+    let n = v1_fraction(Fnv::START.text(value).text("__").text(&ns.id));
     ns.start <= n && n < ns.end
 }

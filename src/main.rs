@@ -231,8 +231,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             };
             let problems = check_rows(&exp, &catalog, &rows);
             if !problems.is_empty() {
-                let shown = source;
-                let lines: Vec<String> = problems.iter().map(|p| format!("{shown}: {p}")).collect();
+                let lines: Vec<String> = problems.iter().map(|p| format!("{source}: {p}")).collect();
                 return Err(format!("{}\n{} problem(s); nothing was analysed", lines.join("\n"), problems.len()));
             }
             let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));

@@ -167,12 +167,13 @@ impl Client {
     /// Sends a batch and counts what became of its items.
     fn batch(&mut self, path: &str, items: &mut Vec<Value>, summary: &mut Summary) -> Result<(), SimulateError> {
         for chunk in items.chunks(1000) {
+            let body = json!(chunk);
             if let Some(file) = &mut self.record {
                 use std::io::Write as _;
-                let line = json!({ "path": path, "body": chunk });
+                let line = json!({ "path": path, "body": body });
                 writeln!(file, "{line}").and_then(|()| file.flush()).map_err(SimulateError::Record)?;
             }
-            let r = self.post(path, &json!(chunk))?;
+            let r = self.post(path, &body)?;
             summary.accepted += r["accepted"].as_u64().unwrap_or(0);
             summary.duplicates += r["duplicates"].as_u64().unwrap_or(0);
             summary.rejected += r["rejected"].as_u64().unwrap_or(0);

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use crate::aggregates::AggregateRow;
 use crate::experiment::metric::{Aggregate, MetricKind};
 use crate::experiment::{Catalog, Experiment};
-use crate::stats::Moments;
+use crate::store::postgres::moments_at;
 
 /// Where the raw records are: offerlab's own PostgreSQL store by default.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -213,14 +213,7 @@ pub async fn fetch(url: &str, sql: &str) -> Result<Vec<AggregateRow>, WarehouseE
                 variant: r.get::<_, Option<String>>(0).ok_or(WarehouseError::UnknownVariant)?,
                 date: r.get(1),
                 metric: r.get(2),
-                moments: Moments {
-                    n: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
-                    sum: r.get(4),
-                    sum_sq: r.get(5),
-                    den_sum: r.get(6),
-                    den_sum_sq: r.get(7),
-                    sum_xy: r.get(8),
-                },
+                moments: moments_at(r, 3),
             })
         })
         .collect()

@@ -148,6 +148,30 @@ fn setup(test: &str, seed: u64, size: usize) -> Option<Setup> {
     Some(Setup { pg, _dir: dir, sled, chunks })
 }
 
+/// `CASE variant WHEN 0 THEN 'control' ... ` arms for a report's variants.
+fn variant_arms(report: &Value) -> String {
+    let variants = report["variants"].as_array().unwrap();
+    variants.iter().enumerate().map(|(i, v)| format!(" WHEN {i} THEN '{}'", v.as_str().unwrap())).collect()
+}
+
+/// `offerlab analyze --postgres` of test `id` with the table layout flags
+/// `layout`, as of the day of `want`, must print `want` (the service's
+/// report, less its two service-only fields).
+fn assert_analyze_postgres(store: &str, id: &str, layout: &[&str], want: &Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["analyze", "--postgres", store, "--now", want["as_of"].as_str().unwrap()])
+        .args(layout)
+        .arg("--experiment")
+        .arg(Path::new(EXPERIMENTS).join(format!("{id}.toml")))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    got["allocation_version"] = want["allocation_version"].clone();
+    got["earlier_phase_visitors"] = want["earlier_phase_visitors"].clone();
+    assert_same_json(&got, want, &format!("analyze --postgres {id} {layout:?}"));
+}
+
 #[test]
 fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
     let Some(Setup { pg, sled, chunks, .. }) =
@@ -168,21 +192,11 @@ fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
     let db = store.rsplit('/').next().unwrap();
     let all = reports(&sled.url);
     for (id, want) in &all {
-        let file = Path::new(EXPERIMENTS).join(format!("{id}.toml"));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
-            .args(["analyze", "--postgres", &store, "--now", want["as_of"].as_str().unwrap(), "--experiment"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
-        got["allocation_version"] = want["allocation_version"].clone();
-        got["earlier_phase_visitors"] = want["earlier_phase_visitors"].clone();
-        assert_same_json(&got, want, &format!("analyze --postgres {id}"));
+        assert_analyze_postgres(&store, id, &[], want);
 
         let sql = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
             .args(["sql", "--experiment"])
-            .arg(&file)
+            .arg(Path::new(EXPERIMENTS).join(format!("{id}.toml")))
             .output()
             .unwrap();
         assert!(sql.status.success());
@@ -192,16 +206,9 @@ fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
         };
         let from_sql = rows(sql.trim_end().trim_end_matches(';'));
         let kept = rows(&format!(
-            "SELECT CASE variant {} END, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy FROM aggregates \
+            "SELECT CASE variant{} END, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy FROM aggregates \
              WHERE experiment = '{id}' AND phase = {} ORDER BY 1, date, metric",
-            want["variants"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .enumerate()
-                .map(|(i, v)| format!("WHEN {i} THEN '{}'", v.as_str().unwrap()))
-                .collect::<Vec<_>>()
-                .join(" "),
+            variant_arms(want),
             want["allocation_version"]
         ));
         assert_eq!(from_sql.len(), kept.len(), "{id}: rows");
@@ -215,40 +222,32 @@ fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
     // keys instead of indexes, no phase, and every exposure rather than the
     // first (repeats an hour later must not count).
     let (id, want) = all.iter().next().unwrap();
-    let arms: Vec<String> = want["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("WHEN {i} THEN '{}'", v.as_str().unwrap()))
-        .collect();
     pg.sql(
         db,
         &format!(
             "CREATE SCHEMA shop; \
              CREATE TABLE shop.exposure_log AS SELECT visitor AS user_id, experiment AS test, \
-                 CASE variant {} END AS arm, ts AS at FROM exposures WHERE phase = {}; \
+                 CASE variant{} END AS arm, ts AS at FROM exposures WHERE phase = {}; \
              INSERT INTO shop.exposure_log SELECT user_id, test, arm, at + interval '1 hour' FROM shop.exposure_log; \
              CREATE TABLE shop.event_log AS SELECT visitor AS user_id, name AS kind, value AS amount, ts AS at FROM events",
-            arms.join(" "),
+            variant_arms(want),
             want["allocation_version"]
         ),
     );
-    let file = Path::new(EXPERIMENTS).join(format!("{id}.toml"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["analyze", "--postgres", &store, "--now", want["as_of"].as_str().unwrap()])
-        .args(["--exposures-table", "shop.exposure_log", "--events-table", "shop.event_log"])
-        .args(["--visitor-column", "user_id", "--ts-column", "at", "--experiment-column", "test"])
-        .args(["--variant-column", "arm", "--variant-keys", "--phase-column", ""])
-        .args(["--name-column", "kind", "--value-column", "amount", "--experiment"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    got["allocation_version"] = want["allocation_version"].clone();
-    got["earlier_phase_visitors"] = want["earlier_phase_visitors"].clone();
-    assert_same_json(&got, want, &format!("analyze --postgres over shop tables {id}"));
+    let shop = [
+        ["--exposures-table", "shop.exposure_log"],
+        ["--events-table", "shop.event_log"],
+        ["--visitor-column", "user_id"],
+        ["--ts-column", "at"],
+        ["--experiment-column", "test"],
+        ["--variant-column", "arm"],
+        ["--phase-column", ""],
+        ["--name-column", "kind"],
+        ["--value-column", "amount"],
+    ];
+    let mut layout: Vec<&str> = shop.iter().flatten().copied().collect();
+    layout.push("--variant-keys");
+    assert_analyze_postgres(&store, id, &layout, want);
 }
 
 #[test]

@@ -430,7 +430,7 @@ fn check_experiment(
             ranges: Vec::new(),
             seeded: crate::bucketing::Fnv::START,
         }
-        .with_ranges(),
+        .prepared(),
     )
 }
 
@@ -505,8 +505,7 @@ fn parse_variants(errs: &mut FileErrors, raw: &RawExperiment) -> Vec<Variant> {
             .as_ref()
             .map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null))
             .unwrap_or_else(|| serde_json::json!({}));
-        let payload_json = serde_json::value::to_raw_value(&payload).expect("a JSON value serialises");
-        variants.push(Variant { key: v.key.clone(), weight, payload, payload_json, reply_head: Box::default() });
+        variants.push(Variant { key: v.key.clone(), weight, payload, reply_head: Box::default() });
     }
     let sum: f64 = raw.variants.iter().map(|v| v.get_ref().weight).sum();
     if raw.variants.len() >= 2 && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {

@@ -139,9 +139,6 @@ pub struct Variant {
     pub weight: Weight,
     /// What the storefront renders, as written in the definition.
     pub payload: serde_json::Value,
-    /// The same, serialised once at load: assignment replies write it as is.
-    #[serde(skip)]
-    pub payload_json: Box<serde_json::value::RawValue>,
     /// The fixed part of an assignment of this variant, serialised once at
     /// load: `{"experiment":…,"surface":…,"variant":…,"payload":…` (see
     /// [`crate::assignment::write_reply`]).
@@ -149,7 +146,7 @@ pub struct Variant {
     pub reply_head: Box<str>,
 }
 
-/// `payload_json` is `payload` serialised, so it takes no part.
+/// `reply_head` is derived, so it takes no part.
 impl PartialEq for Variant {
     fn eq(&self, o: &Variant) -> bool {
         self.key == o.key && self.weight == o.weight && self.payload == o.payload
@@ -277,8 +274,9 @@ impl Experiment {
         self.seeded
     }
 
-    /// Computes the cached bucket ranges and seed state; the loader calls it once.
-    fn with_ranges(mut self) -> Self {
+    /// Computes what assignment reads on every request (bucket ranges,
+    /// seed state, each variant's reply head); the loader calls it once.
+    fn prepared(mut self) -> Self {
         self.ranges = bucket_ranges(self.variants.len(), self.coverage, Some(&self.weights()));
         self.seeded = Fnv::START.text(&self.seed);
         let text = |s: &str| serde_json::to_string(s).expect("a string serialises");
@@ -287,7 +285,7 @@ impl Experiment {
             v.reply_head = format!(
                 "{{\"experiment\":{id},\"surface\":{surface},\"variant\":{},\"payload\":{}",
                 text(&v.key),
-                v.payload_json.get()
+                serde_json::to_string(&v.payload).expect("a JSON value serialises")
             )
             .into();
         }

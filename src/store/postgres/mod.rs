@@ -146,9 +146,7 @@ impl PgStore {
         })?;
         rx.recv().map_err(|_| StoreError::Closed)?
     }
-}
 
-impl PgStore {
     /// Every stored aggregate, keyed (for checks and tests).
     pub fn all_aggregates(&self) -> Result<std::collections::BTreeMap<AggregateKey, Moments>, StoreError> {
         let rows = self.run(|pool| async move {
@@ -177,8 +175,10 @@ impl PgStore {
     }
 }
 
-/// The six sums of a row, from column `first` on.
-fn moments_at(r: &tokio_postgres::Row, first: usize) -> Moments {
+/// The six sums of a row (`n`, `sum`, `sum_sq`, `den_sum`, `den_sum_sq`,
+/// `sum_xy`), from column `first` on: the store's aggregate rows and the
+/// warehouse query's alike.
+pub(crate) fn moments_at(r: &tokio_postgres::Row, first: usize) -> Moments {
     Moments {
         n: u64::try_from(r.get::<_, i64>(first)).unwrap_or(0),
         sum: r.get(first + 1),
@@ -427,11 +427,6 @@ async fn commit(shared: &Shared, group: Vec<Job>) {
             shared.health.set(Some(reason.clone()));
             answer_all(group, Arc::new(StoreError::Unavailable(reason)));
         }
-        Err(_) if group.len() == 1 => {
-            let job = group.into_iter().next().expect("one job");
-            let result = commit_with_retries(&shared.pool, std::slice::from_ref(&job)).await;
-            let _ = job.reply.send(result.map(|mut all| all.remove(0)).map_err(Arc::new));
-        }
         Err(_) => {
             for job in group {
                 let result = commit_with_retries(&shared.pool, std::slice::from_ref(&job)).await;
@@ -618,9 +613,9 @@ async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Resu
     let a_variants: Vec<i16> = keys.iter().map(|k| i16::try_from(k.variant).unwrap_or(i16::MAX)).collect();
     let a_dates: Vec<NaiveDate> = keys.iter().map(|k| k.date).collect();
     let a_metrics: Vec<&str> = keys.iter().map(|k| k.metric.as_str()).collect();
-    let d: Vec<&overlay::Delta> = c.aggregates.values().collect();
-    let col = |f: fn(&overlay::Delta) -> f64| d.iter().map(|x| f(x)).collect::<Vec<f64>>();
-    let a_n: Vec<i64> = d.iter().map(|x| x.n).collect();
+    let d: Vec<&Moments> = c.aggregates.values().map(|x| &x.sums).collect();
+    let col = |f: fn(&Moments) -> f64| d.iter().map(|x| f(x)).collect::<Vec<f64>>();
+    let a_n: Vec<i64> = c.aggregates.values().map(|x| x.n).collect();
     let sums = [col(|x| x.sum), col(|x| x.sum_sq), col(|x| x.den_sum), col(|x| x.den_sum_sq), col(|x| x.sum_xy)];
 
     let x_params: [&(dyn ToSql + Sync); 5] = [&x_visitors, &x_experiments, &x_phases, &x_variants, &x_ts];

@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::attribution::Tallies;
+use crate::stats::Moments;
 use crate::store::rules::{AggregateKey, Change, Ledger, Stored, TallyKey};
 use crate::store::Write;
 use crate::tracking::{Event, Exposure};
@@ -55,26 +56,19 @@ impl Needs {
 #[error("the group commit did not read {0} first")]
 pub struct NotFetched(pub String);
 
-/// One aggregate row's summed changes: `n` may go down.
+/// One aggregate row's summed changes: visitors joining or leaving (`n`,
+/// which may go down) and the change of the sums (`sums`, whose own `n`
+/// stays 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Delta {
     pub n: i64,
-    pub sum: f64,
-    pub sum_sq: f64,
-    pub den_sum: f64,
-    pub den_sum_sq: f64,
-    pub sum_xy: f64,
+    pub sums: Moments,
 }
 
 impl Delta {
     fn add(&mut self, c: Change) {
-        let ((x0, y0), (x1, y1)) = (c.old, c.new);
         self.n += c.visitors;
-        self.sum += x1 - x0;
-        self.sum_sq += x1 * x1 - x0 * x0;
-        self.den_sum += y1 - y0;
-        self.den_sum_sq += y1 * y1 - y0 * y0;
-        self.sum_xy += x1 * y1 - x0 * y0;
+        self.sums.apply_delta(c.old, c.new);
     }
 }
 
@@ -97,7 +91,6 @@ pub struct Overlay {
     fetched_ids: BTreeSet<String>,
     history: RefCell<HashMap<String, Vec<Event>>>,
     tallies: RefCell<HashMap<(String, u32, String), Tallies>>,
-    fetched_visitors: BTreeSet<String>,
     new_events: RefCell<Vec<Event>>,
     dirty_tallies: RefCell<BTreeSet<(String, u32, String)>>,
     aggregates: RefCell<BTreeMap<AggregateKey, Delta>>,
@@ -131,7 +124,6 @@ impl Overlay {
             fetched_ids: needs.event_ids.iter().cloned().collect(),
             history: RefCell::new(events_of),
             tallies: RefCell::new(tallies.into_iter().map(|(k, t)| ((k.experiment, k.phase, k.visitor), t)).collect()),
-            fetched_visitors: needs.visitors.iter().cloned().collect(),
             ..Overlay::default()
         }
     }
@@ -161,7 +153,7 @@ impl Overlay {
     }
 
     fn check_visitor(&self, visitor: &str) -> Result<(), NotFetched> {
-        match self.fetched_visitors.contains(visitor) {
+        match self.fetched_exposures.contains_key(visitor) {
             true => Ok(()),
             false => Err(NotFetched(format!("visitor {visitor:?}"))),
         }

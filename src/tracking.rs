@@ -238,6 +238,7 @@ pub fn exposures_of(
     assigned: &[AssignedVariant],
     now: DateTime<Utc>,
 ) -> Vec<Exposure> {
+    let ts = to_stored_precision(now);
     assigned
         .iter()
         .filter(|a| a.in_experiment && !a.forced)
@@ -247,7 +248,7 @@ pub fn exposures_of(
                 visitor: visitor.to_owned(),
                 experiment: a.experiment.to_owned(),
                 variant: a.variant_index as u16,
-                ts: to_stored_precision(now),
+                ts,
                 phase: exp.allocation_version,
             })
         })

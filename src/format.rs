@@ -22,6 +22,23 @@ pub fn level(alpha: f64) -> String {
         .unwrap_or_else(|| format!("{level}%"))
 }
 
+/// A probability as a marketer reads it: `0.934` → "93.4%", never "100.0%"
+/// or "0.0%" for a chance that is only nearly certain.
+pub fn chance(p: f64) -> String {
+    if p > 0.999 {
+        "> 99.9%".to_owned()
+    } else if p < 0.001 {
+        "< 0.1%".to_owned()
+    } else {
+        pct(p)
+    }
+}
+
+/// A small relative loss: `0.00123` → "0.12%".
+pub fn risk(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
 /// `1` → "1 day", `12` → "12 days".
 pub fn days(n: u64) -> String {
     if n == 1 {

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::format::{days, format_value, signed_pct, thousands};
+use crate::format::{chance, days, format_value, risk, signed_pct, thousands};
 
 fn cell(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
@@ -12,19 +12,29 @@ fn cell(v: &Value) -> f64 {
 /// Renders a JSON report (as served by `/api/v1/experiments/{id}/report`).
 pub fn report(r: &Value) -> String {
     let primary = &r["metrics"][0];
-    let mut rows =
-        vec![["variant".to_owned(), "visitors".into(), "value".into(), "lift".into(), "interval".into(), "p".into()]];
+    let mut rows = vec![[
+        "variant".to_owned(),
+        "visitors".into(),
+        "value".into(),
+        "lift".into(),
+        "interval".into(),
+        "p".into(),
+        "chance to win".into(),
+        "risk".into(),
+    ]];
     for arm in primary["arms"].as_array().into_iter().flatten() {
         let value = cell(&arm["value"]);
         let lift = primary["lifts"].as_array().into_iter().flatten().find(|l| l["variant"] == arm["variant"]);
-        let (l, ci, p) = match lift {
+        let (l, ci, p, win, loss) = match lift {
             Some(l) if l["not_computable"].is_null() => (
                 signed_pct(cell(&l["relative_lift"])),
                 format!("{} to {}", signed_pct(cell(&l["ci"][0])), signed_pct(cell(&l["ci"][1]))),
                 format!("{:.4}", l["p_value_adjusted"].as_f64().unwrap_or(cell(&l["p_value"]))),
+                chance(cell(&l["bayesian"]["chance_to_win"])),
+                risk(cell(&l["bayesian"]["risk_treatment"])),
             ),
-            Some(_) => ("—".into(), "—".into(), "—".into()),
-            None => ("baseline".into(), String::new(), String::new()),
+            Some(_) => ("—".into(), "—".into(), "—".into(), "—".into(), "—".into()),
+            None => ("baseline".into(), String::new(), String::new(), String::new(), String::new()),
         };
         rows.push([
             arm["variant"].as_str().unwrap_or_default().to_owned(),
@@ -37,9 +47,11 @@ pub fn report(r: &Value) -> String {
             l,
             ci,
             p,
+            win,
+            loss,
         ]);
     }
-    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..8).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = format!(
         "{} ({})\n[{}] {}\n\n{}\n",
         r["name"].as_str().unwrap_or_default(),

@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 
 use crate::charts::{points, Chart, Scale, Series, COLORS, DASHES};
 use crate::experiment::{Experiment, Status};
-use crate::format::{days, format_value, level, pct, signed_pct, thousands};
+use crate::format::{self, days, format_value, level, pct, signed_pct, thousands};
 
 pub struct Progress {
     /// Bar width, 0 to 100.
@@ -128,6 +128,10 @@ pub struct MetricRow {
     pub worth: String,
     pub ci: String,
     pub p_value: String,
+    /// Chance to beat the control and the risk of shipping the variant
+    /// (empty for the control, or where the table leaves them out).
+    pub chance: String,
+    pub risk: String,
     pub mark: &'static str,
     pub mark_class: &'static str,
 }
@@ -137,6 +141,8 @@ pub struct MetricTable {
     pub role: &'static str,
     pub direction: &'static str,
     pub p_note: &'static str,
+    /// Whether the table shows the Bayesian columns (the primary metric).
+    pub bayesian: bool,
     pub rows: Vec<MetricRow>,
 }
 
@@ -192,8 +198,12 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
         .map(|arm| {
             let lift = m.lifts.iter().find(|l| l.variant == arm.variant);
             let (lift_text, ci, p_value, mark, mark_class) = lift_cells(report, lift);
-            let worth = lift
-                .filter(|l| m.kind == "mean" && l.comparison.not_computable.is_none())
+            let computable = lift.filter(|l| l.comparison.not_computable.is_none());
+            let (chance, risk) = computable
+                .map(|l| (format::chance(l.bayesian.chance_to_win), format::risk(l.bayesian.risk_treatment)))
+                .unwrap_or_default();
+            let worth = computable
+                .filter(|_| m.kind == "mean")
                 .map(|l| per_visitor_worth(l.comparison.absolute_lift))
                 .unwrap_or_default();
             MetricRow {
@@ -205,6 +215,8 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
                 worth,
                 ci,
                 p_value,
+                chance,
+                risk,
                 mark,
                 mark_class,
             }
@@ -219,6 +231,7 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
         },
         direction: if m.higher_is_better { "higher is better" } else { "lower is better" },
         p_note: if m.role == Role::Primary { "p-value (Holm-corrected)" } else { "p-value" },
+        bayesian: m.role == Role::Primary,
         rows,
     }
 }

@@ -3,8 +3,8 @@
 
 use offerlab::cycles::consistency_p_value;
 use offerlab::stats::{
-    compare, holm, sample_size_mean, sample_size_proportion, sample_size_proportion_relative, sample_size_relative,
-    srm_p_value, Inference, MetricStatistic, Moments, NotComputable,
+    bayesian, compare, holm, sample_size_mean, sample_size_proportion, sample_size_proportion_relative,
+    sample_size_relative, srm_p_value, Bayesian, Inference, MetricStatistic, Moments, NotComputable,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -180,5 +180,47 @@ fn a_three_arm_test_matches_gbstats_and_statsmodels() {
     }
     for (got, want) in holm(&p).into_iter().zip(want_holm) {
         assert_close(got, want, "holm");
+    }
+}
+
+#[derive(Deserialize)]
+struct BayesianReference {
+    chance_to_win: f64,
+    risk: [f64; 2],
+    ci: [f64; 2],
+    computable: bool,
+}
+
+/// Risks are relative lifts: below 1e-12 they are rounding either way.
+fn assert_bayesian(got: &Bayesian, want: &BayesianReference, what: &str) {
+    assert_close(got.chance_to_win, want.chance_to_win, &format!("{what} chance to win"));
+    for (g, w, side) in [(got.risk_control, want.risk[0], "control"), (got.risk_treatment, want.risk[1], "treatment")] {
+        assert!(close(g, w) || (g - w).abs() < 1e-12, "{what} risk of {side}: got {g}, want {w}");
+    }
+    if want.computable {
+        assert_close(got.credible_interval.0, want.ci[0], &format!("{what} credible interval low"));
+        assert_close(got.credible_interval.1, want.ci[1], &format!("{what} credible interval high"));
+    }
+}
+
+#[test]
+fn chance_to_win_and_risk_match_gbstats() {
+    #[derive(Deserialize)]
+    struct Case {
+        kind: String,
+        control: Moments,
+        treatment: Moments,
+        alpha: f64,
+        inverse: bool,
+        #[serde(flatten)]
+        reference: BayesianReference,
+    }
+    let cases: Vec<Case> = serde_json::from_value(vectors()["bayesian"].clone()).unwrap();
+    assert!(cases.len() >= 300 && cases.iter().filter(|c| c.inverse).count() >= 50);
+    for (i, c) in cases.iter().enumerate() {
+        let comparison =
+            compare(&statistic(&c.kind, c.control), &statistic(&c.kind, c.treatment), c.alpha, Inference::Fixed);
+        let got = bayesian(&comparison, c.alpha, !c.inverse);
+        assert_bayesian(&got, &c.reference, &format!("case {i} ({} {}, inverse {})", c.kind, c.control.n, c.inverse));
     }
 }

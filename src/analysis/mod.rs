@@ -17,8 +17,8 @@ use crate::experiment::{Catalog, Experiment, Metric, MetricKind, Status};
 use crate::stats::srm::{SRM_MIN_PER_VARIANT, SRM_THRESHOLD};
 use crate::stats::z_quantile;
 use crate::stats::{
-    compare, holm, sample_size_proportion_relative, sample_size_relative, srm_p_value, Comparison, Inference,
-    MetricStatistic, Moments,
+    bayesian, compare, holm, sample_size_proportion_relative, sample_size_relative, srm_p_value, Bayesian, Comparison,
+    Inference, MetricStatistic, Moments,
 };
 pub use verdict::{Verdict, VerdictCode};
 
@@ -59,6 +59,8 @@ pub struct Lift {
     pub significant: bool,
     /// Significant and in the metric's good direction / bad direction.
     pub direction: Direction,
+    /// Chance to beat the control and risk; informs, never decides.
+    pub bayesian: Bayesian,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -255,6 +257,7 @@ fn lifts(exp: &Experiment, metric: &Metric, moments: &[Moments], inference: Infe
         .map(|(i, comparison)| {
             let mut lift = Lift {
                 variant: exp.variants[i + 1].key.clone(),
+                bayesian: bayesian(&comparison, alpha, metric.higher_is_better),
                 comparison,
                 p_value_adjusted: None,
                 significant: false,

@@ -1,5 +1,6 @@
-//! Pure statistics: sufficient statistics, Welch and sequential tests,
-//! multiple-comparison correction, sample-ratio checks and sample sizes.
+//! Pure statistics: sufficient statistics, Welch and sequential tests, the
+//! Bayesian chance to win, multiple-comparison correction, sample-ratio
+//! checks and sample sizes.
 //!
 //! The conventions are those of GrowthBook's stats engine (gbstats 0.8), so
 //! an analyst can reproduce every number with a public reference; the
@@ -7,12 +8,14 @@
 //! One deliberate difference: p-values come from survival functions, so
 //! they stay accurate where gbstats' `1 - cdf` underflows to 0.
 
+pub mod bayes;
 pub mod correction;
 pub mod moments;
 pub mod power;
 pub mod srm;
 pub mod ttest;
 
+pub use bayes::{bayesian, Bayesian};
 pub use correction::holm;
 pub use moments::{MetricStatistic, Moments};
 pub use power::{sample_size_mean, sample_size_proportion, sample_size_proportion_relative, sample_size_relative};

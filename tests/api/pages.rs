@@ -67,6 +67,14 @@ async fn pages_show_the_json_reports_numbers() {
     for x in [&lift["relative_lift"], &lift["ci"][0], &lift["ci"][1]] {
         assert!(page.contains(&signed_pct(x.as_f64().unwrap())), "lift number {x}");
     }
+    let bayes = &lift["bayesian"];
+    let chance = offerlab::format::chance(bayes["chance_to_win"].as_f64().unwrap());
+    let risk = offerlab::format::risk(bayes["risk_treatment"].as_f64().unwrap());
+    assert!(
+        page.contains(&format!("data-label=\"Chance to beat control\">{chance}</td>"))
+            && page.contains(&format!("data-label=\"Risk if shipped\">{risk}</td>")),
+        "chance to beat control {chance} and risk {risk}"
+    );
     let needed = thousands(report["sample_size"]["per_variant"].as_u64().unwrap());
     assert!(page.contains(&needed), "sample size {needed}");
     assert!(page.contains("<svg class=\"chart\""), "charts drawn on the server");

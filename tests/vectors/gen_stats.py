@@ -31,6 +31,18 @@ What is compared, and against what:
 - multi-arm: a control and two treatments, each compared by gbstats and
   Holm-adjusted by statsmodels.
 - cycle consistency: two-sided z-test of two independent estimates.
+- bayesian: gbstats EffectBayesianABTest with its default prior (chance to
+  win, risk, credible interval) on every comparison above, some for metrics
+  where lower is better.
+- capped: per-visitor order values with heavy tails, capped at an absolute
+  value or at a percentile of both arms pooled (numpy's linear
+  interpolation, as SQL's PERCENTILE_CONT; optionally ignoring zeros), then
+  gbstats' t-test and Bayesian test on the capped sums, for mean and ratio
+  metrics (the cap applies to a ratio's numerator).
+- cuped: gbstats RegressionAdjustedStatistic with compute_theta for
+  proportion and mean metrics, fixed and sequential, and the Bayesian test
+  on the adjusted statistics; the variance reduction is 1 minus the
+  adjusted lift variance over the unadjusted one.
 """
 import json
 import math
@@ -46,7 +58,14 @@ from gbstats.frequentist.tests import (
     SequentialTwoSidedTTest,
     TwoSidedTTest,
 )
-from gbstats.models.statistics import ProportionStatistic, RatioStatistic, SampleMeanStatistic
+from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig
+from gbstats.models.statistics import (
+    ProportionStatistic,
+    RatioStatistic,
+    RegressionAdjustedStatistic,
+    SampleMeanStatistic,
+    compute_theta,
+)
 from gbstats.utils import check_srm
 from scipy.optimize import brentq
 from scipy.stats import norm, t
@@ -373,6 +392,141 @@ def example_aggregates():
 
 
 vectors["example_report"] = example_aggregates()
+
+
+# Revenue-grade metrics. Each section draws from its own generator, so the
+# sections above keep their numbers.
+def bayesian_case(kind_stat_a, kind_stat_b, alpha, inverse):
+    """gbstats' EffectBayesianABTest with its default (improper, so
+    uninformative) prior on the relative lift."""
+    r = EffectBayesianABTest(kind_stat_a, kind_stat_b, EffectBayesianConfig(alpha=alpha, inverse=inverse)).compute_result()
+    return {"chance_to_win": float(r.chance_to_win), "risk": [float(r.risk[0]), float(r.risk[1])],
+            "ci": [float(r.ci[0]), float(r.ci[1])], "computable": r.error_message is None}
+
+
+vectors["bayesian"] = []
+bayes_rng = random.Random(1601)
+for i, c in enumerate(vectors["compare"]):
+    inverse = bayes_rng.random() < 0.3
+    case = {"kind": c["kind"], "control": c["control"], "treatment": c["treatment"], "alpha": c["alpha"],
+            "inverse": inverse}
+    case.update(bayesian_case(statistic(c["kind"], c["control"]), statistic(c["kind"], c["treatment"]), c["alpha"],
+                              inverse))
+    vectors["bayesian"].append(case)
+
+
+def sums(x, y=None):
+    m = {"n": len(x), "sum": float(x.sum()), "sum_sq": float((x * x).sum())}
+    if y is not None:
+        m.update(den_sum=float(y.sum()), den_sum_sq=float((y * y).sum()), sum_xy=float((x * y).sum()))
+    return m
+
+
+def result_fields(test_result, test=None):
+    out = {"relative_lift": float(test_result.expected), "ci": [float(test_result.ci[0]), float(test_result.ci[1])],
+           "p_value": float(test_result.p_value)}
+    if test is not None and test_result.error_message is None:
+        out["dof"] = float(test.dof)
+    return out
+
+
+cap_rng = np.random.default_rng(1602)
+
+
+def order_values(n, heavy):
+    """Per-visitor order value in cents-rounded money: most visitors buy
+    nothing, buyers spend a lognormal amount, and with `heavy` a few
+    wholesale orders are fifty times larger."""
+    orders = cap_rng.poisson(0.35, n)
+    x = np.array([cap_rng.lognormal(math.log(60), 0.8, int(k)).sum() for k in orders])
+    if heavy:
+        x = np.where(cap_rng.random(n) < 0.004, x + cap_rng.lognormal(math.log(3000), 0.5, n), x)
+    return np.round(x, 2), orders.astype(float)
+
+
+vectors["capped"] = []
+CAPS = [{"absolute": 500.0}, {"absolute": 120.0}, {"percentile": 0.99, "ignore_zeros": False},
+        {"percentile": 0.95, "ignore_zeros": True}, {"percentile": 0.5, "ignore_zeros": True},
+        {"percentile": 0.999, "ignore_zeros": False}]
+for kind in ["mean", "ratio"]:
+    for cap in CAPS:
+        for (na, nb), lift in [((400, 380), 0.0), ((1500, 1600), 0.15)]:
+            xa, ya = order_values(na, True)
+            xb, yb = order_values(nb, True)
+            xb = np.round(xb * (1 + lift), 2)
+            if "absolute" in cap:
+                cap_value = cap["absolute"]
+            else:
+                pooled = np.concatenate([xa, xb])
+                if cap["ignore_zeros"]:
+                    pooled = pooled[pooled != 0]
+                # PERCENTILE_CONT: linear interpolation between order statistics.
+                cap_value = float(np.quantile(pooled, cap["percentile"]))
+            ca, cb = np.minimum(xa, cap_value), np.minimum(xb, cap_value)
+            ma, mb = (sums(ca), sums(cb)) if kind == "mean" else (sums(ca, ya), sums(cb, yb))
+            sa, sb = statistic(kind, ma), statistic(kind, mb)
+            test = TwoSidedTTest(sa, sb, FrequentistConfig(alpha=0.05))
+            case = {"kind": kind, "cap": cap, "values": [xa.tolist(), xb.tolist()],
+                    "denominators": [ya.tolist(), yb.tolist()] if kind == "ratio" else None,
+                    "cap_value": cap_value, "capped_visitors": int((xa > cap_value).sum() + (xb > cap_value).sum()),
+                    "moments": [ma, mb]}
+            case.update(result_fields(test.compute_result(), test))
+            case["bayesian"] = bayesian_case(statistic(kind, ma), statistic(kind, mb), 0.05, False)
+            vectors["capped"].append(case)
+
+cuped_rng = np.random.default_rng(1603)
+
+
+def cuped_arm(kind, n, lift, rho):
+    """Post- and pre-period per-visitor values of returning customers with
+    correlation about `rho`, and their sufficient statistics."""
+    if kind == "proportion":
+        pre = (cuped_rng.random(n) < 0.2).astype(float)
+        p = np.where(pre == 1, 0.2 + 0.6 * rho, 0.2 - 0.15 * rho) * (1 + lift)
+        x = (cuped_rng.random(n) < p).astype(float)
+    else:
+        base = cuped_rng.lognormal(math.log(40), 0.9, n)
+        pre = np.round(np.where(cuped_rng.random(n) < 0.6, base * cuped_rng.lognormal(0, 0.3, n), 0.0), 2)
+        noise = cuped_rng.lognormal(math.log(40), 0.9, n)
+        x = np.round(np.where(cuped_rng.random(n) < 0.6, (rho * base + (1 - rho) * noise) * (1 + lift), 0.0), 2)
+    m = sums(x)
+    m.update(pre_sum=float(pre.sum()), pre_sum_sq=float((pre * pre).sum()), sum_x_pre=float((x * pre).sum()))
+    return m
+
+
+def adjusted_statistic(kind, m):
+    if kind == "proportion":
+        post, pre = ProportionStatistic(n=m["n"], sum=m["sum"]), ProportionStatistic(n=m["n"], sum=m["pre_sum"])
+    else:
+        post = SampleMeanStatistic(n=m["n"], sum=m["sum"], sum_squares=m["sum_sq"])
+        pre = SampleMeanStatistic(n=m["n"], sum=m["pre_sum"], sum_squares=m["pre_sum_sq"])
+    return RegressionAdjustedStatistic(n=m["n"], post_statistic=post, pre_statistic=pre,
+                                       post_pre_sum_of_products=m["sum_x_pre"], theta=0)
+
+
+vectors["cuped"] = []
+for kind in ["proportion", "mean"]:
+    for n, lift, rho in [(300, 0.0, 0.5), (2_000, 0.1, 0.7), (20_000, 0.0, 0.3), (50_000, 0.05, 0.8),
+                         (5_000, 0.05, 0.0)]:
+        for sequential in (False, True):
+            ma, mb = cuped_arm(kind, n, 0.0, rho), cuped_arm(kind, int(n * 1.05), lift, rho)
+            sa, sb = adjusted_statistic(kind, ma), adjusted_statistic(kind, mb)
+            theta = compute_theta(sa, sb)
+            sa.theta, sb.theta = theta, theta
+            if sequential:
+                test = SequentialTwoSidedTTest(sa, sb, SequentialConfig(alpha=0.05, sequential_tuning_parameter=5000))
+            else:
+                test = TwoSidedTTest(sa, sb, FrequentistConfig(alpha=0.05))
+            unadjusted = TwoSidedTTest(statistic(kind, ma), statistic(kind, mb), FrequentistConfig(alpha=0.05))
+            case = {"kind": kind, "control": ma, "treatment": mb, "sequential": sequential, "theta": float(theta),
+                    "variance_reduction": float(1 - test.variance / unadjusted.variance)}
+            case.update(result_fields(test.compute_result(), test))
+            # gbstats' Bayesian test takes the adjusted statistics too.
+            ba, bb = adjusted_statistic(kind, ma), adjusted_statistic(kind, mb)
+            ba.theta, bb.theta = theta, theta
+            case["bayesian"] = bayesian_case(ba, bb, 0.05, False)
+            vectors["cuped"].append(case)
+
 
 with open(os.path.join(HERE, "stats.json"), "w") as f:
     json.dump(vectors, f, indent=1)

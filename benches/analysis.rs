@@ -29,6 +29,7 @@ fn rows(start: chrono::NaiveDate) -> Vec<AggregateRow> {
                         den_sum: n as f64 * 0.3,
                         den_sum_sq: n as f64 * 0.4,
                         sum_xy: sum * 0.5,
+                        ..Moments::default()
                     },
                 });
             }

@@ -4,8 +4,10 @@
 //!
 //! One row per variant, day of first exposure and metric. Files for
 //! `offerlab analyze` are JSON (an array of rows) or CSV with the header
-//! `variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy`; the `den_*`
-//! and `sum_xy` columns are only needed for ratio metrics.
+//! `variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy,pre_sum,pre_sum_sq,sum_x_pre`;
+//! the `den_*` and `sum_xy` columns are only needed for ratio metrics, and
+//! the `pre_*` ones (the CUPED covariate's sums) only for an adjusted
+//! metric: a missing column is 0, which means no adjustment.
 
 use std::io::Read;
 
@@ -29,7 +31,7 @@ pub struct AggregateRow {
 pub enum AggregatesError {
     #[error("aggregates JSON is invalid: {0}; expected an array of {{variant, date, metric, n, sum, sum_sq, ...}}")]
     Json(#[from] serde_json::Error),
-    #[error("aggregates CSV is invalid: {0}; expected the header variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy")]
+    #[error("aggregates CSV is invalid: {0}; expected the header variant,date,metric,n,sum,sum_sq and optionally den_sum,den_sum_sq,sum_xy,pre_sum,pre_sum_sq,sum_x_pre")]
     Csv(#[from] csv::Error),
     #[error("cannot read aggregates: {0}")]
     Io(#[from] std::io::Error),
@@ -56,6 +58,12 @@ pub fn read_aggregates(mut reader: impl Read) -> Result<Vec<AggregateRow>, Aggre
         den_sum_sq: Option<f64>,
         #[serde(default)]
         sum_xy: Option<f64>,
+        #[serde(default)]
+        pre_sum: Option<f64>,
+        #[serde(default)]
+        pre_sum_sq: Option<f64>,
+        #[serde(default)]
+        sum_x_pre: Option<f64>,
     }
     let mut rows = Vec::new();
     for row in csv::Reader::from_reader(text.as_bytes()).deserialize::<CsvRow>() {
@@ -64,14 +72,11 @@ pub fn read_aggregates(mut reader: impl Read) -> Result<Vec<AggregateRow>, Aggre
             variant: r.variant,
             date: r.date,
             metric: r.metric,
-            moments: Moments {
-                n: r.n,
-                sum: r.sum,
-                sum_sq: r.sum_sq,
-                den_sum: r.den_sum.unwrap_or(0.0),
-                den_sum_sq: r.den_sum_sq.unwrap_or(0.0),
-                sum_xy: r.sum_xy.unwrap_or(0.0),
-            },
+            moments: Moments::from_sums(
+                r.n,
+                [Some(r.sum), Some(r.sum_sq), r.den_sum, r.den_sum_sq, r.sum_xy, r.pre_sum, r.pre_sum_sq, r.sum_x_pre]
+                    .map(|x| x.unwrap_or(0.0)),
+            ),
         });
     }
     Ok(rows)
@@ -106,7 +111,7 @@ pub fn check_rows(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow]) ->
         }
         let m = &r.moments;
         let n = m.n as f64;
-        let sums = [m.sum, m.sum_sq, m.den_sum, m.den_sum_sq, m.sum_xy];
+        let sums = m.sums();
         if sums.iter().any(|x| !x.is_finite()) {
             problems.push(format!("{at}: a sum is not a finite number"));
         } else if m.n == 0 && sums.iter().any(|x| *x != 0.0) {
@@ -122,6 +127,8 @@ pub fn check_rows(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow]) ->
             || m.den_sum_sq < 0.0
             || m.sum * m.sum > n * m.sum_sq * (1.0 + 1e-9) + 1e-9
             || m.den_sum * m.den_sum > n * m.den_sum_sq * (1.0 + 1e-9) + 1e-9
+            || m.pre_sum_sq < 0.0
+            || m.pre_sum * m.pre_sum > n * m.pre_sum_sq * (1.0 + 1e-9) + 1e-9
         {
             problems.push(format!(
                 "{at}: sum_sq below sum²/n is impossible (sum {}, sum_sq {}, n {}); send sums of squares of per-visitor values",
@@ -134,13 +141,14 @@ pub fn check_rows(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow]) ->
 
 /// Writes rows as CSV with the header [`read_aggregates`] reads.
 pub fn write_csv(rows: &[AggregateRow]) -> String {
-    let mut out = String::from("variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy\n");
+    let mut out = format!("variant,date,metric,n,{}\n", Moments::SUM_NAMES.join(","));
     for r in rows {
         let m = &r.moments;
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
-            r.variant, r.date, r.metric, m.n, m.sum, m.sum_sq, m.den_sum, m.den_sum_sq, m.sum_xy
-        ));
+        out.push_str(&format!("{},{},{},{}", r.variant, r.date, r.metric, m.n));
+        for x in m.sums() {
+            out.push_str(&format!(",{x}"));
+        }
+        out.push('\n');
     }
     out
 }
@@ -155,7 +163,7 @@ mod tests {
             variant: "control".into(),
             date: "2026-11-02".parse().unwrap(),
             metric: "average_order_value".into(),
-            moments: Moments { n: 10, sum: 450.5, sum_sq: 30000.25, den_sum: 7.0, den_sum_sq: 9.0, sum_xy: 600.0 },
+            moments: Moments::from_sums(10, [450.5, 30000.25, 7.0, 9.0, 600.0, 300.0, 12000.0, 20000.0]),
         }];
         assert_eq!(read_aggregates(write_csv(&rows).as_bytes()).unwrap(), rows);
         let json = serde_json::to_string(&rows).unwrap();

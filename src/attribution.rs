@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::experiment::metric::EventTally;
 use crate::experiment::{Catalog, Experiment};
+use crate::stats::VisitorValue;
 
 /// A visitor's attributed events for one test: event name → count and sum.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -43,14 +44,15 @@ impl Tallies {
     }
 }
 
-/// The visitor's `(x, y)` for each metric the test reports, in the order of
+/// The visitor's value for each metric the test reports, in the order of
 /// [`Experiment::all_metrics`].
-pub fn metric_values<'e>(exp: &'e Experiment, catalog: &Catalog, tallies: &Tallies) -> Vec<(&'e str, (f64, f64))> {
+pub fn metric_values<'e>(exp: &'e Experiment, catalog: &Catalog, tallies: &Tallies) -> Vec<(&'e str, VisitorValue)> {
     exp.all_metrics()
         .into_iter()
         .filter_map(|name| {
             let metric = catalog.metric(name)?;
-            Some((name, metric.visitor_value(&|event| tallies.get(event))))
+            let (x, y) = metric.visitor_value(&|event| tallies.get(event));
+            Some((name, VisitorValue { x, y, pre: 0.0 }))
         })
         .collect()
 }

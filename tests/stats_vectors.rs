@@ -3,7 +3,7 @@
 
 use offerlab::cycles::consistency_p_value;
 use offerlab::stats::{
-    bayesian, compare, holm, sample_size_mean, sample_size_proportion, sample_size_proportion_relative,
+    adjust, bayesian, compare, holm, sample_size_mean, sample_size_proportion, sample_size_proportion_relative,
     sample_size_relative, srm_p_value, Bayesian, Inference, MetricStatistic, Moments, NotComputable,
 };
 use serde::Deserialize;
@@ -222,5 +222,55 @@ fn chance_to_win_and_risk_match_gbstats() {
             compare(&statistic(&c.kind, c.control), &statistic(&c.kind, c.treatment), c.alpha, Inference::Fixed);
         let got = bayesian(&comparison, c.alpha, !c.inverse);
         assert_bayesian(&got, &c.reference, &format!("case {i} ({} {}, inverse {})", c.kind, c.control.n, c.inverse));
+    }
+}
+
+#[derive(Deserialize)]
+struct Expected {
+    relative_lift: f64,
+    ci: [f64; 2],
+    p_value: f64,
+    #[serde(default)]
+    dof: Option<f64>,
+    bayesian: BayesianReference,
+}
+
+fn assert_expected(r: &offerlab::stats::Comparison, want: &Expected, alpha: f64, higher_is_better: bool, what: &str) {
+    assert_close(r.relative_lift, want.relative_lift, &format!("{what} relative lift"));
+    assert_close(r.ci.0, want.ci[0], &format!("{what} ci low"));
+    assert_close(r.ci.1, want.ci[1], &format!("{what} ci high"));
+    assert_close(r.p_value, want.p_value, &format!("{what} p-value"));
+    if let Some(dof) = want.dof {
+        assert_close(r.dof, dof, &format!("{what} dof"));
+    }
+    assert_bayesian(&bayesian(r, alpha, higher_is_better), &want.bayesian, what);
+}
+
+#[test]
+fn cuped_matches_gbstats_regression_adjustment() {
+    #[derive(Deserialize)]
+    struct Case {
+        kind: String,
+        control: Moments,
+        treatment: Moments,
+        sequential: bool,
+        theta: f64,
+        variance_reduction: f64,
+        #[serde(flatten)]
+        expected: Expected,
+    }
+    let cases: Vec<Case> = serde_json::from_value(vectors()["cuped"].clone()).unwrap();
+    assert!(cases.iter().any(|c| c.kind == "proportion") && cases.iter().any(|c| c.kind == "mean"));
+    for (i, c) in cases.iter().enumerate() {
+        let what = format!("case {i} ({} {}, seq {})", c.kind, c.control.n, c.sequential);
+        let inference = if c.sequential { Inference::Sequential { tuning: 5000.0 } } else { Inference::Fixed };
+        let (a, b) = (statistic(&c.kind, c.control), statistic(&c.kind, c.treatment));
+        let (ca, cb) = adjust(&a, &b).expect("the vectors carry covariates");
+        assert_close(ca.theta, c.theta, &format!("{what} theta"));
+        let adjusted = compare(&ca, &cb, 0.05, inference);
+        assert_expected(&adjusted, &c.expected, 0.05, true, &what);
+        let plain = compare(&a, &b, 0.05, Inference::Fixed);
+        let reduction = 1.0 - (adjusted.std_error / plain.std_error).powi(2);
+        assert_close(reduction, c.variance_reduction, &format!("{what} variance reduction"));
     }
 }

@@ -80,6 +80,7 @@ fn rows(start: NaiveDate, days: &[[Day; 2]]) -> Vec<AggregateRow> {
                     den_sum: orders,
                     den_sum_sq: orders,
                     sum_xy: returns,
+                    ..Moments::default()
                 },
             );
         }
@@ -292,8 +293,15 @@ fn guardrails_of_harmless_treatments_are_called_harmed_at_most_alpha_of_the_time
                 };
                 push("upsell_acceptance", Moments { n, sum: upsell, sum_sq: upsell, ..Moments::default() });
                 push("order_conversion", Moments { n, sum: orders, sum_sq: orders, ..Moments::default() });
-                let ratio =
-                    Moments { n, sum: returns, sum_sq: returns, den_sum: orders, den_sum_sq: orders, sum_xy: returns };
+                let ratio = Moments {
+                    n,
+                    sum: returns,
+                    sum_sq: returns,
+                    den_sum: orders,
+                    den_sum_sq: orders,
+                    sum_xy: returns,
+                    ..Moments::default()
+                };
                 push("return_rate", ratio);
             }
         }

@@ -17,8 +17,8 @@ use crate::experiment::{Catalog, Experiment, Metric, MetricKind, Status};
 use crate::stats::srm::{SRM_MIN_PER_VARIANT, SRM_THRESHOLD};
 use crate::stats::z_quantile;
 use crate::stats::{
-    bayesian, compare, holm, sample_size_proportion_relative, sample_size_relative, srm_p_value, Bayesian, Comparison,
-    Inference, MetricStatistic, Moments,
+    adjust, bayesian, compare, holm, sample_size_proportion_relative, sample_size_relative, srm_p_value, Bayesian,
+    Comparison, Inference, MetricStatistic, Moments,
 };
 pub use verdict::{Verdict, VerdictCode};
 
@@ -61,6 +61,19 @@ pub struct Lift {
     pub direction: Direction,
     /// Chance to beat the control and risk; informs, never decides.
     pub bayesian: Bayesian,
+    /// The CUPED adjustment behind the numbers, when the metric has one.
+    pub cuped: Option<CupedEffect>,
+}
+
+/// What CUPED did to one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CupedEffect {
+    /// `cov(x, c)/var(c)` over both arms.
+    pub theta: f64,
+    /// `1 − se²(adjusted)/se²(unadjusted)` of the relative lift: the share
+    /// of the lift's variance the pre-period explained. An interval is
+    /// `sqrt(1 − reduction)` times as wide as it would be without CUPED.
+    pub variance_reduction: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -248,13 +261,30 @@ fn arms(exp: &Experiment, metric: &Metric, moments: &[Moments]) -> Vec<Arm> {
 fn lifts(exp: &Experiment, metric: &Metric, moments: &[Moments], inference: Inference, correct: bool) -> Vec<Lift> {
     let alpha = exp.stats.alpha;
     let control = statistic(metric, moments[0]);
-    let comparisons: Vec<Comparison> =
-        moments[1..].iter().map(|m| compare(&control, &statistic(metric, *m), alpha, inference)).collect();
-    let adjusted = correct.then(|| holm(&comparisons.iter().map(|c| c.p_value).collect::<Vec<_>>()));
+    let comparisons: Vec<(Comparison, Option<CupedEffect>)> = moments[1..]
+        .iter()
+        .map(|m| {
+            let treatment = statistic(metric, *m);
+            let plain = compare(&control, &treatment, alpha, inference);
+            match metric.cuped.and_then(|_| adjust(&control, &treatment)) {
+                Some((c, t)) => {
+                    let adjusted = compare(&c, &t, alpha, inference);
+                    let variance_reduction = if plain.std_error > 0.0 && adjusted.not_computable.is_none() {
+                        1.0 - (adjusted.std_error / plain.std_error).powi(2)
+                    } else {
+                        0.0
+                    };
+                    (adjusted, Some(CupedEffect { theta: c.theta, variance_reduction }))
+                }
+                None => (plain, None),
+            }
+        })
+        .collect();
+    let adjusted = correct.then(|| holm(&comparisons.iter().map(|(c, _)| c.p_value).collect::<Vec<_>>()));
     comparisons
         .into_iter()
         .enumerate()
-        .map(|(i, comparison)| {
+        .map(|(i, (comparison, cuped))| {
             let mut lift = Lift {
                 variant: exp.variants[i + 1].key.clone(),
                 bayesian: bayesian(&comparison, alpha, metric.higher_is_better),
@@ -262,6 +292,7 @@ fn lifts(exp: &Experiment, metric: &Metric, moments: &[Moments], inference: Infe
                 p_value_adjusted: None,
                 significant: false,
                 direction: Direction::Inconclusive,
+                cuped,
             };
             lift.judge(adjusted.as_ref().map(|a| a[i]), alpha, metric.higher_is_better);
             lift

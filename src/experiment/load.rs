@@ -13,8 +13,8 @@ use std::path::Path;
 use chrono::{FixedOffset, NaiveDate};
 use toml::Spanned;
 
-use super::metric::{Metric, MetricKind};
-use super::raw::{RawExperiment, RawMetricKind, RawMetrics};
+use super::metric::{Cap, Cuped, Metric, MetricKind};
+use super::raw::{RawCap, RawCuped, RawExperiment, RawMetricKind, RawMetrics};
 use super::{check_slug, Catalog, Experiment, ExperimentId, StatsConfig, Status, Targeting, Variant, Weight};
 use crate::bucketing::Namespace;
 use crate::tracking::MAX_EVENT_NAME_LEN;
@@ -258,6 +258,20 @@ fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<String, Metric>, Ve
                 }
             }
         };
+        let cap = m.cap.and_then(|raw| match parse_cap(&name, &kind, raw) {
+            Ok(cap) => Some(cap),
+            Err(e) => {
+                errs.at(span.clone(), e);
+                None
+            }
+        });
+        let cuped = m.cuped.and_then(|raw| match parse_cuped(&name, &kind, raw) {
+            Ok(cuped) => Some(cuped),
+            Err(e) => {
+                errs.at(span.clone(), e);
+                None
+            }
+        });
         metrics.insert(
             name.clone(),
             Metric {
@@ -266,10 +280,62 @@ fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<String, Metric>, Ve
                 name,
                 kind,
                 higher_is_better: m.higher_is_better.unwrap_or(true),
+                cap,
+                cuped,
             },
         );
     }
     (metrics, errs.errors)
+}
+
+/// The longest CUPED pre-period: a visitor's events further back than this
+/// are kept but never read as a covariate.
+pub const MAX_CUPED_DAYS: u32 = 90;
+
+fn parse_cap(name: &str, kind: &MetricKind, raw: RawCap) -> Result<Cap, String> {
+    if matches!(kind, MetricKind::Proportion { .. }) {
+        return Err(format!(
+            "metric \"{name}\" is a proportion: its values are 0 or 1 and cannot be capped; remove cap"
+        ));
+    }
+    let example = "write cap = { absolute = 500.0 } or cap = { percentile = 0.99 }";
+    match (raw.absolute, raw.percentile) {
+        (Some(_), Some(_)) => Err(format!("metric \"{name}\": cap takes absolute or percentile, not both; {example}")),
+        (None, None) => Err(format!("metric \"{name}\": cap needs absolute or percentile; {example}")),
+        (Some(a), None) => {
+            if raw.ignore_zeros.is_some() {
+                Err(format!("metric \"{name}\": ignore_zeros applies to a percentile cap only; remove it"))
+            } else if !(a.is_finite() && a > 0.0) {
+                Err(format!("metric \"{name}\": an absolute cap must be a positive number, e.g. 500.0 (got {a})"))
+            } else {
+                Ok(Cap::Absolute(a))
+            }
+        }
+        (None, Some(p)) => {
+            if p > 0.0 && p < 1.0 {
+                Ok(Cap::Percentile { percentile: p, ignore_zeros: raw.ignore_zeros.unwrap_or(false) })
+            } else {
+                Err(format!(
+                    "metric \"{name}\": a percentile cap is a fraction between 0 and 1, e.g. 0.99 for the 99th percentile (got {p})"
+                ))
+            }
+        }
+    }
+}
+
+fn parse_cuped(name: &str, kind: &MetricKind, raw: RawCuped) -> Result<Cuped, String> {
+    if matches!(kind, MetricKind::Ratio { .. }) {
+        return Err(format!(
+            "metric \"{name}\" is a ratio: CUPED adjusts proportion and mean metrics only; remove cuped"
+        ));
+    }
+    if raw.days == 0 || raw.days > MAX_CUPED_DAYS {
+        return Err(format!(
+            "metric \"{name}\": cuped days is the pre-period before first exposure, 1 to {MAX_CUPED_DAYS} (got {}); e.g. cuped = {{ days = 14 }}",
+            raw.days
+        ));
+    }
+    Ok(Cuped { days: raw.days })
 }
 
 /// Parses one experiment file whose stem is `stem`.

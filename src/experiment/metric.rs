@@ -35,7 +35,28 @@ pub enum MetricKind {
     Ratio { numerator: Source, denominator: Source },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Winsorising: each visitor's value (a ratio's numerator) enters the
+/// sums as `min(x, cap)`, so one wholesale order cannot flip a test.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cap {
+    /// A fixed cap, in the metric's unit.
+    Absolute(f64),
+    /// The `percentile` (in (0, 1)) of the visitors' values in the test's
+    /// current phase, all variants together, interpolated linearly between
+    /// order statistics (SQL's `PERCENTILE_CONT`); with `ignore_zeros`,
+    /// of the non-zero values only.
+    Percentile { percentile: f64, ignore_zeros: bool },
+}
+
+/// CUPED: the visitor's value of the same metric in the `days` before
+/// their first exposure is the covariate the lift is adjusted with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Cuped {
+    pub days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Metric {
     pub name: String,
     pub label: String,
@@ -44,6 +65,10 @@ pub struct Metric {
     pub kind: MetricKind,
     /// False for metrics where a rise is harm (return rate).
     pub higher_is_better: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cap: Option<Cap>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cuped: Option<Cuped>,
 }
 
 /// A visitor's running tally of one event: how many and their value sum.
@@ -79,6 +104,21 @@ impl Metric {
 
     pub fn is_ratio(&self) -> bool {
         matches!(self.kind, MetricKind::Ratio { .. })
+    }
+
+    /// The one event a proportion or mean reads (`None` for a ratio): the
+    /// event whose pre-exposure tally is a CUPED covariate.
+    pub fn single_event(&self) -> Option<&str> {
+        match &self.kind {
+            MetricKind::Proportion { event } | MetricKind::Mean { event } => Some(event),
+            MetricKind::Ratio { .. } => None,
+        }
+    }
+
+    /// The covariate a visitor's pre-exposure tally of [`Metric::single_event`]
+    /// gives: what `x` would be for that tally.
+    pub fn covariate(&self, pre: EventTally) -> f64 {
+        self.visitor_value(&|_| pre).0
     }
 
     /// The visitor's value for this metric: `(x, y)` where `y` is the

@@ -120,6 +120,29 @@ pub struct RawMetric {
     pub denominator: Option<Source>,
     #[serde(default)]
     pub higher_is_better: Option<bool>,
+    #[serde(default)]
+    pub cap: Option<RawCap>,
+    #[serde(default)]
+    pub cuped: Option<RawCuped>,
+}
+
+/// `cap = { absolute = 500.0 }` or `cap = { percentile = 0.99, ignore_zeros = true }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCap {
+    #[serde(default)]
+    pub absolute: Option<f64>,
+    #[serde(default)]
+    pub percentile: Option<f64>,
+    #[serde(default)]
+    pub ignore_zeros: Option<bool>,
+}
+
+/// `cuped = { days = 14 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCuped {
+    pub days: u32,
 }
 
 pub type RawMetrics = BTreeMap<String, Spanned<RawMetric>>;

@@ -1,5 +1,5 @@
 //! Pure statistics: sufficient statistics, Welch and sequential tests, the
-//! Bayesian chance to win, multiple-comparison correction, sample-ratio
+//! Bayesian chance to win, CUPED, multiple-comparison correction, sample-ratio
 //! checks and sample sizes.
 //!
 //! The conventions are those of GrowthBook's stats engine (gbstats 0.8), so
@@ -10,6 +10,7 @@
 
 pub mod bayes;
 pub mod correction;
+pub mod cuped;
 pub mod moments;
 pub mod power;
 pub mod srm;
@@ -17,10 +18,11 @@ pub mod ttest;
 
 pub use bayes::{bayesian, Bayesian};
 pub use correction::holm;
-pub use moments::{MetricStatistic, Moments};
+pub use cuped::{adjust, Adjusted};
+pub use moments::{MetricStatistic, Moments, VisitorValue};
 pub use power::{sample_size_mean, sample_size_proportion, sample_size_proportion_relative, sample_size_relative};
 pub use srm::srm_p_value;
-pub use ttest::{compare, Comparison, Inference, NotComputable};
+pub use ttest::{compare, ArmStatistic, Comparison, Inference, NotComputable};
 
 use statrs::distribution::{ContinuousCDF, Normal};
 

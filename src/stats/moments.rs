@@ -30,9 +30,60 @@ pub struct Moments {
     /// `Σ x·y`
     #[serde(default)]
     pub sum_xy: f64,
+    /// `Σ c`, with `c` the covariate CUPED adjusts for: the visitor's value
+    /// of the same metric in the days before their first exposure. All
+    /// three covariate sums stay 0 (no adjustment) for a metric without
+    /// CUPED.
+    #[serde(default)]
+    pub pre_sum: f64,
+    /// `Σ c²`
+    #[serde(default)]
+    pub pre_sum_sq: f64,
+    /// `Σ x·c`
+    #[serde(default)]
+    pub sum_x_pre: f64,
+}
+
+/// What one visitor contributes to a metric: the value `x`, a ratio's
+/// denominator `y` (0 otherwise) and the pre-exposure covariate `pre`
+/// (0 without CUPED).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VisitorValue {
+    pub x: f64,
+    pub y: f64,
+    pub pre: f64,
+}
+
+impl VisitorValue {
+    pub const ZERO: VisitorValue = VisitorValue { x: 0.0, y: 0.0, pre: 0.0 };
 }
 
 impl Moments {
+    /// The names of the sums, in the order of [`Moments::sums`]: the
+    /// aggregates file's columns after `n`, and the stores' alike.
+    pub const SUM_NAMES: [&'static str; 8] =
+        ["sum", "sum_sq", "den_sum", "den_sum_sq", "sum_xy", "pre_sum", "pre_sum_sq", "sum_x_pre"];
+
+    /// Every sum, in the order of [`Moments::SUM_NAMES`].
+    pub fn sums(&self) -> [f64; 8] {
+        [
+            self.sum,
+            self.sum_sq,
+            self.den_sum,
+            self.den_sum_sq,
+            self.sum_xy,
+            self.pre_sum,
+            self.pre_sum_sq,
+            self.sum_x_pre,
+        ]
+    }
+
+    /// The moments of `n` visitors with `sums` in the order of [`Moments::SUM_NAMES`].
+    pub fn from_sums(n: u64, sums: [f64; 8]) -> Moments {
+        let [sum, sum_sq, den_sum, den_sum_sq, sum_xy, pre_sum, pre_sum_sq, sum_x_pre] = sums;
+        Moments { n, sum, sum_sq, den_sum, den_sum_sq, sum_xy, pre_sum, pre_sum_sq, sum_x_pre }
+    }
+
     /// Adds another group's sums (visitors are disjoint).
     pub fn merge(&mut self, o: &Moments) {
         self.n += o.n;
@@ -41,23 +92,35 @@ impl Moments {
         self.den_sum += o.den_sum;
         self.den_sum_sq += o.den_sum_sq;
         self.sum_xy += o.sum_xy;
+        self.pre_sum += o.pre_sum;
+        self.pre_sum_sq += o.pre_sum_sq;
+        self.sum_x_pre += o.sum_x_pre;
     }
 
-    /// Adds one visitor with value `x` (and denominator `y`).
-    pub fn add_visitor(&mut self, x: f64, y: f64) {
+    /// Adds one visitor.
+    pub fn add_visitor(&mut self, v: VisitorValue) {
         self.n += 1;
-        self.apply_delta((0.0, 0.0), (x, y));
+        self.apply_delta(VisitorValue::ZERO, v);
     }
 
     /// Moves one visitor already counted from values `old` to `new`: the
     /// sums change by the difference, `n` stays.
-    pub fn apply_delta(&mut self, old: (f64, f64), new: (f64, f64)) {
-        let ((x0, y0), (x1, y1)) = (old, new);
-        self.sum += x1 - x0;
-        self.sum_sq += x1 * x1 - x0 * x0;
-        self.den_sum += y1 - y0;
-        self.den_sum_sq += y1 * y1 - y0 * y0;
-        self.sum_xy += x1 * y1 - x0 * y0;
+    pub fn apply_delta(&mut self, old: VisitorValue, new: VisitorValue) {
+        let (a, b) = (old, new);
+        self.sum += b.x - a.x;
+        self.sum_sq += b.x * b.x - a.x * a.x;
+        self.den_sum += b.y - a.y;
+        self.den_sum_sq += b.y * b.y - a.y * a.y;
+        self.sum_xy += b.x * b.y - a.x * a.y;
+        self.pre_sum += b.pre - a.pre;
+        self.pre_sum_sq += b.pre * b.pre - a.pre * a.pre;
+        self.sum_x_pre += b.x * b.pre - a.x * a.pre;
+    }
+
+    /// Whether any visitor has a covariate (CUPED has something to adjust
+    /// with).
+    pub fn has_covariate(&self) -> bool {
+        self.pre_sum != 0.0 || self.pre_sum_sq != 0.0
     }
 
     /// Whether two sets of sums agree to a relative tolerance (sums kept
@@ -70,6 +133,9 @@ impl Moments {
             && close(self.den_sum, o.den_sum)
             && close(self.den_sum_sq, o.den_sum_sq)
             && close(self.sum_xy, o.sum_xy)
+            && close(self.pre_sum, o.pre_sum)
+            && close(self.pre_sum_sq, o.pre_sum_sq)
+            && close(self.sum_x_pre, o.sum_x_pre)
     }
 }
 
@@ -102,7 +168,7 @@ fn difference(a: f64, b: f64) -> f64 {
 }
 
 /// `(Σx² − (Σx)²/n) / (n − 1)`, exactly 0 when every value is the same.
-fn sample_variance(n: f64, sum: f64, sum_sq: f64) -> f64 {
+pub(crate) fn sample_variance(n: f64, sum: f64, sum_sq: f64) -> f64 {
     if n <= 1.0 {
         0.0
     } else {
@@ -111,6 +177,15 @@ fn sample_variance(n: f64, sum: f64, sum_sq: f64) -> f64 {
 }
 
 impl MetricStatistic {
+    /// The same kind of statistic over other moments.
+    pub fn with_moments(&self, m: Moments) -> MetricStatistic {
+        match self {
+            MetricStatistic::Proportion(_) => MetricStatistic::Proportion(m),
+            MetricStatistic::Mean(_) => MetricStatistic::Mean(m),
+            MetricStatistic::Ratio(_) => MetricStatistic::Ratio(m),
+        }
+    }
+
     pub fn moments(&self) -> &Moments {
         match self {
             MetricStatistic::Proportion(m) | MetricStatistic::Mean(m) | MetricStatistic::Ratio(m) => m,
@@ -184,11 +259,12 @@ mod tests {
     #[test]
     fn delta_updates_equal_a_recount() {
         let mut kept = Moments::default();
-        kept.add_visitor(0.0, 0.0);
-        kept.apply_delta((0.0, 0.0), (30.0, 1.0));
-        kept.apply_delta((30.0, 1.0), (75.0, 2.0));
+        let v = |x, y, pre| VisitorValue { x, y, pre };
+        kept.add_visitor(VisitorValue::ZERO);
+        kept.apply_delta(VisitorValue::ZERO, v(30.0, 1.0, 12.0));
+        kept.apply_delta(v(30.0, 1.0, 12.0), v(75.0, 2.0, 20.0));
         let mut recount = Moments::default();
-        recount.add_visitor(75.0, 2.0);
+        recount.add_visitor(v(75.0, 2.0, 20.0));
         assert!(kept.approx_eq(&recount, 1e-12), "{kept:?} vs {recount:?}");
     }
 
@@ -196,17 +272,17 @@ mod tests {
     fn identical_values_have_exactly_zero_variance() {
         let mut m = Moments::default();
         for _ in 0..1000 {
-            m.add_visitor(0.1, 0.0);
+            m.add_visitor(VisitorValue { x: 0.1, ..VisitorValue::ZERO });
         }
         assert_eq!(MetricStatistic::Mean(m).variance(), 0.0, "{m:?}");
         let mut one_orderer = Moments::default();
-        one_orderer.add_visitor(87.3, 1.0);
+        one_orderer.add_visitor(VisitorValue { x: 87.3, y: 1.0, pre: 0.0 });
         for _ in 0..4999 {
-            one_orderer.add_visitor(0.0, 0.0);
+            one_orderer.add_visitor(VisitorValue::ZERO);
         }
         assert_eq!(MetricStatistic::Ratio(one_orderer).variance(), 0.0);
         let mut two = one_orderer;
-        two.add_visitor(20.0, 1.0);
+        two.add_visitor(VisitorValue { x: 20.0, y: 1.0, pre: 0.0 });
         assert!(MetricStatistic::Ratio(two).variance() > 0.0, "two different ratios do spread");
     }
 

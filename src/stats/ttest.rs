@@ -51,6 +51,33 @@ pub struct Comparison {
     pub not_computable: Option<NotComputable>,
 }
 
+/// What a comparison reads of one arm: a metric's plain statistic, or its
+/// CUPED-adjusted one.
+pub trait ArmStatistic {
+    /// Visitors.
+    fn n(&self) -> f64;
+    /// The estimate whose difference is the lift (adjusted under CUPED).
+    fn mean(&self) -> f64;
+    /// The metric's plain value, by which a relative lift is divided.
+    fn unadjusted_mean(&self) -> f64 {
+        self.mean()
+    }
+    /// Per-visitor variance of [`ArmStatistic::mean`]'s terms.
+    fn variance(&self) -> f64;
+}
+
+impl ArmStatistic for MetricStatistic {
+    fn n(&self) -> f64 {
+        MetricStatistic::n(self)
+    }
+    fn mean(&self) -> f64 {
+        MetricStatistic::mean(self)
+    }
+    fn variance(&self) -> f64 {
+        MetricStatistic::variance(self)
+    }
+}
+
 /// Variance of the lift estimate (per-visitor variances `va`, `vb`, means,
 /// arm sizes).
 ///
@@ -120,6 +147,10 @@ pub(crate) fn sequential_factor(n: f64, alpha: f64, tuning: f64) -> f64 {
 
 /// Compares `treatment` with `control` at level `alpha`.
 ///
+/// The lift is `(m_t − m_c)/|u_c|` with `m` the arms' estimates and `u`
+/// their plain values (equal unless CUPED adjusted the estimates), and the
+/// delta method's variance takes the plain values too, as gbstats does.
+///
 /// # Formula
 /// Fixed: `t = lift / se`, `p = 2·sf_t(|t|, dof)`, interval
 /// `lift ± q_t(1 − α/2, dof)·se`; the interval excludes 0 exactly when
@@ -129,12 +160,13 @@ pub(crate) fn sequential_factor(n: f64, alpha: f64, tuning: f64) -> f64 {
 /// half-width `s·sqrt(2(Nρ² + 1)·ln(sqrt(Nρ² + 1)/α) / (Nρ)²)`, and
 /// `p = min(1, 1/e)` with the e-value
 /// `e = exp(ρ²·(lift²N/se²)/(2(Nρ² + 1))) / sqrt(Nρ² + 1)`.
-pub fn compare(control: &MetricStatistic, treatment: &MetricStatistic, alpha: f64, inference: Inference) -> Comparison {
+pub fn compare<S: ArmStatistic>(control: &S, treatment: &S, alpha: f64, inference: Inference) -> Comparison {
     let (ma, mb) = (control.mean(), treatment.mean());
+    let (ua, ub) = (control.unadjusted_mean(), treatment.unadjusted_mean());
     let (va, vb) = (control.variance(), treatment.variance());
     let (na, nb) = (control.n(), treatment.n());
     let absolute_lift = mb - ma;
-    let blocked = if ma == 0.0 {
+    let blocked = if ma == 0.0 || ua == 0.0 {
         Some(NotComputable::ControlMeanZero)
     } else if va <= 0.0 || vb <= 0.0 {
         Some(NotComputable::ZeroVariance)
@@ -143,8 +175,8 @@ pub fn compare(control: &MetricStatistic, treatment: &MetricStatistic, alpha: f6
     };
     if let Some(reason) = blocked {
         return Comparison {
-            control_mean: ma,
-            treatment_mean: mb,
+            control_mean: ua,
+            treatment_mean: ub,
             absolute_lift,
             absolute_ci: (0.0, 0.0),
             relative_lift: 0.0,
@@ -156,9 +188,9 @@ pub fn compare(control: &MetricStatistic, treatment: &MetricStatistic, alpha: f6
         };
     }
 
-    let relative_lift = absolute_lift / ma.abs();
-    let rel_var = lift_variance(va, ma, na, vb, mb, nb, true);
-    let abs_var = lift_variance(va, ma, na, vb, mb, nb, false);
+    let relative_lift = absolute_lift / ua.abs();
+    let rel_var = lift_variance(va, ua, na, vb, ub, nb, true);
+    let abs_var = lift_variance(va, ua, na, vb, ub, nb, false);
     let dof = welch_dof(va, na, vb, nb);
     let (half, abs_half, p_value) = match inference {
         Inference::Fixed => {
@@ -179,8 +211,8 @@ pub fn compare(control: &MetricStatistic, treatment: &MetricStatistic, alpha: f6
         }
     };
     Comparison {
-        control_mean: ma,
-        treatment_mean: mb,
+        control_mean: ua,
+        treatment_mean: ub,
         absolute_lift,
         absolute_ci: (absolute_lift - abs_half, absolute_lift + abs_half),
         relative_lift,

@@ -14,7 +14,7 @@
 
 use crate::attribution::{metric_values, Tallies};
 use crate::experiment::{Catalog, Experiment};
-use crate::stats::Moments;
+use crate::stats::{Moments, VisitorValue};
 use crate::tracking::{Event, Exposure};
 
 use chrono::NaiveDate;
@@ -74,27 +74,27 @@ pub trait Ledger {
 /// apply it as an increment without reading the row first (PostgreSQL
 /// does, so replicas never read-modify-write a shared row):
 /// `n += visitors`, `Σx += x₁ − x₀`, `Σx² += x₁² − x₀²`, and likewise for
-/// `y`, `y²` and `x·y`.
+/// `y`, `y²`, `x·y`, `c`, `c²` and `x·c`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Change {
     pub visitors: i64,
-    pub old: (f64, f64),
-    pub new: (f64, f64),
+    pub old: VisitorValue,
+    pub new: VisitorValue,
 }
 
 impl Change {
-    /// A visitor joins the row with value `xy`.
-    pub fn add(xy: (f64, f64)) -> Change {
-        Change { visitors: 1, old: (0.0, 0.0), new: xy }
+    /// A visitor joins the row with value `v`.
+    pub fn add(v: VisitorValue) -> Change {
+        Change { visitors: 1, old: VisitorValue::ZERO, new: v }
     }
 
-    /// A visitor counted with `xy` leaves the row.
-    pub fn remove(xy: (f64, f64)) -> Change {
-        Change { visitors: -1, old: xy, new: (0.0, 0.0) }
+    /// A visitor counted with `v` leaves the row.
+    pub fn remove(v: VisitorValue) -> Change {
+        Change { visitors: -1, old: v, new: VisitorValue::ZERO }
     }
 
     /// A visitor already in the row moves from `old` to `new`.
-    pub fn delta(old: (f64, f64), new: (f64, f64)) -> Change {
+    pub fn delta(old: VisitorValue, new: VisitorValue) -> Change {
         Change { visitors: 0, old, new }
     }
 
@@ -146,15 +146,15 @@ fn apply_exposure<L: Ledger>(tx: &L, catalog: &Catalog, e: &Exposure) -> Result<
     let tally_key = TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() };
     if let Some(i) = previous {
         let old = tx.tallies(&tally_key)?;
-        for (metric, (x, y)) in metric_values(exp, catalog, &old) {
-            tx.update_aggregate(&aggregate_key(exp, &list[i], metric), Change::remove((x, y)))?;
+        for (metric, v) in metric_values(exp, catalog, &old) {
+            tx.update_aggregate(&aggregate_key(exp, &list[i], metric), Change::remove(v))?;
         }
         list[i] = e.clone();
     } else {
         list.push(e.clone());
     }
-    for (metric, (x, y)) in metric_values(exp, catalog, &tallies) {
-        tx.update_aggregate(&aggregate_key(exp, e, metric), Change::add((x, y)))?;
+    for (metric, v) in metric_values(exp, catalog, &tallies) {
+        tx.update_aggregate(&aggregate_key(exp, e, metric), Change::add(v))?;
     }
     tx.put_tallies(&tally_key, &tallies)?;
     tx.put_exposures(&e.visitor, &list)?;

@@ -106,7 +106,7 @@ pub fn expected(catalog: &Catalog, truth: &Truth) -> BTreeMap<AggregateKey, Mome
                 metric: metric.to_owned(),
             };
             let (a, b) = values[metric];
-            out.entry(key).or_default().add_visitor(a, b);
+            out.entry(key).or_default().add_visitor(offerlab::stats::VisitorValue { x: a, y: b, pre: 0.0 });
         }
     }
     out

@@ -8,7 +8,10 @@ use deadpool_postgres::Client;
 use crate::store::StoreError;
 
 /// Every migration, in order: (version, SQL).
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/postgres/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../../migrations/postgres/0002_covariates.sql")),
+];
 
 /// The advisory lock migrations run under ("offerlab" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6f66_6665_726c_6162;

@@ -152,11 +152,7 @@ impl PgStore {
         let rows = self.run(|pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             Ok(client
-                .query(
-                    "SELECT experiment, phase, variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy
-                     FROM aggregates",
-                    &[],
-                )
+                .query(&format!("SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS} FROM aggregates"), &[])
                 .await?)
         })?;
         Ok(rows
@@ -175,18 +171,14 @@ impl PgStore {
     }
 }
 
-/// The six sums of a row (`n`, `sum`, `sum_sq`, `den_sum`, `den_sum_sq`,
-/// `sum_xy`), from column `first` on: the store's aggregate rows and the
-/// warehouse query's alike.
+/// The columns [`moments_at`] reads: `n` and [`Moments::SUM_NAMES`].
+const SUM_COLUMNS: &str = "n, sum, sum_sq, den_sum, den_sum_sq, sum_xy, pre_sum, pre_sum_sq, sum_x_pre";
+
+/// A row's `n` and sums (the columns of [`SUM_COLUMNS`]), from column
+/// `first` on: the store's aggregate rows and the warehouse query's alike.
 pub(crate) fn moments_at(r: &tokio_postgres::Row, first: usize) -> Moments {
-    Moments {
-        n: u64::try_from(r.get::<_, i64>(first)).unwrap_or(0),
-        sum: r.get(first + 1),
-        sum_sq: r.get(first + 2),
-        den_sum: r.get(first + 3),
-        den_sum_sq: r.get(first + 4),
-        sum_xy: r.get(first + 5),
-    }
+    let n = u64::try_from(r.get::<_, i64>(first)).unwrap_or(0);
+    Moments::from_sums(n, std::array::from_fn(|i| r.get(first + 1 + i)))
 }
 
 impl Store for PgStore {
@@ -224,9 +216,11 @@ impl Store for PgStore {
             let client = pool.get().await.map_err(pool_error)?;
             Ok(client
                 .query(
-                    "SELECT variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy
-                     FROM aggregates WHERE experiment = $1 AND phase = $2
-                     ORDER BY variant, date, metric",
+                    &format!(
+                        "SELECT variant, date, metric, {SUM_COLUMNS}
+                         FROM aggregates WHERE experiment = $1 AND phase = $2
+                         ORDER BY variant, date, metric"
+                    ),
                     &[&id, &phase],
                 )
                 .await?)
@@ -490,13 +484,16 @@ mod sql {
          SELECT e, p, v, t::jsonb FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[]) AS u(e, p, v, t)
          ON CONFLICT (visitor, experiment, phase) DO UPDATE SET tallies = EXCLUDED.tallies";
     pub const ADD_AGGREGATES: &str = "INSERT INTO aggregates AS a
-             (experiment, phase, variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy)
+             (experiment, phase, variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq, sum_xy,
+              pre_sum, pre_sum_sq, sum_x_pre)
          SELECT * FROM unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[], $6::int8[],
-                              $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[])
+                              $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[],
+                              $12::float8[], $13::float8[], $14::float8[])
          ON CONFLICT (experiment, phase, variant, date, metric) DO UPDATE SET
              n = a.n + EXCLUDED.n, sum = a.sum + EXCLUDED.sum, sum_sq = a.sum_sq + EXCLUDED.sum_sq,
              den_sum = a.den_sum + EXCLUDED.den_sum, den_sum_sq = a.den_sum_sq + EXCLUDED.den_sum_sq,
-             sum_xy = a.sum_xy + EXCLUDED.sum_xy";
+             sum_xy = a.sum_xy + EXCLUDED.sum_xy, pre_sum = a.pre_sum + EXCLUDED.pre_sum,
+             pre_sum_sq = a.pre_sum_sq + EXCLUDED.pre_sum_sq, sum_x_pre = a.sum_x_pre + EXCLUDED.sum_x_pre";
     pub const DROP_EMPTY_AGGREGATES: &str = "DELETE FROM aggregates a
          USING unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[]) AS k(e, p, v, d, m)
          WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m
@@ -613,10 +610,9 @@ async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Resu
     let a_variants: Vec<i16> = keys.iter().map(|k| i16::try_from(k.variant).unwrap_or(i16::MAX)).collect();
     let a_dates: Vec<NaiveDate> = keys.iter().map(|k| k.date).collect();
     let a_metrics: Vec<&str> = keys.iter().map(|k| k.metric.as_str()).collect();
-    let d: Vec<&Moments> = c.aggregates.values().map(|x| &x.sums).collect();
-    let col = |f: fn(&Moments) -> f64| d.iter().map(|x| f(x)).collect::<Vec<f64>>();
+    let d: Vec<[f64; 8]> = c.aggregates.values().map(|x| x.sums.sums()).collect();
     let a_n: Vec<i64> = c.aggregates.values().map(|x| x.n).collect();
-    let sums = [col(|x| x.sum), col(|x| x.sum_sq), col(|x| x.den_sum), col(|x| x.den_sum_sq), col(|x| x.sum_xy)];
+    let sums: [Vec<f64>; 8] = std::array::from_fn(|i| d.iter().map(|s| s[i]).collect());
 
     let x_params: [&(dyn ToSql + Sync); 5] = [&x_visitors, &x_experiments, &x_phases, &x_variants, &x_ts];
     let e_params: [&(dyn ToSql + Sync); 5] = [&e_ids, &e_visitors, &e_names, &e_values, &e_ts];

@@ -67,9 +67,10 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// The layout this version writes. 1: one list of events per visitor and
 /// aggregates keyed by days since `start`; 2: events in chunks of 64,
 /// aggregates keyed by date, length-prefixed keys; 3: chunks of 8,
-/// aggregate rows as 48 bytes of binary sums. A folder of an older layout
-/// is rebuilt from its raw records at start.
-const FORMAT: u64 = 3;
+/// aggregate rows as 48 bytes of binary sums; 4: 72 bytes, with the CUPED
+/// covariate's sums. A folder of an older layout is rebuilt from its raw
+/// records at start.
+const FORMAT: u64 = 4;
 
 type Reply = tokio::sync::oneshot::Sender<Result<Vec<Outcome>, Arc<StoreError>>>;
 type Answer = tokio::sync::oneshot::Receiver<Result<Vec<Outcome>, Arc<StoreError>>>;
@@ -269,8 +270,8 @@ impl SledStore {
             for e in &list {
                 let Some(exp) = catalog.get(&e.experiment) else { continue };
                 let t = attributed(catalog, exp, e, &events);
-                for (metric, (x, y)) in metric_values(exp, catalog, &t) {
-                    aggregates.entry(aggregate_key(exp, e, metric)).or_insert_with(Moments::default).add_visitor(x, y);
+                for (metric, v) in metric_values(exp, catalog, &t) {
+                    aggregates.entry(aggregate_key(exp, e, metric)).or_insert_with(Moments::default).add_visitor(v);
                 }
                 tallies.push((
                     TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() },

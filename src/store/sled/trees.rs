@@ -153,36 +153,31 @@ impl Aggregates {
         .collect()
     }
 
-    /// A row's sums as 48 bytes: `n` then `Σx`, `Σx²`, `Σy`, `Σy²`, `Σxy`,
-    /// each 8 bytes big-endian. Every event changes a few rows, so their
-    /// encoding is on the hot path: JSON numbers cost a fifth of ingest.
-    pub fn encode_value(m: &Moments) -> [u8; 48] {
-        let mut out = [0u8; 48];
+    /// A row's sums as 72 bytes: `n` then the eight sums of
+    /// [`Moments::SUM_NAMES`], each 8 bytes big-endian. Every event changes
+    /// a few rows, so their encoding is on the hot path: JSON numbers cost
+    /// a fifth of ingest.
+    pub fn encode_value(m: &Moments) -> [u8; Self::VALUE_LEN] {
+        let mut out = [0u8; Self::VALUE_LEN];
         out[..8].copy_from_slice(&m.n.to_be_bytes());
-        for (i, x) in [m.sum, m.sum_sq, m.den_sum, m.den_sum_sq, m.sum_xy].iter().enumerate() {
+        for (i, x) in m.sums().iter().enumerate() {
             out[8 + 8 * i..16 + 8 * i].copy_from_slice(&x.to_bits().to_be_bytes());
         }
         out
     }
 
+    const VALUE_LEN: usize = 8 * (1 + Moments::SUM_NAMES.len());
+
     pub fn decode_value(key: &[u8], bytes: &[u8]) -> Result<Moments, Corrupt> {
-        let field = |i: usize| -> Option<[u8; 8]> { bytes.get(8 * i..8 * i + 8)?.try_into().ok() };
-        let float = |i: usize| field(i).map(|b| f64::from_bits(u64::from_be_bytes(b)));
-        let decoded = (bytes.len() == 48).then(|| {
-            Some(Moments {
-                n: u64::from_be_bytes(field(0)?),
-                sum: float(1)?,
-                sum_sq: float(2)?,
-                den_sum: float(3)?,
-                den_sum_sq: float(4)?,
-                sum_xy: float(5)?,
-            })
-        });
-        decoded.flatten().ok_or_else(|| Corrupt {
-            tree: Self::NAME,
-            key: describe(key),
-            detail: format!("{} bytes where a row's sums take 48", bytes.len()),
-        })
+        let field = |i: usize| u64::from_be_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        if bytes.len() != Self::VALUE_LEN {
+            return Err(Corrupt {
+                tree: Self::NAME,
+                key: describe(key),
+                detail: format!("{} bytes where a row's sums take {}", bytes.len(), Self::VALUE_LEN),
+            });
+        }
+        Ok(Moments::from_sums(field(0), std::array::from_fn(|i| f64::from_bits(field(i + 1)))))
     }
 
     pub fn of_phase(&self, experiment: &str, phase: u32) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
@@ -319,7 +314,7 @@ mod tests {
 
     #[test]
     fn aggregate_rows_round_trip_and_a_short_row_is_corrupt() {
-        let m = Moments { n: 3, sum: 2.5, sum_sq: -0.0, den_sum: 1e300, den_sum_sq: f64::MIN_POSITIVE, sum_xy: 7.25 };
+        let m = Moments::from_sums(3, [2.5, -0.0, 1e300, f64::MIN_POSITIVE, 7.25, 4.0, 16.0, -1.5]);
         let bytes = Aggregates::encode_value(&m);
         let back = Aggregates::decode_value(b"k", &bytes).unwrap();
         assert_eq!(back, m);
@@ -327,5 +322,6 @@ mod tests {
         let e = Aggregates::decode_value(b"k", &bytes[..40]).unwrap_err();
         assert!(e.to_string().contains("40 bytes"), "{e}");
         assert!(Aggregates::decode_value(b"k", b"{\"n\":1}").is_err(), "a JSON row of format 2 is not read as sums");
+        assert!(Aggregates::decode_value(b"k", &bytes[..48]).is_err(), "a row of format 3 is not read as sums");
     }
 }

@@ -10,13 +10,49 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::metric::EventTally;
+use crate::experiment::metric::{EventTally, Metric};
 use crate::experiment::{Catalog, Experiment};
 use crate::stats::VisitorValue;
 
-/// A visitor's attributed events for one test: event name → count and sum.
+/// A visitor's attributed events for one test.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tallies(pub BTreeMap<String, EventTally>);
+#[serde(from = "Stored", into = "Stored")]
+pub struct Tallies {
+    /// Event name → count and sum of the events at or after the first
+    /// exposure.
+    pub post: BTreeMap<String, EventTally>,
+    /// CUPED metric name → count and sum of its event in the metric's
+    /// pre-period, the days before the first exposure.
+    pub pre: BTreeMap<String, EventTally>,
+}
+
+/// Tallies as stored: a plain map of event names while there is no
+/// pre-period (the form every earlier version wrote), both parts otherwise.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Both { post: BTreeMap<String, EventTally>, pre: BTreeMap<String, EventTally> },
+    Post(BTreeMap<String, EventTally>),
+}
+
+impl From<Stored> for Tallies {
+    fn from(s: Stored) -> Self {
+        match s {
+            Stored::Both { post, pre } => Tallies { post, pre },
+            Stored::Post(post) => Tallies { post, pre: BTreeMap::new() },
+        }
+    }
+}
+
+impl From<Tallies> for Stored {
+    fn from(t: Tallies) -> Self {
+        if t.pre.is_empty() {
+            Stored::Post(t.post)
+        } else {
+            Stored::Both { post: t.post, pre: t.pre }
+        }
+    }
+}
 
 impl Tallies {
     /// Tallies of the events at or after `exposed_at`.
@@ -34,14 +70,34 @@ impl Tallies {
     }
 
     pub fn add(&mut self, name: &str, value: f64) {
-        let e = self.0.entry(name.to_owned()).or_default();
-        e.count += 1;
-        e.sum += value;
+        add_to(&mut self.post, name, value);
+    }
+
+    /// Counts an event of `metric`'s pre-period.
+    pub fn add_pre(&mut self, metric: &str, value: f64) {
+        add_to(&mut self.pre, metric, value);
     }
 
     pub fn get(&self, name: &str) -> EventTally {
-        self.0.get(name).copied().unwrap_or_default()
+        self.post.get(name).copied().unwrap_or_default()
     }
+
+    /// The pre-period tally of a CUPED metric.
+    pub fn pre(&self, metric: &str) -> EventTally {
+        self.pre.get(metric).copied().unwrap_or_default()
+    }
+}
+
+fn add_to(map: &mut BTreeMap<String, EventTally>, key: &str, value: f64) {
+    let e = map.entry(key.to_owned()).or_default();
+    e.count += 1;
+    e.sum += value;
+}
+
+/// Whether an event at `at` falls in `metric`'s CUPED pre-period for a
+/// visitor first exposed at `exposed_at`: `[exposed_at − days, exposed_at)`.
+pub fn in_pre_period(metric: &Metric, exposed_at: DateTime<Utc>, at: DateTime<Utc>) -> bool {
+    metric.cuped.is_some_and(|c| at < exposed_at && at >= exposed_at - chrono::Duration::days(i64::from(c.days)))
 }
 
 /// The visitor's value for each metric the test reports, in the order of
@@ -49,12 +105,16 @@ impl Tallies {
 pub fn metric_values<'e>(exp: &'e Experiment, catalog: &Catalog, tallies: &Tallies) -> Vec<(&'e str, VisitorValue)> {
     exp.all_metrics()
         .into_iter()
-        .filter_map(|name| {
-            let metric = catalog.metric(name)?;
-            let (x, y) = metric.visitor_value(&|event| tallies.get(event));
-            Some((name, VisitorValue { x, y, pre: 0.0 }))
-        })
+        .filter_map(|name| Some((name, metric_value(catalog.metric(name)?, tallies))))
         .collect()
+}
+
+/// The visitor's value for one metric: its `x` and `y` from the tallies
+/// after the first exposure, and its CUPED covariate from the pre-period.
+pub fn metric_value(metric: &Metric, tallies: &Tallies) -> VisitorValue {
+    let (x, y) = metric.visitor_value(&|event| tallies.get(event));
+    let pre = if metric.cuped.is_some() { metric.covariate(tallies.pre(&metric.name)) } else { 0.0 };
+    VisitorValue { x, y, pre }
 }
 
 #[cfg(test)]
@@ -75,5 +135,17 @@ mod tests {
         let t = Tallies::from_events(ts("2026-11-02T10:00:00Z"), events);
         assert_eq!(t.get("order"), EventTally { count: 2, sum: 90.0 });
         assert_eq!(t.get("return"), EventTally::default());
+    }
+
+    #[test]
+    fn tallies_without_a_pre_period_are_stored_as_before() {
+        let mut t = Tallies::default();
+        t.add("order", 20.0);
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"order":{"count":1,"sum":20.0}}"#);
+        t.add_pre("revenue_per_visitor", 35.0);
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Tallies>(&text).unwrap(), t);
+        let old: Tallies = serde_json::from_str(r#"{"order":{"count":2,"sum":5.5}}"#).unwrap();
+        assert_eq!(old.get("order"), EventTally { count: 2, sum: 5.5 });
     }
 }

@@ -11,6 +11,7 @@ pub mod assignment;
 pub mod attribution;
 pub mod auth;
 pub mod bucketing;
+pub mod capping;
 pub mod charts;
 pub mod config;
 pub mod cycles;

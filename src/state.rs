@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::allocation::{self, Check};
 use crate::analysis::{analyze, Report};
+use crate::capping::Collector;
 use crate::experiment::{load_dir, Catalog, Experiment, ValidationError, ValidationErrors};
 use crate::features::Features;
 use crate::metrics::Metrics;
@@ -57,9 +58,17 @@ impl AppState {
     }
 
     /// The report of one test as of `now` (the shop-local day of it).
+    /// Capped metrics are re-aggregated from the visitors' tallies first.
     pub fn report(&self, catalog: &Catalog, exp: &Experiment, now: DateTime<Utc>) -> Result<Report, StoreError> {
-        let rows = self.store.aggregate_rows(exp)?;
-        Ok(analyze(exp, catalog, &rows, exp.local_day(now)))
+        let mut rows = self.store.aggregate_rows(exp)?;
+        let mut caps = Collector::new(exp, catalog);
+        if caps.needed() {
+            self.store.visit_tallies(exp, &mut |v| caps.visit(v))?;
+        }
+        let capping = caps.apply(&mut rows);
+        let mut report = analyze(exp, catalog, &rows, exp.local_day(now));
+        report.capping = capping;
+        Ok(report)
     }
 }
 

@@ -10,7 +10,10 @@
 //! count is positive, a mean's the sum, a ratio's its two sides). Grouped
 //! by variant, shop-local day of the first exposure and metric:
 //! `n = count(*)`, `sum = Σx`, `sum_sq = Σx²`, `den_sum = Σy`,
-//! `den_sum_sq = Σy²`, `sum_xy = Σx·y`.
+//! `den_sum_sq = Σy²`, `sum_xy = Σx·y`, and for a CUPED metric its
+//! covariate `c` (the same value over the events of the days before the
+//! first exposure): `pre_sum = Σc`, `pre_sum_sq = Σc²`, `sum_x_pre = Σx·c`.
+//! Caps are not applied here: a capped metric's sums are of raw values.
 //!
 //! Table and column names are configurable ([`Layout`]) and always
 //! quoted as identifiers; the test's id, metric and event names come from
@@ -89,8 +92,8 @@ fn literal(s: &str) -> String {
 }
 
 /// The query that produces the test's aggregates (its current phase):
-/// columns `variant, date, metric, n, sum, sum_sq, den_sum, den_sum_sq,
-/// sum_xy`, the shape `offerlab analyze` reads.
+/// columns `variant, date, metric, n` and the sums of
+/// [`crate::stats::Moments::SUM_NAMES`], the shape `offerlab analyze` reads.
 pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String {
     let metrics: Vec<_> = exp.all_metrics().into_iter().filter_map(|m| catalog.metric(m)).collect();
     let mut events: Vec<&str> = metrics.iter().flat_map(|m| m.events()).collect();
@@ -126,19 +129,34 @@ pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> S
     let _ = writeln!(sql, "\n    ORDER BY {}, {}\n),", col(x, &layout.visitor_column), col(x, &layout.ts_column));
 
     let _ = writeln!(sql, "per_visitor AS (\n    SELECT f.visitor, f.variant, f.ts");
+    let tally = |sql: &mut String, only: String, suffix: String| {
+        let _ = writeln!(sql, "         , count({}) {only} AS c{suffix}", col(e, &layout.ts_column));
+        let _ = writeln!(sql, "         , coalesce(sum({}) {only}, 0) AS s{suffix}", col(e, &layout.value_column));
+    };
+    let ts = col(e, &layout.ts_column);
     for (i, event) in events.iter().enumerate() {
-        let only = format!("FILTER (WHERE {} = {})", col(e, &layout.name_column), literal(event));
-        let _ = writeln!(sql, "         , count({}) {only} AS c{i}", col(e, &layout.ts_column));
-        let _ = writeln!(sql, "         , coalesce(sum({}) {only}, 0) AS s{i}", col(e, &layout.value_column));
+        let only = format!("FILTER (WHERE {} = {} AND {ts} >= f.ts)", col(e, &layout.name_column), literal(event));
+        tally(&mut sql, only, i.to_string());
     }
+    // A CUPED metric's pre-period: [first exposure − days, first exposure).
+    let cuped: Vec<(usize, &str, u32)> =
+        metrics.iter().enumerate().filter_map(|(i, m)| Some((i, m.single_event()?, m.cuped?.days))).collect();
+    for (i, event, days) in &cuped {
+        let only = format!(
+            "FILTER (WHERE {} = {} AND {ts} < f.ts AND {ts} >= f.ts - interval '{days} days')",
+            col(e, &layout.name_column),
+            literal(event)
+        );
+        tally(&mut sql, only, format!("_pre{i}"));
+    }
+    let lookback = cuped.iter().map(|(_, _, d)| *d).max().unwrap_or(0);
     let names = events.iter().map(|n| literal(n)).collect::<Vec<_>>().join(", ");
     let _ = writeln!(sql, "    FROM first_exposure AS f");
     let _ = writeln!(
         sql,
-        "    LEFT JOIN {} AS {e} ON {} = f.visitor AND {} >= f.ts AND {} IN ({names})",
+        "    LEFT JOIN {} AS {e} ON {} = f.visitor AND {ts} >= f.ts - interval '{lookback} days' AND {} IN ({names})",
         ident(&layout.events_table),
         col(e, &layout.visitor_column),
-        col(e, &layout.ts_column),
         col(e, &layout.name_column)
     );
     let _ = writeln!(sql, "    GROUP BY f.visitor, f.variant, f.ts\n),");
@@ -146,7 +164,7 @@ pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> S
     let _ = writeln!(sql, "per_metric AS (");
     let _ = writeln!(
         sql,
-        "    SELECT p.variant, ((p.ts AT TIME ZONE 'UTC') + interval '{offset} seconds')::date AS date, m.metric, m.x, m.y"
+        "    SELECT p.variant, ((p.ts AT TIME ZONE 'UTC') + interval '{offset} seconds')::date AS date, m.metric, m.x, m.y, m.c"
     );
     let _ = writeln!(sql, "    FROM per_visitor AS p\n    CROSS JOIN LATERAL (VALUES");
     let side = |event: &str, how: Aggregate| match how {
@@ -155,7 +173,8 @@ pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> S
     };
     let values: Vec<String> = metrics
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(i, m)| {
             let (x, y) = match &m.kind {
                 MetricKind::Proportion { event } => {
                     (format!("CASE WHEN p.c{} > 0 THEN 1.0 ELSE 0.0 END::float8", slot(event)), "0.0::float8".into())
@@ -165,10 +184,15 @@ pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> S
                     (side(&numerator.event, numerator.aggregate), side(&denominator.event, denominator.aggregate))
                 }
             };
-            format!("        ({}, {x}, {y})", literal(&m.name))
+            let c = match &m.kind {
+                _ if m.cuped.is_none() => "0.0::float8".to_owned(),
+                MetricKind::Proportion { .. } => format!("CASE WHEN p.c_pre{i} > 0 THEN 1.0 ELSE 0.0 END::float8"),
+                _ => format!("p.s_pre{i}::float8"),
+            };
+            format!("        ({}, {x}, {y}, {c})", literal(&m.name))
         })
         .collect();
-    let _ = writeln!(sql, "{}\n    ) AS m(metric, x, y)\n)", values.join(",\n"));
+    let _ = writeln!(sql, "{}\n    ) AS m(metric, x, y, c)\n)", values.join(",\n"));
 
     let variant = if layout.variant_keys {
         "variant::text".to_owned()
@@ -181,7 +205,8 @@ pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> S
         sql,
         "SELECT {variant} AS variant, date, metric, count(*)::int8 AS n,\n       \
          sum(x)::float8 AS sum, sum(x * x)::float8 AS sum_sq, sum(y)::float8 AS den_sum,\n       \
-         sum(y * y)::float8 AS den_sum_sq, sum(x * y)::float8 AS sum_xy\n\
+         sum(y * y)::float8 AS den_sum_sq, sum(x * y)::float8 AS sum_xy,\n       \
+         sum(c)::float8 AS pre_sum, sum(c * c)::float8 AS pre_sum_sq, sum(x * c)::float8 AS sum_x_pre\n\
          FROM per_metric\nGROUP BY 1, date, metric\nORDER BY 1, date, metric;"
     );
     sql

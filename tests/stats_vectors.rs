@@ -1,10 +1,12 @@
 //! offerlab's statistics against the golden vectors gbstats 0.8, scipy and
 //! statsmodels wrote (tests/vectors/gen_stats.py), to 1e-6 relative.
 
+use offerlab::capping::capped_moments;
 use offerlab::cycles::consistency_p_value;
+use offerlab::experiment::metric::Cap;
 use offerlab::stats::{
     adjust, bayesian, compare, holm, sample_size_mean, sample_size_proportion, sample_size_proportion_relative,
-    sample_size_relative, srm_p_value, Bayesian, Inference, MetricStatistic, Moments, NotComputable,
+    sample_size_relative, srm_p_value, Bayesian, Inference, MetricStatistic, Moments, NotComputable, VisitorValue,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -272,5 +274,54 @@ fn cuped_matches_gbstats_regression_adjustment() {
         let plain = compare(&a, &b, 0.05, Inference::Fixed);
         let reduction = 1.0 - (adjusted.std_error / plain.std_error).powi(2);
         assert_close(reduction, c.variance_reduction, &format!("{what} variance reduction"));
+    }
+}
+
+#[test]
+fn capped_statistics_match_gbstats_on_capped_values() {
+    #[derive(Deserialize)]
+    struct RawCap {
+        absolute: Option<f64>,
+        percentile: Option<f64>,
+        ignore_zeros: Option<bool>,
+    }
+    #[derive(Deserialize)]
+    struct Case {
+        kind: String,
+        cap: RawCap,
+        values: [Vec<f64>; 2],
+        denominators: Option<[Vec<f64>; 2]>,
+        cap_value: f64,
+        capped_visitors: u64,
+        moments: [Moments; 2],
+        #[serde(flatten)]
+        expected: Expected,
+    }
+    let cases: Vec<Case> = serde_json::from_value(vectors()["capped"].clone()).unwrap();
+    assert!(cases.iter().any(|c| c.kind == "mean") && cases.iter().any(|c| c.kind == "ratio"));
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
+    for (i, c) in cases.iter().enumerate() {
+        let cap = match (c.cap.absolute, c.cap.percentile) {
+            (Some(a), _) => Cap::Absolute(a),
+            (None, Some(p)) => Cap::Percentile { percentile: p, ignore_zeros: c.cap.ignore_zeros.unwrap_or(false) },
+            _ => panic!("case {i}: no cap"),
+        };
+        let what = format!("case {i} ({} {:?})", c.kind, cap);
+        let mut visitors = Vec::new();
+        for arm in 0..2 {
+            for (j, x) in c.values[arm].iter().enumerate() {
+                let y = c.denominators.as_ref().map_or(0.0, |d| d[arm][j]);
+                visitors.push((arm as u16, day, VisitorValue { x: *x, y, pre: 0.0 }));
+            }
+        }
+        let (value, capped, sums) = capped_moments(cap, &visitors);
+        assert_close(value.unwrap(), c.cap_value, &format!("{what} cap"));
+        assert_eq!(capped, c.capped_visitors, "{what} capped visitors");
+        let arms: Vec<Moments> = (0..2).map(|arm| sums[&(arm, day)]).collect();
+        for (got, want) in arms.iter().zip(&c.moments) {
+            assert!(got.approx_eq(want, 1e-9), "{what}: {got:?} vs {want:?}");
+        }
+        let r = compare(&statistic(&c.kind, arms[0]), &statistic(&c.kind, arms[1]), 0.05, Inference::Fixed);
+        assert_expected(&r, &c.expected, 0.05, true, &what);
     }
 }

@@ -324,3 +324,51 @@ async fn validate_with_a_postgres_store_refuses_what_the_replicas_would_refuse()
     expose_a(&store, dir.path()).await;
     refuses_new_weights(dir.path(), ["--store".as_ref(), url.as_ref()]);
 }
+
+/// Adds `[extra]` with `body` to the committed metrics; returns the one
+/// error, which must name metrics.toml and a line of the new table.
+fn metric_error(body: &str) -> ValidationError {
+    let metrics = format!("{METRICS}\n[extra]\n{body}\n");
+    let line = METRICS.lines().count() + 2;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("metrics.toml"), &metrics).unwrap();
+    std::fs::write(dir.path().join("a.toml"), base("a")).unwrap();
+    let errors = load_dir(dir.path()).expect_err("folder should be refused").0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].file.ends_with("metrics.toml"), "{}", errors[0]);
+    let at = errors[0].line.expect("a line");
+    assert!((line..=line + body.lines().count()).contains(&at), "line {at}, table at {line}: {}", errors[0]);
+    errors.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_cap_needs_one_valid_form_on_a_metric_that_has_spread() {
+    let mean = "kind = \"mean\"\nevent = \"order\"\n";
+    for (body, says) in [
+        ("kind = \"proportion\"\nevent = \"order\"\ncap = { absolute = 1.0 }".to_owned(), "cannot be capped"),
+        (format!("{mean}cap = {{ absolute = 500.0, percentile = 0.99 }}"), "not both"),
+        (format!("{mean}cap = {{ ignore_zeros = true }}"), "needs absolute or percentile"),
+        (format!("{mean}cap = {{ absolute = -5.0 }}"), "must be a positive number"),
+        (format!("{mean}cap = {{ absolute = 5.0, ignore_zeros = true }}"), "percentile cap only"),
+        (format!("{mean}cap = {{ percentile = 99.0 }}"), "between 0 and 1, e.g. 0.99"),
+        (format!("{mean}cap = {{ percentile = 0.99, ignore_zero = true }}"), "unknown field `ignore_zero`"),
+    ] {
+        let e = metric_error(&body);
+        assert!(e.message.contains(says), "{body}: {e}");
+    }
+}
+
+#[test]
+fn cuped_adjusts_proportions_and_means_with_a_bounded_pre_period() {
+    let ratio = "kind = \"ratio\"\nnumerator = { event = \"order\", aggregate = \"sum\" }\n\
+                 denominator = { event = \"order\", aggregate = \"count\" }\n";
+    for (body, says) in [
+        (format!("{ratio}cuped = {{ days = 14 }}"), "CUPED adjusts proportion and mean metrics only"),
+        ("kind = \"mean\"\nevent = \"order\"\ncuped = { days = 0 }".to_owned(), "1 to 90 (got 0)"),
+        ("kind = \"mean\"\nevent = \"order\"\ncuped = { days = 400 }".to_owned(), "1 to 90 (got 400)"),
+        ("kind = \"mean\"\nevent = \"order\"\ncuped = { weeks = 2 }".to_owned(), "unknown field `weeks`"),
+    ] {
+        let e = metric_error(&body);
+        assert!(e.message.contains(says), "{body}: {e}");
+    }
+}

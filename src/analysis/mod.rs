@@ -184,6 +184,10 @@ pub struct Report {
     pub consistency: Option<Consistency>,
     pub daily: Vec<DailyPoint>,
     pub verdict: Verdict,
+    /// What each capped metric's cap did; filled by the caller that
+    /// re-aggregated the capped metrics ([`crate::capping`]), empty when
+    /// the aggregates came capped (or not) from elsewhere.
+    pub capping: Vec<crate::capping::CapApplied>,
 }
 
 impl Report {
@@ -507,6 +511,7 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
         consistency: None,
         daily,
         verdict: Verdict::placeholder(),
+        capping: Vec::new(),
     };
     report.consistency = consistency(&report, exp.stats.power);
     report.verdict = verdict::decide(&report);

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
+use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
 use crate::tracking::{Event, Exposure};
 
@@ -143,6 +144,11 @@ pub trait Store: Send + Sync {
 
     /// The per-day aggregates of the test's current phase, as rows.
     fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError>;
+
+    /// Calls `visit` with every exposed visitor of the test's current phase,
+    /// their first exposure and tallies: the pass a capped metric's report
+    /// re-aggregates from ([`crate::capping`]).
+    fn visit_tallies(&self, exp: &Experiment, visit: &mut dyn FnMut(VisitorTallies<'_>)) -> Result<(), StoreError>;
 
     /// Visitors exposed in earlier phases of a test (left out of its report).
     fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError>;

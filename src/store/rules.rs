@@ -12,8 +12,8 @@
 //! - Only event names a test's metrics read are tallied, so one event costs
 //!   the same whatever the visitor's history.
 
-use crate::attribution::{metric_values, Tallies};
-use crate::experiment::{Catalog, Experiment};
+use crate::attribution::{in_pre_period, metric_values, Tallies};
+use crate::experiment::{Catalog, Experiment, Metric};
 use crate::stats::{Moments, VisitorValue};
 use crate::tracking::{Event, Exposure};
 
@@ -105,12 +105,26 @@ impl Change {
 }
 
 /// The visitor's tallies for one exposure: their events at or after it, of
-/// the names the test's metrics read.
+/// the names the test's metrics read, and for each CUPED metric its
+/// event's tally in the pre-period.
 pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[Event]) -> Tallies {
-    Tallies::from_events(
+    let mut t = Tallies::from_events(
         e.ts,
         events.iter().filter(|ev| catalog.reads(exp, &ev.name)).map(|ev| (ev.name.as_str(), ev.value, ev.ts)),
-    )
+    );
+    for metric in cuped_metrics(catalog, exp) {
+        for ev in events.iter().filter(|ev| Some(ev.name.as_str()) == metric.single_event()) {
+            if in_pre_period(metric, e.ts, ev.ts) {
+                t.add_pre(&metric.name, ev.value);
+            }
+        }
+    }
+    t
+}
+
+/// The test's metrics with a CUPED covariate.
+fn cuped_metrics<'c>(catalog: &'c Catalog, exp: &'c Experiment) -> impl Iterator<Item = &'c Metric> {
+    exp.all_metrics().into_iter().filter_map(|m| catalog.metric(m)).filter(|m| m.cuped.is_some())
 }
 
 pub fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &str) -> AggregateKey {
@@ -162,7 +176,8 @@ fn apply_exposure<L: Ledger>(tx: &L, catalog: &Catalog, e: &Exposure) -> Result<
 }
 
 /// An event updates the tallies, and the aggregates of the metrics that read
-/// it, of every test the visitor was first exposed to at or before it. Its
+/// it, of every test the visitor was first exposed to at or before it, and
+/// the covariate of every CUPED metric whose pre-period it falls in. Its
 /// cost does not depend on how many events the visitor already has.
 fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outcome, L::Error> {
     match tx.event_by_id(ev)? {
@@ -171,19 +186,31 @@ fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outco
         Stored::New => {}
     }
     tx.put_event(ev)?;
-    for x in tx.exposures_of(&ev.visitor)?.iter().filter(|x| x.ts <= ev.ts) {
+    for x in tx.exposures_of(&ev.visitor)? {
         let Some(exp) = catalog.get(&x.experiment) else { continue };
         if !catalog.reads(exp, &ev.name) {
+            continue;
+        }
+        let pre_of: Vec<&str> = cuped_metrics(catalog, exp)
+            .filter(|m| m.single_event() == Some(ev.name.as_str()) && in_pre_period(m, x.ts, ev.ts))
+            .map(|m| m.name.as_str())
+            .collect();
+        if x.ts > ev.ts && pre_of.is_empty() {
             continue;
         }
         let key = TallyKey { experiment: x.experiment.clone(), phase: x.phase, visitor: x.visitor.clone() };
         let old = tx.tallies(&key)?;
         let mut new = old.clone();
-        new.add(&ev.name, ev.value);
+        if x.ts <= ev.ts {
+            new.add(&ev.name, ev.value);
+        }
+        for metric in pre_of {
+            new.add_pre(metric, ev.value);
+        }
         let before = metric_values(exp, catalog, &old);
         for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {
             if old_xy != new_xy {
-                tx.update_aggregate(&aggregate_key(exp, x, metric), Change::delta(old_xy, new_xy))?;
+                tx.update_aggregate(&aggregate_key(exp, &x, metric), Change::delta(old_xy, new_xy))?;
             }
         }
         tx.put_tallies(&key, &new)?;

@@ -97,7 +97,10 @@ async fn daily_csv_holds_the_aggregates() {
     let (status, csv) = text(&app, "/api/v1/experiments/running-cart/daily.csv").await;
     assert_eq!(status, 200);
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy"));
+    assert_eq!(
+        lines.next(),
+        Some("variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy,pre_sum,pre_sum_sq,sum_x_pre")
+    );
     let visitors: u64 = lines
         .filter(|l| l.contains(",upsell_acceptance,"))
         .map(|l| l.split(',').nth(3).unwrap().parse::<u64>().unwrap())

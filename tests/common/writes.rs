@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::{load_dir, Catalog};
-use offerlab::stats::Moments;
+use offerlab::stats::{Moments, VisitorValue};
 use offerlab::store::rules::AggregateKey;
 use offerlab::store::{Store, Write};
 use offerlab::tracking::{Event, Exposure};
@@ -88,6 +88,17 @@ pub fn expected(catalog: &Catalog, truth: &Truth) -> BTreeMap<AggregateKey, Mome
         let mine: Vec<&Event> = truth.events.values().filter(|e| &e.visitor == v && e.ts >= x.ts).collect();
         let count = |n: &str| mine.iter().filter(|e| e.name == n).count() as f64;
         let order_value: f64 = mine.iter().filter(|e| e.name == "order").map(|e| e.value).sum();
+        // The CUPED covariates (metrics.toml: 14 days before first exposure).
+        let pre_orders: Vec<f64> = truth
+            .events
+            .values()
+            .filter(|e| &e.visitor == v && e.name == "order" && e.ts < x.ts && e.ts >= x.ts - Duration::days(14))
+            .map(|e| e.value)
+            .collect();
+        let pre = BTreeMap::from([
+            ("order_conversion", f64::from(!pre_orders.is_empty())),
+            ("revenue_per_visitor", pre_orders.iter().sum()),
+        ]);
         let values = BTreeMap::from([
             ("upsell_acceptance", (f64::from(count("upsell_accepted") > 0.0), 0.0)),
             ("cart_offer_acceptance", (f64::from(count("cart_offer_accepted") > 0.0), 0.0)),
@@ -106,7 +117,8 @@ pub fn expected(catalog: &Catalog, truth: &Truth) -> BTreeMap<AggregateKey, Mome
                 metric: metric.to_owned(),
             };
             let (a, b) = values[metric];
-            out.entry(key).or_default().add_visitor(offerlab::stats::VisitorValue { x: a, y: b, pre: 0.0 });
+            let pre = pre.get(metric).copied().unwrap_or(0.0);
+            out.entry(key).or_default().add_visitor(VisitorValue { x: a, y: b, pre });
         }
     }
     out

@@ -42,10 +42,11 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use super::rules::{apply, AggregateKey, TallyKey};
-use super::{FlushObserver, Health, Outcome, Recorded, Store, StoreError, Write};
+use super::{Corrupt, FlushObserver, Health, Outcome, Recorded, Store, StoreError, Write};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
+use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
@@ -232,6 +233,33 @@ impl Store for PgStore {
                 Some(AggregateRow { variant, date: r.get(1), metric: r.get(2), moments: moments_at(r, 3) })
             })
             .collect())
+    }
+
+    fn visit_tallies(&self, exp: &Experiment, visit: &mut dyn FnMut(VisitorTallies<'_>)) -> Result<(), StoreError> {
+        let (id, phase) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version));
+        let rows = self.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            Ok(client
+                .query(
+                    "SELECT x.variant, x.ts, t.visitor, t.tallies::text
+                     FROM tallies AS t
+                     JOIN exposures AS x USING (visitor, experiment, phase)
+                     WHERE t.experiment = $1 AND t.phase = $2",
+                    &[&id, &phase],
+                )
+                .await?)
+        })?;
+        for r in &rows {
+            let text: &str = r.get(3);
+            let tallies: Tallies = serde_json::from_str(text).map_err(|e| Corrupt {
+                tree: "tallies",
+                key: r.get::<_, String>(2),
+                detail: e.to_string(),
+            })?;
+            let variant = u16::try_from(r.get::<_, i16>(0)).unwrap_or(u16::MAX);
+            visit(VisitorTallies { variant, ts: r.get(1), tallies: &tallies });
+        }
+        Ok(())
     }
 
     fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {

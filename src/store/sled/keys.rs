@@ -52,12 +52,19 @@ pub fn event_chunk_key(visitor: &str, chunk: u32) -> Vec<u8> {
     k
 }
 
+/// The prefix of every `tallies` and `aggregates` key of one phase of one
+/// test, so a test's phase scans by prefix.
+pub fn phase_prefix(experiment: &str, phase: u32) -> Vec<u8> {
+    let mut k = Vec::new();
+    push_str(&mut k, experiment);
+    k.extend_from_slice(&phase.to_be_bytes());
+    k
+}
+
 /// `tallies`: one key per (test, phase, visitor).
 impl TallyKey {
     pub fn encode(&self) -> Vec<u8> {
-        let mut k = Vec::new();
-        push_str(&mut k, &self.experiment);
-        k.extend_from_slice(&self.phase.to_be_bytes());
+        let mut k = phase_prefix(&self.experiment, self.phase);
         push_str(&mut k, &self.visitor);
         k
     }
@@ -74,18 +81,10 @@ impl TallyKey {
 /// test's phase scans by prefix and its days in order.
 impl AggregateKey {
     pub fn encode(&self) -> Vec<u8> {
-        let mut k = Self::prefix(&self.experiment, self.phase);
+        let mut k = phase_prefix(&self.experiment, self.phase);
         k.extend_from_slice(&self.variant.to_be_bytes());
         k.extend_from_slice(&i32_key(self.date.num_days_from_ce()));
         push_str(&mut k, &self.metric);
-        k
-    }
-
-    /// Every aggregate of one phase of one test.
-    pub fn prefix(experiment: &str, phase: u32) -> Vec<u8> {
-        let mut k = Vec::new();
-        push_str(&mut k, experiment);
-        k.extend_from_slice(&phase.to_be_bytes());
         k
     }
 
@@ -120,7 +119,7 @@ mod tests {
         for d in ["0001-01-01", "1969-12-31", "2026-11-02", "9999-12-31"] {
             let a = AggregateKey { experiment: "x".into(), phase: 1, variant: 2, date: date(d), metric: "aov".into() };
             assert_eq!(AggregateKey::decode(&a.encode()), Some(a.clone()));
-            assert!(a.encode().starts_with(&AggregateKey::prefix("x", 1)));
+            assert!(a.encode().starts_with(&phase_prefix("x", 1)));
         }
         assert_eq!(TallyKey::decode(b"\x00\x09short"), None);
         assert_eq!(visitor_key("v-1"), b"v-1");
@@ -158,7 +157,7 @@ mod tests {
             metric: "m".into(),
         }
         .encode();
-        assert!(!long.starts_with(&AggregateKey::prefix("a", 1)));
+        assert!(!long.starts_with(&phase_prefix("a", 1)));
     }
 
     #[test]

@@ -42,10 +42,11 @@ use super::{FlushObserver, Health, Outcome, Recorded, Store, StoreError, Write};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::{metric_values, Tallies};
+use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
-use keys::{AggregateKey, TallyKey};
+use keys::{phase_prefix, AggregateKey, TallyKey};
 use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, TxResult, VisitorEvents, Visitors};
 
 /// Tallies and aggregates recomputed from the raw records.
@@ -355,6 +356,19 @@ impl Store for SledStore {
             })
             .collect())
     }
+    /// A prefix scan of the phase's tallies, with a point read of each
+    /// visitor's exposures for their variant and time.
+    fn visit_tallies(&self, exp: &Experiment, visit: &mut dyn FnMut(VisitorTallies<'_>)) -> Result<(), StoreError> {
+        let trees = self.shared.trees()?;
+        for kv in trees.tallies.of_phase(exp.id.as_str(), exp.allocation_version) {
+            let (key, tallies) = kv?;
+            let exposures = trees.exposures.of_visitor(&key.visitor)?;
+            if let Some(x) = exposures.iter().find(|x| x.experiment == key.experiment && x.phase == key.phase) {
+                visit(VisitorTallies { variant: x.variant, ts: x.ts, tallies: &tallies });
+            }
+        }
+        Ok(())
+    }
     /// Visitors exposed in earlier phases of a test (left out of its report).
     fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
         let trees = self.shared.trees()?;
@@ -373,7 +387,7 @@ impl Store for SledStore {
     /// Whether one phase of a test has any recorded exposure.
     fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
         let trees = self.shared.trees()?;
-        Ok(trees.aggregates.0.scan_prefix(AggregateKey::prefix(experiment, phase)).next().transpose()?.is_some())
+        Ok(trees.aggregates.0.scan_prefix(phase_prefix(experiment, phase)).next().transpose()?.is_some())
     }
     /// The allocation last accepted for a test.
     fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {

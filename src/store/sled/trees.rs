@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Tree;
 
-use super::keys::{describe, event_chunk_key, visitor_key, AggregateKey, TallyKey};
+use super::keys::{describe, event_chunk_key, phase_prefix, visitor_key, AggregateKey, TallyKey};
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
 use crate::stats::Moments;
@@ -60,6 +60,12 @@ pub struct Exposures(pub(super) Tree);
 
 impl Exposures {
     pub const NAME: &'static str = "exposures";
+
+    /// A visitor's first exposures.
+    pub fn of_visitor(&self, visitor: &str) -> Result<Vec<Exposure>, StoreError> {
+        let key = visitor_key(visitor);
+        Ok(self.0.get(key)?.map(|v| decode(Self::NAME, key, &v)).transpose()?.unwrap_or_default())
+    }
 
     /// Every stored exposure, visitor by visitor.
     pub fn all(&self) -> impl Iterator<Item = Result<Vec<Exposure>, StoreError>> + '_ {
@@ -131,6 +137,23 @@ pub struct TallyTree(pub(super) Tree);
 
 impl TallyTree {
     pub const NAME: &'static str = "tallies";
+
+    /// Every visitor's tallies in one phase of one test.
+    pub fn of_phase(
+        &self,
+        experiment: &str,
+        phase: u32,
+    ) -> impl Iterator<Item = Result<(TallyKey, Tallies), StoreError>> {
+        self.0.scan_prefix(phase_prefix(experiment, phase)).map(|kv| {
+            let (k, v) = kv?;
+            let key = TallyKey::decode(&k).ok_or_else(|| Corrupt {
+                tree: Self::NAME,
+                key: describe(&k),
+                detail: "not a (test, phase, visitor) key".into(),
+            })?;
+            Ok((key, decode(Self::NAME, &k, &v)?))
+        })
+    }
 }
 
 /// Per-day sufficient statistics: (test, phase, variant, date, metric) → sums.
@@ -181,7 +204,7 @@ impl Aggregates {
     }
 
     pub fn of_phase(&self, experiment: &str, phase: u32) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
-        Self::decode_rows(self.0.scan_prefix(AggregateKey::prefix(experiment, phase)))
+        Self::decode_rows(self.0.scan_prefix(phase_prefix(experiment, phase)))
     }
 
     pub fn all(&self) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {

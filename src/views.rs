@@ -9,7 +9,9 @@ use askama::Template;
 use crate::analysis::{Arm, Direction, Lift, MetricReport, Report, Role};
 use chrono::NaiveDate;
 
+use crate::capping::CapApplied;
 use crate::charts::{points, Chart, Scale, Series, COLORS, DASHES};
+use crate::experiment::metric::Cap;
 use crate::experiment::{Experiment, Status};
 use crate::format::{self, days, format_value, level, pct, signed_pct, thousands};
 
@@ -144,6 +146,8 @@ pub struct MetricTable {
     /// Whether the table shows the Bayesian columns (the primary metric).
     pub bayesian: bool,
     pub rows: Vec<MetricRow>,
+    /// What capping and CUPED did to this metric, one sentence each.
+    pub notes: Vec<String>,
 }
 
 fn format_sum(kind: &str, arm: &Arm) -> String {
@@ -191,6 +195,52 @@ fn per_visitor_worth(absolute_lift: f64) -> String {
     )
 }
 
+/// "Capped at 412.50 (the 99th percentile of non-zero values): 31 of
+/// 3,100 visitors were above it."
+fn cap_note(c: &CapApplied) -> String {
+    let Some(value) = c.value else {
+        return "Capping: no values yet to take the percentile of, so nothing is capped.".to_owned();
+    };
+    let what = match c.cap {
+        Cap::Absolute(_) => "a fixed cap".to_owned(),
+        Cap::Percentile { percentile, ignore_zeros } => format!(
+            "the {} percentile of {} values, all variants together",
+            ordinal(percentile * 100.0),
+            if ignore_zeros { "non-zero" } else { "all" }
+        ),
+    };
+    format!(
+        "Each visitor's value is capped at {value:.2} ({what}): {} of {} visitors were above it.",
+        thousands(c.capped_visitors),
+        thousands(c.visitors)
+    )
+}
+
+/// `99.0` → "99th", `99.5` → "99.5th", `2.0` → "2nd".
+fn ordinal(x: f64) -> String {
+    let text = if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x}") };
+    let suffix = match (x as u64 % 100, x as u64 % 10, x.fract() == 0.0) {
+        (11..=13, _, true) | (_, _, false) => "th",
+        (_, 1, _) => "st",
+        (_, 2, _) => "nd",
+        (_, 3, _) => "rd",
+        _ => "th",
+    };
+    format!("{text}{suffix}")
+}
+
+/// "CUPED: the pre-period explains 23.0% of the lift's variance, so
+/// intervals are 12.3% narrower than without it."
+fn cuped_note(m: &MetricReport) -> Option<String> {
+    let effects: Vec<_> = m.lifts.iter().filter_map(|l| l.cuped).collect();
+    let least = effects.iter().map(|e| e.variance_reduction).min_by(f64::total_cmp)?;
+    Some(format!(
+        "CUPED: the visitors' values before their first exposure explain {} of the lift's variance, so intervals are {} narrower than without it.",
+        pct(least.max(0.0)),
+        pct(1.0 - (1.0 - least.clamp(0.0, 1.0)).sqrt())
+    ))
+}
+
 fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
     let rows = m
         .arms
@@ -233,6 +283,7 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
         p_note: if m.role == Role::Primary { "p-value (Holm-corrected)" } else { "p-value" },
         bayesian: m.role == Role::Primary,
         rows,
+        notes: report.capping.iter().filter(|c| c.metric == m.name).map(cap_note).chain(cuped_note(m)).collect(),
     }
 }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use offerlab::config::Settings;
-use offerlab::startup::Application;
+use offerlab::startup::{Application, StartupError};
+use offerlab::store::StoreError;
 use serde_json::Value;
 
 pub const METRICS: &str = include_str!("../../experiments/metrics.toml");
@@ -109,6 +110,10 @@ pub async fn spawn_app_configured(defs: &[(String, String)], configure: impl FnO
     settings.workers = Some(2);
     configure(&mut settings);
     let app = Application::build(&settings).expect("server builds");
+    start(app, experiments, data, root)
+}
+
+fn start(app: Application, experiments: PathBuf, data: PathBuf, root: tempfile::TempDir) -> TestApp {
     let state = app.state();
     let port = app.port();
     let handle = app.handle();
@@ -170,6 +175,28 @@ impl TestApp {
 
     pub async fn stop(&self) {
         self.handle.stop(true).await;
+    }
+
+    /// Stops the server, closes its store and starts a new server on the
+    /// same folders. The closed store lets go of the data folder once its
+    /// last reader does, so the new one waits (10 s at most) for the lock.
+    pub async fn restart(self) -> TestApp {
+        self.stop().await;
+        let TestApp { experiments, data, state, _root, .. } = self;
+        state.store.close().expect("the store closes cleanly");
+        drop(state);
+        let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), data.clone(), experiments.clone());
+        settings.workers = Some(2);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Application::build(&settings) {
+                Ok(app) => return start(app, experiments, data, _root),
+                Err(StartupError::Store(StoreError::Locked(_))) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("the server does not restart: {e}"),
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod allocation;
 mod assign;
+mod capping;
 #[path = "../common/mod.rs"]
 mod common;
 mod fuzz;

@@ -141,19 +141,23 @@ impl Trees {
 /// What the writer thread shares with the store's readers.
 struct Shared {
     path: PathBuf,
-    /// `None` only while the writer reopens a failed database.
+    /// `None` while the writer reopens a failed database, and for good
+    /// once the store is closed.
     trees: RwLock<Option<Trees>>,
+    closed: std::sync::atomic::AtomicBool,
     health: Health,
     flush_observer: Mutex<Option<FlushObserver>>,
 }
 
 impl Shared {
     fn trees(&self) -> Result<Trees, StoreError> {
-        self.trees
-            .read()
-            .expect("trees lock")
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable(self.health.get().unwrap_or_else(|| "reopening".into())))
+        self.trees.read().expect("trees lock").clone().ok_or_else(|| {
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                StoreError::Closed
+            } else {
+                StoreError::Unavailable(self.health.get().unwrap_or_else(|| "reopening".into()))
+            }
+        })
     }
 
     /// Drops the failed database and opens it again; sled refuses every
@@ -199,6 +203,7 @@ impl SledStore {
         let shared = Arc::new(Shared {
             path: path.to_owned(),
             trees: RwLock::new(Some(trees)),
+            closed: std::sync::atomic::AtomicBool::new(false),
             health: Health::default(),
             flush_observer: Mutex::new(None),
         });
@@ -417,10 +422,15 @@ impl Store for SledStore {
         if let Some(w) = self.writer.lock().expect("writer lock").take() {
             let _ = w.join();
         }
-        if let Some(reason) = self.shared.health.get() {
-            return Err(StoreError::Unavailable(reason));
-        }
-        self.shared.trees()?.sync()
+        let result = match self.shared.health.get() {
+            Some(reason) => Err(StoreError::Unavailable(reason)),
+            None => self.shared.trees().and_then(|t| t.sync()),
+        };
+        // Let go of the folder (and its lock) as soon as the last reader
+        // does, so the same process may open it again.
+        self.shared.closed.store(true, std::sync::atomic::Ordering::Release);
+        *self.shared.trees.write().expect("trees lock") = None;
+        result
     }
 }
 

@@ -118,6 +118,15 @@ enum Command {
         /// `{"path", "body"}`), to replay against another deployment.
         #[arg(long)]
         record: Option<PathBuf>,
+        /// Add rare wholesale orders (heavy-tailed order values), to see
+        /// what capping does.
+        #[arg(long)]
+        outliers: bool,
+        /// Share of visitors (0 to 1) who are returning customers: they
+        /// ordered in the two weeks before their visit and spend alike
+        /// after it, so CUPED has a pre-period to adjust with.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
+        returning: f64,
     },
     /// Print the assignment a storefront would get for one visitor and test.
     Assign {
@@ -157,6 +166,13 @@ fn check_against_postgres(url: &str, catalog: &offerlab::experiment::Catalog) ->
     let one = |message: String| ValidationErrors(vec![ValidationError { file: "--store".into(), line: None, message }]);
     let store = PgStore::open(url).map_err(|e| one(e.to_string()))?;
     allocations_to_record(&store, catalog).map(|_| ())
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("\"{s}\" is not a share between 0 and 1, e.g. 0.4")),
+    }
 }
 
 fn parse_attr(s: &str) -> Result<(String, String), String> {
@@ -210,22 +226,29 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Analyze { experiment, aggregates, postgres, layout, metrics, now } => {
             let catalog = load_file(&experiment, metrics.as_deref()).map_err(|e| e.to_string())?;
             let exp = catalog.experiments().next().expect("one experiment").clone();
-            let (rows, source) = match (aggregates, postgres) {
+            // Caps are applied by the warehouse query; a file holds sums
+            // that are taken as given.
+            let (rows, capping, source) = match (aggregates, postgres) {
                 (Some(path), _) => {
                     let file =
                         std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                    (read_aggregates(file).map_err(|e| format!("{}: {e}", path.display()))?, path.display().to_string())
+                    let rows = read_aggregates(file).map_err(|e| format!("{}: {e}", path.display()))?;
+                    for (metric, _) in offerlab::capping::capped_metrics(&exp, &catalog) {
+                        eprintln!(
+                            "note: {metric} is capped in metrics.toml, but {} holds sums, not visitors' values: they are analysed as given, so cap them where they are made",
+                            path.display()
+                        );
+                    }
+                    (rows, Vec::new(), path.display().to_string())
                 }
                 (None, Some(url)) => {
-                    let sql = warehouse::aggregates_sql(&exp, &catalog, &layout);
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .map_err(|e| e.to_string())?;
-                    (
-                        rt.block_on(warehouse::fetch(&url, &sql)).map_err(|e| e.to_string())?,
-                        "the warehouse query".to_owned(),
-                    )
+                    let (rows, capping) =
+                        rt.block_on(warehouse::fetch(&url, &exp, &catalog, &layout)).map_err(|e| e.to_string())?;
+                    (rows, capping, "the warehouse query".to_owned())
                 }
                 (None, None) => return Err("pass --aggregates FILE or --postgres URL".into()),
             };
@@ -235,7 +258,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 return Err(format!("{}\n{} problem(s); nothing was analysed", lines.join("\n"), problems.len()));
             }
             let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));
-            let report = analyze(&exp, &catalog, &rows, today);
+            let mut report = analyze(&exp, &catalog, &rows, today);
+            report.capping = capping;
             println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             Ok(ExitCode::SUCCESS)
         }
@@ -268,7 +292,18 @@ fn run(command: Command) -> Result<ExitCode, String> {
             println!("rebuilt {rows} aggregate rows from {exposures} exposures and {events} events");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { url, days, visitors_per_day, seed, effects, write_key, read_key, record } => {
+        Command::Simulate {
+            url,
+            days,
+            visitors_per_day,
+            seed,
+            effects,
+            write_key,
+            read_key,
+            record,
+            outliers,
+            returning,
+        } => {
             let sim = Simulation {
                 url: url.clone(),
                 days,
@@ -279,6 +314,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 read_key,
                 progress: true,
                 record,
+                outliers,
+                returning,
             };
             let summary = simulate::run(&sim, chrono::Utc::now()).map_err(|e| e.to_string())?;
             println!(

@@ -8,7 +8,11 @@
 //! rate their variant truly has (the test's baseline, times `1 + effect`
 //! for a configured effect), order with skewed (log-normal) order values
 //! and sometimes return items. Timestamps spread over the simulated days,
-//! ending now, so business cycles complete.
+//! ending now, so business cycles complete. Optionally, some visitors are
+//! returning customers with orders before their visit (`returning`), and
+//! rare wholesale orders make order values heavy-tailed (`outliers`); both
+//! draw from their own random stream, so without them a seed plays the
+//! same storefront as ever.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -75,6 +79,15 @@ pub struct Simulation {
     /// sent, one JSON line `{"path": ..., "body": [...]}` each, to replay
     /// against another deployment.
     pub record: Option<std::path::PathBuf>,
+    /// Rare wholesale orders: one ordering visitor in 200 adds an order of
+    /// about 3,000 (log-normal), uncapped.
+    pub outliers: bool,
+    /// Share of visitors who are returning customers: each has a spending
+    /// propensity (log-normal with mean 1) and one to three orders in the
+    /// 14 days before the visit, worth the usual order times the
+    /// propensity; after the visit they order with probability
+    /// `min(0.4·propensity, 0.95)` and spend in proportion to it.
+    pub returning: f64,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -239,7 +252,10 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
         sim.effects.iter().map(|e| ((e.experiment.clone(), e.variant.clone()), e.lift)).collect();
 
     let mut rng = StdRng::seed_from_u64(sim.seed);
+    let mut extra = StdRng::seed_from_u64(sim.seed ^ 0x6f75_746c_6965_7273);
     let order_value = LogNormal::new(60f64.ln(), 0.6).expect("valid log-normal");
+    let propensity_of = LogNormal::new(-0.32, 0.8).expect("valid log-normal"); // mean 1
+    let wholesale = LogNormal::new(3000f64.ln(), 0.5).expect("valid log-normal");
     let bar = sim.progress.then(|| {
         let b = indicatif::ProgressBar::new(u64::from(sim.days));
         b.set_style(
@@ -281,9 +297,21 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
                 })
                 .collect();
             // The funnel: surfaces reached, in order, each a few minutes apart.
+            let mut event_no = 0;
             let to_cart = rng.random_bool(0.45);
             let to_checkout = to_cart && rng.random_bool(0.6);
-            let orders = to_checkout && rng.random_bool(0.7);
+            let mut orders = to_checkout && rng.random_bool(0.7);
+            let propensity = (sim.returning > 0.0 && extra.random_bool(sim.returning)).then(|| {
+                let propensity = propensity_of.sample(&mut extra);
+                for _ in 0..extra.random_range(1..=3) {
+                    event_no += 1;
+                    let before = arrived - Days::seconds(extra.random_range(3_600..14 * 86_400));
+                    let value = order_value.sample(&mut extra) * propensity;
+                    events.push(json!({ "id": format!("{visitor}-e{event_no}"), "visitor_id": visitor, "name": "order", "value": (value * 100.0).round() / 100.0, "ts": before.to_rfc3339() }));
+                }
+                orders = extra.random_bool((0.4 * propensity).min(0.95));
+                propensity
+            });
             let reached = |surface: &str| match surface {
                 "product_page" => true,
                 "cart" => to_cart,
@@ -292,7 +320,6 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
                 _ => false,
             };
             let mut t = arrived;
-            let mut event_no = 0;
             let mut upsell_value = 0.0;
             for (id, surface, baseline) in &tests {
                 let Some((variant, true)) = variant_of.get(id) else {
@@ -318,7 +345,13 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
             }
             if orders {
                 event_no += 1;
-                let value: f64 = (order_value.sample(&mut rng) + upsell_value).min(5_000.0);
+                let mut value: f64 = (order_value.sample(&mut rng) + upsell_value).min(5_000.0);
+                if let Some(p) = propensity {
+                    value *= p;
+                }
+                if sim.outliers && extra.random_bool(0.005) {
+                    value += wholesale.sample(&mut extra);
+                }
                 let ts = (t + Days::seconds(rng.random_range(60..900))).min(now);
                 events.push(json!({ "id": format!("{visitor}-e{event_no}"), "visitor_id": visitor, "name": "order", "value": (value * 100.0).round() / 100.0, "ts": ts.to_rfc3339() }));
                 if rng.random_bool(0.08) {

@@ -13,7 +13,9 @@
 //! `den_sum_sq = Σy²`, `sum_xy = Σx·y`, and for a CUPED metric its
 //! covariate `c` (the same value over the events of the days before the
 //! first exposure): `pre_sum = Σc`, `pre_sum_sq = Σc²`, `sum_x_pre = Σx·c`.
-//! Caps are not applied here: a capped metric's sums are of raw values.
+//! A capped metric's `x` and `c` are capped first (`least(x, cap)`), at its
+//! fixed cap or at the `PERCENTILE_CONT` of its values over all variants,
+//! as the service does when it builds a report.
 //!
 //! Table and column names are configurable ([`Layout`]) and always
 //! quoted as identifiers; the test's id, metric and event names come from
@@ -22,7 +24,8 @@
 use std::fmt::Write as _;
 
 use crate::aggregates::AggregateRow;
-use crate::experiment::metric::{Aggregate, MetricKind};
+use crate::capping::{capped_metrics, CapApplied};
+use crate::experiment::metric::{Aggregate, Cap, MetricKind};
 use crate::experiment::{Catalog, Experiment};
 use crate::store::postgres::moments_at;
 
@@ -93,8 +96,52 @@ fn literal(s: &str) -> String {
 
 /// The query that produces the test's aggregates (its current phase):
 /// columns `variant, date, metric, n` and the sums of
-/// [`crate::stats::Moments::SUM_NAMES`], the shape `offerlab analyze` reads.
+/// [`crate::stats::Moments::SUM_NAMES`], the shape `offerlab analyze` reads,
+/// with capped metrics capped.
 pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String {
+    let mut sql = capped_values_sql(exp, catalog, layout);
+    let variant = if layout.variant_keys {
+        "variant::text".to_owned()
+    } else {
+        let arms: String =
+            exp.variants.iter().enumerate().map(|(i, v)| format!(" WHEN {i} THEN {}", literal(&v.key))).collect();
+        format!("CASE variant{arms} END")
+    };
+    let _ = writeln!(
+        sql,
+        "SELECT {variant} AS variant, date, metric, count(*)::int8 AS n,\n       \
+         sum(x)::float8 AS sum, sum(x * x)::float8 AS sum_sq, sum(y)::float8 AS den_sum,\n       \
+         sum(y * y)::float8 AS den_sum_sq, sum(x * y)::float8 AS sum_xy,\n       \
+         sum(c)::float8 AS pre_sum, sum(c * c)::float8 AS pre_sum_sq, sum(x * c)::float8 AS sum_x_pre\n\
+         FROM capped\nGROUP BY 1, date, metric\nORDER BY 1, date, metric;"
+    );
+    sql
+}
+
+/// The query that says what each cap did: columns `metric, cap,
+/// capped_visitors, visitors`, one row per capped metric with visitors
+/// (`cap` is NULL when a percentile had no values to come from).
+pub fn caps_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String {
+    let mut sql = capped_values_sql(exp, catalog, layout);
+    let _ = writeln!(
+        sql,
+        "SELECT metric, max(cap)::float8 AS cap, (count(*) FILTER (WHERE above))::int8 AS capped_visitors,\n       \
+         count(*)::int8 AS visitors\n\
+         FROM capped WHERE metric IN ({})\nGROUP BY metric\nORDER BY metric;",
+        capped_metrics(exp, catalog)
+            .iter()
+            .map(|(m, _)| literal(m))
+            .chain(["''".to_owned()])
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    sql
+}
+
+/// The common part of both queries: `WITH` the per-visitor values of
+/// every metric (`per_metric`), the caps (`caps`) and the capped values
+/// (`capped`: `variant, date, metric, x, y, c, cap, above`).
+fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String {
     let metrics: Vec<_> = exp.all_metrics().into_iter().filter_map(|m| catalog.metric(m)).collect();
     let mut events: Vec<&str> = metrics.iter().flat_map(|m| m.events()).collect();
     events.sort_unstable();
@@ -192,24 +239,75 @@ pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> S
             format!("        ({}, {x}, {y}, {c})", literal(&m.name))
         })
         .collect();
-    let _ = writeln!(sql, "{}\n    ) AS m(metric, x, y, c)\n)", values.join(",\n"));
+    let _ = writeln!(sql, "{}\n    ) AS m(metric, x, y, c)\n),", values.join(",\n"));
 
-    let variant = if layout.variant_keys {
-        "variant::text".to_owned()
-    } else {
-        let arms: String =
-            exp.variants.iter().enumerate().map(|(i, v)| format!(" WHEN {i} THEN {}", literal(&v.key))).collect();
-        format!("CASE variant{arms} END")
-    };
+    // Each capped metric's cap: a fixed value, or the percentile of its
+    // values over all variants (PERCENTILE_CONT interpolates linearly).
+    let caps: Vec<String> = capped_metrics(exp, catalog)
+        .into_iter()
+        .map(|(name, cap)| match cap {
+            Cap::Absolute(a) => format!("    SELECT {}::text AS metric, {a:?}::float8 AS cap", literal(name)),
+            Cap::Percentile { percentile, ignore_zeros } => format!(
+                "    SELECT {m}::text AS metric, percentile_cont({percentile:?}) WITHIN GROUP (ORDER BY x)::float8 AS cap\n    \
+                 FROM per_metric WHERE metric = {m}{zeros}",
+                m = literal(name),
+                zeros = if ignore_zeros { " AND x <> 0" } else { "" }
+            ),
+        })
+        .chain(["    SELECT NULL::text AS metric, NULL::float8 AS cap WHERE false".to_owned()])
+        .collect();
+    let _ = writeln!(sql, "caps AS (\n{}\n),", caps.join("\n    UNION ALL\n"));
     let _ = writeln!(
         sql,
-        "SELECT {variant} AS variant, date, metric, count(*)::int8 AS n,\n       \
-         sum(x)::float8 AS sum, sum(x * x)::float8 AS sum_sq, sum(y)::float8 AS den_sum,\n       \
-         sum(y * y)::float8 AS den_sum_sq, sum(x * y)::float8 AS sum_xy,\n       \
-         sum(c)::float8 AS pre_sum, sum(c * c)::float8 AS pre_sum_sq, sum(x * c)::float8 AS sum_x_pre\n\
-         FROM per_metric\nGROUP BY 1, date, metric\nORDER BY 1, date, metric;"
+        "capped AS (\n    \
+         SELECT p.variant, p.date, p.metric, least(p.x, coalesce(k.cap, 'Infinity'))::float8 AS x, p.y,\n           \
+         least(p.c, coalesce(k.cap, 'Infinity'))::float8 AS c, k.cap, coalesce(p.x > k.cap, false) AS above\n    \
+         FROM per_metric AS p LEFT JOIN caps AS k ON k.metric = p.metric\n)"
     );
     sql
+}
+
+/// Runs the queries on the PostgreSQL at `url`: the aggregates, and what
+/// each cap did (an entry per capped metric, as the service reports).
+pub async fn fetch(
+    url: &str,
+    exp: &Experiment,
+    catalog: &Catalog,
+    layout: &Layout,
+) -> Result<(Vec<AggregateRow>, Vec<CapApplied>), WarehouseError> {
+    let config: tokio_postgres::Config = url.parse().map_err(WarehouseError::Url)?;
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(WarehouseError::Connect)?;
+    let driver = tokio::spawn(connection);
+    let rows = client.query(&aggregates_sql(exp, catalog, layout), &[]).await.map_err(WarehouseError::Query)?;
+    let caps = client.query(&caps_sql(exp, catalog, layout), &[]).await.map_err(WarehouseError::Query)?;
+    drop(client);
+    let _ = driver.await;
+    let rows = rows
+        .iter()
+        .map(|r| {
+            Ok(AggregateRow {
+                variant: r.get::<_, Option<String>>(0).ok_or(WarehouseError::UnknownVariant)?,
+                date: r.get(1),
+                metric: r.get(2),
+                moments: moments_at(r, 3),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let applied = capped_metrics(exp, catalog)
+        .into_iter()
+        .map(|(metric, cap)| {
+            let row = caps.iter().find(|r| r.get::<_, &str>(0) == metric);
+            let count = |i: usize| row.map_or(0, |r| u64::try_from(r.get::<_, i64>(i)).unwrap_or(0));
+            CapApplied {
+                metric: metric.to_owned(),
+                cap,
+                value: row.and_then(|r| r.get::<_, Option<f64>>(1)),
+                capped_visitors: count(2),
+                visitors: count(3),
+            }
+        })
+        .collect();
+    Ok((rows, applied))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,26 +320,6 @@ pub enum WarehouseError {
     Query(tokio_postgres::Error),
     #[error("the aggregates query returned a row without a variant (a variant the test does not define)")]
     UnknownVariant,
-}
-
-/// Runs [`aggregates_sql`] on the PostgreSQL at `url`.
-pub async fn fetch(url: &str, sql: &str) -> Result<Vec<AggregateRow>, WarehouseError> {
-    let config: tokio_postgres::Config = url.parse().map_err(WarehouseError::Url)?;
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(WarehouseError::Connect)?;
-    let driver = tokio::spawn(connection);
-    let rows = client.query(sql, &[]).await.map_err(WarehouseError::Query)?;
-    drop(client);
-    let _ = driver.await;
-    rows.iter()
-        .map(|r| {
-            Ok(AggregateRow {
-                variant: r.get::<_, Option<String>>(0).ok_or(WarehouseError::UnknownVariant)?,
-                date: r.get(1),
-                metric: r.get(2),
-                moments: moments_at(r, 3),
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ fn report_pages_render_on_desktop_and_phone() {
         read_key: None,
         progress: false,
         record: None,
+        outliers: false,
+        returning: 0.0,
     };
     simulate::run(&sim, chrono::Utc::now()).unwrap();
     let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();

@@ -68,6 +68,8 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
         read_key: None,
         progress: false,
         record: None,
+        outliers: false,
+        returning: 0.0,
     };
     let now = Utc::now();
     let summary = simulate::run(&sim, now);
@@ -97,4 +99,56 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
     for day in flat["daily"].as_array().unwrap() {
         assert_eq!(day["lifts"][0]["significant"], false, "flat looked significant on {}", day["date"]);
     }
+}
+
+/// Returning customers whose pre-period predicts their spend narrow the
+/// revenue interval (the committed metrics adjust revenue per visitor with
+/// CUPED), and wholesale orders are capped at the 99th percentile.
+#[test]
+fn returning_customers_narrow_the_revenue_interval_and_wholesale_orders_are_capped() {
+    let root = tempfile::tempdir().unwrap();
+    let experiments = root.path().join("experiments");
+    std::fs::create_dir_all(&experiments).unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/metrics.toml"), experiments.join("metrics.toml"))
+        .unwrap();
+    let start = (Utc::now() - Duration::days(9)).date_naive().to_string();
+    let text = definition("revenue", "checkout", "checkout_offer_acceptance", &start, false)
+        .replace("guardrail_metrics = [\"order_conversion\"]", "secondary_metrics = [\"revenue_per_visitor\"]");
+    std::fs::write(experiments.join("revenue.toml"), text).unwrap();
+    let server = serve(&root.path().join("data"), &experiments);
+    let sim = Simulation {
+        url: server.url.clone(),
+        days: 10,
+        visitors_per_day: 1200,
+        seed: 7,
+        effects: Vec::new(),
+        write_key: None,
+        read_key: None,
+        progress: false,
+        record: None,
+        outliers: true,
+        returning: 0.6,
+    };
+    let summary = simulate::run(&sim, Utc::now()).unwrap();
+    assert_eq!(summary.rejected, 0, "{summary:?}");
+    let report: Value =
+        reqwest::blocking::get(format!("{}/api/v1/experiments/revenue/report", server.url)).unwrap().json().unwrap();
+    let revenue = report["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "revenue_per_visitor").unwrap();
+    let lift = &revenue["lifts"][0];
+    let cuped = &lift["cuped"];
+    let width = |ci: &Value| ci[1].as_f64().unwrap() - ci[0].as_f64().unwrap();
+    let (adjusted, plain) = (width(&lift["ci"]), width(&cuped["unadjusted_ci"]));
+    // The simulated pre-period explains about 10% of the variance; at the
+    // test's 3,600 visitors the estimate's spread is about 1%, so 3% is
+    // six spreads below: the interval must be measurably narrower.
+    let reduction = cuped["variance_reduction"].as_f64().unwrap();
+    assert!(reduction > 0.03 && adjusted < 0.985 * plain, "CUPED interval {adjusted} vs {plain} without: {cuped}");
+
+    let cap = report["capping"].as_array().unwrap().iter().find(|c| c["metric"] == "revenue_per_visitor").unwrap();
+    let capped = cap["capped_visitors"].as_u64().unwrap();
+    assert!(capped > 0 && capped * 50 < cap["visitors"].as_u64().unwrap(), "{cap}");
+    println!(
+        "CUPED interval width {adjusted:.4} vs {plain:.4} without ({:.1}% narrower); {cap}",
+        100.0 * (1.0 - adjusted / plain)
+    );
 }

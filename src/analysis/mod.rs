@@ -74,6 +74,8 @@ pub struct CupedEffect {
     /// of the lift's variance the pre-period explained. An interval is
     /// `sqrt(1 − reduction)` times as wide as it would be without CUPED.
     pub variance_reduction: f64,
+    /// The relative lift's interval without the adjustment, for comparison.
+    pub unadjusted_ci: (f64, f64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -278,7 +280,8 @@ fn lifts(exp: &Experiment, metric: &Metric, moments: &[Moments], inference: Infe
                     } else {
                         0.0
                     };
-                    (adjusted, Some(CupedEffect { theta: c.theta, variance_reduction }))
+                    let effect = CupedEffect { theta: c.theta, variance_reduction, unadjusted_ci: plain.ci };
+                    (adjusted, Some(effect))
                 }
                 None => (plain, None),
             }

@@ -16,42 +16,26 @@ use crate::stats::VisitorValue;
 
 /// A visitor's attributed events for one test.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(from = "Stored", into = "Stored")]
 pub struct Tallies {
+    /// The first exposure the tallies count from, so a pass over a test's
+    /// tallies (capping) needs no read of the visitor's exposures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
     /// Event name → count and sum of the events at or after the first
     /// exposure.
     pub post: BTreeMap<String, EventTally>,
     /// CUPED metric name → count and sum of its event in the metric's
     /// pre-period, the days before the first exposure.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pre: BTreeMap<String, EventTally>,
 }
 
-/// Tallies as stored: a plain map of event names while there is no
-/// pre-period (the form every earlier version wrote), both parts otherwise.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum Stored {
-    Both { post: BTreeMap<String, EventTally>, pre: BTreeMap<String, EventTally> },
-    Post(BTreeMap<String, EventTally>),
-}
-
-impl From<Stored> for Tallies {
-    fn from(s: Stored) -> Self {
-        match s {
-            Stored::Both { post, pre } => Tallies { post, pre },
-            Stored::Post(post) => Tallies { post, pre: BTreeMap::new() },
-        }
-    }
-}
-
-impl From<Tallies> for Stored {
-    fn from(t: Tallies) -> Self {
-        if t.pre.is_empty() {
-            Stored::Post(t.post)
-        } else {
-            Stored::Both { post: t.post, pre: t.pre }
-        }
-    }
+/// The variant and time of a first exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub variant: u16,
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub at: DateTime<Utc>,
 }
 
 impl Tallies {
@@ -138,14 +122,16 @@ mod tests {
     }
 
     #[test]
-    fn tallies_without_a_pre_period_are_stored_as_before() {
-        let mut t = Tallies::default();
+    fn tallies_round_trip_with_their_origin() {
+        let mut t = Tallies {
+            origin: Some(Origin { variant: 1, at: ts("2026-11-02T10:00:00.123456Z") }),
+            ..Tallies::default()
+        };
         t.add("order", 20.0);
-        assert_eq!(serde_json::to_string(&t).unwrap(), r#"{"order":{"count":1,"sum":20.0}}"#);
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(text, r#"{"origin":{"variant":1,"at":1793613600123456},"post":{"order":{"count":1,"sum":20.0}}}"#);
         t.add_pre("revenue_per_visitor", 35.0);
         let text = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<Tallies>(&text).unwrap(), t);
-        let old: Tallies = serde_json::from_str(r#"{"order":{"count":2,"sum":5.5}}"#).unwrap();
-        assert_eq!(old.get("order"), EventTally { count: 2, sum: 5.5 });
     }
 }

@@ -102,8 +102,20 @@ pub struct Collector<'c> {
 }
 
 impl<'c> Collector<'c> {
+    /// Collects for every capped metric of the test.
     pub fn new(exp: &'c Experiment, catalog: &'c Catalog) -> Self {
-        let metrics = capped_metrics(exp, catalog);
+        Self::of(exp, catalog, capped_metrics(exp, catalog))
+    }
+
+    /// Collects only for the capped metrics the verdict reads (the primary
+    /// metric and guardrails): what a list of verdicts needs, without a
+    /// pass over the visitors when only a secondary metric is capped.
+    pub fn for_verdict(exp: &'c Experiment, catalog: &'c Catalog) -> Self {
+        let judged = |m: &str| m == exp.primary_metric || exp.guardrail_metrics.iter().any(|g| g == m);
+        Self::of(exp, catalog, capped_metrics(exp, catalog).into_iter().filter(|(m, _)| judged(m)).collect())
+    }
+
+    fn of(exp: &'c Experiment, catalog: &'c Catalog, metrics: Vec<(&'c str, Cap)>) -> Self {
         let values = vec![Vec::new(); metrics.len()];
         Collector { exp, catalog, metrics, values }
     }

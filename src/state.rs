@@ -7,9 +7,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
+use crate::aggregates::AggregateRow;
 use crate::allocation::{self, Check};
 use crate::analysis::{analyze, Report};
-use crate::capping::Collector;
+use crate::capping::{CapApplied, Collector};
 use crate::experiment::{load_dir, Catalog, Experiment, ValidationError, ValidationErrors};
 use crate::features::Features;
 use crate::metrics::Metrics;
@@ -58,18 +59,58 @@ impl AppState {
     }
 
     /// The report of one test as of `now` (the shop-local day of it).
-    /// Capped metrics are re-aggregated from the visitors' tallies first.
     pub fn report(&self, catalog: &Catalog, exp: &Experiment, now: DateTime<Utc>) -> Result<Report, StoreError> {
-        let mut rows = self.store.aggregate_rows(exp)?;
-        let mut caps = Collector::new(exp, catalog);
-        if caps.needed() {
-            self.store.visit_tallies(exp, &mut |v| caps.visit(v))?;
-        }
-        let capping = caps.apply(&mut rows);
-        let mut report = analyze(exp, catalog, &rows, exp.local_day(now));
-        report.capping = capping;
-        Ok(report)
+        report(self.store.as_ref(), catalog, exp, now)
     }
+
+    /// The report for a list of tests: its verdict and progress are the
+    /// full report's, but capped secondary metrics are left uncapped (the
+    /// list shows none), which spares a pass over their visitors.
+    pub fn verdict(&self, catalog: &Catalog, exp: &Experiment, now: DateTime<Utc>) -> Result<Report, StoreError> {
+        let store = self.store.as_ref();
+        let (rows, capping) = report_rows(store, exp, Collector::for_verdict(exp, catalog))?;
+        Ok(finish(exp, catalog, &rows, capping, now))
+    }
+}
+
+/// The report of one test from `store` as of `now` (the shop-local day of
+/// it), from the rows of [`report_rows`].
+pub fn report(
+    store: &dyn Store,
+    catalog: &Catalog,
+    exp: &Experiment,
+    now: DateTime<Utc>,
+) -> Result<Report, StoreError> {
+    let (rows, capping) = report_rows(store, exp, Collector::new(exp, catalog))?;
+    Ok(finish(exp, catalog, &rows, capping, now))
+}
+
+fn finish(
+    exp: &Experiment,
+    catalog: &Catalog,
+    rows: &[AggregateRow],
+    capping: Vec<CapApplied>,
+    now: DateTime<Utc>,
+) -> Report {
+    let mut report = analyze(exp, catalog, rows, exp.local_day(now));
+    report.capping = capping;
+    report
+}
+
+/// The aggregate rows a report of the test's current phase reads: the
+/// stored ones, with the capped metrics of `caps` re-aggregated from the
+/// visitors' tallies, and what each cap did.
+pub fn report_rows(
+    store: &dyn Store,
+    exp: &Experiment,
+    mut caps: Collector<'_>,
+) -> Result<(Vec<AggregateRow>, Vec<CapApplied>), StoreError> {
+    let mut rows = store.aggregate_rows(exp)?;
+    if caps.needed() {
+        store.visit_tallies(exp, &mut |v| caps.visit(v))?;
+    }
+    let capping = caps.apply(&mut rows);
+    Ok((rows, capping))
 }
 
 /// Refuses a catalog whose allocation changes would move visitors of

@@ -125,3 +125,35 @@ async fn one_event_id_for_two_visitors_on_two_replicas_is_stored_once() {
     assert_eq!((count(Outcome::Accepted), count(Outcome::Conflict)), (400, 400));
     assert_eq!(replicas[0].counts().unwrap().1, 400);
 }
+
+/// A database of schema version 1 with stored records migrates to the
+/// current version keeping them: aggregates gain empty covariate sums, and
+/// tallies name the first exposure they count from, so a capped report
+/// finds every visitor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_one_database_migrates_with_its_records() {
+    let Some(pg) = Postgres::start("a_version_one_database_migrates_with_its_records") else { return };
+    let url = pg.database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    pg.sql(&db, include_str!("../migrations/postgres/0001_init.sql"));
+    pg.sql(
+        &db,
+        "CREATE TABLE offerlab_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+         INSERT INTO offerlab_migrations (version) VALUES (1);
+         INSERT INTO visitors VALUES ('v-1');
+         INSERT INTO exposures VALUES ('v-1', 'cart-protection-copy', 1, 1, '2026-11-02T10:00:00.25Z');
+         INSERT INTO events VALUES ('e-1', 'v-1', 'order', 42.5, '2026-11-02T11:00:00Z');
+         INSERT INTO tallies VALUES ('cart-protection-copy', 1, 'v-1', '{\"order\": {\"count\": 1, \"sum\": 42.5}}');
+         INSERT INTO aggregates VALUES ('cart-protection-copy', 1, 1, '2026-11-02', 'revenue_per_visitor',
+                                        1, 42.5, 1806.25, 0, 0, 0);",
+    );
+    let store = PgStore::open(&url).unwrap();
+    let catalog = catalog();
+    let exp = catalog.get("cart-protection-copy").unwrap();
+    let rows = store.aggregate_rows(exp).unwrap();
+    let row = rows.iter().find(|r| r.metric == "revenue_per_visitor").expect("the row is kept");
+    assert_eq!((row.variant.as_str(), row.moments.n, row.moments.sum, row.moments.pre_sum), ("benefit", 1, 42.5, 0.0));
+    let mut seen = Vec::new();
+    store.visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts.to_rfc3339(), v.tallies.get("order").sum))).unwrap();
+    assert_eq!(seen, vec![(1, "2026-11-02T10:00:00.250+00:00".to_owned(), 42.5)]);
+}

@@ -27,7 +27,7 @@ pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         let now = Utc::now();
         let reports = catalog
             .experiments()
-            .map(|e| Ok((e, state.report(&catalog, e, now)?)))
+            .map(|e| Ok((e, state.verdict(&catalog, e, now)?)))
             .collect::<Result<Vec<_>, ApiError>>()?;
         let items: Vec<_> = reports.iter().map(|(e, r)| (e.as_ref(), r)).collect();
         render(IndexPage::new(&items, &state.metrics.unread_events()))

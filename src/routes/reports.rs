@@ -1,14 +1,16 @@
 //! The report's numbers, machine-readable: `GET /api/v1/experiments`,
-//! `GET /api/v1/experiments/{id}/report` and the per-day aggregates as CSV.
+//! `GET /api/v1/experiments/{id}/report` and the per-day aggregates the
+//! report read (capped metrics capped) as CSV.
 
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
 
 use crate::aggregates::write_csv;
+use crate::capping::Collector;
 use crate::error::ApiError;
 use crate::routes::{blocking, find};
-use crate::state::AppState;
+use crate::state::{report_rows, AppState};
 
 /// Every test with its verdict and progress.
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -19,7 +21,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
         catalog
             .experiments()
             .map(|e| {
-                let r = state.report(&catalog, e, now)?;
+                let r = state.verdict(&catalog, e, now)?;
                 Ok(json!({
                     "id": e.id, "name": e.name, "surface": e.surface, "dimension": e.dimension, "status": e.status,
                     "verdict": r.verdict, "sample_size": r.sample_size, "days_running": r.days_running,
@@ -52,7 +54,7 @@ pub async fn daily_csv(state: web::Data<AppState>, id: web::Path<String>) -> Res
     let csv = blocking(move || {
         let catalog = state.catalog();
         let exp = find(&catalog, &id)?;
-        let mut rows = state.store.aggregate_rows(exp)?;
+        let (mut rows, _) = report_rows(state.store.as_ref(), exp, Collector::new(exp, &catalog))?;
         rows.sort_by(|a, b| (a.date, &a.variant, &a.metric).cmp(&(b.date, &b.variant, &b.metric)));
         Ok::<_, ApiError>(write_csv(&rows))
     })

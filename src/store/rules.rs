@@ -12,7 +12,7 @@
 //! - Only event names a test's metrics read are tallied, so one event costs
 //!   the same whatever the visitor's history.
 
-use crate::attribution::{in_pre_period, metric_values, Tallies};
+use crate::attribution::{in_pre_period, metric_values, Origin, Tallies};
 use crate::experiment::{Catalog, Experiment, Metric};
 use crate::stats::{Moments, VisitorValue};
 use crate::tracking::{Event, Exposure};
@@ -112,6 +112,7 @@ pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[E
         e.ts,
         events.iter().filter(|ev| catalog.reads(exp, &ev.name)).map(|ev| (ev.name.as_str(), ev.value, ev.ts)),
     );
+    t.origin = Some(Origin { variant: e.variant, at: e.ts });
     for metric in cuped_metrics(catalog, exp) {
         for ev in events.iter().filter(|ev| Some(ev.name.as_str()) == metric.single_event()) {
             if in_pre_period(metric, e.ts, ev.ts) {

@@ -361,15 +361,26 @@ impl Store for SledStore {
             })
             .collect())
     }
-    /// A prefix scan of the phase's tallies, with a point read of each
-    /// visitor's exposures for their variant and time.
+    /// A prefix scan of the phase's tallies; tallies stored without their
+    /// origin take it from a point read of the visitor's exposures.
     fn visit_tallies(&self, exp: &Experiment, visit: &mut dyn FnMut(VisitorTallies<'_>)) -> Result<(), StoreError> {
         let trees = self.shared.trees()?;
         for kv in trees.tallies.of_phase(exp.id.as_str(), exp.allocation_version) {
-            let (key, tallies) = kv?;
-            let exposures = trees.exposures.of_visitor(&key.visitor)?;
-            if let Some(x) = exposures.iter().find(|x| x.experiment == key.experiment && x.phase == key.phase) {
-                visit(VisitorTallies { variant: x.variant, ts: x.ts, tallies: &tallies });
+            let (raw_key, tallies) = kv?;
+            let origin = match tallies.origin {
+                Some(o) => Some((o.variant, o.at)),
+                None => {
+                    let key = TallyTree::key(&raw_key)?;
+                    trees
+                        .exposures
+                        .of_visitor(&key.visitor)?
+                        .iter()
+                        .find(|x| x.experiment == key.experiment && x.phase == key.phase)
+                        .map(|x| (x.variant, x.ts))
+                }
+            };
+            if let Some((variant, ts)) = origin {
+                visit(VisitorTallies { variant, ts, tallies: &tallies });
             }
         }
         Ok(())

@@ -138,20 +138,26 @@ pub struct TallyTree(pub(super) Tree);
 impl TallyTree {
     pub const NAME: &'static str = "tallies";
 
-    /// Every visitor's tallies in one phase of one test.
+    /// Every visitor's tallies in one phase of one test, with their raw
+    /// key (see [`TallyTree::key`]).
     pub fn of_phase(
         &self,
         experiment: &str,
         phase: u32,
-    ) -> impl Iterator<Item = Result<(TallyKey, Tallies), StoreError>> {
+    ) -> impl Iterator<Item = Result<(sled::IVec, Tallies), StoreError>> {
         self.0.scan_prefix(phase_prefix(experiment, phase)).map(|kv| {
             let (k, v) = kv?;
-            let key = TallyKey::decode(&k).ok_or_else(|| Corrupt {
-                tree: Self::NAME,
-                key: describe(&k),
-                detail: "not a (test, phase, visitor) key".into(),
-            })?;
-            Ok((key, decode(Self::NAME, &k, &v)?))
+            let tallies = decode(Self::NAME, &k, &v)?;
+            Ok((k, tallies))
+        })
+    }
+
+    /// Decodes a raw key of this tree.
+    pub fn key(k: &[u8]) -> Result<TallyKey, Corrupt> {
+        TallyKey::decode(k).ok_or_else(|| Corrupt {
+            tree: Self::NAME,
+            key: describe(k),
+            detail: "not a (test, phase, visitor) key".into(),
         })
     }
 }

@@ -11,8 +11,7 @@ use rand::SeedableRng;
 use rand_distr::{Binomial, Distribution, LogNormal};
 
 fn arm(n: u64, conversions: u64) -> MetricStatistic {
-    let c = conversions as f64;
-    MetricStatistic::Proportion(Moments { n, sum: c, sum_sq: c, ..Moments::default() })
+    MetricStatistic::Proportion(Moments::proportion(n, conversions))
 }
 
 fn draw(rng: &mut StdRng, n: u64, p: f64) -> u64 {

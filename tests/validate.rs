@@ -220,15 +220,8 @@ fn metric_names_and_their_event_names_keep_to_a_safe_alphabet() {
         ("\"Revenue Per Visitor\"", "order", "may only use lowercase letters, digits, '-' and '_'"),
         ("revenue_copy", "ord\\u0007er", "event name \"ord\\u{7}er\" must be 1 to 64 bytes without control characters"),
     ] {
-        let metrics = format!("{METRICS}\n[{table}]\nkind = \"mean\"\nevent = \"{event}\"\n");
-        let line = metrics.lines().count() - 2;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("metrics.toml"), &metrics).unwrap();
-        std::fs::write(dir.path().join("a.toml"), base("a")).unwrap();
-        let errors = load_dir(dir.path()).expect_err("folder should be refused").0;
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].file.ends_with("metrics.toml"), "{}", errors[0]);
-        assert_says(&errors[0], Some(line), &[says]);
+        let e = metric_error(table, &format!("kind = \"mean\"\nevent = \"{event}\""));
+        assert_says(&e, Some(METRICS.lines().count() + 2), &[says]);
     }
 }
 
@@ -325,10 +318,10 @@ async fn validate_with_a_postgres_store_refuses_what_the_replicas_would_refuse()
     refuses_new_weights(dir.path(), ["--store".as_ref(), url.as_ref()]);
 }
 
-/// Adds `[extra]` with `body` to the committed metrics; returns the one
+/// Adds `[table]` with `body` to the committed metrics; returns the one
 /// error, which must name metrics.toml and a line of the new table.
-fn metric_error(body: &str) -> ValidationError {
-    let metrics = format!("{METRICS}\n[extra]\n{body}\n");
+fn metric_error(table: &str, body: &str) -> ValidationError {
+    let metrics = format!("{METRICS}\n[{table}]\n{body}\n");
     let line = METRICS.lines().count() + 2;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("metrics.toml"), &metrics).unwrap();
@@ -353,7 +346,7 @@ fn a_cap_needs_one_valid_form_on_a_metric_that_has_spread() {
         (format!("{mean}cap = {{ percentile = 99.0 }}"), "between 0 and 1, e.g. 0.99"),
         (format!("{mean}cap = {{ percentile = 0.99, ignore_zero = true }}"), "unknown field `ignore_zero`"),
     ] {
-        let e = metric_error(&body);
+        let e = metric_error("extra", &body);
         assert!(e.message.contains(says), "{body}: {e}");
     }
 }
@@ -368,7 +361,7 @@ fn cuped_adjusts_proportions_and_means_with_a_bounded_pre_period() {
         ("kind = \"mean\"\nevent = \"order\"\ncuped = { days = 400 }".to_owned(), "1 to 90 (got 400)"),
         ("kind = \"mean\"\nevent = \"order\"\ncuped = { weeks = 2 }".to_owned(), "unknown field `weeks`"),
     ] {
-        let e = metric_error(&body);
+        let e = metric_error("extra", &body);
         assert!(e.message.contains(says), "{body}: {e}");
     }
 }

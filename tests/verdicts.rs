@@ -53,9 +53,22 @@ struct Day {
     returns: f64,
 }
 
+/// Returns over orders of `n` visitors, with one order per ordering
+/// visitor and at most one return each (so every value is 0 or 1).
+fn return_rate(n: u64, returns: f64, orders: f64) -> Moments {
+    Moments {
+        n,
+        sum: returns,
+        sum_sq: returns,
+        den_sum: orders,
+        den_sum_sq: orders,
+        sum_xy: returns,
+        ..Moments::default()
+    }
+}
+
 fn proportion(n: u64, rate: f64) -> Moments {
-    let c = (n as f64 * rate).round();
-    Moments { n, sum: c, sum_sq: c, ..Moments::default() }
+    Moments::proportion(n, (n as f64 * rate).round() as u64)
 }
 
 fn rows(start: NaiveDate, days: &[[Day; 2]]) -> Vec<AggregateRow> {
@@ -70,19 +83,7 @@ fn rows(start: NaiveDate, days: &[[Day; 2]]) -> Vec<AggregateRow> {
             };
             push("upsell_acceptance", proportion(d.visitors, d.upsell));
             push("order_conversion", proportion(d.visitors, d.order));
-            // One order per ordering visitor, at most one return each.
-            push(
-                "return_rate",
-                Moments {
-                    n: d.visitors,
-                    sum: returns,
-                    sum_sq: returns,
-                    den_sum: orders,
-                    den_sum_sq: orders,
-                    sum_xy: returns,
-                    ..Moments::default()
-                },
-            );
+            push("return_rate", return_rate(d.visitors, returns, orders));
         }
     }
     out
@@ -293,16 +294,7 @@ fn guardrails_of_harmless_treatments_are_called_harmed_at_most_alpha_of_the_time
                 };
                 push("upsell_acceptance", Moments { n, sum: upsell, sum_sq: upsell, ..Moments::default() });
                 push("order_conversion", Moments { n, sum: orders, sum_sq: orders, ..Moments::default() });
-                let ratio = Moments {
-                    n,
-                    sum: returns,
-                    sum_sq: returns,
-                    den_sum: orders,
-                    den_sum_sq: orders,
-                    sum_xy: returns,
-                    ..Moments::default()
-                };
-                push("return_rate", ratio);
+                push("return_rate", return_rate(n, returns, orders));
             }
         }
         let r = analyze(&exp, &catalog, &rows, exp.start + Duration::days(21));

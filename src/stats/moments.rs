@@ -78,6 +78,13 @@ impl Moments {
         ]
     }
 
+    /// A proportion's moments: `conversions` of `n` visitors (each value 0
+    /// or 1, so `Σx² = Σx`).
+    pub fn proportion(n: u64, conversions: u64) -> Moments {
+        let c = conversions as f64;
+        Moments { n, sum: c, sum_sq: c, ..Moments::default() }
+    }
+
     /// The moments of `n` visitors with `sums` in the order of [`Moments::SUM_NAMES`].
     pub fn from_sums(n: u64, sums: [f64; 8]) -> Moments {
         let [sum, sum_sq, den_sum, den_sum_sq, sum_xy, pre_sum, pre_sum_sq, sum_x_pre] = sums;
@@ -288,7 +295,7 @@ mod tests {
 
     #[test]
     fn proportion_variance_is_p_one_minus_p() {
-        let m = Moments { n: 100, sum: 20.0, sum_sq: 20.0, ..Moments::default() };
+        let m = Moments::proportion(100, 20);
         assert!((MetricStatistic::Proportion(m).variance() - 0.16).abs() < 1e-15);
     }
 }

@@ -230,8 +230,7 @@ mod tests {
     use crate::stats::Moments;
 
     fn prop(n: u64, conversions: u64) -> MetricStatistic {
-        let s = conversions as f64;
-        MetricStatistic::Proportion(Moments { n, sum: s, sum_sq: s, ..Moments::default() })
+        MetricStatistic::Proportion(Moments::proportion(n, conversions))
     }
 
     #[test]

@@ -280,7 +280,7 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
             Role::Secondary => "Secondary",
         },
         direction: if m.higher_is_better { "higher is better" } else { "lower is better" },
-        p_note: if m.role == Role::Primary { "p-value (Holm-corrected)" } else { "p-value" },
+        p_note: if m.role == Role::Primary { "p-value (Holm)" } else { "p-value" },
         bayesian: m.role == Role::Primary,
         rows,
         notes: report.capping.iter().filter(|c| c.metric == m.name).map(cap_note).chain(cuped_note(m)).collect(),

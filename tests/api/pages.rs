@@ -71,8 +71,8 @@ async fn pages_show_the_json_reports_numbers() {
     let chance = offerlab::format::chance(bayes["chance_to_win"].as_f64().unwrap());
     let risk = offerlab::format::risk(bayes["risk_treatment"].as_f64().unwrap());
     assert!(
-        page.contains(&format!("data-label=\"Chance to beat control\">{chance}</td>"))
-            && page.contains(&format!("data-label=\"Risk if shipped\">{risk}</td>")),
+        page.contains(&format!("data-label=\"Chance to win\">{chance}</td>"))
+            && page.contains(&format!("data-label=\"Risk\">{risk}</td>")),
         "chance to beat control {chance} and risk {risk}"
     );
     let needed = thousands(report["sample_size"]["per_variant"].as_u64().unwrap());

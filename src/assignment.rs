@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use smallvec::SmallVec;
+
 use serde::Serialize;
 
 pub use crate::bucketing::{
@@ -16,7 +18,7 @@ pub use crate::bucketing::{
     Namespace,
 };
 pub use crate::experiment::Attributes;
-use crate::experiment::{Catalog, Experiment, Status, Surface};
+use crate::experiment::{Catalog, Experiment, Status, Surface, Variant};
 
 /// What one experiment shows one visitor.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,21 +123,50 @@ pub struct AssignQuery {
 }
 
 /// One test's answer to an [`AssignQuery`], borrowed from the catalog.
-#[derive(Debug, Clone, Serialize)]
+/// Small (a reference and the visitor's three fields), so an answer for
+/// every test fits on the stack.
+#[derive(Debug, Clone, Copy)]
 pub struct AssignedVariant<'a> {
-    pub experiment: &'a str,
-    pub surface: Surface,
-    pub variant: &'a str,
-    pub payload: &'a serde_json::Value,
+    pub exp: &'a Experiment,
+    /// Index of the variant shown.
+    pub variant_index: usize,
     pub in_experiment: bool,
     pub forced: bool,
     pub hash_value: Option<f64>,
-    /// Index of the variant, for recording; not part of the wire form.
-    #[serde(skip)]
-    pub variant_index: usize,
-    /// The variant's fixed fields, serialised at load.
-    #[serde(skip)]
-    pub reply_head: &'a str,
+}
+
+impl<'a> AssignedVariant<'a> {
+    pub fn variant(&self) -> &'a Variant {
+        &self.exp.variants[self.variant_index]
+    }
+}
+
+/// The wire form: `{experiment, surface, variant, payload, in_experiment,
+/// forced, hash_value}`.
+impl Serialize for AssignedVariant<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            experiment: &'a str,
+            surface: Surface,
+            variant: &'a str,
+            payload: &'a serde_json::Value,
+            in_experiment: bool,
+            forced: bool,
+            hash_value: Option<f64>,
+        }
+        let v = self.variant();
+        Wire {
+            experiment: self.exp.id.as_str(),
+            surface: self.exp.surface,
+            variant: &v.key,
+            payload: &v.payload,
+            in_experiment: self.in_experiment,
+            forced: self.forced,
+            hash_value: self.hash_value,
+        }
+        .serialize(s)
+    }
 }
 
 /// Writes the `/v1/assign` reply, `{"visitor_id":…,"assignments":[…]}`,
@@ -151,7 +182,7 @@ pub fn write_reply(visitor_id: &str, assignments: &[AssignedVariant], out: &mut 
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(a.reply_head.as_bytes());
+        out.extend_from_slice(a.variant().reply_head.as_bytes());
         out.extend_from_slice(b",\"in_experiment\":");
         out.extend_from_slice(flag(a.in_experiment).as_bytes());
         out.extend_from_slice(b",\"forced\":");
@@ -172,45 +203,52 @@ pub enum AssignError {
     UnknownVariant { experiment: String, variant: String, known: String },
 }
 
+/// How many assignments an answer holds without a heap allocation: more
+/// tests than a storefront runs on one page at once.
+pub const INLINE_ASSIGNMENTS: usize = 8;
+
+/// The assignments of one query, in id order.
+pub type Assignments<'c> = SmallVec<[AssignedVariant<'c>; INLINE_ASSIGNMENTS]>;
+
 /// Answers a query against a catalog: every visible test that passes the
 /// surface and id filters, in id order. Drafts are invisible; a forced test
 /// must exist and name one of its variants.
-pub fn assign_all<'c>(catalog: &'c Catalog, q: &AssignQuery) -> Result<Vec<AssignedVariant<'c>>, AssignError> {
+pub fn assign_all<'c>(catalog: &'c Catalog, q: &AssignQuery) -> Result<Assignments<'c>, AssignError> {
     if let Some(ids) = &q.experiments {
         if let Some(missing) = ids.iter().find(|id| catalog.get(id).is_none()) {
             return Err(AssignError::UnknownExperiment(missing.clone()));
         }
     }
-    let mut forced = BTreeMap::new();
     for (id, key) in &q.force {
         let exp = catalog.get(id).ok_or_else(|| AssignError::UnknownExperiment(id.clone()))?;
-        let idx = exp.variant_index(key).ok_or_else(|| AssignError::UnknownVariant {
-            experiment: id.clone(),
-            variant: key.clone(),
-            known: exp.variants.iter().map(|v| v.key.as_str()).collect::<Vec<_>>().join(", "),
-        })?;
-        forced.insert(id.as_str(), idx);
+        if exp.variant_index(key).is_none() {
+            return Err(AssignError::UnknownVariant {
+                experiment: id.clone(),
+                variant: key.clone(),
+                known: exp.variants.iter().map(|v| v.key.as_str()).collect::<Vec<_>>().join(", "),
+            });
+        }
     }
-    Ok(catalog
-        .experiments()
-        .filter(|e| q.surface.is_none_or(|s| s == e.surface))
-        .filter(|e| q.experiments.as_ref().is_none_or(|ids| ids.iter().any(|id| id == e.id.as_str())))
-        .filter_map(|e| {
-            let a = evaluate(e, &q.visitor_id, &q.attributes, forced.get(e.id.as_str()).copied())?;
-            let v = &e.variants[a.variant];
-            Some(AssignedVariant {
-                experiment: e.id.as_str(),
-                surface: e.surface,
-                variant: &v.key,
-                payload: &v.payload,
+    let mut out = Assignments::new();
+    for e in catalog.experiments() {
+        if q.surface.is_some_and(|s| s != e.surface)
+            || q.experiments.as_ref().is_some_and(|ids| !ids.iter().any(|id| id == e.id.as_str()))
+        {
+            continue;
+        }
+        let forced =
+            if q.force.is_empty() { None } else { q.force.get(e.id.as_str()).and_then(|k| e.variant_index(k)) };
+        if let Some(a) = evaluate(e, &q.visitor_id, &q.attributes, forced) {
+            out.push(AssignedVariant {
+                exp: e,
+                variant_index: a.variant,
                 in_experiment: a.in_experiment,
                 forced: a.forced,
                 hash_value: a.hash_value,
-                variant_index: a.variant,
-                reply_head: &v.reply_head,
-            })
-        })
-        .collect())
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -230,7 +268,7 @@ mod tests {
             let mut out = Vec::new();
             write_reply(visitor, &assignments, &mut out);
             let written: serde_json::Value = serde_json::from_slice(&out).unwrap();
-            let serialised = serde_json::json!({ "visitor_id": visitor, "assignments": assignments });
+            let serialised = serde_json::json!({ "visitor_id": visitor, "assignments": &assignments[..] });
             assert_eq!(written, serialised);
         }
     }

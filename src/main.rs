@@ -339,7 +339,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 ..AssignQuery::default()
             };
             let assignments = assign_all(&catalog, &query).map_err(|e| e.to_string())?;
-            let out = serde_json::json!({ "visitor_id": visitor_id, "assignments": assignments });
+            let out = serde_json::json!({ "visitor_id": visitor_id, "assignments": &assignments[..] });
             println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
             Ok(ExitCode::SUCCESS)
         }

@@ -232,25 +232,17 @@ pub fn check_exposure(catalog: &Catalog, w: ExposureWire, now: DateTime<Utc>) ->
 
 /// The exposures an assignment answer implies (`record_exposure: true`):
 /// every test the visitor is really in, from its first day on.
-pub fn exposures_of(
-    catalog: &Catalog,
-    visitor: &str,
-    assigned: &[AssignedVariant],
-    now: DateTime<Utc>,
-) -> Vec<Exposure> {
+pub fn exposures_of(visitor: &str, assigned: &[AssignedVariant], now: DateTime<Utc>) -> Vec<Exposure> {
     let ts = to_stored_precision(now);
     assigned
         .iter()
-        .filter(|a| a.in_experiment && !a.forced)
-        .filter_map(|a| {
-            let exp = catalog.get(a.experiment).filter(|exp| exp.local_day(now) >= exp.start)?;
-            Some(Exposure {
-                visitor: visitor.to_owned(),
-                experiment: a.experiment.to_owned(),
-                variant: a.variant_index as u16,
-                ts,
-                phase: exp.allocation_version,
-            })
+        .filter(|a| a.in_experiment && !a.forced && a.exp.local_day(now) >= a.exp.start)
+        .map(|a| Exposure {
+            visitor: visitor.to_owned(),
+            experiment: a.exp.id.to_string(),
+            variant: a.variant_index as u16,
+            ts,
+            phase: a.exp.allocation_version,
         })
         .collect()
 }

@@ -35,7 +35,7 @@ fn client(id: usize, address: String, catalog: Arc<Catalog>, acked: Arc<Mutex<Ac
             .unwrap()
             .into_iter()
             .filter(|a| a.in_experiment)
-            .map(|a| json!({ "visitor_id": visitor, "experiment": a.experiment, "variant": a.variant }))
+            .map(|a| json!({ "visitor_id": visitor, "experiment": a.exp.id.as_str(), "variant": a.variant().key }))
             .collect();
         let Ok(r) = http.post(format!("{address}/v1/exposures")).json(&exposures).send() else {
             return;

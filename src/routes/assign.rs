@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
@@ -76,7 +77,7 @@ impl TryFrom<AssignBody> for AssignQuery {
         let visitor = parse_visitor(body.visitor_id.as_deref())?;
         let attributes = attributes_from_json(body.attributes).map_err(invalid_attribute)?;
         Ok(AssignQuery {
-            visitor_id: visitor.to_string(),
+            visitor_id: visitor.into_string(),
             attributes,
             surface: parse_surface(body.surface.as_deref())?,
             experiments: body.experiments,
@@ -110,7 +111,7 @@ fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery
 fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
     let mut body = Vec::with_capacity(256 + 320 * assignments.len());
     write_reply(visitor_id, assignments, &mut body);
-    HttpResponse::Ok().content_type("application/json").body(body)
+    HttpResponse::Ok().insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json"))).body(body)
 }
 
 pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>) -> Result<HttpResponse, ApiError> {

@@ -15,7 +15,7 @@ use offerlab::config::Settings;
 use offerlab::experiment::load::load_file;
 use offerlab::experiment::load_dir;
 use offerlab::experiment::{ValidationError, ValidationErrors};
-use offerlab::simulate::{self, Effect, Simulation};
+use offerlab::simulate::{self, Simulation};
 use offerlab::startup::Application;
 use offerlab::state::allocations_to_record;
 use offerlab::store::{PgStore, SledStore, Store, StoreError};
@@ -98,36 +98,7 @@ enum Command {
         experiments: PathBuf,
     },
     /// Play a simulated storefront against a running server (visitors, exposures, orders, returns).
-    Simulate {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        #[arg(long, default_value_t = 21)]
-        days: u32,
-        #[arg(long, default_value_t = 1000)]
-        visitors_per_day: u32,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// A true effect, TEST:VARIANT:+0.15; repeat for more.
-        #[arg(long = "effect")]
-        effects: Vec<Effect>,
-        #[arg(long, env = "OFFERLAB_WRITE_KEY", hide_env_values = true)]
-        write_key: Option<String>,
-        #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
-        read_key: Option<String>,
-        /// Record every exposure and event batch sent to FILE (JSON lines
-        /// `{"path", "body"}`), to replay against another deployment.
-        #[arg(long)]
-        record: Option<PathBuf>,
-        /// Add rare wholesale orders (heavy-tailed order values), to see
-        /// what capping does.
-        #[arg(long)]
-        outliers: bool,
-        /// Share of visitors (0 to 1) who are returning customers: they
-        /// ordered in the two weeks before their visit and spend alike
-        /// after it, so CUPED has a pre-period to adjust with.
-        #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
-        returning: f64,
-    },
+    Simulate(Simulation),
     /// Print the assignment a storefront would get for one visitor and test.
     Assign {
         #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
@@ -166,13 +137,6 @@ fn check_against_postgres(url: &str, catalog: &offerlab::experiment::Catalog) ->
     let one = |message: String| ValidationErrors(vec![ValidationError { file: "--store".into(), line: None, message }]);
     let store = PgStore::open(url).map_err(|e| one(e.to_string()))?;
     allocations_to_record(&store, catalog).map(|_| ())
-}
-
-fn parse_share(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
-        _ => Err(format!("\"{s}\" is not a share between 0 and 1, e.g. 0.4")),
-    }
 }
 
 fn parse_attr(s: &str) -> Result<(String, String), String> {
@@ -292,31 +256,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             println!("rebuilt {rows} aggregate rows from {exposures} exposures and {events} events");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate {
-            url,
-            days,
-            visitors_per_day,
-            seed,
-            effects,
-            write_key,
-            read_key,
-            record,
-            outliers,
-            returning,
-        } => {
-            let sim = Simulation {
-                url: url.clone(),
-                days,
-                visitors_per_day,
-                seed,
-                effects,
-                write_key,
-                read_key,
-                progress: true,
-                record,
-                outliers,
-                returning,
-            };
+        Command::Simulate(sim) => {
             let summary = simulate::run(&sim, chrono::Utc::now()).map_err(|e| e.to_string())?;
             println!(
                 "simulated {} visitors: sent {} exposures and {} events; {} stored, {} already stored (duplicates), {} rejected",
@@ -327,7 +267,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 summary.duplicates,
                 summary.rejected
             );
-            println!("report: {}/", url.trim_end_matches('/'));
+            println!("report: {}/", sim.url.trim_end_matches('/'));
             Ok(ExitCode::SUCCESS)
         }
         Command::Assign { experiments, test_id, visitor_id, attrs } => {

@@ -62,32 +62,53 @@ impl std::str::FromStr for Effect {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A simulation; also the `offerlab simulate` command's arguments.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Simulation {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    #[arg(long, default_value_t = 21)]
     pub days: u32,
+    #[arg(long, default_value_t = 1000)]
     pub visitors_per_day: u32,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// A true effect, TEST:VARIANT:+0.15; repeat for more.
+    #[arg(long = "effect")]
     pub effects: Vec<Effect>,
     /// Bearer key for `/v1/*`, when the server requires one.
+    #[arg(long, env = "OFFERLAB_WRITE_KEY", hide_env_values = true)]
     pub write_key: Option<String>,
     /// Key for the reports, when the server requires one.
+    #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
     pub read_key: Option<String>,
     /// Draw a progress bar on the terminal.
+    #[arg(skip = true)]
     pub progress: bool,
-    /// A file to record the traffic in: every exposure and event batch
-    /// sent, one JSON line `{"path": ..., "body": [...]}` each, to replay
-    /// against another deployment.
+    /// Record every exposure and event batch sent to FILE (JSON lines
+    /// `{"path", "body"}`), to replay against another deployment.
+    #[arg(long)]
     pub record: Option<std::path::PathBuf>,
-    /// Rare wholesale orders: one ordering visitor in 200 adds an order of
-    /// about 3,000 (log-normal), uncapped.
+    /// Add rare wholesale orders (heavy-tailed order values), to see what
+    /// capping does: one ordering visitor in 200 adds an order of about
+    /// 3,000 (log-normal), uncapped.
+    #[arg(long)]
     pub outliers: bool,
-    /// Share of visitors who are returning customers: each has a spending
-    /// propensity (log-normal with mean 1) and one to three orders in the
-    /// 14 days before the visit, worth the usual order times the
+    /// Share of visitors (0 to 1) who are returning customers: each has a
+    /// spending propensity (log-normal with mean 1) and one to three orders
+    /// in the 14 days before the visit, worth the usual order times the
     /// propensity; after the visit they order with probability
-    /// `min(0.4·propensity, 0.95)` and spend in proportion to it.
+    /// `min(0.4·propensity, 0.95)` and spend in proportion to it, so CUPED
+    /// has a pre-period to adjust with.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub returning: f64,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("\"{s}\" is not a share between 0 and 1, e.g. 0.4")),
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]

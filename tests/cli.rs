@@ -163,3 +163,13 @@ fn sql_prints_one_query_with_the_tests_metrics_and_quoted_names() {
     assert!(sql.contains("'cart_offer_acceptance'"), "the primary metric: {sql}");
     assert_eq!(sql.matches(';').count(), 1, "one statement");
 }
+
+#[test]
+fn simulate_refuses_a_returning_share_outside_zero_to_one() {
+    for bad in ["1.5", "-0.1", "half"] {
+        let out = offerlab(&["simulate", &format!("--returning={bad}")]);
+        assert!(!out.status.success(), "{bad} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("\"{bad}\" is not a share between 0 and 1, e.g. 0.4")), "{err}");
+    }
+}

@@ -2,7 +2,8 @@
 //! visitor then contributes to each metric.
 //!
 //! An event counts for a test when the visitor's first exposure to it is at
-//! or before the event's time, whatever order the calls arrived in. Pure:
+//! or before the event's time, whatever order the calls arrived in; for a
+//! CUPED metric, the events of the days before it are the covariate. Pure:
 //! the incremental path and `offerlab rebuild` both use it, so they agree.
 
 use std::collections::BTreeMap;

@@ -7,6 +7,10 @@
 //! - An event counts for a test when the visitor's first exposure is at or
 //!   before it, whatever order the calls arrived in: a first exposure picks
 //!   up the events the visitor already has at or after it.
+//! - For a CUPED metric, the visitor's events in the days before the first
+//!   exposure are its covariate, likewise in any order: an exposure tallies
+//!   the earlier events it finds, and a late event before an exposure
+//!   updates the covariate.
 //! - An event id is stored once: the same id with the same visitor, name and
 //!   value is a duplicate, with anything else a conflict.
 //! - Only event names a test's metrics read are tallied, so one event costs

@@ -235,21 +235,42 @@ impl Store for PgStore {
             .collect())
     }
 
+    /// Rows stream from the store's runtime through a bounded channel, so
+    /// the tallies of a test's million visitors are never in memory at once.
     fn visit_tallies(&self, exp: &Experiment, visit: &mut dyn FnMut(VisitorTallies<'_>)) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt;
         let (id, phase) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version));
-        let rows = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            Ok(client
-                .query(
-                    "SELECT x.variant, x.ts, t.visitor, t.tallies::text
-                     FROM tallies AS t
-                     JOIN exposures AS x USING (visitor, experiment, phase)
-                     WHERE t.experiment = $1 AND t.phase = $2",
-                    &[&id, &phase],
-                )
-                .await?)
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<tokio_postgres::Row, StoreError>>(1024);
+        let pool = self.shared.pool.clone();
+        self.spawn(async move {
+            let streamed = async {
+                let client = pool.get().await.map_err(pool_error)?;
+                let params: [&(dyn ToSql + Sync); 2] = [&id, &phase];
+                let rows = client
+                    .query_raw(
+                        "SELECT x.variant, x.ts, t.visitor, t.tallies::text
+                         FROM tallies AS t
+                         JOIN exposures AS x USING (visitor, experiment, phase)
+                         WHERE t.experiment = $1 AND t.phase = $2",
+                        params,
+                    )
+                    .await?;
+                futures_util::pin_mut!(rows);
+                while let Some(row) = rows.try_next().await? {
+                    // The runtime has two workers: waiting here for the
+                    // reader hands this one's other tasks to the other.
+                    if tokio::task::block_in_place(|| tx.send(Ok(row))).is_err() {
+                        break; // the reader gave up
+                    }
+                }
+                Ok::<_, StoreError>(())
+            };
+            if let Err(e) = streamed.await {
+                let _ = tokio::task::block_in_place(|| tx.send(Err(e)));
+            }
         })?;
-        for r in &rows {
+        for row in rx {
+            let r = row?;
             let text: &str = r.get(3);
             let tallies: Tallies = serde_json::from_str(text).map_err(|e| Corrupt {
                 tree: "tallies",

@@ -143,6 +143,11 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
     let rows = store.aggregate_rows(exp).unwrap();
     let aov = rows.iter().find(|r| r.metric == "revenue_per_visitor").expect("the visitor's row");
     assert_eq!((aov.date.to_string(), aov.moments.n, aov.moments.sum), ("2026-11-10".into(), 1, 20.0));
+    // The rebuilt tallies name their first exposure, as a capped report's
+    // pass over them needs.
+    let mut seen = Vec::new();
+    store.visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts, v.tallies.origin.is_some()))).unwrap();
+    assert_eq!(seen, vec![(exposure.variant, exposure.ts, true)]);
     drop(store);
     assert!(!SledStore::open(dir.path()).unwrap().outdated(), "upgraded once");
 }

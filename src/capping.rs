@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::aggregates::AggregateRow;
 use crate::attribution::{metric_value, Tallies};
-use crate::experiment::metric::Cap;
+use crate::experiment::metric::{Cap, Metric};
 use crate::experiment::{Catalog, Experiment};
 use crate::stats::{Moments, VisitorValue};
 
@@ -95,8 +95,7 @@ pub fn capped_metrics<'c>(exp: &'c Experiment, catalog: &'c Catalog) -> Vec<(&'c
 /// Collects, visitor by visitor, what [`apply`] needs.
 pub struct Collector<'c> {
     exp: &'c Experiment,
-    catalog: &'c Catalog,
-    metrics: Vec<(&'c str, Cap)>,
+    metrics: Vec<(&'c Metric, Cap)>,
     /// Per capped metric: every visitor's (variant, day, value).
     values: Vec<Vec<(u16, NaiveDate, VisitorValue)>>,
 }
@@ -116,8 +115,10 @@ impl<'c> Collector<'c> {
     }
 
     fn of(exp: &'c Experiment, catalog: &'c Catalog, metrics: Vec<(&'c str, Cap)>) -> Self {
+        let metrics: Vec<(&Metric, Cap)> =
+            metrics.into_iter().filter_map(|(name, cap)| Some((catalog.metric(name)?, cap))).collect();
         let values = vec![Vec::new(); metrics.len()];
-        Collector { exp, catalog, metrics, values }
+        Collector { exp, metrics, values }
     }
 
     /// Whether the test has a capped metric (else nothing is collected).
@@ -127,10 +128,8 @@ impl<'c> Collector<'c> {
 
     pub fn visit(&mut self, v: VisitorTallies<'_>) {
         let day = self.exp.local_day(v.ts);
-        for ((name, _), values) in self.metrics.iter().zip(&mut self.values) {
-            if let Some(metric) = self.catalog.metric(name) {
-                values.push((v.variant, day, metric_value(metric, v.tallies)));
-            }
+        for ((metric, _), values) in self.metrics.iter().zip(&mut self.values) {
+            values.push((v.variant, day, metric_value(metric, v.tallies)));
         }
     }
 
@@ -138,7 +137,8 @@ impl<'c> Collector<'c> {
     /// values, and says what each cap did.
     pub fn apply(self, rows: &mut Vec<AggregateRow>) -> Vec<CapApplied> {
         let mut applied = Vec::new();
-        for ((name, cap), values) in self.metrics.into_iter().zip(self.values) {
+        for ((metric, cap), values) in self.metrics.into_iter().zip(self.values) {
+            let name = metric.name.as_str();
             rows.retain(|r| r.metric != name);
             let (value, capped_visitors, sums) = capped_moments(cap, &values);
             for ((variant, date), moments) in sums {

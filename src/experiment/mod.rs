@@ -339,6 +339,9 @@ pub struct Catalog {
     reads: BTreeMap<ExperimentId, BTreeSet<String>>,
     /// Every event name some metric reads.
     read_by_any: BTreeSet<String>,
+    /// Per test, its metrics with a CUPED covariate (none for most), so a
+    /// write looks at pre-periods only where there are some.
+    cuped: BTreeMap<ExperimentId, Vec<String>>,
 }
 
 impl Catalog {
@@ -351,12 +354,26 @@ impl Catalog {
             })
             .collect();
         let read_by_any = metrics.values().flat_map(Metric::events).map(str::to_owned).collect();
+        let cuped = experiments
+            .iter()
+            .map(|e| {
+                let adjusted =
+                    e.all_metrics().into_iter().filter(|m| metrics.get(*m).is_some_and(|m| m.cuped.is_some()));
+                (e.id.clone(), adjusted.map(str::to_owned).collect())
+            })
+            .collect();
         Catalog {
             experiments: experiments.into_iter().map(|e| (e.id.clone(), Arc::new(e))).collect(),
             metrics,
             reads,
             read_by_any,
+            cuped,
         }
+    }
+
+    /// The metrics of `exp` with a CUPED covariate.
+    pub fn cuped_metrics<'c>(&'c self, exp: &Experiment) -> impl Iterator<Item = &'c Metric> {
+        self.cuped.get(&exp.id).into_iter().flatten().filter_map(|m| self.metrics.get(m))
     }
 
     /// Whether any metric in the metrics file reads events named `event`

@@ -117,7 +117,7 @@ pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[E
         events.iter().filter(|ev| catalog.reads(exp, &ev.name)).map(|ev| (ev.name.as_str(), ev.value, ev.ts)),
     );
     t.origin = Some(Origin { variant: e.variant, at: e.ts });
-    for metric in cuped_metrics(catalog, exp) {
+    for metric in catalog.cuped_metrics(exp) {
         for ev in events.iter().filter(|ev| Some(ev.name.as_str()) == metric.single_event()) {
             if in_pre_period(metric, e.ts, ev.ts) {
                 t.add_pre(&metric.name, ev.value);
@@ -125,11 +125,6 @@ pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[E
         }
     }
     t
-}
-
-/// The test's metrics with a CUPED covariate.
-fn cuped_metrics<'c>(catalog: &'c Catalog, exp: &'c Experiment) -> impl Iterator<Item = &'c Metric> {
-    exp.all_metrics().into_iter().filter_map(|m| catalog.metric(m)).filter(|m| m.cuped.is_some())
 }
 
 pub fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &str) -> AggregateKey {
@@ -196,11 +191,8 @@ fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outco
         if !catalog.reads(exp, &ev.name) {
             continue;
         }
-        let pre_of: Vec<&str> = cuped_metrics(catalog, exp)
-            .filter(|m| m.single_event() == Some(ev.name.as_str()) && in_pre_period(m, x.ts, ev.ts))
-            .map(|m| m.name.as_str())
-            .collect();
-        if x.ts > ev.ts && pre_of.is_empty() {
+        let in_pre = |m: &&Metric| m.single_event() == Some(ev.name.as_str()) && in_pre_period(m, x.ts, ev.ts);
+        if x.ts > ev.ts && !catalog.cuped_metrics(exp).any(|m| in_pre(&m)) {
             continue;
         }
         let key = TallyKey { experiment: x.experiment.clone(), phase: x.phase, visitor: x.visitor.clone() };
@@ -209,8 +201,8 @@ fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outco
         if x.ts <= ev.ts {
             new.add(&ev.name, ev.value);
         }
-        for metric in pre_of {
-            new.add_pre(metric, ev.value);
+        for metric in catalog.cuped_metrics(exp).filter(in_pre) {
+            new.add_pre(&metric.name, ev.value);
         }
         let before = metric_values(exp, catalog, &old);
         for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {

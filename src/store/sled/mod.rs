@@ -361,27 +361,16 @@ impl Store for SledStore {
             })
             .collect())
     }
-    /// A prefix scan of the phase's tallies; tallies stored without their
-    /// origin take it from a point read of the visitor's exposures.
+    /// A prefix scan of the phase's tallies: each names the first exposure
+    /// it counts from (every tally this layout writes does; one without is
+    /// corrupt, and `offerlab rebuild` recomputes it).
     fn visit_tallies(&self, exp: &Experiment, visit: &mut dyn FnMut(VisitorTallies<'_>)) -> Result<(), StoreError> {
         let trees = self.shared.trees()?;
         for kv in trees.tallies.of_phase(exp.id.as_str(), exp.allocation_version) {
-            let (raw_key, tallies) = kv?;
-            let origin = match tallies.origin {
-                Some(o) => Some((o.variant, o.at)),
-                None => {
-                    let key = TallyTree::key(&raw_key)?;
-                    trees
-                        .exposures
-                        .of_visitor(&key.visitor)?
-                        .iter()
-                        .find(|x| x.experiment == key.experiment && x.phase == key.phase)
-                        .map(|x| (x.variant, x.ts))
-                }
-            };
-            if let Some((variant, ts)) = origin {
-                visit(VisitorTallies { variant, ts, tallies: &tallies });
-            }
+            let (key, tallies) = kv?;
+            let origin =
+                tallies.origin.ok_or_else(|| TallyTree::corrupt(&key, "tallies without their first exposure"))?;
+            visit(VisitorTallies { variant: origin.variant, ts: origin.at, tallies: &tallies });
         }
         Ok(())
     }

@@ -61,12 +61,6 @@ pub struct Exposures(pub(super) Tree);
 impl Exposures {
     pub const NAME: &'static str = "exposures";
 
-    /// A visitor's first exposures.
-    pub fn of_visitor(&self, visitor: &str) -> Result<Vec<Exposure>, StoreError> {
-        let key = visitor_key(visitor);
-        Ok(self.0.get(key)?.map(|v| decode(Self::NAME, key, &v)).transpose()?.unwrap_or_default())
-    }
-
     /// Every stored exposure, visitor by visitor.
     pub fn all(&self) -> impl Iterator<Item = Result<Vec<Exposure>, StoreError>> + '_ {
         self.0.iter().map(|kv| {
@@ -139,7 +133,7 @@ impl TallyTree {
     pub const NAME: &'static str = "tallies";
 
     /// Every visitor's tallies in one phase of one test, with their raw
-    /// key (see [`TallyTree::key`]).
+    /// key.
     pub fn of_phase(
         &self,
         experiment: &str,
@@ -152,13 +146,9 @@ impl TallyTree {
         })
     }
 
-    /// Decodes a raw key of this tree.
-    pub fn key(k: &[u8]) -> Result<TallyKey, Corrupt> {
-        TallyKey::decode(k).ok_or_else(|| Corrupt {
-            tree: Self::NAME,
-            key: describe(k),
-            detail: "not a (test, phase, visitor) key".into(),
-        })
+    /// A record of this tree that cannot be used, and why.
+    pub fn corrupt(key: &[u8], detail: &str) -> Corrupt {
+        Corrupt { tree: Self::NAME, key: describe(key), detail: detail.into() }
     }
 }
 

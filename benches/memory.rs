@@ -3,7 +3,10 @@
 //! over loopback in batches of 1,000 by four clients; beside the same
 //! process's resident memory right after start, in the same run.
 //! Run: `cargo bench --bench memory` (OFFERLAB_BENCH_VISITORS changes the
-//! visitor count; five events each).
+//! visitor count; five events each). To see where the memory goes, start
+//! the server under a heap profiler and point the load at it instead:
+//! `OFFERLAB_BENCH_URL=http://127.0.0.1:PORT cargo bench --bench memory`
+//! (resident memory is then read from `OFFERLAB_BENCH_PID`, if set).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -39,18 +42,24 @@ fn main() {
     let catalog = load_dir(std::path::Path::new(experiments)).unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap().clone();
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--experiments", experiments, "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
-    let pid = child.id();
-    let started = memory(pid);
+    let (mut child, url, pid) = match std::env::var("OFFERLAB_BENCH_URL") {
+        Ok(url) => (None, url, std::env::var("OFFERLAB_BENCH_PID").ok().and_then(|p| p.parse().ok())),
+        Err(_) => {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
+                .args(["serve", "--bind", "127.0.0.1:0", "--experiments", experiments, "--data"])
+                .arg(data.path())
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+            let pid = child.id();
+            (Some(child), url, Some(pid))
+        }
+    };
+    let started = pid.map_or((0.0, 0.0), memory);
 
     let now = Utc::now();
     let began = Instant::now();
@@ -93,10 +102,12 @@ fn main() {
             });
         }
     });
-    let loaded = memory(pid);
+    let loaded = pid.map_or((0.0, 0.0), memory);
     let seconds = began.elapsed().as_secs_f64();
-    let _ = child.kill();
-    let _ = child.wait();
+    if let Some(child) = child.as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     println!("| offerlab serve (sled) | resident (VmRSS) | peak (VmHWM) |");
     println!("|---|---:|---:|");
     println!("| just started (baseline) | {:.0} MiB | {:.0} MiB |", started.0, started.1);

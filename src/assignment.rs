@@ -95,18 +95,113 @@ fn evaluate_running(experiment: &Experiment, visitor_id: &str, attributes: &Attr
     }
 }
 
-/// Converts attributes sent as JSON into strings for matching: strings as
-/// they are, numbers and booleans in their JSON spelling. Returns the name
-/// of the first attribute of another type.
-pub fn attributes_from_json(map: BTreeMap<String, serde_json::Value>) -> Result<Attributes, String> {
-    map.into_iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => Ok((k, s)),
-            serde_json::Value::Number(n) => Ok((k, n.to_string())),
-            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
-            _ => Err(k),
-        })
-        .collect()
+/// Attributes as a request sends them: a JSON object whose strings are
+/// kept as they are and whose numbers and booleans are read in their JSON
+/// spelling (`3`, `2.5`, `true`), so targeting compares text. Built while
+/// the body is parsed, without an intermediate JSON tree; a value of any
+/// other type (object, array, null) does not fail the parse but is kept
+/// in `invalid`, so the reply can name the attribute.
+#[derive(Debug, Default)]
+pub struct JsonAttributes {
+    map: Attributes,
+    invalid: Option<String>,
+}
+
+impl JsonAttributes {
+    /// The attributes, or the name of the first one that is not a string,
+    /// number or boolean.
+    pub fn into_attributes(self) -> Result<Attributes, String> {
+        match self.invalid {
+            Some(k) => Err(k),
+            None => Ok(self.map),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonAttributes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(AttributesVisitor)
+    }
+}
+
+struct AttributesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AttributesVisitor {
+    type Value = JsonAttributes;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of attributes")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<JsonAttributes, A::Error> {
+        let mut out = JsonAttributes::default();
+        while let Some(key) = access.next_key::<String>()? {
+            match access.next_value::<ScalarText>()?.0 {
+                Some(text) => {
+                    out.map.insert(key, text);
+                }
+                None => {
+                    out.invalid.get_or_insert(key);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One attribute's value as text, or `None` for a value of another type.
+struct ScalarText(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for ScalarText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+    type Value = ScalarText;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<ScalarText, E> {
+        Ok(ScalarText(Some(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<ScalarText, E> {
+        Ok(ScalarText(Some(v)))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<ScalarText, E> {
+        Ok(ScalarText(Some(v.to_string())))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<ScalarText, E> {
+        Ok(ScalarText(Some(v.to_string())))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<ScalarText, E> {
+        Ok(ScalarText(Some(v.to_string())))
+    }
+    /// Spelled as `serde_json` spells the number (`1000.0`, `2.5`).
+    fn visit_f64<E>(self, v: f64) -> Result<ScalarText, E> {
+        Ok(ScalarText(serde_json::Number::from_f64(v).map(|n| n.to_string())))
+    }
+    fn visit_unit<E>(self) -> Result<ScalarText, E> {
+        Ok(ScalarText(None))
+    }
+    fn visit_none<E>(self) -> Result<ScalarText, E> {
+        Ok(ScalarText(None))
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<ScalarText, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ScalarText, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(ScalarText(None))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ScalarText, A::Error> {
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        Ok(ScalarText(None))
+    }
 }
 
 /// What the storefront asks for one visitor: every matching test's variant.
@@ -253,6 +348,35 @@ pub fn assign_all<'c>(catalog: &'c Catalog, q: &AssignQuery) -> Result<Assignmen
 
 #[cfg(test)]
 mod tests {
+
+    /// Numbers and booleans read as text exactly as `serde_json` prints the
+    /// JSON value, so targeting written against `"3"` or `"true"` matches.
+    #[test]
+    fn json_attributes_keep_scalars_as_their_json_text() {
+        let body = r#"{"s":"mobile","u":3,"i":-4,"f":2.5,"e":1e3,"big":18446744073709551615,"t":true,"n":false}"#;
+        let parsed: JsonAttributes = serde_json::from_str(body).unwrap();
+        let expected: Attributes = serde_json::from_str::<BTreeMap<String, serde_json::Value>>(body)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .collect();
+        assert_eq!(parsed.into_attributes().unwrap(), expected);
+        assert_eq!(expected["e"], "1000.0");
+    }
+
+    #[test]
+    fn json_attributes_name_the_first_value_of_another_type() {
+        for (body, bad) in [
+            (r#"{"a":"x","b":null}"#, "b"),
+            (r#"{"a":[1,{"x":2}],"b":{"c":[]}}"#, "a"),
+            (r#"{"z":{"nested":true},"a":1}"#, "z"),
+        ] {
+            let parsed: JsonAttributes = serde_json::from_str(body).unwrap();
+            assert_eq!(parsed.into_attributes().unwrap_err(), bad, "{body}");
+        }
+        assert!(serde_json::from_str::<JsonAttributes>("[1]").is_err(), "attributes are an object");
+    }
+
     use super::*;
 
     #[test]

@@ -10,7 +10,12 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, ResponseError};
-use futures_util::StreamExt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::web::Bytes;
+use futures_util::{Stream, StreamExt};
 
 use crate::auth::{authorize, Access, Denied, Keys};
 use crate::error::{ApiError, Unauthorized};
@@ -59,25 +64,63 @@ pub struct BodyDeadline(pub Duration);
 
 /// Ends the body of a request that takes longer than [`BodyDeadline`] with
 /// a timed-out error, which the JSON extractor turns into a 408: a client
-/// that never sends its body cannot hold a worker.
+/// that never sends its body cannot hold a worker. A request without a body
+/// passes untouched.
 pub async fn body_deadline(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     if let Some(BodyDeadline(limit)) = req.app_data::<BodyDeadline>().copied() {
-        let deadline = tokio::time::Instant::now() + limit;
-        let inner = req.take_payload();
-        let timed = futures_util::stream::unfold(Some(inner), move |state| async move {
-            let mut inner = state?;
-            match tokio::time::timeout_at(deadline, inner.next()).await {
-                Ok(Some(chunk)) => Some((chunk, Some(inner))),
-                Ok(None) => None,
-                Err(_) => Some((Err(PayloadError::Io(std::io::ErrorKind::TimedOut.into())), None)),
+        match req.take_payload() {
+            Payload::None => {}
+            inner => {
+                let body =
+                    DeadlineBody { inner, deadline: tokio::time::Instant::now() + limit, timer: None, waited: false };
+                req.set_payload(Payload::from(Box::pin(body) as Pin<Box<dyn Stream<Item = _>>>));
             }
-        });
-        req.set_payload(Payload::from(Box::pin(timed) as std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>>));
+        }
     }
     next.call(req).await
+}
+
+/// A body that ends with a timed-out error once its deadline passes. The
+/// timer is armed only when the body is not all there yet: a small body
+/// usually arrives with the head, and then costs no timer at all.
+struct DeadlineBody {
+    inner: Payload,
+    deadline: tokio::time::Instant,
+    /// `Some` once the body had to be waited for; `None` again after the
+    /// deadline fired, which ends the body.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    waited: bool,
+}
+
+impl Stream for DeadlineBody {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Poll::Ready(chunk) = this.inner.poll_next_unpin(cx) {
+            return Poll::Ready(chunk);
+        }
+        if !this.waited {
+            // actix feeds the body it has already read right after handing
+            // the request on: ask to be polled again once, and arm the
+            // timer only if the body is still not there then.
+            this.waited = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let deadline = this.deadline;
+        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                this.inner = Payload::None;
+                Poll::Ready(Some(Err(PayloadError::Io(std::io::ErrorKind::TimedOut.into()))))
+            }
+        }
+    }
 }
 
 /// The access check of one route: the route table in [`crate::routes`]

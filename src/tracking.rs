@@ -5,13 +5,11 @@
 //! An exposure must agree with the deterministic assignment, so a stale
 //! cache on the storefront cannot pollute a test; only running tests record.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::assignment::{attributes_from_json, evaluate, AssignedVariant};
+use crate::assignment::{evaluate, AssignedVariant, JsonAttributes};
 use crate::experiment::{Catalog, Status};
 use crate::visitor::VisitorId;
 
@@ -113,7 +111,7 @@ pub struct ExposureWire {
     pub variant: Option<String>,
     pub ts: Option<String>,
     #[serde(default)]
-    pub attributes: BTreeMap<String, Value>,
+    pub attributes: JsonAttributes,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,7 +201,7 @@ pub fn check_exposure(catalog: &Catalog, w: ExposureWire, now: DateTime<Utc>) ->
             start: exp.start.to_string(),
         });
     }
-    let attributes = attributes_from_json(w.attributes).map_err(|k| {
+    let attributes = w.attributes.into_attributes().map_err(|k| {
         TrackError::invalid(
             "invalid_attribute",
             "attributes",

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::Value;
 
-use crate::assignment::{assign_all, attributes_from_json, write_reply, AssignQuery, AssignedVariant};
+use crate::assignment::{assign_all, write_reply, AssignQuery, AssignedVariant, JsonAttributes};
 use chrono::Utc;
 
 use crate::error::ApiError;
@@ -26,7 +25,7 @@ use crate::visitor::VisitorId;
 pub struct AssignBody {
     visitor_id: Option<String>,
     #[serde(default)]
-    attributes: BTreeMap<String, Value>,
+    attributes: JsonAttributes,
     surface: Option<String>,
     experiments: Option<Vec<String>>,
     #[serde(default)]
@@ -52,9 +51,9 @@ fn missing_visitor() -> ApiError {
     )
 }
 
-fn parse_visitor(raw: Option<&str>) -> Result<VisitorId, ApiError> {
+fn parse_visitor(raw: Option<String>) -> Result<VisitorId, ApiError> {
     let raw = raw.ok_or_else(missing_visitor)?;
-    VisitorId::parse(raw).map_err(|m| ApiError::invalid("invalid_visitor_id", Some("visitor_id".into()), m))
+    VisitorId::parse_owned(raw).map_err(|m| ApiError::invalid("invalid_visitor_id", Some("visitor_id".into()), m))
 }
 
 fn parse_surface(raw: Option<&str>) -> Result<Option<Surface>, ApiError> {
@@ -74,8 +73,8 @@ impl TryFrom<AssignBody> for AssignQuery {
     type Error = ApiError;
 
     fn try_from(body: AssignBody) -> Result<Self, ApiError> {
-        let visitor = parse_visitor(body.visitor_id.as_deref())?;
-        let attributes = attributes_from_json(body.attributes).map_err(invalid_attribute)?;
+        let visitor = parse_visitor(body.visitor_id)?;
+        let attributes = body.attributes.into_attributes().map_err(invalid_attribute)?;
         Ok(AssignQuery {
             visitor_id: visitor.into_string(),
             attributes,
@@ -89,7 +88,7 @@ impl TryFrom<AssignBody> for AssignQuery {
 /// The GET form: `visitor_id`, `surface`, `experiments=a,b`,
 /// `force.<test>=<variant>`; every other parameter is an attribute.
 fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery, ApiError> {
-    let visitor = parse_visitor(params.remove("visitor_id").as_deref())?;
+    let visitor = parse_visitor(params.remove("visitor_id"))?;
     let surface = parse_surface(params.remove("surface").as_deref())?;
     let experiments =
         params.remove("experiments").map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect());
@@ -105,7 +104,7 @@ fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery
             }
         }
     }
-    Ok(AssignQuery { visitor_id: visitor.to_string(), attributes, surface, experiments, force })
+    Ok(AssignQuery { visitor_id: visitor.into_string(), attributes, surface, experiments, force })
 }
 
 fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {

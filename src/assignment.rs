@@ -348,6 +348,7 @@ pub fn assign_all<'c>(catalog: &'c Catalog, q: &AssignQuery) -> Result<Assignmen
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     /// Numbers and booleans read as text exactly as `serde_json` prints the
     /// JSON value, so targeting written against `"3"` or `"true"` matches.
@@ -376,8 +377,6 @@ mod tests {
         }
         assert!(serde_json::from_str::<JsonAttributes>("[1]").is_err(), "attributes are an object");
     }
-
-    use super::*;
 
     #[test]
     fn the_written_reply_is_the_serialised_one() {

@@ -2,6 +2,9 @@
 //! refusals are counted too), security headers, a deadline on reading the
 //! body, and the access check each route declares in [`crate::routes`].
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -9,12 +12,8 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, HttpMessage, ResponseError};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use actix_web::web::Bytes;
+use actix_web::{web, Error, HttpMessage, ResponseError};
 use futures_util::{Stream, StreamExt};
 
 use crate::auth::{authorize, Access, Denied, Keys};
@@ -89,9 +88,9 @@ pub async fn body_deadline(
 struct DeadlineBody {
     inner: Payload,
     deadline: tokio::time::Instant,
-    /// `Some` once the body had to be waited for; `None` again after the
-    /// deadline fired, which ends the body.
+    /// Armed once the body had to be waited for twice in a row.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the body was waited for once already.
     waited: bool,
 }
 

@@ -70,6 +70,38 @@ fn stalled_body(port: u16) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Sends a request whose body arrives in two parts, `pause` apart; returns
+/// the server's answer.
+fn body_in_two_parts(port: u16, pause: Duration) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = r#"{"visitor_id":"slow-client","attributes":{"device":"mobile"}}"#;
+    let head = format!(
+        "POST /v1/assign HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(20);
+    stream.write_all(format!("{head}{first}").as_bytes()).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(pause);
+    stream.write_all(rest.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A slow client is not a stalled one: a body whose second part comes well
+/// within the deadline is read whole and answered.
+#[tokio::test]
+async fn a_body_in_parts_within_the_deadline_is_answered() {
+    let app = spawn_app_configured(&fixture_definitions(), |s| s.body_timeout = 10.0).await;
+    let port = app.port;
+    let answer =
+        tokio::task::spawn_blocking(move || body_in_two_parts(port, Duration::from_millis(300))).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""visitor_id":"slow-client""#), "{answer}");
+}
+
 #[tokio::test]
 async fn a_body_that_never_arrives_gets_408_and_frees_the_worker() {
     let app = spawn_app_configured(&fixture_definitions(), |s| s.body_timeout = 1.0).await;

@@ -18,6 +18,11 @@ use offerlab::config::Settings;
 use offerlab::startup::Application;
 use serde_json::json;
 
+/// The allocator the `offerlab` binary runs with, so the server measured
+/// in process allocates as it does when served.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const CLIENTS: usize = 64;
 const VISITORS: usize = 20_000;
 const RUN: Duration = Duration::from_secs(5);

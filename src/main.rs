@@ -21,6 +21,12 @@ use offerlab::state::allocations_to_record;
 use offerlab::store::{PgStore, SledStore, Store, StoreError};
 use offerlab::warehouse::{self, Layout};
 
+/// jemalloc instead of glibc's malloc: the sled writer allocates and frees a
+/// node's copy on every change, and glibc's malloc was a quarter of its CPU
+/// (BENCHMARKS.md, ingest); jemalloc also holds less resident memory.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "offerlab", version, about = "A/B experiments for upsell and cross-sell offers")]
 struct Cli {

@@ -11,6 +11,7 @@ use chrono::{TimeZone, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::{load_dir, Catalog};
 use offerlab::store::sled::keys::event_chunk_key;
+use offerlab::store::sled::trees::OPEN_CHUNK;
 use offerlab::store::{Outcome, SledStore, Store, StoreError, Write};
 use offerlab::tracking::{Event, Exposure};
 
@@ -43,7 +44,7 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
     }
     {
         let db = sled::open(dir.path()).unwrap();
-        db.open_tree("visitor_events").unwrap().insert(event_chunk_key("alice", 0), GARBAGE).unwrap();
+        db.open_tree("visitor_events").unwrap().insert(event_chunk_key("alice", OPEN_CHUNK), GARBAGE).unwrap();
         db.flush().unwrap();
     }
     let store = SledStore::open(dir.path()).unwrap();
@@ -64,7 +65,7 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
 
     {
         let db = sled::open(dir.path()).unwrap();
-        let kept = db.open_tree("visitor_events").unwrap().get(event_chunk_key("alice", 0)).unwrap().unwrap();
+        let kept = db.open_tree("visitor_events").unwrap().get(event_chunk_key("alice", OPEN_CHUNK)).unwrap().unwrap();
         assert_eq!(kept.as_ref(), GARBAGE, "the record was left as it was");
     }
     let store = SledStore::open(dir.path()).unwrap();
@@ -135,6 +136,8 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
         db.open_tree("events").unwrap().insert("o-old", serde_json::to_vec(&order).unwrap()).unwrap();
         db.open_tree("visitor_events").unwrap().insert("old-timer", serde_json::to_vec(&[&order]).unwrap()).unwrap();
         db.open_tree("aggregates").unwrap().insert(b"cart-protection-copy\0junk", &b"{}"[..]).unwrap();
+        // Layouts 2 to 4 counted each visitor's events in a tree of their own.
+        db.open_tree("visitors").unwrap().insert("old-timer", &b"{\"events\":1}"[..]).unwrap();
         db.flush().unwrap();
     }
     let store = SledStore::open(dir.path()).unwrap();
@@ -148,6 +151,47 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
     let mut seen = Vec::new();
     store.visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts, v.tallies.origin.is_some()))).unwrap();
     assert_eq!(seen, vec![(exposure.variant, exposure.ts, true)]);
+    assert_eq!(store.events_of("old-timer").unwrap(), vec![order]);
     drop(store);
     assert!(!SledStore::open(dir.path()).unwrap().outdated(), "upgraded once");
+    let db = sled::open(dir.path()).unwrap();
+    assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"visitors"), "the old count tree is dropped");
+}
+
+/// A visitor's events fill chunks of eight and go on in a new open chunk:
+/// the history reads back whole and in order across them, before and
+/// after a restart, and an exposure that arrives last counts all of it.
+#[tokio::test]
+async fn a_long_history_reads_back_in_order_across_full_chunks() {
+    let catalog = catalog();
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..21).map(|i| format!("long-{i}")).collect();
+    let exp = catalog.get("cart-protection-copy").unwrap();
+    let a = evaluate(exp, "long", &Attributes::new(), None).unwrap();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        for batch in ids.chunks(5) {
+            let writes = batch.iter().map(|id| event(id, "long")).collect();
+            let outcomes = store.record(catalog.clone(), writes).await.unwrap();
+            assert!(outcomes.iter().all(|o| *o == Outcome::Accepted), "{outcomes:?}");
+        }
+        let read: Vec<String> = store.events_of("long").unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(read, ids);
+        let exposure = Exposure {
+            visitor: "long".into(),
+            experiment: exp.id.to_string(),
+            variant: a.variant as u16,
+            ts: Utc.with_ymd_and_hms(2026, 11, 10, 9, 0, 0).unwrap(),
+            phase: 1,
+        };
+        store.record(catalog.clone(), vec![Write::Exposure(exposure)]).await.unwrap();
+        store.close().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    let read: Vec<String> = store.events_of("long").unwrap().into_iter().map(|e| e.id).collect();
+    assert_eq!(read, ids, "after a restart");
+    let orders = store.aggregate_rows(exp).unwrap();
+    let revenue = orders.iter().find(|r| r.metric == "revenue_per_visitor").expect("the visitor's row");
+    assert_eq!((revenue.moments.n, revenue.moments.sum), (1, 21.0 * 20.0), "every event counts");
+    assert_eq!(store.recompute(&catalog).unwrap(), store.all_aggregates().unwrap(), "as a recomputation says");
 }

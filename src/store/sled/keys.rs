@@ -39,7 +39,7 @@ fn key_i32(b: [u8; 4]) -> i32 {
     (u32::from_be_bytes(b) ^ (1 << 31)) as i32
 }
 
-/// `exposures` and `visitors`: keyed by the visitor id itself (the whole key).
+/// `exposures`: keyed by the visitor id itself (the whole key).
 pub fn visitor_key(visitor: &str) -> &[u8] {
     visitor.as_bytes()
 }

@@ -47,7 +47,7 @@ use crate::experiment::{Catalog, Experiment};
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
 use keys::{phase_prefix, AggregateKey, TallyKey};
-use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, TxResult, VisitorEvents, Visitors};
+use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, TxResult, VisitorEvents};
 
 /// Tallies and aggregates recomputed from the raw records.
 type Derived = (BTreeMap<AggregateKey, Moments>, Vec<(TallyKey, Tallies)>);
@@ -69,9 +69,10 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// aggregates keyed by days since `start`; 2: events in chunks of 64,
 /// aggregates keyed by date, length-prefixed keys; 3: chunks of 8,
 /// aggregate rows as 48 bytes of binary sums; 4: 72 bytes, with the CUPED
-/// covariate's sums. A folder of an older layout is rebuilt from its raw
-/// records at start.
-const FORMAT: u64 = 4;
+/// covariate's sums; 5: no tree of event counts, a visitor's open chunk of
+/// events says how many full ones precede it. A folder of an older layout
+/// is rebuilt from its raw records at start.
+const FORMAT: u64 = 5;
 
 type Reply = tokio::sync::oneshot::Sender<Result<Vec<Outcome>, Arc<StoreError>>>;
 type Answer = tokio::sync::oneshot::Receiver<Result<Vec<Outcome>, Arc<StoreError>>>;
@@ -90,7 +91,6 @@ struct Trees {
     meta: sled::Tree,
     exposures: Exposures,
     events: Events,
-    visitors: Visitors,
     visitor_events: VisitorEvents,
     tallies: TallyTree,
     aggregates: Aggregates,
@@ -110,7 +110,6 @@ impl Trees {
             meta: db.open_tree("meta")?,
             exposures: Exposures(db.open_tree(Exposures::NAME)?),
             events: Events(db.open_tree(Events::NAME)?),
-            visitors: Visitors(db.open_tree(Visitors::NAME)?),
             visitor_events: VisitorEvents(db.open_tree(VisitorEvents::NAME)?),
             tallies: TallyTree(db.open_tree(TallyTree::NAME)?),
             aggregates: Aggregates(db.open_tree(Aggregates::NAME)?),
@@ -298,7 +297,8 @@ impl SledStore {
         let t = self.shared.trees()?;
         t.meta.remove("format")?;
         t.sync()?;
-        t.visitors.0.clear()?;
+        // Layouts before 5 kept each visitor's event count in a tree of its own.
+        t.db.drop_tree("visitors")?;
         t.visitor_events.0.clear()?;
         let mut events: Vec<Event> = t.events.all().collect::<Result<_, _>>()?;
         events.sort_by(|a, b| (&a.visitor, a.ts, &a.id).cmp(&(&b.visitor, b.ts, &b.id)));
@@ -538,16 +538,9 @@ fn answer_all(group: Vec<Job>, error: Arc<StoreError>) {
 
 /// Runs `body` in one transaction over every tree and returns its value.
 fn transact<T>(trees: &Trees, body: impl Fn(&Tx) -> TxResult<T>) -> Result<T, StoreError> {
-    (
-        &trees.exposures.0,
-        &trees.events.0,
-        &trees.visitors.0,
-        &trees.visitor_events.0,
-        &trees.tallies.0,
-        &trees.aggregates.0,
-    )
-        .transaction(|(exposures, events, visitors, visitor_events, tallies, aggregates)| {
-            body(&Tx { exposures, events, visitors, visitor_events, tallies, aggregates })
+    (&trees.exposures.0, &trees.events.0, &trees.visitor_events.0, &trees.tallies.0, &trees.aggregates.0)
+        .transaction(|(exposures, events, visitor_events, tallies, aggregates)| {
+            body(&Tx { exposures, events, visitor_events, tallies, aggregates })
         })
         .map_err(StoreError::from)
 }

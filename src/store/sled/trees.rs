@@ -89,25 +89,25 @@ impl Events {
     }
 }
 
-/// How many events a visitor has: visitor → count. Says which chunk of
-/// [`VisitorEvents`] the next event goes to.
-#[derive(Clone)]
-pub struct Visitors(pub(super) Tree);
-
-impl Visitors {
-    pub const NAME: &'static str = "visitors";
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct VisitorHead {
-    pub events: u64,
-}
-
-/// A visitor's events in chunks of [`EVENTS_PER_CHUNK`]: (visitor, chunk)
-/// → events in arrival order. An index over [`Events`], rebuilt from it by
-/// `offerlab rebuild`.
+/// A visitor's events in chunks of [`EVENTS_PER_CHUNK`], in arrival order:
+/// full chunks under (visitor, 0), (visitor, 1), …, and the chunk still
+/// filling under (visitor, [`OPEN_CHUNK`]), which also says how many full
+/// chunks there are. Appending reads and writes only the open chunk, so an
+/// event costs one point read here whatever the visitor's history. An
+/// index over [`Events`], rebuilt from it by `offerlab rebuild`.
 #[derive(Clone)]
 pub struct VisitorEvents(pub(super) Tree);
+
+/// The chunk number of a visitor's open chunk: after every full chunk in
+/// key order.
+pub const OPEN_CHUNK: u32 = u32::MAX;
+
+/// The chunk still filling, and how many full chunks come before it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpenChunk {
+    pub full: u32,
+    pub events: Vec<Event>,
+}
 
 impl VisitorEvents {
     pub const NAME: &'static str = "visitor_events";
@@ -118,7 +118,11 @@ impl VisitorEvents {
         let mut out = Vec::new();
         for kv in self.0.scan_prefix(&prefix[..prefix.len() - 4]) {
             let (k, v) = kv?;
-            out.extend(decode::<Vec<Event>>(Self::NAME, &k, &v)?);
+            if k.ends_with(&OPEN_CHUNK.to_be_bytes()) {
+                out.extend(decode::<OpenChunk>(Self::NAME, &k, &v)?.events);
+            } else {
+                out.extend(decode::<Vec<Event>>(Self::NAME, &k, &v)?);
+            }
         }
         Ok(out)
     }
@@ -230,23 +234,23 @@ impl Allocations {
 pub struct Tx<'a> {
     pub exposures: &'a TransactionalTree,
     pub events: &'a TransactionalTree,
-    pub visitors: &'a TransactionalTree,
     pub visitor_events: &'a TransactionalTree,
     pub tallies: &'a TransactionalTree,
     pub aggregates: &'a TransactionalTree,
 }
 
 impl Tx<'_> {
-    /// Appends an event to its visitor's last chunk.
+    /// Appends an event to its visitor's open chunk; a chunk that fills
+    /// moves to its number, and a new open chunk begins.
     pub fn index_event(&self, e: &Event) -> TxResult<()> {
-        let head_key = visitor_key(&e.visitor);
-        let mut head: VisitorHead = tx_decode(Visitors::NAME, head_key, self.visitors.get(head_key)?)?;
-        let chunk_key = event_chunk_key(&e.visitor, (head.events / EVENTS_PER_CHUNK) as u32);
-        let mut chunk: Vec<Event> = tx_decode(VisitorEvents::NAME, &chunk_key, self.visitor_events.get(&chunk_key)?)?;
-        chunk.push(e.clone());
-        head.events += 1;
-        self.visitor_events.insert(chunk_key, encode(&chunk))?;
-        self.visitors.insert(head_key, encode(&head))?;
+        let open_key = event_chunk_key(&e.visitor, OPEN_CHUNK);
+        let mut open: OpenChunk = tx_decode(VisitorEvents::NAME, &open_key, self.visitor_events.get(&open_key)?)?;
+        open.events.push(e.clone());
+        if open.events.len() as u64 == EVENTS_PER_CHUNK {
+            self.visitor_events.insert(event_chunk_key(&e.visitor, open.full), encode(&open.events))?;
+            open = OpenChunk { full: open.full + 1, events: Vec::new() };
+        }
+        self.visitor_events.insert(open_key, encode(&open))?;
         Ok(())
     }
 }
@@ -281,13 +285,14 @@ impl Ledger for Tx<'_> {
 
     /// Every event of a visitor: one point read per chunk.
     fn events_of(&self, visitor: &str) -> TxResult<Vec<Event>> {
-        let head: VisitorHead =
-            tx_decode(Visitors::NAME, visitor_key(visitor), self.visitors.get(visitor_key(visitor))?)?;
-        let mut out = Vec::with_capacity(head.events as usize);
-        for chunk in 0..head.events.div_ceil(EVENTS_PER_CHUNK) {
-            let key = event_chunk_key(visitor, chunk as u32);
+        let open_key = event_chunk_key(visitor, OPEN_CHUNK);
+        let open: OpenChunk = tx_decode(VisitorEvents::NAME, &open_key, self.visitor_events.get(&open_key)?)?;
+        let mut out = Vec::with_capacity(open.full as usize * EVENTS_PER_CHUNK as usize + open.events.len());
+        for chunk in 0..open.full {
+            let key = event_chunk_key(visitor, chunk);
             out.extend(tx_decode::<Vec<Event>>(VisitorEvents::NAME, &key, self.visitor_events.get(&key)?)?);
         }
+        out.extend(open.events);
         Ok(out)
     }
 

@@ -31,6 +31,19 @@ fn event(id: &str, visitor: &str) -> Write {
     })
 }
 
+/// The visitor's exposure to `exp` in its assigned variant, two days
+/// before the events of [`event`].
+fn first_exposure(exp: &offerlab::experiment::Experiment, visitor: &str) -> Exposure {
+    let a = evaluate(exp, visitor, &Attributes::new(), None).unwrap();
+    Exposure {
+        visitor: visitor.into(),
+        experiment: exp.id.to_string(),
+        variant: a.variant as u16,
+        ts: Utc.with_ymd_and_hms(2026, 11, 10, 9, 0, 0).unwrap(),
+        phase: 1,
+    }
+}
+
 const GARBAGE: &[u8] = b"\xff not json";
 
 #[tokio::test]
@@ -119,14 +132,7 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
     let catalog = catalog();
     let dir = tempfile::tempdir().unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap();
-    let a = evaluate(exp, "old-timer", &Attributes::new(), None).unwrap();
-    let exposure = Exposure {
-        visitor: "old-timer".into(),
-        experiment: exp.id.to_string(),
-        variant: a.variant as u16,
-        ts: Utc.with_ymd_and_hms(2026, 11, 10, 9, 0, 0).unwrap(),
-        phase: 1,
-    };
+    let exposure = first_exposure(exp, "old-timer");
     let Write::Event(order) = event("o-old", "old-timer") else { unreachable!() };
     {
         // What format 1 wrote: raw trees as today, a list of events per
@@ -167,7 +173,6 @@ async fn a_long_history_reads_back_in_order_across_full_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let ids: Vec<String> = (0..21).map(|i| format!("long-{i}")).collect();
     let exp = catalog.get("cart-protection-copy").unwrap();
-    let a = evaluate(exp, "long", &Attributes::new(), None).unwrap();
     {
         let store = SledStore::open(dir.path()).unwrap();
         for batch in ids.chunks(5) {
@@ -177,14 +182,7 @@ async fn a_long_history_reads_back_in_order_across_full_chunks() {
         }
         let read: Vec<String> = store.events_of("long").unwrap().into_iter().map(|e| e.id).collect();
         assert_eq!(read, ids);
-        let exposure = Exposure {
-            visitor: "long".into(),
-            experiment: exp.id.to_string(),
-            variant: a.variant as u16,
-            ts: Utc.with_ymd_and_hms(2026, 11, 10, 9, 0, 0).unwrap(),
-            phase: 1,
-        };
-        store.record(catalog.clone(), vec![Write::Exposure(exposure)]).await.unwrap();
+        store.record(catalog.clone(), vec![Write::Exposure(first_exposure(exp, "long"))]).await.unwrap();
         store.close().unwrap();
     }
     let store = SledStore::open(dir.path()).unwrap();

@@ -107,6 +107,12 @@ pub struct JsonAttributes {
     invalid: Option<String>,
 }
 
+/// What to tell a client whose attribute `name` has a value of another
+/// type than string, number or boolean.
+pub fn invalid_attribute_message(name: &str) -> String {
+    format!("attribute \"{name}\" must be a string, number or boolean")
+}
+
 impl JsonAttributes {
     /// The attributes, or the name of the first one that is not a string,
     /// number or boolean.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::assignment::{evaluate, AssignedVariant, JsonAttributes};
+use crate::assignment::{evaluate, invalid_attribute_message, AssignedVariant, JsonAttributes};
 use crate::experiment::{Catalog, Status};
 use crate::visitor::VisitorId;
 
@@ -201,13 +201,10 @@ pub fn check_exposure(catalog: &Catalog, w: ExposureWire, now: DateTime<Utc>) ->
             start: exp.start.to_string(),
         });
     }
-    let attributes = w.attributes.into_attributes().map_err(|k| {
-        TrackError::invalid(
-            "invalid_attribute",
-            "attributes",
-            format!("attribute \"{k}\" must be a string, number or boolean"),
-        )
-    })?;
+    let attributes = w
+        .attributes
+        .into_attributes()
+        .map_err(|k| TrackError::invalid("invalid_attribute", "attributes", invalid_attribute_message(&k)))?;
     let a = evaluate(exp, visitor.as_str(), &attributes, None).expect("running tests are visible");
     if !a.in_experiment {
         return Err(TrackError::NotInExperiment(id.to_owned()));

@@ -12,17 +12,11 @@ pub struct VisitorId(String);
 
 impl VisitorId {
     pub fn parse(s: &str) -> Result<Self, String> {
-        Self::check(s)?;
-        Ok(VisitorId(s.to_owned()))
+        Self::parse_owned(s.to_owned())
     }
 
     /// [`VisitorId::parse`] keeping the string it was given.
     pub fn parse_owned(s: String) -> Result<Self, String> {
-        Self::check(&s)?;
-        Ok(VisitorId(s))
-    }
-
-    fn check(s: &str) -> Result<(), String> {
         if s.is_empty() {
             return Err("visitor_id is empty; send the storefront's stable id for this visitor".into());
         }
@@ -32,7 +26,7 @@ impl VisitorId {
         if s.chars().any(char::is_control) {
             return Err("visitor_id contains control characters; send a printable id".into());
         }
-        Ok(())
+        Ok(VisitorId(s))
     }
 
     pub fn as_str(&self) -> &str {

@@ -7,7 +7,9 @@ use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use crate::assignment::{assign_all, write_reply, AssignQuery, AssignedVariant, JsonAttributes};
+use crate::assignment::{
+    assign_all, invalid_attribute_message, write_reply, AssignQuery, AssignedVariant, JsonAttributes,
+};
 use chrono::Utc;
 
 use crate::error::ApiError;
@@ -35,12 +37,8 @@ pub struct AssignBody {
     record_exposure: bool,
 }
 
-pub(crate) fn invalid_attribute(k: String) -> ApiError {
-    ApiError::invalid(
-        "invalid_attribute",
-        Some(format!("attributes.{k}")),
-        format!("attribute \"{k}\" must be a string, number or boolean"),
-    )
+fn invalid_attribute(k: String) -> ApiError {
+    ApiError::invalid("invalid_attribute", Some(format!("attributes.{k}")), invalid_attribute_message(&k))
 }
 
 fn missing_visitor() -> ApiError {

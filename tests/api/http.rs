@@ -58,36 +58,36 @@ async fn pages_forbid_sniffing_and_scripts() {
     }
 }
 
-/// Sends a request head that promises a body and never sends it; returns
-/// what the server wrote before closing.
-fn stalled_body(port: u16) -> String {
+/// Writes each part after its pause, then returns all the server wrote
+/// before closing.
+fn send_in_parts(port: u16, parts: &[(Duration, &str)]) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let head = "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"id\":";
-    stream.write_all(head.as_bytes()).unwrap();
+    for (pause, part) in parts {
+        std::thread::sleep(*pause);
+        stream.write_all(part.as_bytes()).unwrap();
+        stream.flush().unwrap();
+    }
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Sends a request whose body arrives in two parts, `pause` apart; returns
-/// the server's answer.
+/// Sends a request head that promises a body and never sends it.
+fn stalled_body(port: u16) -> String {
+    let head = "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"id\":";
+    send_in_parts(port, &[(Duration::ZERO, head)])
+}
+
+/// Sends a request whose body arrives in two parts, `pause` apart.
 fn body_in_two_parts(port: u16, pause: Duration) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let body = r#"{"visitor_id":"slow-client","attributes":{"device":"mobile"}}"#;
     let head = format!(
         "POST /v1/assign HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let (first, rest) = body.split_at(20);
-    stream.write_all(format!("{head}{first}").as_bytes()).unwrap();
-    stream.flush().unwrap();
-    std::thread::sleep(pause);
-    stream.write_all(rest.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    send_in_parts(port, &[(Duration::ZERO, &format!("{head}{first}")), (pause, rest)])
 }
 
 /// A slow client is not a stalled one: a body whose second part comes well

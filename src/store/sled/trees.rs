@@ -26,7 +26,7 @@ use crate::tracking::{Event, Exposure};
 /// append re-encoded 32 events on average, a fifth of ingest's time), and
 /// reading a history, needed only at a first exposure, takes one point
 /// read per 8 events.
-pub const EVENTS_PER_CHUNK: u64 = 8;
+pub const EVENTS_PER_CHUNK: usize = 8;
 
 pub(super) fn decode<T: serde::de::DeserializeOwned>(
     tree: &'static str,
@@ -246,7 +246,7 @@ impl Tx<'_> {
         let open_key = event_chunk_key(&e.visitor, OPEN_CHUNK);
         let mut open: OpenChunk = tx_decode(VisitorEvents::NAME, &open_key, self.visitor_events.get(&open_key)?)?;
         open.events.push(e.clone());
-        if open.events.len() as u64 == EVENTS_PER_CHUNK {
+        if open.events.len() == EVENTS_PER_CHUNK {
             self.visitor_events.insert(event_chunk_key(&e.visitor, open.full), encode(&open.events))?;
             open = OpenChunk { full: open.full + 1, events: Vec::new() };
         }
@@ -287,7 +287,7 @@ impl Ledger for Tx<'_> {
     fn events_of(&self, visitor: &str) -> TxResult<Vec<Event>> {
         let open_key = event_chunk_key(visitor, OPEN_CHUNK);
         let open: OpenChunk = tx_decode(VisitorEvents::NAME, &open_key, self.visitor_events.get(&open_key)?)?;
-        let mut out = Vec::with_capacity(open.full as usize * EVENTS_PER_CHUNK as usize + open.events.len());
+        let mut out = Vec::with_capacity(open.full as usize * EVENTS_PER_CHUNK + open.events.len());
         for chunk in 0..open.full {
             let key = event_chunk_key(visitor, chunk);
             out.extend(tx_decode::<Vec<Event>>(VisitorEvents::NAME, &key, self.visitor_events.get(&key)?)?);

@@ -166,6 +166,35 @@ fn zero_spread_is_exactly_zero_and_never_significant() {
     }
 }
 
+/// Values near a million with a variance near 1: not constant. The
+/// variance matches exact rational arithmetic to 1e-12; the comparison
+/// matches gbstats to 1e-4 (gbstats' floating-point variance is itself
+/// off in the 6th digit here), and the sample size is known.
+#[test]
+fn large_values_with_a_small_spread_are_computed_not_refused() {
+    use offerlab::stats::sample_size_relative;
+    let cases = vectors()["near_constant"].as_array().unwrap().clone();
+    assert!(!cases.is_empty());
+    for c in cases {
+        let control: Moments = serde_json::from_value(c["control"].clone()).unwrap();
+        let treatment: Moments = serde_json::from_value(c["treatment"].clone()).unwrap();
+        let exact: Vec<f64> = serde_json::from_value(c["exact_variance"].clone()).unwrap();
+        for (m, want) in [(control, exact[0]), (treatment, exact[1])] {
+            let got = statistic("mean", m).variance();
+            assert!((got - want).abs() <= 1e-12 * want, "{m:?}: {got} vs {want}");
+        }
+        let r = compare(&statistic("mean", control), &statistic("mean", treatment), 0.05, Inference::Fixed);
+        assert_eq!(r.not_computable, None, "{c}");
+        let near = |got: f64, want: f64| (got - want).abs() <= 1e-4 * want.abs();
+        assert!(near(r.relative_lift, c["relative_lift"].as_f64().unwrap()), "{r:?} {c}");
+        assert!(near(r.p_value, c["p_value"].as_f64().unwrap()), "{r:?} {c}");
+        assert!(near(r.ci.1, c["ci"][1].as_f64().unwrap()), "{r:?} {c}");
+        let mean = statistic("mean", control).mean();
+        let sd = exact[0].sqrt();
+        assert!(sample_size_relative(mean, sd, 1e-7, 0.05, 0.8, Inference::Fixed).is_some());
+    }
+}
+
 #[test]
 fn a_three_arm_test_matches_gbstats_and_statsmodels() {
     let v = vectors()["multi_arm"].clone();

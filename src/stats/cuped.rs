@@ -8,7 +8,7 @@
 //! `θ` per comparison, from both arms pooled, and relative lifts divided
 //! by the control's unadjusted value.
 
-use super::moments::{sample_variance, MetricStatistic, Moments};
+use super::moments::{co_spread, sample_variance, MetricStatistic, Moments};
 use super::ttest::ArmStatistic;
 
 /// One arm's regression-adjusted statistic.
@@ -28,17 +28,17 @@ fn pre_variance(s: &MetricStatistic) -> f64 {
             let q = if m.n == 0 { 0.0 } else { m.pre_sum / n };
             q * (1.0 - q)
         }
-        _ => sample_variance(n, m.pre_sum, m.pre_sum_sq),
+        _ => sample_variance(m.n, m.pre_sum, m.pre_sum_sq),
     }
 }
 
 /// `(Σx·c − Σx·Σc/n) / (n − 1)`, 0 for one visitor or none.
 fn covariance(m: &Moments) -> f64 {
-    let n = m.n as f64;
-    if n <= 1.0 {
+    if m.n <= 1 {
         0.0
     } else {
-        (m.sum_x_pre - m.sum * m.pre_sum / n) / (n - 1.0)
+        let n = m.n as f64;
+        co_spread(m.n, m.sum, m.pre_sum, m.sum_x_pre) / n / (n - 1.0)
     }
 }
 

@@ -156,15 +156,12 @@ pub enum MetricStatistic {
 }
 
 /// Relative size below which a difference of large sums is rounding, not
-/// spread: sums of a million values carry relative errors near 1e-10, and
-/// real per-visitor data (money, counts) never has a coefficient of
-/// variation near 1e-4.
+/// spread, where terms that were each rounded cancel (a ratio's delta-method
+/// terms when every visitor has the same ratio).
 pub const ZERO_SPREAD: f64 = 1e-8;
 
 /// `a − b`, or exactly 0 when it is within rounding of the magnitudes
-/// (`|a − b| ≤ ZERO_SPREAD·(|a| + |b|)`): a spread that is truly zero
-/// must read as zero, not as a tiny variance that makes any lift
-/// "significant".
+/// (`|a − b| ≤ ZERO_SPREAD·(|a| + |b|)`).
 fn difference(a: f64, b: f64) -> f64 {
     let d = a - b;
     if d.abs() <= ZERO_SPREAD * (a.abs() + b.abs()) {
@@ -174,12 +171,58 @@ fn difference(a: f64, b: f64) -> f64 {
     }
 }
 
-/// `(Σx² − (Σx)²/n) / (n − 1)`, exactly 0 when every value is the same.
-pub(crate) fn sample_variance(n: f64, sum: f64, sum_sq: f64) -> f64 {
-    if n <= 1.0 {
+/// The sum as an exact integer, when it is one that f64 holds exactly
+/// (`|x| ≤ 2^53`): counts and whole amounts.
+fn integral(x: f64) -> Option<i128> {
+    (x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0).then_some(x as i128)
+}
+
+/// `x·y` as `p + e` exactly: `p` the rounded product, `e` its rounding
+/// error (an error-free transformation by fused multiply-add).
+fn two_product(x: f64, y: f64) -> (f64, f64) {
+    let p = x * y;
+    (p, x.mul_add(y, -p))
+}
+
+/// `n·Σab − Σa·Σb`, which is `n(n − 1)` times the sample covariance of
+/// `a` and `b` (the variance when `a = b`), and exactly 0 when every
+/// visitor has the same values.
+///
+/// Zero is decided from the sums, not from a share of their size: sums
+/// of values near a million with a variance near 1 differ from a constant
+/// arm's in the 13th digit, and must not read as constant.
+/// - Integral sums (`|x| ≤ 2^53`) are exact, so the difference is exact, in
+///   `i128`.
+/// - Otherwise both products are formed without rounding (`fma`), so the
+///   only error left is the sums' own, from adding `n` rounded values: at
+///   most `(n + 1)·u` of each, `u = 2^−53`, which moves the difference by
+///   at most `3(n + 1)·u·max(|n·Σab|, |Σa·Σb|)`. A difference within that
+///   is rounding, and reads as 0: for 1,000 amounts near a million, a
+///   variance below about 0.33.
+pub(crate) fn co_spread(n: u64, sum_a: f64, sum_b: f64, sum_ab: f64) -> f64 {
+    if let (Some(a), Some(b), Some(ab)) = (integral(sum_a), integral(sum_b), integral(sum_ab)) {
+        return (i128::from(n) * ab - a * b) as f64;
+    }
+    let n = n as f64;
+    let (p1, e1) = two_product(n, sum_ab);
+    let (p2, e2) = two_product(sum_a, sum_b);
+    let d = (p1 - p2) + (e1 - e2);
+    let rounding = 3.0 * (n + 1.0) * (f64::EPSILON / 2.0) * p1.abs().max(p2.abs());
+    if d.abs() <= rounding {
         0.0
     } else {
-        difference(sum_sq, sum * sum / n) / (n - 1.0)
+        d
+    }
+}
+
+/// `(Σx² − (Σx)²/n) / (n − 1)`, computed as `(n·Σx² − (Σx)²) / (n(n − 1))`
+/// ([`co_spread`]): exactly 0 when every value is the same, and only then.
+pub(crate) fn sample_variance(n: u64, sum: f64, sum_sq: f64) -> f64 {
+    if n <= 1 {
+        0.0
+    } else {
+        let n_f = n as f64;
+        co_spread(n, sum, sum, sum_sq).max(0.0) / n_f / (n_f - 1.0)
     }
 }
 
@@ -241,15 +284,15 @@ impl MetricStatistic {
                 let p = self.mean();
                 p * (1.0 - p)
             }
-            MetricStatistic::Mean(_) => sample_variance(n, m.sum, m.sum_sq),
+            MetricStatistic::Mean(_) => sample_variance(m.n, m.sum, m.sum_sq),
             MetricStatistic::Ratio(_) => {
                 if n <= 1.0 || m.den_sum == 0.0 {
                     return 0.0;
                 }
                 let (mx, my) = (m.sum / n, m.den_sum / n);
-                let vx = sample_variance(n, m.sum, m.sum_sq);
-                let vy = sample_variance(n, m.den_sum, m.den_sum_sq);
-                let cov = difference(m.sum_xy, m.sum * m.den_sum / n) / (n - 1.0);
+                let vx = sample_variance(m.n, m.sum, m.sum_sq);
+                let vy = sample_variance(m.n, m.den_sum, m.den_sum_sq);
+                let cov = co_spread(m.n, m.sum, m.den_sum, m.sum_xy) / n / (n - 1.0);
                 // Exactly 0 when every visitor has the same ratio (one
                 // ordering visitor, say): the terms then cancel.
                 let (a, b, c) = (vx / my.powi(2), 2.0 * cov * mx / my.powi(3), mx.powi(2) * vy / my.powi(4));
@@ -291,6 +334,26 @@ mod tests {
         let mut two = one_orderer;
         two.add_visitor(VisitorValue { x: 20.0, y: 1.0, pre: 0.0 });
         assert!(MetricStatistic::Ratio(two).variance() > 0.0, "two different ratios do spread");
+    }
+
+    /// 1,000 visitors near a million, with a variance of 0.8995: the sums
+    /// agree with a constant arm's to 13 digits, and are still not one.
+    #[test]
+    fn large_values_with_a_small_spread_are_not_constant() {
+        let m = Moments { n: 1000, sum: 1_000_000_037.0, sum_sq: 1_000_000_074_000_900.0, ..Moments::default() };
+        let exact = 898_631.0 / 1000.0 / 999.0;
+        let got = MetricStatistic::Mean(m).variance();
+        assert!((got - exact).abs() <= 1e-15 * exact, "{got} vs {exact}");
+        // Amounts with cents are not integral: their spread is seen once it
+        // is above the sums' worst-case rounding (a variance of 0.33 here);
+        // the sum of squares itself, near 1e15, carries that rounding.
+        let mut cents = Moments::default();
+        for i in 0..1000 {
+            cents.add_visitor(VisitorValue { x: 1_000_000.25 + 2.0 * (f64::from(i % 3) - 1.0), ..VisitorValue::ZERO });
+        }
+        let v = MetricStatistic::Mean(cents).variance();
+        let exact = (4.0 * 667.0 - 1000.0 * 0.002f64.powi(2)) / 999.0;
+        assert!((v - exact).abs() < 0.05 * exact, "{v} vs {exact}: {cents:?}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ What is compared, and against what:
   arithmetic from the per-visitor values; gbstats' own answer is kept
   beside it (it reports "not computable" only when its floating-point
   variance comes out at or below 0).
+- near constant: values near a million with a variance near 1, whose
+  exact variance (rational arithmetic) is positive; gbstats' comparison
+  beside it (its floating-point variance is off in the 6th digit).
 - multi-arm: a control and two treatments, each compared by gbstats and
   Holm-adjusted by statsmodels.
 - cycle consistency: two-sided z-test of two independent estimates.
@@ -527,6 +530,26 @@ for kind in ["proportion", "mean"]:
             case["bayesian"] = bayesian_case(ba, bb, 0.05, False)
             vectors["cuped"].append(case)
 
+
+# Values near a million with a variance near 1: the sums agree with a
+# constant arm's to 13 digits, yet the variance is positive in exact
+# arithmetic (and in gbstats). 1,000 visitors at 1,000,000 + d with
+# d in {+1, -1, +0.5, 0}: sum 1,000,000,037 and sum of squares
+# 1,000,000,074,000,900 for the control.
+def near_million(up, down, half, n=1000):
+    return [1_000_001.0] * up + [999_999.0] * down + [1_000_000.5] * half + [1_000_000.0] * (n - up - down - half)
+
+
+near_arms = [(near_million(467, 432, 4), near_million(480, 420, 4)),
+             (near_million(467, 432, 4), near_million(467, 432, 4)[:-1] + [1_000_003.0])]
+vectors["near_constant"] = []
+for values_c, values_t in near_arms:
+    (mc, vc), (mt, vt) = arm_of(values_c), arm_of(values_t)
+    case = compare_case("mean", mc, mt, 0.05, False, 5000.0)
+    case["exact_variance"] = [float(vc), float(vt)]
+    vectors["near_constant"].append(case)
+assert vectors["near_constant"][0]["control"]["sum"] == 1_000_000_037.0
+assert vectors["near_constant"][0]["control"]["sum_sq"] == 1_000_000_074_000_900.0
 
 with open(os.path.join(HERE, "stats.json"), "w") as f:
     json.dump(vectors, f, indent=1)

@@ -134,9 +134,56 @@ pub fn check_rows(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow]) ->
                 "{at}: sum_sq below sum²/n is impossible (sum {}, sum_sq {}, n {}); send sums of squares of per-visitor values",
                 m.sum, m.sum_sq, m.n
             ));
+        } else if let Some(problem) =
+            impossible_covariate(m, catalog.metric(&r.metric).is_some_and(|x| x.is_proportion()))
+        {
+            problems.push(format!("{at}: {problem}"));
         }
     }
     problems
+}
+
+/// Why a row's cross-products are ones no visitors can have, if they are.
+///
+/// - A proportion's covariate is 0 or 1 per visitor, like its value:
+///   `pre_sum_sq = pre_sum ≤ n`, and `sum_x_pre` counts visitors who
+///   converted both before and after, so
+///   `max(0, sum + pre_sum − n) ≤ sum_x_pre ≤ min(sum, pre_sum)`.
+/// - Any cross-product obeys Cauchy–Schwarz on the centred values: with
+///   `Sxy = n·Σxy − Σx·Σy`, `Sxy² ≤ Sxx·Syy` (a correlation within ±1).
+fn impossible_covariate(m: &Moments, proportion: bool) -> Option<String> {
+    use crate::stats::moments::co_spread;
+    let n = m.n as f64;
+    if proportion && m.has_covariate() {
+        if m.pre_sum_sq != m.pre_sum || m.pre_sum < 0.0 || m.pre_sum > n {
+            return Some(format!(
+                "pre_sum {} and pre_sum_sq {} are impossible for a proportion's covariate over {} visitors (each visitor's is 0 or 1, so pre_sum_sq = pre_sum, from 0 to n)",
+                m.pre_sum, m.pre_sum_sq, m.n
+            ));
+        }
+        let (low, high) = ((m.sum + m.pre_sum - n).max(0.0), m.sum.min(m.pre_sum));
+        if m.sum_x_pre < low || m.sum_x_pre > high {
+            return Some(format!(
+                "sum_x_pre {} is impossible: it counts visitors who converted both before and after their first exposure, so with {} converting after and {} before among {} it is from {low} to {high}",
+                m.sum_x_pre, m.sum, m.pre_sum, m.n
+            ));
+        }
+    }
+    let pairs = [
+        ("sum_x_pre", "sum", "pre_sum", m.sum, m.sum_sq, m.pre_sum, m.pre_sum_sq, m.sum_x_pre),
+        ("sum_xy", "sum", "den_sum", m.sum, m.sum_sq, m.den_sum, m.den_sum_sq, m.sum_xy),
+    ];
+    for (name, x_name, y_name, sx, sxx, sy, syy, sxy) in pairs {
+        let cross = co_spread(m.n, sx, sy, sxy);
+        let bound = co_spread(m.n, sx, sx, sxx).max(0.0) * co_spread(m.n, sy, sy, syy).max(0.0);
+        if cross * cross > bound * (1.0 + 1e-9) + 1e-9 {
+            return Some(format!(
+                "{name} {sxy} is beyond what {x_name} and {y_name} allow (Cauchy–Schwarz: the values' correlation would be {:.3}, outside −1 to 1); send the sum of per-visitor products",
+                cross / bound.sqrt()
+            ));
+        }
+    }
+    None
 }
 
 /// Writes rows as CSV with the header [`read_aggregates`] reads.
@@ -168,5 +215,30 @@ mod tests {
         assert_eq!(read_aggregates(write_csv(&rows).as_bytes()).unwrap(), rows);
         let json = serde_json::to_string(&rows).unwrap();
         assert_eq!(read_aggregates(json.as_bytes()).unwrap(), rows);
+    }
+
+    fn problem(proportion: bool, n: u64, sums: [f64; 8]) -> Option<String> {
+        impossible_covariate(&Moments::from_sums(n, sums), proportion)
+    }
+
+    #[test]
+    fn covariate_sums_no_visitors_can_have_are_refused() {
+        // 100 visitors, 10 converting after, 20 before, 5 both: possible.
+        assert_eq!(problem(true, 100, [10.0, 10.0, 0.0, 0.0, 0.0, 20.0, 20.0, 5.0]), None);
+        let p = problem(true, 100, [10.0, 10.0, 0.0, 0.0, 0.0, 20.0, 25.0, 5.0]).unwrap();
+        assert!(p.contains("pre_sum_sq = pre_sum"), "{p}");
+        let p = problem(true, 100, [10.0, 10.0, 0.0, 0.0, 0.0, 20.0, 20.0, 12.0]).unwrap();
+        assert!(p.contains("from 0 to 10"), "{p}");
+        // 95 converting after and 95 before among 100: at least 90 did both.
+        let p = problem(true, 100, [95.0, 95.0, 0.0, 0.0, 0.0, 95.0, 95.0, 80.0]).unwrap();
+        assert!(p.contains("from 90 to 95"), "{p}");
+        // A mean: values 1..=4 twice over, covariate the same: Sxy² = Sxx·Syy.
+        let (sx, sxx) = (20.0, 60.0);
+        assert_eq!(problem(false, 8, [sx, sxx, 0.0, 0.0, 0.0, sx, sxx, sxx]), None);
+        let p = problem(false, 8, [sx, sxx, 0.0, 0.0, 0.0, sx, sxx, sxx + 5.0]).unwrap();
+        assert!(p.contains("Cauchy–Schwarz"), "{p}");
+        // A ratio's cross-product likewise.
+        let p = problem(false, 8, [sx, sxx, sx, sxx, sxx + 5.0, 0.0, 0.0, 0.0]).unwrap();
+        assert!(p.starts_with("sum_xy"), "{p}");
     }
 }

@@ -185,14 +185,18 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
         let only = format!("FILTER (WHERE {} = {} AND {ts} >= f.ts)", col(e, &layout.name_column), literal(event));
         tally(&mut sql, only, i.to_string());
     }
-    // A CUPED metric's pre-period: [first exposure − days, first exposure).
+    // A CUPED metric's pre-period: [first exposure − days, first exposure),
+    // in exact 24-hour days as the service counts them: an interval in
+    // days is calendar days in the session's time zone, and across a
+    // daylight-saving switch 14 of them are 335 or 337 hours.
     let cuped: Vec<(usize, &str, u32)> =
         metrics.iter().enumerate().filter_map(|(i, m)| Some((i, m.single_event()?, m.cuped?.days))).collect();
     for (i, event, days) in &cuped {
         let only = format!(
-            "FILTER (WHERE {} = {} AND {ts} < f.ts AND {ts} >= f.ts - interval '{days} days')",
+            "FILTER (WHERE {} = {} AND {ts} < f.ts AND {ts} >= f.ts - interval '{} hours')",
             col(e, &layout.name_column),
-            literal(event)
+            literal(event),
+            days * 24
         );
         tally(&mut sql, only, format!("_pre{i}"));
     }
@@ -201,9 +205,10 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
     let _ = writeln!(sql, "    FROM first_exposure AS f");
     let _ = writeln!(
         sql,
-        "    LEFT JOIN {} AS {e} ON {} = f.visitor AND {ts} >= f.ts - interval '{lookback} days' AND {} IN ({names})",
+        "    LEFT JOIN {} AS {e} ON {} = f.visitor AND {ts} >= f.ts - interval '{} hours' AND {} IN ({names})",
         ident(&layout.events_table),
         col(e, &layout.visitor_column),
+        lookback * 24,
         col(e, &layout.name_column)
     );
     let _ = writeln!(sql, "    GROUP BY f.visitor, f.variant, f.ts\n),");

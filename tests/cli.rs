@@ -128,6 +128,42 @@ fn analyze_refuses_rows_it_cannot_use_and_names_each() {
     }
 }
 
+/// Covariate sums no visitors can have are refused with the row and why.
+#[test]
+fn analyze_refuses_impossible_covariate_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.csv");
+    std::fs::write(
+        &file,
+        "variant,date,metric,n,sum,sum_sq,den_sum,den_sum_sq,sum_xy,pre_sum,pre_sum_sq,sum_x_pre\n\
+         control,2026-11-02,order_conversion,100,10,10,0,0,0,20,20,5\n\
+         control,2026-11-03,order_conversion,100,10,10,0,0,0,20,25,5\n\
+         benefit,2026-11-02,order_conversion,100,10,10,0,0,0,20,20,12\n\
+         benefit,2026-11-03,revenue_per_visitor,8,20,60,0,0,0,20,60,65\n",
+    )
+    .unwrap();
+    let out = offerlab(&[
+        "analyze",
+        "--experiment",
+        "experiments/cart-protection-copy.toml",
+        "--aggregates",
+        file.to_str().unwrap(),
+        "--now",
+        "2026-11-23",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for says in [
+        "row 2: pre_sum 20 and pre_sum_sq 25 are impossible for a proportion's covariate",
+        "row 3: sum_x_pre 12 is impossible",
+        "row 4: sum_x_pre 65 is beyond what sum and pre_sum allow (Cauchy–Schwarz",
+        "3 problem(s)",
+    ] {
+        assert!(stderr.contains(says), "{says:?} missing from:\n{stderr}");
+    }
+    assert!(!stderr.contains("row 1:"), "{stderr}");
+}
+
 #[test]
 fn analyze_needs_one_source_and_says_when_the_warehouse_is_unreachable() {
     let exp = "experiments/cart-protection-copy.toml";

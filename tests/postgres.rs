@@ -157,3 +157,44 @@ async fn a_version_one_database_migrates_with_its_records() {
     store.visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts.to_rfc3339(), v.tallies.get("order").sum))).unwrap();
     assert_eq!(seen, vec![(1, "2026-11-02T10:00:00.250+00:00".to_owned(), 42.5)]);
 }
+
+/// The warehouse SQL's CUPED pre-period is 14 days of exactly 24 hours, as
+/// the service counts them, whatever the database's time zone: in
+/// Europe/Berlin, 14 calendar days back from 1 November 2026 cross the end
+/// of summer time and are 337 hours. An order 336.5 hours before the
+/// exposure is outside the window, one 335.5 hours before is inside.
+#[test]
+fn the_warehouse_pre_period_is_exact_hours_across_a_daylight_saving_switch() {
+    let Some(pg) = Postgres::start("the_warehouse_pre_period_is_exact_hours_across_a_daylight_saving_switch") else {
+        return;
+    };
+    let url = pg.database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    pg.sql(&db, include_str!("../migrations/postgres/0001_init.sql"));
+    pg.sql(&db, include_str!("../migrations/postgres/0002_covariates.sql"));
+    pg.sql(
+        &db,
+        &format!(
+            "ALTER DATABASE {db} SET timezone TO 'Europe/Berlin';
+             INSERT INTO exposures VALUES ('v-out', 'cart-protection-copy', 1, 0, '2026-11-01T12:00:00Z'),
+                                          ('v-in', 'cart-protection-copy', 1, 0, '2026-11-01T12:00:00Z');
+             INSERT INTO events VALUES ('o-1', 'v-out', 'order', 40, '2026-10-18T11:30:00Z'),
+                                       ('o-2', 'v-in', 'order', 60, '2026-10-18T12:30:00Z');"
+        ),
+    );
+    assert_eq!(pg.sql(&db, "SHOW timezone"), "Europe/Berlin");
+    let sql = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["sql", "--experiment", concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/cart-protection-copy.toml")])
+        .output()
+        .unwrap();
+    assert!(sql.status.success(), "{}", String::from_utf8_lossy(&sql.stderr));
+    let sql = String::from_utf8(sql.stdout).unwrap();
+    let pre = pg.sql(
+        &db,
+        &format!(
+            "SELECT pre_sum FROM ({}) AS q WHERE metric = 'order_conversion'",
+            sql.trim_end().trim_end_matches(';')
+        ),
+    );
+    assert_eq!(pre, "1", "only the order within 336 hours counts");
+}

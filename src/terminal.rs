@@ -22,9 +22,23 @@ pub fn report(r: &Value) -> String {
         "chance to win".into(),
         "risk".into(),
     ]];
+    let lifts = || primary["lifts"].as_array().into_iter().flatten();
+    let format =
+        |x| format_value(primary["kind"].as_str().unwrap_or_default(), primary["name"].as_str().unwrap_or_default(), x);
+    let mut adjusted_any = false;
     for arm in primary["arms"].as_array().into_iter().flatten() {
-        let value = cell(&arm["value"]);
-        let lift = primary["lifts"].as_array().into_iter().flatten().find(|l| l["variant"] == arm["variant"]);
+        let lift = lifts().find(|l| l["variant"] == arm["variant"]);
+        // Under CUPED the lift compares adjusted values: show those, with
+        // the value seen in brackets, so the two agree.
+        let adjusted = match lift {
+            Some(l) => l["cuped"]["adjusted_means"][1].as_f64(),
+            None => lifts().next().and_then(|l| l["cuped"]["adjusted_means"][0].as_f64()),
+        };
+        adjusted_any |= adjusted.is_some();
+        let value = match adjusted {
+            Some(a) => format!("{} ({})", format(a), format(cell(&arm["value"]))),
+            None => format(cell(&arm["value"])),
+        };
         let (l, ci, p, win, loss) = match lift {
             Some(l) if l["not_computable"].is_null() => (
                 signed_pct(cell(&l["relative_lift"])),
@@ -39,11 +53,7 @@ pub fn report(r: &Value) -> String {
         rows.push([
             arm["variant"].as_str().unwrap_or_default().to_owned(),
             thousands(arm["visitors"].as_u64().unwrap_or(0)),
-            format_value(
-                primary["kind"].as_str().unwrap_or_default(),
-                primary["name"].as_str().unwrap_or_default(),
-                value,
-            ),
+            value,
             l,
             ci,
             p,
@@ -64,6 +74,9 @@ pub fn report(r: &Value) -> String {
         let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    if adjusted_any {
+        out.push_str("Values are adjusted for what each arm's visitors did before the test (CUPED), as the lifts are; the values seen are in brackets.\n");
     }
     if let Some(d) = r["sample_size"]["days_left"].as_u64().filter(|d| *d > 0) {
         out.push_str(&format!("\nAbout {} left at the traffic so far.\n", days(d)));

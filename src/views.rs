@@ -9,6 +9,7 @@ use askama::Template;
 use crate::analysis::{Arm, Direction, Lift, MetricReport, Report, Role};
 use chrono::NaiveDate;
 
+use crate::analysis::verdict::cycles_word;
 use crate::capping::CapApplied;
 use crate::charts::{points, Chart, Scale, Series, COLORS, DASHES};
 use crate::experiment::metric::Cap;
@@ -23,34 +24,59 @@ pub struct Progress {
     pub cycles: String,
 }
 
+/// One progress line whose parts agree, each saying what is done or what
+/// is still missing: the sample, the two full cycles, the later cycles'
+/// size while a lift waits on it, and the days left.
 fn progress(report: &Report) -> Progress {
     let s = &report.sample_size;
-    let (percent, text) = match (s.per_variant, s.progress) {
+    let word = cycles_word(report);
+    let (percent, sample) = match (s.per_variant, s.progress) {
+        (Some(n), Some(p)) if p >= 1.0 => (
+            100.0,
+            format!(
+                "Sample reached: {} of {} visitors per variant",
+                thousands(s.smallest_variant_visitors),
+                thousands(n)
+            ),
+        ),
         (Some(n), Some(p)) => (
             (p * 100.0).clamp(0.0, 100.0),
-            format!("{} of {} visitors per variant", pct(p.min(1.0)).replace(".0%", "%"), thousands(n)),
+            format!(
+                "{} of the sample: {} of {} visitors per variant, {} more needed",
+                pct(p).replace(".0%", "%"),
+                thousands(s.smallest_variant_visitors),
+                thousands(n),
+                thousands(n.saturating_sub(s.smallest_variant_visitors))
+            ),
         ),
         _ => (0.0, "Sample size not known yet: it needs the control's spread".to_owned()),
     };
-    let text = match s.days_left {
-        Some(d) if d > 0 => format!("{text} · about {} left", days(d)),
-        _ => text,
-    };
+    let mut parts = vec![sample];
+    parts.push(if report.cycles_completed >= 2 {
+        format!("{} full {word} complete", report.cycles_completed)
+    } else {
+        format!("{} of 2 full {word} complete", report.cycles_completed)
+    });
+    let waiting_on_size = report.persistence.as_ref().filter(|p| !p.hold.large_enough).is_some()
+        && crate::analysis::lead_treatment(report.primary()).is_some_and(|l| l.significant);
+    if waiting_on_size {
+        parts.push(format!("the later {word} still too small to confirm the lift"));
+    }
+    parts.push(match s.days_left {
+        Some(d) if d > 0 => format!("about {} left", days(d)),
+        Some(_) => "nothing missing".to_owned(),
+        None => "days left not known yet".to_owned(),
+    });
     let conv: Vec<String> = s.conversions.iter().map(|c| thousands(c.round().max(0.0) as u64)).collect();
-    let conversions = if report.primary().kind == "proportion" {
-        format!("Conversions per variant: {} (rule of thumb: 350–400 each)", conv.join(" / "))
-    } else {
-        String::new()
+    let conversions = match (report.primary().kind, s.reached) {
+        ("proportion", true) => format!("Conversions per variant: {}", conv.join(" / ")),
+        ("proportion", false) => format!(
+            "Conversions per variant: {} (the rule of thumb of 350–400 each is a floor, not the goal: the sample size decides)",
+            conv.join(" / ")
+        ),
+        _ => String::new(),
     };
-    let current = report.cycles.len();
-    let cycles = if report.cycles_completed >= 2 {
-        format!("{} business cycles complete", report.cycles_completed)
-    } else if current == 0 {
-        "No exposure yet".to_owned()
-    } else {
-        format!("cycle {} of 2 in progress", current.min(2))
-    };
-    Progress { percent, text, conversions, cycles: format!("Day {} · {cycles}", report.days_running) }
+    Progress { percent, text: parts.join(" · "), conversions, cycles: format!("Day {}", report.days_running) }
 }
 
 /// What both pages say about a test: who it is and its verdict.
@@ -216,8 +242,11 @@ fn cap_note(c: &CapApplied) -> String {
     )
 }
 
-/// `99.0` → "99th", `99.5` → "99.5th", `2.0` → "2nd".
+/// `99.0` → "99th", `99.5` → "99.5th", `2.0` → "2nd"; a percentile
+/// written `0.57` reads "57th", not the "56.99999999999999th" its product
+/// by 100 is in binary (so the value is rounded to 9 decimals first).
 fn ordinal(x: f64) -> String {
+    let x = (x * 1e9).round() / 1e9;
     let text = if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x}") };
     let suffix = match (x as u64 % 100, x as u64 % 10, x.fract() == 0.0) {
         (11..=13, _, true) | (_, _, false) => "th",
@@ -230,15 +259,57 @@ fn ordinal(x: f64) -> String {
 }
 
 /// "CUPED: the pre-period explains 23.0% of the lift's variance, so
-/// intervals are 12.3% narrower than without it."
-fn cuped_note(m: &MetricReport) -> Option<String> {
+/// intervals are 12.3% narrower than without it. Values are adjusted ..."
+/// and, for each treatment whose observed values point the other way than
+/// its adjusted lift, why.
+fn cuped_notes(m: &MetricReport) -> Vec<String> {
     let effects: Vec<_> = m.lifts.iter().filter_map(|l| l.cuped).collect();
-    let least = effects.iter().map(|e| e.variance_reduction).min_by(f64::total_cmp)?;
-    Some(format!(
-        "CUPED: the visitors' values before their first exposure explain {} of the lift's variance, so intervals are {} narrower than without it.",
+    let Some(least) = effects.iter().map(|e| e.variance_reduction).min_by(f64::total_cmp) else {
+        return Vec::new();
+    };
+    let mut notes = vec![format!(
+        "CUPED: the visitors' values before their first exposure explain {} of the lift's variance, so intervals are {} narrower than without it. Values shown are adjusted for what each arm's visitors did before the test (as seen in brackets).",
         pct(least.max(0.0)),
         pct(1.0 - (1.0 - least.clamp(0.0, 1.0)).sqrt())
-    ))
+    )];
+    let control = m.arms.first();
+    for l in &m.lifts {
+        let (Some(e), Some(c), Some(t)) = (l.cuped, control, m.arms.iter().find(|a| a.variant == l.variant)) else {
+            continue;
+        };
+        let seen = t.value - c.value;
+        if l.comparison.not_computable.is_none() && seen != 0.0 && (seen > 0.0) != (l.comparison.absolute_lift > 0.0) {
+            let value = |x| format_value(m.kind, &m.name, x);
+            notes.push(format!(
+                "{} and {} differed before the test ({} against {} per visitor), so the lift ({}) is corrected for that head start: adjusted {} against {}, though the values seen were {} against {}.",
+                t.variant,
+                c.variant,
+                value(e.pre_means.1),
+                value(e.pre_means.0),
+                signed_pct(l.comparison.relative_lift),
+                value(e.adjusted_means.1),
+                value(e.adjusted_means.0),
+                value(t.value),
+                value(c.value),
+            ));
+        }
+    }
+    notes
+}
+
+/// An arm's value as the lifts read it: under CUPED the adjusted value,
+/// with the value seen in brackets (the control's from the comparison with
+/// the first treatment); else the value seen.
+fn arm_value(m: &MetricReport, arm: &Arm) -> String {
+    let value = |x| format_value(m.kind, &m.name, x);
+    let adjusted = match m.lifts.iter().find(|l| l.variant == arm.variant) {
+        Some(l) => l.cuped.map(|e| e.adjusted_means.1),
+        None => m.lifts.first().and_then(|l| l.cuped).map(|e| e.adjusted_means.0),
+    };
+    match adjusted {
+        Some(a) => format!("{} ({})", value(a), value(arm.value)),
+        None => value(arm.value),
+    }
 }
 
 fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
@@ -260,7 +331,7 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
                 variant: arm.variant.clone(),
                 visitors: thousands(arm.visitors),
                 sum: format_sum(m.kind, arm),
-                value: format_value(m.kind, &m.name, arm.value),
+                value: arm_value(m, arm),
                 lift: lift_text,
                 worth,
                 ci,
@@ -283,7 +354,7 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
         p_note: if m.role == Role::Primary { "p-value (Holm)" } else { "p-value" },
         bayesian: m.role == Role::Primary,
         rows,
-        notes: report.capping.iter().filter(|c| c.metric == m.name).map(cap_note).chain(cuped_note(m)).collect(),
+        notes: report.capping.iter().filter(|c| c.metric == m.name).map(cap_note).chain(cuped_notes(m)).collect(),
     }
 }
 
@@ -444,7 +515,7 @@ pub struct ExperimentPage {
     pub hypothesis: String,
     pub srm_banner: Option<String>,
     pub phase_note: Option<String>,
-    pub inference: &'static str,
+    pub inference: String,
     pub variants: Vec<VariantView>,
     pub progress: Progress,
     pub primary: MetricTable,
@@ -499,36 +570,43 @@ impl ExperimentPage {
             })
             .collect();
         let consistency = r.consistency.as_ref().map(|c| {
-            let same_sign = (c.lifts.0 > 0.0) == (c.lifts.1 > 0.0);
-            let reading = match (c.consistent, same_sign, c.comparable) {
-                (false, _, _) => "they disagree".to_owned(),
-                (true, true, true) => "consistent".to_owned(),
-                (true, false, _) => format!(
-                    "they point opposite ways, and the cycles are too small to tell whether that is chance (a change under {} would go unseen)",
-                    pct(c.detectable_change)
-                ),
-                (true, true, false) => format!(
-                    "no significant change, but the cycles are too small to rule out a fading effect (a change under {} would go unseen)",
-                    pct(c.detectable_change)
-                ),
-            };
-            format!(
+            let reading = if c.consistent { "no significant change" } else { "they disagree" };
+            let mut text = format!(
                 "Last two complete cycles for {}: {} then {}; {reading} (p = {:.3}).",
                 c.variant,
                 signed_pct(c.lifts.0),
                 signed_pct(c.lifts.1),
                 c.p_value
-            )
+            );
+            if let Some(p) = r.persistence.as_ref() {
+                let span = if p.cycles.0 == p.cycles.1 {
+                    format!("cycle {}", p.cycles.1 + 1)
+                } else {
+                    format!("cycles {} to {}", p.cycles.0 + 1, p.cycles.1 + 1)
+                };
+                let reading = match (p.hold.large_enough, p.hold.held) {
+                    (false, _) => "too few visitors yet to tell a lasting lift from a novelty effect that faded",
+                    (true, true) => "closer to the overall lift than to zero: it held",
+                    (true, false) => "closer to zero than to the overall lift: possibly a novelty effect that faded",
+                };
+                text.push_str(&format!(
+                    " Later half ({span}): {} against {} overall; {reading}.",
+                    signed_pct(p.lift),
+                    signed_pct(p.overall_lift)
+                ));
+            }
+            text
         });
         ExperimentPage {
             head: Headline::new(e, r),
             hypothesis: e.hypothesis.clone(),
             srm_banner,
             phase_note,
-            inference: if e.stats.sequential {
-                "Sequential test: safe to look every day."
-            } else {
-                "Fixed-horizon test: judge it once the sample size is reached."
+            inference: match (&r.concluded_winner, e.status, e.stats.sequential) {
+                (Some(w), _, _) => format!("Concluded: everyone sees {w}"),
+                (None, Status::Paused, _) => "Paused: everyone sees the control".to_owned(),
+                (None, _, true) => "Sequential test: safe to look every day.".to_owned(),
+                (None, _, false) => "Fixed-horizon test: judge it once the sample size is reached.".to_owned(),
             },
             variants: e
                 .variants
@@ -536,7 +614,12 @@ impl ExperimentPage {
                 .enumerate()
                 .map(|(i, v)| VariantView {
                     key: v.key.clone(),
-                    weight: pct(v.weight.get()).replace(".0%", "%"),
+                    weight: match (e.status, e.winner) {
+                        (Status::Concluded, Some(w)) if w == i => "100% (everyone, concluded)".to_owned(),
+                        (Status::Paused, _) if i == 0 => "100% (everyone, paused)".to_owned(),
+                        (Status::Concluded | Status::Paused, _) => "0%".to_owned(),
+                        _ => pct(v.weight.get()).replace(".0%", "%"),
+                    },
                     payload: serde_json::to_string_pretty(&v.payload).unwrap_or_default(),
                     color: COLORS[i % COLORS.len()],
                     control: i == 0,
@@ -551,5 +634,20 @@ impl ExperimentPage {
             charts: vec![cumulative_chart(r, primary.kind, &primary.name), lift_chart(r)],
             as_of: r.as_of.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_print_as_written() {
+        assert_eq!(ordinal(0.57 * 100.0), "57th");
+        assert_eq!(ordinal(0.995 * 100.0), "99.5th");
+        assert_eq!(ordinal(0.99 * 100.0), "99th");
+        assert_eq!(ordinal(0.9 * 100.0), "90th");
+        assert_eq!(ordinal(0.12 * 100.0), "12th");
+        assert_eq!(ordinal(0.22 * 100.0), "22nd");
     }
 }

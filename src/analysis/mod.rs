@@ -12,13 +12,12 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::aggregates::AggregateRow;
-use crate::cycles::{consistency_p_value, cycle_of_day, cycles, Cycle};
+use crate::cycles::{consistency_p_value, cycle_of_day, cycles, cycles_needed, hold, later_half, Cycle, Hold};
 use crate::experiment::{Catalog, Experiment, Metric, MetricKind, Status};
 use crate::stats::srm::{SRM_MIN_PER_VARIANT, SRM_THRESHOLD};
-use crate::stats::z_quantile;
 use crate::stats::{
-    adjust, bayesian, compare, holm, sample_size_proportion_relative, sample_size_relative, srm_p_value, Bayesian,
-    Comparison, Inference, MetricStatistic, Moments,
+    adjust, bayesian, compare, holm, sample_size_proportion_relative, sample_size_relative, srm_p_value, ArmStatistic,
+    Bayesian, Comparison, Inference, MetricStatistic, Moments,
 };
 pub use verdict::{Verdict, VerdictCode};
 
@@ -76,6 +75,14 @@ pub struct CupedEffect {
     pub variance_reduction: f64,
     /// The relative lift's interval without the adjustment, for comparison.
     pub unadjusted_ci: (f64, f64),
+    /// The control's and the treatment's adjusted values, on the metric's
+    /// scale: `x̄ − θ·(c̄ − c̄_pooled)`. Their difference is the lift's
+    /// absolute value, so they agree with the lift where the observed
+    /// values may not (when the arms differed before the test).
+    pub adjusted_means: (f64, f64),
+    /// The control's and the treatment's covariate means `c̄`: what their
+    /// visitors did before the test.
+    pub pre_means: (f64, f64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,8 +128,10 @@ pub struct SampleSize {
     /// Conversions (or value sums) per variant on the primary metric, to set
     /// beside the 350–400 conversions rule of thumb.
     pub conversions: Vec<f64>,
-    /// About how many more days, at the traffic seen so far, until both
-    /// the sample and two complete cycles are reached; `None` before any
+    /// About how many more days, at the traffic seen so far, until the
+    /// sample and two complete cycles are reached and, while a significant
+    /// lift waits on them, until the later cycles are large enough to tell
+    /// it from a novelty effect ([`Persistence`]); `None` before any
     /// traffic or while the sample size is unknown.
     pub days_left: Option<u64>,
 }
@@ -143,13 +152,25 @@ pub struct Consistency {
     pub lifts: (f64, f64),
     pub p_value: f64,
     pub consistent: bool,
-    /// The change in lift between the two cycles that this check catches
-    /// with the test's planned power: `(z(1 − α/2) + z(power))·sqrt(se1² + se2²)`.
-    pub detectable_change: f64,
-    /// Whether the cycles could catch the whole lift vanishing (a novelty
-    /// effect): `detectable_change ≤ |overall lift|`. When they cannot, a
-    /// lift that "held" in both proves little.
-    pub comparable: bool,
+}
+
+/// Whether the lead treatment's lift held in the later half of the
+/// complete cycles ([`crate::cycles::hold`]): the novelty gate of a winner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Persistence {
+    pub variant: String,
+    /// The first and last complete cycle of the later half.
+    pub cycles: (u32, u32),
+    /// The whole test's lift `L`.
+    pub overall_lift: f64,
+    /// The lift among the later cycles' visitors, and its standard error.
+    pub lift: f64,
+    pub std_error: f64,
+    #[serde(flatten)]
+    pub hold: Hold,
+    /// Complete cycles the test needs, at the traffic seen so far, for its
+    /// later half to be large enough; `None` when no size would do.
+    pub cycles_needed: Option<u32>,
 }
 
 /// Cumulative primary metric up to and including one day.
@@ -166,6 +187,8 @@ pub struct Report {
     pub name: String,
     pub hypothesis: String,
     pub status: Status,
+    /// The variant everyone now gets, when the test is concluded.
+    pub concluded_winner: Option<String>,
     pub surface: &'static str,
     pub as_of: NaiveDate,
     /// The phase's first day with an exposure, when it has one: days and
@@ -184,6 +207,7 @@ pub struct Report {
     pub cycles_completed: usize,
     pub cycles: Vec<CycleReport>,
     pub consistency: Option<Consistency>,
+    pub persistence: Option<Persistence>,
     pub daily: Vec<DailyPoint>,
     pub verdict: Verdict,
     /// What each capped metric's cap did; filled by the caller that
@@ -280,7 +304,17 @@ fn lifts(exp: &Experiment, metric: &Metric, moments: &[Moments], inference: Infe
                     } else {
                         0.0
                     };
-                    let effect = CupedEffect { theta: c.theta, variance_reduction, unadjusted_ci: plain.ci };
+                    let pre_mean = |m: &Moments| if m.n == 0 { 0.0 } else { m.pre_sum / m.n as f64 };
+                    let mut pooled = moments[0];
+                    pooled.merge(m);
+                    let centre = c.theta * pre_mean(&pooled);
+                    let effect = CupedEffect {
+                        theta: c.theta,
+                        variance_reduction,
+                        unadjusted_ci: plain.ci,
+                        adjusted_means: (c.mean() + centre, t.mean() + centre),
+                        pre_means: (pre_mean(&moments[0]), pre_mean(m)),
+                    };
                     (adjusted, Some(effect))
                 }
                 None => (plain, None),
@@ -342,14 +376,15 @@ fn correct_guardrails(metrics: &mut [MetricReport], alpha: f64) {
 /// is run (relative lift, fixed or sequential; see
 /// [`crate::stats::power::sample_size_relative`]), and progress toward it.
 /// The visitors of `days_with_data` complete days give the pace for "days
-/// left"; the cycles still to complete bound it from below.
+/// left"; the days the cycles still need (`days_for_cycles`) bound it from
+/// below.
 fn sample_size(
     exp: &Experiment,
     metric: &Metric,
     moments: &[Moments],
     inference: Inference,
     days_with_data: i64,
-    days_to_two_cycles: i64,
+    days_for_cycles: i64,
 ) -> SampleSize {
     let s = &exp.stats;
     let control = statistic(metric, moments[0]);
@@ -376,7 +411,7 @@ fn sample_size(
         } else {
             return None;
         };
-        Some(for_sample.max(days_to_two_cycles).max(0) as u64)
+        Some(for_sample.max(days_for_cycles).max(0) as u64)
     });
     SampleSize {
         per_variant,
@@ -486,17 +521,25 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
     let srm = sample_ratio(exp, &primary_total);
     let cycles_completed = cycle_reports.iter().filter(|c| c.cycle.complete).count();
     let days_running = ((today - origin).num_days() + 1).max(0);
-    // Two cycles are complete the day after their last day.
-    let days_to_two_cycles = (origin + chrono::Duration::days(2 * i64::from(length)) - today).num_days();
     // The pace comes from complete days: today's traffic is still arriving.
     let complete_days = (today - origin).num_days().max(1);
-    let sample_size = sample_size(exp, &primary, &primary_total, inference, complete_days, days_to_two_cycles);
+    let lead = lead_treatment(&metrics[0]).cloned();
+    let consistency = lead.as_ref().and_then(|lead| consistency(&cycle_reports, lead, exp.stats.alpha));
+    let later = Later { exp, metric: &primary, days: primary_days, cycles: &cycle_reports, complete_days };
+    let persistence = lead.as_ref().and_then(|lead| later.persistence(lead));
+    let cycles_to_decide = lead.as_ref().and_then(|lead| later.cycles_to_decide(lead, persistence.as_ref()));
+    // Cycle `m − 1` is complete the day after its last day, `first + m·L`.
+    let days_until_cycles =
+        |m: u32| (origin + chrono::Duration::days(i64::from(m) * i64::from(length)) - today).num_days();
+    let days_for_cycles = days_until_cycles(cycles_to_decide.unwrap_or(2).max(2));
+    let sample_size = sample_size(exp, &primary, &primary_total, inference, complete_days, days_for_cycles);
 
     let mut report = Report {
         experiment: exp.id.to_string(),
         name: exp.name.clone(),
         hypothesis: exp.hypothesis.clone(),
         status: exp.status,
+        concluded_winner: exp.winner.filter(|_| exp.status == Status::Concluded).map(|w| exp.variants[w].key.clone()),
         surface: exp.surface.as_str(),
         as_of: today,
         first_exposure,
@@ -511,31 +554,33 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
         cycle_length_days: length,
         cycles_completed,
         cycles: cycle_reports,
-        consistency: None,
+        consistency,
+        persistence,
         daily,
         verdict: Verdict::placeholder(),
         capping: Vec::new(),
     };
-    report.consistency = consistency(&report, exp.stats.power);
     report.verdict = verdict::decide(&report);
     report
 }
 
-/// The variant whose result the cycles must confirm: the treatment with the
-/// smallest adjusted p-value on the primary metric.
-pub(crate) fn lead_treatment(report: &Report) -> Option<&Lift> {
-    report.primary().lifts.iter().min_by(|a, b| {
-        let pa = a.p_value_adjusted.unwrap_or(a.comparison.p_value);
-        let pb = b.p_value_adjusted.unwrap_or(b.comparison.p_value);
-        pa.total_cmp(&pb)
-    })
+/// The treatment whose result the cycles must confirm: the one the verdict
+/// would name (the most significant better one, else the most significant
+/// worse one), else the one with the smallest adjusted p-value.
+pub fn lead_treatment(primary: &MetricReport) -> Option<&Lift> {
+    let p = |l: &Lift| l.p_value_adjusted.unwrap_or(l.comparison.p_value);
+    let most_significant = |direction: Option<Direction>| {
+        primary.lifts.iter().filter(|l| direction.is_none_or(|d| l.direction == d)).min_by(|a, b| p(a).total_cmp(&p(b)))
+    };
+    most_significant(Some(Direction::Better))
+        .or_else(|| most_significant(Some(Direction::Worse)))
+        .or_else(|| most_significant(None))
 }
 
 /// Whether the lead treatment's lift differs between the last two complete
 /// cycles (a z-test of the two cycle estimates).
-fn consistency(report: &Report, power: f64) -> Option<Consistency> {
-    let lead = lead_treatment(report)?;
-    let complete: Vec<&CycleReport> = report.cycles.iter().filter(|c| c.cycle.complete).collect();
+fn consistency(cycles: &[CycleReport], lead: &Lift, alpha: f64) -> Option<Consistency> {
+    let complete: Vec<&CycleReport> = cycles.iter().filter(|c| c.cycle.complete).collect();
     let [.., a, b] = complete.as_slice() else {
         return None;
     };
@@ -550,15 +595,76 @@ fn consistency(report: &Report, power: f64) -> Option<Consistency> {
         lb.comparison.relative_lift,
         lb.comparison.std_error,
     );
-    let (sa, sb) = (la.comparison.std_error, lb.comparison.std_error);
-    let detectable_change = (z_quantile(1.0 - report.alpha / 2.0) + z_quantile(power)) * (sa * sa + sb * sb).sqrt();
     Some(Consistency {
         variant: lead.variant.clone(),
         cycles: (a.cycle.index, b.cycle.index),
         lifts: (la.comparison.relative_lift, lb.comparison.relative_lift),
         p_value,
-        consistent: p_value >= report.alpha,
-        detectable_change,
-        comparable: detectable_change <= lead.comparison.relative_lift.abs(),
+        consistent: p_value >= alpha,
     })
+}
+
+/// What the novelty gate reads: the primary metric's days and cycles.
+struct Later<'a> {
+    exp: &'a Experiment,
+    metric: &'a Metric,
+    days: Option<&'a Days>,
+    cycles: &'a [CycleReport],
+    complete_days: i64,
+}
+
+impl Later<'_> {
+    /// The lead's lift among the visitors of the later half of the complete
+    /// cycles, held against its overall lift ([`hold`]); `None` before two
+    /// cycles are complete.
+    fn persistence(&self, lead: &Lift) -> Option<Persistence> {
+        if lead.comparison.not_computable.is_some() {
+            return None;
+        }
+        let power = self.exp.stats.power;
+        let overall = lead.comparison.relative_lift;
+        let complete: Vec<Cycle> = self.cycles.iter().filter(|c| c.cycle.complete).map(|c| c.cycle).collect();
+        let length = self.exp.business_cycle_days;
+        if complete.len() < 2 {
+            return None;
+        }
+        let later = later_half(&complete);
+        let (first, last) = (later[0].index, later[later.len() - 1].index);
+        let k = self.exp.variants.len();
+        let moments = sum_days(self.days, k, |d| cycle_of_day(d, length).is_some_and(|c| (first..=last).contains(&c)));
+        let lifts = lifts(self.exp, self.metric, &moments, Inference::Fixed, false);
+        let l = lifts.into_iter().find(|l| l.variant == lead.variant)?;
+        if l.comparison.not_computable.is_some() {
+            return None;
+        }
+        let (lift, se) = (l.comparison.relative_lift, l.comparison.std_error);
+        let h = hold(overall, lift, se, power);
+        Some(Persistence {
+            variant: lead.variant.clone(),
+            cycles: (first, last),
+            overall_lift: overall,
+            lift,
+            std_error: se,
+            hold: h,
+            cycles_needed: cycles_needed(se, later.len() as f64, h.max_std_error).map(|m| m.max(complete.len() as u32)),
+        })
+    }
+
+    /// Complete cycles a significant lead needs before the gate can decide:
+    /// from its persistence once two cycles are complete, else estimated
+    /// from the whole test's standard error and the cycles' worth of days
+    /// it has seen. `None` when nothing waits on the cycles' size.
+    fn cycles_to_decide(&self, lead: &Lift, persistence: Option<&Persistence>) -> Option<u32> {
+        if !lead.significant {
+            return None;
+        }
+        match persistence {
+            Some(p) => p.cycles_needed.filter(|_| !p.hold.large_enough),
+            None => {
+                let length = f64::from(self.exp.business_cycle_days.max(1));
+                let h = hold(lead.comparison.relative_lift, 0.0, f64::INFINITY, self.exp.stats.power);
+                cycles_needed(lead.comparison.std_error, self.complete_days as f64 / length, h.max_std_error)
+            }
+        }
+    }
 }

@@ -14,10 +14,12 @@
 //!    significantly (novelty, seasonality, a promotion);
 //! 4. with a significant primary result (after Holm correction):
 //!    `validated_winner` when the sample is reached, two cycles are complete,
-//!    the lift pointed the winning way in each of the last two, and those
-//!    two cycles are large enough to have caught the lift vanishing (a
-//!    novelty effect) with the planned power; else `winner_validating`,
-//!    whose sentence says which condition is missing. A treatment significantly better wins; failing
+//!    and the lift held in the later half of the complete cycles: their lift
+//!    is closer to the whole test's lift than to zero, and they are large
+//!    enough for that comparison to have the planned power
+//!    ([`crate::cycles::hold`]); else `winner_validating`, whose sentence
+//!    says which condition is missing and, when the cycles are too small,
+//!    how long until they will not be. A treatment significantly better wins; failing
 //!    that, one significantly worse makes the control the winner against
 //!    it, with any number of arms: a significant loss never reads as "no
 //!    difference";
@@ -26,7 +28,7 @@
 
 use serde::Serialize;
 
-use super::{Direction, Lift, Report, Role};
+use super::{lead_treatment, Direction, Lift, Persistence, Report, Role};
 use crate::experiment::Status;
 use crate::format::{days, level, pct, signed_pct, thousands};
 use crate::stats::Inference;
@@ -94,7 +96,8 @@ fn interval(report: &Report, l: &Lift) -> String {
     format!("{} CI {} to {}", level(report.alpha), pct(l.comparison.ci.0), pct(l.comparison.ci.1))
 }
 
-fn cycles_word(report: &Report) -> &'static str {
+/// `weeks` for 7-day cycles, else `business cycles`.
+pub fn cycles_word(report: &Report) -> &'static str {
     if report.cycle_length_days == 7 {
         "weeks"
     } else {
@@ -115,30 +118,51 @@ fn progress_phrase(report: &Report) -> String {
     format!("{sample}, {} of 2 full {} complete{left}", report.cycles_completed.min(2), cycles_word(report))
 }
 
-/// The lift with the smallest p-value the verdict uses among those going
-/// `direction`.
-fn strongest(lifts: &[Lift], direction: Direction) -> Option<&Lift> {
-    let p = |l: &Lift| l.p_value_adjusted.unwrap_or(l.comparison.p_value);
-    lifts.iter().filter(|l| l.direction == direction).min_by(|a, b| p(a).total_cmp(&p(b)))
+/// "the last week" or "the last 2 weeks", and the verb that agrees.
+fn later_cycles(report: &Report, p: &Persistence) -> (String, &'static str) {
+    let count = p.cycles.1 - p.cycles.0 + 1;
+    let word = cycles_word(report);
+    if count == 1 {
+        (format!("the last {}", &word[..word.len() - 1]), "is")
+    } else {
+        (format!("the last {count} {word}"), "are")
+    }
 }
 
-/// Whether the lead treatment's lift pointed the winning way in each of the
-/// last two complete cycles.
-fn held_in_last_two_cycles(report: &Report, variant: &str, want_positive: bool) -> bool {
-    let complete: Vec<_> = report.cycles.iter().filter(|c| c.cycle.complete).collect();
-    let [.., a, b] = complete.as_slice() else {
-        return false;
-    };
-    [a, b].iter().all(|c| {
-        c.lifts.iter().any(|l| {
-            l.variant == variant
-                && l.comparison.not_computable.is_none()
-                && (l.comparison.relative_lift > 0.0) == want_positive
-        })
-    })
-}
-
+/// The verdict; a concluded test's sentence says so, which variant
+/// everyone now gets and since when, and what the numbers were when its
+/// exposures stopped, instead of advice to ship or wait.
 pub fn decide(report: &Report) -> Verdict {
+    let verdict = decide_on_data(report);
+    let Some(winner) = report.concluded_winner.as_deref().filter(|_| report.status == Status::Concluded) else {
+        return verdict;
+    };
+    let since = report
+        .daily
+        .last()
+        .map(|d| format!(" since {}", (d.date + chrono::Duration::days(1)).format("%b %-d, %Y")))
+        .unwrap_or_default();
+    let primary = report.primary();
+    let result = match lead_treatment(primary).filter(|l| l.comparison.not_computable.is_none()) {
+        Some(l) => format!(
+            "when its exposures stopped, {} was {} against {} on {} ({}; {})",
+            name(&l.variant),
+            signed_pct(l.comparison.relative_lift),
+            name(&report.variants[0]),
+            primary.label.to_lowercase(),
+            interval(report, l),
+            verdict.code.label().to_lowercase()
+        ),
+        None => "it ended before its numbers could be computed".to_owned(),
+    };
+    Verdict {
+        code: verdict.code,
+        sentence: format!("Concluded: everyone now gets {}{since}; {result}.", name(winner)),
+        winner: Some(winner.to_owned()),
+    }
+}
+
+fn decide_on_data(report: &Report) -> Verdict {
     let primary = report.primary();
     let metric = primary.label.to_lowercase();
 
@@ -186,11 +210,11 @@ pub fn decide(report: &Report) -> Verdict {
     }
 
     let enough = report.sample_size.reached && report.cycles_completed >= 2;
-    let winner = match (strongest(&primary.lifts, Direction::Better), strongest(&primary.lifts, Direction::Worse)) {
-        (Some(better), _) => Some((better.variant.clone(), better)),
-        (None, Some(worse)) => Some((report.variants[0].clone(), worse)),
-        (None, None) => None,
-    };
+    let winner = lead_treatment(primary).and_then(|lead| match lead.direction {
+        Direction::Better => Some((lead.variant.clone(), lead)),
+        Direction::Worse => Some((report.variants[0].clone(), lead)),
+        Direction::Inconclusive => None,
+    });
 
     if let Some(c) = report.consistency.as_ref().filter(|c| !c.consistent) {
         if winner.is_some() || enough {
@@ -211,7 +235,6 @@ pub fn decide(report: &Report) -> Verdict {
 
     if let Some((winner, lead)) = winner {
         let treatment_wins = winner == lead.variant;
-        let held = held_in_last_two_cycles(report, &lead.variant, treatment_wins == primary.higher_is_better);
         let effect = if treatment_wins {
             format!(
                 "{} {} {metric} by {} ({})",
@@ -240,50 +263,48 @@ pub fn decide(report: &Report) -> Verdict {
                 interval(report, lead)
             )
         };
-        let comparable = report.consistency.as_ref().is_some_and(|c| c.comparable);
-        if enough && held && !comparable {
-            let change = report.consistency.as_ref().map_or(String::new(), |c| {
-                format!(" (only a change of more than {} between them would show)", pct(c.detectable_change))
-            });
-            return Verdict {
-                code: VerdictCode::WinnerValidating,
-                sentence: format!(
-                    "{effect}; it held in both of the last two {}, but they are too small to tell a lasting lift from a novelty effect{change}: keep the test running.",
-                    cycles_word(report)
-                ),
-                winner: None,
-            };
+        let validating = |sentence: String| Verdict { code: VerdictCode::WinnerValidating, sentence, winner: None };
+        if !enough {
+            return validating(format!(
+                "{effect}, but it has not yet held over two full {} at the planned sample ({}): keep the test running.",
+                cycles_word(report),
+                progress_phrase(report)
+            ));
         }
-        if enough && !held {
-            return Verdict {
-                code: VerdictCode::WinnerValidating,
-                sentence: format!(
-                    "{effect}, but the lift did not point the same way in both of the last two {}: keep the test running until it holds.",
-                    cycles_word(report)
-                ),
-                winner: None,
+        let Some(p) = report.persistence.as_ref().filter(|p| p.variant == lead.variant) else {
+            return validating(format!(
+                "{effect}, but its lift in the later {} cannot be computed yet: keep the test running.",
+                cycles_word(report)
+            ));
+        };
+        let (later, is) = later_cycles(report, p);
+        if !p.hold.large_enough {
+            let when = match report.sample_size.days_left {
+                Some(d) if d > 0 && d <= 366 => format!("at this traffic they will be in about {}", days(d)),
+                _ => {
+                    "at this traffic that takes more than a year: raise the traffic or test a bolder change".to_owned()
+                }
             };
+            return validating(format!(
+                "{effect}; {later} {is} still too small to tell a lasting lift from a novelty effect that faded ({} there); {when}: keep the test running.",
+                signed_pct(p.lift),
+            ));
         }
-        return if enough && held {
-            Verdict {
-                code: VerdictCode::ValidatedWinner,
-                sentence: format!(
-                    "{effect}; it held in both of the last two {}: {}.",
-                    cycles_word(report),
-                    if treatment_wins { "ship it" } else { "keep the control" }
-                ),
-                winner: Some(winner),
-            }
-        } else {
-            Verdict {
-                code: VerdictCode::WinnerValidating,
-                sentence: format!(
-                    "{effect}, but it has not yet held over two full {} at the planned sample ({}): keep the test running.",
-                    cycles_word(report),
-                    progress_phrase(report)
-                ),
-                winner: None,
-            }
+        if !p.hold.held {
+            return validating(format!(
+                "{effect}, but in {later} the lift was {}, closer to no change than to the overall {}: possibly a novelty effect that faded; keep the test running.",
+                signed_pct(p.lift),
+                signed_pct(p.overall_lift)
+            ));
+        }
+        return Verdict {
+            code: VerdictCode::ValidatedWinner,
+            sentence: format!(
+                "{effect}; it held in {later} ({}): {}.",
+                signed_pct(p.lift),
+                if treatment_wins { "ship it" } else { "keep the control" }
+            ),
+            winner: Some(winner),
         };
     }
 

@@ -27,13 +27,24 @@ pub struct Keys {
 #[error("{0} is set but empty or only white space; set a real secret (e.g. `openssl rand -hex 32`) or unset it")]
 pub struct EmptyKey(pub &'static str);
 
+/// `key` without surrounding white space, with a warning when it had some.
+fn trimmed(key: String, name: &str) -> String {
+    let t = key.trim();
+    if t.len() != key.len() && !t.is_empty() {
+        tracing::warn!("{name} had white space around it; it is used without");
+    }
+    t.to_owned()
+}
+
 impl Keys {
-    /// Keys as configured. An empty or blank key would let anyone in while
-    /// counting as set (a public bind allowed, an empty password accepted),
-    /// so it is refused.
+    /// Keys as configured, without surrounding white space: a request's
+    /// key is read trimmed, so a padded key (`" padded-key "` from a shell
+    /// or a `.env` file) could never match, and every write would get 401.
+    /// An empty or blank key would let anyone in while counting as set (a
+    /// public bind allowed, an empty password accepted), so it is refused.
     pub fn new(write: Option<String>, read: Option<String>) -> Result<Keys, EmptyKey> {
-        let check = |key: Option<String>, name| match key {
-            Some(k) if k.trim().is_empty() => Err(EmptyKey(name)),
+        let check = |key: Option<String>, name| match key.map(|k| trimmed(k, name)) {
+            Some(k) if k.is_empty() => Err(EmptyKey(name)),
             k => Ok(k),
         };
         Ok(Keys {
@@ -43,9 +54,11 @@ impl Keys {
         })
     }
 
-    /// The storefronts' client keys; a blank one is refused.
+    /// The storefronts' client keys, trimmed (`"shop-a, shop-b"` is
+    /// `shop-a` and `shop-b`); a blank one is refused.
     pub fn with_clients(mut self, clients: Vec<String>) -> Result<Keys, EmptyKey> {
-        if clients.iter().any(|k| k.trim().is_empty()) {
+        let clients: Vec<String> = clients.into_iter().map(|k| trimmed(k, "a key of OFFERLAB_CLIENT_KEYS")).collect();
+        if clients.iter().any(String::is_empty) {
             return Err(EmptyKey("a key of OFFERLAB_CLIENT_KEYS"));
         }
         self.clients = clients;
@@ -188,6 +201,10 @@ mod tests {
     fn empty_or_blank_keys_are_refused() {
         assert_eq!(Keys::new(Some(String::new()), None).unwrap_err(), EmptyKey("OFFERLAB_WRITE_KEY"));
         assert_eq!(Keys::new(Some("w".into()), Some(" \t".into())).unwrap_err(), EmptyKey("OFFERLAB_READ_KEY"));
+        let padded = Keys::new(Some(" padded-key ".into()), None).unwrap();
+        assert_eq!(padded.write.as_deref(), Some("padded-key"), "a padded key is used trimmed");
+        let clients = Keys::new(None, None).unwrap().with_clients(vec!["shop-a".into(), " shop-b".into()]).unwrap();
+        assert_eq!(clients.clients, ["shop-a", "shop-b"]);
         assert!(Keys::new(None, None).unwrap().none());
     }
 }

@@ -17,7 +17,9 @@ pub struct Settings {
     pub data: PathBuf,
     /// The shared store replicas use, `postgres://USER:PASSWORD@HOST:PORT/DATABASE`
     /// (default: sled in `--data`).
-    #[arg(long, env = "OFFERLAB_STORE", value_parser = postgres_url, hide_env_values = true)]
+    /// Checked after parsing ([`store_url`]), so that no refusal echoes a
+    /// password.
+    #[arg(long, env = "OFFERLAB_STORE", hide_env_values = true)]
     pub store: Option<String>,
     /// Folder of experiment definitions.
     #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
@@ -42,6 +44,11 @@ pub struct Settings {
     /// Worker threads for HTTP (default: one per core).
     #[arg(long, env = "OFFERLAB_WORKERS")]
     pub workers: Option<usize>,
+    /// Seconds a write waits for the store before it is answered 503 with
+    /// Retry-After (a frozen or unreachable database); PostgreSQL's
+    /// statement, lock and connect timeouts follow it.
+    #[arg(long, env = "OFFERLAB_WRITE_DEADLINE", default_value_t = 5.0)]
+    pub write_deadline: f64,
 }
 
 impl Settings {
@@ -59,15 +66,80 @@ impl Settings {
             body_limit: 1 << 20,
             body_timeout: 5.0,
             workers: None,
+            write_deadline: 5.0,
         }
     }
 }
 
-/// Accepts a PostgreSQL URL; anything else is refused with what to pass.
-fn postgres_url(s: &str) -> Result<String, String> {
-    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-        Ok(s.to_owned())
-    } else {
-        Err("expected a PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE (leave --store out to use sled in --data)".into())
+/// A PostgreSQL connection string as given, with surrounding white space
+/// dropped and the scheme in any case (`POSTGRES://`), or a `host=...`
+/// key-value string; anything else is refused with what to pass, and the
+/// value shown with its password blanked ([`redact`]).
+pub fn store_url(raw: &str) -> Result<String, String> {
+    let s = raw.trim();
+    match s.split_once("://") {
+        Some((scheme, rest)) if ["postgres", "postgresql"].contains(&scheme.to_ascii_lowercase().as_str()) => {
+            Ok(format!("{}://{rest}", scheme.to_ascii_lowercase()))
+        }
+        None if s.contains('=') => Ok(s.to_owned()),
+        _ => Err(format!(
+            "--store {} is not a PostgreSQL URL; use postgres://USER:PASSWORD@HOST:PORT/DATABASE (leave --store out to use sled in --data)",
+            redact(s)
+        )),
+    }
+}
+
+/// A connection string with its password blanked: `user:***@host` in a
+/// URL, `password=***` in a key-value string.
+pub fn redact(s: &str) -> String {
+    if let Some((scheme, rest)) = s.split_once("://") {
+        let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+        let authority = match authority.rsplit_once('@') {
+            Some((user_info, host)) => match user_info.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{host}"),
+                None => format!("{user_info}@{host}"),
+            },
+            None => authority.to_owned(),
+        };
+        let path = match path.map(|p| p.split_once('?').map_or((p, None), |(p, q)| (p, Some(q)))) {
+            None => String::new(),
+            Some((p, None)) => format!("/{p}"),
+            Some((p, Some(query))) => format!("/{p}?{}", redact_pairs(query, '&')),
+        };
+        return format!("{scheme}://{authority}{path}");
+    }
+    redact_pairs(s, ' ')
+}
+
+/// `password=...` blanked among `key=value` pairs split by `sep`.
+fn redact_pairs(s: &str, sep: char) -> String {
+    s.split(sep)
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k.trim().eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(&sep.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_are_accepted_in_any_case_and_never_echo_a_password() {
+        assert_eq!(store_url(" POSTGRES://u:p@h:5432/db ").unwrap(), "postgres://u:p@h:5432/db");
+        assert_eq!(store_url("postgresql://u@h/db").unwrap(), "postgresql://u@h/db");
+        assert_eq!(store_url("host=h password=S3cret dbname=db").unwrap(), "host=h password=S3cret dbname=db");
+        let refused = store_url("postgre://offerlab:S3cret@127.0.0.1:5432/db").unwrap_err();
+        assert!(
+            !refused.contains("S3cret") && refused.contains("postgre://offerlab:***@127.0.0.1:5432/db"),
+            "{refused}"
+        );
+        assert_eq!(redact("host=h password=S3cret"), "host=h password=***");
+        assert_eq!(
+            redact("postgres://u:p@h/db?password=x&sslmode=off"),
+            "postgres://u:***@h/db?password=***&sslmode=off"
+        );
     }
 }

@@ -35,8 +35,12 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     Track(#[from] TrackError),
+    /// A write the store did not take.
     #[error("{0}; the write was not acknowledged, retry it")]
     Storage(Arc<StoreError>),
+    /// A read the store did not answer.
+    #[error("{0}; the store could not be read, try again shortly")]
+    StorageRead(Arc<StoreError>),
     #[error("{0}")]
     Unauthorized(Unauthorized),
     #[error("{0}")]
@@ -83,9 +87,11 @@ impl ApiError {
             ApiError::BodyTimeout => "body_timeout",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Track(e) => e.code(),
-            ApiError::Storage(e) if matches!(**e, StoreError::Busy) => "busy",
-            ApiError::Storage(e) if matches!(**e, StoreError::Corrupt(_)) => "corrupt_record",
-            ApiError::Storage(_) => "storage_unavailable",
+            ApiError::Storage(e) | ApiError::StorageRead(e) if matches!(**e, StoreError::Busy) => "busy",
+            ApiError::Storage(e) | ApiError::StorageRead(e) if matches!(**e, StoreError::Corrupt(_)) => {
+                "corrupt_record"
+            }
+            ApiError::Storage(_) | ApiError::StorageRead(_) => "storage_unavailable",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::ClientKey(_) => "unknown_client_key",
             ApiError::Internal(_) => "internal",
@@ -108,9 +114,11 @@ impl From<Arc<StoreError>> for ApiError {
     }
 }
 
+/// Writes come back from the store as `Arc<StoreError>` (one error answers
+/// a whole group), reads as `StoreError`.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Storage(Arc::new(e))
+        ApiError::StorageRead(Arc::new(e))
     }
 }
 
@@ -134,8 +142,10 @@ impl ResponseError for ApiError {
                 | TrackError::BeforeStart { .. }
                 | TrackError::UnknownField(_) => StatusCode::BAD_REQUEST,
             },
-            ApiError::Storage(e) if matches!(**e, StoreError::Corrupt(_)) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(e) | ApiError::StorageRead(e) if matches!(**e, StoreError::Corrupt(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            ApiError::Storage(_) | ApiError::StorageRead(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -154,7 +164,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(Unauthorized { basic: true, .. }) => {
                 response.insert_header(("WWW-Authenticate", "Basic realm=\"offerlab\", charset=\"UTF-8\""));
             }
-            ApiError::Storage(e) if !matches!(**e, StoreError::Corrupt(_)) => {
+            ApiError::Storage(e) | ApiError::StorageRead(e) if !matches!(**e, StoreError::Corrupt(_)) => {
                 response.insert_header(("Retry-After", "1"));
             }
             _ => {}

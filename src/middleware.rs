@@ -56,6 +56,32 @@ pub async fn security_headers(
     Ok(response)
 }
 
+/// CORS for a route browsers read from any origin (the SDK payload): a
+/// preflight `OPTIONS` gets 204 with what it may send, and every answer,
+/// a 404 for an unknown client key or a 304 included, carries
+/// `Access-Control-Allow-Origin: *`, so a browser shows the real status
+/// instead of a CORS error. The payload holds no secret and takes no
+/// cookies.
+pub async fn cors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, Error> {
+    use actix_web::http::header;
+    if req.method() == actix_web::http::Method::OPTIONS {
+        let response = actix_web::HttpResponse::NoContent()
+            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "If-None-Match, Content-Type"))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+            .finish();
+        return Ok(req.into_response(response));
+    }
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response.headers_mut().insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("ETag"));
+    Ok(response)
+}
+
 /// How long a client may take to send a request body, from the moment its
 /// head arrived.
 #[derive(Debug, Clone, Copy)]

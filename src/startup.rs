@@ -22,6 +22,7 @@ use crate::config::Settings;
 use crate::experiment::{load_dir, Catalog, ValidationErrors};
 use crate::routes;
 use crate::state::{admit, AppState};
+use crate::store::engine::Limits;
 use crate::store::{PgStore, SledStore, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,17 +42,27 @@ pub enum StartupError {
     EmptyKey(#[from] EmptyKey),
     #[error("--body-timeout {0} is not a positive number of seconds; use e.g. 5")]
     BodyTimeout(f64),
+    #[error("--write-deadline {0} is not a positive number of seconds; use e.g. 5")]
+    WriteDeadline(f64),
+    #[error("{0}")]
+    StoreUrl(String),
 }
 
 /// The store `settings` name: PostgreSQL for `--store`, else sled in
 /// `--data` (upgraded in place when its layout is older).
 fn open_store(settings: &Settings, catalog: &Catalog) -> Result<Arc<dyn Store>, StartupError> {
-    if let Some(url) = &settings.store {
-        let store = PgStore::open(url)?;
+    let deadline = settings.write_deadline;
+    if !(deadline.is_finite() && deadline > 0.0) {
+        return Err(StartupError::WriteDeadline(deadline));
+    }
+    let limits = Limits { deadline: Duration::from_secs_f64(deadline), ..Limits::default() };
+    if let Some(raw) = &settings.store {
+        let url = crate::config::store_url(raw).map_err(StartupError::StoreUrl)?;
+        let store = PgStore::open_with(&url, limits)?;
         tracing::info!("storing in PostgreSQL");
         return Ok(Arc::new(store));
     }
-    let store = SledStore::open(&settings.data)?;
+    let store = SledStore::open_with(&settings.data, limits)?;
     if store.outdated() {
         tracing::warn!(data = %settings.data.display(), "the data folder has an older layout: rebuilding it from the raw records");
         let rows = store.rebuild(catalog)?;

@@ -21,6 +21,7 @@
 //! quoted as identifiers; the test's id, metric and event names come from
 //! the validated definitions and are written as quoted literals.
 
+use crate::store::postgres::said;
 use std::fmt::Write as _;
 
 use crate::aggregates::AggregateRow;
@@ -89,9 +90,17 @@ fn ident(name: &str) -> String {
     name.split('.').map(|part| format!("\"{}\"", part.replace('"', "\"\""))).collect::<Vec<_>>().join(".")
 }
 
-/// `s` as an SQL string literal.
-fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+/// `s` as an SQL string literal that reads the same whatever the
+/// session's `standard_conforming_strings`: a string with a backslash is
+/// written as an escape string (`E'...'`, backslashes doubled), which
+/// every setting reads alike; with the setting off, a plain `'a\'` would
+/// end its literal early.
+pub fn literal(s: &str) -> String {
+    if s.contains('\\') {
+        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
 }
 
 /// The query that produces the test's aggregates (its current phase):
@@ -280,7 +289,13 @@ pub async fn fetch(
     catalog: &Catalog,
     layout: &Layout,
 ) -> Result<(Vec<AggregateRow>, Vec<CapApplied>), WarehouseError> {
-    let config: tokio_postgres::Config = url.parse().map_err(WarehouseError::Url)?;
+    let mut config: tokio_postgres::Config = url.parse().map_err(WarehouseError::Url)?;
+    // The query's literals ([`literal`]) double quotes and leave backslashes
+    // alone, which is safe only with standard strings: a warehouse set to
+    // `standard_conforming_strings = off` would read `\'` as an escaped
+    // quote, and an event name ending in a backslash would leave its literal.
+    let options = format!("{} -c standard_conforming_strings=on", config.get_options().unwrap_or_default());
+    config.options(options.trim_start());
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(WarehouseError::Connect)?;
     let driver = tokio::spawn(connection);
     let rows = client.query(&aggregates_sql(exp, catalog, layout), &[]).await.map_err(WarehouseError::Query)?;
@@ -317,11 +332,11 @@ pub async fn fetch(
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
-    #[error("the warehouse URL is not a PostgreSQL connection string ({0}); use postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+    #[error("the warehouse URL is not a PostgreSQL connection string ({}); use postgres://USER:PASSWORD@HOST:PORT/DATABASE", said(.0))]
     Url(tokio_postgres::Error),
-    #[error("cannot reach the warehouse: {0}")]
+    #[error("cannot reach the warehouse: {}", said(.0))]
     Connect(tokio_postgres::Error),
-    #[error("the aggregates query failed: {0}; check the table and column names (see `offerlab sql --help`)")]
+    #[error("the aggregates query failed: {}; check the table and column names (see `offerlab sql --help`)", said(.0))]
     Query(tokio_postgres::Error),
     #[error("the aggregates query returned a row without a variant (a variant the test does not define)")]
     UnknownVariant,
@@ -336,5 +351,7 @@ mod tests {
         assert_eq!(ident("analytics.fact_events"), "\"analytics\".\"fact_events\"");
         assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
         assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal("ends\\"), "E'ends\\\\'");
+        assert_eq!(literal("a\\'b"), "E'a\\\\''b'");
     }
 }

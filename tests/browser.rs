@@ -50,7 +50,10 @@ fn eval(tab: &headless_chrome::Tab, js: &str) -> Value {
 #[test]
 fn report_pages_render_on_desktop_and_phone() {
     if !Path::new(CHROMIUM).exists() {
-        eprintln!("SKIPPED: {CHROMIUM} is not installed (apt-get install chromium; .ci/run does this)");
+        common::skip(
+            "report_pages_render_on_desktop_and_phone",
+            &format!("{CHROMIUM} is not installed (apt-get install chromium)"),
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

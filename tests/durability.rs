@@ -13,14 +13,10 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::{serve, Server, EXPERIMENTS};
+use common::{serve, skip, Server, EXPERIMENTS};
 
 fn have(tool: &str) -> bool {
     Command::new(tool).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
-}
-
-fn skip(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why}; `bash .ci/run` installs what it needs and runs it");
 }
 
 fn events(prefix: &str, n: usize) -> Value {

@@ -88,9 +88,9 @@ fn the_growthbook_js_sdk_agrees_with_assign_and_its_exposures_are_accepted() {
     let sdk = sdk_dir();
     let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     if !node_ok || !sdk.join("node_modules/@growthbook/growthbook").exists() {
-        eprintln!(
-            "SKIPPED the_growthbook_js_sdk_agrees_with_assign_and_its_exposures_are_accepted: \
-             needs node and `npm ci --prefix tests/sdk` (`.ci/run` does both)"
+        common::skip(
+            "the_growthbook_js_sdk_agrees_with_assign_and_its_exposures_are_accepted",
+            "needs node and `npm ci --prefix tests/sdk`",
         );
         return;
     }

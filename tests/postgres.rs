@@ -40,7 +40,7 @@ fn the_schema_migrates_once_and_a_newer_one_is_refused() {
     let db = url.rsplit('/').next().unwrap().to_owned();
     drop(PgStore::open(&url).unwrap());
     drop(PgStore::open(&url).unwrap());
-    assert_eq!(pg.sql(&db, "SELECT string_agg(version::text, ',' ORDER BY version) FROM offerlab_migrations"), "1,2");
+    assert_eq!(pg.sql(&db, "SELECT string_agg(version::text, ',' ORDER BY version) FROM offerlab_migrations"), "1,2,3");
     pg.sql(&db, "INSERT INTO offerlab_migrations (version) VALUES (99)");
     match PgStore::open(&url) {
         Err(e @ StoreError::NewerSchema { found: 99, .. }) => {

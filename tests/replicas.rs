@@ -317,7 +317,7 @@ fn a_postgres_restart_gives_503s_then_writes_resume_by_themselves() {
     let refused = http.post(format!("{}{path}", replica.url)).json(items).send().unwrap();
     assert_eq!(refused.status(), 503, "a write while PostgreSQL is down");
     let body: Value = refused.json().unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("resume by themselves"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("takes writes again by itself"), "{body}");
     let health = http.get(format!("{}/healthz", replica.url)).send().unwrap();
     assert_eq!(health.status(), 503, "/healthz while PostgreSQL is down");
 

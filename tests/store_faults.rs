@@ -92,7 +92,8 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
 async fn a_full_queue_refuses_at_once_instead_of_growing() {
     let catalog = catalog();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open_bounded(dir.path(), 1).unwrap());
+    let limits = offerlab::store::engine::Limits { max_queued: 1, ..Default::default() };
+    let store = Arc::new(SledStore::open_with(dir.path(), limits).unwrap());
     // Hold the writer inside its first group commit until released.
     let (entered, in_commit) = mpsc::channel::<()>();
     let (release, released) = mpsc::channel::<()>();

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::auth::Access;
 use crate::error::ApiError;
 use crate::experiment::{Catalog, Experiment};
-use crate::middleware::require;
+use crate::middleware::{cors, require};
 use crate::tracking::unknown_field;
 
 /// A method a resource answers. `Get` answers `HEAD` too.
@@ -46,12 +46,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resource(cfg, "/api/v1/experiments", Access::Read, vec![(Get, web::to(reports::list))]);
     resource(cfg, "/api/v1/experiments/{id}/report", Access::Read, vec![(Get, web::to(reports::report))]);
     resource(cfg, "/api/v1/experiments/{id}/daily.csv", Access::Read, vec![(Get, web::to(reports::daily_csv))]);
-    resource(cfg, "/api/features/{client_key}", Access::Client, vec![(Get, web::to(features::payload))]);
+    // Read by browsers from the shop's origin: CORS on every answer.
+    let features = build("/api/features/{client_key}", vec![(Get, web::to(features::payload))]);
+    cfg.service(
+        features
+            .wrap(middleware::from_fn(move |req, next| require(Access::Client, req, next)))
+            .wrap(middleware::from_fn(cors)),
+    );
     resource(cfg, "/", Access::Read, vec![(Get, web::to(pages::index))]);
     resource(cfg, "/experiments/{id}", Access::Read, vec![(Get, web::to(pages::experiment))]);
 }
 
 fn resource(cfg: &mut web::ServiceConfig, path: &str, access: Access, routes: Vec<(Verb, actix_web::Route)>) {
+    cfg.service(build(path, routes).wrap(middleware::from_fn(move |req, next| require(access, req, next))));
+}
+
+/// A resource answering `routes`, and 405 with `Allow` for other methods.
+fn build(path: &str, routes: Vec<(Verb, actix_web::Route)>) -> actix_web::Resource {
     let allow: Vec<&str> = routes
         .iter()
         .flat_map(|(verb, _)| match verb {
@@ -72,7 +83,7 @@ fn resource(cfg: &mut web::ServiceConfig, path: &str, access: Access, routes: Ve
             Verb::Post => route.guard(guard::fn_guard(|ctx| ctx.head().method == Method::POST)),
         });
     }
-    let r = r.default_service(web::to(move |req: HttpRequest| {
+    r.default_service(web::to(move |req: HttpRequest| {
         let allow = allow.clone();
         async move {
             let error = ApiError::MethodNotAllowed { method: req.method().to_string(), allow: allow.clone() };
@@ -80,8 +91,7 @@ fn resource(cfg: &mut web::ServiceConfig, path: &str, access: Access, routes: Ve
             response.headers_mut().insert(ALLOW, allow.parse().expect("method names are header values"));
             Ok::<HttpResponse, actix_web::Error>(response)
         }
-    }));
-    cfg.service(r.wrap(middleware::from_fn(move |req, next| require(access, req, next))));
+    }))
 }
 
 /// JSON body errors as API errors: 413 for size, 400 `malformed_json` with

@@ -12,6 +12,7 @@
 //! Every backend answers a write only once it is durable, and reports its
 //! health so `/healthz` can say when writes fail.
 
+pub mod engine;
 pub mod postgres;
 pub mod rules;
 pub mod sled;
@@ -19,7 +20,7 @@ pub mod sled;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
@@ -29,26 +30,6 @@ use crate::tracking::{Event, Exposure};
 
 pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
-
-/// Why writes currently fail, if they do.
-#[derive(Default)]
-struct Health(Mutex<Option<String>>);
-
-impl Health {
-    fn set(&self, reason: Option<String>) {
-        let mut h = self.0.lock().expect("health lock");
-        match (&*h, &reason) {
-            (None, Some(r)) => tracing::error!("store cannot write: {r}"),
-            (Some(_), None) => tracing::info!("store writes again"),
-            _ => {}
-        }
-        *h = reason;
-    }
-
-    fn get(&self) -> Option<String> {
-        self.0.lock().expect("health lock").clone()
-    }
-}
 
 /// A stored record that does not decode.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -81,13 +62,13 @@ pub enum StoreError {
     Corrupt(#[from] Corrupt),
     #[error("the data folder {0} was written by a newer offerlab (format {1}); run that version")]
     NewerFormat(PathBuf, u64),
-    #[error("the store cannot write: {0}; writes resume by themselves once the disk accepts them")]
+    #[error("the store cannot write: {0}; offerlab takes writes again by itself once the store accepts them")]
     Unavailable(String),
     #[error("the write queue is full; retry in a second")]
     Busy,
     #[error("the store is shutting down")]
     Closed,
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres::said(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("{0}")]
     Config(String),
@@ -97,6 +78,34 @@ pub enum StoreError {
     NewerSchema { found: i32, known: i32 },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl StoreError {
+    /// Whether the error means the store cannot write at all (a lost or
+    /// refusing database, a failing disk), rather than that one write is
+    /// bad: the engine then marks the store unhealthy and probes it.
+    ///
+    /// PostgreSQL: a closed connection or one without an SQLSTATE, and the
+    /// classes 08 (connection exception), 53 (insufficient resources: a
+    /// full disk, too many connections), 57 (operator intervention: a
+    /// shutdown, a statement, lock or idle-in-transaction timeout) and
+    /// 25006 (read-only transaction: a standby after a failover).
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) | StoreError::Sled(_) => true,
+            StoreError::Postgres(e) => match e.code() {
+                None => true,
+                Some(code) => {
+                    let code = code.code();
+                    e.is_closed()
+                        || ["08", "53", "57"].iter().any(|class| code.starts_with(class))
+                        || code == "25006"
+                        || code == "55P03"
+                }
+            },
+            _ => false,
+        }
+    }
 }
 
 impl From<std::io::Error> for StoreError {

@@ -53,6 +53,26 @@ pub enum Stored {
     Different(Event),
 }
 
+impl Stored {
+    /// How `stored`, kept under the id of `sent`, stands to it: the same
+    /// event when visitor, name and value agree. The time is not compared:
+    /// a retry that leaves `ts` out gets a new server time on each try, and
+    /// must read as a duplicate, never a conflict (a client that followed
+    /// the conflict's advice would pick a new id and double the event).
+    /// Every store compares through this one rule.
+    pub fn compare(stored: Option<&Event>, sent: &Event) -> Stored {
+        match stored {
+            None => Stored::New,
+            Some(s)
+                if s.visitor == sent.visitor && s.name == sent.name && s.value.to_bits() == sent.value.to_bits() =>
+            {
+                Stored::Same
+            }
+            Some(s) => Stored::Different(s.clone()),
+        }
+    }
+}
+
 /// One transaction's view of a store: point reads that see the
 /// transaction's own earlier writes, and writes that commit together.
 pub trait Ledger {

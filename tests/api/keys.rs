@@ -208,3 +208,62 @@ fn empty_or_blank_keys_are_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("OFFERLAB_WRITE_KEY is set but empty"), "{stderr}");
 }
+
+/// Keys with white space around them are used trimmed: a padded write key
+/// takes writes with the key itself, and `"shop-a, shop-b"` serves both.
+#[tokio::test]
+async fn padded_keys_are_trimmed() {
+    let app = spawn_app_configured(&fixture_definitions(), |s| {
+        s.write_key = Some(" padded-key ".into());
+        s.read_key = Some("r".into());
+        s.client_keys = vec!["shop-a".into(), " shop-b".into()];
+    })
+    .await;
+    let write = app
+        .client
+        .post(format!("{}/v1/events", app.address))
+        .bearer_auth("padded-key")
+        .json(&json!({"id": "k1", "visitor_id": "v-1", "name": "order", "value": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), 200);
+    for key in ["shop-a", "shop-b"] {
+        let r = app.client.get(format!("{}/api/features/{key}", app.address)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{key}");
+    }
+}
+
+/// The SDK payload in a browser: a preflight is answered, and a 404 for an
+/// unknown client key carries CORS headers, so the browser shows the 404.
+#[tokio::test]
+async fn the_sdk_payload_answers_preflights_and_every_answer_has_cors() {
+    let app = spawn_app_configured(&fixture_definitions(), |s| {
+        s.write_key = Some("w".into());
+        s.read_key = Some("r".into());
+        s.client_keys = vec!["shop-a".into()];
+    })
+    .await;
+    let url = |key: &str| format!("{}/api/features/{key}", app.address);
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, url("shop-a"))
+        .header("Origin", "https://shop.example")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "if-none-match")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert!(preflight.headers()["access-control-allow-methods"].to_str().unwrap().contains("GET"));
+    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("If-None-Match"));
+    let unknown = app.client.get(url("nope")).header("Origin", "https://shop.example").send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.headers()["access-control-allow-origin"], "*");
+    let known = app.client.get(url("shop-a")).send().await.unwrap();
+    assert_eq!(known.headers()["access-control-allow-origin"], "*");
+    let post = app.client.post(url("shop-a")).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["access-control-allow-origin"], "*");
+}

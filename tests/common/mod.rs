@@ -6,6 +6,9 @@
 pub mod postgres;
 pub mod writes;
 
+#[allow(unused_imports)]
+pub use postgres::skip_rule::skip;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -35,6 +38,11 @@ pub fn serve_with(data: &Path, experiments: &Path, stderr: Stdio) -> Server {
 /// [`serve`] with environment variables set (keys, say).
 pub fn spawn_server_with(data: &Path, experiments: &Path, env: &[(&str, &str)]) -> Server {
     spawn_server(&["--data".as_ref(), data.as_os_str()], experiments, Stdio::inherit(), env)
+}
+
+/// [`serve_postgres`] with environment variables set (a deadline, say).
+pub fn serve_postgres_with(store: &str, experiments: &Path, env: &[(&str, &str)]) -> Server {
+    spawn_server(&["--store".as_ref(), store.as_ref()], experiments, Stdio::inherit(), env)
 }
 
 /// `offerlab serve` on 127.0.0.1:0 over the PostgreSQL store at `store`.

@@ -4,6 +4,10 @@
 //! stopped when dropped. Without PostgreSQL's binaries, [`Postgres::start`]
 //! says loudly that the test is skipped and returns `None`.
 
+#[path = "skip.rs"]
+pub mod skip_rule;
+
+use skip_rule::skip;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -50,16 +54,16 @@ impl Postgres {
     /// Starts a fresh server, or says why the calling test is skipped.
     pub fn start(test: &str) -> Option<Postgres> {
         let Some(bin) = find_bin() else {
-            eprintln!(
-                "SKIPPED {test}: PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin or on PATH); \
-                 `.ci/run` installs Debian's postgresql package"
+            skip(
+                test,
+                "PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin or on PATH; Debian's postgresql package)",
             );
             return None;
         };
         let run_as = if is_root() { Some("postgres") } else { None };
         if let Some(user) = run_as {
             if !Command::new("id").arg(user).output().is_ok_and(|o| o.status.success()) {
-                eprintln!("SKIPPED {test}: running as root and there is no `{user}` user to run PostgreSQL as");
+                skip(test, &format!("running as root and there is no `{user}` user to run PostgreSQL as"));
                 return None;
             }
         }
@@ -122,6 +126,32 @@ impl Postgres {
     /// Stops the server (fast shutdown: open sessions are cut).
     pub fn stop_server(&self) {
         self.run_ok("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the server and every process it
+    /// started: SIGSTOP of them all is what a network black hole looks like
+    /// to a client.
+    pub fn signal_all(&self, signal: &str) {
+        let pid_file = std::fs::read_to_string(Path::new(&self.data()).join("postmaster.pid")).unwrap();
+        let postmaster = pid_file.lines().next().unwrap().trim().to_owned();
+        let children = Command::new("pgrep").args(["-P", &postmaster]).output().unwrap();
+        let mut pids = vec![postmaster];
+        pids.extend(String::from_utf8_lossy(&children.stdout).split_whitespace().map(str::to_owned));
+        let ok = Command::new("kill").arg("-s").arg(signal).args(&pids).status().unwrap();
+        assert!(ok.success(), "kill -s {signal} {pids:?}");
+    }
+
+    /// Runs each statement with psql in one session, each in its own
+    /// transaction (as `ALTER SYSTEM` needs); what they printed, one line
+    /// each (command tags included).
+    pub fn sql_each(&self, db: &str, statements: &[&str]) -> String {
+        let port = self.port.to_string();
+        let mut args = vec!["-h", "127.0.0.1", "-p", &port, "-U", "offerlab", "-d", db, "-v", "ON_ERROR_STOP=1", "-At"];
+        for s in statements {
+            args.extend(["-c", s]);
+        }
+        let out = self.run_ok("psql", &args);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
     /// The URL of the server's `postgres` database.

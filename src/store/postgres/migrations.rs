@@ -11,6 +11,7 @@ use crate::store::StoreError;
 pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../../migrations/postgres/0002_covariates.sql")),
+    (3, include_str!("../../../migrations/postgres/0003_heartbeats.sql")),
 ];
 
 /// The advisory lock migrations run under ("offerlab" in ASCII).

@@ -1,10 +1,12 @@
 //! The shared store: PostgreSQL, for replicas behind one load balancer.
 //! The schema is created or migrated at start ([`migrations`]).
 //!
-//! Each replica has one writer task doing group commit, as with sled: it
-//! takes every waiting request and applies the whole group in one
-//! transaction, committed with `synchronous_commit = on` before any of them
-//! is answered, so a 2xx means the write is durable in PostgreSQL.
+//! Writes go through the shared group-commit engine ([`super::engine`]),
+//! as with sled: each group is applied in one transaction, committed with
+//! `synchronous_commit = on` before any of its requests is answered, so a
+//! 2xx means the write is durable in PostgreSQL. The writer has connections
+//! of its own ([`WRITER_CONNECTIONS`]), so report readers never make it
+//! wait for one.
 //!
 //! Concurrency across replicas, and the write rules that need it ("an
 //! earlier exposure moves the visitor", "an event before its exposure"):
@@ -21,10 +23,17 @@
 //! two visitors at once makes one commit fail on the primary key, and its
 //! retry answers `conflict` ([`RETRYABLE`]).
 //!
-//! A lost connection or a restarting server answers 503 (the commit's
-//! outcome is then unknown, and a retry is safe: event ids and first
-//! exposures make it idempotent); the writer probes every second and
-//! takes writes again by itself.
+//! Between "up" and "down" ([`Timeouts`]): every connection sets a
+//! statement timeout, a lock timeout (a peer frozen inside its transaction
+//! holds row locks for at most that long), an idle-in-transaction timeout
+//! (PostgreSQL ends a frozen replica's transaction and frees its locks),
+//! TCP keepalives and a TCP user timeout (a network black hole is noticed),
+//! and a connect timeout. A write still unanswered at the engine's deadline
+//! gets 503. A lost connection, a restarting, read-only or full database
+//! ([`StoreError::is_outage`]) answers 503 (the commit's outcome is then
+//! unknown, and a retry is safe: event ids and first exposures make it
+//! idempotent); the engine then probes every second with a heartbeat
+//! write and takes writes again by itself.
 
 pub mod migrations;
 pub mod overlay;
@@ -32,17 +41,17 @@ pub mod overlay;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
+use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{apply, AggregateKey, TallyKey};
-use super::{Corrupt, FlushObserver, Health, Outcome, Recorded, Store, StoreError, Write};
+use super::{Corrupt, FlushObserver, Outcome, Recorded, Store, StoreError, Write};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
@@ -52,78 +61,135 @@ use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
 use overlay::{Changes, Needs, Overlay};
 
-/// Most requests one group commit takes.
-const MAX_GROUP: usize = 512;
-/// A group stops taking requests once it holds this many writes, so one
-/// transaction's locks and round trips stay bounded.
-const MAX_GROUP_WRITES: usize = 5_000;
-/// Most requests waiting for the writer; more are refused with
-/// [`StoreError::Busy`].
-const MAX_QUEUED: usize = 1024;
-/// How often a failing database is probed.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How often a group is tried again after PostgreSQL aborted it for a
 /// deadlock or serialization failure (the lock order rules both out; this
 /// is a second line).
 const RETRIES: usize = 5;
+/// Connections kept for the writer alone; readers share [`READ_CONNECTIONS`].
+const WRITER_CONNECTIONS: usize = 2;
+const READ_CONNECTIONS: usize = 8;
 
-type Answer = Result<Vec<Outcome>, Arc<StoreError>>;
-
-struct Job {
-    writes: Vec<Write>,
-    catalog: Arc<Catalog>,
-    reply: tokio::sync::oneshot::Sender<Answer>,
+/// How long PostgreSQL may take before a replica gives up on it: the
+/// deadlines of [`PgStore::open_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Connecting, and each TCP exchange (keepalives, the user timeout).
+    pub connect: Duration,
+    /// One statement, including waiting for a lock.
+    pub statement: Duration,
+    /// Waiting for a row lock another replica holds.
+    pub lock: Duration,
+    /// A transaction left idle (its replica frozen) before PostgreSQL ends
+    /// it and frees its locks.
+    pub idle_in_transaction: Duration,
 }
 
-/// What the writer shares with the store's readers.
+impl Timeouts {
+    /// Derived from the engine's write deadline: a lock or statement gives
+    /// up well before a write's answer is due.
+    pub fn for_deadline(deadline: Duration) -> Timeouts {
+        let d = deadline.max(Duration::from_millis(500));
+        Timeouts { connect: d, statement: d, lock: d / 2, idle_in_transaction: d }
+    }
+
+    fn options(&self) -> String {
+        format!(
+            "-c synchronous_commit=on -c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            self.statement.as_millis(),
+            self.lock.as_millis(),
+            self.idle_in_transaction.as_millis()
+        )
+    }
+}
+
+/// What the store's readers use.
 struct Shared {
     pool: Pool,
-    health: Health,
-    flush_observer: Mutex<Option<FlushObserver>>,
 }
 
 pub struct PgStore {
     shared: Arc<Shared>,
+    engine: Engine,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
-    sender: Mutex<Option<mpsc::Sender<Job>>>,
-    writer_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+/// What PostgreSQL does for the engine: a group in one transaction, and a
+/// heartbeat row as the probe.
+struct PgBackend {
+    pool: Pool,
+    /// This replica's heartbeat row.
+    replica: String,
+}
+
+impl Backend for PgBackend {
+    fn commit<'a>(&'a self, group: &'a [Pending]) -> BoxFuture<'a, Result<Vec<Vec<Outcome>>, StoreError>> {
+        Box::pin(commit_with_retries(&self.pool, group))
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let client = self.pool.get().await.map_err(pool_error)?;
+            client
+                .execute(
+                    "INSERT INTO heartbeats (replica, at) VALUES ($1, now())
+                     ON CONFLICT (replica) DO UPDATE SET at = EXCLUDED.at",
+                    &[&self.replica],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+fn pool(config: &tokio_postgres::Config, size: usize, timeouts: Timeouts) -> Result<Pool, StoreError> {
+    let manager =
+        Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .create_timeout(Some(timeouts.connect))
+        .wait_timeout(Some(timeouts.connect * 2))
+        .build()
+        .map_err(|e| StoreError::Config(e.to_string()))
 }
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`),
-    /// creates or migrates the schema, and starts the writer.
+    /// creates or migrates the schema, and starts the writer, with the
+    /// engine's default limits.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::open_with(url, Limits::default())
+    }
+
+    /// [`PgStore::open`] with the engine's limits; PostgreSQL's own
+    /// timeouts follow the write deadline ([`Timeouts::for_deadline`]).
+    pub fn open_with(url: &str, limits: Limits) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Config(format!(
                 "the store URL is not a PostgreSQL connection string ({e}); use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
             ))
         })?;
-        config.options("-c synchronous_commit=on").connect_timeout(Duration::from_secs(5));
+        let timeouts = Timeouts::for_deadline(limits.deadline);
+        config
+            .options(timeouts.options())
+            .connect_timeout(timeouts.connect)
+            .keepalives(true)
+            .keepalives_idle(timeouts.connect)
+            .keepalives_interval(Duration::from_secs(1))
+            .keepalives_retries(3)
+            .tcp_user_timeout(timeouts.connect);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("offerlab-postgres")
             .enable_all()
             .build()?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(8)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(Duration::from_secs(5)))
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| StoreError::Config(e.to_string()))?;
-        let shared = Arc::new(Shared { pool, health: Health::default(), flush_observer: Mutex::new(None) });
-        let (sender, receiver) = mpsc::channel(MAX_QUEUED);
-        let (done, writer_done) = std::sync::mpsc::channel();
-        let store = PgStore {
-            shared: shared.clone(),
-            runtime: Mutex::new(Some(runtime)),
-            sender: Mutex::new(None),
-            writer_done: Mutex::new(Some(writer_done)),
-        };
+        let writer_pool = pool(&config, WRITER_CONNECTIONS, timeouts)?;
+        let shared = Arc::new(Shared { pool: pool(&config, READ_CONNECTIONS, timeouts)? });
+        let replica = format!("{}-{}", std::process::id(), rand::random::<u64>());
+        let (engine, writer) = Engine::new(Arc::new(PgBackend { pool: writer_pool, replica }), limits);
+        let store = PgStore { shared, engine, runtime: Mutex::new(Some(runtime)) };
         store.run(|pool| async move { migrations::run(&mut pool.get().await.map_err(pool_error)?).await })?;
-        store.spawn(writer(shared, receiver, done))?;
-        *store.sender.lock().expect("sender lock") = Some(sender);
+        store.spawn(writer)?;
         Ok(store)
     }
 
@@ -172,6 +238,33 @@ impl PgStore {
     }
 }
 
+/// What PostgreSQL said, in its own words: the server's message and
+/// SQLSTATE (a wrong password, a full `max_connections`, a missing table),
+/// or the client's error with its cause (a refused connection), never the
+/// bare "db error".
+pub fn said(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("; {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let words = cause.to_string();
+        if !text.contains(&words) {
+            text.push_str(&format!(": {words}"));
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The columns [`moments_at`] reads: `n` and [`Moments::SUM_NAMES`].
 const SUM_COLUMNS: &str = "n, sum, sum_sq, den_sum, den_sum_sq, sum_xy, pre_sum, pre_sum_sq, sum_x_pre";
 
@@ -184,31 +277,11 @@ pub(crate) fn moments_at(r: &tokio_postgres::Row, first: usize) -> Moments {
 
 impl Store for PgStore {
     fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Recorded<'_> {
-        let queued = if writes.is_empty() {
-            Ok(None)
-        } else {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            let sender = self.sender.lock().expect("sender lock");
-            match sender.as_ref() {
-                None => Err(Arc::new(StoreError::Closed)),
-                Some(s) => s.try_send(Job { writes, catalog, reply }).map(|()| Some(answer)).map_err(|e| {
-                    Arc::new(match e {
-                        TrySendError::Full(_) => StoreError::Busy,
-                        TrySendError::Closed(_) => StoreError::Closed,
-                    })
-                }),
-            }
-        };
-        Box::pin(async move {
-            match queued? {
-                None => Ok(Vec::new()),
-                Some(answer) => answer.await.map_err(|_| Arc::new(StoreError::Closed))?,
-            }
-        })
+        self.engine.record(catalog, writes)
     }
 
     fn health(&self) -> Result<(), String> {
-        self.shared.health.get().map_or(Ok(()), Err)
+        self.engine.health()
     }
 
     fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
@@ -359,22 +432,13 @@ impl Store for PgStore {
     }
 
     fn on_flush(&self, observer: FlushObserver) {
-        *self.shared.flush_observer.lock().expect("observer lock") = Some(observer);
+        self.engine.on_flush(observer);
     }
 
-    /// Stops taking writes and waits until every queued one is committed
-    /// or answered.
+    /// Stops taking writes and waits, at most the write deadline twice
+    /// over, until every queued one is committed or answered.
     fn close(&self) -> Result<(), StoreError> {
-        if self.sender.lock().expect("sender lock").take().is_none() {
-            return Ok(());
-        }
-        if let Some(done) = self.writer_done.lock().expect("writer lock").take() {
-            let _ = done.recv();
-        }
-        match self.shared.health.get() {
-            Some(reason) => Err(StoreError::Unavailable(reason)),
-            None => Ok(()),
-        }
+        self.engine.close(CLOSE_GRACE)
     }
 }
 
@@ -399,101 +463,8 @@ fn phase_i32(phase: u32) -> i32 {
     i32::try_from(phase).unwrap_or(i32::MAX)
 }
 
-/// Takes groups off the queue and commits each; while PostgreSQL fails,
-/// probes it every [`PROBE_EVERY`] until it answers again.
-async fn writer(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, done: std::sync::mpsc::Sender<()>) {
-    loop {
-        let failing = shared.health.get().is_some();
-        let first = if failing {
-            match tokio::time::timeout(PROBE_EVERY, receiver.recv()).await {
-                Ok(Some(job)) => Some(job),
-                Ok(None) => break,
-                Err(_) => None,
-            }
-        } else {
-            match receiver.recv().await {
-                Some(job) => Some(job),
-                None => break,
-            }
-        };
-        if failing {
-            probe(&shared).await;
-        }
-        let Some(first) = first else { continue };
-        let mut writes = first.writes.len();
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP && writes < MAX_GROUP_WRITES {
-            match receiver.try_recv() {
-                Ok(job) => {
-                    writes += job.writes.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
-        }
-        commit(&shared, group).await;
-    }
-    let _ = done.send(());
-}
-
-async fn probe(shared: &Shared) {
-    let result = async {
-        let client = shared.pool.get().await.map_err(pool_error)?;
-        client.simple_query("SELECT 1").await?;
-        Ok::<(), StoreError>(())
-    }
-    .await;
-    shared.health.set(result.err().map(|e| e.to_string()));
-}
-
-/// Commits a group in one transaction, then answers every job. When the
-/// group fails for one job's sake, each job is committed on its own, so
-/// only the jobs that fail get an error; when PostgreSQL is unreachable,
-/// every job gets 503 and the writer probes until it is back.
-async fn commit(shared: &Shared, group: Vec<Job>) {
-    if let Some(reason) = shared.health.get() {
-        return answer_all(group, Arc::new(StoreError::Unavailable(reason)));
-    }
-    let started = Instant::now();
-    let result = commit_with_retries(&shared.pool, &group).await;
-    if let Some(observe) = shared.flush_observer.lock().expect("observer lock").as_ref() {
-        observe(started.elapsed().as_secs_f64());
-    }
-    match result {
-        Ok(all) => {
-            for (job, outcomes) in group.into_iter().zip(all) {
-                let _ = job.reply.send(Ok(outcomes));
-            }
-        }
-        Err(e) if unreachable(&e) => {
-            let reason = e.to_string();
-            shared.health.set(Some(reason.clone()));
-            answer_all(group, Arc::new(StoreError::Unavailable(reason)));
-        }
-        Err(_) => {
-            for job in group {
-                let result = commit_with_retries(&shared.pool, std::slice::from_ref(&job)).await;
-                let _ = job.reply.send(result.map(|mut all| all.remove(0)).map_err(Arc::new));
-            }
-        }
-    }
-}
-
-fn answer_all(group: Vec<Job>, error: Arc<StoreError>) {
-    for job in group {
-        let _ = job.reply.send(Err(error.clone()));
-    }
-}
-
-/// Whether an error means PostgreSQL cannot be reached (rather than that
-/// one write is bad).
-fn unreachable(e: &StoreError) -> bool {
-    match e {
-        StoreError::Unavailable(_) => true,
-        StoreError::Postgres(e) => e.is_closed() || e.code().is_none(),
-        _ => false,
-    }
-}
+/// Longest [`Store::close`] waits for queued writes.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 /// Errors after which the group is tried again from the start. A unique
 /// violation on `events.id` means another replica stored the same id for
@@ -502,7 +473,7 @@ fn unreachable(e: &StoreError) -> bool {
 const RETRYABLE: [SqlState; 3] =
     [SqlState::T_R_DEADLOCK_DETECTED, SqlState::T_R_SERIALIZATION_FAILURE, SqlState::UNIQUE_VIOLATION];
 
-async fn commit_with_retries(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+async fn commit_with_retries(pool: &Pool, jobs: &[Pending]) -> Result<Vec<Vec<Outcome>>, StoreError> {
     let mut tries = 0;
     loop {
         match commit_once(pool, jobs).await {
@@ -553,7 +524,7 @@ mod sql {
 /// commit. Statements are prepared once per connection and sent
 /// pipelined: PostgreSQL runs them in order, so the reads still run after
 /// the locks are held, and a group costs about three round trips.
-async fn commit_once(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+async fn commit_once(pool: &Pool, jobs: &[Pending]) -> Result<Vec<Vec<Outcome>>, StoreError> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await?;
     let needs = Needs::of(jobs.iter().flat_map(|j| &j.writes));
@@ -575,7 +546,7 @@ async fn commit_once(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, Sto
         tx.query(&prepared[4], &history),
         tx.query(&prepared[5], &ids),
     )?;
-    let exposures = exposures.iter().map(exposure_of).collect();
+    let exposures = exposures.iter().map(exposure_of).collect::<Result<_, _>>()?;
     let tallies = tallies.iter().map(tallies_of).collect::<Result<_, _>>()?;
     let (outcomes, changes) =
         run_rules(jobs, Overlay::new(&needs, exposures, tallies, events_of(&history), events_of(&known)))?;
@@ -586,7 +557,7 @@ async fn commit_once(pool: &Pool, jobs: &[Job]) -> Result<Vec<Vec<Outcome>>, Sto
 
 /// The rules, in memory, over the rows read (no await inside: the overlay
 /// never crosses one).
-fn run_rules(jobs: &[Job], overlay: Overlay) -> Result<(Vec<Vec<Outcome>>, Changes), StoreError> {
+fn run_rules(jobs: &[Pending], overlay: Overlay) -> Result<(Vec<Vec<Outcome>>, Changes), StoreError> {
     let outcomes = jobs
         .iter()
         .map(|job| job.writes.iter().map(|w| apply(&overlay, &job.catalog, w)).collect::<Result<Vec<_>, _>>())
@@ -595,14 +566,23 @@ fn run_rules(jobs: &[Job], overlay: Overlay) -> Result<(Vec<Vec<Outcome>>, Chang
     Ok((outcomes, overlay.into_changes()))
 }
 
-fn exposure_of(r: &tokio_postgres::Row) -> Exposure {
-    Exposure {
-        visitor: r.get(0),
-        experiment: r.get(1),
-        phase: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),
-        variant: u16::try_from(r.get::<_, i16>(3)).unwrap_or(0),
+/// A stored exposure; a negative phase or variant is corrupt, never read
+/// as 0 (which would count the visitor in the control).
+fn exposure_of(r: &tokio_postgres::Row) -> Result<Exposure, StoreError> {
+    let (visitor, experiment): (String, String) = (r.get(0), r.get(1));
+    let (phase, variant): (i32, i16) = (r.get(2), r.get(3));
+    let corrupt = |what: &str| Corrupt {
+        tree: "exposures",
+        key: format!("{visitor}/{experiment}"),
+        detail: format!("{what} is negative"),
+    };
+    Ok(Exposure {
+        phase: u32::try_from(phase).map_err(|_| corrupt("the phase"))?,
+        variant: u16::try_from(variant).map_err(|_| corrupt("the variant"))?,
+        visitor,
+        experiment,
         ts: r.get(4),
-    }
+    })
 }
 
 fn tallies_of(r: &tokio_postgres::Row) -> Result<(TallyKey, Tallies), StoreError> {

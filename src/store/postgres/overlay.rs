@@ -177,11 +177,7 @@ impl Ledger for Overlay {
         if !self.fetched_ids.contains(&e.id) {
             return Err(NotFetched(format!("event id {:?}", e.id)));
         }
-        Ok(match self.events.borrow().get(&e.id) {
-            None => Stored::New,
-            Some(stored) if stored == e => Stored::Same,
-            Some(stored) => Stored::Different(stored.clone()),
-        })
+        Ok(Stored::compare(self.events.borrow().get(&e.id), e))
     }
 
     fn events_of(&self, visitor: &str) -> Result<Vec<Event>, NotFetched> {

@@ -2,8 +2,10 @@
 //! folder, with the per-day aggregates kept current on every write by the
 //! shared [`super::rules`].
 //!
-//! One writer thread owns every write. It takes all requests waiting in its
-//! queue and applies the whole group in one sled transaction over all trees
+//! Writes go through the shared group-commit engine ([`super::engine`]),
+//! whose writer runs on a thread of its own here. It takes all requests
+//! waiting in its queue and sled applies the whole group in one transaction
+//! over all trees
 //! (raw records, per-visitor lists, tallies and aggregates change together
 //! or not at all), then makes it durable once and only then answers: a 2xx
 //! reply means the write survives power loss, and concurrent requests share
@@ -13,13 +15,12 @@
 //! Every read a write needs is a point read inside that transaction, so
 //! later items of a group see the earlier ones.
 //!
-//! When one request of a group cannot be applied (a record it touches does
-//! not decode), the group is applied again request by request, so only that
-//! request fails. When the disk fails (full, say), every write is refused
-//! with a reason `/healthz` also reports; the writer reopens the database
-//! and probes it every second, and takes writes again once the probe is
-//! durable. The queue is bounded: when it is full, a write is refused at
-//! once ([`StoreError::Busy`]) instead of growing memory.
+//! The engine keeps the rules every backend shares (a group that fails for
+//! one request's sake is retried request by request, a bounded queue, a
+//! deadline, health); what is sled's own is the transaction, the sync, and
+//! the probe, which reopens the database (sled refuses every write after
+//! one failed, even once the disk has room again) and writes one durable
+//! record.
 //!
 //! Raw exposures and events are the source of truth: [`SledStore::rebuild`]
 //! recomputes the per-visitor index, tallies and aggregates from them.
@@ -30,15 +31,15 @@ pub mod trees;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sled::transaction::{TransactionError, Transactional};
 
+use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{aggregate_key, apply, attributed};
-use super::{FlushObserver, Health, Outcome, Recorded, Store, StoreError, Write};
+use super::{FlushObserver, Outcome, Recorded, Store, StoreError, Write};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::{metric_values, Tallies};
@@ -52,19 +53,12 @@ use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, TxResult,
 /// Tallies and aggregates recomputed from the raw records.
 type Derived = (BTreeMap<AggregateKey, Moments>, Vec<(TallyKey, Tallies)>);
 
-/// Most requests one group commit takes.
-const MAX_GROUP: usize = 512;
-/// Most requests waiting for the writer; more are refused with
-/// [`StoreError::Busy`].
-pub const MAX_QUEUED: usize = 1024;
 /// sled's page cache. Its default, 1 GiB, let a server holding a million
 /// visitors grow past 1.5 GiB resident (BENCHMARKS.md, memory); writes
 /// touch each visitor's pages once or twice, and reports read only the
 /// small aggregates tree, so a small cache costs little (ingest was
 /// faster with it in the same bench).
 const CACHE_BYTES: u64 = 16 << 20;
-/// How often a failing store is probed.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// The layout this version writes. 1: one list of events per visitor and
 /// aggregates keyed by days since `start`; 2: events in chunks of 64,
 /// aggregates keyed by date, length-prefixed keys; 3: chunks of 8,
@@ -73,15 +67,6 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// events says how many full ones precede it. A folder of an older layout
 /// is rebuilt from its raw records at start.
 const FORMAT: u64 = 5;
-
-type Reply = tokio::sync::oneshot::Sender<Result<Vec<Outcome>, Arc<StoreError>>>;
-type Answer = tokio::sync::oneshot::Receiver<Result<Vec<Outcome>, Arc<StoreError>>>;
-
-struct Job {
-    writes: Vec<Write>,
-    catalog: Arc<Catalog>,
-    reply: Reply,
-}
 
 #[derive(Clone)]
 struct Trees {
@@ -137,15 +122,13 @@ impl Trees {
     }
 }
 
-/// What the writer thread shares with the store's readers.
+/// What the writer shares with the store's readers.
 struct Shared {
     path: PathBuf,
     /// `None` while the writer reopens a failed database, and for good
     /// once the store is closed.
     trees: RwLock<Option<Trees>>,
     closed: std::sync::atomic::AtomicBool,
-    health: Health,
-    flush_observer: Mutex<Option<FlushObserver>>,
 }
 
 impl Shared {
@@ -154,7 +137,7 @@ impl Shared {
             if self.closed.load(std::sync::atomic::Ordering::Acquire) {
                 StoreError::Closed
             } else {
-                StoreError::Unavailable(self.health.get().unwrap_or_else(|| "reopening".into()))
+                StoreError::Unavailable("the data folder is being reopened after a failed write".into())
             }
         })
     }
@@ -172,7 +155,7 @@ impl Shared {
 
 pub struct SledStore {
     shared: Arc<Shared>,
-    sender: Mutex<Option<SyncSender<Job>>>,
+    engine: Engine,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The folder holds an older layout: [`SledStore::rebuild`] must run first.
     outdated: bool,
@@ -182,12 +165,11 @@ impl SledStore {
     /// Opens (or creates) the store in `path`. A folder another process has
     /// open is refused with [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        SledStore::open_bounded(path, MAX_QUEUED)
+        SledStore::open_with(path, Limits::default())
     }
 
-    /// [`SledStore::open`] with at most `max_queued` requests waiting for the
-    /// writer.
-    pub fn open_bounded(path: &Path, max_queued: usize) -> Result<SledStore, StoreError> {
+    /// [`SledStore::open`] with the engine's bounds and deadline.
+    pub fn open_with(path: &Path, limits: Limits) -> Result<SledStore, StoreError> {
         let trees = Trees::open(path)?;
         let outdated = match trees.format()? {
             Some(FORMAT) => false,
@@ -203,32 +185,14 @@ impl SledStore {
             path: path.to_owned(),
             trees: RwLock::new(Some(trees)),
             closed: std::sync::atomic::AtomicBool::new(false),
-            health: Health::default(),
-            flush_observer: Mutex::new(None),
         });
-        let (sender, receiver) = mpsc::sync_channel(max_queued);
-        let writer = {
-            let shared = shared.clone();
-            std::thread::Builder::new().name("offerlab-writer".into()).spawn(move || writer_loop(&shared, &receiver))?
-        };
-        Ok(SledStore { shared, sender: Mutex::new(Some(sender)), writer: Mutex::new(Some(writer)), outdated })
-    }
-
-    /// Hands writes to the writer; `None` when there is nothing to write.
-    fn enqueue(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Result<Option<Answer>, Arc<StoreError>> {
-        if writes.is_empty() {
-            return Ok(None);
-        }
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let sender = self.sender.lock().expect("sender lock");
-        let sender = sender.as_ref().ok_or_else(|| Arc::new(StoreError::Closed))?;
-        sender.try_send(Job { writes, catalog, reply }).map_err(|e| {
-            Arc::new(match e {
-                TrySendError::Full(_) => StoreError::Busy,
-                TrySendError::Disconnected(_) => StoreError::Closed,
-            })
-        })?;
-        Ok(Some(answer))
+        let (engine, writer) = Engine::new(Arc::new(SledBackend(shared.clone())), limits);
+        // sled's commits block: the writer has a thread of its own, driving
+        // the engine on a runtime of one thread.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+        let writer =
+            std::thread::Builder::new().name("offerlab-writer".into()).spawn(move || runtime.block_on(writer))?;
+        Ok(SledStore { shared, engine, writer: Mutex::new(Some(writer)), outdated })
     }
 
     /// Whether the folder was written in an older layout and needs
@@ -328,24 +292,16 @@ impl SledStore {
 impl Store for SledStore {
     /// Reports every group commit's sync duration to `observer` (for `/metrics`).
     fn on_flush(&self, observer: FlushObserver) {
-        *self.shared.flush_observer.lock().expect("observer lock") = Some(observer);
+        self.engine.on_flush(observer);
     }
     /// `Err(reason)` while writes fail (disk full, say).
     fn health(&self) -> Result<(), String> {
-        self.shared.health.get().map_or(Ok(()), Err)
+        self.engine.health()
     }
     /// Records writes durably; returns once they are on disk, with one
     /// outcome per write in order.
     fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Recorded<'_> {
-        // Queued at once (a full queue refuses now, not at the first poll);
-        // the future waits for the writer's answer.
-        let queued = self.enqueue(catalog, writes);
-        Box::pin(async move {
-            match queued? {
-                None => Ok(Vec::new()),
-                Some(answer) => answer.await.map_err(|_| Arc::new(StoreError::Closed))?,
-            }
-        })
+        self.engine.record(catalog, writes)
     }
     /// The per-day aggregates of the test's current phase, as rows.
     fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
@@ -416,16 +372,14 @@ impl Store for SledStore {
     /// for the writer. Later writes get [`StoreError::Closed`]. Fails when
     /// the final sync does, or when writes were failing at the end.
     fn close(&self) -> Result<(), StoreError> {
-        if self.sender.lock().expect("sender lock").take().is_none() {
+        let Some(writer) = self.writer.lock().expect("writer lock").take() else {
             return Ok(()); // closed before
-        }
-        if let Some(w) = self.writer.lock().expect("writer lock").take() {
-            let _ = w.join();
-        }
-        let result = match self.shared.health.get() {
-            Some(reason) => Err(StoreError::Unavailable(reason)),
-            None => self.shared.trees().and_then(|t| t.sync()),
         };
+        let closed = self.engine.close(CLOSE_GRACE);
+        if closed.is_ok() {
+            let _ = writer.join();
+        }
+        let result = closed.and_then(|()| self.shared.trees()?.sync());
         // Let go of the folder (and its lock) as soon as the last reader
         // does, so the same process may open it again.
         self.shared.closed.store(true, std::sync::atomic::Ordering::Release);
@@ -440,99 +394,35 @@ impl Drop for SledStore {
     }
 }
 
-/// Takes groups of jobs off the queue and commits each group; while the
-/// store fails, probes it every [`PROBE_EVERY`] until it writes again.
-fn writer_loop(shared: &Shared, receiver: &Receiver<Job>) {
-    loop {
-        let failing = shared.health.get().is_some();
-        let first = if failing {
-            match receiver.recv_timeout(PROBE_EVERY) {
-                Ok(job) => Some(job),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-        } else {
-            match receiver.recv() {
-                Ok(job) => Some(job),
-                Err(_) => return,
-            }
-        };
-        if failing {
-            probe(shared);
-        }
-        let Some(first) = first else { continue };
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match receiver.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        commit(shared, group);
-    }
-}
+/// Longest [`Store::close`] waits for queued writes.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
-/// Reopens a failed store and writes one durable record; success marks it
-/// healthy again.
-fn probe(shared: &Shared) {
-    let result = shared.reopen().and_then(|trees| {
-        trees.meta.insert("probe", &chrono::Utc::now().timestamp_micros().to_be_bytes())?;
-        trees.sync()
-    });
-    match result {
-        Ok(()) => shared.health.set(None),
-        Err(e) => shared.health.set(Some(e.to_string())),
-    }
-}
+/// What sled does for the engine.
+struct SledBackend(Arc<Shared>);
 
-/// Applies a group in one transaction, syncs once, answers every job. If
-/// the group aborts (one job touched a record that does not decode), each
-/// job is applied on its own, so only the jobs that fail get an error.
-fn commit(shared: &Shared, group: Vec<Job>) {
-    if let Some(reason) = shared.health.get() {
-        let error = Arc::new(StoreError::Unavailable(reason));
-        for job in group {
-            let _ = job.reply.send(Err(error.clone()));
-        }
-        return;
+impl Backend for SledBackend {
+    /// Applies the group in one transaction and syncs once.
+    fn commit<'a>(&'a self, group: &'a [Pending]) -> BoxFuture<'a, Result<Vec<Vec<Outcome>>, StoreError>> {
+        Box::pin(async move {
+            let trees = self.0.trees()?;
+            let all = transact(&trees, |tx| {
+                group
+                    .iter()
+                    .map(|p| p.writes.iter().map(|w| apply(tx, &p.catalog, w)).collect::<TxResult<Vec<_>>>())
+                    .collect::<TxResult<Vec<_>>>()
+            })?;
+            trees.sync()?;
+            Ok(all)
+        })
     }
-    let trees = match shared.trees() {
-        Ok(t) => t,
-        Err(e) => return answer_all(group, Arc::new(e)),
-    };
-    let apply_job = |tx: &Tx, job: &Job| -> TxResult<Vec<Outcome>> {
-        job.writes.iter().map(|w| apply(tx, &job.catalog, w)).collect()
-    };
-    let results: Vec<Result<Vec<Outcome>, Arc<StoreError>>> =
-        match transact(&trees, |tx| group.iter().map(|job| apply_job(tx, job)).collect::<TxResult<Vec<_>>>()) {
-            Ok(all) => all.into_iter().map(Ok).collect(),
-            Err(StoreError::Sled(e)) => {
-                shared.health.set(Some(e.to_string()));
-                return answer_all(group, Arc::new(StoreError::Sled(e)));
-            }
-            Err(_) => group.iter().map(|job| transact(&trees, |tx| apply_job(tx, job)).map_err(Arc::new)).collect(),
-        };
-    let started = Instant::now();
-    let synced = trees.sync();
-    if let Some(observe) = shared.flush_observer.lock().expect("observer lock").as_ref() {
-        observe(started.elapsed().as_secs_f64());
-    }
-    match synced {
-        Ok(()) => {
-            for (job, result) in group.into_iter().zip(results) {
-                let _ = job.reply.send(result);
-            }
-        }
-        Err(e) => {
-            shared.health.set(Some(e.to_string()));
-            answer_all(group, Arc::new(e));
-        }
-    }
-}
 
-fn answer_all(group: Vec<Job>, error: Arc<StoreError>) {
-    for job in group {
-        let _ = job.reply.send(Err(error.clone()));
+    /// Reopens the database and writes one durable record.
+    fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let trees = self.0.reopen()?;
+            trees.meta.insert("probe", &chrono::Utc::now().timestamp_micros().to_be_bytes())?;
+            trees.sync()
+        })
     }
 }
 

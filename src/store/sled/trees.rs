@@ -269,18 +269,13 @@ impl Ledger for Tx<'_> {
     }
 
     /// Whether `e.id` is new, stored as the same event, or stored as
-    /// another one. The time is not compared: a retry without `ts` gets a
-    /// new server time.
+    /// another one ([`Stored::compare`]).
     fn event_by_id(&self, e: &Event) -> TxResult<Stored> {
         let key = e.id.as_bytes();
         let Some(bytes) = self.events.get(key)? else { return Ok(Stored::New) };
         let stored: Event = decode(Events::NAME, key, &bytes)
             .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
-        if stored.visitor == e.visitor && stored.name == e.name && stored.value.to_bits() == e.value.to_bits() {
-            Ok(Stored::Same)
-        } else {
-            Ok(Stored::Different(stored))
-        }
+        Ok(Stored::compare(Some(&stored), e))
     }
 
     /// Every event of a visitor: one point read per chunk.

@@ -637,6 +637,16 @@ impl ExperimentPage {
     }
 }
 
+/// A report page that could not be built: what happened and what to do,
+/// as a page (a browser shows it), not a JSON body.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub title: &'static str,
+    pub message: String,
+    pub advice: &'static str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -189,3 +189,83 @@ fn warehouse_literals_hold_whatever_standard_conforming_strings() {
         }
     }
 }
+
+/// A peer frozen inside its group transaction holds aggregate row locks:
+/// another replica's write waits at most the lock timeout and is answered
+/// 503 (nothing half-written), PostgreSQL ends the idle transaction after
+/// its timeout, and writes resume by themselves.
+#[test]
+fn a_frozen_peer_holding_locks_costs_seconds_not_an_outage() {
+    use std::io::{BufRead, BufReader, Write as _};
+    let Some(pg) = Postgres::start("a_frozen_peer_holding_locks_costs_seconds") else { return };
+    let store = pg.database();
+    let db = store.rsplit('/').next().unwrap().to_owned();
+    let replica = serve_postgres_with(&store, std::path::Path::new(EXPERIMENTS), &[("OFFERLAB_WRITE_DEADLINE", "2")]);
+    for visitor in ["t-1", "t-9"] {
+        let r = http()
+            .post(format!("{}/v1/assign", replica.url))
+            .json(&json!({"visitor_id": visitor, "surface": "cart", "record_exposure": true}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    // The frozen peer: a session with a replica's timeouts (the deadline,
+    // 2 s, as the replica above sets on its own sessions), every aggregate
+    // row locked, then silence.
+    let mut peer = pg.session(&db);
+    let mut input = peer.stdin.take().unwrap();
+    writeln!(
+        input,
+        "SET idle_in_transaction_session_timeout = 2000; BEGIN; UPDATE aggregates SET n = n; SELECT 'locked';"
+    )
+    .unwrap();
+    let mut output = BufReader::new(peer.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("locked") {
+        line.clear();
+        assert!(output.read_line(&mut line).unwrap() > 0, "the peer's session ended before it held its locks");
+    }
+
+    let blocked = http()
+        .post(format!("{}/v1/events", replica.url))
+        .json(&json!({"id": "o-9", "visitor_id": "t-9", "name": "order", "value": 30}))
+        .send()
+        .unwrap();
+    assert_eq!(blocked.status().as_u16(), 503, "{}", blocked.text().unwrap_or_default());
+
+    // PostgreSQL ends the peer's idle transaction; the same write then goes through.
+    wait_for("writes resume once the peer's locks are gone", Duration::from_secs(30), || {
+        let r = http()
+            .post(format!("{}/v1/events", replica.url))
+            .json(&json!({"id": "o-9", "visitor_id": "t-9", "name": "order", "value": 30}))
+            .send()
+            .unwrap();
+        r.status().as_u16() == 200
+    });
+    wait_for("healthy again", Duration::from_secs(30), || health(&replica.url) == 200);
+    assert_eq!(stored_events(&pg, &db), ["o-9"], "stored once");
+    drop(input);
+    let _ = peer.wait();
+}
+
+/// While PostgreSQL is down, reads say the store is unreachable (not that
+/// a write was not acknowledged), and the report pages answer an HTML
+/// error page a browser shows.
+#[test]
+fn reads_while_postgresql_is_down_say_so_and_pages_stay_html() {
+    let Some(pg) = Postgres::start("reads_while_postgresql_is_down_say_so") else { return };
+    let replica = serve_postgres_with(&pg.database(), std::path::Path::new(EXPERIMENTS), &[]);
+    pg.stop_server();
+    let page = http().get(format!("{}/experiments/cart-protection-copy", replica.url)).send().unwrap();
+    assert_eq!(page.status().as_u16(), 503);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.headers().get("retry-after").is_some());
+    let text = page.text().unwrap();
+    assert!(text.contains("The report cannot be read right now") && text.contains("<html"), "{text}");
+    let report = http().get(format!("{}/api/v1/experiments/cart-protection-copy/report", replica.url)).send().unwrap();
+    assert_eq!(report.status().as_u16(), 503);
+    let body: Value = report.json().unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("could not be read") && !message.contains("not acknowledged"), "{message}");
+    pg.start_server();
+}

@@ -1,26 +1,45 @@
 //! The marketer's report: `GET /` (every test) and `GET /experiments/{id}`.
 //! Server-rendered HTML, no JavaScript, no external assets.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 use chrono::Utc;
 
 use crate::error::ApiError;
 use crate::routes::{blocking, find};
 use crate::state::AppState;
-use crate::views::{ExperimentPage, IndexPage};
+use crate::views::{ErrorPage, ExperimentPage, IndexPage};
 
 fn render(page: impl Template) -> Result<String, ApiError> {
     page.render().map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// Renders off the async workers (reports read the store) and answers HTML.
-async fn html(work: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> Result<HttpResponse, ApiError> {
-    let body = blocking(work).await?;
-    Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body))
+/// Renders off the async workers (reports read the store) and answers
+/// HTML: the page, or an error page with the error's status (503 with
+/// Retry-After while the store cannot be read).
+async fn html(work: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> HttpResponse {
+    match blocking(work).await {
+        Ok(body) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body),
+        Err(e) => error_page(&e),
+    }
 }
 
-pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+fn error_page(e: &ApiError) -> HttpResponse {
+    let status = e.status_code();
+    let (title, advice) = match status.as_u16() {
+        404 => ("Not found", "Go back to the list of tests."),
+        503 => ("The report cannot be read right now", "The store is unreachable; reload this page in a moment."),
+        _ => ("Something went wrong", "Reload this page; if it persists, the service log says why."),
+    };
+    let page = ErrorPage { title, message: e.to_string(), advice };
+    let mut response = HttpResponse::build(status);
+    if status.as_u16() == 503 {
+        response.insert_header(("Retry-After", "1"));
+    }
+    response.content_type("text/html; charset=utf-8").body(page.render().unwrap_or_else(|_| e.to_string()))
+}
+
+pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
     html(move || {
         let catalog = state.catalog();
@@ -35,7 +54,7 @@ pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     .await
 }
 
-pub async fn experiment(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn experiment(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     let state = state.into_inner();
     html(move || {
         let catalog = state.catalog();

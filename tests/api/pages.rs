@@ -111,6 +111,16 @@ async fn daily_csv_holds_the_aggregates() {
 }
 
 #[tokio::test]
+async fn an_unknown_test_gets_an_html_404_page() {
+    let app = spawn_app().await;
+    let r = app.client.get(format!("{}/experiments/nope", app.address)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let text = r.text().await.unwrap();
+    assert!(text.contains("Not found") && text.contains("nope"), "{text}");
+}
+
+#[tokio::test]
 async fn supplied_text_is_escaped() {
     let evil = "<script>alert(\"x\")</script> & 'quotes'";
     let def = definition("evil", "cart", "running", "")

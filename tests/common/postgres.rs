@@ -154,6 +154,19 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// A psql session on `db` fed through its standard input: what is sent
+    /// runs, and the session then sits idle (inside a transaction, if one
+    /// was begun) until its input closes.
+    pub fn session(&self, db: &str) -> std::process::Child {
+        Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "offerlab", "-d", db, "-At"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("psql starts")
+    }
+
     /// The URL of the server's `postgres` database.
     pub fn admin_url(&self) -> String {
         format!("postgres://offerlab@127.0.0.1:{}/postgres", self.port)

@@ -98,10 +98,13 @@ enum Command {
     },
     /// Recompute every aggregate from the raw exposures and events (the service must be stopped).
     Rebuild {
-        #[arg(long, env = "OFFERLAB_DATA", default_value = "./data")]
-        data: PathBuf,
-        #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
-        experiments: PathBuf,
+        #[command(flatten)]
+        store: MaintainedStore,
+    },
+    /// Recompute every aggregate from the raw exposures and events and compare with the stored ones; nothing is written.
+    Verify {
+        #[command(flatten)]
+        store: MaintainedStore,
     },
     /// Play a simulated storefront against a running server (visitors, exposures, orders, returns).
     Simulate(Simulation),
@@ -143,6 +146,38 @@ fn check_against_postgres(url: &str, catalog: &offerlab::experiment::Catalog) ->
     let one = |message: String| ValidationErrors(vec![ValidationError { file: "--store".into(), line: None, message }]);
     let store = PgStore::open(url).map_err(|e| one(e.to_string()))?;
     allocations_to_record(&store, catalog).map(|_| ())
+}
+
+/// The store `rebuild` and `verify` work on: sled in `--data`, or
+/// PostgreSQL with `--store`.
+#[derive(clap::Args)]
+struct MaintainedStore {
+    #[arg(long, env = "OFFERLAB_DATA", default_value = "./data")]
+    data: PathBuf,
+    /// A PostgreSQL store instead of sled, `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
+    #[arg(long, env = "OFFERLAB_STORE", hide_env_values = true)]
+    store: Option<String>,
+    #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
+    experiments: PathBuf,
+}
+
+impl MaintainedStore {
+    fn open(&self) -> Result<(Box<dyn Store>, offerlab::experiment::Catalog), String> {
+        let catalog = load_dir(&self.experiments).map_err(|e| e.to_string())?;
+        let store: Box<dyn Store> = match &self.store {
+            Some(raw) => Box::new(PgStore::open(&offerlab::config::store_url(raw)?).map_err(|e| e.to_string())?),
+            None => {
+                if !self.data.join("db").exists() {
+                    return Err(format!(
+                        "no offerlab data in {}; pass the folder the service uses (--data), or --store for PostgreSQL",
+                        self.data.display()
+                    ));
+                }
+                Box::new(SledStore::open(&self.data).map_err(|e| e.to_string())?)
+            }
+        };
+        Ok((store, catalog))
+    }
 }
 
 fn parse_attr(s: &str) -> Result<(String, String), String> {
@@ -254,13 +289,30 @@ fn run(command: Command) -> Result<ExitCode, String> {
             print!("{}", offerlab::terminal::report(&body));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rebuild { data, experiments } => {
-            let catalog = load_dir(&experiments).map_err(|e| e.to_string())?;
-            let store = SledStore::open(&data).map_err(|e| e.to_string())?;
+        Command::Rebuild { store } => {
+            let (store, catalog) = store.open()?;
             let rows = store.rebuild(&catalog).map_err(|e| e.to_string())?;
             let (exposures, events) = store.counts().map_err(|e| e.to_string())?;
+            store.close().map_err(|e| e.to_string())?;
             println!("rebuilt {rows} aggregate rows from {exposures} exposures and {events} events");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { store } => {
+            let (store, catalog) = store.open()?;
+            let differences = store.verify(&catalog).map_err(|e| e.to_string())?;
+            let (exposures, events) = store.counts().map_err(|e| e.to_string())?;
+            store.close().map_err(|e| e.to_string())?;
+            if differences.is_empty() {
+                println!("every aggregate agrees with the {exposures} exposures and {events} events it is made of");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for d in &differences {
+                eprintln!("{d}");
+            }
+            Err(format!(
+                "{} aggregate row(s) differ from the raw records; stop the service and run `offerlab rebuild`",
+                differences.len()
+            ))
         }
         Command::Simulate(sim) => {
             let summary = simulate::run(&sim, chrono::Utc::now()).map_err(|e| e.to_string())?;

@@ -115,7 +115,7 @@ fn crash_round(round: usize) {
     assert!(!acked.events.is_empty());
 
     let kept = store.all_aggregates().unwrap();
-    let rebuilt = store.recompute(&catalog).unwrap();
+    let rebuilt = store.recompute(&catalog).unwrap().aggregates;
     assert_eq!(kept.keys().collect::<Vec<_>>(), rebuilt.keys().collect::<Vec<_>>(), "round {round}");
     for (k, m) in &rebuilt {
         assert!(kept[k].approx_eq(m, 1e-9), "round {round}: {k:?}: kept {:?}, rebuilt {m:?}", kept[k]);

@@ -269,3 +269,49 @@ fn reads_while_postgresql_is_down_say_so_and_pages_stay_html() {
     assert!(message.contains("could not be read") && !message.contains("not acknowledged"), "{message}");
     pg.start_server();
 }
+
+/// `offerlab verify` and `offerlab rebuild` work on both stores: verify
+/// finds an aggregate row that no longer matches the raw records, names it
+/// and fails; rebuild recomputes it; verify then agrees.
+#[test]
+fn verify_and_rebuild_work_on_postgresql_and_sled() {
+    let Some(pg) = Postgres::start("verify_and_rebuild_work_on_postgresql_and_sled") else { return };
+    let store = pg.database();
+    let db = store.rsplit('/').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let replica = serve_postgres_with(&store, std::path::Path::new(EXPERIMENTS), &[]);
+        let sled = common::serve(&data, std::path::Path::new(EXPERIMENTS));
+        for url in [&replica.url, &sled.url] {
+            for visitor in ["t-1", "t-2", "t-3"] {
+                let r = http()
+                    .post(format!("{url}/v1/assign"))
+                    .json(&json!({"visitor_id": visitor, "surface": "cart", "record_exposure": true}))
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+                let r = event(url, &format!("o-{visitor}"));
+                assert_eq!(r.status().as_u16(), 200);
+            }
+        }
+    }
+    let both: [&[&str]; 2] = [&["--store", &store], &["--data", data.to_str().unwrap()]];
+    for which in both {
+        let verify = offerlab(&[&["verify", "--experiments", EXPERIMENTS], which].concat());
+        assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+        assert!(String::from_utf8_lossy(&verify.stdout).contains("every aggregate agrees with the 3 exposures"));
+    }
+    pg.sql(&db, "UPDATE aggregates SET n = n + 5 WHERE metric = 'cart_offer_acceptance'");
+    let verify = offerlab(&["verify", "--experiments", EXPERIMENTS, "--store", &store]);
+    assert_eq!(verify.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(stderr.contains("cart_offer_acceptance: stored") && stderr.contains("run `offerlab rebuild`"), "{stderr}");
+    for which in both {
+        let rebuild = offerlab(&[&["rebuild", "--experiments", EXPERIMENTS], which].concat());
+        assert!(rebuild.status.success(), "{}", String::from_utf8_lossy(&rebuild.stderr));
+        assert!(String::from_utf8_lossy(&rebuild.stdout).contains("from 3 exposures and 3 events"));
+        let verify = offerlab(&[&["verify", "--experiments", EXPERIMENTS], which].concat());
+        assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    }
+}

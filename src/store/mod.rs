@@ -22,6 +22,8 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::capping::VisitorTallies;
@@ -29,7 +31,9 @@ use crate::experiment::{Catalog, Experiment};
 use crate::tracking::{Event, Exposure};
 
 pub use self::postgres::PgStore;
+pub use self::rules::{AggregateKey, Recomputed};
 pub use self::sled::SledStore;
+use crate::stats::Moments;
 
 /// A stored record that does not decode.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -176,6 +180,24 @@ pub trait Store: Send + Sync {
 
     /// Reports every group commit's sync duration (for `/metrics`).
     fn on_flush(&self, observer: FlushObserver);
+
+    /// Every stored aggregate row, keyed.
+    fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError>;
+
+    /// Tallies and aggregates recomputed from the raw exposures and events;
+    /// nothing is written.
+    fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError>;
+
+    /// Replaces tallies and aggregates by a recomputation from the raw
+    /// records (`offerlab rebuild`, the service stopped); the number of
+    /// aggregate rows written.
+    fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError>;
+
+    /// Where the stored aggregates differ from a recomputation from the raw
+    /// records (`offerlab verify`), one line each; empty when they agree.
+    fn verify(&self, catalog: &Catalog) -> Result<Vec<String>, StoreError> {
+        Ok(self.recompute(catalog)?.differences(&self.all_aggregates()?))
+    }
 
     /// Stops taking writes, finishes and syncs what was queued. Fails when
     /// the final sync does, or when writes were failing at the end.

@@ -147,6 +147,54 @@ pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[E
     t
 }
 
+/// Tallies and aggregates recomputed from the raw records, as `rebuild`
+/// writes them and `verify` compares them; fed one visitor at a time, so a
+/// store can stream its raw records.
+#[derive(Default)]
+pub struct Recomputed {
+    pub aggregates: std::collections::BTreeMap<AggregateKey, crate::stats::Moments>,
+    pub tallies: Vec<(TallyKey, Tallies)>,
+}
+
+impl Recomputed {
+    /// Adds one visitor: all their first exposures and all their events.
+    pub fn visitor(&mut self, catalog: &Catalog, exposures: &[Exposure], events: &[Event]) {
+        for e in exposures {
+            let Some(exp) = catalog.get(&e.experiment) else { continue };
+            let t = attributed(catalog, exp, e, events);
+            for (metric, v) in crate::attribution::metric_values(exp, catalog, &t) {
+                self.aggregates.entry(aggregate_key(exp, e, metric)).or_default().add_visitor(v);
+            }
+            self.tallies
+                .push((TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() }, t));
+        }
+    }
+
+    /// Where the stored aggregates differ from these, one line each
+    /// (counts exactly, sums to a relative 1e-9): empty when they agree.
+    pub fn differences(&self, stored: &std::collections::BTreeMap<AggregateKey, crate::stats::Moments>) -> Vec<String> {
+        let name = |k: &AggregateKey| {
+            format!("{} phase {} variant {} {} {}", k.experiment, k.phase, k.variant, k.date, k.metric)
+        };
+        let mut out = Vec::new();
+        for (k, want) in &self.aggregates {
+            match stored.get(k) {
+                None => out.push(format!("{}: missing (the raw records give {} visitors)", name(k), want.n)),
+                Some(got) if !got.approx_eq(want, 1e-9) => {
+                    out.push(format!("{}: stored {got:?}, the raw records give {want:?}", name(k)))
+                }
+                Some(_) => {}
+            }
+        }
+        for (k, got) in stored {
+            if !self.aggregates.contains_key(k) && got.n > 0 {
+                out.push(format!("{}: stored with {} visitors the raw records do not have", name(k), got.n));
+            }
+        }
+        out
+    }
+}
+
 pub fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &str) -> AggregateKey {
     AggregateKey {
         experiment: e.experiment.clone(),

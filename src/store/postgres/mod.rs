@@ -38,6 +38,7 @@
 pub mod migrations;
 pub mod overlay;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -50,7 +51,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
-use super::rules::{apply, AggregateKey, TallyKey};
+use super::rules::{apply, AggregateKey, Recomputed, TallyKey};
 use super::{Corrupt, FlushObserver, Outcome, Recorded, Store, StoreError, Write};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
@@ -212,29 +213,6 @@ impl PgStore {
             let _ = tx.send(fut.await);
         })?;
         rx.recv().map_err(|_| StoreError::Closed)?
-    }
-
-    /// Every stored aggregate, keyed (for checks and tests).
-    pub fn all_aggregates(&self) -> Result<std::collections::BTreeMap<AggregateKey, Moments>, StoreError> {
-        let rows = self.run(|pool| async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            Ok(client
-                .query(&format!("SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS} FROM aggregates"), &[])
-                .await?)
-        })?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let key = AggregateKey {
-                    experiment: r.get(0),
-                    phase: u32::try_from(r.get::<_, i32>(1)).unwrap_or(0),
-                    variant: u16::try_from(r.get::<_, i16>(2)).unwrap_or(0),
-                    date: r.get(3),
-                    metric: r.get(4),
-                };
-                (key, moments_at(r, 5))
-            })
-            .collect())
     }
 }
 
@@ -435,6 +413,65 @@ impl Store for PgStore {
         self.engine.on_flush(observer);
     }
 
+    fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
+        let rows = self.run(|pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            Ok(client
+                .query(&format!("SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS} FROM aggregates"), &[])
+                .await?)
+        })?;
+        rows.iter()
+            .map(|r| {
+                let (experiment, phase, variant): (String, i32, i16) = (r.get(0), r.get(1), r.get(2));
+                let corrupt = || Corrupt {
+                    tree: "aggregates",
+                    key: format!("{experiment}/{phase}/{variant}"),
+                    detail: "a negative phase or variant".into(),
+                };
+                let key = AggregateKey {
+                    phase: u32::try_from(phase).map_err(|_| corrupt())?,
+                    variant: u16::try_from(variant).map_err(|_| corrupt())?,
+                    experiment: experiment.clone(),
+                    date: r.get(3),
+                    metric: r.get(4),
+                };
+                Ok((key, moments_at(r, 5)))
+            })
+            .collect()
+    }
+
+    fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
+        let (exposures, events) = self.run(|pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            Ok((client.query(sql::ALL_EXPOSURES, &[]).await?, client.query(sql::ALL_EVENTS, &[]).await?))
+        })?;
+        recomputed(catalog, &exposures, &events)
+    }
+
+    /// In one transaction: the raw tables locked against writes (a replica
+    /// still running waits), tallies and aggregates replaced by a
+    /// recomputation.
+    fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
+        let catalog = catalog.clone();
+        self.run(move |pool| async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let tx = client.transaction().await?;
+            tx.batch_execute("LOCK TABLE exposures, events, tallies, aggregates IN EXCLUSIVE MODE").await?;
+            let exposures = tx.query(sql::ALL_EXPOSURES, &[]).await?;
+            let events = tx.query(sql::ALL_EVENTS, &[]).await?;
+            let Recomputed { aggregates, tallies } = recomputed(&catalog, &exposures, &events)?;
+            let rows = aggregates.len();
+            tx.batch_execute("DELETE FROM tallies; DELETE FROM aggregates").await?;
+            let aggregates = aggregates
+                .into_iter()
+                .map(|(k, m)| (k, overlay::Delta { n: i64::try_from(m.n).unwrap_or(i64::MAX), sums: m }))
+                .collect();
+            write_back(&tx, Changes { exposures: Vec::new(), events: Vec::new(), tallies, aggregates }).await?;
+            tx.commit().await?;
+            Ok(rows)
+        })
+    }
+
     /// Stops taking writes and waits, at most the write deadline twice
     /// over, until every queued one is committed or answered.
     fn close(&self) -> Result<(), StoreError> {
@@ -466,6 +503,28 @@ fn phase_i32(phase: u32) -> i32 {
 /// Longest [`Store::close`] waits for queued writes.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
+/// Every visitor's exposures and events, in byte order of the visitor, fed
+/// to [`Recomputed`] one visitor at a time.
+fn recomputed(
+    catalog: &Catalog,
+    exposures: &[tokio_postgres::Row],
+    events: &[tokio_postgres::Row],
+) -> Result<Recomputed, StoreError> {
+    let exposures: Vec<Exposure> = exposures.iter().map(exposure_of).collect::<Result<_, _>>()?;
+    let events = events_of(events);
+    let mut out = Recomputed::default();
+    let mut rest = events.as_slice();
+    for group in exposures.chunk_by(|a, b| a.visitor == b.visitor) {
+        let visitor = group[0].visitor.as_bytes();
+        let skip = rest.iter().take_while(|e| e.visitor.as_bytes() < visitor).count();
+        rest = &rest[skip..];
+        let own = rest.iter().take_while(|e| e.visitor.as_bytes() == visitor).count();
+        out.visitor(catalog, group, &rest[..own]);
+        rest = &rest[own..];
+    }
+    Ok(out)
+}
+
 /// Errors after which the group is tried again from the start. A unique
 /// violation on `events.id` means another replica stored the same id for
 /// another visitor meanwhile (ids are global, visitors are locked, ids are
@@ -494,6 +553,10 @@ mod sql {
     pub const EXPOSURES: &str = "SELECT visitor, experiment, phase, variant, ts FROM exposures WHERE visitor = ANY($1)";
     pub const TALLIES: &str = "SELECT experiment, phase, visitor, tallies::text FROM tallies WHERE visitor = ANY($1)";
     pub const EVENTS_OF: &str = "SELECT id, visitor, name, value, ts FROM events WHERE visitor = ANY($1)";
+    pub const ALL_EXPOSURES: &str =
+        "SELECT visitor, experiment, phase, variant, ts FROM exposures ORDER BY visitor COLLATE \"C\"";
+    pub const ALL_EVENTS: &str =
+        "SELECT id, visitor, name, value, ts FROM events ORDER BY visitor COLLATE \"C\", ts, id";
     pub const EVENTS_BY_ID: &str = "SELECT id, visitor, name, value, ts FROM events WHERE id = ANY($1)";
     pub const PUT_EXPOSURES: &str = "INSERT INTO exposures (visitor, experiment, phase, variant, ts)
          SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int2[], $5::timestamptz[])

@@ -38,20 +38,17 @@ use std::time::Duration;
 use sled::transaction::{TransactionError, Transactional};
 
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
-use super::rules::{aggregate_key, apply, attributed};
+use super::rules::{apply, Recomputed};
 use super::{FlushObserver, Outcome, Recorded, Store, StoreError, Write};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
-use crate::attribution::{metric_values, Tallies};
+
 use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
-use keys::{phase_prefix, AggregateKey, TallyKey};
+use keys::{phase_prefix, AggregateKey};
 use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, TxResult, VisitorEvents};
-
-/// Tallies and aggregates recomputed from the raw records.
-type Derived = (BTreeMap<AggregateKey, Moments>, Vec<(TallyKey, Tallies)>);
 
 /// sled's page cache. Its default, 1 GiB, let a server holding a million
 /// visitors grow past 1.5 GiB resident (BENCHMARKS.md, memory); writes
@@ -218,37 +215,15 @@ impl SledStore {
         self.shared.trees()?.visitor_events.of_visitor(visitor)
     }
 
-    /// Every stored aggregate, keyed.
-    pub fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
-        Ok(self.shared.trees()?.aggregates.all()?.into_iter().collect())
-    }
-
-    /// Recomputes every aggregate from the raw exposures and events, without
-    /// writing anything.
-    pub fn recompute(&self, catalog: &Catalog) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
-        Ok(self.recompute_all(&self.shared.trees()?, catalog)?.0)
-    }
-
-    fn recompute_all(&self, trees: &Trees, catalog: &Catalog) -> Result<Derived, StoreError> {
-        let mut aggregates = BTreeMap::new();
-        let mut tallies = Vec::new();
+    /// Tallies and aggregates recomputed from the raw trees.
+    fn recompute_all(&self, trees: &Trees, catalog: &Catalog) -> Result<Recomputed, StoreError> {
+        let mut out = Recomputed::default();
         for list in trees.exposures.all() {
             let list = list?;
             let Some(visitor) = list.first().map(|e| e.visitor.clone()) else { continue };
-            let events = trees.visitor_events.of_visitor(&visitor)?;
-            for e in &list {
-                let Some(exp) = catalog.get(&e.experiment) else { continue };
-                let t = attributed(catalog, exp, e, &events);
-                for (metric, v) in metric_values(exp, catalog, &t) {
-                    aggregates.entry(aggregate_key(exp, e, metric)).or_insert_with(Moments::default).add_visitor(v);
-                }
-                tallies.push((
-                    TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() },
-                    t,
-                ));
-            }
+            out.visitor(catalog, &list, &trees.visitor_events.of_visitor(&visitor)?);
         }
-        Ok((aggregates, tallies))
+        Ok(out)
     }
 
     /// Rebuilds the per-visitor event index from the raw events, then
@@ -257,7 +232,7 @@ impl SledStore {
     /// is repaired by the next (the layout marker is cleared first and set
     /// last, so an interrupted rebuild makes the next start rebuild again).
     /// Also upgrades a folder of an older layout.
-    pub fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
+    fn rebuild_folder(&self, catalog: &Catalog) -> Result<usize, StoreError> {
         let t = self.shared.trees()?;
         t.meta.remove("format")?;
         t.sync()?;
@@ -270,7 +245,7 @@ impl SledStore {
             transact(&t, |tx| batch.iter().try_for_each(|e| tx.index_event(e)))?;
         }
         drop(events);
-        let (aggregates, tallies) = self.recompute_all(&t, catalog)?;
+        let Recomputed { aggregates, tallies } = self.recompute_all(&t, catalog)?;
         t.aggregates.0.clear()?;
         t.tallies.0.clear()?;
         let mut batch = sled::Batch::default();
@@ -293,6 +268,17 @@ impl Store for SledStore {
     /// Reports every group commit's sync duration to `observer` (for `/metrics`).
     fn on_flush(&self, observer: FlushObserver) {
         self.engine.on_flush(observer);
+    }
+    fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
+        Ok(self.shared.trees()?.aggregates.all()?.into_iter().collect())
+    }
+    fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
+        self.recompute_all(&self.shared.trees()?, catalog)
+    }
+    /// Rebuilds the per-visitor event index too, and upgrades a folder of
+    /// an older layout.
+    fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
+        self.rebuild_folder(catalog)
     }
     /// `Err(reason)` while writes fail (disk full, say).
     fn health(&self) -> Result<(), String> {

@@ -49,6 +49,10 @@ pub struct Settings {
     /// statement, lock and connect timeouts follow it.
     #[arg(long, env = "OFFERLAB_WRITE_DEADLINE", default_value_t = 5.0)]
     pub write_deadline: f64,
+    /// Run the service's clock fixed at this RFC 3339 instant instead of
+    /// the wall clock (tests, and demos of a past period).
+    #[arg(long)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Settings {
@@ -67,6 +71,7 @@ impl Settings {
             body_timeout: 5.0,
             workers: None,
             write_deadline: 5.0,
+            now: None,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod bucketing;
 pub mod capping;
 pub mod charts;
+pub mod clock;
 pub mod config;
 pub mod cycles;
 pub mod error;

@@ -98,7 +98,8 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let flush = metrics.flush.clone();
         store.on_flush(Box::new(move |seconds| flush.observe(seconds)));
-        let state = Arc::new(AppState::new(catalog, settings.experiments.clone(), store, metrics.clone()));
+        let clock = settings.now.map_or(crate::clock::Clock::System, crate::clock::Clock::Fixed);
+        let state = Arc::new(AppState::new(catalog, settings.experiments.clone(), store, metrics.clone(), clock));
         let listener =
             TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind { addr: settings.bind, source })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind, source })?;

@@ -11,6 +11,7 @@ use crate::aggregates::AggregateRow;
 use crate::allocation::{self, Check};
 use crate::analysis::{analyze, Report};
 use crate::capping::{CapApplied, Collector};
+use crate::clock::Clock;
 use crate::experiment::{load_dir, Catalog, Experiment, ValidationError, ValidationErrors};
 use crate::features::Features;
 use crate::metrics::Metrics;
@@ -23,12 +24,20 @@ pub struct AppState {
     experiments_dir: PathBuf,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    /// What handlers read the time from.
+    pub clock: Clock,
 }
 
 impl AppState {
-    pub fn new(catalog: Catalog, experiments_dir: PathBuf, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
-        let features = ArcSwap::from_pointee(Features::new(&catalog, Utc::now()));
-        AppState { catalog: ArcSwap::from_pointee(catalog), features, experiments_dir, store, metrics }
+    pub fn new(
+        catalog: Catalog,
+        experiments_dir: PathBuf,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Self {
+        let features = ArcSwap::from_pointee(Features::new(&catalog, clock.now()));
+        AppState { catalog: ArcSwap::from_pointee(catalog), features, experiments_dir, store, metrics, clock }
     }
 
     /// The GrowthBook SDK payload of the current definitions.
@@ -48,7 +57,7 @@ impl AppState {
         let fresh = Arc::new(load_dir(&self.experiments_dir)?);
         admit(self.store.as_ref(), &fresh)?;
         self.catalog.store(fresh.clone());
-        self.features.store(Arc::new(Features::new(&fresh, Utc::now())));
+        self.features.store(Arc::new(Features::new(&fresh, self.clock.now())));
         tracing::info!(experiments = fresh.len(), "reloaded experiment definitions");
         Ok(fresh)
     }

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use crate::assignment::{
     assign_all, invalid_attribute_message, write_reply, AssignQuery, AssignedVariant, JsonAttributes,
 };
-use chrono::Utc;
 
 use crate::error::ApiError;
 use crate::experiment::Surface;
@@ -119,7 +118,7 @@ pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>
     let assignments = assign_all(&catalog, &query)?;
     if record {
         let writes =
-            exposures_of(&query.visitor_id, &assignments, Utc::now()).into_iter().map(Write::Exposure).collect();
+            exposures_of(&query.visitor_id, &assignments, state.clock.now()).into_iter().map(Write::Exposure).collect();
         let outcomes = state.store.record(catalog.clone(), writes).await?;
         for (outcome, label) in [(Outcome::Accepted, "accepted"), (Outcome::Duplicate, "duplicate")] {
             state.metrics.count_writes("exposure", label, outcomes.iter().filter(|o| **o == outcome).count());

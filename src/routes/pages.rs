@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
-use chrono::Utc;
 
 use crate::error::ApiError;
 use crate::routes::{blocking, find};
@@ -43,7 +42,7 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     let state = state.into_inner();
     html(move || {
         let catalog = state.catalog();
-        let now = Utc::now();
+        let now = state.clock.now();
         let reports = catalog
             .experiments()
             .map(|e| Ok((e, state.verdict(&catalog, e, now)?)))
@@ -59,7 +58,7 @@ pub async fn experiment(state: web::Data<AppState>, id: web::Path<String>) -> Ht
     html(move || {
         let catalog = state.catalog();
         let exp = find(&catalog, &id)?;
-        let report = state.report(&catalog, exp, Utc::now())?;
+        let report = state.report(&catalog, exp, state.clock.now())?;
         let earlier = state.earlier_phase_visitors(exp)?;
         render(ExperimentPage::new(exp, &report, earlier))
     })

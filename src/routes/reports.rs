@@ -3,7 +3,6 @@
 //! report read (capped metrics capped) as CSV.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
 use serde_json::json;
 
 use crate::aggregates::write_csv;
@@ -17,7 +16,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     let state = state.into_inner();
     let items = blocking(move || {
         let catalog = state.catalog();
-        let now = Utc::now();
+        let now = state.clock.now();
         catalog
             .experiments()
             .map(|e| {
@@ -40,7 +39,8 @@ pub async fn report(state: web::Data<AppState>, id: web::Path<String>) -> Result
     let report = blocking(move || {
         let catalog = state.catalog();
         let exp = find(&catalog, &id)?;
-        let mut report = serde_json::to_value(state.report(&catalog, exp, Utc::now())?).expect("report serializes");
+        let mut report =
+            serde_json::to_value(state.report(&catalog, exp, state.clock.now())?).expect("report serializes");
         report["allocation_version"] = json!(exp.allocation_version);
         report["earlier_phase_visitors"] = json!(state.earlier_phase_visitors(exp)?);
         Ok::<_, ApiError>(report)

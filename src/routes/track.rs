@@ -4,7 +4,6 @@
 //! on disk.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -121,7 +120,7 @@ async fn track(
 }
 
 pub async fn exposures(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
+    let now = state.clock.now();
     track(&state, "exposure", body.into_inner(), |catalog, v| {
         check_exposure(catalog, parse(v)?, now).map(Write::Exposure)
     })
@@ -129,6 +128,6 @@ pub async fn exposures(state: web::Data<AppState>, body: web::Json<Value>) -> Re
 }
 
 pub async fn events(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
+    let now = state.clock.now();
     track(&state, "event", body.into_inner(), |_, v| check_event(parse(v)?, now).map(Write::Event)).await
 }

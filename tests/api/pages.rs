@@ -192,3 +192,19 @@ async fn a_lift_in_money_says_what_it_is_worth_per_visitor_and_per_thousand() {
     let want = format!("{lift:+.2} per visitor, about {sign}{per_thousand} per 1,000 visitors");
     assert!(page.contains(&escape(&want)), "{want} missing");
 }
+
+/// With `serve --now`, the service's clock stands still: reports are as of
+/// that day, and "the future" of a timestamp is counted from it.
+#[tokio::test]
+async fn a_fixed_clock_sets_the_report_day_and_the_future() {
+    let at: chrono::DateTime<Utc> = "2026-11-20T12:00:00Z".parse().unwrap();
+    let app = crate::helpers::spawn_app_configured(&crate::helpers::fixture_definitions(), |s| s.now = Some(at)).await;
+    let (status, report) = app.get("/api/v1/experiments/running-cart/report").await;
+    assert_eq!((status, report["as_of"].clone()), (200, json!("2026-11-20")), "{report}");
+    let event = |id: &str, ts: &str| json!({"id": id, "visitor_id": "v-1", "name": "order", "value": 5, "ts": ts});
+    let (ok, body) = app.post("/v1/events", &event("c1", "2026-11-20T12:04:00Z")).await;
+    assert_eq!(ok, 200, "{body}");
+    let (late, body) = app.post("/v1/events", &event("c2", "2026-11-20T12:06:00Z")).await;
+    assert_eq!(late, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("in the future"), "{body}");
+}

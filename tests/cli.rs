@@ -196,3 +196,34 @@ fn simulate_refuses_a_returning_share_outside_zero_to_one() {
         assert!(err.contains(&format!("\"{bad}\" is not a share between 0 and 1, e.g. 0.4")), "{err}");
     }
 }
+
+/// A refused store URL never prints its password, from a flag or from
+/// OFFERLAB_STORE; the scheme is accepted in any case, around white space.
+#[test]
+fn a_refused_store_url_never_prints_its_password() {
+    for (flag, env) in [
+        (Some("postgre://offerlab:S3cret@127.0.0.1:1/db"), None),
+        (None, Some("postgre://offerlab:S3cret@127.0.0.1:1/db")),
+        (Some(" POSTGRES://offerlab:S3cret@127.0.0.1:1/db "), None),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--experiments", "experiments", "--write-deadline", "1"]);
+        if let Some(url) = flag {
+            cmd.args(["--store", url]);
+        }
+        match env {
+            Some(url) => cmd.env("OFFERLAB_STORE", url),
+            None => cmd.env_remove("OFFERLAB_STORE"),
+        };
+        let out = cmd.output().unwrap();
+        let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "{printed}");
+        assert!(!printed.contains("S3cret"), "{printed}");
+        if flag.is_some_and(|u| u.contains("POSTGRES")) {
+            // Accepted as a PostgreSQL URL: refused only for the closed port.
+            assert!(printed.contains("PostgreSQL"), "{printed}");
+        } else {
+            assert!(printed.contains("postgre://offerlab:***@127.0.0.1:1/db is not a PostgreSQL URL"), "{printed}");
+        }
+    }
+}

@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::common::postgres::Postgres;
 use crate::common::{serve_with, Server};
 use std::time::{Duration, Instant};
 
@@ -88,7 +89,32 @@ pub struct TestApp {
     /// The server's state, to check what was stored.
     pub state: std::sync::Arc<offerlab::state::AppState>,
     handle: ServerHandle,
+    /// The PostgreSQL database the server stores in, when it does.
+    store: Option<(std::sync::Arc<Postgres>, String)>,
     _root: tempfile::TempDir,
+}
+
+/// The suite's PostgreSQL server: started by the first test that needs it,
+/// stopped when the last one holding it ends.
+fn shared_postgres() -> Option<std::sync::Arc<Postgres>> {
+    static SHARED: std::sync::Mutex<std::sync::Weak<Postgres>> = std::sync::Mutex::new(std::sync::Weak::new());
+    let mut slot = SHARED.lock().unwrap();
+    if let Some(pg) = slot.upgrade() {
+        return Some(pg);
+    }
+    let pg = std::sync::Arc::new(Postgres::start("the API suite on PostgreSQL")?);
+    *slot = std::sync::Arc::downgrade(&pg);
+    Some(pg)
+}
+
+/// A fresh database on the suite's server, when the suite runs on PostgreSQL.
+fn database() -> Option<(std::sync::Arc<Postgres>, String)> {
+    if !crate::ON_POSTGRES {
+        return None;
+    }
+    let pg = shared_postgres()?;
+    let url = pg.database();
+    Some((pg, url))
 }
 
 /// A server on a random loopback port over the fixture definitions.
@@ -108,12 +134,20 @@ pub async fn spawn_app_configured(defs: &[(String, String)], configure: impl FnO
     write_experiments(&experiments, defs);
     let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), data.clone(), experiments.clone());
     settings.workers = Some(2);
+    let store = database();
+    settings.store = store.as_ref().map(|(_, url)| url.clone());
     configure(&mut settings);
     let app = Application::build(&settings).expect("server builds");
-    start(app, experiments, data, root)
+    start(app, experiments, data, store, root)
 }
 
-fn start(app: Application, experiments: PathBuf, data: PathBuf, root: tempfile::TempDir) -> TestApp {
+fn start(
+    app: Application,
+    experiments: PathBuf,
+    data: PathBuf,
+    store: Option<(std::sync::Arc<Postgres>, String)>,
+    root: tempfile::TempDir,
+) -> TestApp {
     let state = app.state();
     let port = app.port();
     let handle = app.handle();
@@ -126,6 +160,7 @@ fn start(app: Application, experiments: PathBuf, data: PathBuf, root: tempfile::
         client: reqwest::Client::new(),
         state,
         handle,
+        store,
         _root: root,
     }
 }
@@ -168,6 +203,11 @@ impl TestApp {
             .collect()
     }
 
+    /// The PostgreSQL server and database the server stores in, if it does.
+    pub fn postgres(&self) -> Option<(&Postgres, &str)> {
+        self.store.as_ref().map(|(pg, url)| (pg.as_ref(), url.rsplit('/').next().unwrap_or_default()))
+    }
+
     /// (exposures, events) stored.
     pub fn stored(&self) -> (usize, usize) {
         self.state.store.counts().expect("store reads")
@@ -182,15 +222,16 @@ impl TestApp {
     /// last reader does, so the new one waits (10 s at most) for the lock.
     pub async fn restart(self) -> TestApp {
         self.stop().await;
-        let TestApp { experiments, data, state, _root, .. } = self;
+        let TestApp { experiments, data, state, store, _root, .. } = self;
         state.store.close().expect("the store closes cleanly");
         drop(state);
         let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), data.clone(), experiments.clone());
         settings.workers = Some(2);
+        settings.store = store.as_ref().map(|(_, url)| url.clone());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match Application::build(&settings) {
-                Ok(app) => return start(app, experiments, data, _root),
+                Ok(app) => return start(app, experiments, data, store, _root),
                 Err(StartupError::Store(StoreError::Locked(_))) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }

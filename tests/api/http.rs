@@ -134,3 +134,20 @@ async fn refusals_are_counted_in_metrics() {
         assert!(text.contains(&series), "missing {series} in\n{text}");
     }
 }
+
+/// The suite stores where it says: on PostgreSQL, a write lands in the
+/// test's own database; on sled, in the test's data folder.
+#[tokio::test]
+async fn the_suite_stores_in_the_backend_it_names() {
+    let app = crate::helpers::spawn_app().await;
+    let (status, _) = app
+        .post("/v1/events", &serde_json::json!({"id": "s1", "visitor_id": "v-1", "name": "order", "value": 1}))
+        .await;
+    assert_eq!(status, 200);
+    match (crate::ON_POSTGRES, app.postgres()) {
+        (true, Some((pg, db))) => assert_eq!(pg.sql(db, "SELECT id FROM events"), "s1"),
+        (true, None) => panic!("the PostgreSQL suite runs without PostgreSQL"),
+        (false, Some(_)) => panic!("the sled suite stores in PostgreSQL"),
+        (false, None) => assert!(app.data.join("db").exists(), "sled's folder holds the data"),
+    }
+}

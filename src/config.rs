@@ -51,7 +51,7 @@ pub struct Settings {
     pub write_deadline: f64,
     /// Run the service's clock fixed at this RFC 3339 instant instead of
     /// the wall clock (tests, and demos of a past period).
-    #[arg(long)]
+    #[arg(long, env = "OFFERLAB_NOW")]
     pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 

@@ -13,9 +13,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use common::postgres::Postgres;
-use common::{serve, serve_postgres, Server, EXPERIMENTS};
+use common::{serve_postgres_with, spawn_server_with, Server, EXPERIMENTS};
+
+/// Every server and the simulation run at this instant, so that no two
+/// reports compared here straddle a midnight, whenever the tests run.
+const NOW: &str = "2026-11-30T12:00:00Z";
+const AT_NOW: &[(&str, &str)] = &[("OFFERLAB_NOW", NOW)];
 use offerlab::simulate::{self, Simulation};
 use serde_json::Value;
 
@@ -40,7 +44,7 @@ fn record_traffic(server: &Server, file: &Path, seed: u64, size: usize) -> Vec<C
         outliers: true,
         returning: 0.3,
     };
-    let summary = simulate::run(&sim, Utc::now()).unwrap();
+    let summary = simulate::run(&sim, NOW.parse().unwrap()).unwrap();
     assert_eq!(summary.rejected, 0, "{summary:?}");
     let mut out = Vec::new();
     for line in std::fs::read_to_string(file).unwrap().lines() {
@@ -147,7 +151,7 @@ struct Setup {
 fn setup(test: &str, seed: u64, size: usize) -> Option<Setup> {
     let pg = Postgres::start(test)?;
     let dir = tempfile::tempdir().unwrap();
-    let sled = serve(&dir.path().join("data"), Path::new(EXPERIMENTS));
+    let sled = spawn_server_with(&dir.path().join("data"), Path::new(EXPERIMENTS), AT_NOW);
     let chunks = record_traffic(&sled, &dir.path().join("traffic.jsonl"), seed, size);
     Some(Setup { pg, _dir: dir, sled, chunks })
 }
@@ -184,7 +188,10 @@ fn recorded_traffic_split_between_two_replicas_gives_the_sled_report() {
         return;
     };
     let store = pg.database();
-    let replicas = [serve_postgres(&store, Path::new(EXPERIMENTS)), serve_postgres(&store, Path::new(EXPERIMENTS))];
+    let replicas = [
+        serve_postgres_with(&store, Path::new(EXPERIMENTS), AT_NOW),
+        serve_postgres_with(&store, Path::new(EXPERIMENTS), AT_NOW),
+    ];
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
     replay(&chunks, &urls, 4, &AtomicUsize::new(0));
     assert_same_reports(&urls[0], &sled.url);
@@ -273,8 +280,8 @@ fn a_replica_killed_under_load_loses_and_doubles_nothing() {
         return;
     };
     let store = pg.database();
-    let mut doomed = serve_postgres(&store, Path::new(EXPERIMENTS));
-    let survivor = serve_postgres(&store, Path::new(EXPERIMENTS));
+    let mut doomed = serve_postgres_with(&store, Path::new(EXPERIMENTS), AT_NOW);
+    let survivor = serve_postgres_with(&store, Path::new(EXPERIMENTS), AT_NOW);
     let urls = vec![doomed.url.clone(), survivor.url.clone()];
     let acked = AtomicUsize::new(0);
     std::thread::scope(|s| {
@@ -306,7 +313,7 @@ fn a_postgres_restart_gives_503s_then_writes_resume_by_themselves() {
     else {
         return;
     };
-    let replica = serve_postgres(&pg.database(), Path::new(EXPERIMENTS));
+    let replica = serve_postgres_with(&pg.database(), Path::new(EXPERIMENTS), AT_NOW);
     let urls = vec![replica.url.clone()];
     let half = chunks.len() / 2;
     replay(&chunks[..half], &urls, 2, &AtomicUsize::new(0));

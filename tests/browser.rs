@@ -19,7 +19,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{serve, EXPERIMENTS};
+use common::{now, spawn_server_with, AT_NOW, EXPERIMENTS};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -57,7 +57,7 @@ fn report_pages_render_on_desktop_and_phone() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path(), Path::new(EXPERIMENTS));
+    let server = spawn_server_with(dir.path(), Path::new(EXPERIMENTS), AT_NOW);
     let url = server.url.clone();
     let sim = Simulation {
         url: url.clone(),
@@ -72,7 +72,7 @@ fn report_pages_render_on_desktop_and_phone() {
         outliers: false,
         returning: 0.0,
     };
-    simulate::run(&sim, chrono::Utc::now()).unwrap();
+    simulate::run(&sim, now()).unwrap();
     let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();
     let report: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments/cart-protection-copy/report"))
         .unwrap()

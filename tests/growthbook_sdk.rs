@@ -11,13 +11,13 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use chrono::{Duration, Utc};
-use common::{serve, spawn_server_with, EXPERIMENTS};
+use chrono::Duration;
+use common::{now, spawn_server_with, AT_NOW, EXPERIMENTS};
 use serde_json::Value;
 
 /// A test definition; `extra` goes before the first table.
 fn definition(id: &str, status: &str, surface: &str, extra: &str, variants: &[(&str, f64)]) -> String {
-    let start = (Utc::now() - Duration::days(1)).date_naive();
+    let start = (now() - Duration::days(1)).date_naive();
     let mut text = format!(
         "id = \"{id}\"\nname = \"{id}\"\nhypothesis = \"h\"\nstatus = \"{status}\"\nsurface = \"{surface}\"\n\
          dimension = \"copy\"\nstart = \"{start}\"\nprimary_metric = \"order_conversion\"\n{extra}\n\
@@ -96,7 +96,7 @@ fn the_growthbook_js_sdk_agrees_with_assign_and_its_exposures_are_accepted() {
     }
     let root = tempfile::tempdir().unwrap();
     experiments(&root.path().join("experiments"));
-    let server = serve(&root.path().join("data"), &root.path().join("experiments"));
+    let server = spawn_server_with(&root.path().join("data"), &root.path().join("experiments"), AT_NOW);
     let out = Command::new("node").arg(sdk.join("parity.mjs")).arg(&server.url).arg("any-key").output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -110,7 +110,7 @@ fn the_payload_is_cheap_to_poll_and_changes_on_reload() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("experiments");
     experiments(&dir);
-    let server = serve(&root.path().join("data"), &dir);
+    let server = spawn_server_with(&root.path().join("data"), &dir, AT_NOW);
     let http = reqwest::blocking::Client::new();
     let get = |etag: Option<&str>| {
         let mut req = http.get(format!("{}/api/features/shop-1", server.url));

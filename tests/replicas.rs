@@ -14,12 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
-use common::{serve_postgres_with, spawn_server_with, Server, EXPERIMENTS};
+use common::{now, serve_postgres_with, spawn_server_with, Server, AT_NOW, EXPERIMENTS};
 
-/// Every server and the simulation run at this instant, so that no two
-/// reports compared here straddle a midnight, whenever the tests run.
-const NOW: &str = "2026-11-30T12:00:00Z";
-const AT_NOW: &[(&str, &str)] = &[("OFFERLAB_NOW", NOW)];
 use offerlab::simulate::{self, Simulation};
 use serde_json::Value;
 
@@ -44,7 +40,7 @@ fn record_traffic(server: &Server, file: &Path, seed: u64, size: usize) -> Vec<C
         outliers: true,
         returning: 0.3,
     };
-    let summary = simulate::run(&sim, NOW.parse().unwrap()).unwrap();
+    let summary = simulate::run(&sim, now()).unwrap();
     assert_eq!(summary.rejected, 0, "{summary:?}");
     let mut out = Vec::new();
     for line in std::fs::read_to_string(file).unwrap().lines() {

@@ -3,13 +3,13 @@
 //! another. The first must end `validated_winner` or `winner_validating`;
 //! the second must never show a winner, on any day.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use offerlab::simulate::{self, Effect, Simulation};
 use serde_json::Value;
 
 mod common;
 
-use common::serve;
+use common::{now, spawn_server_with, AT_NOW};
 
 fn definition(id: &str, surface: &str, primary: &str, start: &str, sequential: bool) -> String {
     format!(
@@ -46,7 +46,7 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
     std::fs::create_dir_all(&experiments).unwrap();
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/metrics.toml"), experiments.join("metrics.toml"))
         .unwrap();
-    let start = (Utc::now() - Duration::days(20)).date_naive().to_string();
+    let start = (now() - Duration::days(20)).date_naive().to_string();
     std::fs::write(
         experiments.join("lifted.toml"),
         definition("lifted", "product_page", "product_page_offer_acceptance", &start, false),
@@ -55,7 +55,7 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
     std::fs::write(experiments.join("flat.toml"), definition("flat", "cart", "cart_offer_acceptance", &start, true))
         .unwrap();
 
-    let server = serve(&root.path().join("data"), &experiments);
+    let server = spawn_server_with(&root.path().join("data"), &experiments, AT_NOW);
     let url = server.url.clone();
 
     let sim = Simulation {
@@ -71,7 +71,7 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
         outliers: false,
         returning: 0.0,
     };
-    let now = Utc::now();
+    let now = now();
     let summary = simulate::run(&sim, now);
     let report = |id: &str| -> Value {
         reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap()
@@ -111,11 +111,11 @@ fn returning_customers_narrow_the_revenue_interval_and_wholesale_orders_are_capp
     std::fs::create_dir_all(&experiments).unwrap();
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/metrics.toml"), experiments.join("metrics.toml"))
         .unwrap();
-    let start = (Utc::now() - Duration::days(9)).date_naive().to_string();
+    let start = (now() - Duration::days(9)).date_naive().to_string();
     let text = definition("revenue", "checkout", "checkout_offer_acceptance", &start, false)
         .replace("guardrail_metrics = [\"order_conversion\"]", "secondary_metrics = [\"revenue_per_visitor\"]");
     std::fs::write(experiments.join("revenue.toml"), text).unwrap();
-    let server = serve(&root.path().join("data"), &experiments);
+    let server = spawn_server_with(&root.path().join("data"), &experiments, AT_NOW);
     let sim = Simulation {
         url: server.url.clone(),
         days: 10,
@@ -129,7 +129,7 @@ fn returning_customers_narrow_the_revenue_interval_and_wholesale_orders_are_capp
         outliers: true,
         returning: 0.6,
     };
-    let summary = simulate::run(&sim, Utc::now()).unwrap();
+    let summary = simulate::run(&sim, now()).unwrap();
     assert_eq!(summary.rejected, 0, "{summary:?}");
     let report: Value =
         reqwest::blocking::get(format!("{}/api/v1/experiments/revenue/report", server.url)).unwrap().json().unwrap();

@@ -83,7 +83,7 @@ async fn page_text(app: &TestApp) -> String {
 #[tokio::test]
 async fn a_percentile_cap_follows_late_events_and_survives_a_restart() {
     let app = spawn_app().await;
-    let exposed = Utc::now() - Duration::days(2);
+    let exposed = crate::helpers::now() - Duration::days(2);
     let visitors: Vec<String> = (0..300).map(|i| format!("cap-{i}")).collect();
     expose(&app, &visitors, exposed).await;
     let mut values: Vec<(String, f64)> = Vec::new();
@@ -117,7 +117,7 @@ async fn a_percentile_cap_follows_late_events_and_survives_a_restart() {
 #[tokio::test]
 async fn a_cuped_covariate_is_the_value_in_the_days_before_first_exposure() {
     let app = spawn_app().await;
-    let exposed = Utc::now() - Duration::days(1);
+    let exposed = crate::helpers::now() - Duration::days(1);
     let visitors: Vec<String> = (0..400).map(|i| format!("pre-{i}")).collect();
     // Half the pre-period orders arrive before the exposure, half after it;
     // one order 20 days back is outside the 14-day window.

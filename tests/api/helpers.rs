@@ -20,6 +20,14 @@ use serde_json::Value;
 
 pub const METRICS: &str = include_str!("../../experiments/metrics.toml");
 
+/// The clock every server of the suite runs at (`serve --now`), so that no
+/// test depends on today's date; a test may set another.
+pub const NOW: &str = "2026-11-30T12:00:00Z";
+
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    NOW.parse().unwrap()
+}
+
 /// A definition with the given id, surface, status and extra lines, two
 /// variants `control` (payload `{"copy": "control"}`) and `treatment`.
 pub fn definition(id: &str, surface: &str, status: &str, extra: &str) -> String {
@@ -136,6 +144,7 @@ pub async fn spawn_app_configured(defs: &[(String, String)], configure: impl FnO
     settings.workers = Some(2);
     let store = database();
     settings.store = store.as_ref().map(|(_, url)| url.clone());
+    settings.now = Some(now());
     configure(&mut settings);
     let app = Application::build(&settings).expect("server builds");
     start(app, experiments, data, store, root)
@@ -223,11 +232,16 @@ impl TestApp {
     pub async fn restart(self) -> TestApp {
         self.stop().await;
         let TestApp { experiments, data, state, store, _root, .. } = self;
+        let clock = state.clock;
         state.store.close().expect("the store closes cleanly");
         drop(state);
         let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), data.clone(), experiments.clone());
         settings.workers = Some(2);
         settings.store = store.as_ref().map(|(_, url)| url.clone());
+        settings.now = match clock {
+            offerlab::clock::Clock::Fixed(at) => Some(at),
+            offerlab::clock::Clock::System => None,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match Application::build(&settings) {

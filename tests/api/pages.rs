@@ -21,7 +21,7 @@ async fn text(app: &TestApp, path: &str) -> (u16, String) {
 /// Exposes 400 visitors to `running-cart` over the last ten days; the
 /// treatment converts more often.
 async fn populate(app: &TestApp) {
-    let now = Utc::now();
+    let now = crate::helpers::now();
     let (mut exposures, mut events) = (Vec::new(), Vec::new());
     for i in 0..400 {
         let v = format!("p-{i}");

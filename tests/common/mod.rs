@@ -13,6 +13,16 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+/// The instant the black-box tests' servers and simulations run at
+/// (`OFFERLAB_NOW`), so that no test depends on today's date.
+pub const NOW: &str = "2026-11-30T12:00:00Z";
+pub const AT_NOW: &[(&str, &str)] = &[("OFFERLAB_NOW", NOW)];
+
+/// [`NOW`] as a time.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    NOW.parse().expect("NOW is RFC 3339")
+}
+
 /// The committed experiments folder.
 pub const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
 

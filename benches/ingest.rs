@@ -6,6 +6,8 @@
 //! 20,000 exposed visitors, so each is attributed.
 //! Run: `cargo bench --bench ingest`.
 
+#[path = "support/exposed.rs"]
+mod exposed;
 #[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
@@ -71,19 +73,7 @@ async fn api(batch: usize, store: Option<&str>, replicas: usize) -> f64 {
     let url = urls[0].clone();
     let client = reqwest::Client::new();
     // 20,000 visitors exposed to the cart test, so events are attributed.
-    let catalog = offerlab::experiment::load_dir(&settings.experiments).unwrap();
-    let exp = catalog.get("cart-protection-copy").unwrap();
-    for chunk in 0..20 {
-        let exposures: Vec<_> = (0..1000)
-            .map(|i| {
-                let v = format!("v{}", chunk * 1000 + i);
-                let a = offerlab::assignment::evaluate(exp, &v, &Default::default(), None).unwrap();
-                json!({ "visitor_id": v, "experiment": exp.id, "variant": exp.variants[a.variant].key })
-            })
-            .collect();
-        let r = client.post(format!("{url}/v1/exposures")).json(&exposures).send().await.unwrap();
-        assert!(r.status().is_success());
-    }
+    exposed::expose_cart_visitors(&client, &url, &settings.experiments, VISITORS).await;
     let sent = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)

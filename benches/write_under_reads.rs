@@ -5,6 +5,8 @@
 //! the table gives p50 and p99, the run without readers as the baseline.
 //! Run: `cargo bench --bench write_under_reads`.
 
+#[path = "support/exposed.rs"]
+mod exposed;
 #[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
@@ -94,19 +96,7 @@ fn main() {
         let handle = app.handle();
         let server = tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();
-        let catalog = offerlab::experiment::load_dir(&settings.experiments).unwrap();
-        let exp = catalog.get("cart-protection-copy").unwrap();
-        for chunk in 0..VISITORS / 1000 {
-            let exposures: Vec<_> = (0..1000)
-                .map(|i| {
-                    let v = format!("v{}", chunk * 1000 + i);
-                    let a = offerlab::assignment::evaluate(exp, &v, &Default::default(), None).unwrap();
-                    json!({ "visitor_id": v, "experiment": exp.id, "variant": exp.variants[a.variant].key })
-                })
-                .collect();
-            let r = client.post(format!("{url}/v1/exposures")).json(&exposures).send().await.unwrap();
-            assert!(r.status().is_success());
-        }
+        exposed::expose_cart_visitors(&client, &url, &settings.experiments, VISITORS).await;
         let alone = writes(&url, 0, 0).await;
         let beside = writes(&url, READERS, 1).await;
         let (p50, p99) = (quantile(&alone, 0.5), quantile(&alone, 0.99));

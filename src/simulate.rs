@@ -58,6 +58,14 @@ impl std::str::FromStr for Effect {
         if lift <= -1.0 || !lift.is_finite() {
             return Err(format!("effect \"{s}\": a lift must be above -1 (-100%)"));
         }
+        // "+25" is far more often a percent written without its sign than
+        // a lift of +2,500%: above 1,000% only the percent sign says so.
+        if scale == 1.0 && lift.abs() > 10.0 {
+            return Err(format!(
+                "effect \"{s}\": {number} would be a lift of {:+.0}%; write {number}% for {number} percent, or a fraction such as +0.25",
+                lift * 100.0
+            ));
+        }
         Ok(Effect { experiment: experiment.to_string(), variant: variant.to_string(), lift })
     }
 }
@@ -161,6 +169,17 @@ fn check_effects(
             )));
         }
         let variants = variants_of(&e.experiment);
+        let baseline = test["planned_baseline"].as_f64().unwrap_or(0.05);
+        if baseline * (1.0 + e.lift) > 1.0 {
+            return Err(SimulateError::BadEffect(format!(
+                "effect {:+.0}% on \"{}\" would take its acceptance from {:.1}% to {:.0}%, above 100%; choose a lift below {:+.0}%",
+                e.lift * 100.0,
+                e.experiment,
+                baseline * 100.0,
+                baseline * (1.0 + e.lift) * 100.0,
+                (1.0 / baseline - 1.0) * 100.0
+            )));
+        }
         if !variants.contains(&e.variant) {
             return Err(SimulateError::BadEffect(format!(
                 "test \"{}\" has no variant \"{}\"; use one of: {}",
@@ -414,12 +433,16 @@ mod tests {
         for ambiguous in ["a:b:25", "a:b:0.25"] {
             assert!(ambiguous.parse::<Effect>().unwrap_err().contains("ambiguous"), "{ambiguous}");
         }
+        let huge = "a:b:+25".parse::<Effect>().unwrap_err();
+        assert!(huge.contains("+25 would be a lift of +2500%; write +25% for +25 percent"), "{huge}");
+        assert!("a:b:+2500%".parse::<Effect>().is_ok(), "a percent sign says it is meant");
+        assert!("a:b:+10".parse::<Effect>().is_ok(), "+1,000% is the largest bare lift");
     }
 
     #[test]
     fn effects_must_name_a_running_test_and_one_of_its_variants() {
         let list = serde_json::json!({ "experiments": [
-            { "id": "cart", "status": "running" }, { "id": "draft-one", "status": "draft" } ] });
+            { "id": "cart", "status": "running", "planned_baseline": 0.04 }, { "id": "draft-one", "status": "draft" } ] });
         let variants = |_: &str| vec!["control".to_owned(), "benefit".to_owned()];
         let check = |e: &str| check_effects(&[e.parse().unwrap()], &list, variants).map_err(|e| e.to_string());
         assert!(check("cart:benefit:+0.1").is_ok());
@@ -428,6 +451,8 @@ mod tests {
             .contains("unknown test \"crat\"; the server runs: cart, draft-one"));
         assert!(check("draft-one:benefit:+0.1").unwrap_err().contains("which is draft"));
         assert!(check("cart:benfit:+0.1").unwrap_err().contains("no variant \"benfit\"; use one of: control, benefit"));
+        let over = check("cart:benefit:+3000%").unwrap_err();
+        assert!(over.contains("from 4.0% to 124%, above 100%; choose a lift below +2400%"), "{over}");
     }
 
     #[test]

@@ -99,6 +99,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Logs a 5xx with its cause, once per answer, wherever the answer is
+    /// built (JSON here, HTML for the report pages). A client's mistakes,
+    /// 4xx, are answered, not logged.
+    pub fn log(&self) {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), code = self.code(), "{self}");
+        }
+    }
+}
+
 impl From<AssignError> for ApiError {
     fn from(e: AssignError) -> Self {
         match e {
@@ -151,7 +163,9 @@ impl ResponseError for ApiError {
         }
     }
 
+    /// The answer, JSON; every 5xx is logged ([`ApiError::log`]).
     fn error_response(&self) -> HttpResponse {
+        self.log();
         let mut body = json!({ "code": self.code(), "message": self.to_string() });
         match self {
             ApiError::Invalid { field: Some(f), .. } => body["field"] = json!(f),
@@ -170,5 +184,42 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response.json(json!({ "error": body }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// A log sink the test reads back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_5xx_is_logged_with_its_cause_and_no_4xx_is() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let down = ApiError::Storage(Arc::new(StoreError::Unavailable("disk full".into())));
+            assert_eq!(down.error_response().status(), StatusCode::SERVICE_UNAVAILABLE);
+            let bad = ApiError::NotFound("GET /nope".into());
+            assert_eq!(bad.error_response().status(), StatusCode::NOT_FOUND);
+        });
+        let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("ERROR") && log.contains("status=503") && log.contains("disk full"), "{log}");
+        assert!(!log.contains("GET /nope"), "{log}");
     }
 }

@@ -24,6 +24,7 @@ async fn html(work: impl FnOnce() -> Result<String, ApiError> + Send + 'static) 
 }
 
 fn error_page(e: &ApiError) -> HttpResponse {
+    e.log();
     let status = e.status_code();
     let (title, advice) = match status.as_u16() {
         404 => ("Not found", "Go back to the list of tests."),

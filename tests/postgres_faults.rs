@@ -27,6 +27,15 @@ fn event(url: &str, id: &str) -> reqwest::blocking::Response {
         .unwrap()
 }
 
+/// Assigns `visitor` on the cart surface, recording the exposure.
+fn expose(url: &str, visitor: &str) -> reqwest::blocking::Response {
+    http()
+        .post(format!("{url}/v1/assign"))
+        .json(&json!({"visitor_id": visitor, "surface": "cart", "record_exposure": true}))
+        .send()
+        .unwrap()
+}
+
 fn health(url: &str) -> u16 {
     http().get(format!("{url}/healthz")).send().unwrap().status().as_u16()
 }
@@ -61,11 +70,7 @@ fn a_frozen_postgresql_gets_503_within_the_deadline_and_sigterm_still_stops_the_
     let body: Value = frozen.json().unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("did not answer within 2 s"), "{body}");
     assert_eq!(health(&replica.url), 503, "a commit stuck past the deadline reads as unhealthy");
-    let assign = http()
-        .post(format!("{}/v1/assign", replica.url))
-        .json(&json!({"visitor_id": "t-2", "surface": "cart", "record_exposure": true}))
-        .send()
-        .unwrap();
+    let assign = expose(&replica.url, "t-2");
     assert_eq!(assign.status().as_u16(), 503, "an assignment that records exposures waits no longer");
 
     // SIGTERM ends the replica within its grace period, PostgreSQL still frozen.
@@ -208,11 +213,7 @@ fn a_frozen_peer_holding_locks_costs_seconds_not_an_outage() {
     let db = store.rsplit('/').next().unwrap().to_owned();
     let replica = serve_postgres_with(&store, std::path::Path::new(EXPERIMENTS), &[("OFFERLAB_WRITE_DEADLINE", "2")]);
     for visitor in ["t-1", "t-9"] {
-        let r = http()
-            .post(format!("{}/v1/assign", replica.url))
-            .json(&json!({"visitor_id": visitor, "surface": "cart", "record_exposure": true}))
-            .send()
-            .unwrap();
+        let r = expose(&replica.url, visitor);
         assert_eq!(r.status().as_u16(), 200);
     }
     // The frozen peer: a session with a replica's timeouts (the deadline,
@@ -291,11 +292,7 @@ fn verify_and_rebuild_work_on_postgresql_and_sled() {
         let sled = common::serve(&data, std::path::Path::new(EXPERIMENTS));
         for url in [&replica.url, &sled.url] {
             for visitor in ["t-1", "t-2", "t-3"] {
-                let r = http()
-                    .post(format!("{url}/v1/assign"))
-                    .json(&json!({"visitor_id": visitor, "surface": "cart", "record_exposure": true}))
-                    .send()
-                    .unwrap();
+                let r = expose(url, visitor);
                 assert_eq!(r.status().as_u16(), 200);
                 let r = event(url, &format!("o-{visitor}"));
                 assert_eq!(r.status().as_u16(), 200);

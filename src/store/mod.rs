@@ -92,8 +92,9 @@ impl StoreError {
     /// PostgreSQL: a closed connection or one without an SQLSTATE, and the
     /// classes 08 (connection exception), 53 (insufficient resources: a
     /// full disk, too many connections), 57 (operator intervention: a
-    /// shutdown, a statement, lock or idle-in-transaction timeout) and
-    /// 25006 (read-only transaction: a standby after a failover).
+    /// shutdown, a statement or idle-in-transaction timeout), 25006
+    /// (read-only transaction: a standby after a failover) and 55P03 (a lock
+    /// wait past `lock_timeout`: a frozen peer holds the rows).
     pub fn is_outage(&self) -> bool {
         match self {
             StoreError::Unavailable(_) | StoreError::Sled(_) => true,

@@ -65,7 +65,7 @@ async fn api(batch: usize, store: Option<&str>, replicas: usize) -> f64 {
     let mut urls = Vec::new();
     let mut servers = Vec::new();
     for _ in 0..replicas {
-        let app = Application::build(&settings).unwrap();
+        let app = Application::build(&settings).await.unwrap();
         urls.push(format!("http://127.0.0.1:{}", app.port()));
         let handle = app.handle();
         servers.push((handle, tokio::spawn(app.run_until_stopped())));

@@ -40,11 +40,11 @@ fn main() {
         let text: String = text.lines().filter(|l| !l.starts_with("cap = ")).map(|l| format!("{l}\n")).collect();
         std::fs::write(uncapped_dir.path().join(path.file_name().unwrap()), text).unwrap();
     }
-    let uncapped = load_dir(uncapped_dir.path()).unwrap();
+    let uncapped = std::sync::Arc::new(load_dir(uncapped_dir.path()).unwrap());
     let exp = catalog.get("cart-protection-copy").unwrap().clone();
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(SledStore::open(dir.path())).unwrap();
     let now = Utc::now();
     let mut recorded = 0u64;
     let mut visitor = 0u64;
@@ -81,18 +81,18 @@ fn main() {
             }
             rt.block_on(store.record(catalog.clone(), batch)).unwrap();
         }
-        let capped = median_report_ms(&store, &exp, &catalog, now, 5);
-        results.push(("sled", recorded, median_report_ms(&store, &exp, &uncapped, now, 50), Some(capped), None));
+        let capped = median_report_ms(&rt, &store, &exp, &catalog, now, 5);
+        results.push(("sled", recorded, median_report_ms(&rt, &store, &exp, &uncapped, now, 50), Some(capped), None));
         eprintln!("{recorded} events recorded after {:.0} s", started.elapsed().as_secs_f64());
     }
     let sled_ingest = (recorded + recorded / EVENTS_PER_VISITOR) as f64 / started.elapsed().as_secs_f64();
-    drop(store);
+    rt.block_on(store.close()).unwrap();
     let pg =
         stores.contains("postgres").then(|| postgres::Postgres::start("the PostgreSQL rows of the report_scale bench"));
     if let Some(pg) = pg.flatten() {
         let url = pg.database();
         let db = url.rsplit('/').next().unwrap().to_owned();
-        let store = PgStore::open(&url).unwrap();
+        let store = rt.block_on(PgStore::open(&url)).unwrap();
         let visitors = |events: u64| events / EVENTS_PER_VISITOR;
         let mut loaded = 0u64;
         for target in [10_000, large] {
@@ -135,7 +135,7 @@ fn main() {
             results.push((
                 "PostgreSQL",
                 loaded,
-                median_report_ms(&store, &exp, &uncapped, now, 50),
+                median_report_ms(&rt, &store, &exp, &uncapped, now, 50),
                 None,
                 Some(warehouse_ms),
             ));
@@ -162,16 +162,17 @@ fn main() {
 
 /// Median of `runs` reports, each built as the service builds it.
 fn median_report_ms(
+    rt: &tokio::runtime::Runtime,
     store: &dyn Store,
-    exp: &offerlab::experiment::Experiment,
-    catalog: &offerlab::experiment::Catalog,
+    exp: &std::sync::Arc<offerlab::experiment::Experiment>,
+    catalog: &std::sync::Arc<offerlab::experiment::Catalog>,
     now: chrono::DateTime<Utc>,
     runs: usize,
 ) -> f64 {
     let mut times: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
-            std::hint::black_box(report(store, catalog, exp, now).unwrap());
+            std::hint::black_box(rt.block_on(report(store, catalog, exp, now)).unwrap());
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();

@@ -21,8 +21,8 @@ fn main() {
     let events: usize = std::env::var("OFFERLAB_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let catalog = Arc::new(load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"))).unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStore::open(dir.path()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(SledStore::open(dir.path())).unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap();
     let a = evaluate(exp, "bot", &Attributes::new(), None).unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 11, 10, 0, 0, 0).unwrap();

@@ -91,7 +91,7 @@ fn main() {
         );
         settings.workers = Some(4);
         settings.store = Some(pg.database());
-        let app = Application::build(&settings).unwrap();
+        let app = Application::build(&settings).await.unwrap();
         let url = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let server = tokio::spawn(app.run_until_stopped());

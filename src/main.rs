@@ -124,28 +124,42 @@ enum Command {
 
 /// Refuses what the service would refuse on `data`: allocation changes of
 /// tests that already recorded exposures. Writes nothing.
-fn check_against(data: &std::path::Path, catalog: &offerlab::experiment::Catalog) -> Result<(), ValidationErrors> {
+async fn check_against(
+    data: &std::path::Path,
+    catalog: &offerlab::experiment::Catalog,
+) -> Result<(), ValidationErrors> {
     let one = |message: String| {
         ValidationErrors(vec![ValidationError { file: data.display().to_string(), line: None, message }])
     };
     if !data.join("db").exists() {
         return Err(one("no offerlab data here; pass the folder the service uses (--data of `offerlab serve`)".into()));
     }
-    let store = SledStore::open(data).map_err(|e| match e {
+    let store = SledStore::open(data).await.map_err(|e| match e {
         StoreError::Locked(_) => one(
             "a running offerlab holds this folder; stop it to validate against its data, or use POST /admin/reload, which refuses the same changes and keeps the running set"
                 .into(),
         ),
         other => one(other.to_string()),
     })?;
-    allocations_to_record(&store, catalog).map(|_| ())
+    let checked = allocations_to_record(&store, catalog).await.map(|_| ());
+    let _ = store.close().await;
+    checked
 }
 
 /// [`check_against`] for a PostgreSQL store.
-fn check_against_postgres(url: &str, catalog: &offerlab::experiment::Catalog) -> Result<(), ValidationErrors> {
+async fn check_against_postgres(url: &str, catalog: &offerlab::experiment::Catalog) -> Result<(), ValidationErrors> {
     let one = |message: String| ValidationErrors(vec![ValidationError { file: "--store".into(), line: None, message }]);
-    let store = PgStore::open(url).map_err(|e| one(e.to_string()))?;
-    allocations_to_record(&store, catalog).map(|_| ())
+    let store = PgStore::open(url).await.map_err(|e| one(e.to_string()))?;
+    let checked = allocations_to_record(&store, catalog).await.map(|_| ());
+    let _ = store.close().await;
+    checked
+}
+
+/// Runs `work` on a multi-threaded Tokio runtime: the service's, and the
+/// one a store opened by a command runs its writer on.
+fn on_runtime<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    Ok(runtime.block_on(work))
 }
 
 /// The store `rebuild` and `verify` work on: sled in `--data`, or
@@ -162,10 +176,10 @@ struct MaintainedStore {
 }
 
 impl MaintainedStore {
-    fn open(&self) -> Result<(Box<dyn Store>, offerlab::experiment::Catalog), String> {
+    async fn open(&self) -> Result<(Box<dyn Store>, offerlab::experiment::Catalog), String> {
         let catalog = load_dir(&self.experiments).map_err(|e| e.to_string())?;
         let store: Box<dyn Store> = match &self.store {
-            Some(raw) => Box::new(PgStore::open(&offerlab::config::store_url(raw)?).map_err(|e| e.to_string())?),
+            Some(raw) => Box::new(PgStore::open(&offerlab::config::store_url(raw)?).await.map_err(|e| e.to_string())?),
             None => {
                 if !self.data.join("db").exists() {
                     return Err(format!(
@@ -173,7 +187,7 @@ impl MaintainedStore {
                         self.data.display()
                     ));
                 }
-                Box::new(SledStore::open(&self.data).map_err(|e| e.to_string())?)
+                Box::new(SledStore::open(&self.data).await.map_err(|e| e.to_string())?)
             }
         };
         Ok((store, catalog))
@@ -200,21 +214,28 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Serve(settings) => {
-            let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-            rt.block_on(async {
-                let app = Application::build(&settings).map_err(|e| e.to_string())?;
+            on_runtime(async {
+                let app = Application::build(&settings).await.map_err(|e| e.to_string())?;
                 // One machine-readable line, for scripts and tests that bind port 0.
                 println!("listening on http://{}", app.addr());
                 app.run_until_stopped().await.map_err(|e| e.to_string())
-            })?;
+            })??;
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { dir, data, store } => match load_dir(&dir).and_then(|catalog| {
-            if let Some(data) = data {
-                check_against(&data, &catalog)?;
-            }
-            if let Some(url) = store {
-                check_against_postgres(&url, &catalog)?;
+            if data.is_some() || store.is_some() {
+                on_runtime(async {
+                    if let Some(data) = data {
+                        check_against(&data, &catalog).await?;
+                    }
+                    if let Some(url) = store {
+                        check_against_postgres(&url, &catalog).await?;
+                    }
+                    Ok::<_, ValidationErrors>(())
+                })
+                .map_err(|e| {
+                    ValidationErrors(vec![ValidationError { file: "--data".into(), line: None, message: e }])
+                })??;
             }
             Ok(catalog)
         }) {
@@ -247,12 +268,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     (rows, Vec::new(), path.display().to_string())
                 }
                 (None, Some(url)) => {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| e.to_string())?;
                     let (rows, capping) =
-                        rt.block_on(warehouse::fetch(&url, &exp, &catalog, &layout)).map_err(|e| e.to_string())?;
+                        on_runtime(warehouse::fetch(&url, &exp, &catalog, &layout))?.map_err(|e| e.to_string())?;
                     (rows, capping, "the warehouse query".to_owned())
                 }
                 (None, None) => return Err("pass --aggregates FILE or --postgres URL".into()),
@@ -289,19 +306,19 @@ fn run(command: Command) -> Result<ExitCode, String> {
             print!("{}", offerlab::terminal::report(&body));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rebuild { store } => {
-            let (store, catalog) = store.open()?;
-            let rows = store.rebuild(&catalog).map_err(|e| e.to_string())?;
-            let (exposures, events) = store.counts().map_err(|e| e.to_string())?;
-            store.close().map_err(|e| e.to_string())?;
+        Command::Rebuild { store } => on_runtime(async {
+            let (store, catalog) = store.open().await?;
+            let rows = store.rebuild(&catalog).await.map_err(|e| e.to_string())?;
+            let (exposures, events) = store.counts().await.map_err(|e| e.to_string())?;
+            store.close().await.map_err(|e| e.to_string())?;
             println!("rebuilt {rows} aggregate rows from {exposures} exposures and {events} events");
             Ok(ExitCode::SUCCESS)
-        }
-        Command::Verify { store } => {
-            let (store, catalog) = store.open()?;
-            let differences = store.verify(&catalog).map_err(|e| e.to_string())?;
-            let (exposures, events) = store.counts().map_err(|e| e.to_string())?;
-            store.close().map_err(|e| e.to_string())?;
+        })?,
+        Command::Verify { store } => on_runtime(async {
+            let (store, catalog) = store.open().await?;
+            let differences = store.verify(&catalog).await.map_err(|e| e.to_string())?;
+            let (exposures, events) = store.counts().await.map_err(|e| e.to_string())?;
+            store.close().await.map_err(|e| e.to_string())?;
             if differences.is_empty() {
                 println!("every aggregate agrees with the {exposures} exposures and {events} events it is made of");
                 return Ok(ExitCode::SUCCESS);
@@ -313,7 +330,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                 "{} aggregate row(s) differ from the raw records; stop the service and run `offerlab rebuild`",
                 differences.len()
             ))
-        }
+        })?,
         Command::Simulate(sim) => {
             let summary = simulate::run(&sim, chrono::Utc::now()).map_err(|e| e.to_string())?;
             println!(

@@ -50,7 +50,7 @@ pub enum StartupError {
 
 /// The store `settings` name: PostgreSQL for `--store`, else sled in
 /// `--data` (upgraded in place when its layout is older).
-fn open_store(settings: &Settings, catalog: &Catalog) -> Result<Arc<dyn Store>, StartupError> {
+async fn open_store(settings: &Settings, catalog: &Catalog) -> Result<Arc<dyn Store>, StartupError> {
     let deadline = settings.write_deadline;
     if !(deadline.is_finite() && deadline > 0.0) {
         return Err(StartupError::WriteDeadline(deadline));
@@ -58,14 +58,14 @@ fn open_store(settings: &Settings, catalog: &Catalog) -> Result<Arc<dyn Store>, 
     let limits = Limits { deadline: Duration::from_secs_f64(deadline), ..Limits::default() };
     if let Some(raw) = &settings.store {
         let url = crate::config::store_url(raw).map_err(StartupError::StoreUrl)?;
-        let store = PgStore::open_with(&url, limits)?;
+        let store = PgStore::open_with(&url, limits).await?;
         tracing::info!("storing in PostgreSQL");
         return Ok(Arc::new(store));
     }
-    let store = SledStore::open_with(&settings.data, limits)?;
+    let store = SledStore::open_with(&settings.data, limits).await?;
     if store.outdated() {
         tracing::warn!(data = %settings.data.display(), "the data folder has an older layout: rebuilding it from the raw records");
-        let rows = store.rebuild(catalog)?;
+        let rows = store.rebuild(catalog).await?;
         tracing::info!(rows, "data folder upgraded");
     }
     Ok(Arc::new(store))
@@ -78,7 +78,9 @@ pub struct Application {
 }
 
 impl Application {
-    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+    /// Builds the service on the current Tokio runtime, where the store's
+    /// writer runs.
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let keys = Keys::new(settings.write_key.clone(), settings.read_key.clone())?
             .with_clients(settings.client_keys.clone())?;
         if !keys.complete() && !settings.bind.ip().is_loopback() {
@@ -93,8 +95,8 @@ impl Application {
         for e in catalog.experiments() {
             tracing::info!(experiment = %e.id, status = ?e.status, surface = e.surface.as_str(), "loaded test");
         }
-        let store = open_store(settings, &catalog)?;
-        admit(store.as_ref(), &catalog)?;
+        let store = open_store(settings, &catalog).await?;
+        admit(store.as_ref(), &catalog).await?;
         let metrics = Arc::new(Metrics::new());
         let flush = metrics.flush.clone();
         store.on_flush(Box::new(move |seconds| flush.observe(seconds)));
@@ -170,13 +172,8 @@ impl Application {
             if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        let state = state.clone();
-                        match tokio::task::spawn_blocking(move || state.reload()).await {
-                            Ok(Ok(_)) => {}
-                            Ok(Err(errors)) => {
-                                tracing::error!("reload refused, running set stays:\n{errors}")
-                            }
-                            Err(e) => tracing::error!("reload failed: {e}"),
+                        if let Err(errors) = state.reload().await {
+                            tracing::error!("reload refused, running set stays:\n{errors}")
                         }
                     }
                 });
@@ -185,16 +182,14 @@ impl Application {
         let served = self.server.await;
         // Stopped (SIGTERM, SIGINT or a handle): requests are drained; finish
         // and flush every queued write before exiting.
-        let store = self.state.store.clone();
-        let closed = tokio::task::spawn_blocking(move || store.close()).await;
+        let closed = self.state.store.close().await;
         served?;
         match closed {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 tracing::info!("offerlab stopped");
                 Ok(())
             }
-            Ok(Err(e)) => Err(std::io::Error::other(format!("the final flush of the store failed: {e}"))),
-            Err(e) => Err(std::io::Error::other(format!("the final flush of the store did not finish: {e}"))),
+            Err(e) => Err(std::io::Error::other(format!("the final flush of the store failed: {e}"))),
         }
     }
 }

@@ -53,9 +53,13 @@ impl AppState {
 
     /// Re-reads the experiments folder and swaps the new set in. An invalid
     /// folder is refused and the running set stays.
-    pub fn reload(&self) -> Result<Arc<Catalog>, ValidationErrors> {
-        let fresh = Arc::new(load_dir(&self.experiments_dir)?);
-        admit(self.store.as_ref(), &fresh)?;
+    pub async fn reload(&self) -> Result<Arc<Catalog>, ValidationErrors> {
+        let dir = self.experiments_dir.clone();
+        let fresh =
+            Arc::new(tokio::task::spawn_blocking(move || load_dir(&dir)).await.map_err(|e| {
+                storage_error(StoreError::Internal(format!("reading the folder did not finish: {e}")))
+            })??);
+        admit(self.store.as_ref(), &fresh).await?;
         self.catalog.store(fresh.clone());
         self.features.store(Arc::new(Features::new(&fresh, self.clock.now())));
         tracing::info!(experiments = fresh.len(), "reloaded experiment definitions");
@@ -63,60 +67,76 @@ impl AppState {
     }
 
     /// Visitors of earlier allocation phases of a test, left out of its report.
-    pub fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
-        self.store.earlier_phase_visitors(exp)
+    pub async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
+        self.store.earlier_phase_visitors(exp).await
     }
 
     /// The report of one test as of `now` (the shop-local day of it).
-    pub fn report(&self, catalog: &Catalog, exp: &Experiment, now: DateTime<Utc>) -> Result<Report, StoreError> {
-        report(self.store.as_ref(), catalog, exp, now)
+    pub async fn report(
+        &self,
+        catalog: &Arc<Catalog>,
+        exp: &Arc<Experiment>,
+        now: DateTime<Utc>,
+    ) -> Result<Report, StoreError> {
+        report(self.store.as_ref(), catalog, exp, now).await
     }
 
     /// The report for a list of tests: its verdict and progress are the
     /// full report's, but capped secondary metrics are left uncapped (the
     /// list shows none), which spares a pass over their visitors.
-    pub fn verdict(&self, catalog: &Catalog, exp: &Experiment, now: DateTime<Utc>) -> Result<Report, StoreError> {
-        let store = self.store.as_ref();
-        let (rows, capping) = report_rows(store, exp, Collector::for_verdict(exp, catalog))?;
-        Ok(finish(exp, catalog, &rows, capping, now))
+    pub async fn verdict(
+        &self,
+        catalog: &Arc<Catalog>,
+        exp: &Arc<Experiment>,
+        now: DateTime<Utc>,
+    ) -> Result<Report, StoreError> {
+        let (rows, capping) = report_rows(self.store.as_ref(), exp, Collector::for_verdict(exp, catalog)).await?;
+        finish(catalog, exp, rows, capping, now).await
     }
 }
 
 /// The report of one test from `store` as of `now` (the shop-local day of
 /// it), from the rows of [`report_rows`].
-pub fn report(
+pub async fn report(
     store: &dyn Store,
-    catalog: &Catalog,
-    exp: &Experiment,
+    catalog: &Arc<Catalog>,
+    exp: &Arc<Experiment>,
     now: DateTime<Utc>,
 ) -> Result<Report, StoreError> {
-    let (rows, capping) = report_rows(store, exp, Collector::new(exp, catalog))?;
-    Ok(finish(exp, catalog, &rows, capping, now))
+    let (rows, capping) = report_rows(store, exp, Collector::new(exp, catalog)).await?;
+    finish(catalog, exp, rows, capping, now).await
 }
 
-fn finish(
-    exp: &Experiment,
-    catalog: &Catalog,
-    rows: &[AggregateRow],
+/// The analysis of the rows read, on a blocking thread: it is arithmetic
+/// over every day and metric, and would hold up an async worker.
+async fn finish(
+    catalog: &Arc<Catalog>,
+    exp: &Arc<Experiment>,
+    rows: Vec<AggregateRow>,
     capping: Vec<CapApplied>,
     now: DateTime<Utc>,
-) -> Report {
-    let mut report = analyze(exp, catalog, rows, exp.local_day(now));
-    report.capping = capping;
-    report
+) -> Result<Report, StoreError> {
+    let (catalog, exp) = (catalog.clone(), exp.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut report = analyze(&exp, &catalog, &rows, exp.local_day(now));
+        report.capping = capping;
+        report
+    })
+    .await
+    .map_err(|e| StoreError::Internal(format!("the analysis did not finish: {e}")))
 }
 
 /// The aggregate rows a report of the test's current phase reads: the
 /// stored ones, with the capped metrics of `caps` re-aggregated from the
 /// visitors' tallies, and what each cap did.
-pub fn report_rows(
+pub async fn report_rows(
     store: &dyn Store,
     exp: &Experiment,
     mut caps: Collector<'_>,
 ) -> Result<(Vec<AggregateRow>, Vec<CapApplied>), StoreError> {
-    let mut rows = store.aggregate_rows(exp)?;
+    let mut rows = store.aggregate_rows(exp).await?;
     if caps.needed() {
-        store.visit_tallies(exp, &mut |v| caps.visit(v))?;
+        store.visit_tallies(exp, &mut |v| caps.visit(v)).await?;
     }
     let capping = caps.apply(&mut rows);
     Ok((rows, capping))
@@ -125,9 +145,9 @@ pub fn report_rows(
 /// Refuses a catalog whose allocation changes would move visitors of
 /// running tests between variants (see [`crate::allocation`]), else
 /// remembers the allocations it brings.
-pub fn admit(store: &dyn Store, catalog: &Catalog) -> Result<(), ValidationErrors> {
-    for (id, r) in allocations_to_record(store, catalog)? {
-        store.set_allocation(&id, &r).map_err(storage_error)?;
+pub async fn admit(store: &dyn Store, catalog: &Catalog) -> Result<(), ValidationErrors> {
+    for (id, r) in allocations_to_record(store, catalog).await? {
+        store.set_allocation(&id, &r).await.map_err(storage_error)?;
     }
     Ok(())
 }
@@ -138,7 +158,7 @@ fn storage_error(e: StoreError) -> ValidationErrors {
 
 /// What [`admit`] would do, without writing: the allocations to remember,
 /// or every refusal (for `offerlab validate --data`).
-pub fn allocations_to_record(
+pub async fn allocations_to_record(
     store: &dyn Store,
     catalog: &Catalog,
 ) -> Result<Vec<(String, crate::allocation::AllocationRecord)>, ValidationErrors> {
@@ -146,8 +166,8 @@ pub fn allocations_to_record(
     let mut records = Vec::new();
     let mut refusals = Vec::new();
     for exp in catalog.experiments() {
-        let stored = store.allocation(exp.id.as_str()).map_err(storage)?;
-        let has = store.has_exposures(exp.id.as_str(), exp.allocation_version).map_err(storage)?;
+        let stored = store.allocation(exp.id.as_str()).await.map_err(storage)?;
+        let has = store.has_exposures(exp.id.as_str(), exp.allocation_version).await.map_err(storage)?;
         match allocation::check(stored.as_ref(), exp, has) {
             Check::Unchanged => {}
             Check::Record(r) => records.push((exp.id.to_string(), r)),

@@ -101,25 +101,28 @@ fn crash_round(round: usize) {
     assert_eq!(health["status"], "ok");
     drop(again);
 
-    let store = SledStore::open(dir.path()).unwrap();
-    let acked = acked.lock().unwrap();
-    let exposures: BTreeSet<(String, String)> =
-        store.exposures().unwrap().into_iter().map(|e| (e.visitor, e.experiment)).collect();
-    let events = store.events().unwrap();
-    let event_ids: BTreeSet<String> = events.iter().map(|e| e.id.clone()).collect();
-    assert_eq!(event_ids.len(), events.len(), "each event once");
-    assert_eq!(exposures.len(), store.counts().unwrap().0, "each exposure once");
-    let lost_x: Vec<_> = acked.exposures.difference(&exposures).collect();
-    let lost_e: Vec<_> = acked.events.difference(&event_ids).collect();
-    assert!(lost_x.is_empty() && lost_e.is_empty(), "round {round}: lost exposures {lost_x:?}, events {lost_e:?}");
-    assert!(!acked.events.is_empty());
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    common::block_on(async {
+        let store = SledStore::open(dir.path()).await.unwrap();
+        let exposures: BTreeSet<(String, String)> =
+            store.exposures().await.unwrap().into_iter().map(|e| (e.visitor, e.experiment)).collect();
+        let events = store.events().await.unwrap();
+        let event_ids: BTreeSet<String> = events.iter().map(|e| e.id.clone()).collect();
+        assert_eq!(event_ids.len(), events.len(), "each event once");
+        assert_eq!(exposures.len(), store.counts().await.unwrap().0, "each exposure once");
+        let lost_x: Vec<_> = acked.exposures.difference(&exposures).collect();
+        let lost_e: Vec<_> = acked.events.difference(&event_ids).collect();
+        assert!(lost_x.is_empty() && lost_e.is_empty(), "round {round}: lost exposures {lost_x:?}, events {lost_e:?}");
+        assert!(!acked.events.is_empty());
 
-    let kept = store.all_aggregates().unwrap();
-    let rebuilt = store.recompute(&catalog).unwrap().aggregates;
-    assert_eq!(kept.keys().collect::<Vec<_>>(), rebuilt.keys().collect::<Vec<_>>(), "round {round}");
-    for (k, m) in &rebuilt {
-        assert!(kept[k].approx_eq(m, 1e-9), "round {round}: {k:?}: kept {:?}, rebuilt {m:?}", kept[k]);
-    }
+        let kept = store.all_aggregates().await.unwrap();
+        let rebuilt = store.recompute(&catalog).await.unwrap().aggregates;
+        assert_eq!(kept.keys().collect::<Vec<_>>(), rebuilt.keys().collect::<Vec<_>>(), "round {round}");
+        for (k, m) in &rebuilt {
+            assert!(kept[k].approx_eq(m, 1e-9), "round {round}: {k:?}: kept {:?}, rebuilt {m:?}", kept[k]);
+        }
+        store.close().await.unwrap();
+    });
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use offerlab::store::SledStore;
+use offerlab::store::{SledStore, Store};
 use serde_json::{json, Value};
 
 mod common;
@@ -227,12 +227,14 @@ fn a_full_disk_refuses_writes_loses_nothing_and_recovers_by_itself() {
 
     sigterm(server.child.id());
     assert_eq!(server.child.wait().unwrap().code(), Some(0));
-    {
-        let store = SledStore::open(&data).unwrap();
-        let stored: std::collections::BTreeSet<String> = store.events().unwrap().into_iter().map(|e| e.id).collect();
+    common::block_on(async {
+        let store = SledStore::open(&data).await.unwrap();
+        let stored: std::collections::BTreeSet<String> =
+            store.events().await.unwrap().into_iter().map(|e| e.id).collect();
         let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
         assert!(lost.is_empty(), "{} acknowledged events lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
-    }
+        store.close().await.unwrap();
+    });
 
     // A shutdown whose final flush fails exits non-zero.
     let mut server: Server = serve(&data, Path::new(EXPERIMENTS));

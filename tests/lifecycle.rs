@@ -36,6 +36,9 @@ fn a_second_server_on_the_same_folder_is_refused_and_sigterm_exits_cleanly() {
     assert!(term.success());
     let status = first.child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM drains, flushes and exits 0");
-    let store = SledStore::open(dir.path()).expect("the lock is released");
-    assert_eq!(store.counts().unwrap(), (0, 1));
+    common::block_on(async {
+        let store = SledStore::open(dir.path()).await.expect("the lock is released");
+        assert_eq!(store.counts().await.unwrap(), (0, 1));
+        store.close().await.unwrap();
+    });
 }

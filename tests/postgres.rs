@@ -23,26 +23,26 @@ async fn two_replicas_writing_the_same_visitors_at_once_count_each_write_once() 
     let catalog = catalog();
     let mut rng = StdRng::seed_from_u64(7);
     let (truth, writes) = generate(&catalog, &mut rng, 10_000);
-    let replicas = [Arc::new(PgStore::open(&url).unwrap()), Arc::new(PgStore::open(&url).unwrap())];
+    let replicas = [Arc::new(PgStore::open(&url).await.unwrap()), Arc::new(PgStore::open(&url).await.unwrap())];
 
     // Eight senders, four per replica, batches of up to 25: a visitor's
     // writes, and its retries, land on both replicas at the same time.
     send_concurrently(&replicas, &catalog, &writes, 25, 8).await;
-    let (exposures, events) = replicas[0].counts().unwrap();
+    let (exposures, events) = replicas[0].counts().await.unwrap();
     assert_eq!((exposures, events), (truth.exposures.len(), truth.events.len()), "each stored exactly once");
-    assert_same(&replicas[1].all_aggregates().unwrap(), &expected(&catalog, &truth), "two replicas");
+    assert_same(&replicas[1].all_aggregates().await.unwrap(), &expected(&catalog, &truth), "two replicas");
 }
 
-#[test]
-fn the_schema_migrates_once_and_a_newer_one_is_refused() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_migrates_once_and_a_newer_one_is_refused() {
     let Some(pg) = Postgres::start("the_schema_migrates_once_and_a_newer_one_is_refused") else { return };
     let url = pg.database();
     let db = url.rsplit('/').next().unwrap().to_owned();
-    drop(PgStore::open(&url).unwrap());
-    drop(PgStore::open(&url).unwrap());
+    drop(PgStore::open(&url).await.unwrap());
+    drop(PgStore::open(&url).await.unwrap());
     assert_eq!(pg.sql(&db, "SELECT string_agg(version::text, ',' ORDER BY version) FROM offerlab_migrations"), "1,2,3");
     pg.sql(&db, "INSERT INTO offerlab_migrations (version) VALUES (99)");
-    match PgStore::open(&url) {
+    match PgStore::open(&url).await {
         Err(e @ StoreError::NewerSchema { found: 99, .. }) => {
             assert!(e.to_string().contains("run a newer offerlab"), "{e}")
         }
@@ -51,12 +51,12 @@ fn the_schema_migrates_once_and_a_newer_one_is_refused() {
     }
 }
 
-#[test]
-fn an_unreachable_database_is_a_clear_error() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_a_clear_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let e = PgStore::open(&format!("postgres://offerlab@127.0.0.1:{port}/none")).err().expect("refused");
+    let e = PgStore::open(&format!("postgres://offerlab@127.0.0.1:{port}/none")).await.err().expect("refused");
     assert!(e.to_string().contains("PostgreSQL") || e.to_string().contains("connection"), "{e}");
-    let e = PgStore::open("postgres://[bad").err().expect("refused");
+    let e = PgStore::open("postgres://[bad").await.err().expect("refused");
     assert!(e.to_string().contains("postgres://USER:PASSWORD@HOST:PORT/DATABASE"), "{e}");
 }
 
@@ -69,7 +69,7 @@ async fn an_event_at_the_exposures_instant_counts_whatever_the_precision() {
         return;
     };
     let catalog = catalog();
-    let store = PgStore::open(&pg.database()).unwrap();
+    let store = PgStore::open(&pg.database()).await.unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap();
     let variant = offerlab::assignment::evaluate(exp, "v-ns", &Default::default(), None).unwrap().variant as u16;
     let raw = "2026-11-20T12:00:00.123456789Z";
@@ -80,7 +80,7 @@ async fn an_event_at_the_exposures_instant_counts_whatever_the_precision() {
     // The event first: the exposure picks it up from what PostgreSQL kept.
     store.record(catalog.clone(), vec![Write::Event(event)]).await.unwrap();
     store.record(catalog.clone(), vec![Write::Exposure(exposure)]).await.unwrap();
-    let rows = store.aggregate_rows(exp).unwrap();
+    let rows = store.aggregate_rows(exp).await.unwrap();
     let primary = rows.iter().find(|r| r.metric == exp.primary_metric).unwrap();
     assert_eq!((primary.moments.n, primary.moments.sum), (1, 1.0), "{rows:?}");
 }
@@ -95,7 +95,7 @@ async fn one_event_id_for_two_visitors_on_two_replicas_is_stored_once() {
     let Some(pg) = Postgres::start("one_event_id_for_two_visitors_on_two_replicas_is_stored_once") else { return };
     let url = pg.database();
     let catalog = catalog();
-    let replicas = [Arc::new(PgStore::open(&url).unwrap()), Arc::new(PgStore::open(&url).unwrap())];
+    let replicas = [Arc::new(PgStore::open(&url).await.unwrap()), Arc::new(PgStore::open(&url).await.unwrap())];
     let ts = chrono::Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
     let mut sends = Vec::new();
     for (r, who) in [(0, "a"), (1, "b")] {
@@ -123,7 +123,7 @@ async fn one_event_id_for_two_visitors_on_two_replicas_is_stored_once() {
     }
     let count = |o: Outcome| all.iter().filter(|x| **x == o).count();
     assert_eq!((count(Outcome::Accepted), count(Outcome::Conflict)), (400, 400));
-    assert_eq!(replicas[0].counts().unwrap().1, 400);
+    assert_eq!(replicas[0].counts().await.unwrap().1, 400);
 }
 
 /// A database of schema version 1 with stored records migrates to the
@@ -147,14 +147,17 @@ async fn a_version_one_database_migrates_with_its_records() {
          INSERT INTO aggregates VALUES ('cart-protection-copy', 1, 1, '2026-11-02', 'revenue_per_visitor',
                                         1, 42.5, 1806.25, 0, 0, 0);",
     );
-    let store = PgStore::open(&url).unwrap();
+    let store = PgStore::open(&url).await.unwrap();
     let catalog = catalog();
     let exp = catalog.get("cart-protection-copy").unwrap();
-    let rows = store.aggregate_rows(exp).unwrap();
+    let rows = store.aggregate_rows(exp).await.unwrap();
     let row = rows.iter().find(|r| r.metric == "revenue_per_visitor").expect("the row is kept");
     assert_eq!((row.variant.as_str(), row.moments.n, row.moments.sum, row.moments.pre_sum), ("benefit", 1, 42.5, 0.0));
     let mut seen = Vec::new();
-    store.visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts.to_rfc3339(), v.tallies.get("order").sum))).unwrap();
+    store
+        .visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts.to_rfc3339(), v.tallies.get("order").sum)))
+        .await
+        .unwrap();
     assert_eq!(seen, vec![(1, "2026-11-02T10:00:00.250+00:00".to_owned(), 42.5)]);
 }
 

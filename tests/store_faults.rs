@@ -51,16 +51,16 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
     let catalog = catalog();
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).await.unwrap();
         store.record(catalog.clone(), vec![event("a-1", "alice"), event("b-1", "bob")]).await.unwrap();
-        store.close().unwrap();
+        store.close().await.unwrap();
     }
     {
         let db = sled::open(dir.path()).unwrap();
         db.open_tree("visitor_events").unwrap().insert(event_chunk_key("alice", OPEN_CHUNK), GARBAGE).unwrap();
         db.flush().unwrap();
     }
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).await.unwrap();
     // Both requests may share a group commit: only Alice's may fail.
     let (alice, bob) = tokio::join!(
         store.record(catalog.clone(), vec![event("a-2", "alice")]),
@@ -73,7 +73,7 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
     assert!(message.contains("visitor_events") && message.contains("alice"), "names tree and key: {message}");
     assert!(message.contains("offerlab rebuild"), "says what to run: {message}");
     assert_eq!(bob.unwrap(), vec![Outcome::Accepted], "the other request of the group is written");
-    store.close().unwrap();
+    store.close().await.unwrap();
     drop(store);
 
     {
@@ -81,19 +81,20 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
         let kept = db.open_tree("visitor_events").unwrap().get(event_chunk_key("alice", OPEN_CHUNK)).unwrap().unwrap();
         assert_eq!(kept.as_ref(), GARBAGE, "the record was left as it was");
     }
-    let store = SledStore::open(dir.path()).unwrap();
-    store.rebuild(&catalog).unwrap();
-    let ids: Vec<String> = store.events_of("alice").unwrap().into_iter().map(|e| e.id).collect();
+    let store = SledStore::open(dir.path()).await.unwrap();
+    store.rebuild(&catalog).await.unwrap();
+    let ids: Vec<String> = store.events_of("alice").await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(ids, ["a-1"], "rebuild restores the index from the raw events");
     assert_eq!(store.record(catalog.clone(), vec![event("a-2", "alice")]).await.unwrap(), vec![Outcome::Accepted]);
 }
 
-#[tokio::test]
+// The gate below blocks the writer's thread: the test runs on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_at_once_instead_of_growing() {
     let catalog = catalog();
     let dir = tempfile::tempdir().unwrap();
     let limits = offerlab::store::engine::Limits { max_queued: 1, ..Default::default() };
-    let store = Arc::new(SledStore::open_with(dir.path(), limits).unwrap());
+    let store = Arc::new(SledStore::open_with(dir.path(), limits).await.unwrap());
     // Hold the writer inside its first group commit until released.
     let (entered, in_commit) = mpsc::channel::<()>();
     let (release, released) = mpsc::channel::<()>();
@@ -125,7 +126,7 @@ async fn a_full_queue_refuses_at_once_instead_of_growing() {
     release.send(()).unwrap();
     assert_eq!(first.await.unwrap().unwrap(), vec![Outcome::Accepted]);
     assert_eq!(second.await.unwrap(), vec![Outcome::Accepted]);
-    assert_eq!(store.counts().unwrap(), (0, 2), "the refused write stored nothing");
+    assert_eq!(store.counts().await.unwrap(), (0, 2), "the refused write stored nothing");
 }
 
 #[tokio::test]
@@ -147,20 +148,20 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
         db.open_tree("visitors").unwrap().insert("old-timer", &b"{\"events\":1}"[..]).unwrap();
         db.flush().unwrap();
     }
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = SledStore::open(dir.path()).await.unwrap();
     assert!(store.outdated());
-    store.rebuild(&catalog).unwrap();
-    let rows = store.aggregate_rows(exp).unwrap();
+    store.rebuild(&catalog).await.unwrap();
+    let rows = store.aggregate_rows(exp).await.unwrap();
     let aov = rows.iter().find(|r| r.metric == "revenue_per_visitor").expect("the visitor's row");
     assert_eq!((aov.date.to_string(), aov.moments.n, aov.moments.sum), ("2026-11-10".into(), 1, 20.0));
     // The rebuilt tallies name their first exposure, as a capped report's
     // pass over them needs.
     let mut seen = Vec::new();
-    store.visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts, v.tallies.origin.is_some()))).unwrap();
+    store.visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts, v.tallies.origin.is_some()))).await.unwrap();
     assert_eq!(seen, vec![(exposure.variant, exposure.ts, true)]);
-    assert_eq!(store.events_of("old-timer").unwrap(), vec![order]);
+    assert_eq!(store.events_of("old-timer").await.unwrap(), vec![order]);
     drop(store);
-    assert!(!SledStore::open(dir.path()).unwrap().outdated(), "upgraded once");
+    assert!(!SledStore::open(dir.path()).await.unwrap().outdated(), "upgraded once");
     let db = sled::open(dir.path()).unwrap();
     assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"visitors"), "the old count tree is dropped");
 }
@@ -175,26 +176,26 @@ async fn a_long_history_reads_back_in_order_across_full_chunks() {
     let ids: Vec<String> = (0..21).map(|i| format!("long-{i}")).collect();
     let exp = catalog.get("cart-protection-copy").unwrap();
     {
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).await.unwrap();
         for batch in ids.chunks(5) {
             let writes = batch.iter().map(|id| event(id, "long")).collect();
             let outcomes = store.record(catalog.clone(), writes).await.unwrap();
             assert!(outcomes.iter().all(|o| *o == Outcome::Accepted), "{outcomes:?}");
         }
-        let read: Vec<String> = store.events_of("long").unwrap().into_iter().map(|e| e.id).collect();
+        let read: Vec<String> = store.events_of("long").await.unwrap().into_iter().map(|e| e.id).collect();
         assert_eq!(read, ids);
         store.record(catalog.clone(), vec![Write::Exposure(first_exposure(exp, "long"))]).await.unwrap();
-        store.close().unwrap();
+        store.close().await.unwrap();
     }
-    let store = SledStore::open(dir.path()).unwrap();
-    let read: Vec<String> = store.events_of("long").unwrap().into_iter().map(|e| e.id).collect();
+    let store = SledStore::open(dir.path()).await.unwrap();
+    let read: Vec<String> = store.events_of("long").await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(read, ids, "after a restart");
-    let orders = store.aggregate_rows(exp).unwrap();
+    let orders = store.aggregate_rows(exp).await.unwrap();
     let revenue = orders.iter().find(|r| r.metric == "revenue_per_visitor").expect("the visitor's row");
     assert_eq!((revenue.moments.n, revenue.moments.sum), (1, 21.0 * 20.0), "every event counts");
     assert_eq!(
-        store.recompute(&catalog).unwrap().aggregates,
-        store.all_aggregates().unwrap(),
+        store.recompute(&catalog).await.unwrap().aggregates,
+        store.all_aggregates().await.unwrap(),
         "as a recomputation says"
     );
 }

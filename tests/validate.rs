@@ -256,7 +256,7 @@ async fn expose_a(store: &dyn offerlab::store::Store, dir: &Path) {
     use offerlab::store::Write;
     use offerlab::tracking::Exposure;
     let catalog = std::sync::Arc::new(load_dir(dir).unwrap());
-    offerlab::state::admit(store, &catalog).unwrap();
+    offerlab::state::admit(store, &catalog).await.unwrap();
     let ts = chrono::DateTime::parse_from_rfc3339("2026-11-03T10:00:00Z").unwrap().to_utc();
     let exposure = Exposure { visitor: "v".into(), experiment: "a".into(), variant: 0, ts, phase: 1 };
     store.record(catalog, vec![Write::Exposure(exposure)]).await.unwrap();
@@ -292,9 +292,9 @@ async fn validate_with_data_refuses_what_the_service_would_refuse() {
     let dir = folder(&[("a.toml", &base("a"))]);
     let data = tempfile::tempdir().unwrap();
     {
-        let store = SledStore::open(data.path()).unwrap();
+        let store = SledStore::open(data.path()).await.unwrap();
         expose_a(&store, dir.path()).await;
-        store.close().unwrap();
+        store.close().await.unwrap();
     }
     refuses_new_weights(dir.path(), ["--data".as_ref(), data.path().as_os_str()]);
     let run = validate_args;
@@ -313,7 +313,7 @@ async fn validate_with_a_postgres_store_refuses_what_the_replicas_would_refuse()
     let dir = folder(&[("a.toml", &base("a"))]);
     let url = pg.database();
     // The replica's store stays open: PostgreSQL is shared.
-    let store = offerlab::store::PgStore::open(&url).unwrap();
+    let store = offerlab::store::PgStore::open(&url).await.unwrap();
     expose_a(&store, dir.path()).await;
     refuses_new_weights(dir.path(), ["--store".as_ref(), url.as_ref()]);
 }

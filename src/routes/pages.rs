@@ -13,11 +13,10 @@ fn render(page: impl Template) -> Result<String, ApiError> {
     page.render().map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// Renders off the async workers (reports read the store) and answers
-/// HTML: the page, or an error page with the error's status (503 with
-/// Retry-After while the store cannot be read).
-async fn html(work: impl FnOnce() -> Result<String, ApiError> + Send + 'static) -> HttpResponse {
-    match blocking(work).await {
+/// Answers HTML: the page, or an error page with the error's status (503
+/// with Retry-After while the store cannot be read).
+async fn html(page: impl std::future::Future<Output = Result<String, ApiError>>) -> HttpResponse {
+    match page.await {
         Ok(body) => HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body),
         Err(e) => error_page(&e),
     }
@@ -40,28 +39,30 @@ fn error_page(e: &ApiError) -> HttpResponse {
 }
 
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
-    let state = state.into_inner();
-    html(move || {
+    html(async {
         let catalog = state.catalog();
         let now = state.clock.now();
-        let reports = catalog
-            .experiments()
-            .map(|e| Ok((e, state.verdict(&catalog, e, now)?)))
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        let items: Vec<_> = reports.iter().map(|(e, r)| (e.as_ref(), r)).collect();
-        render(IndexPage::new(&items, &state.metrics.unread_events()))
+        let mut reports = Vec::new();
+        for e in catalog.experiments() {
+            reports.push((e.clone(), state.verdict(&catalog, e, now).await?));
+        }
+        let unread = state.metrics.unread_events();
+        blocking(move || {
+            let items: Vec<_> = reports.iter().map(|(e, r)| (e.as_ref(), r)).collect();
+            render(IndexPage::new(&items, &unread))
+        })
+        .await
     })
     .await
 }
 
 pub async fn experiment(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
-    let state = state.into_inner();
-    html(move || {
+    html(async {
         let catalog = state.catalog();
-        let exp = find(&catalog, &id)?;
-        let report = state.report(&catalog, exp, state.clock.now())?;
-        let earlier = state.earlier_phase_visitors(exp)?;
-        render(ExperimentPage::new(exp, &report, earlier))
+        let exp = find(&catalog, &id)?.clone();
+        let report = state.report(&catalog, &exp, state.clock.now()).await?;
+        let earlier = state.earlier_phase_visitors(&exp).await?;
+        blocking(move || render(ExperimentPage::new(&exp, &report, earlier))).await
     })
     .await
 }

@@ -39,6 +39,7 @@ use crate::experiment::Catalog;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One request's writes, with the tests they are checked against.
+#[derive(Clone)]
 pub struct Pending {
     pub writes: Vec<Write>,
     pub catalog: Arc<Catalog>,
@@ -47,8 +48,9 @@ pub struct Pending {
 /// What a backend does for the engine.
 pub trait Backend: Send + Sync + 'static {
     /// Commits the group's writes atomically and durably, with one list of
-    /// outcomes per request, or fails as a whole.
-    fn commit<'a>(&'a self, group: &'a [Pending]) -> BoxFuture<'a, Result<Vec<Vec<Outcome>>, StoreError>>;
+    /// outcomes per request, or fails as a whole. The group is shared, so
+    /// a backend whose commit blocks can hand it to a blocking thread.
+    fn commit(&self, group: Arc<[Pending]>) -> BoxFuture<'_, Result<Vec<Vec<Outcome>>, StoreError>>;
 
     /// Writes something small durably: success ends an outage.
     fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -135,13 +137,20 @@ impl Shared {
 pub struct Engine {
     shared: Arc<Shared>,
     sender: Mutex<Option<mpsc::Sender<Job>>>,
-    done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    done: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
 }
 
 impl Engine {
-    /// The engine and its writer, a future the backend runs where its
-    /// commits can run (sled: a thread of its own; PostgreSQL: its runtime).
-    pub fn new<B: Backend>(backend: Arc<B>, limits: Limits) -> (Engine, impl Future<Output = ()> + Send + 'static) {
+    /// The engine, its writer spawned on `runtime` (the service's: the
+    /// backends open on it).
+    pub fn start<B: Backend>(backend: Arc<B>, limits: Limits, runtime: &tokio::runtime::Handle) -> Engine {
+        let (engine, writer) = Engine::new(backend, limits);
+        runtime.spawn(writer);
+        engine
+    }
+
+    /// The engine and its writer, a future to run on a runtime.
+    fn new<B: Backend>(backend: Arc<B>, limits: Limits) -> (Engine, impl Future<Output = ()> + Send + 'static) {
         let shared = Arc::new(Shared {
             limits,
             health: Health::default(),
@@ -149,7 +158,7 @@ impl Engine {
             flush_observer: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::channel(limits.max_queued.max(1));
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let writer = {
             let shared = shared.clone();
             async move {
@@ -157,7 +166,7 @@ impl Engine {
                 let _ = done_tx.send(());
             }
         };
-        let engine = Engine { shared, sender: Mutex::new(Some(sender)), done: Mutex::new(Some(done_rx)) };
+        let engine = Engine { shared, sender: Mutex::new(Some(sender)), done: tokio::sync::Mutex::new(Some(done_rx)) };
         (engine, writer)
     }
 
@@ -214,15 +223,18 @@ impl Engine {
         *self.shared.flush_observer.lock().expect("observer lock") = Some(observer);
     }
 
+    /// Stops taking writes; the writer still commits what was queued.
+    pub fn stop(&self) {
+        self.sender.lock().expect("sender lock").take();
+    }
+
     /// Stops taking writes and waits, at most `grace`, until every queued
     /// one is committed or answered. Fails when writes were failing at the
     /// end, or when the writer did not finish in time.
-    pub fn close(&self, grace: Duration) -> Result<(), StoreError> {
-        if self.sender.lock().expect("sender lock").take().is_none() {
-            return Ok(());
-        }
-        if let Some(done) = self.done.lock().expect("done lock").take() {
-            if done.recv_timeout(grace).is_err_and(|e| e == std::sync::mpsc::RecvTimeoutError::Timeout) {
+    pub async fn close(&self, grace: Duration) -> Result<(), StoreError> {
+        self.stop();
+        if let Some(done) = self.done.lock().await.take() {
+            if tokio::time::timeout(grace, done).await.is_err() {
                 return Err(StoreError::Unavailable(format!(
                     "writes were still waiting for the store after {} s; they were not acknowledged",
                     grace.as_secs_f64()
@@ -277,13 +289,14 @@ async fn writer<B: Backend>(backend: &B, shared: &Shared, mut receiver: mpsc::Re
 /// Commits a group and answers every request in it.
 async fn commit<B: Backend>(backend: &B, shared: &Shared, group: Vec<Job>) {
     let (pending, replies): (Vec<Pending>, Vec<_>) = group.into_iter().map(|j| (j.pending, j.reply)).unzip();
+    let pending: Arc<[Pending]> = pending.into();
     if let Some(reason) = shared.health.get() {
         let error = Arc::new(StoreError::Unavailable(reason));
         return replies.into_iter().for_each(|r| drop(r.send(Err(error.clone()))));
     }
     let started = Instant::now();
     *shared.committing_since.lock().expect("commit clock") = Some(started);
-    let result = backend.commit(&pending).await;
+    let result = backend.commit(pending.clone()).await;
     let answers: Vec<Answer> = match result {
         Ok(all) => all.into_iter().map(Ok).collect(),
         Err(e) if e.is_outage() => {
@@ -295,8 +308,8 @@ async fn commit<B: Backend>(backend: &B, shared: &Shared, group: Vec<Job>) {
         // One request's fault, most likely: each on its own.
         Err(_) => {
             let mut answers = Vec::with_capacity(pending.len());
-            for one in pending.chunks(1) {
-                answers.push(match backend.commit(one).await {
+            for one in pending.iter() {
+                answers.push(match backend.commit(Arc::from([one.clone()])).await {
                     Ok(mut all) => Ok(all.remove(0)),
                     Err(e) => {
                         if e.is_outage() {
@@ -332,7 +345,7 @@ mod tests {
     }
 
     impl Backend for Fake {
-        fn commit<'a>(&'a self, group: &'a [Pending]) -> BoxFuture<'a, Result<Vec<Vec<Outcome>>, StoreError>> {
+        fn commit(&self, group: Arc<[Pending]>) -> BoxFuture<'_, Result<Vec<Vec<Outcome>>, StoreError>> {
             Box::pin(async move {
                 tokio::time::sleep(self.delay).await;
                 self.commits.fetch_add(1, Ordering::SeqCst);
@@ -372,13 +385,10 @@ mod tests {
         Arc::new(Fake { delay, down: Default::default(), commits: AtomicUsize::new(0) })
     }
 
-    // Closing blocks until the writer is done: the writer needs a thread
-    // of its own, as it has in the backends.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test]
     async fn waiting_requests_share_one_commit() {
         let backend = fake(Duration::from_millis(50));
-        let (engine, writer) = Engine::new(backend.clone(), Limits::default());
-        tokio::spawn(writer);
+        let engine = Engine::start(backend.clone(), Limits::default(), &tokio::runtime::Handle::current());
         let first = engine.record(catalog(), vec![event("a")]);
         let rest: Vec<_> = (0..10).map(|i| engine.record(catalog(), vec![event(&i.to_string())])).collect();
         assert_eq!(first.await.unwrap(), vec![Outcome::Accepted]);
@@ -386,21 +396,20 @@ mod tests {
             assert_eq!(r.unwrap(), vec![Outcome::Accepted]);
         }
         assert!(backend.commits.load(Ordering::SeqCst) <= 2, "{} commits", backend.commits.load(Ordering::SeqCst));
-        engine.close(Duration::from_secs(5)).unwrap();
+        engine.close(Duration::from_secs(5)).await.unwrap();
     }
 
     #[tokio::test]
     async fn a_commit_past_the_deadline_answers_unavailable_and_reads_unhealthy() {
         let backend = fake(Duration::from_secs(3600));
         let limits = Limits { deadline: Duration::from_millis(100), ..Limits::default() };
-        let (engine, writer) = Engine::new(backend, limits);
-        tokio::spawn(writer);
+        let engine = Engine::start(backend, limits, &tokio::runtime::Handle::current());
         let started = Instant::now();
         let err = engine.record(catalog(), vec![event("a")]).await.unwrap_err();
         assert!(matches!(*err, StoreError::Unavailable(_)), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(engine.health().unwrap_err().contains("waiting"), "{:?}", engine.health());
-        let closed = engine.close(Duration::from_millis(100));
+        let closed = engine.close(Duration::from_millis(100)).await;
         assert!(closed.is_err(), "shutdown gives up after its grace period");
     }
 
@@ -409,8 +418,7 @@ mod tests {
         let backend = fake(Duration::ZERO);
         backend.down.store(true, Ordering::SeqCst);
         let limits = Limits { probe_every: Duration::from_millis(20), ..Limits::default() };
-        let (engine, writer) = Engine::new(backend.clone(), limits);
-        tokio::spawn(writer);
+        let engine = Engine::start(backend.clone(), limits, &tokio::runtime::Handle::current());
         assert!(engine.record(catalog(), vec![event("a")]).await.is_err());
         assert!(engine.health().is_err());
         backend.down.store(false, Ordering::SeqCst);

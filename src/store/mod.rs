@@ -146,61 +146,103 @@ pub type FlushObserver = Box<dyn Fn(f64) + Send + Sync>;
 /// What [`Store::record`] returns: the outcomes once the writes are durable.
 pub type Recorded<'a> = Pin<Box<dyn Future<Output = Result<Vec<Outcome>, Arc<StoreError>>> + Send + 'a>>;
 
+/// What [`Store::visit_tallies`] calls with every exposed visitor.
+pub type Visit<'a> = dyn FnMut(VisitorTallies<'_>) + Send + 'a;
+
+/// One exposed visitor as a backend streams it to [`Store::visit_tallies`]:
+/// the first exposure's variant and time, and the tallies.
+pub(crate) type OwnedTallies = (u16, chrono::DateTime<chrono::Utc>, crate::attribution::Tallies);
+
+/// Visitors per message of that stream: large enough that the channel
+/// costs little per visitor, small enough to keep memory flat.
+pub(crate) const TALLY_CHUNK: usize = 1024;
+
+/// Runs a backend's `reader` (which sends chunks of visitors into the
+/// channel it is given) beside a loop that feeds them to `visit`, and
+/// returns the reader's result once both are done.
+pub(crate) async fn stream_tallies<F>(
+    reader: impl FnOnce(tokio::sync::mpsc::Sender<Vec<OwnedTallies>>) -> F,
+    visit: &mut Visit<'_>,
+) -> Result<(), StoreError>
+where
+    F: Future<Output = Result<(), StoreError>>,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<OwnedTallies>>(4);
+    let feed = async {
+        while let Some(chunk) = rx.recv().await {
+            for (variant, ts, tallies) in &chunk {
+                visit(VisitorTallies { variant: *variant, ts: *ts, tallies });
+            }
+        }
+    };
+    let (read, ()) = tokio::join!(reader(tx), feed);
+    read
+}
+
 /// A store of exposures and events, with the per-day aggregates the
 /// reports read.
+///
+/// Every method that touches the data is async and never blocks the
+/// caller's thread: sled's calls run on the runtime's blocking threads
+/// (one helper, `sled::blocking`), PostgreSQL's on the runtime the store
+/// was opened on. A store is opened inside the service's Tokio runtime,
+/// and its writer runs there.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Records writes durably; resolves once they survive power loss, with
     /// one outcome per write in order.
     fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Recorded<'_>;
 
-    /// `Err(reason)` while writes fail (a full disk, a lost database).
+    /// `Err(reason)` while writes fail (a full disk, a lost database); read
+    /// from memory, never from the store.
     fn health(&self) -> Result<(), String>;
-
-    /// The per-day aggregates of the test's current phase, as rows.
-    fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError>;
-
-    /// Calls `visit` with every exposed visitor of the test's current phase,
-    /// their first exposure and tallies: the pass a capped metric's report
-    /// re-aggregates from ([`crate::capping`]).
-    fn visit_tallies(&self, exp: &Experiment, visit: &mut dyn FnMut(VisitorTallies<'_>)) -> Result<(), StoreError>;
-
-    /// Visitors exposed in earlier phases of a test (left out of its report).
-    fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError>;
-
-    /// Whether one phase of a test has any recorded exposure.
-    fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError>;
-
-    /// The allocation last accepted for a test.
-    fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError>;
-
-    /// Remembers a test's accepted allocation, durably.
-    fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError>;
-
-    /// (exposures, events) stored.
-    fn counts(&self) -> Result<(usize, usize), StoreError>;
 
     /// Reports every group commit's sync duration (for `/metrics`).
     fn on_flush(&self, observer: FlushObserver);
 
+    /// The per-day aggregates of the test's current phase, as rows.
+    async fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError>;
+
+    /// Calls `visit` with every exposed visitor of the test's current phase,
+    /// their first exposure and tallies: the pass a capped metric's report
+    /// re-aggregates from ([`crate::capping`]). Visitors stream in chunks,
+    /// never all in memory at once.
+    async fn visit_tallies(&self, exp: &Experiment, visit: &mut Visit<'_>) -> Result<(), StoreError>;
+
+    /// Visitors exposed in earlier phases of a test (left out of its report).
+    async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError>;
+
+    /// Whether one phase of a test has any recorded exposure.
+    async fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError>;
+
+    /// The allocation last accepted for a test.
+    async fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError>;
+
+    /// Remembers a test's accepted allocation, durably.
+    async fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError>;
+
+    /// (exposures, events) stored.
+    async fn counts(&self) -> Result<(usize, usize), StoreError>;
+
     /// Every stored aggregate row, keyed.
-    fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError>;
+    async fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError>;
 
     /// Tallies and aggregates recomputed from the raw exposures and events;
     /// nothing is written.
-    fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError>;
+    async fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError>;
 
     /// Replaces tallies and aggregates by a recomputation from the raw
     /// records (`offerlab rebuild`, the service stopped); the number of
     /// aggregate rows written.
-    fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError>;
+    async fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError>;
 
     /// Where the stored aggregates differ from a recomputation from the raw
     /// records (`offerlab verify`), one line each; empty when they agree.
-    fn verify(&self, catalog: &Catalog) -> Result<Vec<String>, StoreError> {
-        Ok(self.recompute(catalog)?.differences(&self.all_aggregates()?))
+    async fn verify(&self, catalog: &Catalog) -> Result<Vec<String>, StoreError> {
+        Ok(self.recompute(catalog).await?.differences(&self.all_aggregates().await?))
     }
 
     /// Stops taking writes, finishes and syncs what was queued. Fails when
     /// the final sync does, or when writes were failing at the end.
-    fn close(&self) -> Result<(), StoreError>;
+    async fn close(&self) -> Result<(), StoreError>;
 }

@@ -53,7 +53,7 @@ async fn a_changed_allocation_is_refused_until_the_version_rises() {
             + report["metrics"][0]["arms"][1]["visitors"].as_u64().unwrap(),
         0
     );
-    assert_eq!(app.stored().0, 1);
+    assert_eq!(app.stored().await.0, 1);
 
     let page =
         app.client.get(format!("{}/experiments/running-cart", app.address)).send().await.unwrap().text().await.unwrap();

@@ -146,7 +146,7 @@ pub async fn spawn_app_configured(defs: &[(String, String)], configure: impl FnO
     settings.store = store.as_ref().map(|(_, url)| url.clone());
     settings.now = Some(now());
     configure(&mut settings);
-    let app = Application::build(&settings).expect("server builds");
+    let app = Application::build(&settings).await.expect("server builds");
     start(app, experiments, data, store, root)
 }
 
@@ -218,8 +218,8 @@ impl TestApp {
     }
 
     /// (exposures, events) stored.
-    pub fn stored(&self) -> (usize, usize) {
-        self.state.store.counts().expect("store reads")
+    pub async fn stored(&self) -> (usize, usize) {
+        self.state.store.counts().await.expect("store reads")
     }
 
     pub async fn stop(&self) {
@@ -233,7 +233,7 @@ impl TestApp {
         self.stop().await;
         let TestApp { experiments, data, state, store, _root, .. } = self;
         let clock = state.clock;
-        state.store.close().expect("the store closes cleanly");
+        state.store.close().await.expect("the store closes cleanly");
         drop(state);
         let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), data.clone(), experiments.clone());
         settings.workers = Some(2);
@@ -244,7 +244,7 @@ impl TestApp {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match Application::build(&settings) {
+            match Application::build(&settings).await {
                 Ok(app) => return start(app, experiments, data, store, _root),
                 Err(StartupError::Store(StoreError::Locked(_))) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await

@@ -82,15 +82,15 @@ async fn reports_need_the_read_key_and_prompt_the_browser() {
     assert_eq!(code, 200, "health stays open");
 }
 
-#[test]
-fn no_public_bind_without_both_keys() {
+#[tokio::test]
+async fn no_public_bind_without_both_keys() {
     let dir = tempfile::tempdir().unwrap();
     let experiments = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
     for (write, read) in [(None, None), (Some("w"), None), (None, Some("r"))] {
         let mut s = Settings::new("0.0.0.0:0".parse().unwrap(), dir.path().join("data"), experiments.clone());
         s.write_key = write.map(String::from);
         s.read_key = read.map(String::from);
-        match Application::build(&s) {
+        match Application::build(&s).await {
             Err(e @ StartupError::PublicWithoutKeys(_)) => {
                 let m = e.to_string();
                 assert!(m.contains("only loopback") && m.contains("OFFERLAB_WRITE_KEY"), "{m}");
@@ -181,15 +181,15 @@ async fn with_only_the_write_key_no_spelling_of_a_write_route_is_open() {
     assert_eq!(code, 200, "reads stay open without a read key");
 }
 
-#[test]
-fn empty_or_blank_keys_are_refused_at_start() {
+#[tokio::test]
+async fn empty_or_blank_keys_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let experiments = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
     for (write, read) in [("", "r"), ("w", " "), ("\t", "")] {
         let mut s = Settings::new("0.0.0.0:0".parse().unwrap(), dir.path().join("data"), experiments.clone());
         s.write_key = Some(write.into());
         s.read_key = Some(read.into());
-        match Application::build(&s) {
+        match Application::build(&s).await {
             Err(e @ StartupError::EmptyKey(_)) => assert!(e.to_string().contains("empty"), "{e}"),
             Err(other) => panic!("unexpected error {other}"),
             Ok(_) => panic!("started with keys {write:?} / {read:?}"),

@@ -34,7 +34,7 @@ async fn first_exposure_counts_and_repeats_are_duplicates() {
     assert_eq!((status, body["status"].clone()), (200, json!("accepted")), "{body}");
     let (status, body) = app.post("/v1/exposures", &exposure("v-1")).await;
     assert_eq!((status, body["status"].clone()), (200, json!("duplicate")), "{body}");
-    assert_eq!(app.stored(), (1, 0));
+    assert_eq!(app.stored().await, (1, 0));
 }
 
 #[tokio::test]
@@ -50,7 +50,7 @@ async fn a_batch_reports_each_item() {
     assert_eq!(body["results"][1]["code"], "assignment_mismatch");
     assert_eq!(body["results"][3]["code"], "malformed_item");
     assert_eq!((body["accepted"].clone(), body["rejected"].clone()), (json!(1), json!(2)));
-    assert_eq!(app.stored(), (1, 0));
+    assert_eq!(app.stored().await, (1, 0));
 }
 
 #[tokio::test]
@@ -109,7 +109,7 @@ async fn refused_exposures_store_nothing() {
         reply["error"]["message"].as_str().unwrap().contains(&format!("assigned \"{actual}\"")),
         "says the real variant: {reply}"
     );
-    assert_eq!(app.stored(), (0, 0));
+    assert_eq!(app.stored().await, (0, 0));
 }
 
 fn event(id: &str, visitor: &str, name: &str, value: Value) -> Value {
@@ -124,7 +124,7 @@ async fn events_are_idempotent_by_id() {
     assert_eq!((body["accepted"].clone(), body["duplicates"].clone()), (json!(1), json!(1)), "{body}");
     let (_, body) = app.post("/v1/events", &batch).await;
     assert_eq!(body["duplicates"], 2, "a retried batch changes nothing");
-    assert_eq!(app.stored(), (0, 1));
+    assert_eq!(app.stored().await, (0, 1));
 }
 
 #[tokio::test]
@@ -151,12 +151,12 @@ async fn bad_events_are_rejected_one_by_one_and_store_nothing() {
         let r = &body["results"][i];
         assert_eq!((r["status"].as_str(), r["code"].as_str()), (Some("rejected"), Some(*code)), "item {i}: {r}");
     }
-    assert_eq!(app.stored(), (0, 0));
+    assert_eq!(app.stored().await, (0, 0));
     // Infinity cannot be written in JSON: the body itself is refused.
     let (status, body) =
         app.post_raw("/v1/events", r#"[{"id":"k","visitor_id":"v","name":"order","value":1e999}]"#).await;
     assert_error(status, &body, 400, "malformed_json");
-    assert_eq!(app.stored(), (0, 0));
+    assert_eq!(app.stored().await, (0, 0));
 }
 
 #[tokio::test]
@@ -170,7 +170,7 @@ async fn a_body_over_the_limit_is_refused_with_413() {
     let ok: Vec<Value> = (0..1000).map(|i| json!({"id": i.to_string(), "visitor_id": "v", "name": "o"})).collect();
     let (status, _) = app.post("/v1/events", &json!(ok)).await;
     assert_eq!(status, 200, "a full batch of 1,000 fits the limit");
-    assert_eq!(app.stored(), (0, 1000));
+    assert_eq!(app.stored().await, (0, 1000));
 }
 
 #[tokio::test]
@@ -179,7 +179,7 @@ async fn batch_of_more_than_1000_items_is_refused() {
     let batch: Vec<Value> = (0..1001).map(|i| json!({"id": i.to_string(), "visitor_id": "v", "name": "o"})).collect();
     let (status, body) = app.post("/v1/events", &json!(batch)).await;
     assert_error(status, &body, 400, "batch_too_large");
-    assert_eq!(app.stored(), (0, 0));
+    assert_eq!(app.stored().await, (0, 0));
 }
 
 #[tokio::test]
@@ -188,9 +188,9 @@ async fn record_exposure_on_assign_records_only_real_assignments() {
     let got = app.assign(&json!({ "visitor_id": "v-9", "record_exposure": true })).await;
     let in_tests = got.values().filter(|a| a["in_experiment"] == true).count();
     assert!(in_tests >= 2);
-    assert_eq!(app.stored().0, in_tests);
+    assert_eq!(app.stored().await.0, in_tests);
     app.assign(&json!({ "visitor_id": "qa", "record_exposure": true, "surface": "cart", "force": { "running-cart": "treatment" } })).await;
-    assert_eq!(app.stored().0, in_tests, "forced variants are never recorded");
+    assert_eq!(app.stored().await.0, in_tests, "forced variants are never recorded");
     let (_, body) = app.post("/v1/exposures", &exposure("v-9")).await;
     assert_eq!(body["status"], "duplicate");
 }
@@ -258,7 +258,7 @@ async fn exposures_before_the_start_are_refused_per_item() {
     assert_eq!(status, 200, "{body}");
     let codes: Vec<Value> = body["results"].as_array().unwrap().iter().map(|r| r["code"].clone()).collect();
     assert_eq!(codes, [json!("before_start"), Value::Null, json!("before_start")], "{body}");
-    assert_eq!(app.stored(), (1, 0), "only the exposure on the first day is stored");
+    assert_eq!(app.stored().await, (1, 0), "only the exposure on the first day is stored");
     let (status, body) = app.post("/v1/events", &event("e-early", "on-time", "order", json!(10.0))).await;
     assert_eq!((status, body["status"].clone()), (200, json!("accepted")), "events are kept whenever they happened");
 }
@@ -288,7 +288,7 @@ async fn an_event_id_reused_with_other_content_is_a_conflict() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"][0]["code"], "conflict");
     assert_eq!(body["results"][1]["status"], "accepted");
-    assert_eq!(app.stored(), (0, 2));
+    assert_eq!(app.stored().await, (0, 2));
 }
 
 #[tokio::test]
@@ -306,7 +306,7 @@ async fn unknown_fields_are_refused_by_name() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"][1]["code"], "unknown_field", "{body}");
     assert_eq!(body["results"][1]["field"], "variant_key", "{body}");
-    assert_eq!(app.stored(), (1, 0));
+    assert_eq!(app.stored().await, (1, 0));
 }
 
 #[tokio::test]
@@ -327,5 +327,5 @@ async fn events_no_metric_reads_are_kept_counted_and_listed() {
     let index = app.client.get(format!("{}/", app.address)).send().await.unwrap().text().await.unwrap();
     let listed = index.split("id=\"unread-events\"").nth(1).expect("the index lists unread event names");
     assert!(listed.contains("<code>ordr</code>: 2"), "{listed}");
-    assert_eq!(app.stored(), (0, 3), "unread events are kept");
+    assert_eq!(app.stored().await, (0, 3), "unread events are kept");
 }

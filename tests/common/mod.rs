@@ -86,3 +86,11 @@ fn spawn_server(store: &[&std::ffi::OsStr], experiments: &Path, stderr: Stdio, e
 pub fn serve(data: &Path, experiments: &Path) -> Server {
     serve_with(data, experiments, Stdio::inherit())
 }
+
+/// Runs async store calls from a test that is not async itself (one that
+/// talks to a child server with a blocking client): stores open on a Tokio
+/// runtime, which runs their writer.
+#[allow(dead_code)]
+pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    tokio::runtime::Runtime::new().expect("a runtime").block_on(work)
+}

@@ -23,6 +23,11 @@
 //! two visitors at once makes one commit fail on the primary key, and its
 //! retry answers `conflict` ([`RETRYABLE`]).
 //!
+//! Everything runs on the runtime the store was opened on (the service's):
+//! the writer, and every reader's query, handed to it as a task and
+//! awaited, so a connection's I/O never depends on which worker thread
+//! asked. Nothing blocks a thread.
+//!
 //! Between "up" and "down" ([`Timeouts`]): every connection sets a
 //! statement timeout, a lock timeout (a peer frozen inside its transaction
 //! holds row locks for at most that long), an idle-in-transaction timeout
@@ -41,7 +46,7 @@ pub mod overlay;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -52,11 +57,10 @@ use tokio_postgres::NoTls;
 
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{apply, AggregateKey, Recomputed, TallyKey};
-use super::{Corrupt, FlushObserver, Outcome, Recorded, Store, StoreError, Write};
+use super::{stream_tallies, Corrupt, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
-use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
@@ -103,15 +107,12 @@ impl Timeouts {
     }
 }
 
-/// What the store's readers use.
-struct Shared {
-    pool: Pool,
-}
-
 pub struct PgStore {
-    shared: Arc<Shared>,
+    /// The readers' connections.
+    pool: Pool,
     engine: Engine,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    /// The runtime the store was opened on, where every query runs.
+    runtime: tokio::runtime::Handle,
 }
 
 /// What PostgreSQL does for the engine: a group in one transaction, and a
@@ -123,8 +124,8 @@ struct PgBackend {
 }
 
 impl Backend for PgBackend {
-    fn commit<'a>(&'a self, group: &'a [Pending]) -> BoxFuture<'a, Result<Vec<Vec<Outcome>>, StoreError>> {
-        Box::pin(commit_with_retries(&self.pool, group))
+    fn commit(&self, group: Arc<[Pending]>) -> BoxFuture<'_, Result<Vec<Vec<Outcome>>, StoreError>> {
+        Box::pin(async move { commit_with_retries(&self.pool, &group).await })
     }
 
     fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -156,15 +157,15 @@ fn pool(config: &tokio_postgres::Config, size: usize, timeouts: Timeouts) -> Res
 
 impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`),
-    /// creates or migrates the schema, and starts the writer, with the
-    /// engine's default limits.
-    pub fn open(url: &str) -> Result<PgStore, StoreError> {
-        PgStore::open_with(url, Limits::default())
+    /// creates or migrates the schema, and starts the writer on the current
+    /// Tokio runtime, with the engine's default limits.
+    pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::open_with(url, Limits::default()).await
     }
 
     /// [`PgStore::open`] with the engine's limits; PostgreSQL's own
     /// timeouts follow the write deadline ([`Timeouts::for_deadline`]).
-    pub fn open_with(url: &str, limits: Limits) -> Result<PgStore, StoreError> {
+    pub async fn open_with(url: &str, limits: Limits) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Config(format!(
                 "the store URL is not a PostgreSQL connection string ({e}); use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
@@ -179,40 +180,25 @@ impl PgStore {
             .keepalives_interval(Duration::from_secs(1))
             .keepalives_retries(3)
             .tcp_user_timeout(timeouts.connect);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("offerlab-postgres")
-            .enable_all()
-            .build()?;
-        let writer_pool = pool(&config, WRITER_CONNECTIONS, timeouts)?;
-        let shared = Arc::new(Shared { pool: pool(&config, READ_CONNECTIONS, timeouts)? });
+        let runtime = tokio::runtime::Handle::current();
+        let pool = pool(&config, READ_CONNECTIONS, timeouts)?;
+        migrations::run(&mut pool.get().await.map_err(pool_error)?).await?;
+        let writer_pool = self::pool(&config, WRITER_CONNECTIONS, timeouts)?;
         let replica = format!("{}-{}", std::process::id(), rand::random::<u64>());
-        let (engine, writer) = Engine::new(Arc::new(PgBackend { pool: writer_pool, replica }), limits);
-        let store = PgStore { shared, engine, runtime: Mutex::new(Some(runtime)) };
-        store.run(|pool| async move { migrations::run(&mut pool.get().await.map_err(pool_error)?).await })?;
-        store.spawn(writer)?;
-        Ok(store)
+        let engine = Engine::start(Arc::new(PgBackend { pool: writer_pool, replica }), limits, &runtime);
+        Ok(PgStore { pool, engine, runtime })
     }
 
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> Result<(), StoreError> {
-        let rt = self.runtime.lock().expect("runtime lock");
-        rt.as_ref().ok_or(StoreError::Closed)?.spawn(task);
-        Ok(())
-    }
-
-    /// Runs a query on the store's runtime and waits for it; callable from
-    /// any thread, an async handler's included.
-    fn run<T, F>(&self, query: impl FnOnce(Pool) -> F) -> Result<T, StoreError>
+    /// Runs a query on the store's runtime and awaits it.
+    async fn run<T, F>(&self, query: impl FnOnce(Pool) -> F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let fut = query(self.shared.pool.clone());
-        self.spawn(async move {
-            let _ = tx.send(fut.await);
-        })?;
-        rx.recv().map_err(|_| StoreError::Closed)?
+        self.runtime
+            .spawn(query(self.pool.clone()))
+            .await
+            .map_err(|e| StoreError::Internal(format!("a PostgreSQL query did not finish: {e}")))?
     }
 }
 
@@ -253,6 +239,7 @@ pub(crate) fn moments_at(r: &tokio_postgres::Row, first: usize) -> Moments {
     Moments::from_sums(n, std::array::from_fn(|i| r.get(first + 1 + i)))
 }
 
+#[async_trait::async_trait]
 impl Store for PgStore {
     fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Recorded<'_> {
         self.engine.record(catalog, writes)
@@ -262,21 +249,23 @@ impl Store for PgStore {
         self.engine.health()
     }
 
-    fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
+    async fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
         let (id, phase) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version));
-        let rows = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            Ok(client
-                .query(
-                    &format!(
-                        "SELECT variant, date, metric, {SUM_COLUMNS}
+        let rows = self
+            .run(move |pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok(client
+                    .query(
+                        &format!(
+                            "SELECT variant, date, metric, {SUM_COLUMNS}
                          FROM aggregates WHERE experiment = $1 AND phase = $2
                          ORDER BY variant, date, metric"
-                    ),
-                    &[&id, &phase],
-                )
-                .await?)
-        })?;
+                        ),
+                        &[&id, &phase],
+                    )
+                    .await?)
+            })
+            .await?;
         Ok(rows
             .iter()
             .filter_map(|r| {
@@ -286,72 +275,62 @@ impl Store for PgStore {
             .collect())
     }
 
-    /// Rows stream from the store's runtime through a bounded channel, so
-    /// the tallies of a test's million visitors are never in memory at once.
-    fn visit_tallies(&self, exp: &Experiment, visit: &mut dyn FnMut(VisitorTallies<'_>)) -> Result<(), StoreError> {
-        use futures_util::TryStreamExt;
+    /// Rows stream from the store's runtime in chunks, so the tallies of
+    /// a test's million visitors are never in memory at once.
+    async fn visit_tallies(&self, exp: &Experiment, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let (id, phase) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version));
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<tokio_postgres::Row, StoreError>>(1024);
-        let pool = self.shared.pool.clone();
-        self.spawn(async move {
-            let streamed = async {
-                let client = pool.get().await.map_err(pool_error)?;
-                let params: [&(dyn ToSql + Sync); 2] = [&id, &phase];
-                let rows = client
-                    .query_raw(
-                        "SELECT x.variant, x.ts, t.visitor, t.tallies::text
-                         FROM tallies AS t
-                         JOIN exposures AS x USING (visitor, experiment, phase)
-                         WHERE t.experiment = $1 AND t.phase = $2",
-                        params,
-                    )
-                    .await?;
-                futures_util::pin_mut!(rows);
-                while let Some(row) = rows.try_next().await? {
-                    // The runtime has two workers: waiting here for the
-                    // reader hands this one's other tasks to the other.
-                    if tokio::task::block_in_place(|| tx.send(Ok(row))).is_err() {
-                        break; // the reader gave up
+        stream_tallies(
+            |tx| {
+                self.run(move |pool| async move {
+                    use futures_util::TryStreamExt;
+                    let client = pool.get().await.map_err(pool_error)?;
+                    let params: [&(dyn ToSql + Sync); 2] = [&id, &phase];
+                    let rows = client
+                        .query_raw(
+                            "SELECT x.variant, x.ts, t.visitor, t.tallies::text
+                             FROM tallies AS t
+                             JOIN exposures AS x USING (visitor, experiment, phase)
+                             WHERE t.experiment = $1 AND t.phase = $2",
+                            params,
+                        )
+                        .await?;
+                    futures_util::pin_mut!(rows);
+                    let mut chunk = Vec::with_capacity(TALLY_CHUNK);
+                    while let Some(r) = rows.try_next().await? {
+                        chunk.push(visitor_tallies(&r)?);
+                        if chunk.len() == TALLY_CHUNK && tx.send(std::mem::take(&mut chunk)).await.is_err() {
+                            return Ok(()); // the reader gave up
+                        }
                     }
-                }
-                Ok::<_, StoreError>(())
-            };
-            if let Err(e) = streamed.await {
-                let _ = tokio::task::block_in_place(|| tx.send(Err(e)));
-            }
-        })?;
-        for row in rx {
-            let r = row?;
-            let text: &str = r.get(3);
-            let tallies: Tallies = serde_json::from_str(text).map_err(|e| Corrupt {
-                tree: "tallies",
-                key: r.get::<_, String>(2),
-                detail: e.to_string(),
-            })?;
-            let variant = u16::try_from(r.get::<_, i16>(0)).unwrap_or(u16::MAX);
-            visit(VisitorTallies { variant, ts: r.get(1), tallies: &tallies });
-        }
-        Ok(())
+                    let _ = tx.send(chunk).await;
+                    Ok(())
+                })
+            },
+            visit,
+        )
+        .await
     }
 
-    fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
+    async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
         let (id, phase, metric) =
             (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version), exp.primary_metric.clone());
-        let n: i64 = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            let row = client
-                .query_one(
-                    "SELECT coalesce(sum(n), 0)::bigint FROM aggregates
+        let n: i64 = self
+            .run(move |pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                let row = client
+                    .query_one(
+                        "SELECT coalesce(sum(n), 0)::bigint FROM aggregates
                      WHERE experiment = $1 AND phase < $2 AND metric = $3",
-                    &[&id, &phase, &metric],
-                )
-                .await?;
-            Ok(row.get(0))
-        })?;
+                        &[&id, &phase, &metric],
+                    )
+                    .await?;
+                Ok(row.get(0))
+            })
+            .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
+    async fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
         let (id, phase) = (experiment.to_owned(), phase_i32(phase));
         self.run(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
@@ -363,15 +342,19 @@ impl Store for PgStore {
                 .await?;
             Ok(row.get(0))
         })
+        .await
     }
 
-    fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
+    async fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
         let id = experiment.to_owned();
-        let text: Option<String> = self.run(move |pool| async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            let row = client.query_opt("SELECT record::text FROM allocations WHERE experiment = $1", &[&id]).await?;
-            Ok(row.map(|r| r.get(0)))
-        })?;
+        let text: Option<String> = self
+            .run(move |pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                let row =
+                    client.query_opt("SELECT record::text FROM allocations WHERE experiment = $1", &[&id]).await?;
+                Ok(row.map(|r| r.get(0)))
+            })
+            .await?;
         text.map(|t| {
             serde_json::from_str(&t).map_err(|e| {
                 StoreError::Corrupt(super::Corrupt {
@@ -384,7 +367,7 @@ impl Store for PgStore {
         .transpose()
     }
 
-    fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
+    async fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
         let (id, text) = (experiment.to_owned(), serde_json::to_string(record).expect("records serialize"));
         self.run(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
@@ -397,15 +380,19 @@ impl Store for PgStore {
                 .await?;
             Ok(())
         })
+        .await
     }
 
-    fn counts(&self) -> Result<(usize, usize), StoreError> {
-        let (x, e): (i64, i64) = self.run(|pool| async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            let row =
-                client.query_one("SELECT (SELECT count(*) FROM exposures), (SELECT count(*) FROM events)", &[]).await?;
-            Ok((row.get(0), row.get(1)))
-        })?;
+    async fn counts(&self) -> Result<(usize, usize), StoreError> {
+        let (x, e): (i64, i64) = self
+            .run(|pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                let row = client
+                    .query_one("SELECT (SELECT count(*) FROM exposures), (SELECT count(*) FROM events)", &[])
+                    .await?;
+                Ok((row.get(0), row.get(1)))
+            })
+            .await?;
         Ok((usize::try_from(x).unwrap_or(0), usize::try_from(e).unwrap_or(0)))
     }
 
@@ -413,13 +400,18 @@ impl Store for PgStore {
         self.engine.on_flush(observer);
     }
 
-    fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
-        let rows = self.run(|pool| async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            Ok(client
-                .query(&format!("SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS} FROM aggregates"), &[])
-                .await?)
-        })?;
+    async fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
+        let rows = self
+            .run(|pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok(client
+                    .query(
+                        &format!("SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS} FROM aggregates"),
+                        &[],
+                    )
+                    .await?)
+            })
+            .await?;
         rows.iter()
             .map(|r| {
                 let (experiment, phase, variant): (String, i32, i16) = (r.get(0), r.get(1), r.get(2));
@@ -440,18 +432,20 @@ impl Store for PgStore {
             .collect()
     }
 
-    fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
-        let (exposures, events) = self.run(|pool| async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            Ok((client.query(sql::ALL_EXPOSURES, &[]).await?, client.query(sql::ALL_EVENTS, &[]).await?))
-        })?;
+    async fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
+        let (exposures, events) = self
+            .run(|pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok((client.query(sql::ALL_EXPOSURES, &[]).await?, client.query(sql::ALL_EVENTS, &[]).await?))
+            })
+            .await?;
         recomputed(catalog, &exposures, &events)
     }
 
     /// In one transaction: the raw tables locked against writes (a replica
     /// still running waits), tallies and aggregates replaced by a
     /// recomputation.
-    fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
+    async fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
         let catalog = catalog.clone();
         self.run(move |pool| async move {
             let mut client = pool.get().await.map_err(pool_error)?;
@@ -470,22 +464,21 @@ impl Store for PgStore {
             tx.commit().await?;
             Ok(rows)
         })
+        .await
     }
 
     /// Stops taking writes and waits, at most the write deadline twice
     /// over, until every queued one is committed or answered.
-    fn close(&self) -> Result<(), StoreError> {
-        self.engine.close(CLOSE_GRACE)
+    async fn close(&self) -> Result<(), StoreError> {
+        self.engine.close(CLOSE_GRACE).await
     }
 }
 
+/// A store dropped unclosed stops taking writes; its writer still commits
+/// what was queued.
 impl Drop for PgStore {
     fn drop(&mut self) {
-        let _ = self.close();
-        // A runtime may not block while it is dropped from async code.
-        if let Some(rt) = self.runtime.lock().expect("runtime lock").take() {
-            rt.shutdown_background();
-        }
+        self.engine.stop();
     }
 }
 
@@ -646,6 +639,21 @@ fn exposure_of(r: &tokio_postgres::Row) -> Result<Exposure, StoreError> {
         experiment,
         ts: r.get(4),
     })
+}
+
+/// One exposed visitor of [`Store::visit_tallies`]'s query: the first
+/// exposure's variant (negative is corrupt) and time, the tallies.
+fn visitor_tallies(r: &tokio_postgres::Row) -> Result<super::OwnedTallies, StoreError> {
+    let visitor = || r.get::<_, String>(2);
+    let text: &str = r.get(3);
+    let tallies =
+        serde_json::from_str(text).map_err(|e| Corrupt { tree: "tallies", key: visitor(), detail: e.to_string() })?;
+    let variant = u16::try_from(r.get::<_, i16>(0)).map_err(|_| Corrupt {
+        tree: "exposures",
+        key: visitor(),
+        detail: "the variant is negative".into(),
+    })?;
+    Ok((variant, r.get(1), tallies))
 }
 
 fn tallies_of(r: &tokio_postgres::Row) -> Result<(TallyKey, Tallies), StoreError> {

@@ -2,8 +2,8 @@
 //! folder, with the per-day aggregates kept current on every write by the
 //! shared [`super::rules`].
 //!
-//! Writes go through the shared group-commit engine ([`super::engine`]),
-//! whose writer runs on a thread of its own here. It takes all requests
+//! Writes go through the shared group-commit engine ([`super::engine`]).
+//! Its writer takes all requests
 //! waiting in its queue and sled applies the whole group in one transaction
 //! over all trees
 //! (raw records, per-visitor lists, tallies and aggregates change together
@@ -22,8 +22,12 @@
 //! one failed, even once the disk has room again) and writes one durable
 //! record.
 //!
-//! Raw exposures and events are the source of truth: [`SledStore::rebuild`]
-//! recomputes the per-visitor index, tallies and aggregates from them.
+//! sled's calls block, so every one of them, the engine's commits and
+//! every read, runs on the runtime's blocking threads through one helper,
+//! [`blocking`]; no async worker ever waits for the disk.
+//!
+//! Raw exposures and events are the source of truth: `rebuild` recomputes
+//! the per-visitor index, tallies and aggregates from them.
 
 pub mod keys;
 pub mod trees;
@@ -31,19 +35,17 @@ pub mod trees;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sled::transaction::{TransactionError, Transactional};
 
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{apply, Recomputed};
-use super::{FlushObserver, Outcome, Recorded, Store, StoreError, Write};
+use super::{stream_tallies, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 
-use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
 use crate::stats::Moments;
 use crate::tracking::{Event, Exposure};
@@ -143,53 +145,77 @@ impl Shared {
     /// write after one failed, even once the disk has room again.
     fn reopen(&self) -> Result<Trees, StoreError> {
         let mut slot = self.trees.write().expect("trees lock");
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
         *slot = None;
         let fresh = Trees::open(&self.path)?;
         *slot = Some(fresh.clone());
         Ok(fresh)
     }
+
+    /// Lets go of the folder (and its lock) as soon as the last commit or
+    /// read under way does, so the same process may open it again.
+    fn release(&self) {
+        let mut slot = self.trees.write().expect("trees lock");
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        *slot = None;
+    }
+}
+
+/// Runs `work` on the runtime's blocking threads: the one way a sled call
+/// is made from async code.
+async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    work: impl FnOnce(&Shared) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || work(&shared))
+        .await
+        .map_err(|e| StoreError::Internal(format!("a call to the data folder did not finish: {e}")))?
 }
 
 pub struct SledStore {
     shared: Arc<Shared>,
     engine: Engine,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    /// The folder holds an older layout: [`SledStore::rebuild`] must run first.
+    /// The folder holds an older layout: `rebuild` must run first.
     outdated: bool,
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `path`. A folder another process has
-    /// open is refused with [`StoreError::Locked`].
-    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
-        SledStore::open_with(path, Limits::default())
+    /// Opens (or creates) the store in `path`; its writer runs on the
+    /// current Tokio runtime. A folder another process has open is refused
+    /// with [`StoreError::Locked`].
+    pub async fn open(path: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_with(path, Limits::default()).await
     }
 
     /// [`SledStore::open`] with the engine's bounds and deadline.
-    pub fn open_with(path: &Path, limits: Limits) -> Result<SledStore, StoreError> {
-        let trees = Trees::open(path)?;
-        let outdated = match trees.format()? {
-            Some(FORMAT) => false,
-            Some(newer) if newer > FORMAT => return Err(StoreError::NewerFormat(path.to_owned(), newer)),
-            _ if trees.events.0.is_empty() && trees.exposures.0.is_empty() => {
-                trees.set_format()?;
-                trees.sync()?;
-                false
-            }
-            _ => true,
-        };
-        let shared = Arc::new(Shared {
-            path: path.to_owned(),
-            trees: RwLock::new(Some(trees)),
-            closed: std::sync::atomic::AtomicBool::new(false),
-        });
-        let (engine, writer) = Engine::new(Arc::new(SledBackend(shared.clone())), limits);
-        // sled's commits block: the writer has a thread of its own, driving
-        // the engine on a runtime of one thread.
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-        let writer =
-            std::thread::Builder::new().name("offerlab-writer".into()).spawn(move || runtime.block_on(writer))?;
-        Ok(SledStore { shared, engine, writer: Mutex::new(Some(writer)), outdated })
+    pub async fn open_with(path: &Path, limits: Limits) -> Result<SledStore, StoreError> {
+        let path = path.to_owned();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let trees = Trees::open(&path)?;
+            let outdated = match trees.format()? {
+                Some(FORMAT) => false,
+                Some(newer) if newer > FORMAT => return Err(StoreError::NewerFormat(path, newer)),
+                _ if trees.events.0.is_empty() && trees.exposures.0.is_empty() => {
+                    trees.set_format()?;
+                    trees.sync()?;
+                    false
+                }
+                _ => true,
+            };
+            let shared = Arc::new(Shared {
+                path,
+                trees: RwLock::new(Some(trees)),
+                closed: std::sync::atomic::AtomicBool::new(false),
+            });
+            let engine = Engine::start(Arc::new(SledBackend(shared.clone())), limits, &runtime);
+            Ok(SledStore { shared, engine, outdated })
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("opening the data folder did not finish: {e}")))?
     }
 
     /// Whether the folder was written in an older layout and needs
@@ -198,25 +224,32 @@ impl SledStore {
         self.outdated
     }
 
-    pub fn exposures(&self) -> Result<Vec<Exposure>, StoreError> {
-        let mut out = Vec::new();
-        for list in self.shared.trees()?.exposures.all() {
-            out.extend(list?);
-        }
-        Ok(out)
+    pub async fn exposures(&self) -> Result<Vec<Exposure>, StoreError> {
+        blocking(&self.shared, |s| {
+            let mut out = Vec::new();
+            for list in s.trees()?.exposures.all() {
+                out.extend(list?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
-    pub fn events(&self) -> Result<Vec<Event>, StoreError> {
-        self.shared.trees()?.events.all().collect()
+    pub async fn events(&self) -> Result<Vec<Event>, StoreError> {
+        blocking(&self.shared, |s| s.trees()?.events.all().collect()).await
     }
 
     /// Every event of one visitor, in arrival order.
-    pub fn events_of(&self, visitor: &str) -> Result<Vec<Event>, StoreError> {
-        self.shared.trees()?.visitor_events.of_visitor(visitor)
+    pub async fn events_of(&self, visitor: &str) -> Result<Vec<Event>, StoreError> {
+        let visitor = visitor.to_owned();
+        blocking(&self.shared, move |s| s.trees()?.visitor_events.of_visitor(&visitor)).await
     }
+}
 
+impl Trees {
     /// Tallies and aggregates recomputed from the raw trees.
-    fn recompute_all(&self, trees: &Trees, catalog: &Catalog) -> Result<Recomputed, StoreError> {
+    fn recompute_all(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
+        let trees = self;
         let mut out = Recomputed::default();
         for list in trees.exposures.all() {
             let list = list?;
@@ -233,7 +266,7 @@ impl SledStore {
     /// last, so an interrupted rebuild makes the next start rebuild again).
     /// Also upgrades a folder of an older layout.
     fn rebuild_folder(&self, catalog: &Catalog) -> Result<usize, StoreError> {
-        let t = self.shared.trees()?;
+        let t = self;
         t.meta.remove("format")?;
         t.sync()?;
         // Layouts before 5 kept each visitor's event count in a tree of its own.
@@ -242,10 +275,10 @@ impl SledStore {
         let mut events: Vec<Event> = t.events.all().collect::<Result<_, _>>()?;
         events.sort_by(|a, b| (&a.visitor, a.ts, &a.id).cmp(&(&b.visitor, b.ts, &b.id)));
         for batch in events.chunks(10_000) {
-            transact(&t, |tx| batch.iter().try_for_each(|e| tx.index_event(e)))?;
+            transact(t, |tx| batch.iter().try_for_each(|e| tx.index_event(e)))?;
         }
         drop(events);
-        let Recomputed { aggregates, tallies } = self.recompute_all(&t, catalog)?;
+        let Recomputed { aggregates, tallies } = self.recompute_all(catalog)?;
         t.aggregates.0.clear()?;
         t.tallies.0.clear()?;
         let mut batch = sled::Batch::default();
@@ -264,38 +297,34 @@ impl SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for SledStore {
-    /// Reports every group commit's sync duration to `observer` (for `/metrics`).
-    fn on_flush(&self, observer: FlushObserver) {
-        self.engine.on_flush(observer);
-    }
-    fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
-        Ok(self.shared.trees()?.aggregates.all()?.into_iter().collect())
-    }
-    fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
-        self.recompute_all(&self.shared.trees()?, catalog)
-    }
-    /// Rebuilds the per-visitor event index too, and upgrades a folder of
-    /// an older layout.
-    fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
-        self.rebuild_folder(catalog)
-    }
-    /// `Err(reason)` while writes fail (disk full, say).
-    fn health(&self) -> Result<(), String> {
-        self.engine.health()
-    }
-    /// Records writes durably; returns once they are on disk, with one
-    /// outcome per write in order.
     fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Recorded<'_> {
         self.engine.record(catalog, writes)
     }
-    /// The per-day aggregates of the test's current phase, as rows.
-    fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
-        Ok(self
-            .shared
-            .trees()?
-            .aggregates
-            .of_phase(exp.id.as_str(), exp.allocation_version)?
+    fn health(&self) -> Result<(), String> {
+        self.engine.health()
+    }
+    fn on_flush(&self, observer: FlushObserver) {
+        self.engine.on_flush(observer);
+    }
+    async fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
+        blocking(&self.shared, |s| Ok(s.trees()?.aggregates.all()?.into_iter().collect())).await
+    }
+    async fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
+        let catalog = catalog.clone();
+        blocking(&self.shared, move |s| s.trees()?.recompute_all(&catalog)).await
+    }
+    /// Rebuilds the per-visitor event index too, and upgrades a folder of
+    /// an older layout.
+    async fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
+        let catalog = catalog.clone();
+        blocking(&self.shared, move |s| s.trees()?.rebuild_folder(&catalog)).await
+    }
+    async fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
+        let (id, phase) = (exp.id.as_str().to_owned(), exp.allocation_version);
+        let rows = blocking(&self.shared, move |s| s.trees()?.aggregates.of_phase(&id, phase)).await?;
+        Ok(rows
             .into_iter()
             .filter_map(|(k, moments)| {
                 let variant = exp.variants.get(usize::from(k.variant))?.key.clone();
@@ -306,81 +335,107 @@ impl Store for SledStore {
     /// A prefix scan of the phase's tallies: each names the first exposure
     /// it counts from (every tally this layout writes does; one without is
     /// corrupt, and `offerlab rebuild` recomputes it).
-    fn visit_tallies(&self, exp: &Experiment, visit: &mut dyn FnMut(VisitorTallies<'_>)) -> Result<(), StoreError> {
-        let trees = self.shared.trees()?;
-        for kv in trees.tallies.of_phase(exp.id.as_str(), exp.allocation_version) {
-            let (key, tallies) = kv?;
-            let origin =
-                tallies.origin.ok_or_else(|| TallyTree::corrupt(&key, "tallies without their first exposure"))?;
-            visit(VisitorTallies { variant: origin.variant, ts: origin.at, tallies: &tallies });
-        }
-        Ok(())
+    async fn visit_tallies(&self, exp: &Experiment, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+        let (id, phase) = (exp.id.as_str().to_owned(), exp.allocation_version);
+        let shared = &self.shared;
+        stream_tallies(
+            |tx| {
+                blocking(shared, move |s| {
+                    let mut chunk = Vec::with_capacity(TALLY_CHUNK);
+                    for kv in s.trees()?.tallies.of_phase(&id, phase) {
+                        let (key, tallies) = kv?;
+                        let origin = tallies
+                            .origin
+                            .ok_or_else(|| TallyTree::corrupt(&key, "tallies without their first exposure"))?;
+                        chunk.push((origin.variant, origin.at, tallies));
+                        if chunk.len() == TALLY_CHUNK && tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
+                            return Ok(()); // the reader gave up
+                        }
+                    }
+                    let _ = tx.blocking_send(chunk);
+                    Ok(())
+                })
+            },
+            visit,
+        )
+        .await
     }
-    /// Visitors exposed in earlier phases of a test (left out of its report).
-    fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
-        let trees = self.shared.trees()?;
-        let mut n = 0;
-        for phase in 1..exp.allocation_version {
-            n += trees
-                .aggregates
-                .of_phase(exp.id.as_str(), phase)?
-                .iter()
-                .filter(|(k, _)| k.metric == exp.primary_metric)
-                .map(|(_, m)| m.n)
-                .sum::<u64>();
-        }
-        Ok(n)
+    async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
+        let (id, phases, metric) = (exp.id.as_str().to_owned(), 1..exp.allocation_version, exp.primary_metric.clone());
+        blocking(&self.shared, move |s| {
+            let trees = s.trees()?;
+            let mut n = 0;
+            for phase in phases {
+                n += trees
+                    .aggregates
+                    .of_phase(&id, phase)?
+                    .iter()
+                    .filter(|(k, _)| k.metric == metric)
+                    .map(|(_, m)| m.n)
+                    .sum::<u64>();
+            }
+            Ok(n)
+        })
+        .await
     }
-    /// Whether one phase of a test has any recorded exposure.
-    fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
-        let trees = self.shared.trees()?;
-        Ok(trees.aggregates.0.scan_prefix(phase_prefix(experiment, phase)).next().transpose()?.is_some())
+    async fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
+        let prefix = phase_prefix(experiment, phase);
+        blocking(&self.shared, move |s| Ok(s.trees()?.aggregates.0.scan_prefix(prefix).next().transpose()?.is_some()))
+            .await
     }
-    /// The allocation last accepted for a test.
-    fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
-        self.shared.trees()?.allocations.get(experiment)
+    async fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
+        let id = experiment.to_owned();
+        blocking(&self.shared, move |s| s.trees()?.allocations.get(&id)).await
     }
-    fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
-        let trees = self.shared.trees()?;
-        trees.allocations.put(experiment, record)?;
-        trees.sync()
+    async fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
+        let (id, record) = (experiment.to_owned(), record.clone());
+        blocking(&self.shared, move |s| {
+            let trees = s.trees()?;
+            trees.allocations.put(&id, &record)?;
+            trees.sync()
+        })
+        .await
     }
-    /// (exposures, events) stored.
-    fn counts(&self) -> Result<(usize, usize), StoreError> {
-        let trees = self.shared.trees()?;
-        let mut exposures = 0;
-        for list in trees.exposures.all() {
-            exposures += list?.len();
-        }
-        Ok((exposures, trees.events.count()))
+    async fn counts(&self) -> Result<(usize, usize), StoreError> {
+        blocking(&self.shared, |s| {
+            let trees = s.trees()?;
+            let mut exposures = 0;
+            for list in trees.exposures.all() {
+                exposures += list?.len();
+            }
+            Ok((exposures, trees.events.count()))
+        })
+        .await
     }
-    /// Stops taking writes, finishes and syncs what was queued, and waits
-    /// for the writer. Later writes get [`StoreError::Closed`]. Fails when
-    /// the final sync does, or when writes were failing at the end.
-    fn close(&self) -> Result<(), StoreError> {
-        let Some(writer) = self.writer.lock().expect("writer lock").take() else {
+    /// Stops taking writes, finishes and syncs what was queued. Later
+    /// writes get [`StoreError::Closed`]. Fails when the final sync does,
+    /// or when writes were failing at the end.
+    async fn close(&self) -> Result<(), StoreError> {
+        if self.shared.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(()); // closed before
-        };
-        let closed = self.engine.close(CLOSE_GRACE);
-        if closed.is_ok() {
-            let _ = writer.join();
         }
-        let result = closed.and_then(|()| self.shared.trees()?.sync());
-        // Let go of the folder (and its lock) as soon as the last reader
-        // does, so the same process may open it again.
-        self.shared.closed.store(true, std::sync::atomic::Ordering::Release);
-        *self.shared.trees.write().expect("trees lock") = None;
-        result
+        let closed = self.engine.close(CLOSE_GRACE).await;
+        blocking(&self.shared, move |s| {
+            let result = closed.and_then(|()| s.trees()?.sync());
+            s.release();
+            result
+        })
+        .await
     }
 }
 
+/// A store dropped unclosed stops taking writes and lets go of its folder
+/// once a commit under way ends (sled flushes as its last handle goes);
+/// writes still queued get [`StoreError::Closed`]. The service closes its
+/// store instead, which waits for them.
 impl Drop for SledStore {
     fn drop(&mut self) {
-        let _ = self.close();
+        self.engine.stop();
+        self.shared.release();
     }
 }
 
-/// Longest [`Store::close`] waits for queued writes.
+/// Longest `close` waits for queued writes.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 /// What sled does for the engine.
@@ -388,9 +443,9 @@ struct SledBackend(Arc<Shared>);
 
 impl Backend for SledBackend {
     /// Applies the group in one transaction and syncs once.
-    fn commit<'a>(&'a self, group: &'a [Pending]) -> BoxFuture<'a, Result<Vec<Vec<Outcome>>, StoreError>> {
-        Box::pin(async move {
-            let trees = self.0.trees()?;
+    fn commit(&self, group: Arc<[Pending]>) -> BoxFuture<'_, Result<Vec<Vec<Outcome>>, StoreError>> {
+        Box::pin(blocking(&self.0, move |s| {
+            let trees = s.trees()?;
             let all = transact(&trees, |tx| {
                 group
                     .iter()
@@ -399,16 +454,16 @@ impl Backend for SledBackend {
             })?;
             trees.sync()?;
             Ok(all)
-        })
+        }))
     }
 
     /// Reopens the database and writes one durable record.
     fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            let trees = self.0.reopen()?;
+        Box::pin(blocking(&self.0, |s| {
+            let trees = s.reopen()?;
             trees.meta.insert("probe", &chrono::Utc::now().timestamp_micros().to_be_bytes())?;
             trees.sync()
-        })
+        }))
     }
 }
 

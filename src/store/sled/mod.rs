@@ -180,6 +180,8 @@ pub struct SledStore {
     engine: Engine,
     /// The folder holds an older layout: `rebuild` must run first.
     outdated: bool,
+    /// Set by the first `close`.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl SledStore {
@@ -212,7 +214,7 @@ impl SledStore {
                 closed: std::sync::atomic::AtomicBool::new(false),
             });
             let engine = Engine::start(Arc::new(SledBackend(shared.clone())), limits, &runtime);
-            Ok(SledStore { shared, engine, outdated })
+            Ok(SledStore { shared, engine, outdated, closing: Default::default() })
         })
         .await
         .map_err(|e| StoreError::Internal(format!("opening the data folder did not finish: {e}")))?
@@ -411,8 +413,8 @@ impl Store for SledStore {
     /// writes get [`StoreError::Closed`]. Fails when the final sync does,
     /// or when writes were failing at the end.
     async fn close(&self) -> Result<(), StoreError> {
-        if self.shared.closed.load(std::sync::atomic::Ordering::Acquire) {
-            return Ok(()); // closed before
+        if self.closing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(()); // closed, or being closed, by another caller
         }
         let closed = self.engine.close(CLOSE_GRACE).await;
         blocking(&self.shared, move |s| {

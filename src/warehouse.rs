@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 use crate::aggregates::AggregateRow;
 use crate::capping::{capped_metrics, CapApplied};
 use crate::experiment::metric::{Aggregate, Cap, MetricKind};
-use crate::experiment::{Catalog, Experiment};
+use crate::experiment::{Catalog, Experiment, ShopZone};
 use crate::store::postgres::moments_at;
 
 /// Where the raw records are: offerlab's own PostgreSQL store by default.
@@ -160,11 +160,10 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
     let col = |table: &str, c: &str| format!("{table}.{}", ident(c));
 
     let mut sql = String::new();
-    let offset = exp.timezone.local_minus_utc();
     let _ = writeln!(
         sql,
         "-- offerlab aggregates of test {} (phase {}): one row per variant, shop-local day\n\
-         -- (UTC{}) of the visitor's first exposure, and metric.",
+         -- ({}) of the visitor's first exposure, and metric.",
         exp.id.as_str(),
         exp.allocation_version,
         exp.timezone
@@ -222,11 +221,15 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
     );
     let _ = writeln!(sql, "    GROUP BY f.visitor, f.variant, f.ts\n),");
 
+    // A fixed offset is added to UTC (PostgreSQL would read '+01:00' in
+    // AT TIME ZONE with the POSIX sign, west of Greenwich); a named zone is
+    // PostgreSQL's own, daylight saving included.
+    let local = match exp.timezone {
+        ShopZone::Offset(o) => format!("(p.ts AT TIME ZONE 'UTC') + interval '{} seconds'", o.local_minus_utc()),
+        ShopZone::Named(tz) => format!("p.ts AT TIME ZONE {}", literal(tz.name())),
+    };
     let _ = writeln!(sql, "per_metric AS (");
-    let _ = writeln!(
-        sql,
-        "    SELECT p.variant, ((p.ts AT TIME ZONE 'UTC') + interval '{offset} seconds')::date AS date, m.metric, m.x, m.y, m.c"
-    );
+    let _ = writeln!(sql, "    SELECT p.variant, ({local})::date AS date, m.metric, m.x, m.y, m.c");
     let _ = writeln!(sql, "    FROM per_visitor AS p\n    CROSS JOIN LATERAL (VALUES");
     let side = |event: &str, how: Aggregate| match how {
         Aggregate::Count => format!("p.c{}::float8", slot(event)),

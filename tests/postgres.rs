@@ -201,3 +201,50 @@ fn the_warehouse_pre_period_is_exact_hours_across_a_daylight_saving_switch() {
     );
     assert_eq!(pre, "1", "only the order within 336 hours counts");
 }
+
+/// A shop in `Europe/Berlin` files visitors under Berlin's calendar day,
+/// daylight saving included, in the service and in the warehouse SQL
+/// alike: 22:30 UTC is the next day in summer (UTC+2) and the same day in
+/// winter (UTC+1), where a fixed `+01:00` would file both on the same day.
+#[test]
+fn a_named_time_zone_files_days_with_daylight_saving_in_the_service_and_the_warehouse() {
+    let Some(pg) =
+        Postgres::start("a_named_time_zone_files_days_with_daylight_saving_in_the_service_and_the_warehouse")
+    else {
+        return;
+    };
+    let url = pg.database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    pg.sql(&db, include_str!("../migrations/postgres/0001_init.sql"));
+    pg.sql(&db, include_str!("../migrations/postgres/0002_covariates.sql"));
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/cart-protection-copy.toml"))
+        .unwrap()
+        .replace("start = \"2026-11-02\"", "start = \"2026-10-20\"\ntimezone = \"Europe/Berlin\"");
+    std::fs::write(dir.path().join("metrics.toml"), include_str!("../experiments/metrics.toml")).unwrap();
+    let file = dir.path().join("cart-protection-copy.toml");
+    std::fs::write(&file, text).unwrap();
+    let catalog = offerlab::experiment::load_dir(dir.path()).unwrap();
+    let exp = catalog.get("cart-protection-copy").unwrap();
+    let firsts = ["2026-10-24T22:30:00Z", "2026-10-25T22:30:00Z", "2026-10-25T23:30:00Z"];
+    let days: Vec<String> = firsts.iter().map(|t| exp.local_day(t.parse().unwrap()).to_string()).collect();
+    assert_eq!(days, ["2026-10-25", "2026-10-25", "2026-10-26"], "the service's days");
+    let rows: Vec<String> =
+        firsts.iter().enumerate().map(|(i, t)| format!("('v-{i}', 'cart-protection-copy', 1, 0, '{t}')")).collect();
+    pg.sql(&db, &format!("INSERT INTO exposures VALUES {}", rows.join(", ")));
+    let sql = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["sql", "--experiment"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(sql.status.success(), "{}", String::from_utf8_lossy(&sql.stderr));
+    let sql = String::from_utf8(sql.stdout).unwrap();
+    let warehouse = pg.sql(
+        &db,
+        &format!(
+            "SELECT string_agg(date::text || '=' || n, ',' ORDER BY date) FROM ({}) AS q WHERE metric = 'order_conversion'",
+            sql.trim_end().trim_end_matches(';')
+        ),
+    );
+    assert_eq!(warehouse, "2026-10-25=2,2026-10-26=1", "the warehouse's days");
+}

@@ -365,3 +365,15 @@ fn cuped_adjusts_proportions_and_means_with_a_bounded_pre_period() {
         assert!(e.message.contains(says), "{body}: {e}");
     }
 }
+
+#[test]
+fn a_misspelt_time_zone_names_its_line_and_the_forms_accepted() {
+    let text = base("a").replace("surface = \"cart\"\n", "surface = \"cart\"\ntimezone = \"Europe/Berln\"\n");
+    let e = only_error(&text);
+    assert!(e.message.contains("\"Europe/Berln\"") && e.message.contains("Europe/Berlin"), "{e}");
+    assert!(e.message.contains("+01:00"), "{e}");
+    assert_eq!(e.line, Some(text.lines().position(|l| l.starts_with("timezone")).unwrap() + 1), "{e}");
+    let ok = base("a").replace("surface = \"cart\"\n", "surface = \"cart\"\ntimezone = \"America/New_York\"\n");
+    let dir = folder(&[("a.toml", &ok)]);
+    assert_eq!(load_dir(dir.path()).unwrap().get("a").unwrap().timezone.to_string(), "America/New_York");
+}

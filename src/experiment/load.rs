@@ -10,12 +10,12 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-use chrono::{FixedOffset, NaiveDate};
+use chrono::NaiveDate;
 use toml::Spanned;
 
 use super::metric::{Cap, Cuped, Metric, MetricKind};
 use super::raw::{RawCap, RawCuped, RawExperiment, RawMetricKind, RawMetrics};
-use super::{check_slug, Catalog, Experiment, ExperimentId, StatsConfig, Status, Targeting, Variant, Weight};
+use super::{check_slug, Catalog, Experiment, ExperimentId, ShopZone, StatsConfig, Status, Targeting, Variant, Weight};
 use crate::bucketing::Namespace;
 use crate::tracking::MAX_EVENT_NAME_LEN;
 
@@ -384,17 +384,8 @@ fn check_experiment(
 
     let start = parse_start(&mut errs, &raw.start);
     let timezone = match &raw.timezone {
-        None => Some(FixedOffset::east_opt(0).expect("zero offset")),
-        Some(tz) => parse_offset(tz.get_ref()).or_else(|| {
-            errs.at(
-                tz.span(),
-                format!(
-                    "timezone \"{}\" is not a UTC offset; write it as \"+01:00\", \"-05:00\" or \"UTC\"",
-                    tz.get_ref()
-                ),
-            );
-            None
-        }),
+        None => Some(ShopZone::UTC),
+        Some(tz) => tz.get_ref().parse::<ShopZone>().map_err(|e| errs.at(tz.span(), e.to_string())).ok(),
     };
 
     let cycle = *raw.business_cycle_days.get_ref();
@@ -513,23 +504,6 @@ fn parse_start(errs: &mut FileErrors, start: &Spanned<toml::Value>) -> Option<Na
         );
         None
     })
-}
-
-fn parse_offset(s: &str) -> Option<FixedOffset> {
-    if s.eq_ignore_ascii_case("utc") || s == "Z" {
-        return FixedOffset::east_opt(0);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':')?;
-    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-    if h > 14 || m > 59 || h < 0 || m < 0 {
-        return None;
-    }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
 fn parse_variants(errs: &mut FileErrors, raw: &RawExperiment) -> Vec<Variant> {

@@ -8,12 +8,13 @@
 pub mod load;
 pub mod metric;
 mod raw;
+pub mod zone;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::bucketing::{bucket_ranges, BucketRange, Fnv, Namespace};
@@ -23,6 +24,7 @@ use crate::bucketing::{bucket_ranges, BucketRange, Fnv, Namespace};
 pub type Attributes = BTreeMap<String, String>;
 pub use load::{load_dir, ValidationError, ValidationErrors};
 pub use metric::{Aggregate, Metric, MetricKind, Source};
+pub use zone::ShopZone;
 
 /// An experiment's id: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`.
 /// It names the file, appears in URLs and in storage keys.
@@ -216,9 +218,8 @@ pub struct Experiment {
     /// First day of the test: exposures dated earlier are refused. (Days and
     /// cycles count from the first exposure of a phase, not from here.)
     pub start: NaiveDate,
-    /// Offset of the shop's business day from UTC.
-    #[serde(serialize_with = "serialize_offset")]
-    pub timezone: FixedOffset,
+    /// The shop's time zone: it decides a visitor's calendar day.
+    pub timezone: ShopZone,
     pub business_cycle_days: u32,
     pub coverage: f64,
     pub hash_attribute: String,
@@ -253,10 +254,6 @@ pub struct Experiment {
     /// then feeds only their id.
     #[serde(skip)]
     seeded: Fnv,
-}
-
-fn serialize_offset<S: serde::Serializer>(o: &FixedOffset, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&o.to_string())
 }
 
 impl Experiment {
@@ -298,7 +295,7 @@ impl Experiment {
 
     /// The shop's calendar day of an instant.
     pub fn local_day(&self, ts: DateTime<Utc>) -> NaiveDate {
-        ts.with_timezone(&self.timezone).date_naive()
+        self.timezone.local_day(ts)
     }
 
     /// Every metric the test reports: primary, guardrails, secondaries, in

@@ -88,10 +88,11 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Track(e) => e.code(),
             ApiError::Storage(e) | ApiError::StorageRead(e) if matches!(**e, StoreError::Busy) => "busy",
-            ApiError::Storage(e) | ApiError::StorageRead(e) if matches!(**e, StoreError::Corrupt(_)) => {
-                "corrupt_record"
-            }
-            ApiError::Storage(_) | ApiError::StorageRead(_) => "storage_unavailable",
+            ApiError::Storage(e) | ApiError::StorageRead(e) => match **e {
+                StoreError::Corrupt(_) => "corrupt_record",
+                _ if e.retryable() => "storage_unavailable",
+                _ => "storage_error",
+            },
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::ClientKey(_) => "unknown_client_key",
             ApiError::Internal(_) => "internal",
@@ -154,10 +155,8 @@ impl ResponseError for ApiError {
                 | TrackError::BeforeStart { .. }
                 | TrackError::UnknownField(_) => StatusCode::BAD_REQUEST,
             },
-            ApiError::Storage(e) | ApiError::StorageRead(e) if matches!(**e, StoreError::Corrupt(_)) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-            ApiError::Storage(_) | ApiError::StorageRead(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(e) | ApiError::StorageRead(e) if e.retryable() => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(_) | ApiError::StorageRead(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -178,7 +177,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(Unauthorized { basic: true, .. }) => {
                 response.insert_header(("WWW-Authenticate", "Basic realm=\"offerlab\", charset=\"UTF-8\""));
             }
-            ApiError::Storage(e) | ApiError::StorageRead(e) if !matches!(**e, StoreError::Corrupt(_)) => {
+            ApiError::Storage(e) | ApiError::StorageRead(e) if e.retryable() => {
                 response.insert_header(("Retry-After", "1"));
             }
             _ => {}
@@ -190,36 +189,40 @@ impl ResponseError for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    /// A log sink the test reads back.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::captured::Sink;
 
     #[test]
     fn every_5xx_is_logged_with_its_cause_and_no_4xx_is() {
         let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(sink.subscriber(), || {
             let down = ApiError::Storage(Arc::new(StoreError::Unavailable("disk full".into())));
             assert_eq!(down.error_response().status(), StatusCode::SERVICE_UNAVAILABLE);
             let bad = ApiError::NotFound("GET /nope".into());
             assert_eq!(bad.error_response().status(), StatusCode::NOT_FOUND);
         });
-        let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let log = sink.text();
         assert!(log.contains("ERROR") && log.contains("status=503") && log.contains("disk full"), "{log}");
         assert!(!log.contains("GET /nope"), "{log}");
+    }
+
+    /// An outage is worth a retry (503, Retry-After); a newer schema, a bad
+    /// configuration or a bug is not (500, none).
+    #[test]
+    fn store_errors_are_503_only_when_a_retry_can_help() {
+        let answer = |e: StoreError| ApiError::StorageRead(Arc::new(e)).error_response();
+        for retry in [StoreError::Unavailable("gone".into()), StoreError::Busy, StoreError::Closed] {
+            let r = answer(retry);
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(r.headers().contains_key("Retry-After"));
+        }
+        for fatal in [
+            StoreError::NewerSchema { found: 9, known: 3 },
+            StoreError::Config("bad URL".into()),
+            StoreError::Internal("a bug".into()),
+        ] {
+            let r = answer(fatal);
+            assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(!r.headers().contains_key("Retry-After"));
+        }
     }
 }

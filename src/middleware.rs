@@ -1,6 +1,7 @@
-//! The HTTP layers every request passes: request metrics (outermost, so
-//! refusals are counted too), security headers, a deadline on reading the
-//! body, and the access check each route declares in [`crate::routes`].
+//! The HTTP layers every request passes: request ids and metrics
+//! (outermost, so refusals are counted too), security headers, a deadline
+//! on reading the body, and the access check each route declares in
+//! [`crate::routes`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,14 +26,38 @@ use crate::metrics::Metrics;
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// Counts every request by the route actix matched (or `unmatched`), its
-/// method and status, and observes its latency.
+/// The header a request's id travels in, both ways.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The id a request is known by in the log and in its answer's
+/// `X-Request-Id`: the caller's own (a load balancer's, say) when it sends
+/// a plausible one (1 to 64 visible ASCII characters), else 16 random hex
+/// digits.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
+}
+
+/// Runs every request inside a `request` span (its id, method and path),
+/// so whatever a handler logs, a 5xx's cause included, names the request;
+/// answers its id in `X-Request-Id`; counts the request by the route actix
+/// matched (or `unmatched`), its method and status, and observes its
+/// latency.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    use tracing::Instrument;
     let started = Instant::now();
-    let response = next.call(req).await?;
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let mut response = next.call(req).instrument(span).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
+    }
     let request = response.request();
     if let Some(metrics) = request.app_data::<web::Data<Metrics>>() {
         let route = request.match_name().unwrap_or("unmatched");
@@ -173,5 +198,41 @@ pub async fn require(
     match verdict {
         Ok(()) => Ok(next.call(req).await?.map_into_boxed_body()),
         Err(error) => Ok(req.into_response(error.error_response())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::captured::Sink;
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, App, HttpResponse};
+
+    #[actix_web::test]
+    async fn every_answer_carries_its_request_id_and_a_5xx_is_logged_under_it() {
+        let sink = Sink::default();
+        let _log = tracing::subscriber::set_default(sink.subscriber());
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(observe))
+                .route("/ok", web::get().to(HttpResponse::Ok))
+                .route("/bug", web::get().to(|| async { Err::<HttpResponse, _>(ApiError::Internal("a bug".into())) })),
+        )
+        .await;
+        let given = test::TestRequest::get().uri("/ok").insert_header((REQUEST_ID, "lb-42")).to_request();
+        let answer = test::call_service(&app, given).await;
+        assert_eq!(answer.headers().get(REQUEST_ID).unwrap(), "lb-42", "the caller's id comes back");
+        let made = test::call_service(&app, test::TestRequest::get().uri("/ok").to_request()).await;
+        let id = made.headers().get(REQUEST_ID).unwrap().to_str().unwrap().to_owned();
+        assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        let odd = test::TestRequest::get().uri("/ok").insert_header((REQUEST_ID, "a b")).to_request();
+        let replaced = test::call_service(&app, odd).await;
+        assert_ne!(replaced.headers().get(REQUEST_ID).unwrap(), "a b", "an implausible id is replaced");
+        let failed = test::call_service(&app, test::TestRequest::get().uri("/bug").to_request()).await;
+        assert_eq!(failed.status().as_u16(), 500);
+        let id = failed.headers().get(REQUEST_ID).unwrap().to_str().unwrap().to_owned();
+        let log = sink.text();
+        let line = log.lines().find(|l| l.contains("a bug")).unwrap_or_else(|| panic!("the 5xx is logged: {log}"));
+        assert!(line.contains(&format!("id={id}")) && line.contains("path=/bug"), "{line}");
     }
 }

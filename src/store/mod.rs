@@ -85,6 +85,26 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the same request may succeed in a moment: the store is
+    /// down, full, busy, shutting down or refused this one transaction
+    /// (503 with Retry-After). The rest (a corrupt record, a newer format or
+    /// schema, a bad configuration, our own bug) no retry mends (500).
+    pub fn retryable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_)
+            | StoreError::Busy
+            | StoreError::Closed
+            | StoreError::Sled(_)
+            | StoreError::Postgres(_) => true,
+            StoreError::Corrupt(_)
+            | StoreError::Locked(_)
+            | StoreError::NewerFormat(..)
+            | StoreError::NewerSchema { .. }
+            | StoreError::Config(_)
+            | StoreError::Internal(_) => false,
+        }
+    }
+
     /// Whether the error means the store cannot write at all (a lost or
     /// refusing database, a failing disk), rather than that one write is
     /// bad: the engine then marks the store unhealthy and probes it.

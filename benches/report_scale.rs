@@ -20,7 +20,7 @@ use std::time::Instant;
 use chrono::{Duration, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::load_dir;
-use offerlab::state::report;
+use offerlab::reporting::report;
 use offerlab::store::{PgStore, SledStore, Store, Write};
 use offerlab::tracking::{Event, Exposure};
 use offerlab::warehouse::{aggregates_sql, Layout};

@@ -7,10 +7,15 @@
 //! `timezone` is refused the same way: stored days are calendar days in the
 //! offset they were written with. (`start` may change freely: stored days
 //! are dates, not offsets from it.)
+//!
+//! [`admit`] applies these rules when a catalog is loaded over a store
+//! (start and reload); [`allocations_to_record`] says what it would do
+//! (`offerlab validate --data`).
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::Experiment;
+use crate::experiment::{Catalog, Experiment, ValidationError, ValidationErrors, FINGERPRINT_V2};
+use crate::store::{Store, StoreError};
 
 /// What was last accepted for a test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,8 +63,13 @@ pub fn check(stored: Option<&AllocationRecord>, exp: &Experiment, exposures_in_p
             exp.id, before.version, now.version, before.version
         ));
     }
+    // A record of an older store names the allocation in the legacy
+    // encoding: the same allocation there is upgraded (recorded anew).
+    let same_allocation = now.fingerprint == before.fingerprint
+        || (!before.fingerprint.starts_with(FINGERPRINT_V2)
+            && before.fingerprint == exp.legacy_allocation_fingerprint());
     if now.version == before.version && exposures_in_phase {
-        if now.fingerprint != before.fingerprint {
+        if !same_allocation {
             return Check::Refuse(format!(
                 "the allocation of \"{}\" (seed, variants, weights, coverage, namespace or targeting) changed after exposures were recorded, which would silently move visitors between variants; revert the change, or set allocation_version = {} to start a new analysis phase",
                 exp.id,
@@ -76,4 +86,78 @@ pub fn check(stored: Option<&AllocationRecord>, exp: &Experiment, exposures_in_p
         }
     }
     Check::Record(now)
+}
+
+// Admission: what loading a catalog over a store does.
+
+/// Refuses a catalog whose allocation changes would move visitors of
+/// running tests between variants (see [`crate::allocation`]), else
+/// remembers the allocations it brings.
+pub async fn admit(store: &dyn Store, catalog: &Catalog) -> Result<(), ValidationErrors> {
+    for (id, r) in allocations_to_record(store, catalog).await? {
+        store.set_allocation(&id, &r).await.map_err(storage_error)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn storage_error(e: StoreError) -> ValidationErrors {
+    ValidationErrors(vec![ValidationError { file: "data".into(), line: None, message: e.to_string() }])
+}
+
+/// What [`admit`] would do, without writing: the allocations to remember,
+/// or every refusal (for `offerlab validate --data`).
+pub async fn allocations_to_record(
+    store: &dyn Store,
+    catalog: &Catalog,
+) -> Result<Vec<(String, AllocationRecord)>, ValidationErrors> {
+    let storage = storage_error;
+    let mut records = Vec::new();
+    let mut refusals = Vec::new();
+    for exp in catalog.experiments() {
+        let stored = store.allocation(exp.id.as_str()).await.map_err(storage)?;
+        let has = store.has_exposures(exp.id.as_str(), exp.allocation_version).await.map_err(storage)?;
+        match check(stored.as_ref(), exp, has) {
+            Check::Unchanged => {}
+            Check::Record(r) => records.push((exp.id.to_string(), r)),
+            Check::Refuse(message) => {
+                refusals.push(ValidationError { file: exp.source.clone(), line: exp.variants_line, message })
+            }
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(ValidationErrors(refusals));
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::load_dir;
+
+    fn cart() -> std::sync::Arc<Experiment> {
+        let catalog = load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"))).unwrap();
+        catalog.get("cart-protection-copy").unwrap().clone()
+    }
+
+    /// The stored encoding is pinned: a refactor that changed it would
+    /// refuse every running test with exposures.
+    #[test]
+    fn the_fingerprint_has_a_defined_encoding() {
+        assert_eq!(
+            cart().allocation_fingerprint(),
+            r#"v2:{"seed":"cart-protection-copy","hash_attribute":"visitor_id","coverage":1.0,"namespace":null,"variants":[["control",0.5],["benefit",0.5]],"targeting":{}}"#
+        );
+    }
+
+    #[test]
+    fn a_record_of_the_legacy_encoding_is_upgraded_when_the_allocation_is_the_same() {
+        let exp = cart();
+        let legacy =
+            AllocationRecord { fingerprint: exp.legacy_allocation_fingerprint(), ..AllocationRecord::of(&exp) };
+        assert_eq!(check(Some(&legacy), &exp, true), Check::Record(AllocationRecord::of(&exp)));
+        let mut moved = (*exp).clone();
+        moved.seed = "another".into();
+        assert!(matches!(check(Some(&legacy), &moved, true), Check::Refuse(_)), "a real change is still refused");
+    }
 }

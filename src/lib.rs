@@ -22,6 +22,7 @@ pub mod features;
 pub mod format;
 pub mod metrics;
 pub mod middleware;
+pub mod reporting;
 pub mod routes;
 pub mod simulate;
 pub mod startup;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use chrono::NaiveDate;
 use offerlab::aggregates::{check_rows, read_aggregates};
+use offerlab::allocation::allocations_to_record;
 use offerlab::analysis::analyze;
 use offerlab::assignment::{assign_all, AssignQuery};
 use offerlab::config::Settings;
@@ -17,7 +18,6 @@ use offerlab::experiment::load_dir;
 use offerlab::experiment::{ValidationError, ValidationErrors};
 use offerlab::simulate::{self, Simulation};
 use offerlab::startup::Application;
-use offerlab::state::allocations_to_record;
 use offerlab::store::{PgStore, SledStore, Store, StoreError};
 use offerlab::warehouse::{self, Layout};
 

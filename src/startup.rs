@@ -18,10 +18,11 @@ use crate::auth::{EmptyKey, Keys};
 use crate::metrics::Metrics;
 use crate::middleware::{body_deadline, observe, security_headers, BodyDeadline};
 
+use crate::allocation::admit;
 use crate::config::Settings;
 use crate::experiment::{load_dir, Catalog, ValidationErrors};
 use crate::routes;
-use crate::state::{admit, AppState};
+use crate::state::AppState;
 use crate::store::engine::Limits;
 use crate::store::{PgStore, SledStore, Store};
 

@@ -256,7 +256,7 @@ async fn expose_a(store: &dyn offerlab::store::Store, dir: &Path) {
     use offerlab::store::Write;
     use offerlab::tracking::Exposure;
     let catalog = std::sync::Arc::new(load_dir(dir).unwrap());
-    offerlab::state::admit(store, &catalog).await.unwrap();
+    offerlab::allocation::admit(store, &catalog).await.unwrap();
     let ts = chrono::DateTime::parse_from_rfc3339("2026-11-03T10:00:00Z").unwrap().to_utc();
     let exposure = Exposure { visitor: "v".into(), experiment: "a".into(), variant: 0, ts, phase: 1 };
     store.record(catalog, vec![Write::Exposure(exposure)]).await.unwrap();

@@ -310,9 +310,37 @@ impl Experiment {
         out
     }
 
-    /// The parts of the definition that decide who sees which variant.
-    /// If these change while exposures exist, visitors silently switch arms.
+    /// The parts of the definition that decide who sees which variant, in
+    /// a defined encoding that is stored: [`FINGERPRINT_V2`], then JSON of
+    /// seed, hash attribute, coverage, namespace, variants with weights and
+    /// targeting, in that order (object keys sorted, numbers in their
+    /// shortest round-trip form). If these change while exposures exist,
+    /// visitors silently switch arms.
     pub fn allocation_fingerprint(&self) -> String {
+        #[derive(Serialize)]
+        struct Parts<'a> {
+            seed: &'a str,
+            hash_attribute: &'a str,
+            coverage: f64,
+            namespace: Option<(&'a str, f64, f64)>,
+            variants: Vec<(&'a str, f64)>,
+            targeting: &'a BTreeMap<String, Vec<String>>,
+        }
+        let parts = Parts {
+            seed: &self.seed,
+            hash_attribute: &self.hash_attribute,
+            coverage: self.coverage,
+            namespace: self.namespace.as_ref().map(|n| (n.id.as_str(), n.start, n.end)),
+            variants: self.variants.iter().map(|v| (v.key.as_str(), v.weight.get())).collect(),
+            targeting: &self.targeting.0,
+        };
+        format!("{FINGERPRINT_V2}{}", serde_json::to_string(&parts).expect("allocation parts serialize"))
+    }
+
+    /// The fingerprint stores written before [`FINGERPRINT_V2`] hold: it
+    /// printed the targeting with Rust's `Debug`. Only read, to recognise
+    /// an unchanged allocation in such a store and upgrade its record.
+    pub fn legacy_allocation_fingerprint(&self) -> String {
         let ns = self.namespace.as_ref().map(|n| format!("{}:{}:{}", n.id, n.start, n.end)).unwrap_or_default();
         let variants: Vec<String> = self.variants.iter().map(|v| format!("{}={}", v.key, v.weight.get())).collect();
         format!(
@@ -326,6 +354,9 @@ impl Experiment {
         )
     }
 }
+
+/// How every allocation fingerprint written today begins.
+pub const FINGERPRINT_V2: &str = "v2:";
 
 /// A validated, loaded folder: every experiment and the metrics they use.
 #[derive(Debug, Clone, Default)]

@@ -8,8 +8,9 @@ use serde_json::json;
 use crate::aggregates::write_csv;
 use crate::capping::Collector;
 use crate::error::ApiError;
+use crate::reporting::report_rows;
 use crate::routes::find;
-use crate::state::{report_rows, AppState};
+use crate::state::AppState;
 
 /// Every test with its verdict and progress.
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -6,109 +6,26 @@
 //! service never runs a half-loaded set.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
-use std::ops::Range;
 use std::path::Path;
 
 use chrono::NaiveDate;
 use toml::Spanned;
 
-use super::metric::{Cap, Cuped, Metric, MetricKind};
-use super::raw::{RawCap, RawCuped, RawExperiment, RawMetricKind, RawMetrics};
-use super::{check_slug, Catalog, Experiment, ExperimentId, ShopZone, StatsConfig, Status, Targeting, Variant, Weight};
+use super::conflicts::check_conflicts;
+use super::errors::FileErrors;
+pub use super::errors::{ValidationError, ValidationErrors};
+use super::metric::Metric;
+pub use super::metrics_file::parse_metrics;
+use super::metrics_file::parse_metrics_partly;
+use super::raw::RawExperiment;
+use super::{Catalog, Experiment, ExperimentId, ShopZone, StatsConfig, Status, Targeting, Variant, Weight};
 use crate::bucketing::Namespace;
-use crate::tracking::MAX_EVENT_NAME_LEN;
 
 /// The file that defines the metrics, inside the experiments folder.
 pub const METRICS_FILE: &str = "metrics.toml";
 
 /// How far the weights of a definition may sum from 1.
 const WEIGHT_SUM_TOLERANCE: f64 = 0.001;
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ValidationError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl fmt::Display for ValidationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
-/// Every problem found in a folder.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
-pub struct ValidationErrors(pub Vec<ValidationError>);
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ValidationErrors {}
-
-/// Collects the errors of one file, turning byte spans into line numbers.
-struct FileErrors<'a> {
-    file: &'a str,
-    text: &'a str,
-    errors: Vec<ValidationError>,
-}
-
-impl<'a> FileErrors<'a> {
-    fn new(file: &'a str, text: &'a str) -> Self {
-        FileErrors { file, text, errors: Vec::new() }
-    }
-
-    fn line_of(&self, span: Range<usize>) -> Option<usize> {
-        // A span of 0..0 marks a defaulted field that is not in the file.
-        (span.end > 0).then(|| self.text[..span.start.min(self.text.len())].matches('\n').count() + 1)
-    }
-
-    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
-        let line = self.line_of(span);
-        self.errors.push(ValidationError { file: self.file.to_owned(), line, message: message.into() });
-    }
-
-    fn whole(&mut self, message: impl Into<String>) {
-        self.at(0..0, message);
-    }
-
-    fn toml(&mut self, e: toml::de::Error) {
-        let mut message = e.message().trim().to_owned();
-        if message.starts_with("unknown field") {
-            message.push_str("; remove it or correct its spelling");
-        } else if message.starts_with("unknown variant") {
-            message.push_str("; use one of the listed values");
-        } else if message.starts_with("missing field") {
-            message.push_str("; add it");
-        }
-        // An error without a place (a missing top-level field) is about the
-        // top-level table, which starts at line 1.
-        let line = e.span().and_then(|span| self.line_of(span)).or(Some(1));
-        self.errors.push(ValidationError { file: self.file.to_owned(), line, message });
-    }
-
-    fn finish<T>(self, value: T) -> Result<T, Vec<ValidationError>> {
-        if self.errors.is_empty() {
-            Ok(value)
-        } else {
-            Err(self.errors)
-        }
-    }
-}
 
 /// Loads and validates every definition in `dir`.
 pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
@@ -175,167 +92,6 @@ pub fn load_file(path: &Path, metrics_path: Option<&Path>) -> Result<Catalog, Va
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let exp = parse_experiment(&path.display().to_string(), stem, &read(path)?, &metrics).map_err(ValidationErrors)?;
     Ok(Catalog::new(vec![exp], metrics))
-}
-
-/// An event name a metric reads must be one the API accepts: 1 to
-/// [`MAX_EVENT_NAME_LEN`] bytes without control characters.
-fn check_event_name(event: &str) -> Result<(), String> {
-    if event.is_empty() || event.len() > MAX_EVENT_NAME_LEN || event.chars().any(char::is_control) {
-        return Err(format!(
-            "event name \"{}\" must be 1 to {MAX_EVENT_NAME_LEN} bytes without control characters, as the events API accepts",
-            event.escape_debug()
-        ));
-    }
-    Ok(())
-}
-
-/// Parses `metrics.toml`: one table per metric, keyed by its name.
-pub fn parse_metrics(file: &str, text: &str) -> Result<BTreeMap<String, Metric>, Vec<ValidationError>> {
-    match parse_metrics_partly(file, text) {
-        (metrics, errors) if errors.is_empty() => Ok(metrics),
-        (_, errors) => Err(errors),
-    }
-}
-
-/// The metrics that parse, and the errors of the rest.
-fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<String, Metric>, Vec<ValidationError>) {
-    let mut errs = FileErrors::new(file, text);
-    let raw: RawMetrics = match toml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            errs.toml(e);
-            return (BTreeMap::new(), errs.errors);
-        }
-    };
-    let mut metrics = BTreeMap::new();
-    for (name, spanned) in raw {
-        let span = spanned.span();
-        let m = spanned.into_inner();
-        if let Err(e) = check_slug("metric name", &name) {
-            errs.at(span.clone(), format!("{e}; rename the metric's table, e.g. [revenue_per_visitor]"));
-        }
-        for event in [
-            m.event.as_deref(),
-            m.numerator.as_ref().map(|s| s.event.as_str()),
-            m.denominator.as_ref().map(|s| s.event.as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|e| !e.is_empty())
-        {
-            if let Err(e) = check_event_name(event) {
-                errs.at(span.clone(), format!("metric \"{}\": {e}", name.escape_debug()));
-            }
-        }
-        let kind = match m.kind {
-            RawMetricKind::Proportion | RawMetricKind::Mean => {
-                if m.numerator.is_some() || m.denominator.is_some() {
-                    errs.at(span.clone(), format!("metric \"{name}\" is not a ratio; remove numerator and denominator, or set kind = \"ratio\""));
-                }
-                let Some(event) = m.event.filter(|e| !e.is_empty()) else {
-                    errs.at(span, format!("metric \"{name}\" needs the event it counts; add event = \"...\""));
-                    continue;
-                };
-                if matches!(m.kind, RawMetricKind::Proportion) {
-                    MetricKind::Proportion { event }
-                } else {
-                    MetricKind::Mean { event }
-                }
-            }
-            RawMetricKind::Ratio => {
-                if m.event.is_some() {
-                    errs.at(
-                        span.clone(),
-                        format!("ratio metric \"{name}\" takes numerator and denominator, not event; remove event"),
-                    );
-                }
-                match (m.numerator, m.denominator) {
-                    (Some(numerator), Some(denominator)) => MetricKind::Ratio { numerator, denominator },
-                    _ => {
-                        errs.at(span, format!("ratio metric \"{name}\" needs numerator = {{ event = \"...\", aggregate = \"sum\" }} and a denominator of the same form"));
-                        continue;
-                    }
-                }
-            }
-        };
-        let cap = m.cap.and_then(|raw| match parse_cap(&name, &kind, raw) {
-            Ok(cap) => Some(cap),
-            Err(e) => {
-                errs.at(span.clone(), e);
-                None
-            }
-        });
-        let cuped = m.cuped.and_then(|raw| match parse_cuped(&name, &kind, raw) {
-            Ok(cuped) => Some(cuped),
-            Err(e) => {
-                errs.at(span.clone(), e);
-                None
-            }
-        });
-        metrics.insert(
-            name.clone(),
-            Metric {
-                label: m.label.unwrap_or_else(|| name.replace('_', " ")),
-                description: m.description.unwrap_or_default(),
-                name,
-                kind,
-                higher_is_better: m.higher_is_better.unwrap_or(true),
-                cap,
-                cuped,
-            },
-        );
-    }
-    (metrics, errs.errors)
-}
-
-/// The longest CUPED pre-period: a visitor's events further back than this
-/// are kept but never read as a covariate.
-pub const MAX_CUPED_DAYS: u32 = 90;
-
-fn parse_cap(name: &str, kind: &MetricKind, raw: RawCap) -> Result<Cap, String> {
-    if matches!(kind, MetricKind::Proportion { .. }) {
-        return Err(format!(
-            "metric \"{name}\" is a proportion: its values are 0 or 1 and cannot be capped; remove cap"
-        ));
-    }
-    let example = "write cap = { absolute = 500.0 } or cap = { percentile = 0.99 }";
-    match (raw.absolute, raw.percentile) {
-        (Some(_), Some(_)) => Err(format!("metric \"{name}\": cap takes absolute or percentile, not both; {example}")),
-        (None, None) => Err(format!("metric \"{name}\": cap needs absolute or percentile; {example}")),
-        (Some(a), None) => {
-            if raw.ignore_zeros.is_some() {
-                Err(format!("metric \"{name}\": ignore_zeros applies to a percentile cap only; remove it"))
-            } else if !(a.is_finite() && a > 0.0) {
-                Err(format!("metric \"{name}\": an absolute cap must be a positive number, e.g. 500.0 (got {a})"))
-            } else {
-                Ok(Cap::Absolute(a))
-            }
-        }
-        (None, Some(p)) => {
-            if p > 0.0 && p < 1.0 {
-                Ok(Cap::Percentile { percentile: p, ignore_zeros: raw.ignore_zeros.unwrap_or(false) })
-            } else {
-                Err(format!(
-                    "metric \"{name}\": a percentile cap is a fraction between 0 and 1, e.g. 0.99 for the 99th percentile (got {p})"
-                ))
-            }
-        }
-    }
-}
-
-fn parse_cuped(name: &str, kind: &MetricKind, raw: RawCuped) -> Result<Cuped, String> {
-    if matches!(kind, MetricKind::Ratio { .. }) {
-        return Err(format!(
-            "metric \"{name}\" is a ratio: CUPED adjusts proportion and mean metrics only; remove cuped"
-        ));
-    }
-    if raw.days == 0 || raw.days > MAX_CUPED_DAYS {
-        return Err(format!(
-            "metric \"{name}\": cuped days is the pre-period before first exposure, 1 to {MAX_CUPED_DAYS} (got {}); e.g. cuped = {{ days = 14 }}",
-            raw.days
-        ));
-    }
-    Ok(Cuped { days: raw.days })
 }
 
 /// Parses one experiment file whose stem is `stem`.
@@ -648,31 +404,4 @@ fn parse_stats(errs: &mut FileErrors, raw: &RawExperiment, metrics: &BTreeMap<St
         errs.at(span, format!("stats.baseline = {}; the primary metric is a proportion, so its baseline is a rate below 1 (0.04 for 4%)", stats.baseline));
     }
     stats
-}
-
-/// Refuses two running tests on the same surface that could both hold one
-/// visitor: test one element at a time. They are kept apart only by the same
-/// namespace with disjoint ranges, or by targeting no visitor can match twice.
-fn check_conflicts(experiments: &[Experiment]) -> Vec<ValidationError> {
-    let running: Vec<&Experiment> = experiments.iter().filter(|e| e.status == Status::Running).collect();
-    let mut errors = Vec::new();
-    for (i, a) in running.iter().enumerate() {
-        for b in &running[i + 1..] {
-            if a.surface != b.surface || a.targeting.disjoint_from(&b.targeting) {
-                continue;
-            }
-            let apart = matches!((&a.namespace, &b.namespace), (Some(x), Some(y)) if !x.may_overlap(y));
-            if !apart {
-                errors.push(ValidationError {
-                    file: b.source.clone(),
-                    line: b.surface_line,
-                    message: format!(
-                        "running tests \"{}\" and \"{}\" both run on surface \"{}\" and could show one visitor both; pause one, or put both in one namespace with disjoint ranges, e.g. namespace = {{ id = \"{}\", range = [0.0, 0.5] }} and [0.5, 1.0]",
-                        a.id, b.id, a.surface.as_str(), a.surface.as_str()
-                    ),
-                });
-            }
-        }
-    }
-    errors
 }

@@ -5,8 +5,11 @@
 //! raw TOML shape ([`raw`]) into them or refuses the whole folder, so a
 //! definition is never half-loaded.
 
+mod conflicts;
+mod errors;
 pub mod load;
 pub mod metric;
+mod metrics_file;
 mod raw;
 pub mod zone;
 

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::dev::ServerHandle;
 use offerlab::config::Settings;
 use offerlab::startup::Application;
 use serde_json::json;
@@ -51,6 +52,23 @@ fn raw_sled(batch: usize, durable: bool) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// A server on a runtime of its own, as `offerlab serve` runs one (the
+/// load generator's tasks do not share it): its URL, a handle that stops
+/// it, and its thread, which ends once the store is closed.
+fn serve(settings: &Settings) -> (String, ServerHandle, std::thread::JoinHandle<()>) {
+    let settings = settings.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async move {
+            let app = Application::build(&settings).await.unwrap();
+            tx.send((format!("http://127.0.0.1:{}", app.port()), app.handle())).unwrap();
+            app.run_until_stopped().await.unwrap();
+        });
+    });
+    let (url, handle) = rx.recv().unwrap();
+    (url, handle, thread)
+}
+
 /// Events per second through the API with `batch` events per request, on
 /// sled, or on `replicas` servers sharing the PostgreSQL at `store`.
 async fn api(batch: usize, store: Option<&str>, replicas: usize) -> f64 {
@@ -65,10 +83,9 @@ async fn api(batch: usize, store: Option<&str>, replicas: usize) -> f64 {
     let mut urls = Vec::new();
     let mut servers = Vec::new();
     for _ in 0..replicas {
-        let app = Application::build(&settings).await.unwrap();
-        urls.push(format!("http://127.0.0.1:{}", app.port()));
-        let handle = app.handle();
-        servers.push((handle, tokio::spawn(app.run_until_stopped())));
+        let (url, handle, thread) = serve(&settings);
+        urls.push(url);
+        servers.push((handle, thread));
     }
     let url = urls[0].clone();
     let client = reqwest::Client::new();
@@ -100,10 +117,10 @@ async fn api(batch: usize, store: Option<&str>, replicas: usize) -> f64 {
         t.await.unwrap();
     }
     let rate = sent.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
-    for (handle, server) in servers {
+    for (handle, thread) in servers {
         handle.stop(true).await;
         // The server closes and flushes its store before the folder goes away.
-        server.await.unwrap().unwrap();
+        tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
     }
     drop(root);
     rate

@@ -101,13 +101,14 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// Logs a 5xx with its cause, once per answer, wherever the answer is
-    /// built (JSON here, HTML for the report pages). A client's mistakes,
-    /// 4xx, are answered, not logged.
+    /// Logs a 5xx with its cause and the request's id, once per answer,
+    /// wherever the answer is built (JSON here, HTML for the report pages).
+    /// A client's mistakes, 4xx, are answered, not logged.
     pub fn log(&self) {
         let status = self.status_code();
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), code = self.code(), "{self}");
+            let request = crate::middleware::current_request_id().unwrap_or_default();
+            tracing::error!(status = status.as_u16(), code = self.code(), request = %request, "{self}");
         }
     }
 }

@@ -29,33 +29,51 @@ pub const CONTENT_SECURITY_POLICY: &str =
 /// The header a request's id travels in, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The id a request is known by in the log and in its answer's
-/// `X-Request-Id`: the caller's own (a load balancer's, say) when it sends
-/// a plausible one (1 to 64 visible ASCII characters), else 16 random hex
-/// digits.
-fn request_id(req: &ServiceRequest) -> String {
+/// The caller's id of a request (a load balancer's, say), when it sends a
+/// plausible one: 1 to 64 visible ASCII characters.
+fn given_request_id(req: &ServiceRequest) -> Option<String> {
     req.headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|id| (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
+        .map(str::to_owned)
 }
 
-/// Runs every request inside a `request` span (its id, method and path),
-/// so whatever a handler logs, a 5xx's cause included, names the request;
-/// answers its id in `X-Request-Id`; counts the request by the route actix
-/// matched (or `unmatched`), its method and status, and observes its
-/// latency.
+tokio::task_local! {
+    /// The id of the request being served: the caller's, or one made when
+    /// a log line first needs it.
+    static REQUEST: std::cell::RefCell<Option<String>>;
+}
+
+/// The id of the request the calling task serves (16 random hex digits
+/// made now when the caller sent none), if it serves one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST.try_with(|id| id.borrow_mut().get_or_insert_with(|| format!("{:016x}", rand::random::<u64>())).clone()).ok()
+}
+
+/// Serves every request with its id at hand ([`current_request_id`]: a
+/// 5xx is logged with it), inside a `request` span at debug level (its
+/// method and path: `RUST_LOG=debug` traces every request, and costs
+/// nothing otherwise). The answer carries the id in `X-Request-Id` when
+/// the caller sent one or a log line named one, so a request that failed
+/// can be found in the log; a plain success costs no id. Counts the
+/// request by the route actix matched (or `unmatched`), its method and
+/// status, and observes its latency.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     use tracing::Instrument;
     let started = Instant::now();
-    let id = request_id(&req);
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
-    let mut response = next.call(req).instrument(span).await?;
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    let span = tracing::debug_span!("request", method = %req.method(), path = %req.path());
+    let given = std::cell::RefCell::new(given_request_id(&req));
+    let served = async {
+        let response = next.call(req).instrument(span).await;
+        (response, REQUEST.with(|id| id.borrow_mut().take()))
+    };
+    let (response, id) = REQUEST.scope(given, served).await;
+    let mut response = response?;
+    if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         response.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
     }
     let request = response.request();
@@ -209,7 +227,7 @@ mod tests {
     use actix_web::{test, App, HttpResponse};
 
     #[actix_web::test]
-    async fn every_answer_carries_its_request_id_and_a_5xx_is_logged_under_it() {
+    async fn a_5xx_is_logged_under_the_request_id_its_answer_carries() {
         let sink = Sink::default();
         let _log = tracing::subscriber::set_default(sink.subscriber());
         let app = test::init_service(
@@ -222,17 +240,17 @@ mod tests {
         let given = test::TestRequest::get().uri("/ok").insert_header((REQUEST_ID, "lb-42")).to_request();
         let answer = test::call_service(&app, given).await;
         assert_eq!(answer.headers().get(REQUEST_ID).unwrap(), "lb-42", "the caller's id comes back");
-        let made = test::call_service(&app, test::TestRequest::get().uri("/ok").to_request()).await;
-        let id = made.headers().get(REQUEST_ID).unwrap().to_str().unwrap().to_owned();
-        assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        let plain = test::call_service(&app, test::TestRequest::get().uri("/ok").to_request()).await;
+        assert!(plain.headers().get(REQUEST_ID).is_none(), "a plain success costs no id");
         let odd = test::TestRequest::get().uri("/ok").insert_header((REQUEST_ID, "a b")).to_request();
-        let replaced = test::call_service(&app, odd).await;
-        assert_ne!(replaced.headers().get(REQUEST_ID).unwrap(), "a b", "an implausible id is replaced");
+        let dropped = test::call_service(&app, odd).await;
+        assert!(dropped.headers().get(REQUEST_ID).is_none(), "an implausible id is not echoed");
         let failed = test::call_service(&app, test::TestRequest::get().uri("/bug").to_request()).await;
         assert_eq!(failed.status().as_u16(), 500);
         let id = failed.headers().get(REQUEST_ID).unwrap().to_str().unwrap().to_owned();
+        assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         let log = sink.text();
         let line = log.lines().find(|l| l.contains("a bug")).unwrap_or_else(|| panic!("the 5xx is logged: {log}"));
-        assert!(line.contains(&format!("id={id}")) && line.contains("path=/bug"), "{line}");
+        assert!(line.contains(&format!("request={id}")), "{line}");
     }
 }

@@ -221,7 +221,7 @@ impl SledStore {
     }
 
     /// Whether the folder was written in an older layout and needs
-    /// [`SledStore::rebuild`] before it serves.
+    /// `rebuild` ([`Store::rebuild`]) before it serves.
     pub fn outdated(&self) -> bool {
         self.outdated
     }

@@ -21,6 +21,43 @@ use offerlab::startup::Application;
 use offerlab::store::{PgStore, SledStore, Store, StoreError};
 use offerlab::warehouse::{self, Layout};
 
+/// What a command fails with, printed as `error: ...`: each layer's own
+/// error, whose message already says what to fix, or a sentence of the
+/// command's.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{0}")]
+    Startup(#[from] offerlab::startup::StartupError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Definitions(#[from] ValidationErrors),
+    #[error("{0}")]
+    Warehouse(#[from] warehouse::WarehouseError),
+    #[error("{0}")]
+    Simulate(#[from] simulate::SimulateError),
+    #[error("{0}")]
+    Assign(#[from] offerlab::assignment::AssignError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Said(String),
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        CliError::Said(message)
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(message: &str) -> Self {
+        CliError::Said(message.to_owned())
+    }
+}
+
 /// jemalloc instead of glibc's malloc: the sled writer allocates and frees a
 /// node's copy on every change, and glibc's malloc was a quarter of its CPU
 /// (BENCHMARKS.md, ingest); jemalloc also holds less resident memory.
@@ -157,8 +194,8 @@ async fn check_against_postgres(url: &str, catalog: &offerlab::experiment::Catal
 
 /// Runs `work` on a multi-threaded Tokio runtime: the service's, and the
 /// one a store opened by a command runs its writer on.
-fn on_runtime<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+fn on_runtime<T>(work: impl std::future::Future<Output = T>) -> Result<T, CliError> {
+    let runtime = tokio::runtime::Runtime::new()?;
     Ok(runtime.block_on(work))
 }
 
@@ -176,18 +213,19 @@ struct MaintainedStore {
 }
 
 impl MaintainedStore {
-    async fn open(&self) -> Result<(Box<dyn Store>, offerlab::experiment::Catalog), String> {
-        let catalog = load_dir(&self.experiments).map_err(|e| e.to_string())?;
+    async fn open(&self) -> Result<(Box<dyn Store>, offerlab::experiment::Catalog), CliError> {
+        let catalog = load_dir(&self.experiments)?;
         let store: Box<dyn Store> = match &self.store {
-            Some(raw) => Box::new(PgStore::open(&offerlab::config::store_url(raw)?).await.map_err(|e| e.to_string())?),
+            Some(raw) => Box::new(PgStore::open(&offerlab::config::store_url(raw)?).await?),
             None => {
                 if !self.data.join("db").exists() {
                     return Err(format!(
                         "no offerlab data in {}; pass the folder the service uses (--data), or --store for PostgreSQL",
                         self.data.display()
-                    ));
+                    )
+                    .into());
                 }
-                Box::new(SledStore::open(&self.data).await.map_err(|e| e.to_string())?)
+                Box::new(SledStore::open(&self.data).await?)
             }
         };
         Ok((store, catalog))
@@ -211,14 +249,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<ExitCode, String> {
+fn run(command: Command) -> Result<ExitCode, CliError> {
     match command {
         Command::Serve(settings) => {
             on_runtime(async {
-                let app = Application::build(&settings).await.map_err(|e| e.to_string())?;
+                let app = Application::build(&settings).await?;
                 // One machine-readable line, for scripts and tests that bind port 0.
                 println!("listening on http://{}", app.addr());
-                app.run_until_stopped().await.map_err(|e| e.to_string())
+                Ok::<_, CliError>(app.run_until_stopped().await?)
             })??;
             Ok(ExitCode::SUCCESS)
         }
@@ -234,7 +272,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     Ok::<_, ValidationErrors>(())
                 })
                 .map_err(|e| {
-                    ValidationErrors(vec![ValidationError { file: "--data".into(), line: None, message: e }])
+                    ValidationErrors(vec![ValidationError {
+                        file: "--data".into(),
+                        line: None,
+                        message: e.to_string(),
+                    }])
                 })??;
             }
             Ok(catalog)
@@ -250,7 +292,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             }
         },
         Command::Analyze { experiment, aggregates, postgres, layout, metrics, now } => {
-            let catalog = load_file(&experiment, metrics.as_deref()).map_err(|e| e.to_string())?;
+            let catalog = load_file(&experiment, metrics.as_deref())?;
             let exp = catalog.experiments().next().expect("one experiment").clone();
             // Caps are applied by the warehouse query; a file holds sums
             // that are taken as given.
@@ -268,8 +310,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
                     (rows, Vec::new(), path.display().to_string())
                 }
                 (None, Some(url)) => {
-                    let (rows, capping) =
-                        on_runtime(warehouse::fetch(&url, &exp, &catalog, &layout))?.map_err(|e| e.to_string())?;
+                    let (rows, capping) = on_runtime(warehouse::fetch(&url, &exp, &catalog, &layout))??;
                     (rows, capping, "the warehouse query".to_owned())
                 }
                 (None, None) => return Err("pass --aggregates FILE or --postgres URL".into()),
@@ -277,16 +318,16 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let problems = check_rows(&exp, &catalog, &rows);
             if !problems.is_empty() {
                 let lines: Vec<String> = problems.iter().map(|p| format!("{source}: {p}")).collect();
-                return Err(format!("{}\n{} problem(s); nothing was analysed", lines.join("\n"), problems.len()));
+                return Err(format!("{}\n{} problem(s); nothing was analysed", lines.join("\n"), problems.len()).into());
             }
             let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));
             let mut report = analyze(&exp, &catalog, &rows, today);
             report.capping = capping;
-            println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Sql { experiment, metrics, layout } => {
-            let catalog = load_file(&experiment, metrics.as_deref()).map_err(|e| e.to_string())?;
+            let catalog = load_file(&experiment, metrics.as_deref())?;
             let exp = catalog.experiments().next().expect("one experiment");
             print!("{}", warehouse::aggregates_sql(exp, &catalog, &layout));
             Ok(ExitCode::SUCCESS)
@@ -301,24 +342,24 @@ fn run(command: Command) -> Result<ExitCode, String> {
             let status = r.status();
             let body: serde_json::Value = r.json().map_err(|e| format!("unexpected answer: {e}"))?;
             if !status.is_success() {
-                return Err(body["error"]["message"].as_str().unwrap_or("request failed").to_owned());
+                return Err(body["error"]["message"].as_str().unwrap_or("request failed").into());
             }
             print!("{}", offerlab::terminal::report(&body));
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { store } => on_runtime(async {
             let (store, catalog) = store.open().await?;
-            let rows = store.rebuild(&catalog).await.map_err(|e| e.to_string())?;
-            let (exposures, events) = store.counts().await.map_err(|e| e.to_string())?;
-            store.close().await.map_err(|e| e.to_string())?;
+            let rows = store.rebuild(&catalog).await?;
+            let (exposures, events) = store.counts().await?;
+            store.close().await?;
             println!("rebuilt {rows} aggregate rows from {exposures} exposures and {events} events");
             Ok(ExitCode::SUCCESS)
         })?,
         Command::Verify { store } => on_runtime(async {
             let (store, catalog) = store.open().await?;
-            let differences = store.verify(&catalog).await.map_err(|e| e.to_string())?;
-            let (exposures, events) = store.counts().await.map_err(|e| e.to_string())?;
-            store.close().await.map_err(|e| e.to_string())?;
+            let differences = store.verify(&catalog).await?;
+            let (exposures, events) = store.counts().await?;
+            store.close().await?;
             if differences.is_empty() {
                 println!("every aggregate agrees with the {exposures} exposures and {events} events it is made of");
                 return Ok(ExitCode::SUCCESS);
@@ -329,10 +370,11 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Err(format!(
                 "{} aggregate row(s) differ from the raw records; stop the service and run `offerlab rebuild`",
                 differences.len()
-            ))
+            )
+            .into())
         })?,
         Command::Simulate(sim) => {
-            let summary = simulate::run(&sim, chrono::Utc::now()).map_err(|e| e.to_string())?;
+            let summary = simulate::run(&sim, chrono::Utc::now())?;
             println!(
                 "simulated {} visitors: sent {} exposures and {} events; {} stored, {} already stored (duplicates), {} rejected",
                 summary.visitors,
@@ -346,16 +388,16 @@ fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Assign { experiments, test_id, visitor_id, attrs } => {
-            let catalog = load_dir(&experiments).map_err(|e| e.to_string())?;
+            let catalog = load_dir(&experiments)?;
             let query = AssignQuery {
                 visitor_id: visitor_id.clone(),
                 attributes: attrs.into_iter().collect::<BTreeMap<_, _>>(),
                 experiments: Some(vec![test_id]),
                 ..AssignQuery::default()
             };
-            let assignments = assign_all(&catalog, &query).map_err(|e| e.to_string())?;
+            let assignments = assign_all(&catalog, &query)?;
             let out = serde_json::json!({ "visitor_id": visitor_id, "assignments": &assignments[..] });
-            println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_error, definition, fixture_definitions, spawn_app, wait_until, write_experiments, ChildServer,
+    assert_error, definition, fixture_definitions, spawn_app, wait_until, write_experiments, ChildServer, ChildStore,
 };
 
 #[tokio::test]
@@ -54,7 +54,8 @@ async fn sighup_reloads_the_child_process() {
     let root = tempfile::tempdir().unwrap();
     let (experiments, data) = (root.path().join("experiments"), root.path().join("data"));
     write_experiments(&experiments, &fixture_definitions());
-    let server = ChildServer::start(&data, &experiments);
+    let store = ChildStore::new(&data);
+    let server = ChildServer::start(&store, &experiments);
     let client = reqwest::Client::new();
     let url = format!("{}/v1/assign?visitor_id=v&surface=email", server.address);
     let count = || async {

@@ -7,7 +7,9 @@ use std::process::Command;
 use offerlab::assignment::{hash, HashVersion};
 use serde_json::json;
 
-use crate::helpers::{assert_error, definition, fixture_definitions, spawn_app, write_experiments, ChildServer};
+use crate::helpers::{
+    assert_error, definition, fixture_definitions, spawn_app, write_experiments, ChildServer, ChildStore,
+};
 
 fn cart(extra: &str, weights: (&str, &str)) -> String {
     definition("running-cart", "cart", "running", extra)
@@ -80,8 +82,9 @@ fn a_changed_allocation_is_refused_at_start() {
     let root = tempfile::tempdir().unwrap();
     let (experiments, data) = (root.path().join("experiments"), root.path().join("data"));
     write_experiments(&experiments, &fixture_definitions());
+    let store = ChildStore::new(&data);
     {
-        let server = ChildServer::start(&data, &experiments);
+        let server = ChildServer::start(&store, &experiments);
         let r = reqwest::blocking::Client::new()
             .post(format!("{}/v1/exposures", server.address))
             .json(&json!({ "visitor_id": "s-1", "experiment": "running-cart", "variant": variant("s-1") }))
@@ -91,8 +94,8 @@ fn a_changed_allocation_is_refused_at_start() {
     }
     std::fs::write(experiments.join("running-cart.toml"), cart("", ("0.6", "0.4"))).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data"])
-        .arg(&data)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(store.args())
         .arg("--experiments")
         .arg(&experiments)
         .output()

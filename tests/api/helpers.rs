@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::common::postgres::Postgres;
-use crate::common::{serve_with, Server};
+use crate::common::{spawn_server, Server};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
@@ -278,6 +278,27 @@ where
     false
 }
 
+/// Where a child server stores: the test's data folder, or, in the
+/// PostgreSQL pass of the suite, a fresh database on the suite's server.
+pub struct ChildStore {
+    args: Vec<std::ffi::OsString>,
+    _postgres: Option<std::sync::Arc<Postgres>>,
+}
+
+impl ChildStore {
+    pub fn new(data: &Path) -> ChildStore {
+        match database() {
+            Some((pg, url)) => ChildStore { args: vec!["--store".into(), url.into()], _postgres: Some(pg) },
+            None => ChildStore { args: vec!["--data".into(), data.into()], _postgres: None },
+        }
+    }
+
+    /// The flags of `offerlab serve` that name it.
+    pub fn args(&self) -> Vec<&std::ffi::OsStr> {
+        self.args.iter().map(|a| a.as_os_str()).collect()
+    }
+}
+
 /// The real `offerlab serve` as a child process, its stderr kept.
 pub struct ChildServer {
     pub server: Server,
@@ -287,8 +308,8 @@ pub struct ChildServer {
 }
 
 impl ChildServer {
-    pub fn start(data: &Path, experiments: &Path) -> ChildServer {
-        let mut server = serve_with(data, experiments, Stdio::piped());
+    pub fn start(store: &ChildStore, experiments: &Path) -> ChildServer {
+        let mut server = spawn_server(&store.args(), experiments, Stdio::piped(), &[]);
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stderr = server.child.stderr.take().unwrap();
         let sink = log.clone();

@@ -60,7 +60,9 @@ pub fn serve_postgres(store: &str, experiments: &Path) -> Server {
     spawn_server(&["--store".as_ref(), store.as_ref()], experiments, Stdio::inherit(), &[])
 }
 
-fn spawn_server(store: &[&std::ffi::OsStr], experiments: &Path, stderr: Stdio, env: &[(&str, &str)]) -> Server {
+/// `offerlab serve` on 127.0.0.1:0 with the store flags `store` (`--data
+/// DIR` or `--store URL`).
+pub fn spawn_server(store: &[&std::ffi::OsStr], experiments: &Path, stderr: Stdio, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_offerlab"))
         .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2"])
         .args(store)

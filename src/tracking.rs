@@ -47,9 +47,48 @@ pub enum TrackError {
     Invalid { code: &'static str, field: &'static str, message: String },
 }
 
-/// The field a serde "unknown field `x`, expected ..." error names.
+/// The field a serde "unknown field `x`, expected ..." error names: for
+/// bodies actix-web parses straight into a struct, where only the error's
+/// text is left. Items parsed from a JSON value use [`unknown_key`].
 pub fn unknown_field(message: &str) -> Option<&str> {
     message.strip_prefix("unknown field `")?.split('`').next()
+}
+
+/// The first key of a JSON object that `T`, a struct deriving
+/// `Deserialize`, has no field for. The field list is serde's own, read
+/// from the derive ([`fields_of`]), so it cannot drift from the struct.
+pub fn unknown_key<T: serde::de::DeserializeOwned>(item: &Value) -> Option<&str> {
+    let fields = fields_of::<T>();
+    item.as_object()?.keys().map(String::as_str).find(|k| !fields.contains(k))
+}
+
+/// The field names serde's derived `Deserialize` of the struct `T` asks
+/// for: a deserializer that answers `deserialize_struct` by keeping them.
+fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Lister<'a>(&'a mut &'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for Lister<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields listed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Lister(&mut fields));
+    fields
 }
 
 impl TrackError {
@@ -263,4 +302,18 @@ pub fn check_event(w: EventWire, now: DateTime<Utc>) -> Result<Event, TrackError
     }
     let ts = parse_ts(w.ts.as_deref(), now)?;
     Ok(Event { id, visitor: visitor.to_string(), name, value, ts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_key_is_found_from_the_structs_own_fields() {
+        let event = serde_json::json!({ "id": "e", "visitor_id": "v", "name": "order", "valu": 3 });
+        assert_eq!(unknown_key::<EventWire>(&event), Some("valu"));
+        let exposure = serde_json::json!({ "visitor_id": "v", "experiment": "x", "variant": "a", "attributes": {} });
+        assert_eq!(unknown_key::<ExposureWire>(&exposure), None, "every field of the struct is known");
+        assert_eq!(fields_of::<EventWire>(), ["id", "visitor_id", "name", "value", "ts"]);
+    }
 }

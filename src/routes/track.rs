@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::experiment::Catalog;
 use crate::state::AppState;
 use crate::store::{Outcome, Write};
-use crate::tracking::{check_event, check_exposure, unknown_field, TrackError, MAX_BATCH};
+use crate::tracking::{check_event, check_exposure, unknown_key, TrackError, MAX_BATCH};
 
 /// A body that is one item (an object) or a batch (an array).
 fn items(body: Value) -> Result<(Vec<Value>, bool), ApiError> {
@@ -32,16 +32,13 @@ fn items(body: Value) -> Result<(Vec<Value>, bool), ApiError> {
 }
 
 fn parse<W: DeserializeOwned>(v: Value) -> Result<W, TrackError> {
-    serde_json::from_value(v).map_err(|e| {
-        let message = e.to_string();
-        match unknown_field(&message) {
-            Some(name) => TrackError::UnknownField(name.to_owned()),
-            None => TrackError::Invalid {
-                code: "malformed_item",
-                field: "item",
-                message: format!("the item does not have the expected shape: {message}"),
-            },
-        }
+    if let Some(name) = unknown_key::<W>(&v) {
+        return Err(TrackError::UnknownField(name.to_owned()));
+    }
+    serde_json::from_value(v).map_err(|e| TrackError::Invalid {
+        code: "malformed_item",
+        field: "item",
+        message: format!("the item does not have the expected shape: {e}"),
     })
 }
 

@@ -13,26 +13,27 @@ use crate::experiment::{Catalog, Experiment};
 use crate::store::{Store, StoreError};
 
 /// The report of one test from `store` as of `now` (the shop-local day of
-/// it), from the rows of [`report_rows`].
+/// it), from the rows of [`report_rows`] with every cap applied.
 pub async fn report(
     store: &dyn Store,
     catalog: &Arc<Catalog>,
     exp: &Arc<Experiment>,
     now: DateTime<Utc>,
 ) -> Result<Report, StoreError> {
-    let (rows, capping) = report_rows(store, exp, Collector::new(exp, catalog)).await?;
-    finish(catalog, exp, rows, capping, now).await
+    report_with(store, catalog, exp, Collector::new(exp, catalog), now).await
 }
 
-/// The analysis of the rows read, on a blocking thread: it is arithmetic
-/// over every day and metric, and would hold up an async worker.
-pub(crate) async fn finish(
+/// [`report`] with the caps `caps` collects; the analysis of the rows read
+/// runs on a blocking thread: it is arithmetic over every day and metric,
+/// and would hold up an async worker.
+pub async fn report_with(
+    store: &dyn Store,
     catalog: &Arc<Catalog>,
     exp: &Arc<Experiment>,
-    rows: Vec<AggregateRow>,
-    capping: Vec<CapApplied>,
+    caps: Collector<'_>,
     now: DateTime<Utc>,
 ) -> Result<Report, StoreError> {
+    let (rows, capping) = report_rows(store, exp, caps).await?;
     let (catalog, exp) = (catalog.clone(), exp.clone());
     tokio::task::spawn_blocking(move || {
         let mut report = analyze(&exp, &catalog, &rows, exp.local_day(now));

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::experiment::{load_dir, Catalog, Experiment, ValidationErrors};
 use crate::features::Features;
 use crate::metrics::Metrics;
-use crate::reporting::{finish, report, report_rows};
+use crate::reporting::{report, report_with};
 use crate::store::{Store, StoreError};
 
 pub struct AppState {
@@ -90,7 +90,6 @@ impl AppState {
         exp: &Arc<Experiment>,
         now: DateTime<Utc>,
     ) -> Result<Report, StoreError> {
-        let (rows, capping) = report_rows(self.store.as_ref(), exp, Collector::for_verdict(exp, catalog)).await?;
-        finish(catalog, exp, rows, capping, now).await
+        report_with(self.store.as_ref(), catalog, exp, Collector::for_verdict(exp, catalog), now).await
     }
 }

@@ -64,13 +64,28 @@ pub fn unknown_key<T: serde::de::DeserializeOwned>(item: &Value) -> Option<&str>
 
 /// The field names serde's derived `Deserialize` of the struct `T` asks
 /// for: a deserializer that answers `deserialize_struct` by keeping them.
+/// It allocates nothing (its error carries no message): it runs for every
+/// tracked item.
 fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
     use serde::de::{self, Visitor};
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field list read")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
     struct Lister<'a>(&'a mut &'static [&'static str]);
     impl<'de> de::Deserializer<'de> for Lister<'_> {
-        type Error = de::value::Error;
+        type Error = Stop;
         fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-            Err(de::Error::custom("not a struct"))
+            Err(Stop)
         }
         fn deserialize_struct<V: Visitor<'de>>(
             self,
@@ -79,7 +94,7 @@ fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
             _: V,
         ) -> Result<V::Value, Self::Error> {
             *self.0 = fields;
-            Err(de::Error::custom("fields listed"))
+            Err(Stop)
         }
         serde::forward_to_deserialize_any! {
             bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit

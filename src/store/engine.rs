@@ -213,12 +213,6 @@ impl Engine {
         }
     }
 
-    /// Marks the store failing (or recovered) from outside the writer: a
-    /// backend whose reads find it unreachable.
-    pub fn set_health(&self, reason: Option<String>) {
-        self.shared.health.set(reason);
-    }
-
     pub fn on_flush(&self, observer: FlushObserver) {
         *self.shared.flush_observer.lock().expect("observer lock") = Some(observer);
     }

@@ -645,9 +645,7 @@ fn exposure_of(r: &tokio_postgres::Row) -> Result<Exposure, StoreError> {
 /// exposure's variant (negative is corrupt) and time, the tallies.
 fn visitor_tallies(r: &tokio_postgres::Row) -> Result<super::OwnedTallies, StoreError> {
     let visitor = || r.get::<_, String>(2);
-    let text: &str = r.get(3);
-    let tallies =
-        serde_json::from_str(text).map_err(|e| Corrupt { tree: "tallies", key: visitor(), detail: e.to_string() })?;
+    let tallies = tallies_json(r.get(3), visitor)?;
     let variant = u16::try_from(r.get::<_, i16>(0)).map_err(|_| Corrupt {
         tree: "exposures",
         key: visitor(),
@@ -656,16 +654,23 @@ fn visitor_tallies(r: &tokio_postgres::Row) -> Result<super::OwnedTallies, Store
     Ok((variant, r.get(1), tallies))
 }
 
+/// A stored row of tallies; a negative phase is corrupt, never read as 0.
 fn tallies_of(r: &tokio_postgres::Row) -> Result<(TallyKey, Tallies), StoreError> {
-    let key =
-        TallyKey { experiment: r.get(0), phase: u32::try_from(r.get::<_, i32>(1)).unwrap_or(0), visitor: r.get(2) };
-    let text: String = r.get(3);
-    let tallies = serde_json::from_str(&text).map_err(|e| super::Corrupt {
+    let (experiment, phase, visitor): (String, i32, String) = (r.get(0), r.get(1), r.get(2));
+    let key = || format!("{experiment}/{phase}/{visitor}");
+    let tallies = tallies_json(r.get(3), key)?;
+    let phase = u32::try_from(phase).map_err(|_| Corrupt {
         tree: "tallies",
-        key: format!("{}/{}/{}", key.experiment, key.phase, key.visitor),
-        detail: e.to_string(),
+        key: key(),
+        detail: "the phase is negative".into(),
     })?;
-    Ok((key, tallies))
+    Ok((TallyKey { experiment, phase, visitor }, tallies))
+}
+
+/// Tallies as stored, JSON text; `key` names the row when they do not
+/// decode.
+fn tallies_json(text: &str, key: impl FnOnce() -> String) -> Result<Tallies, Corrupt> {
+    serde_json::from_str(text).map_err(|e| Corrupt { tree: "tallies", key: key(), detail: e.to_string() })
 }
 
 fn events_of(rows: &[tokio_postgres::Row]) -> Vec<Event> {

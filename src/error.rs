@@ -210,6 +210,9 @@ mod tests {
     /// configuration or a bug is not (500, none).
     #[test]
     fn store_errors_are_503_only_when_a_retry_can_help() {
+        // Answers log; with a subscriber of its own, this test never leaves
+        // the shared log callsite registered as disabled for the test above.
+        let _log = tracing::subscriber::set_default(Sink::default().subscriber());
         let answer = |e: StoreError| ApiError::StorageRead(Arc::new(e)).error_response();
         for retry in [StoreError::Unavailable("gone".into()), StoreError::Busy, StoreError::Closed] {
             let r = answer(retry);

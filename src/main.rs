@@ -178,7 +178,13 @@ async fn check_against(
         ),
         other => one(other.to_string()),
     })?;
-    let checked = allocations_to_record(&store, catalog).await.map(|_| ());
+    refusals(&store, catalog).await
+}
+
+/// What admission would refuse on `store`, which is closed after; nothing
+/// is written.
+async fn refusals(store: &dyn Store, catalog: &offerlab::experiment::Catalog) -> Result<(), ValidationErrors> {
+    let checked = allocations_to_record(store, catalog).await.map(|_| ());
     let _ = store.close().await;
     checked
 }
@@ -187,9 +193,7 @@ async fn check_against(
 async fn check_against_postgres(url: &str, catalog: &offerlab::experiment::Catalog) -> Result<(), ValidationErrors> {
     let one = |message: String| ValidationErrors(vec![ValidationError { file: "--store".into(), line: None, message }]);
     let store = PgStore::open(url).await.map_err(|e| one(e.to_string()))?;
-    let checked = allocations_to_record(&store, catalog).await.map(|_| ());
-    let _ = store.close().await;
-    checked
+    refusals(&store, catalog).await
 }
 
 /// Runs `work` on a multi-threaded Tokio runtime: the service's, and the

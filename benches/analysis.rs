@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("analyze_2_variants_5_metrics", |b| {
-        b.iter(|| analyze(&exp, &catalog, std::hint::black_box(&rows), today))
+        b.iter(|| analyze(&exp, &catalog, std::hint::black_box(&rows), Vec::new(), today))
     });
     g.finish();
 }

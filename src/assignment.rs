@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 
 use smallvec::SmallVec;
 
-use serde::Serialize;
-
 pub use crate::bucketing::{
     bucket_ranges, choose_variant, equal_weights, fnv1a32, hash, hash_v2, in_namespace, BucketRange, Fnv, HashVersion,
     Namespace,
@@ -242,59 +240,6 @@ impl<'a> AssignedVariant<'a> {
     }
 }
 
-/// The wire form: `{experiment, surface, variant, payload, in_experiment,
-/// forced, hash_value}`.
-impl Serialize for AssignedVariant<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            experiment: &'a str,
-            surface: Surface,
-            variant: &'a str,
-            payload: &'a serde_json::Value,
-            in_experiment: bool,
-            forced: bool,
-            hash_value: Option<f64>,
-        }
-        let v = self.variant();
-        Wire {
-            experiment: self.exp.id.as_str(),
-            surface: self.exp.surface,
-            variant: &v.key,
-            payload: &v.payload,
-            in_experiment: self.in_experiment,
-            forced: self.forced,
-            hash_value: self.hash_value,
-        }
-        .serialize(s)
-    }
-}
-
-/// Writes the `/v1/assign` reply, `{"visitor_id":…,"assignments":[…]}`,
-/// the same JSON as serialising each [`AssignedVariant`]: the fixed part
-/// of each assignment was serialised at load, only the visitor's fields
-/// (`in_experiment`, `forced`, `hash_value`) are written per request.
-pub fn write_reply(visitor_id: &str, assignments: &[AssignedVariant], out: &mut Vec<u8>) {
-    let flag = |b: bool| if b { "true" } else { "false" };
-    out.extend_from_slice(b"{\"visitor_id\":");
-    serde_json::to_writer(&mut *out, visitor_id).expect("a string serialises");
-    out.extend_from_slice(b",\"assignments\":[");
-    for (i, a) in assignments.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(a.variant().reply_head.as_bytes());
-        out.extend_from_slice(b",\"in_experiment\":");
-        out.extend_from_slice(flag(a.in_experiment).as_bytes());
-        out.extend_from_slice(b",\"forced\":");
-        out.extend_from_slice(flag(a.forced).as_bytes());
-        out.extend_from_slice(b",\"hash_value\":");
-        serde_json::to_writer(&mut *out, &a.hash_value).expect("a number serialises");
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"]}");
-}
-
 /// Why a query cannot be answered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AssignError {
@@ -385,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn the_written_reply_is_the_serialised_one() {
+    fn the_reply_carries_each_payload_as_the_toml_gave_it() {
         let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
         let catalog = crate::experiment::load_dir(dir).unwrap();
         for (i, visitor) in ["v-1", "visité \"quoted\"", "🛒-2"].iter().enumerate() {
@@ -394,11 +339,16 @@ mod tests {
                 q.force.insert("cart-protection-copy".into(), "benefit".into());
             }
             let assignments = assign_all(&catalog, &q).unwrap();
-            let mut out = Vec::new();
-            write_reply(visitor, &assignments, &mut out);
-            let written: serde_json::Value = serde_json::from_slice(&out).unwrap();
-            let serialised = serde_json::json!({ "visitor_id": visitor, "assignments": &assignments[..] });
-            assert_eq!(written, serialised);
+            let text = serde_json::to_string(&crate::wire::v1::AssignReply::new(visitor, &assignments)).unwrap();
+            let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(read["visitor_id"], *visitor);
+            for (a, r) in assignments.iter().zip(read["assignments"].as_array().unwrap()) {
+                assert_eq!(r["experiment"], a.exp.id.as_str());
+                assert_eq!(r["surface"], a.exp.surface.as_str());
+                assert_eq!(r["variant"], a.variant().key.as_str());
+                assert_eq!(r["payload"], a.variant().payload);
+                assert_eq!(r["forced"], a.forced);
+            }
         }
     }
 

@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
 
 use crate::aggregates::AggregateRow;
 use crate::attribution::{metric_value, Tallies};
@@ -29,7 +28,7 @@ pub struct VisitorTallies<'a> {
 }
 
 /// What a cap did to one metric, for the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CapApplied {
     pub metric: String,
     pub cap: Cap,

@@ -8,13 +8,12 @@
 //! visitor belongs to the cycle of their first exposure.
 
 use chrono::{Duration, NaiveDate};
-use serde::Serialize;
 use statrs::distribution::ContinuousCDF;
 
 use crate::stats::std_normal;
 
 /// One business cycle's window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cycle {
     pub index: u32,
     /// First day.
@@ -71,7 +70,7 @@ pub fn later_half(complete: &[Cycle]) -> &[Cycle] {
 
 /// Whether a significant lift held in the later half of the cycles, and
 /// whether those cycles are large enough to tell.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hold {
     /// `|L|/2`: the later cycles' lift, signed the winning way, must reach it.
     pub threshold: f64,

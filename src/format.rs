@@ -2,6 +2,8 @@
 //! report, the terminal report), so the same number reads the same
 //! everywhere.
 
+use crate::experiment::Shape;
+
 /// `0.1234` → `"12.3%"`.
 pub fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
@@ -63,9 +65,9 @@ pub fn thousands(n: u64) -> String {
 
 /// A metric's value as shown: a percentage for a proportion, three
 /// decimals for a rate, two otherwise.
-pub fn format_value(kind: &str, name: &str, x: f64) -> String {
-    match kind {
-        "proportion" => format!("{:.2}%", x * 100.0),
+pub fn format_value(shape: Shape, name: &str, x: f64) -> String {
+    match shape {
+        Shape::Proportion => format!("{:.2}%", x * 100.0),
         _ if name.contains("rate") => format!("{:.3}", x),
         _ => format!("{:.2}", x),
     }

@@ -35,3 +35,4 @@ pub mod tracking;
 pub mod views;
 pub mod visitor;
 pub mod warehouse;
+pub mod wire;

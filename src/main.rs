@@ -325,8 +325,8 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                 return Err(format!("{}\n{} problem(s); nothing was analysed", lines.join("\n"), problems.len()).into());
             }
             let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));
-            let mut report = analyze(&exp, &catalog, &rows, today);
-            report.capping = capping;
+            let report = analyze(&exp, &catalog, &rows, capping, today);
+            let report = offerlab::wire::v1::Report::new(&report, exp.allocation_version, None);
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -344,11 +344,14 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             }
             let r = req.send().map_err(|e| format!("cannot reach offerlab at {url}: {e}"))?;
             let status = r.status();
-            let body: serde_json::Value = r.json().map_err(|e| format!("unexpected answer: {e}"))?;
+            let body = r.text().map_err(|e| format!("cannot read the answer of {url}: {e}"))?;
             if !status.is_success() {
-                return Err(body["error"]["message"].as_str().unwrap_or("request failed").into());
+                let refusal: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                return Err(refusal["error"]["message"].as_str().unwrap_or("request failed").into());
             }
-            print!("{}", offerlab::terminal::report(&body));
+            let report: offerlab::wire::v1::Report = serde_json::from_str(&body)
+                .map_err(|e| format!("{url} answered with something other than a version 1 report: {e}"))?;
+            print!("{}", offerlab::terminal::report(&report));
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { store } => on_runtime(async {
@@ -400,8 +403,8 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                 ..AssignQuery::default()
             };
             let assignments = assign_all(&catalog, &query)?;
-            let out = serde_json::json!({ "visitor_id": visitor_id, "assignments": &assignments[..] });
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            let reply = offerlab::wire::v1::AssignReply::new(&visitor_id, &assignments);
+            println!("{}", serde_json::to_string_pretty(&reply)?);
             Ok(ExitCode::SUCCESS)
         }
     }

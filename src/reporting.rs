@@ -35,13 +35,9 @@ pub async fn report_with(
 ) -> Result<Report, StoreError> {
     let (rows, capping) = report_rows(store, exp, caps).await?;
     let (catalog, exp) = (catalog.clone(), exp.clone());
-    tokio::task::spawn_blocking(move || {
-        let mut report = analyze(&exp, &catalog, &rows, exp.local_day(now));
-        report.capping = capping;
-        report
-    })
-    .await
-    .map_err(|e| StoreError::Internal(format!("the analysis did not finish: {e}")))
+    tokio::task::spawn_blocking(move || analyze(&exp, &catalog, &rows, capping, exp.local_day(now)))
+        .await
+        .map_err(|e| StoreError::Internal(format!("the analysis did not finish: {e}")))
 }
 
 /// The aggregate rows a report of the test's current phase reads: the

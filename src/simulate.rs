@@ -21,7 +21,11 @@ use chrono::{DateTime, Datelike, Duration as Days, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+
+use crate::experiment::Surface;
+use crate::wire::v1::{AssignReply, BatchReply, ExperimentList, ListedExperiment, Report, Status};
 
 /// A true effect: `TEST:VARIANT:+0.15` multiplies that variant's offer
 /// acceptance by 1.15.
@@ -138,6 +142,8 @@ pub enum SimulateError {
     Unreachable { url: String, source: reqwest::Error },
     #[error("offerlab answered {status} to {path}: {body}")]
     Refused { path: String, status: u16, body: String },
+    #[error("offerlab's answer to {path} is not a version 1 reply ({error}): {body}")]
+    Unexpected { path: String, error: serde_json::Error, body: String },
     #[error("{0}")]
     BadEffect(String),
     #[error("cannot write the traffic record: {0}")]
@@ -148,28 +154,28 @@ pub enum SimulateError {
 /// run, and have the variant.
 fn check_effects(
     effects: &[Effect],
-    list: &Value,
+    list: &ExperimentList,
     variants_of: impl Fn(&str) -> Vec<String>,
 ) -> Result<(), SimulateError> {
-    let tests: Vec<&Value> = list["experiments"].as_array().into_iter().flatten().collect();
+    let tests = &list.experiments;
     for e in effects {
-        let Some(test) = tests.iter().find(|t| t["id"] == e.experiment.as_str()) else {
-            let known: Vec<&str> = tests.iter().filter_map(|t| t["id"].as_str()).collect();
+        let Some(test) = tests.iter().find(|t| t.id == e.experiment) else {
+            let known: Vec<&str> = tests.iter().map(|t| t.id.as_str()).collect();
             return Err(SimulateError::BadEffect(format!(
                 "effect on unknown test \"{}\"; the server runs: {}",
                 e.experiment,
                 known.join(", ")
             )));
         };
-        if test["status"] != "running" {
+        if test.status != Status::Running {
             return Err(SimulateError::BadEffect(format!(
                 "effect on \"{}\", which is {}: only running tests get visitors",
                 e.experiment,
-                test["status"].as_str().unwrap_or("not running")
+                crate::experiment::Status::from(test.status).as_str()
             )));
         }
         let variants = variants_of(&e.experiment);
-        let baseline = test["planned_baseline"].as_f64().unwrap_or(0.05);
+        let baseline = test.planned_baseline;
         if baseline * (1.0 + e.lift) > 1.0 {
             return Err(SimulateError::BadEffect(format!(
                 "effect {:+.0}% on \"{}\" would take its acceptance from {:.1}% to {:.0}%, above 100%; choose a lift below {:+.0}%",
@@ -203,18 +209,36 @@ struct Client {
 }
 
 impl Client {
-    fn post(&self, path: &str, body: &Value) -> Result<Value, SimulateError> {
+    fn post<R: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<R, SimulateError> {
         let mut req = self.http.post(format!("{}{path}", self.url)).json(body);
         if let Some(k) = &self.key {
             req = req.bearer_auth(k);
         }
+        self.reply(path, req)
+    }
+
+    fn get<R: DeserializeOwned>(&self, path: &str, key: Option<&str>) -> Result<R, SimulateError> {
+        let mut req = self.http.get(format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        self.reply(path, req)
+    }
+
+    /// Sends `req` and reads its reply as an `R`: anything else (a refusal,
+    /// another shape) is an error that shows what came back.
+    fn reply<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> Result<R, SimulateError> {
         let r = req.send().map_err(|source| SimulateError::Unreachable { url: self.url.clone(), source })?;
         let status = r.status().as_u16();
-        let text = r.text().unwrap_or_default();
+        let text = r.text().map_err(|source| SimulateError::Unreachable { url: self.url.clone(), source })?;
         if !(200..300).contains(&status) {
             return Err(SimulateError::Refused { path: path.into(), status, body: text });
         }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        serde_json::from_str(&text).map_err(|error| SimulateError::Unexpected { path: path.into(), error, body: text })
     }
 
     /// Sends a batch and counts what became of its items.
@@ -226,10 +250,10 @@ impl Client {
                 let line = json!({ "path": path, "body": body });
                 writeln!(file, "{line}").and_then(|()| file.flush()).map_err(SimulateError::Record)?;
             }
-            let r = self.post(path, &body)?;
-            summary.accepted += r["accepted"].as_u64().unwrap_or(0);
-            summary.duplicates += r["duplicates"].as_u64().unwrap_or(0);
-            summary.rejected += r["rejected"].as_u64().unwrap_or(0);
+            let r: BatchReply = self.post(path, &body)?;
+            summary.accepted += r.accepted as u64;
+            summary.duplicates += r.duplicates as u64;
+            summary.rejected += r.rejected as u64;
         }
         items.clear();
         Ok(())
@@ -237,21 +261,14 @@ impl Client {
 }
 
 /// The running tests of each surface with their baseline acceptance rate.
-fn running_tests(report_list: &Value) -> Vec<(String, String, f64)> {
-    report_list["experiments"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["status"] == "running")
-        .map(|e| {
+fn running_tests(list: &ExperimentList) -> Vec<(String, Surface, f64)> {
+    list.experiments
+        .iter()
+        .filter(|e| e.status == Status::Running)
+        .map(|e: &ListedExperiment| {
             // The configured baseline, not the observed one: the same seed
             // must play the same storefront, whatever is already stored.
-            let baseline = e["planned_baseline"].as_f64().unwrap_or(0.05).clamp(0.001, 0.9);
-            (
-                e["id"].as_str().unwrap_or_default().to_owned(),
-                e["surface"].as_str().unwrap_or_default().to_owned(),
-                baseline,
-            )
+            (e.id.clone(), e.surface.into(), e.planned_baseline.clamp(0.001, 0.9))
         })
         .collect()
 }
@@ -268,23 +285,12 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
         key: sim.write_key.clone(),
         record,
     };
-    let mut list = client.http.get(format!("{}/api/v1/experiments", client.url));
-    if let Some(k) = &sim.read_key {
-        list = list.bearer_auth(k);
-    }
-    let list = list
-        .send()
-        .and_then(|r| r.json::<Value>())
-        .map_err(|source| SimulateError::Unreachable { url: client.url.clone(), source })?;
+    let read_key = sim.read_key.as_deref();
+    let list: ExperimentList = client.get("/api/v1/experiments", read_key)?;
     check_effects(&sim.effects, &list, |id| {
-        let mut req = client.http.get(format!("{}/api/v1/experiments/{id}/report", client.url));
-        if let Some(k) = &sim.read_key {
-            req = req.bearer_auth(k);
-        }
-        req.send()
-            .and_then(|r| r.json::<Value>())
-            .ok()
-            .and_then(|r| serde_json::from_value(r["variants"].clone()).ok())
+        client
+            .get::<Report>(&format!("/api/v1/experiments/{id}/report"), read_key)
+            .map(|r| r.variants)
             .unwrap_or_default()
     })?;
     let tests = running_tests(&list);
@@ -321,20 +327,14 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
             let visitor = format!("sim{}-d{day}-{i}", sim.seed);
             let arrived = day_start + Days::seconds(rng.random_range(0..span));
             let mobile = rng.random_bool(0.65);
-            let assigned = client.post(
+            let assigned: AssignReply = client.post(
                 "/v1/assign",
                 &json!({ "visitor_id": visitor, "attributes": { "device": if mobile { "mobile" } else { "desktop" } } }),
             )?;
-            let variant_of: BTreeMap<String, (String, bool)> = assigned["assignments"]
-                .as_array()
+            let variant_of: BTreeMap<String, (String, bool)> = assigned
+                .assignments
                 .into_iter()
-                .flatten()
-                .map(|a| {
-                    (
-                        a["experiment"].as_str().unwrap_or_default().to_owned(),
-                        (a["variant"].as_str().unwrap_or_default().to_owned(), a["in_experiment"] == true),
-                    )
-                })
+                .map(|a| (a.experiment.into_owned(), (a.variant.into_owned(), a.in_experiment)))
                 .collect();
             // The funnel: surfaces reached, in order, each a few minutes apart.
             let mut event_no = 0;
@@ -352,12 +352,11 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
                 orders = extra.random_bool((0.4 * propensity).min(0.95));
                 propensity
             });
-            let reached = |surface: &str| match surface {
-                "product_page" => true,
-                "cart" => to_cart,
-                "checkout" => to_checkout,
-                "post_purchase" | "email" => orders,
-                _ => false,
+            let reached = |surface: Surface| match surface {
+                Surface::ProductPage => true,
+                Surface::Cart => to_cart,
+                Surface::Checkout => to_checkout,
+                Surface::PostPurchase | Surface::Email => orders,
             };
             let mut t = arrived;
             let mut upsell_value = 0.0;
@@ -365,7 +364,7 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
                 let Some((variant, true)) = variant_of.get(id) else {
                     continue;
                 };
-                if !reached(surface) {
+                if !reached(*surface) {
                     continue;
                 }
                 t = (t + Days::seconds(rng.random_range(30..300))).min(now);
@@ -377,7 +376,7 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
                     upsell_value += price;
                     let ts = (t + Days::seconds(rng.random_range(5..120))).min(now);
                     // The offer's own event, and the any-offer event.
-                    for name in [format!("{surface}_offer_accepted"), "upsell_accepted".to_owned()] {
+                    for name in [format!("{}_offer_accepted", surface.as_str()), "upsell_accepted".to_owned()] {
                         event_no += 1;
                         events.push(json!({ "id": format!("{visitor}-e{event_no}"), "visitor_id": visitor, "name": name, "value": price, "ts": ts.to_rfc3339() }));
                     }
@@ -441,8 +440,33 @@ mod tests {
 
     #[test]
     fn effects_must_name_a_running_test_and_one_of_its_variants() {
-        let list = serde_json::json!({ "experiments": [
-            { "id": "cart", "status": "running", "planned_baseline": 0.04 }, { "id": "draft-one", "status": "draft" } ] });
+        let listed = |id: &str, status: Status| ListedExperiment {
+            id: id.into(),
+            name: id.into(),
+            surface: crate::wire::v1::Surface::Cart,
+            dimension: crate::wire::v1::Dimension::Copy,
+            status,
+            verdict: crate::wire::v1::report::Verdict {
+                code: crate::wire::v1::VerdictCode::CollectingData,
+                sentence: String::new(),
+                winner: None,
+            },
+            sample_size: crate::wire::v1::report::SampleSize {
+                per_variant: None,
+                baseline: 0.04,
+                baseline_observed: false,
+                progress: None,
+                reached: false,
+                smallest_variant_visitors: 0,
+                conversions: vec![0.0, 0.0],
+                days_left: None,
+            },
+            days_running: 0,
+            planned_baseline: 0.04,
+            cycles_completed: 0,
+        };
+        let list =
+            ExperimentList { experiments: vec![listed("cart", Status::Running), listed("draft-one", Status::Draft)] };
         let variants = |_: &str| vec!["control".to_owned(), "benefit".to_owned()];
         let check = |e: &str| check_effects(&[e.parse().unwrap()], &list, variants).map_err(|e| e.to_string());
         assert!(check("cart:benefit:+0.1").is_ok());

@@ -13,7 +13,7 @@ use crate::analysis::verdict::cycles_word;
 use crate::capping::CapApplied;
 use crate::charts::{points, Chart, Scale, Series, COLORS, DASHES};
 use crate::experiment::metric::Cap;
-use crate::experiment::{Experiment, Status};
+use crate::experiment::{Experiment, Shape, Status};
 use crate::format::{self, days, format_value, level, pct, signed_pct, thousands};
 
 pub struct Progress {
@@ -69,8 +69,8 @@ fn progress(report: &Report) -> Progress {
     });
     let conv: Vec<String> = s.conversions.iter().map(|c| thousands(c.round().max(0.0) as u64)).collect();
     let conversions = match (report.primary().kind, s.reached) {
-        ("proportion", true) => format!("Conversions per variant: {}", conv.join(" / ")),
-        ("proportion", false) => format!(
+        (Shape::Proportion, true) => format!("Conversions per variant: {}", conv.join(" / ")),
+        (Shape::Proportion, false) => format!(
             "Conversions per variant: {} (the rule of thumb of 350–400 each is a floor, not the goal: the sample size decides)",
             conv.join(" / ")
         ),
@@ -176,9 +176,9 @@ pub struct MetricTable {
     pub notes: Vec<String>,
 }
 
-fn format_sum(kind: &str, arm: &Arm) -> String {
-    match (kind, arm.denominator) {
-        ("proportion", _) => thousands(arm.sum.round() as u64),
+fn format_sum(shape: Shape, arm: &Arm) -> String {
+    match (shape, arm.denominator) {
+        (Shape::Proportion, _) => thousands(arm.sum.round() as u64),
         (_, Some(d)) => format!("{:.2} / {:.0}", arm.sum, d),
         _ => format!("{:.2}", arm.sum),
     }
@@ -324,7 +324,7 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
                 .map(|l| (format::chance(l.bayesian.chance_to_win), format::risk(l.bayesian.risk_treatment)))
                 .unwrap_or_default();
             let worth = computable
-                .filter(|_| m.kind == "mean")
+                .filter(|_| m.kind == Shape::Mean)
                 .map(|l| per_visitor_worth(l.comparison.absolute_lift))
                 .unwrap_or_default();
             MetricRow {
@@ -372,7 +372,7 @@ fn date_span(report: &Report) -> (NaiveDate, NaiveDate) {
     (first, report.daily.last().map_or(first, |d| d.date))
 }
 
-fn cumulative_chart(report: &Report, kind: &str, name: &str) -> Chart {
+fn cumulative_chart(report: &Report, kind: Shape, name: &str) -> Chart {
     let per_variant: Vec<Vec<(NaiveDate, Option<f64>)>> = (0..report.variants.len())
         .map(|v| {
             report.daily.iter().map(|d| (d.date, d.arms.get(v).filter(|a| a.visitors > 0).map(|a| a.value))).collect()

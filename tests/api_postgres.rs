@@ -27,3 +27,5 @@ mod keys;
 mod pages;
 #[path = "api/track.rs"]
 mod track;
+#[path = "api/wire.rs"]
+mod wire;

@@ -254,7 +254,8 @@ weight = 0.5
         let mut rng = StdRng::seed_from_u64(seed);
         let hits = (0..runs)
             .filter(|_| {
-                let r: Report = analyze(&exp, &catalog, &rows(&exp, &mut rng, traffic, effect, 15), day(&exp, 14));
+                let r: Report =
+                    analyze(&exp, &catalog, &rows(&exp, &mut rng, traffic, effect, 15), Vec::new(), day(&exp, 14));
                 r.verdict.code == VerdictCode::ValidatedWinner
             })
             .count();
@@ -328,7 +329,7 @@ fn a_stable_lift_at_just_the_sample_says_when_it_will_be_decided() {
     for _ in 0..500 {
         let rows = gate::rows(&exp, &mut rng, 2300, Effect::Stable(0.10), horizon);
         let upto = |d: i64| rows.iter().filter(|r| r.date < gate::day(&exp, d)).cloned().collect::<Vec<_>>();
-        let r = analyze(&exp, &catalog, &upto(15), gate::day(&exp, 14));
+        let r = analyze(&exp, &catalog, &upto(15), Vec::new(), gate::day(&exp, 14));
         let Some(p) = r.persistence.as_ref().filter(|p| !p.hold.large_enough) else {
             continue;
         };
@@ -346,7 +347,7 @@ fn a_stable_lift_at_just_the_sample_says_when_it_will_be_decided() {
         );
         assert_eq!(i64::from(p.cycles_needed.unwrap()) * 7 - 14, d, "days left count to the cycles needed");
         if 15 + d <= horizon {
-            let later = analyze(&exp, &catalog, &upto(15 + d), gate::day(&exp, 14 + d));
+            let later = analyze(&exp, &catalog, &upto(15 + d), Vec::new(), gate::day(&exp, 14 + d));
             decidable_then += u32::from(later.persistence.as_ref().is_some_and(|p| p.hold.large_enough));
         }
     }

@@ -68,27 +68,25 @@ weight = 0.5
             });
         }
     }
-    let r = analyze(&exp, &catalog, &rows, exp.start + Duration::days(14));
+    let r = analyze(&exp, &catalog, &rows, Vec::new(), exp.start + Duration::days(14));
     (exp, r)
 }
 
 #[test]
 fn the_json_carries_adjusted_values_that_agree_with_the_lift() {
-    let (_, r) = report();
-    let json = serde_json::to_value(&r).unwrap();
-    let primary = &json["metrics"][0];
-    let (seen_c, seen_t) =
-        (primary["arms"][0]["value"].as_f64().unwrap(), primary["arms"][1]["value"].as_f64().unwrap());
-    let lift = &primary["lifts"][0];
-    let relative = lift["relative_lift"].as_f64().unwrap();
+    let (exp, r) = report();
+    let wire = offerlab::wire::v1::Report::new(&r, exp.allocation_version, None);
+    let primary = wire.primary();
+    let (seen_c, seen_t) = (primary.arms[0].value, primary.arms[1].value);
+    let lift = &primary.lifts[0];
+    let relative = lift.relative_lift;
     assert!(seen_t < seen_c && relative > 0.0, "the adjustment flips the sign: {seen_c} → {seen_t}, {relative}");
-    let adjusted = &lift["cuped"]["adjusted_means"];
-    let (adj_c, adj_t) = (adjusted[0].as_f64().unwrap(), adjusted[1].as_f64().unwrap());
-    assert!(adj_t > adj_c, "{adjusted}");
-    let absolute = lift["absolute_lift"].as_f64().unwrap();
-    assert!((adj_t - adj_c - absolute).abs() < 1e-9, "the adjusted values differ by the lift: {adjusted} {absolute}");
-    let pre = &lift["cuped"]["pre_means"];
-    assert_eq!((pre[0].as_f64().unwrap(), pre[1].as_f64().unwrap()), (50.0, 40.0));
+    let cuped = lift.cuped.expect("the primary metric is adjusted");
+    let (adj_c, adj_t) = cuped.adjusted_means;
+    assert!(adj_t > adj_c, "{cuped:?}");
+    let absolute = lift.absolute_lift;
+    assert!((adj_t - adj_c - absolute).abs() < 1e-9, "the adjusted values differ by the lift: {cuped:?} {absolute}");
+    assert_eq!(cuped.pre_means, (50.0, 40.0));
 }
 
 #[test]
@@ -107,6 +105,6 @@ fn the_page_shows_adjusted_values_and_why_they_differ_from_those_seen() {
     let html = page.render().unwrap();
     assert!(html.contains("differed before the test"), "the note is on the page");
 
-    let terminal = offerlab::terminal::report(&serde_json::to_value(&r).unwrap());
+    let terminal = offerlab::terminal::report(&offerlab::wire::v1::Report::new(&r, exp.allocation_version, None));
     assert!(terminal.contains("(107.41)") && terminal.contains("adjusted for what each arm"), "{terminal}");
 }

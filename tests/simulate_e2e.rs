@@ -5,7 +5,7 @@
 
 use chrono::Duration;
 use offerlab::simulate::{self, Effect, Simulation};
-use serde_json::Value;
+use offerlab::wire::v1::{Report, VerdictCode};
 
 mod common;
 
@@ -73,7 +73,7 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
     };
     let now = now();
     let summary = simulate::run(&sim, now);
-    let report = |id: &str| -> Value {
+    let report = |id: &str| -> Report {
         reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap()
     };
     let (lifted, flat) = (report("lifted"), report("flat"));
@@ -86,18 +86,15 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
     assert_eq!(again.duplicates, again.exposures + again.events, "{again:?}");
     assert!(summary.visitors > 14_000, "{summary:?}");
 
-    let code = lifted["verdict"]["code"].as_str().unwrap();
-    assert!(
-        code == "validated_winner" || code == "winner_validating",
-        "lifted: {code}: {}",
-        lifted["verdict"]["sentence"]
-    );
-    assert!(lifted["cycles_completed"].as_u64().unwrap() >= 2);
+    let winning = [VerdictCode::ValidatedWinner, VerdictCode::WinnerValidating];
+    let code = lifted.verdict.code;
+    assert!(winning.contains(&code), "lifted: {code:?}: {}", lifted.verdict.sentence);
+    assert!(lifted.cycles_completed >= 2);
 
-    let code = flat["verdict"]["code"].as_str().unwrap();
-    assert!(!matches!(code, "validated_winner" | "winner_validating"), "flat: {code}: {}", flat["verdict"]["sentence"]);
-    for day in flat["daily"].as_array().unwrap() {
-        assert_eq!(day["lifts"][0]["significant"], false, "flat looked significant on {}", day["date"]);
+    let code = flat.verdict.code;
+    assert!(!winning.contains(&code), "flat: {code:?}: {}", flat.verdict.sentence);
+    for day in &flat.daily {
+        assert!(!day.lifts[0].significant, "flat looked significant on {}", day.date);
     }
 }
 
@@ -131,24 +128,23 @@ fn returning_customers_narrow_the_revenue_interval_and_wholesale_orders_are_capp
     };
     let summary = simulate::run(&sim, now()).unwrap();
     assert_eq!(summary.rejected, 0, "{summary:?}");
-    let report: Value =
+    let report: Report =
         reqwest::blocking::get(format!("{}/api/v1/experiments/revenue/report", server.url)).unwrap().json().unwrap();
-    let revenue = report["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "revenue_per_visitor").unwrap();
-    let lift = &revenue["lifts"][0];
-    let cuped = &lift["cuped"];
-    let width = |ci: &Value| ci[1].as_f64().unwrap() - ci[0].as_f64().unwrap();
-    let (adjusted, plain) = (width(&lift["ci"]), width(&cuped["unadjusted_ci"]));
+    let revenue = report.metrics.iter().find(|m| m.name == "revenue_per_visitor").unwrap();
+    let lift = &revenue.lifts[0];
+    let cuped = lift.cuped.expect("revenue per visitor is adjusted");
+    let width = |ci: (f64, f64)| ci.1 - ci.0;
+    let (adjusted, plain) = (width(lift.ci), width(cuped.unadjusted_ci));
     // The simulated pre-period explains about 10% of the variance; at the
     // test's 3,600 visitors the estimate's spread is about 1%, so 3% is
     // six spreads below: the interval must be measurably narrower.
-    let reduction = cuped["variance_reduction"].as_f64().unwrap();
-    assert!(reduction > 0.03 && adjusted < 0.985 * plain, "CUPED interval {adjusted} vs {plain} without: {cuped}");
+    let reduction = cuped.variance_reduction;
+    assert!(reduction > 0.03 && adjusted < 0.985 * plain, "CUPED interval {adjusted} vs {plain} without: {cuped:?}");
 
-    let cap = report["capping"].as_array().unwrap().iter().find(|c| c["metric"] == "revenue_per_visitor").unwrap();
-    let capped = cap["capped_visitors"].as_u64().unwrap();
-    assert!(capped > 0 && capped * 50 < cap["visitors"].as_u64().unwrap(), "{cap}");
+    let cap = report.capping.iter().find(|c| c.metric == "revenue_per_visitor").unwrap();
+    assert!(cap.capped_visitors > 0 && cap.capped_visitors * 50 < cap.visitors, "{cap:?}");
     println!(
-        "CUPED interval width {adjusted:.4} vs {plain:.4} without ({:.1}% narrower); {cap}",
+        "CUPED interval width {adjusted:.4} vs {plain:.4} without ({:.1}% narrower); {cap:?}",
         100.0 * (1.0 - adjusted / plain)
     );
 }

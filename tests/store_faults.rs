@@ -17,6 +17,37 @@ use offerlab::tracking::{Event, Exposure};
 
 mod common;
 
+/// Opens the store in `path` once the handle dropped before it has let go
+/// of the folder: sled's background threads release its lock a moment
+/// after the last handle is dropped.
+async fn open(path: &Path) -> SledStore {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledStore::open(path).await {
+            Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
+/// The folder as plain sled, to write what an older layout or a fault left,
+/// once the last handle has let go of it (as [`open`]).
+fn raw(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(e))
+                if std::time::Instant::now() < deadline && e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 fn catalog() -> Arc<Catalog> {
     Arc::new(load_dir(Path::new(common::EXPERIMENTS)).unwrap())
 }
@@ -51,16 +82,16 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
     let catalog = catalog();
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SledStore::open(dir.path()).await.unwrap();
+        let store = open(dir.path()).await;
         store.record(catalog.clone(), vec![event("a-1", "alice"), event("b-1", "bob")]).await.unwrap();
         store.close().await.unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw(dir.path());
         db.open_tree("visitor_events").unwrap().insert(event_chunk_key("alice", OPEN_CHUNK), GARBAGE).unwrap();
         db.flush().unwrap();
     }
-    let store = SledStore::open(dir.path()).await.unwrap();
+    let store = open(dir.path()).await;
     // Both requests may share a group commit: only Alice's may fail.
     let (alice, bob) = tokio::join!(
         store.record(catalog.clone(), vec![event("a-2", "alice")]),
@@ -77,11 +108,11 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
     drop(store);
 
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw(dir.path());
         let kept = db.open_tree("visitor_events").unwrap().get(event_chunk_key("alice", OPEN_CHUNK)).unwrap().unwrap();
         assert_eq!(kept.as_ref(), GARBAGE, "the record was left as it was");
     }
-    let store = SledStore::open(dir.path()).await.unwrap();
+    let store = open(dir.path()).await;
     store.rebuild(&catalog).await.unwrap();
     let ids: Vec<String> = store.events_of("alice").await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(ids, ["a-1"], "rebuild restores the index from the raw events");
@@ -139,7 +170,7 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
     {
         // What format 1 wrote: raw trees as today, a list of events per
         // visitor, aggregates keyed by day offset, no format marker.
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw(dir.path());
         db.open_tree("exposures").unwrap().insert("old-timer", serde_json::to_vec(&[&exposure]).unwrap()).unwrap();
         db.open_tree("events").unwrap().insert("o-old", serde_json::to_vec(&order).unwrap()).unwrap();
         db.open_tree("visitor_events").unwrap().insert("old-timer", serde_json::to_vec(&[&order]).unwrap()).unwrap();
@@ -148,7 +179,7 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
         db.open_tree("visitors").unwrap().insert("old-timer", &b"{\"events\":1}"[..]).unwrap();
         db.flush().unwrap();
     }
-    let store = SledStore::open(dir.path()).await.unwrap();
+    let store = open(dir.path()).await;
     assert!(store.outdated());
     store.rebuild(&catalog).await.unwrap();
     let rows = store.aggregate_rows(exp).await.unwrap();
@@ -161,8 +192,8 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
     assert_eq!(seen, vec![(exposure.variant, exposure.ts, true)]);
     assert_eq!(store.events_of("old-timer").await.unwrap(), vec![order]);
     drop(store);
-    assert!(!SledStore::open(dir.path()).await.unwrap().outdated(), "upgraded once");
-    let db = sled::open(dir.path()).unwrap();
+    assert!(!open(dir.path()).await.outdated(), "upgraded once");
+    let db = raw(dir.path());
     assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"visitors"), "the old count tree is dropped");
 }
 
@@ -176,7 +207,7 @@ async fn a_long_history_reads_back_in_order_across_full_chunks() {
     let ids: Vec<String> = (0..21).map(|i| format!("long-{i}")).collect();
     let exp = catalog.get("cart-protection-copy").unwrap();
     {
-        let store = SledStore::open(dir.path()).await.unwrap();
+        let store = open(dir.path()).await;
         for batch in ids.chunks(5) {
             let writes = batch.iter().map(|id| event(id, "long")).collect();
             let outcomes = store.record(catalog.clone(), writes).await.unwrap();
@@ -187,7 +218,7 @@ async fn a_long_history_reads_back_in_order_across_full_chunks() {
         store.record(catalog.clone(), vec![Write::Exposure(first_exposure(exp, "long"))]).await.unwrap();
         store.close().await.unwrap();
     }
-    let store = SledStore::open(dir.path()).await.unwrap();
+    let store = open(dir.path()).await;
     let read: Vec<String> = store.events_of("long").await.unwrap().into_iter().map(|e| e.id).collect();
     assert_eq!(read, ids, "after a restart");
     let orders = store.aggregate_rows(exp).await.unwrap();

@@ -99,7 +99,7 @@ fn with(upsell: f64) -> Day {
 fn report(days: &[[Day; 2]], today_offset: i64, extra_stats: &str) -> Report {
     let (exp, catalog) = setup(extra_stats);
     let today = exp.start + Duration::days(today_offset);
-    analyze(&exp, &catalog, &rows(exp.start, days), today)
+    analyze(&exp, &catalog, &rows(exp.start, days), Vec::new(), today)
 }
 
 fn weeks(n: usize, pair: [Day; 2]) -> Vec<[Day; 2]> {
@@ -273,7 +273,7 @@ fn with_three_arms_a_significant_loss_names_the_arm_and_keeps_the_control() {
             rows.push(AggregateRow { variant: variant.into(), date, metric: "upsell_acceptance".into(), moments });
         }
     }
-    let r = analyze(&exp, &catalog, &rows, exp.start + Duration::days(21));
+    let r = analyze(&exp, &catalog, &rows, Vec::new(), exp.start + Duration::days(21));
     let pushy = &r.primary().lifts[0];
     assert!(pushy.significant && pushy.comparison.relative_lift < -0.3, "{pushy:?}");
     assert_ne!(r.verdict.code, VerdictCode::NoDetectableDifference, "{}", r.verdict.sentence);
@@ -313,7 +313,7 @@ fn guardrails_of_harmless_treatments_are_called_harmed_at_most_alpha_of_the_time
                 push("return_rate", return_rate(n, returns, orders));
             }
         }
-        let r = analyze(&exp, &catalog, &rows, exp.start + Duration::days(21));
+        let r = analyze(&exp, &catalog, &rows, Vec::new(), exp.start + Duration::days(21));
         assert!(r.sample_size.reached, "judged at the planned sample");
         if r.verdict.code == VerdictCode::GuardrailHarmed {
             alarms += 1;
@@ -345,13 +345,13 @@ fn days_and_cycles_count_from_the_first_exposure() {
         .map(|v| AggregateRow { variant: v.to_string(), date: first, metric: "upsell_acceptance".into(), moments: one })
         .collect();
     let today = exp.start + Duration::days(22);
-    let r = analyze(&exp, &catalog, &rows, today);
+    let r = analyze(&exp, &catalog, &rows, Vec::new(), today);
     assert_eq!(r.first_exposure, Some(first));
     assert_eq!((r.days_running, r.cycles_completed), (13, 1), "{}", r.verdict.sentence);
     assert!(r.verdict.sentence.contains("1 of 2 full weeks complete"), "{}", r.verdict.sentence);
     assert!(!r.verdict.sentence.contains("100.0%"), "{}", r.verdict.sentence);
 
-    let empty = analyze(&exp, &catalog, &[], today);
+    let empty = analyze(&exp, &catalog, &[], Vec::new(), today);
     assert_eq!((empty.days_running, empty.cycles_completed, empty.first_exposure), (0, 0, None));
     assert!(empty.verdict.sentence.contains("0 of 2 full weeks complete"), "{}", empty.verdict.sentence);
 }
@@ -416,8 +416,13 @@ fn a_concluded_test_says_who_gets_what_since_when() {
     let text = "id = \"t\"\nname = \"Cart copy\"\nstatus = \"concluded\"\nwinner = \"benefit\"\nsurface = \"cart\"\ndimension = \"copy\"\nstart = \"2026-11-02\"\nprimary_metric = \"upsell_acceptance\"\n\n[stats]\nbaseline = 0.04\nmde = 0.10\n\n[[variants]]\nkey = \"control\"\nweight = 0.5\n\n[[variants]]\nkey = \"benefit\"\nweight = 0.5\n";
     let exp = parse_experiment("t.toml", "t", text, &metrics).unwrap();
     let catalog = Catalog::new(vec![exp.clone()], metrics);
-    let r =
-        analyze(&exp, &catalog, &rows(running.start, &weeks(3, [BIG, big(0.046)])), running.start + Duration::days(30));
+    let r = analyze(
+        &exp,
+        &catalog,
+        &rows(running.start, &weeks(3, [BIG, big(0.046)])),
+        Vec::new(),
+        running.start + Duration::days(30),
+    );
     assert!(
         r.verdict.sentence.starts_with("Concluded: everyone now gets Benefit since Nov 23, 2026; when its exposures stopped, Benefit was +15.0% against Control on upsell acceptance (95% CI"),
         "{}",

@@ -2,18 +2,19 @@
 //! the report become lifts, intervals, p-values, sample-size progress, the
 //! per-cycle view and a verdict. Pure: "today" is a parameter, never the
 //! clock. The service, `offerlab analyze` and `offerlab report` all call
-//! [`analyze`].
+//! [`analyze`]. These types do not serialise themselves: what the API
+//! sends is [`crate::wire::v1::Report`], built from them.
 
 pub mod verdict;
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use serde::Serialize;
 
 use crate::aggregates::AggregateRow;
+use crate::capping::CapApplied;
 use crate::cycles::{consistency_p_value, cycle_of_day, cycles, cycles_needed, hold, later_half, Cycle, Hold};
-use crate::experiment::{Catalog, Experiment, Metric, MetricKind, Status};
+use crate::experiment::{Catalog, Experiment, Metric, MetricKind, Shape, Status, Surface};
 use crate::stats::srm::{SRM_MIN_PER_VARIANT, SRM_THRESHOLD};
 use crate::stats::{
     adjust, bayesian, compare, holm, sample_size_proportion_relative, sample_size_relative, srm_p_value, ArmStatistic,
@@ -25,8 +26,7 @@ pub use verdict::{Verdict, VerdictCode};
 /// baseline in the sample-size calculation.
 pub const OBSERVED_BASELINE_MIN_VISITORS: u64 = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Primary,
     Guardrail,
@@ -34,7 +34,7 @@ pub enum Role {
 }
 
 /// One variant's numbers on one metric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Arm {
     pub variant: String,
     pub visitors: u64,
@@ -47,10 +47,9 @@ pub struct Arm {
 }
 
 /// A treatment against the control on one metric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Lift {
     pub variant: String,
-    #[serde(flatten)]
     pub comparison: Comparison,
     /// Holm-adjusted across treatments (primary metric only).
     pub p_value_adjusted: Option<f64>,
@@ -65,7 +64,7 @@ pub struct Lift {
 }
 
 /// What CUPED did to one comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CupedEffect {
     /// `cov(x, c)/var(c)` over both arms.
     pub theta: f64,
@@ -85,26 +84,25 @@ pub struct CupedEffect {
     pub pre_means: (f64, f64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Better,
     Worse,
     Inconclusive,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricReport {
     pub name: String,
     pub label: String,
     pub role: Role,
-    pub kind: &'static str,
+    pub kind: Shape,
     pub higher_is_better: bool,
     pub arms: Vec<Arm>,
     pub lifts: Vec<Lift>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SampleRatio {
     pub p_value: f64,
     /// Enough visitors in every variant to judge.
@@ -114,7 +112,7 @@ pub struct SampleRatio {
     pub observed_shares: Vec<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SampleSize {
     /// Visitors each variant needs; `None` until the metric's spread is known.
     pub per_variant: Option<u64>,
@@ -137,15 +135,14 @@ pub struct SampleSize {
 }
 
 /// The primary metric in one business cycle.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CycleReport {
-    #[serde(flatten)]
     pub cycle: Cycle,
     pub arms: Vec<Arm>,
     pub lifts: Vec<Lift>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Consistency {
     pub variant: String,
     pub cycles: (u32, u32),
@@ -156,7 +153,7 @@ pub struct Consistency {
 
 /// Whether the lead treatment's lift held in the later half of the
 /// complete cycles ([`crate::cycles::hold`]): the novelty gate of a winner.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Persistence {
     pub variant: String,
     /// The first and last complete cycle of the later half.
@@ -166,7 +163,6 @@ pub struct Persistence {
     /// The lift among the later cycles' visitors, and its standard error.
     pub lift: f64,
     pub std_error: f64,
-    #[serde(flatten)]
     pub hold: Hold,
     /// Complete cycles the test needs, at the traffic seen so far, for its
     /// later half to be large enough; `None` when no size would do.
@@ -174,14 +170,14 @@ pub struct Persistence {
 }
 
 /// Cumulative primary metric up to and including one day.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DailyPoint {
     pub date: NaiveDate,
     pub arms: Vec<Arm>,
     pub lifts: Vec<Lift>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub experiment: String,
     pub name: String,
@@ -189,7 +185,7 @@ pub struct Report {
     pub status: Status,
     /// The variant everyone now gets, when the test is concluded.
     pub concluded_winner: Option<String>,
-    pub surface: &'static str,
+    pub surface: Surface,
     pub as_of: NaiveDate,
     /// The phase's first day with an exposure, when it has one: days and
     /// cycles count from here.
@@ -210,10 +206,9 @@ pub struct Report {
     pub persistence: Option<Persistence>,
     pub daily: Vec<DailyPoint>,
     pub verdict: Verdict,
-    /// What each capped metric's cap did; filled by the caller that
-    /// re-aggregated the capped metrics ([`crate::capping`]), empty when
+    /// What each capped metric's cap did ([`crate::capping`]), empty when
     /// the aggregates came capped (or not) from elsewhere.
-    pub capping: Vec<crate::capping::CapApplied>,
+    pub capping: Vec<CapApplied>,
 }
 
 impl Report {
@@ -227,14 +222,6 @@ fn statistic(metric: &Metric, m: Moments) -> MetricStatistic {
         MetricKind::Proportion { .. } => MetricStatistic::Proportion(m),
         MetricKind::Mean { .. } => MetricStatistic::Mean(m),
         MetricKind::Ratio { .. } => MetricStatistic::Ratio(m),
-    }
-}
-
-fn kind_name(metric: &Metric) -> &'static str {
-    match metric.kind {
-        MetricKind::Proportion { .. } => "proportion",
-        MetricKind::Mean { .. } => "mean",
-        MetricKind::Ratio { .. } => "ratio",
     }
 }
 
@@ -442,11 +429,18 @@ fn sample_ratio(exp: &Experiment, moments: &[Moments]) -> SampleRatio {
 }
 
 /// Builds the report of `exp` from its aggregates as of the shop-local day
-/// `today`.
+/// `today`; `capping` says what the caps did to `rows` (empty when the
+/// rows came capped, or not, from elsewhere), for the report to show.
 ///
 /// # Panics
 /// Never for a validated experiment whose metrics are in `catalog`.
-pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today: NaiveDate) -> Report {
+pub fn analyze(
+    exp: &Experiment,
+    catalog: &Catalog,
+    rows: &[AggregateRow],
+    capping: Vec<CapApplied>,
+    today: NaiveDate,
+) -> Report {
     let k = exp.variants.len();
     let inference = if exp.stats.sequential {
         Inference::Sequential { tuning: exp.stats.sequential_tuning }
@@ -478,7 +472,7 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
             name: name.to_owned(),
             label: metric.label.clone(),
             role,
-            kind: kind_name(&metric),
+            kind: metric.kind.shape(),
             higher_is_better: metric.higher_is_better,
             arms: arms(exp, &metric, &total),
             lifts: lifts(exp, &metric, &total, inference, role == Role::Primary),
@@ -540,7 +534,7 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
         hypothesis: exp.hypothesis.clone(),
         status: exp.status,
         concluded_winner: exp.winner.filter(|_| exp.status == Status::Concluded).map(|w| exp.variants[w].key.clone()),
-        surface: exp.surface.as_str(),
+        surface: exp.surface,
         as_of: today,
         first_exposure,
         days_running,
@@ -558,7 +552,7 @@ pub fn analyze(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow], today
         persistence,
         daily,
         verdict: Verdict::placeholder(),
-        capping: Vec::new(),
+        capping,
     };
     report.verdict = verdict::decide(&report);
     report

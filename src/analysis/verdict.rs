@@ -26,15 +26,12 @@
 //! 5. without one: `collecting_data` below the sample size or two complete
 //!    cycles, else `no_detectable_difference`.
 
-use serde::Serialize;
-
 use super::{lead_treatment, Direction, Lift, Persistence, Report, Role};
 use crate::experiment::Status;
 use crate::format::{days, level, pct, signed_pct, thousands};
 use crate::stats::Inference;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerdictCode {
     CollectingData,
     SampleRatioMismatch,
@@ -72,7 +69,7 @@ impl VerdictCode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub code: VerdictCode,
     pub sentence: String,

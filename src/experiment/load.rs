@@ -301,7 +301,7 @@ fn parse_variants(errs: &mut FileErrors, raw: &RawExperiment) -> Vec<Variant> {
             .as_ref()
             .map(|t| serde_json::to_value(t).unwrap_or(serde_json::Value::Null))
             .unwrap_or_else(|| serde_json::json!({}));
-        variants.push(Variant { key: v.key.clone(), weight, payload, reply_head: Box::default() });
+        variants.push(Variant::new(v.key.clone(), weight, payload));
     }
     let sum: f64 = raw.variants.iter().map(|v| v.get_ref().weight).sum();
     if raw.variants.len() >= 2 && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {

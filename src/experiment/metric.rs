@@ -35,6 +35,25 @@ pub enum MetricKind {
     Ratio { numerator: Source, denominator: Source },
 }
 
+/// What a metric averages, without its sources: how its values read (a
+/// share of visitors, an amount per visitor, one sum over another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Proportion,
+    Mean,
+    Ratio,
+}
+
+impl MetricKind {
+    pub fn shape(&self) -> Shape {
+        match self {
+            MetricKind::Proportion { .. } => Shape::Proportion,
+            MetricKind::Mean { .. } => Shape::Mean,
+            MetricKind::Ratio { .. } => Shape::Ratio,
+        }
+    }
+}
+
 /// Winsorising: each visitor's value (a ratio's numerator) enters the
 /// sums as `min(x, cap)`, so one wholesale order cannot flip a test.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

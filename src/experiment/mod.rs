@@ -26,7 +26,7 @@ use crate::bucketing::{bucket_ranges, BucketRange, Fnv, Namespace};
 /// strings.
 pub type Attributes = BTreeMap<String, String>;
 pub use load::{load_dir, ValidationError, ValidationErrors};
-pub use metric::{Aggregate, Metric, MetricKind, Source};
+pub use metric::{Aggregate, Cap, Metric, MetricKind, Shape, Source};
 pub use zone::ShopZone;
 
 /// An experiment's id: 1 to 64 characters of `a-z`, `0-9`, `-` and `_`.
@@ -100,6 +100,17 @@ pub enum Status {
     Concluded,
 }
 
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Concluded => "concluded",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Surface {
@@ -144,14 +155,20 @@ pub struct Variant {
     pub weight: Weight,
     /// What the storefront renders, as written in the definition.
     pub payload: serde_json::Value,
-    /// The fixed part of an assignment of this variant, serialised once at
-    /// load: `{"experiment":…,"surface":…,"variant":…,"payload":…` (see
-    /// [`crate::assignment::write_reply`]).
+    /// `payload` written out once at load: an assignment's reply copies
+    /// this text ([`crate::wire::v1::Assignment`]).
     #[serde(skip)]
-    pub reply_head: Box<str>,
+    pub payload_json: Box<serde_json::value::RawValue>,
 }
 
-/// `reply_head` is derived, so it takes no part.
+impl Variant {
+    pub fn new(key: String, weight: Weight, payload: serde_json::Value) -> Self {
+        let payload_json = serde_json::value::to_raw_value(&payload).expect("a JSON value serialises");
+        Variant { key, weight, payload, payload_json }
+    }
+}
+
+/// `payload_json` is derived, so it takes no part.
 impl PartialEq for Variant {
     fn eq(&self, o: &Variant) -> bool {
         self.key == o.key && self.weight == o.weight && self.payload == o.payload
@@ -275,20 +292,10 @@ impl Experiment {
     }
 
     /// Computes what assignment reads on every request (bucket ranges,
-    /// seed state, each variant's reply head); the loader calls it once.
+    /// seed state); the loader calls it once.
     fn prepared(mut self) -> Self {
         self.ranges = bucket_ranges(self.variants.len(), self.coverage, Some(&self.weights()));
         self.seeded = Fnv::START.text(&self.seed);
-        let text = |s: &str| serde_json::to_string(s).expect("a string serialises");
-        let (id, surface) = (text(self.id.as_str()), text(self.surface.as_str()));
-        for v in &mut self.variants {
-            v.reply_head = format!(
-                "{{\"experiment\":{id},\"surface\":{surface},\"variant\":{},\"payload\":{}",
-                text(&v.key),
-                serde_json::to_string(&v.payload).expect("a JSON value serialises")
-            )
-            .into();
-        }
         self
     }
 

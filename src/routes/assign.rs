@@ -7,9 +7,7 @@ use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use crate::assignment::{
-    assign_all, invalid_attribute_message, write_reply, AssignQuery, AssignedVariant, JsonAttributes,
-};
+use crate::assignment::{assign_all, invalid_attribute_message, AssignQuery, AssignedVariant, JsonAttributes};
 
 use crate::error::ApiError;
 use crate::experiment::Surface;
@@ -17,6 +15,7 @@ use crate::state::AppState;
 use crate::store::{Outcome, Write};
 use crate::tracking::exposures_of;
 use crate::visitor::VisitorId;
+use crate::wire::v1::AssignReply;
 
 /// The request as sent; [`AssignQuery`] is what it must parse into. An
 /// unknown field is refused: a typo (`"surfce"`) must not silently widen
@@ -106,7 +105,7 @@ fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery
 
 fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
     let mut body = Vec::with_capacity(256 + 320 * assignments.len());
-    write_reply(visitor_id, assignments, &mut body);
+    serde_json::to_writer(&mut body, &AssignReply::new(visitor_id, assignments)).expect("a reply serialises");
     HttpResponse::Ok().insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json"))).body(body)
 }
 

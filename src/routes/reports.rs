@@ -3,7 +3,6 @@
 //! report read (capped metrics capped) as CSV.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
 use crate::aggregates::write_csv;
 use crate::capping::Collector;
@@ -11,32 +10,37 @@ use crate::error::ApiError;
 use crate::reporting::report_rows;
 use crate::routes::find;
 use crate::state::AppState;
+use crate::wire::v1::{report, ExperimentList, ListedExperiment, Report};
 
 /// Every test with its verdict and progress.
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let catalog = state.catalog();
     let now = state.clock.now();
-    let mut items = Vec::new();
+    let mut experiments = Vec::new();
     for e in catalog.experiments() {
         let r = state.verdict(&catalog, e, now).await?;
-        items.push(json!({
-            "id": e.id, "name": e.name, "surface": e.surface, "dimension": e.dimension, "status": e.status,
-            "verdict": r.verdict, "sample_size": r.sample_size, "days_running": r.days_running,
-            "planned_baseline": e.stats.baseline,
-            "cycles_completed": r.cycles_completed,
-        }));
+        experiments.push(ListedExperiment {
+            id: e.id.to_string(),
+            name: e.name.clone(),
+            surface: e.surface.into(),
+            dimension: e.dimension.into(),
+            status: e.status.into(),
+            verdict: report::Verdict::from(&r.verdict),
+            sample_size: report::SampleSize::from(&r.sample_size),
+            days_running: r.days_running,
+            planned_baseline: e.stats.baseline,
+            cycles_completed: r.cycles_completed,
+        });
     }
-    Ok(HttpResponse::Ok().json(json!({ "experiments": items })))
+    Ok(HttpResponse::Ok().json(ExperimentList { experiments }))
 }
 
 pub async fn report(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let catalog = state.catalog();
     let exp = find(&catalog, &id)?;
-    let mut report =
-        serde_json::to_value(state.report(&catalog, exp, state.clock.now()).await?).expect("report serializes");
-    report["allocation_version"] = json!(exp.allocation_version);
-    report["earlier_phase_visitors"] = json!(state.earlier_phase_visitors(exp).await?);
-    Ok(HttpResponse::Ok().json(report))
+    let report = state.report(&catalog, exp, state.clock.now()).await?;
+    let earlier = state.earlier_phase_visitors(exp).await?;
+    Ok(HttpResponse::Ok().json(Report::new(&report, exp.allocation_version, Some(earlier))))
 }
 
 pub async fn daily_csv(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

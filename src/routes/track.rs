@@ -5,13 +5,14 @@
 
 use actix_web::{web, HttpResponse};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::experiment::Catalog;
 use crate::state::AppState;
 use crate::store::{Outcome, Write};
 use crate::tracking::{check_event, check_exposure, unknown_key, TrackError, MAX_BATCH};
+use crate::wire::v1::{BatchItem, BatchReply, ItemStatus, Refusal, Rejected, Stored};
 
 /// A body that is one item (an object) or a batch (an array).
 fn items(body: Value) -> Result<(Vec<Value>, bool), ApiError> {
@@ -67,7 +68,7 @@ async fn track(
         writes.iter().map(|w| !matches!(w, Write::Event(e) if !catalog.is_read(&e.name))).collect();
     let mut outcomes =
         state.store.record(catalog, writes.clone()).await?.into_iter().zip(writes).zip(read_by_some_metric);
-    let results: Vec<Result<Outcome, TrackError>> = refusals
+    let results: Vec<Result<Stored, TrackError>> = refusals
         .into_iter()
         .map(|refusal| match refusal {
             Some(e) => Err(e),
@@ -75,9 +76,12 @@ async fn track(
                 ((Outcome::Conflict, Write::Event(e)), _) => Err(TrackError::IdConflict(e.id)),
                 ((Outcome::Accepted, Write::Event(e)), false) => {
                     state.metrics.count_unread_event(&e.name);
-                    Ok(Outcome::Accepted)
+                    Ok(Stored::Accepted)
                 }
-                ((outcome, _), _) => Ok(outcome),
+                ((Outcome::Accepted, _), _) => Ok(Stored::Accepted),
+                // An exposure has no id to conflict with: it is only ever
+                // stored or already stored.
+                ((Outcome::Duplicate | Outcome::Conflict, _), _) => Ok(Stored::Duplicate),
             },
         })
         .collect();
@@ -87,7 +91,7 @@ async fn track(
             .filter(|r| {
                 matches!(
                     (r, s),
-                    (Ok(Outcome::Accepted), "accepted") | (Ok(Outcome::Duplicate), "duplicate") | (Err(_), "rejected")
+                    (Ok(Stored::Accepted), "accepted") | (Ok(Stored::Duplicate), "duplicate") | (Err(_), "rejected")
                 )
             })
             .count()
@@ -97,23 +101,28 @@ async fn track(
     }
     if !batch {
         return match results.into_iter().next().expect("one item") {
-            Ok(outcome) => Ok(HttpResponse::Ok().json(json!({ "status": outcome }))),
+            Ok(status) => Ok(HttpResponse::Ok().json(ItemStatus { status })),
             Err(e) => Err(ApiError::Track(e)),
         };
     }
-    let results: Vec<Value> = results
-        .iter()
-        .map(|r| match r {
-            Ok(outcome) => json!({ "status": outcome }),
-            Err(e) => json!({ "status": "rejected", "code": e.code(), "message": e.to_string(), "field": e.field() }),
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "accepted": count("accepted"),
-        "duplicates": count("duplicate"),
-        "rejected": count("rejected"),
-        "results": results,
-    })))
+    let reply = BatchReply {
+        accepted: count("accepted"),
+        duplicates: count("duplicate"),
+        rejected: count("rejected"),
+        results: results
+            .into_iter()
+            .map(|r| match r {
+                Ok(status) => BatchItem::Stored(ItemStatus { status }),
+                Err(e) => BatchItem::Refused(Refusal {
+                    status: Rejected::Rejected,
+                    code: e.code().into(),
+                    message: e.to_string(),
+                    field: e.field().map(str::to_owned),
+                }),
+            })
+            .collect(),
+    };
+    Ok(HttpResponse::Ok().json(reply))
 }
 
 pub async fn exposures(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {

@@ -8,13 +8,12 @@
 //! give, `N(μ, σ²)`, with `μ` the relative lift and `σ` its delta-method
 //! standard error, the same numbers the t-test uses.
 
-use serde::Serialize;
 use statrs::distribution::{Continuous, ContinuousCDF};
 
 use super::std_normal;
 use super::ttest::Comparison;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bayesian {
     /// Posterior probability that the treatment is better than the control,
     /// in the metric's good direction.

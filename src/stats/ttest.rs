@@ -2,15 +2,13 @@
 //! its confidence interval and p-value, by a two-sided Welch t-test or,
 //! for tests looked at every day, an always-valid confidence sequence.
 
-use serde::Serialize;
 use statrs::distribution::{Continuous, ContinuousCDF, StudentsT};
 
 use super::moments::MetricStatistic;
 use super::std_normal;
 
 /// How the interval and p-value are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(tag = "mode", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Inference {
     /// Valid when the data is looked at once, at the planned sample size.
     Fixed,
@@ -21,8 +19,7 @@ pub enum Inference {
 
 /// Why a comparison has no interval: gbstats' conditions, under which it
 /// reports a lift of 0, the interval [0, 0] and p = 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotComputable {
     /// The control's value is 0, so a relative lift is undefined.
     ControlMeanZero,
@@ -30,7 +27,7 @@ pub enum NotComputable {
     ZeroVariance,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     pub control_mean: f64,
     pub treatment_mean: f64,

@@ -17,3 +17,4 @@ mod http;
 mod keys;
 mod pages;
 mod track;
+mod wire;

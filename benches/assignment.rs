@@ -13,8 +13,7 @@ fn bench(c: &mut Criterion) {
     let exp = catalog.get("cart-protection-copy").unwrap().clone();
     let attributes = Attributes::new();
     let ids: Vec<String> = (0..1024).map(|i| format!("visitor-{i:06}")).collect();
-    let queries: Vec<AssignQuery> =
-        ids.iter().map(|v| AssignQuery { visitor_id: v.clone(), ..AssignQuery::default() }).collect();
+    let queries: Vec<AssignQuery> = ids.iter().map(|v| AssignQuery::new(v.parse().unwrap())).collect();
     eprintln!("assign_all covers {} tests", catalog.experiments().count());
     let mut g = c.benchmark_group("assignment");
     let mut i = 0;

@@ -80,7 +80,7 @@ fn main() {
                         .map(|&v| {
                             let id = format!("v{v}");
                             let a = evaluate(exp, &id, &Attributes::new(), None).unwrap();
-                            json!({ "visitor_id": id, "experiment": exp.id, "variant": exp.variants[a.variant].key,
+                            json!({ "visitor_id": id, "experiment": exp.id, "variant": exp.variants[a.variant.get()].key,
                                     "ts": at(v).to_rfc3339() })
                         })
                         .collect();

@@ -20,9 +20,9 @@ use std::time::Instant;
 use chrono::{Duration, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::load_dir;
+use offerlab::records::{Event, Exposure};
 use offerlab::reporting::report;
 use offerlab::store::{PgStore, SledStore, Store, Write};
-use offerlab::tracking::{Event, Exposure};
 use offerlab::warehouse::{aggregates_sql, Layout};
 
 const EVENTS_PER_VISITOR: u64 = 5;
@@ -56,23 +56,23 @@ fn main() {
             let mut batch = Vec::with_capacity(1000);
             while batch.len() < 1000 {
                 visitor += 1;
-                let v = format!("v{visitor}");
-                let a = evaluate(&exp, &v, &Attributes::new(), None).unwrap();
+                let v: offerlab::ids::VisitorId = format!("v{visitor}").parse().unwrap();
+                let a = evaluate(&exp, v.as_str(), &Attributes::new(), None).unwrap();
                 // Spread over the same 20 days at every size, so both reports read as many days.
                 let ts = now - Duration::minutes(((visitor * 7919) % (60 * 24 * 20)) as i64);
                 batch.push(Write::Exposure(Exposure {
                     visitor: v.clone(),
-                    experiment: exp.id.to_string(),
-                    variant: a.variant as u16,
+                    experiment: exp.id.clone(),
+                    variant: a.variant,
                     ts,
                     phase: 1,
                 }));
                 for k in 0..EVENTS_PER_VISITOR {
                     let name = ["order", "cart_offer_accepted", "upsell_accepted", "order", "return"][k as usize];
                     batch.push(Write::Event(Event {
-                        id: format!("{v}-{k}"),
+                        id: format!("{v}-{k}").parse().unwrap(),
                         visitor: v.clone(),
-                        name: name.into(),
+                        name: name.parse().unwrap(),
                         value: 30.0,
                         ts: ts + Duration::minutes(1),
                     }));

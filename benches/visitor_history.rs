@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::load_dir;
+use offerlab::records::{Event, Exposure};
 use offerlab::store::{SledStore, Store, Write};
-use offerlab::tracking::{Event, Exposure};
 
 const PER_REQUEST: usize = 100;
 
@@ -25,9 +25,9 @@ fn main() {
     let store = rt.block_on(SledStore::open(dir.path())).unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap();
     let a = evaluate(exp, "bot", &Attributes::new(), None).unwrap();
+    let bot: offerlab::ids::VisitorId = "bot".parse().unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 11, 10, 0, 0, 0).unwrap();
-    let exposure =
-        Exposure { visitor: "bot".into(), experiment: exp.id.to_string(), variant: a.variant as u16, ts: t0, phase: 1 };
+    let exposure = Exposure { visitor: bot.clone(), experiment: exp.id.clone(), variant: a.variant, ts: t0, phase: 1 };
     rt.block_on(store.record(catalog.clone(), vec![Write::Exposure(exposure)])).unwrap();
     let names = ["order", "cart_offer_accepted", "page_view", "return"];
     let mut per_request = Vec::with_capacity(events / PER_REQUEST);
@@ -36,9 +36,9 @@ fn main() {
             .map(|k| {
                 let i = r * PER_REQUEST + k;
                 Write::Event(Event {
-                    id: format!("bot-{i}"),
-                    visitor: "bot".into(),
-                    name: names[i % names.len()].into(),
+                    id: format!("bot-{i}").parse().unwrap(),
+                    visitor: bot.clone(),
+                    name: names[i % names.len()].parse().unwrap(),
                     value: 10.0,
                     ts: t0 + chrono::Duration::seconds(i as i64),
                 })

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::{Catalog, Experiment, ValidationError, ValidationErrors, FINGERPRINT_V2};
+use crate::experiment::{Catalog, Experiment, ExperimentId, ValidationError, ValidationErrors, FINGERPRINT_V2};
 use crate::store::{Store, StoreError};
 
 /// What was last accepted for a test.
@@ -109,16 +109,16 @@ pub(crate) fn storage_error(e: StoreError) -> ValidationErrors {
 pub async fn allocations_to_record(
     store: &dyn Store,
     catalog: &Catalog,
-) -> Result<Vec<(String, AllocationRecord)>, ValidationErrors> {
+) -> Result<Vec<(ExperimentId, AllocationRecord)>, ValidationErrors> {
     let storage = storage_error;
     let mut records = Vec::new();
     let mut refusals = Vec::new();
     for exp in catalog.experiments() {
-        let stored = store.allocation(exp.id.as_str()).await.map_err(storage)?;
-        let has = store.has_exposures(exp.id.as_str(), exp.allocation_version).await.map_err(storage)?;
+        let stored = store.allocation(&exp.id).await.map_err(storage)?;
+        let has = store.has_exposures(&exp.id, exp.allocation_version).await.map_err(storage)?;
         match check(stored.as_ref(), exp, has) {
             Check::Unchanged => {}
-            Check::Record(r) => records.push((exp.id.to_string(), r)),
+            Check::Record(r) => records.push((exp.id.clone(), r)),
             Check::Refuse(message) => {
                 refusals.push(ValidationError { file: exp.source.clone(), line: exp.variants_line, message })
             }

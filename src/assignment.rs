@@ -17,12 +17,13 @@ pub use crate::bucketing::{
 };
 pub use crate::experiment::Attributes;
 use crate::experiment::{Catalog, Experiment, Status, Surface, Variant};
+use crate::ids::{VariantIndex, VisitorId};
 
 /// What one experiment shows one visitor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
-    /// Index into the experiment's variants.
-    pub variant: usize,
+    /// Which of the experiment's variants.
+    pub variant: VariantIndex,
     /// True only when the visitor counts toward the test (running, eligible,
     /// within coverage, not forced); only such assignments are recorded.
     pub in_experiment: bool,
@@ -32,7 +33,7 @@ pub struct Assignment {
 }
 
 impl Assignment {
-    fn shown(variant: usize, hash_value: Option<f64>) -> Self {
+    fn shown(variant: VariantIndex, hash_value: Option<f64>) -> Self {
         Assignment { variant, in_experiment: false, forced: false, hash_value }
     }
 }
@@ -51,7 +52,7 @@ pub fn evaluate(
     experiment: &Experiment,
     visitor_id: &str,
     attributes: &Attributes,
-    forced: Option<usize>,
+    forced: Option<VariantIndex>,
 ) -> Option<Assignment> {
     if experiment.status == Status::Draft {
         return None;
@@ -61,35 +62,38 @@ pub fn evaluate(
     }
     match experiment.status {
         Status::Draft => None,
-        Status::Paused => Some(Assignment::shown(0, None)),
-        Status::Concluded => Some(Assignment::shown(experiment.winner.unwrap_or(0), None)),
+        Status::Paused => Some(Assignment::shown(VariantIndex::CONTROL, None)),
+        Status::Concluded => Some(Assignment::shown(experiment.winner.unwrap_or(VariantIndex::CONTROL), None)),
         Status::Running => Some(evaluate_running(experiment, visitor_id, attributes)),
     }
 }
 
 fn evaluate_running(experiment: &Experiment, visitor_id: &str, attributes: &Attributes) -> Assignment {
     if !experiment.targeting.matches(attributes) {
-        return Assignment::shown(0, None);
+        return Assignment::shown(VariantIndex::CONTROL, None);
     }
     let value = match experiment.hash_attribute.as_str() {
         "visitor_id" => attributes.get("visitor_id").map(String::as_str).unwrap_or(visitor_id),
         other => match attributes.get(other) {
             Some(v) => v.as_str(),
-            None => return Assignment::shown(0, None),
+            None => return Assignment::shown(VariantIndex::CONTROL, None),
         },
     };
     if value.is_empty() {
-        return Assignment::shown(0, None);
+        return Assignment::shown(VariantIndex::CONTROL, None);
     }
     if let Some(ns) = &experiment.namespace {
         if !in_namespace(value, ns) {
-            return Assignment::shown(0, None);
+            return Assignment::shown(VariantIndex::CONTROL, None);
         }
     }
     let n = hash_v2(experiment.seeded(), value);
     match choose_variant(n, experiment.ranges()) {
-        Some(variant) => Assignment { variant, in_experiment: true, forced: false, hash_value: Some(n) },
-        None => Assignment::shown(0, Some(n)),
+        Some(i) => {
+            let variant = VariantIndex::new(i).expect("a loaded test has at most MAX_VARIANTS variants");
+            Assignment { variant, in_experiment: true, forced: false, hash_value: Some(n) }
+        }
+        None => Assignment::shown(VariantIndex::CONTROL, Some(n)),
     }
 }
 
@@ -209,9 +213,9 @@ impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
 }
 
 /// What the storefront asks for one visitor: every matching test's variant.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AssignQuery {
-    pub visitor_id: String,
+    pub visitor_id: VisitorId,
     pub attributes: Attributes,
     /// Only tests on this surface, when given.
     pub surface: Option<Surface>,
@@ -227,8 +231,8 @@ pub struct AssignQuery {
 #[derive(Debug, Clone, Copy)]
 pub struct AssignedVariant<'a> {
     pub exp: &'a Experiment,
-    /// Index of the variant shown.
-    pub variant_index: usize,
+    /// The variant shown.
+    pub variant_index: VariantIndex,
     pub in_experiment: bool,
     pub forced: bool,
     pub hash_value: Option<f64>,
@@ -236,7 +240,20 @@ pub struct AssignedVariant<'a> {
 
 impl<'a> AssignedVariant<'a> {
     pub fn variant(&self) -> &'a Variant {
-        &self.exp.variants[self.variant_index]
+        &self.exp.variants[self.variant_index.get()]
+    }
+}
+
+impl AssignQuery {
+    /// Every test the visitor may see, without attributes or overrides.
+    pub fn new(visitor_id: VisitorId) -> Self {
+        AssignQuery {
+            visitor_id,
+            attributes: Attributes::new(),
+            surface: None,
+            experiments: None,
+            force: BTreeMap::new(),
+        }
     }
 }
 
@@ -284,7 +301,7 @@ pub fn assign_all<'c>(catalog: &'c Catalog, q: &AssignQuery) -> Result<Assignmen
         }
         let forced =
             if q.force.is_empty() { None } else { q.force.get(e.id.as_str()).and_then(|k| e.variant_index(k)) };
-        if let Some(a) = evaluate(e, &q.visitor_id, &q.attributes, forced) {
+        if let Some(a) = evaluate(e, q.visitor_id.as_str(), &q.attributes, forced) {
             out.push(AssignedVariant {
                 exp: e,
                 variant_index: a.variant,
@@ -334,7 +351,7 @@ mod tests {
         let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
         let catalog = crate::experiment::load_dir(dir).unwrap();
         for (i, visitor) in ["v-1", "visité \"quoted\"", "🛒-2"].iter().enumerate() {
-            let mut q = AssignQuery { visitor_id: (*visitor).into(), ..AssignQuery::default() };
+            let mut q = AssignQuery::new(VisitorId::parse(visitor).unwrap());
             if i == 2 {
                 q.force.insert("cart-protection-copy".into(), "benefit".into());
             }

@@ -16,12 +16,13 @@ use crate::aggregates::AggregateRow;
 use crate::attribution::{metric_value, Tallies};
 use crate::experiment::metric::{Cap, Metric};
 use crate::experiment::{Catalog, Experiment};
+use crate::ids::VariantIndex;
 use crate::stats::{Moments, VisitorValue};
 
 /// One exposed visitor of a test's current phase, as a store hands it to
 /// the report.
 pub struct VisitorTallies<'a> {
-    pub variant: u16,
+    pub variant: VariantIndex,
     /// The first exposure.
     pub ts: DateTime<Utc>,
     pub tallies: &'a Tallies,
@@ -72,11 +73,11 @@ pub fn cap_value(cap: Cap, xs: impl Iterator<Item = f64>) -> Option<f64> {
 /// denominator is not.
 pub fn capped_moments(
     cap: Cap,
-    visitors: &[(u16, NaiveDate, VisitorValue)],
-) -> (Option<f64>, u64, BTreeMap<(u16, NaiveDate), Moments>) {
+    visitors: &[(VariantIndex, NaiveDate, VisitorValue)],
+) -> (Option<f64>, u64, BTreeMap<(VariantIndex, NaiveDate), Moments>) {
     let value = cap_value(cap, visitors.iter().map(|(_, _, v)| v.x));
     let limit = value.unwrap_or(f64::INFINITY);
-    let mut sums: BTreeMap<(u16, NaiveDate), Moments> = BTreeMap::new();
+    let mut sums: BTreeMap<(VariantIndex, NaiveDate), Moments> = BTreeMap::new();
     let mut capped = 0;
     for (variant, date, v) in visitors {
         capped += u64::from(v.x > limit);
@@ -96,7 +97,7 @@ pub struct Collector<'c> {
     exp: &'c Experiment,
     metrics: Vec<(&'c Metric, Cap)>,
     /// Per capped metric: every visitor's (variant, day, value).
-    values: Vec<Vec<(u16, NaiveDate, VisitorValue)>>,
+    values: Vec<Vec<(VariantIndex, NaiveDate, VisitorValue)>>,
 }
 
 impl<'c> Collector<'c> {
@@ -141,7 +142,7 @@ impl<'c> Collector<'c> {
             rows.retain(|r| r.metric != name);
             let (value, capped_visitors, sums) = capped_moments(cap, &values);
             for ((variant, date), moments) in sums {
-                let Some(v) = self.exp.variants.get(usize::from(variant)) else { continue };
+                let Some(v) = self.exp.variant_at(variant) else { continue };
                 rows.push(AggregateRow { variant: v.key.clone(), date, metric: name.to_owned(), moments });
             }
             applied.push(CapApplied {

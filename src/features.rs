@@ -24,16 +24,17 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::experiment::{Catalog, Experiment, Status};
+use crate::ids::VariantIndex;
 
 /// The feature of one test, or `None` for a draft.
 pub fn feature(exp: &Experiment) -> Option<Value> {
-    let payload = |i: usize| exp.variants.get(i).map_or(Value::Null, |v| v.payload.clone());
-    let control = payload(0);
+    let payload = |i: VariantIndex| exp.variant_at(i).map_or(Value::Null, |v| v.payload.clone());
+    let control = payload(VariantIndex::CONTROL);
     let force = |value: Value, why: &str| json!({ "id": format!("{}-{why}", exp.id), "force": value });
     let rule = match exp.status {
         Status::Draft => return None,
         Status::Paused => force(control.clone(), "paused"),
-        Status::Concluded => force(payload(exp.winner.unwrap_or(0)), "concluded"),
+        Status::Concluded => force(payload(exp.winner.unwrap_or(VariantIndex::CONTROL)), "concluded"),
         Status::Running => experiment_rule(exp),
     };
     Some(json!({ "defaultValue": control, "rules": [rule] }))

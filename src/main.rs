@@ -16,6 +16,7 @@ use offerlab::config::Settings;
 use offerlab::experiment::load::load_file;
 use offerlab::experiment::load_dir;
 use offerlab::experiment::{ValidationError, ValidationErrors};
+use offerlab::ids::VisitorId;
 use offerlab::simulate::{self, Simulation};
 use offerlab::startup::Application;
 use offerlab::store::{PgStore, SledStore, Store, StoreError};
@@ -152,7 +153,8 @@ enum Command {
         /// The test's id.
         test_id: String,
         /// The visitor's id.
-        visitor_id: String,
+        #[arg(value_parser = VisitorId::parse)]
+        visitor_id: VisitorId,
         /// An attribute, as key=value; repeat for more.
         #[arg(long = "attr", value_parser = parse_attr)]
         attrs: Vec<(String, String)>,
@@ -397,13 +399,12 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Assign { experiments, test_id, visitor_id, attrs } => {
             let catalog = load_dir(&experiments)?;
             let query = AssignQuery {
-                visitor_id: visitor_id.clone(),
                 attributes: attrs.into_iter().collect::<BTreeMap<_, _>>(),
                 experiments: Some(vec![test_id]),
-                ..AssignQuery::default()
+                ..AssignQuery::new(visitor_id)
             };
             let assignments = assign_all(&catalog, &query)?;
-            let reply = offerlab::wire::v1::AssignReply::new(&visitor_id, &assignments);
+            let reply = offerlab::wire::v1::AssignReply::new(query.visitor_id.as_str(), &assignments);
             println!("{}", serde_json::to_string_pretty(&reply)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -5,19 +5,17 @@
 //! An exposure must agree with the deterministic assignment, so a stale
 //! cache on the storefront cannot pollute a test; only running tests record.
 
-use chrono::{DateTime, Duration, SubsecRound, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::assignment::{evaluate, invalid_attribute_message, AssignedVariant, JsonAttributes};
 use crate::experiment::{Catalog, Status};
-use crate::visitor::VisitorId;
+use crate::ids::{EventId, EventName, VisitorId};
+use crate::records::{to_stored_precision, Event, Exposure};
 
 /// Most items in one batch.
 pub const MAX_BATCH: usize = 1000;
-/// Longest event id and event name, in bytes.
-pub const MAX_EVENT_ID_LEN: usize = 128;
-pub const MAX_EVENT_NAME_LEN: usize = 64;
 /// Largest accepted event value, in absolute terms: anything larger is a
 /// unit or parsing mistake upstream (a cent amount sent as a float of 1e12).
 pub const MAX_EVENT_VALUE: f64 = 1e9;
@@ -136,27 +134,6 @@ impl TrackError {
     }
 }
 
-/// A checked first exposure, ready to store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Exposure {
-    pub visitor: String,
-    pub experiment: String,
-    pub variant: u16,
-    pub ts: DateTime<Utc>,
-    /// The test's `allocation_version` when the visitor was exposed.
-    pub phase: u32,
-}
-
-/// A checked event, ready to store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub id: String,
-    pub visitor: String,
-    pub name: String,
-    pub value: f64,
-    pub ts: DateTime<Utc>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExposureWire {
@@ -186,25 +163,9 @@ fn visitor(v: &Option<String>) -> Result<VisitorId, TrackError> {
     VisitorId::parse(required(v, "visitor_id")?).map_err(|m| TrackError::invalid("invalid_visitor_id", "visitor_id", m))
 }
 
-/// A short printable token: non-empty, at most `max` bytes, no control
-/// characters.
-fn token(v: &Option<String>, field: &'static str, max: usize) -> Result<String, TrackError> {
-    let s = required(v, field)?;
-    if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
-        return Err(TrackError::invalid(
-            "invalid_field",
-            field,
-            format!("{field} must be 1 to {max} bytes of printable text"),
-        ));
-    }
-    Ok(s.to_owned())
-}
-
-/// A time cut to whole microseconds, the precision every store keeps
-/// (PostgreSQL's `timestamptz`): "an event at or after the exposure" then
-/// compares the same instants on every backend.
-pub fn to_stored_precision(ts: DateTime<Utc>) -> DateTime<Utc> {
-    ts.trunc_subsecs(6)
+/// A text field parsed into its type, or refused with the type's message.
+fn parsed<T>(v: &Option<String>, field: &'static str, parse: fn(&str) -> Result<T, String>) -> Result<T, TrackError> {
+    parse(required(v, field)?).map_err(|m| TrackError::invalid("invalid_field", field, m))
 }
 
 /// An RFC 3339 time, at most five minutes ahead of `now`; `now` when absent.
@@ -267,29 +228,23 @@ pub fn check_exposure(catalog: &Catalog, w: ExposureWire, now: DateTime<Utc>) ->
         return Err(TrackError::AssignmentMismatch {
             experiment: id.to_owned(),
             sent: key.to_owned(),
-            actual: exp.variants[a.variant].key.clone(),
+            actual: exp.variants[a.variant.get()].key.clone(),
         });
     }
-    Ok(Exposure {
-        visitor: visitor.to_string(),
-        experiment: id.to_owned(),
-        variant: variant as u16,
-        ts,
-        phase: exp.allocation_version,
-    })
+    Ok(Exposure { visitor, experiment: exp.id.clone(), variant, ts, phase: exp.allocation_version })
 }
 
 /// The exposures an assignment answer implies (`record_exposure: true`):
 /// every test the visitor is really in, from its first day on.
-pub fn exposures_of(visitor: &str, assigned: &[AssignedVariant], now: DateTime<Utc>) -> Vec<Exposure> {
+pub fn exposures_of(visitor: &VisitorId, assigned: &[AssignedVariant], now: DateTime<Utc>) -> Vec<Exposure> {
     let ts = to_stored_precision(now);
     assigned
         .iter()
         .filter(|a| a.in_experiment && !a.forced && a.exp.local_day(now) >= a.exp.start)
         .map(|a| Exposure {
-            visitor: visitor.to_owned(),
-            experiment: a.exp.id.to_string(),
-            variant: a.variant_index as u16,
+            visitor: visitor.clone(),
+            experiment: a.exp.id.clone(),
+            variant: a.variant_index,
             ts,
             phase: a.exp.allocation_version,
         })
@@ -298,9 +253,9 @@ pub fn exposures_of(visitor: &str, assigned: &[AssignedVariant], now: DateTime<U
 
 /// Checks one event.
 pub fn check_event(w: EventWire, now: DateTime<Utc>) -> Result<Event, TrackError> {
-    let id = token(&w.id, "id", MAX_EVENT_ID_LEN)?;
+    let id = parsed(&w.id, "id", EventId::parse)?;
     let visitor = visitor(&w.visitor_id)?;
-    let name = token(&w.name, "name", MAX_EVENT_NAME_LEN)?;
+    let name = parsed(&w.name, "name", EventName::parse)?;
     let value = match &w.value {
         None | Some(Value::Null) => 0.0,
         Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
@@ -316,7 +271,7 @@ pub fn check_event(w: EventWire, now: DateTime<Utc>) -> Result<Event, TrackError
         ));
     }
     let ts = parse_ts(w.ts.as_deref(), now)?;
-    Ok(Event { id, visitor: visitor.to_string(), name, value, ts })
+    Ok(Event { id, visitor, name, value, ts })
 }
 
 #[cfg(test)]

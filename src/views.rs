@@ -615,7 +615,7 @@ impl ExperimentPage {
                 .map(|(i, v)| VariantView {
                     key: v.key.clone(),
                     weight: match (e.status, e.winner) {
-                        (Status::Concluded, Some(w)) if w == i => "100% (everyone, concluded)".to_owned(),
+                        (Status::Concluded, Some(w)) if w.get() == i => "100% (everyone, concluded)".to_owned(),
                         (Status::Paused, _) if i == 0 => "100% (everyone, paused)".to_owned(),
                         (Status::Concluded | Status::Paused, _) => "0%".to_owned(),
                         _ => pct(v.weight.get()).replace(".0%", "%"),

@@ -28,6 +28,7 @@ use crate::aggregates::AggregateRow;
 use crate::capping::{capped_metrics, CapApplied};
 use crate::experiment::metric::{Aggregate, Cap, MetricKind};
 use crate::experiment::{Catalog, Experiment, ShopZone};
+use crate::ids::EventName;
 use crate::store::postgres::moments_at;
 
 /// Where the raw records are: offerlab's own PostgreSQL store by default.
@@ -152,7 +153,7 @@ pub fn caps_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String 
 /// (`capped`: `variant, date, metric, x, y, c, cap, above`).
 fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String {
     let metrics: Vec<_> = exp.all_metrics().into_iter().filter_map(|m| catalog.metric(m)).collect();
-    let mut events: Vec<&str> = metrics.iter().flat_map(|m| m.events()).collect();
+    let mut events: Vec<&str> = metrics.iter().flat_map(|m| m.events()).map(EventName::as_str).collect();
     events.sort_unstable();
     events.dedup();
     let slot = |event: &str| events.iter().position(|e| *e == event).expect("every metric's event is listed");
@@ -198,7 +199,7 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
     // days is calendar days in the session's time zone, and across a
     // daylight-saving switch 14 of them are 335 or 337 hours.
     let cuped: Vec<(usize, &str, u32)> =
-        metrics.iter().enumerate().filter_map(|(i, m)| Some((i, m.single_event()?, m.cuped?.days))).collect();
+        metrics.iter().enumerate().filter_map(|(i, m)| Some((i, m.single_event()?.as_str(), m.cuped?.days))).collect();
     for (i, event, days) in &cuped {
         let only = format!(
             "FILTER (WHERE {} = {} AND {ts} < f.ts AND {ts} >= f.ts - interval '{} hours')",
@@ -240,20 +241,22 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
         .enumerate()
         .map(|(i, m)| {
             let (x, y) = match &m.kind {
-                MetricKind::Proportion { event } => {
-                    (format!("CASE WHEN p.c{} > 0 THEN 1.0 ELSE 0.0 END::float8", slot(event)), "0.0::float8".into())
-                }
-                MetricKind::Mean { event } => (side(event, Aggregate::Sum), "0.0::float8".into()),
-                MetricKind::Ratio { numerator, denominator } => {
-                    (side(&numerator.event, numerator.aggregate), side(&denominator.event, denominator.aggregate))
-                }
+                MetricKind::Proportion { event } => (
+                    format!("CASE WHEN p.c{} > 0 THEN 1.0 ELSE 0.0 END::float8", slot(event.as_str())),
+                    "0.0::float8".into(),
+                ),
+                MetricKind::Mean { event } => (side(event.as_str(), Aggregate::Sum), "0.0::float8".into()),
+                MetricKind::Ratio { numerator, denominator } => (
+                    side(numerator.event.as_str(), numerator.aggregate),
+                    side(denominator.event.as_str(), denominator.aggregate),
+                ),
             };
             let c = match &m.kind {
                 _ if m.cuped.is_none() => "0.0::float8".to_owned(),
                 MetricKind::Proportion { .. } => format!("CASE WHEN p.c_pre{i} > 0 THEN 1.0 ELSE 0.0 END::float8"),
                 _ => format!("p.s_pre{i}::float8"),
             };
-            format!("        ({}, {x}, {y}, {c})", literal(&m.name))
+            format!("        ({}, {x}, {y}, {c})", literal(m.name.as_str()))
         })
         .collect();
     let _ = writeln!(sql, "{}\n    ) AS m(metric, x, y, c)\n),", values.join(",\n"));

@@ -55,7 +55,7 @@ fn assignment_allocates_nothing_per_test() {
 
     let queries: Vec<AssignQuery> = visitors
         .iter()
-        .map(|v| AssignQuery { visitor_id: v.clone(), attributes: attributes.clone(), ..AssignQuery::default() })
+        .map(|v| AssignQuery { attributes: attributes.clone(), ..AssignQuery::new(v.parse().unwrap()) })
         .collect();
     let n = allocations(|| {
         for q in &queries {

@@ -30,7 +30,7 @@ fn client(id: usize, address: String, catalog: Arc<Catalog>, acked: Arc<Mutex<Ac
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     for i in 0..3000 {
         let visitor = format!("c{id}-v{i}");
-        let q = AssignQuery { visitor_id: visitor.clone(), ..AssignQuery::default() };
+        let q = AssignQuery::new(visitor.parse().unwrap());
         let exposures: Vec<Value> = assign_all(&catalog, &q)
             .unwrap()
             .into_iter()
@@ -104,10 +104,15 @@ fn crash_round(round: usize) {
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     common::block_on(async {
         let store = SledStore::open(dir.path()).await.unwrap();
-        let exposures: BTreeSet<(String, String)> =
-            store.exposures().await.unwrap().into_iter().map(|e| (e.visitor, e.experiment)).collect();
+        let exposures: BTreeSet<(String, String)> = store
+            .exposures()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.visitor.into_string(), e.experiment.into_string()))
+            .collect();
         let events = store.events().await.unwrap();
-        let event_ids: BTreeSet<String> = events.iter().map(|e| e.id.clone()).collect();
+        let event_ids: BTreeSet<String> = events.iter().map(|e| e.id.to_string()).collect();
         assert_eq!(event_ids.len(), events.len(), "each event once");
         assert_eq!(exposures.len(), store.counts().await.unwrap().0, "each exposure once");
         let lost_x: Vec<_> = acked.exposures.difference(&exposures).collect();

@@ -230,7 +230,7 @@ fn a_full_disk_refuses_writes_loses_nothing_and_recovers_by_itself() {
     common::block_on(async {
         let store = SledStore::open(&data).await.unwrap();
         let stored: std::collections::BTreeSet<String> =
-            store.events().await.unwrap().into_iter().map(|e| e.id).collect();
+            store.events().await.unwrap().into_iter().map(|e| e.id.into_string()).collect();
         let lost: Vec<&String> = acked.iter().filter(|id| !stored.contains(*id)).collect();
         assert!(lost.is_empty(), "{} acknowledged events lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
         store.close().await.unwrap();

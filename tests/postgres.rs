@@ -60,23 +60,65 @@ async fn an_unreachable_database_is_a_clear_error() {
     assert!(e.to_string().contains("postgres://USER:PASSWORD@HOST:PORT/DATABASE"), "{e}");
 }
 
+/// A row that holds what no check would have let in (a variant beyond any
+/// test's, a negative one, an event name with a control character) is
+/// corrupt: `verify` and the writes that read it fail naming the table,
+/// and it is never read as the control or as some other name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_with_an_impossible_variant_or_name_is_corrupt() {
+    let Some(pg) = Postgres::start("a_row_with_an_impossible_variant_or_name_is_corrupt") else { return };
+    let url = pg.database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let catalog = catalog();
+    let mut rng = StdRng::seed_from_u64(11);
+    let (_, writes) = generate(&catalog, &mut rng, 200);
+    let store = PgStore::open(&url).await.unwrap();
+    store.record(catalog.clone(), writes).await.unwrap();
+    assert!(store.verify(&catalog).await.unwrap().is_empty(), "the store agrees with its raw records");
+    for (corrupt, mend, says) in [
+        (
+            "UPDATE exposures SET variant = 150 WHERE visitor = (SELECT min(visitor) FROM exposures)",
+            "UPDATE exposures SET variant = 0 WHERE variant = 150",
+            "variant 150 is out of range",
+        ),
+        (
+            "UPDATE exposures SET variant = -1 WHERE visitor = (SELECT min(visitor) FROM exposures)",
+            "UPDATE exposures SET variant = 0 WHERE variant = -1",
+            "variant -1 is out of range",
+        ),
+        (
+            "UPDATE events SET name = E'order\\n' WHERE id = (SELECT min(id) FROM events)",
+            "UPDATE events SET name = 'order' WHERE name = E'order\\n'",
+            "name must be 1 to 64 bytes of printable text",
+        ),
+    ] {
+        pg.sql(&db, corrupt);
+        match store.verify(&catalog).await {
+            Err(e @ StoreError::Corrupt(_)) => assert!(e.to_string().contains(says), "{corrupt}: {e}"),
+            other => panic!("{corrupt}: read as {other:?}"),
+        }
+        pg.sql(&db, mend);
+    }
+    store.close().await.unwrap();
+}
+
 /// An exposure and an event at the same instant, to the nanosecond: the
 /// event counts on PostgreSQL (which keeps microseconds) as on sled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_at_the_exposures_instant_counts_whatever_the_precision() {
-    use offerlab::tracking::{parse_ts, Event, Exposure};
+    use offerlab::records::{Event, Exposure};
+    use offerlab::tracking::parse_ts;
     let Some(pg) = Postgres::start("an_event_at_the_exposures_instant_counts_whatever_the_precision") else {
         return;
     };
     let catalog = catalog();
     let store = PgStore::open(&pg.database()).await.unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap();
-    let variant = offerlab::assignment::evaluate(exp, "v-ns", &Default::default(), None).unwrap().variant as u16;
+    let variant = offerlab::assignment::evaluate(exp, "v-ns", &Default::default(), None).unwrap().variant;
     let raw = "2026-11-20T12:00:00.123456789Z";
     let ts = parse_ts(Some(raw), raw.parse().unwrap()).unwrap();
-    let event =
-        Event { id: "ns-1".into(), visitor: "v-ns".into(), name: "cart_offer_accepted".into(), value: 19.0, ts };
-    let exposure = Exposure { visitor: "v-ns".into(), experiment: exp.id.as_str().into(), variant, ts, phase: 1 };
+    let event = Event { id: p("ns-1"), visitor: p("v-ns"), name: p("cart_offer_accepted"), value: 19.0, ts };
+    let exposure = Exposure { visitor: p("v-ns"), experiment: exp.id.clone(), variant, ts, phase: 1 };
     // The event first: the exposure picks it up from what PostgreSQL kept.
     store.record(catalog.clone(), vec![Write::Event(event)]).await.unwrap();
     store.record(catalog.clone(), vec![Write::Exposure(exposure)]).await.unwrap();
@@ -90,8 +132,8 @@ async fn an_event_at_the_exposures_instant_counts_whatever_the_precision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_event_id_for_two_visitors_on_two_replicas_is_stored_once() {
     use chrono::TimeZone;
+    use offerlab::records::Event;
     use offerlab::store::Outcome;
-    use offerlab::tracking::Event;
     let Some(pg) = Postgres::start("one_event_id_for_two_visitors_on_two_replicas_is_stored_once") else { return };
     let url = pg.database();
     let catalog = catalog();
@@ -105,9 +147,9 @@ async fn one_event_id_for_two_visitors_on_two_replicas_is_stored_once() {
                 let mut outcomes = Vec::new();
                 for i in (part..400).step_by(4) {
                     let e = Event {
-                        id: format!("order-{i}"),
-                        visitor: format!("{who}-{i}"),
-                        name: "order".into(),
+                        id: p(&format!("order-{i}")),
+                        visitor: p(&format!("{who}-{i}")),
+                        name: p("order"),
                         value: 10.0,
                         ts,
                     };
@@ -155,10 +197,15 @@ async fn a_version_one_database_migrates_with_its_records() {
     assert_eq!((row.variant.as_str(), row.moments.n, row.moments.sum, row.moments.pre_sum), ("benefit", 1, 42.5, 0.0));
     let mut seen = Vec::new();
     store
-        .visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts.to_rfc3339(), v.tallies.get("order").sum)))
+        .visit_tallies(exp, &mut |v| seen.push((v.variant.get(), v.ts.to_rfc3339(), v.tallies.get("order").sum)))
         .await
         .unwrap();
     assert_eq!(seen, vec![(1, "2026-11-02T10:00:00.250+00:00".to_owned(), 42.5)]);
+}
+
+/// A typed id parsed from test text.
+fn p<T: std::str::FromStr<Err = String>>(s: &str) -> T {
+    s.parse().unwrap()
 }
 
 /// The warehouse SQL's CUPED pre-period is 14 days of exactly 24 hours, as

@@ -4,6 +4,7 @@
 use offerlab::capping::capped_moments;
 use offerlab::cycles::consistency_p_value;
 use offerlab::experiment::metric::Cap;
+use offerlab::ids::VariantIndex;
 use offerlab::stats::{
     adjust, bayesian, compare, holm, sample_size_mean, sample_size_proportion, sample_size_proportion_relative,
     sample_size_relative, srm_p_value, Bayesian, Inference, MetricStatistic, Moments, NotComputable, VisitorValue,
@@ -340,13 +341,13 @@ fn capped_statistics_match_gbstats_on_capped_values() {
         for arm in 0..2 {
             for (j, x) in c.values[arm].iter().enumerate() {
                 let y = c.denominators.as_ref().map_or(0.0, |d| d[arm][j]);
-                visitors.push((arm as u16, day, VisitorValue { x: *x, y, pre: 0.0 }));
+                visitors.push((VariantIndex::new(arm).unwrap(), day, VisitorValue { x: *x, y, pre: 0.0 }));
             }
         }
         let (value, capped, sums) = capped_moments(cap, &visitors);
         assert_close(value.unwrap(), c.cap_value, &format!("{what} cap"));
         assert_eq!(capped, c.capped_visitors, "{what} capped visitors");
-        let arms: Vec<Moments> = (0..2).map(|arm| sums[&(arm, day)]).collect();
+        let arms: Vec<Moments> = (0..2).map(|arm| sums[&(VariantIndex::new(arm).unwrap(), day)]).collect();
         for (got, want) in arms.iter().zip(&c.moments) {
             assert!(got.approx_eq(want, 1e-9), "{what}: {got:?} vs {want:?}");
         }

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use chrono::{TimeZone, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::{load_dir, Catalog};
+use offerlab::records::{Event, Exposure};
 use offerlab::store::sled::keys::event_chunk_key;
 use offerlab::store::sled::trees::OPEN_CHUNK;
 use offerlab::store::{Outcome, SledStore, Store, StoreError, Write};
-use offerlab::tracking::{Event, Exposure};
 
 mod common;
 
@@ -52,11 +52,16 @@ fn catalog() -> Arc<Catalog> {
     Arc::new(load_dir(Path::new(common::EXPERIMENTS)).unwrap())
 }
 
+/// A typed id parsed from test text.
+fn p<T: std::str::FromStr<Err = String>>(s: &str) -> T {
+    s.parse().unwrap()
+}
+
 fn event(id: &str, visitor: &str) -> Write {
     Write::Event(Event {
-        id: id.into(),
-        visitor: visitor.into(),
-        name: "order".into(),
+        id: p(id),
+        visitor: p(visitor),
+        name: p("order"),
         value: 20.0,
         ts: Utc.with_ymd_and_hms(2026, 11, 12, 10, 0, 0).unwrap(),
     })
@@ -67,9 +72,9 @@ fn event(id: &str, visitor: &str) -> Write {
 fn first_exposure(exp: &offerlab::experiment::Experiment, visitor: &str) -> Exposure {
     let a = evaluate(exp, visitor, &Attributes::new(), None).unwrap();
     Exposure {
-        visitor: visitor.into(),
-        experiment: exp.id.to_string(),
-        variant: a.variant as u16,
+        visitor: p(visitor),
+        experiment: exp.id.clone(),
+        variant: a.variant,
         ts: Utc.with_ymd_and_hms(2026, 11, 10, 9, 0, 0).unwrap(),
         phase: 1,
     }
@@ -88,7 +93,7 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
     }
     {
         let db = raw(dir.path());
-        db.open_tree("visitor_events").unwrap().insert(event_chunk_key("alice", OPEN_CHUNK), GARBAGE).unwrap();
+        db.open_tree("visitor_events").unwrap().insert(event_chunk_key(&p("alice"), OPEN_CHUNK), GARBAGE).unwrap();
         db.flush().unwrap();
     }
     let store = open(dir.path()).await;
@@ -109,14 +114,60 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
 
     {
         let db = raw(dir.path());
-        let kept = db.open_tree("visitor_events").unwrap().get(event_chunk_key("alice", OPEN_CHUNK)).unwrap().unwrap();
+        let kept =
+            db.open_tree("visitor_events").unwrap().get(event_chunk_key(&p("alice"), OPEN_CHUNK)).unwrap().unwrap();
         assert_eq!(kept.as_ref(), GARBAGE, "the record was left as it was");
     }
     let store = open(dir.path()).await;
     store.rebuild(&catalog).await.unwrap();
-    let ids: Vec<String> = store.events_of("alice").await.unwrap().into_iter().map(|e| e.id).collect();
+    let ids: Vec<String> =
+        store.events_of(&p("alice")).await.unwrap().into_iter().map(|e| e.id.into_string()).collect();
     assert_eq!(ids, ["a-1"], "rebuild restores the index from the raw events");
     assert_eq!(store.record(catalog.clone(), vec![event("a-2", "alice")]).await.unwrap(), vec![Outcome::Accepted]);
+}
+
+/// A record that decodes as JSON but holds what no check would have let
+/// in (a variant beyond any test's, an empty visitor id) is corrupt as
+/// well: it stops the write that reads it and `verify`, and is never read
+/// as the control or as some visitor.
+#[tokio::test]
+async fn a_well_formed_record_with_an_impossible_variant_or_id_is_corrupt() {
+    let catalog = catalog();
+    let dir = tempfile::tempdir().unwrap();
+    let exp = catalog.get("cart-protection-copy").unwrap();
+    {
+        let store = open(dir.path()).await;
+        store.record(catalog.clone(), vec![Write::Exposure(first_exposure(exp, "alice"))]).await.unwrap();
+        store.close().await.unwrap();
+    }
+    let stored = {
+        let db = raw(dir.path());
+        let tree = db.open_tree("exposures").unwrap();
+        let stored = tree.get("alice").unwrap().unwrap();
+        let text = String::from_utf8(stored.to_vec()).unwrap();
+        let bad = text.replacen(&format!("\"variant\":{}", first_exposure(exp, "alice").variant), "\"variant\":150", 1);
+        assert_ne!(bad, text, "the variant was rewritten");
+        tree.insert("alice", bad.as_bytes()).unwrap();
+        db.flush().unwrap();
+        stored
+    };
+    let store = open(dir.path()).await;
+    let e = store.record(catalog.clone(), vec![event("a-1", "alice")]).await.expect_err("a write over it fails");
+    assert!(e.to_string().contains("exposures") && e.to_string().contains("150"), "{e}");
+    let e = store.verify(&catalog).await.expect_err("verify reads it too");
+    assert!(matches!(e, StoreError::Corrupt(_)), "{e}");
+    store.close().await.unwrap();
+    drop(store);
+    {
+        let db = raw(dir.path());
+        let tree = db.open_tree("exposures").unwrap();
+        let text = String::from_utf8(stored.to_vec()).unwrap().replace("\"alice\"", "\"\"");
+        tree.insert("alice", text.as_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(dir.path()).await;
+    let e = store.verify(&catalog).await.expect_err("an empty visitor id is no visitor");
+    assert!(e.to_string().contains("visitor_id is empty"), "{e}");
 }
 
 // The gate below blocks the writer's thread: the test runs on another.
@@ -190,7 +241,7 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
     let mut seen = Vec::new();
     store.visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts, v.tallies.origin.is_some()))).await.unwrap();
     assert_eq!(seen, vec![(exposure.variant, exposure.ts, true)]);
-    assert_eq!(store.events_of("old-timer").await.unwrap(), vec![order]);
+    assert_eq!(store.events_of(&p("old-timer")).await.unwrap(), vec![order]);
     drop(store);
     assert!(!open(dir.path()).await.outdated(), "upgraded once");
     let db = raw(dir.path());
@@ -213,13 +264,15 @@ async fn a_long_history_reads_back_in_order_across_full_chunks() {
             let outcomes = store.record(catalog.clone(), writes).await.unwrap();
             assert!(outcomes.iter().all(|o| *o == Outcome::Accepted), "{outcomes:?}");
         }
-        let read: Vec<String> = store.events_of("long").await.unwrap().into_iter().map(|e| e.id).collect();
+        let read: Vec<String> =
+            store.events_of(&p("long")).await.unwrap().into_iter().map(|e| e.id.into_string()).collect();
         assert_eq!(read, ids);
         store.record(catalog.clone(), vec![Write::Exposure(first_exposure(exp, "long"))]).await.unwrap();
         store.close().await.unwrap();
     }
     let store = open(dir.path()).await;
-    let read: Vec<String> = store.events_of("long").await.unwrap().into_iter().map(|e| e.id).collect();
+    let read: Vec<String> =
+        store.events_of(&p("long")).await.unwrap().into_iter().map(|e| e.id.into_string()).collect();
     assert_eq!(read, ids, "after a restart");
     let orders = store.aggregate_rows(exp).await.unwrap();
     let revenue = orders.iter().find(|r| r.metric == "revenue_per_visitor").expect("the visitor's row");

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use common::writes::{assert_same, catalog, expected, generate, send_concurrently};
 use offerlab::assignment::{evaluate, Attributes};
+use offerlab::records::Exposure;
 use offerlab::store::{SledStore, Store, Write};
-use offerlab::tracking::Exposure;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -43,9 +43,9 @@ async fn an_earlier_exposure_moving_the_only_visitor_leaves_no_empty_row() {
     let exp = catalog.get("cart-protection-copy").unwrap();
     let a = evaluate(exp, "mover", &Attributes::new(), None).unwrap();
     let at = |day: i64| Exposure {
-        visitor: "mover".into(),
-        experiment: "cart-protection-copy".into(),
-        variant: a.variant as u16,
+        visitor: "mover".parse().unwrap(),
+        experiment: exp.id.clone(),
+        variant: a.variant,
         ts: Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap() + Duration::days(day),
         phase: 1,
     };

@@ -101,6 +101,18 @@ fn fewer_than_two_variants() {
 }
 
 #[test]
+fn more_variants_than_a_test_can_conclude_with() {
+    let head = base("a");
+    let head = &head[..head.find("[[variants]]").unwrap()];
+    let mut text = head.to_owned();
+    for i in 0..101 {
+        text.push_str(&format!("[[variants]]\nkey = \"v{i}\"\nweight = 0.00990099\n\n"));
+    }
+    let line = head.lines().count() + 100 * 4 + 1;
+    assert_says(&only_error(&text), Some(line), &["101 variants", "at most 100"]);
+}
+
+#[test]
 fn negative_weight() {
     let text = base("a").replace("key = \"treatment\"\nweight = 0.5", "key = \"treatment\"\nweight = -0.5");
     let dir = folder(&[("a.toml", &text)]);
@@ -253,12 +265,18 @@ fn a_missing_field_names_a_line() {
 
 /// Records one exposure of test "a" in `store`, as the service would.
 async fn expose_a(store: &dyn offerlab::store::Store, dir: &Path) {
+    use offerlab::records::Exposure;
     use offerlab::store::Write;
-    use offerlab::tracking::Exposure;
     let catalog = std::sync::Arc::new(load_dir(dir).unwrap());
     offerlab::allocation::admit(store, &catalog).await.unwrap();
     let ts = chrono::DateTime::parse_from_rfc3339("2026-11-03T10:00:00Z").unwrap().to_utc();
-    let exposure = Exposure { visitor: "v".into(), experiment: "a".into(), variant: 0, ts, phase: 1 };
+    let exposure = Exposure {
+        visitor: "v".parse().unwrap(),
+        experiment: "a".parse().unwrap(),
+        variant: offerlab::ids::VariantIndex::CONTROL,
+        ts,
+        phase: 1,
+    };
     store.record(catalog, vec![Write::Exposure(exposure)]).await.unwrap();
 }
 

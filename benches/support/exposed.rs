@@ -13,7 +13,7 @@ pub async fn expose_cart_visitors(client: &reqwest::Client, url: &str, experimen
             .map(|i| {
                 let v = format!("v{i}");
                 let a = offerlab::assignment::evaluate(exp, &v, &Default::default(), None).unwrap();
-                json!({ "visitor_id": v, "experiment": exp.id, "variant": exp.variants[a.variant].key })
+                json!({ "visitor_id": v, "experiment": exp.id, "variant": exp.variants[a.variant.get()].key })
             })
             .collect();
         let r = client.post(format!("{url}/v1/exposures")).json(&exposures).send().await.unwrap();

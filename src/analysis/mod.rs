@@ -238,7 +238,7 @@ fn index_rows(exp: &Experiment, rows: &[AggregateRow], origin: NaiveDate) -> BTr
             continue;
         };
         let day = (r.date - origin).num_days();
-        out.entry(r.metric.clone()).or_default().entry(day).or_insert_with(|| vec![Moments::default(); k])[v]
+        out.entry(r.metric.clone()).or_default().entry(day).or_insert_with(|| vec![Moments::default(); k])[v.get()]
             .merge(&r.moments);
     }
     out
@@ -533,7 +533,10 @@ pub fn analyze(
         name: exp.name.clone(),
         hypothesis: exp.hypothesis.clone(),
         status: exp.status,
-        concluded_winner: exp.winner.filter(|_| exp.status == Status::Concluded).map(|w| exp.variants[w].key.clone()),
+        concluded_winner: exp
+            .winner
+            .filter(|_| exp.status == Status::Concluded)
+            .map(|w| exp.variants[w.get()].key.clone()),
         surface: exp.surface,
         as_of: today,
         first_exposure,

@@ -19,7 +19,9 @@ pub use super::metrics_file::parse_metrics;
 use super::metrics_file::parse_metrics_partly;
 use super::raw::RawExperiment;
 use super::{Catalog, Experiment, ExperimentId, ShopZone, StatsConfig, Status, Targeting, Variant, Weight};
+use super::{MetricName, VariantIndex};
 use crate::bucketing::Namespace;
+use crate::ids::MAX_VARIANTS;
 
 /// The file that defines the metrics, inside the experiments folder.
 pub const METRICS_FILE: &str = "metrics.toml";
@@ -99,7 +101,7 @@ pub fn parse_experiment(
     file: &str,
     stem: &str,
     text: &str,
-    metrics: &BTreeMap<String, Metric>,
+    metrics: &BTreeMap<MetricName, Metric>,
 ) -> Result<Experiment, Vec<ValidationError>> {
     check_experiment(file, stem, text, metrics, true)
 }
@@ -110,7 +112,7 @@ fn check_experiment(
     file: &str,
     stem: &str,
     text: &str,
-    metrics: &BTreeMap<String, Metric>,
+    metrics: &BTreeMap<MetricName, Metric>,
     metrics_complete: bool,
 ) -> Result<Experiment, Vec<ValidationError>> {
     let mut errs = FileErrors::new(file, text);
@@ -187,8 +189,8 @@ fn check_experiment(
         (raw.guardrail_metrics.span(), raw.guardrail_metrics.get_ref().clone()),
         (raw.secondary_metrics.span(), raw.secondary_metrics.get_ref().clone()),
     ]) {
-        for m in name.1.iter().filter(|m| metrics_complete && !metrics.contains_key(*m)) {
-            let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
+        for m in name.1.iter().filter(|m| metrics_complete && !metrics.contains_key(m.as_str())) {
+            let known: Vec<&str> = metrics.keys().map(MetricName::as_str).collect();
             let message = if known.is_empty() {
                 format!("unknown metric \"{m}\"; {METRICS_FILE} defines no metric yet, define it there")
             } else {
@@ -275,6 +277,15 @@ fn parse_variants(errs: &mut FileErrors, raw: &RawExperiment) -> Vec<Variant> {
             ),
         );
     }
+    if raw.variants.len() > MAX_VARIANTS {
+        errs.at(
+            raw.variants[MAX_VARIANTS].span(),
+            format!(
+                "{} variants defined; a test takes at most {MAX_VARIANTS} (each treatment divides alpha, so more could never conclude)",
+                raw.variants.len()
+            ),
+        );
+    }
     let mut seen = HashSet::new();
     let mut variants = Vec::new();
     for v in &raw.variants {
@@ -311,7 +322,7 @@ fn parse_variants(errs: &mut FileErrors, raw: &RawExperiment) -> Vec<Variant> {
     variants
 }
 
-fn check_status(errs: &mut FileErrors, raw: &RawExperiment, variants: &[Variant]) -> Option<usize> {
+fn check_status(errs: &mut FileErrors, raw: &RawExperiment, variants: &[Variant]) -> Option<VariantIndex> {
     let status = *raw.status.get_ref();
     match (&raw.winner, status) {
         (None, Status::Concluded) => {
@@ -319,7 +330,7 @@ fn check_status(errs: &mut FileErrors, raw: &RawExperiment, variants: &[Variant]
             None
         }
         (Some(w), _) => {
-            let idx = variants.iter().position(|v| &v.key == w.get_ref());
+            let idx = variants.iter().position(|v| &v.key == w.get_ref()).and_then(VariantIndex::new);
             if idx.is_none() {
                 let keys: Vec<&str> = variants.iter().map(|v| v.key.as_str()).collect();
                 errs.at(
@@ -336,7 +347,7 @@ fn check_status(errs: &mut FileErrors, raw: &RawExperiment, variants: &[Variant]
     }
 }
 
-fn parse_stats(errs: &mut FileErrors, raw: &RawExperiment, metrics: &BTreeMap<String, Metric>) -> StatsConfig {
+fn parse_stats(errs: &mut FileErrors, raw: &RawExperiment, metrics: &BTreeMap<MetricName, Metric>) -> StatsConfig {
     let mut stats = StatsConfig::default();
     let Some(s) = &raw.stats else {
         return stats;
@@ -399,7 +410,7 @@ fn parse_stats(errs: &mut FileErrors, raw: &RawExperiment, metrics: &BTreeMap<St
         }
     }
     stats.sequential = s.sequential.unwrap_or(false);
-    let primary_is_proportion = metrics.get(raw.primary_metric.get_ref()).is_some_and(Metric::is_proportion);
+    let primary_is_proportion = metrics.get(raw.primary_metric.get_ref().as_str()).is_some_and(Metric::is_proportion);
     if primary_is_proportion && stats.baseline >= 1.0 {
         errs.at(span, format!("stats.baseline = {}; the primary metric is a proportion, so its baseline is a rate below 1 (0.04 for 4%)", stats.baseline));
     }

@@ -11,6 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{EventName, MetricName};
+
 /// How a ratio's side reduces a visitor's events to one number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,17 +23,17 @@ pub enum Aggregate {
     Sum,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {
-    pub event: String,
+    pub event: EventName,
     pub aggregate: Aggregate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MetricKind {
-    Proportion { event: String },
-    Mean { event: String },
+    Proportion { event: EventName },
+    Mean { event: EventName },
     Ratio { numerator: Source, denominator: Source },
 }
 
@@ -77,7 +79,7 @@ pub struct Cuped {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Metric {
-    pub name: String,
+    pub name: MetricName,
     pub label: String,
     pub description: String,
     #[serde(flatten)]
@@ -98,7 +100,7 @@ pub struct EventTally {
 }
 
 impl Source {
-    fn reduce(&self, tally: &dyn Fn(&str) -> EventTally) -> f64 {
+    fn reduce(&self, tally: &dyn Fn(&EventName) -> EventTally) -> f64 {
         let t = tally(&self.event);
         match self.aggregate {
             Aggregate::Count => t.count as f64,
@@ -114,7 +116,7 @@ impl Metric {
     }
 
     /// The event names this metric reads.
-    pub fn events(&self) -> Vec<&str> {
+    pub fn events(&self) -> Vec<&EventName> {
         match &self.kind {
             MetricKind::Proportion { event } | MetricKind::Mean { event } => vec![event],
             MetricKind::Ratio { numerator, denominator } => vec![&numerator.event, &denominator.event],
@@ -127,7 +129,7 @@ impl Metric {
 
     /// The one event a proportion or mean reads (`None` for a ratio): the
     /// event whose pre-exposure tally is a CUPED covariate.
-    pub fn single_event(&self) -> Option<&str> {
+    pub fn single_event(&self) -> Option<&EventName> {
         match &self.kind {
             MetricKind::Proportion { event } | MetricKind::Mean { event } => Some(event),
             MetricKind::Ratio { .. } => None,
@@ -143,7 +145,7 @@ impl Metric {
     /// The visitor's value for this metric: `(x, y)` where `y` is the
     /// denominator for a ratio and 0 otherwise (unused). `tally` gives the visitor's
     /// attributed count and sum of an event.
-    pub fn visitor_value(&self, tally: &dyn Fn(&str) -> EventTally) -> (f64, f64) {
+    pub fn visitor_value(&self, tally: &dyn Fn(&EventName) -> EventTally) -> (f64, f64) {
         match &self.kind {
             MetricKind::Proportion { event } => (if tally(event).count > 0 { 1.0 } else { 0.0 }, 0.0),
             MetricKind::Mean { event } => (tally(event).sum, 0.0),

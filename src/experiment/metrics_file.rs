@@ -3,26 +3,23 @@
 
 use std::collections::BTreeMap;
 
-use super::check_slug;
 use super::errors::{FileErrors, ValidationError};
-use super::metric::{Cap, Cuped, Metric, MetricKind};
+use super::metric::{Cap, Cuped, Metric, MetricKind, Source};
 use super::raw::{RawCap, RawCuped, RawMetricKind, RawMetrics};
-use crate::tracking::MAX_EVENT_NAME_LEN;
+use crate::ids::{EventName, MetricName, MAX_EVENT_NAME_LEN};
 
-/// An event name a metric reads must be one the API accepts: 1 to
-/// [`MAX_EVENT_NAME_LEN`] bytes without control characters.
-fn check_event_name(event: &str) -> Result<(), String> {
-    if event.is_empty() || event.len() > MAX_EVENT_NAME_LEN || event.chars().any(char::is_control) {
-        return Err(format!(
+/// An event name a metric reads, which must be one the API accepts.
+fn event_name(event: &str) -> Result<EventName, String> {
+    EventName::parse(event).map_err(|_| {
+        format!(
             "event name \"{}\" must be 1 to {MAX_EVENT_NAME_LEN} bytes without control characters, as the events API accepts",
             event.escape_debug()
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Parses `metrics.toml`: one table per metric, keyed by its name.
-pub fn parse_metrics(file: &str, text: &str) -> Result<BTreeMap<String, Metric>, Vec<ValidationError>> {
+pub fn parse_metrics(file: &str, text: &str) -> Result<BTreeMap<MetricName, Metric>, Vec<ValidationError>> {
     match parse_metrics_partly(file, text) {
         (metrics, errors) if errors.is_empty() => Ok(metrics),
         (_, errors) => Err(errors),
@@ -30,7 +27,7 @@ pub fn parse_metrics(file: &str, text: &str) -> Result<BTreeMap<String, Metric>,
 }
 
 /// The metrics that parse, and the errors of the rest.
-pub(super) fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<String, Metric>, Vec<ValidationError>) {
+pub(super) fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<MetricName, Metric>, Vec<ValidationError>) {
     let mut errs = FileErrors::new(file, text);
     let raw: RawMetrics = match toml::from_str(text) {
         Ok(r) => r,
@@ -43,31 +40,34 @@ pub(super) fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<String, 
     for (name, spanned) in raw {
         let span = spanned.span();
         let m = spanned.into_inner();
-        if let Err(e) = check_slug("metric name", &name) {
-            errs.at(span.clone(), format!("{e}; rename the metric's table, e.g. [revenue_per_visitor]"));
-        }
-        for event in [
-            m.event.as_deref(),
-            m.numerator.as_ref().map(|s| s.event.as_str()),
-            m.denominator.as_ref().map(|s| s.event.as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|e| !e.is_empty())
-        {
-            if let Err(e) = check_event_name(event) {
-                errs.at(span.clone(), format!("metric \"{}\": {e}", name.escape_debug()));
+        let metric_name = match MetricName::parse(&name) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                errs.at(span.clone(), format!("{e}; rename the metric's table, e.g. [revenue_per_visitor]"));
+                None
             }
-        }
+        };
+        // Every event name is checked, so one pass names every bad one.
+        let mut event = |raw: &str| match event_name(raw) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                errs.at(span.clone(), format!("metric \"{}\": {e}", name.escape_debug()));
+                None
+            }
+        };
+        let single = m.event.as_deref().filter(|e| !e.is_empty()).map(&mut event);
+        let numerator = m.numerator.map(|s| (event(&s.event), s.aggregate));
+        let denominator = m.denominator.map(|s| (event(&s.event), s.aggregate));
         let kind = match m.kind {
             RawMetricKind::Proportion | RawMetricKind::Mean => {
-                if m.numerator.is_some() || m.denominator.is_some() {
+                if numerator.is_some() || denominator.is_some() {
                     errs.at(span.clone(), format!("metric \"{name}\" is not a ratio; remove numerator and denominator, or set kind = \"ratio\""));
                 }
-                let Some(event) = m.event.filter(|e| !e.is_empty()) else {
+                let Some(event) = single else {
                     errs.at(span, format!("metric \"{name}\" needs the event it counts; add event = \"...\""));
                     continue;
                 };
+                let Some(event) = event else { continue };
                 if matches!(m.kind, RawMetricKind::Proportion) {
                     MetricKind::Proportion { event }
                 } else {
@@ -81,8 +81,12 @@ pub(super) fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<String, 
                         format!("ratio metric \"{name}\" takes numerator and denominator, not event; remove event"),
                     );
                 }
-                match (m.numerator, m.denominator) {
-                    (Some(numerator), Some(denominator)) => MetricKind::Ratio { numerator, denominator },
+                match (numerator, denominator) {
+                    (Some((Some(n), na)), Some((Some(d), da))) => MetricKind::Ratio {
+                        numerator: Source { event: n, aggregate: na },
+                        denominator: Source { event: d, aggregate: da },
+                    },
+                    (Some(_), Some(_)) => continue,
                     _ => {
                         errs.at(span, format!("ratio metric \"{name}\" needs numerator = {{ event = \"...\", aggregate = \"sum\" }} and a denominator of the same form"));
                         continue;
@@ -104,12 +108,13 @@ pub(super) fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<String, 
                 None
             }
         });
+        let Some(metric_name) = metric_name else { continue };
         metrics.insert(
-            name.clone(),
+            metric_name.clone(),
             Metric {
                 label: m.label.unwrap_or_else(|| name.replace('_', " ")),
                 description: m.description.unwrap_or_default(),
-                name,
+                name: metric_name,
                 kind,
                 higher_is_better: m.higher_is_better.unwrap_or(true),
                 cap,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::metric::Source;
+use super::metric::Aggregate;
 use super::{Dimension, Status, Surface};
 
 #[derive(Debug, Deserialize)]
@@ -115,15 +115,23 @@ pub struct RawMetric {
     #[serde(default)]
     pub event: Option<String>,
     #[serde(default)]
-    pub numerator: Option<Source>,
+    pub numerator: Option<RawSource>,
     #[serde(default)]
-    pub denominator: Option<Source>,
+    pub denominator: Option<RawSource>,
     #[serde(default)]
     pub higher_is_better: Option<bool>,
     #[serde(default)]
     pub cap: Option<RawCap>,
     #[serde(default)]
     pub cuped: Option<RawCuped>,
+}
+
+/// A ratio's side: `{ event = "order", aggregate = "sum" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub event: String,
+    pub aggregate: Aggregate,
 }
 
 /// `cap = { absolute = 500.0 }` or `cap = { percentile = 0.99, ignore_zeros = true }`.

@@ -11,10 +11,10 @@ use crate::assignment::{assign_all, invalid_attribute_message, AssignQuery, Assi
 
 use crate::error::ApiError;
 use crate::experiment::Surface;
+use crate::ids::VisitorId;
 use crate::state::AppState;
 use crate::store::{Outcome, Write};
 use crate::tracking::exposures_of;
-use crate::visitor::VisitorId;
 use crate::wire::v1::AssignReply;
 
 /// The request as sent; [`AssignQuery`] is what it must parse into. An
@@ -72,7 +72,7 @@ impl TryFrom<AssignBody> for AssignQuery {
         let visitor = parse_visitor(body.visitor_id)?;
         let attributes = body.attributes.into_attributes().map_err(invalid_attribute)?;
         Ok(AssignQuery {
-            visitor_id: visitor.into_string(),
+            visitor_id: visitor,
             attributes,
             surface: parse_surface(body.surface.as_deref())?,
             experiments: body.experiments,
@@ -100,7 +100,7 @@ fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery
             }
         }
     }
-    Ok(AssignQuery { visitor_id: visitor.into_string(), attributes, surface, experiments, force })
+    Ok(AssignQuery { visitor_id: visitor, attributes, surface, experiments, force })
 }
 
 fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
@@ -123,7 +123,7 @@ pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>
             state.metrics.count_writes("exposure", label, outcomes.iter().filter(|o| **o == outcome).count());
         }
     }
-    Ok(respond(&query.visitor_id, &assignments))
+    Ok(respond(query.visitor_id.as_str(), &assignments))
 }
 
 pub async fn get_assign(
@@ -133,5 +133,5 @@ pub async fn get_assign(
     let query = query_from_params(params.into_inner())?;
     let catalog = state.catalog();
     let assignments = assign_all(&catalog, &query)?;
-    Ok(respond(&query.visitor_id, &assignments))
+    Ok(respond(query.visitor_id.as_str(), &assignments))
 }

@@ -65,7 +65,7 @@ async fn track(
         })
         .collect();
     let read_by_some_metric: Vec<bool> =
-        writes.iter().map(|w| !matches!(w, Write::Event(e) if !catalog.is_read(&e.name))).collect();
+        writes.iter().map(|w| !matches!(w, Write::Event(e) if !catalog.is_read(e.name.as_str()))).collect();
     let mut outcomes =
         state.store.record(catalog, writes.clone()).await?.into_iter().zip(writes).zip(read_by_some_metric);
     let results: Vec<Result<Stored, TrackError>> = refusals
@@ -73,9 +73,9 @@ async fn track(
         .map(|refusal| match refusal {
             Some(e) => Err(e),
             None => match outcomes.next().expect("one outcome per write") {
-                ((Outcome::Conflict, Write::Event(e)), _) => Err(TrackError::IdConflict(e.id)),
+                ((Outcome::Conflict, Write::Event(e)), _) => Err(TrackError::IdConflict(e.id.into_string())),
                 ((Outcome::Accepted, Write::Event(e)), false) => {
-                    state.metrics.count_unread_event(&e.name);
+                    state.metrics.count_unread_event(e.name.as_str());
                     Ok(Stored::Accepted)
                 }
                 ((Outcome::Accepted, _), _) => Ok(Stored::Accepted),

@@ -362,10 +362,10 @@ mod tests {
     }
 
     fn event(id: &str) -> Write {
-        Write::Event(crate::tracking::Event {
-            id: id.into(),
-            visitor: "v".into(),
-            name: "order".into(),
+        Write::Event(crate::records::Event {
+            id: id.parse().unwrap(),
+            visitor: "v".parse().unwrap(),
+            name: "order".parse().unwrap(),
             value: 1.0,
             ts: chrono::Utc::now(),
         })

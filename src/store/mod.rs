@@ -28,7 +28,8 @@ use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
-use crate::tracking::{Event, Exposure};
+use crate::ids::{ExperimentId, VariantIndex};
+use crate::records::{Event, Exposure};
 
 pub use self::postgres::PgStore;
 pub use self::rules::{AggregateKey, Recomputed};
@@ -171,7 +172,7 @@ pub type Visit<'a> = dyn FnMut(VisitorTallies<'_>) + Send + 'a;
 
 /// One exposed visitor as a backend streams it to [`Store::visit_tallies`]:
 /// the first exposure's variant and time, and the tallies.
-pub(crate) type OwnedTallies = (u16, chrono::DateTime<chrono::Utc>, crate::attribution::Tallies);
+pub(crate) type OwnedTallies = (VariantIndex, chrono::DateTime<chrono::Utc>, crate::attribution::Tallies);
 
 /// Visitors per message of that stream: large enough that the channel
 /// costs little per visitor, small enough to keep memory flat.
@@ -233,13 +234,13 @@ pub trait Store: Send + Sync {
     async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError>;
 
     /// Whether one phase of a test has any recorded exposure.
-    async fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError>;
+    async fn has_exposures(&self, experiment: &ExperimentId, phase: u32) -> Result<bool, StoreError>;
 
     /// The allocation last accepted for a test.
-    async fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError>;
+    async fn allocation(&self, experiment: &ExperimentId) -> Result<Option<AllocationRecord>, StoreError>;
 
     /// Remembers a test's accepted allocation, durably.
-    async fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError>;
+    async fn set_allocation(&self, experiment: &ExperimentId, record: &AllocationRecord) -> Result<(), StoreError>;
 
     /// (exposures, events) stored.
     async fn counts(&self) -> Result<(usize, usize), StoreError>;

@@ -18,19 +18,27 @@
 
 use crate::attribution::{in_pre_period, metric_values, Origin, Tallies};
 use crate::experiment::{Catalog, Experiment, Metric};
+use crate::ids::{ExperimentId, MetricName, VariantIndex, VisitorId};
+use crate::records::{Event, Exposure};
 use crate::stats::{Moments, VisitorValue};
-use crate::tracking::{Event, Exposure};
 
 use chrono::NaiveDate;
 
 use super::{Outcome, Write};
 
 /// Which tallies: a visitor's attributed events in one phase of one test.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TallyKey {
-    pub experiment: String,
+    pub experiment: ExperimentId,
     pub phase: u32,
-    pub visitor: String,
+    pub visitor: VisitorId,
+}
+
+impl TallyKey {
+    /// The tallies of an exposure's visitor in its test and phase.
+    pub fn of(e: &Exposure) -> TallyKey {
+        TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() }
+    }
 }
 
 /// Which aggregate row: one metric's sums for one variant and shop-local day of
@@ -38,11 +46,11 @@ pub struct TallyKey {
 /// not an offset from the test's `start`, so editing `start` moves nothing.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AggregateKey {
-    pub experiment: String,
+    pub experiment: ExperimentId,
     pub phase: u32,
-    pub variant: u16,
+    pub variant: VariantIndex,
     pub date: NaiveDate,
-    pub metric: String,
+    pub metric: MetricName,
 }
 
 /// What an event id already stands for.
@@ -79,12 +87,12 @@ pub trait Ledger {
     type Error;
 
     /// Every (test, phase) first exposure of a visitor.
-    fn exposures_of(&self, visitor: &str) -> Result<Vec<Exposure>, Self::Error>;
-    fn put_exposures(&self, visitor: &str, list: &[Exposure]) -> Result<(), Self::Error>;
+    fn exposures_of(&self, visitor: &VisitorId) -> Result<Vec<Exposure>, Self::Error>;
+    fn put_exposures(&self, visitor: &VisitorId, list: &[Exposure]) -> Result<(), Self::Error>;
     /// Whether `e.id` is new, stored as the same event, or as another one.
     fn event_by_id(&self, e: &Event) -> Result<Stored, Self::Error>;
     /// Every event of a visitor.
-    fn events_of(&self, visitor: &str) -> Result<Vec<Event>, Self::Error>;
+    fn events_of(&self, visitor: &VisitorId) -> Result<Vec<Event>, Self::Error>;
     /// Stores a new event.
     fn put_event(&self, e: &Event) -> Result<(), Self::Error>;
     fn tallies(&self, key: &TallyKey) -> Result<Tallies, Self::Error>;
@@ -134,11 +142,11 @@ impl Change {
 pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[Event]) -> Tallies {
     let mut t = Tallies::from_events(
         e.ts,
-        events.iter().filter(|ev| catalog.reads(exp, &ev.name)).map(|ev| (ev.name.as_str(), ev.value, ev.ts)),
+        events.iter().filter(|ev| catalog.reads(exp, &ev.name)).map(|ev| (&ev.name, ev.value, ev.ts)),
     );
     t.origin = Some(Origin { variant: e.variant, at: e.ts });
     for metric in catalog.cuped_metrics(exp) {
-        for ev in events.iter().filter(|ev| Some(ev.name.as_str()) == metric.single_event()) {
+        for ev in events.iter().filter(|ev| Some(&ev.name) == metric.single_event()) {
             if in_pre_period(metric, e.ts, ev.ts) {
                 t.add_pre(&metric.name, ev.value);
             }
@@ -165,8 +173,7 @@ impl Recomputed {
             for (metric, v) in crate::attribution::metric_values(exp, catalog, &t) {
                 self.aggregates.entry(aggregate_key(exp, e, metric)).or_default().add_visitor(v);
             }
-            self.tallies
-                .push((TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() }, t));
+            self.tallies.push((TallyKey::of(e), t));
         }
     }
 
@@ -195,13 +202,13 @@ impl Recomputed {
     }
 }
 
-pub fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &str) -> AggregateKey {
+pub fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &MetricName) -> AggregateKey {
     AggregateKey {
         experiment: e.experiment.clone(),
         phase: e.phase,
         variant: e.variant,
         date: exp.local_day(e.ts),
-        metric: metric.to_owned(),
+        metric: metric.clone(),
     }
 }
 
@@ -225,7 +232,7 @@ fn apply_exposure<L: Ledger>(tx: &L, catalog: &Catalog, e: &Exposure) -> Result<
         return Ok(Outcome::Duplicate);
     }
     let tallies = attributed(catalog, exp, e, &tx.events_of(&e.visitor)?);
-    let tally_key = TallyKey { experiment: e.experiment.clone(), phase: e.phase, visitor: e.visitor.clone() };
+    let tally_key = TallyKey::of(e);
     if let Some(i) = previous {
         let old = tx.tallies(&tally_key)?;
         for (metric, v) in metric_values(exp, catalog, &old) {
@@ -259,11 +266,11 @@ fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outco
         if !catalog.reads(exp, &ev.name) {
             continue;
         }
-        let in_pre = |m: &&Metric| m.single_event() == Some(ev.name.as_str()) && in_pre_period(m, x.ts, ev.ts);
+        let in_pre = |m: &&Metric| m.single_event() == Some(&ev.name) && in_pre_period(m, x.ts, ev.ts);
         if x.ts > ev.ts && !catalog.cuped_metrics(exp).any(|m| in_pre(&m)) {
             continue;
         }
-        let key = TallyKey { experiment: x.experiment.clone(), phase: x.phase, visitor: x.visitor.clone() };
+        let key = TallyKey::of(&x);
         let old = tx.tallies(&key)?;
         let mut new = old.clone();
         if x.ts <= ev.ts {

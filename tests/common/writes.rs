@@ -8,10 +8,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::{load_dir, Catalog};
+use offerlab::ids::{EventId, ExperimentId, VisitorId};
+use offerlab::records::{Event, Exposure};
 use offerlab::stats::{Moments, VisitorValue};
 use offerlab::store::rules::AggregateKey;
 use offerlab::store::{Store, Write};
-use offerlab::tracking::{Event, Exposure};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -24,8 +25,8 @@ pub fn catalog() -> Arc<Catalog> {
 
 /// The generated truth: first exposures and every distinct event.
 pub struct Truth {
-    pub exposures: BTreeMap<(String, String), Exposure>,
-    pub events: BTreeMap<String, Event>,
+    pub exposures: BTreeMap<(VisitorId, ExperimentId), Exposure>,
+    pub events: BTreeMap<EventId, Event>,
 }
 
 pub fn generate(catalog: &Catalog, rng: &mut StdRng, at_least: usize) -> (Truth, Vec<Write>) {
@@ -36,11 +37,11 @@ pub fn generate(catalog: &Catalog, rng: &mut StdRng, at_least: usize) -> (Truth,
     let mut visitor = 0;
     while writes.len() < at_least {
         visitor += 1;
-        let v = format!("visitor-{visitor}");
+        let v: VisitorId = format!("visitor-{visitor}").parse().unwrap();
         let base: DateTime<Utc> = start + Duration::minutes(rng.random_range(0..21 * 24 * 60));
         for test in TESTS {
             let exp = catalog.get(test).unwrap();
-            let Some(a) = evaluate(exp, &v, &Attributes::new(), None).filter(|a| a.in_experiment) else {
+            let Some(a) = evaluate(exp, v.as_str(), &Attributes::new(), None).filter(|a| a.in_experiment) else {
                 continue;
             };
             if rng.random_bool(0.2) {
@@ -49,9 +50,8 @@ pub fn generate(catalog: &Catalog, rng: &mut StdRng, at_least: usize) -> (Truth,
             // One to three exposures: the earliest counts, the rest are duplicates.
             for _ in 0..rng.random_range(1..=3) {
                 let ts = base + Duration::minutes(rng.random_range(0..3 * 24 * 60));
-                let x =
-                    Exposure { visitor: v.clone(), experiment: test.into(), variant: a.variant as u16, ts, phase: 1 };
-                let key = (v.clone(), test.to_owned());
+                let x = Exposure { visitor: v.clone(), experiment: exp.id.clone(), variant: a.variant, ts, phase: 1 };
+                let key = (v.clone(), exp.id.clone());
                 if truth.exposures.get(&key).is_none_or(|old| ts < old.ts) {
                     truth.exposures.insert(key, x.clone());
                 }
@@ -69,7 +69,8 @@ pub fn generate(catalog: &Catalog, rng: &mut StdRng, at_least: usize) -> (Truth,
             };
             // Some events happen before the visitor's exposures.
             let ts = base + Duration::minutes(rng.random_range(-6 * 60..4 * 24 * 60));
-            let e = Event { id: format!("ev-{next_event}"), visitor: v.clone(), name: name.into(), value, ts };
+            let id = format!("ev-{next_event}").parse().unwrap();
+            let e = Event { id, visitor: v.clone(), name: name.parse().unwrap(), value, ts };
             truth.events.insert(e.id.clone(), e.clone());
             for _ in 0..rng.random_range(1..=2) {
                 writes.push(Write::Event(e.clone())); // a retry sends the same id again
@@ -114,7 +115,7 @@ pub fn expected(catalog: &Catalog, truth: &Truth) -> BTreeMap<AggregateKey, Mome
                 phase: 1,
                 variant: x.variant,
                 date: exp.local_day(x.ts),
-                metric: metric.to_owned(),
+                metric: metric.parse().unwrap(),
             };
             let (a, b) = values[metric];
             let pre = pre.get(metric).copied().unwrap_or(0.0);

@@ -62,8 +62,9 @@ use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
 use crate::experiment::{Catalog, Experiment};
+use crate::ids::{EventId, EventName, ExperimentId, MetricName, VariantIndex, VisitorId};
+use crate::records::{Event, Exposure};
 use crate::stats::Moments;
-use crate::tracking::{Event, Exposure};
 use overlay::{Changes, Needs, Overlay};
 
 /// How often a group is tried again after PostgreSQL aborted it for a
@@ -269,7 +270,7 @@ impl Store for PgStore {
         Ok(rows
             .iter()
             .filter_map(|r| {
-                let variant = exp.variants.get(usize::try_from(r.get::<_, i16>(0)).ok()?)?.key.clone();
+                let variant = exp.variant_at(VariantIndex::from_sql(r.get(0))?)?.key.clone();
                 Some(AggregateRow { variant, date: r.get(1), metric: r.get(2), moments: moments_at(r, 3) })
             })
             .collect())
@@ -330,8 +331,8 @@ impl Store for PgStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
-        let (id, phase) = (experiment.to_owned(), phase_i32(phase));
+    async fn has_exposures(&self, experiment: &ExperimentId, phase: u32) -> Result<bool, StoreError> {
+        let (id, phase) = (experiment.as_str().to_owned(), phase_i32(phase));
         self.run(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             let row = client
@@ -345,8 +346,8 @@ impl Store for PgStore {
         .await
     }
 
-    async fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
-        let id = experiment.to_owned();
+    async fn allocation(&self, experiment: &ExperimentId) -> Result<Option<AllocationRecord>, StoreError> {
+        let id = experiment.as_str().to_owned();
         let text: Option<String> = self
             .run(move |pool| async move {
                 let client = pool.get().await.map_err(pool_error)?;
@@ -359,7 +360,7 @@ impl Store for PgStore {
             serde_json::from_str(&t).map_err(|e| {
                 StoreError::Corrupt(super::Corrupt {
                     tree: "allocations",
-                    key: experiment.to_owned(),
+                    key: experiment.to_string(),
                     detail: e.to_string(),
                 })
             })
@@ -367,8 +368,8 @@ impl Store for PgStore {
         .transpose()
     }
 
-    async fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
-        let (id, text) = (experiment.to_owned(), serde_json::to_string(record).expect("records serialize"));
+    async fn set_allocation(&self, experiment: &ExperimentId, record: &AllocationRecord) -> Result<(), StoreError> {
+        let (id, text) = (experiment.as_str().to_owned(), serde_json::to_string(record).expect("records serialize"));
         self.run(move |pool| async move {
             let client = pool.get().await.map_err(pool_error)?;
             client
@@ -414,18 +415,13 @@ impl Store for PgStore {
             .await?;
         rows.iter()
             .map(|r| {
-                let (experiment, phase, variant): (String, i32, i16) = (r.get(0), r.get(1), r.get(2));
-                let corrupt = || Corrupt {
-                    tree: "aggregates",
-                    key: format!("{experiment}/{phase}/{variant}"),
-                    detail: "a negative phase or variant".into(),
-                };
+                let key = || format!("{}/{}/{}", r.get::<_, &str>(0), r.get::<_, i32>(1), r.get::<_, i16>(2));
                 let key = AggregateKey {
-                    phase: u32::try_from(phase).map_err(|_| corrupt())?,
-                    variant: u16::try_from(variant).map_err(|_| corrupt())?,
-                    experiment: experiment.clone(),
+                    experiment: parsed(r, 0, "aggregates", ExperimentId::parse_owned)?,
+                    phase: phase_at(r, 1, "aggregates", key)?,
+                    variant: variant_at(r, 2, "aggregates", key)?,
                     date: r.get(3),
-                    metric: r.get(4),
+                    metric: parsed(r, 4, "aggregates", MetricName::parse_owned)?,
                 };
                 Ok((key, moments_at(r, 5)))
             })
@@ -504,14 +500,14 @@ fn recomputed(
     events: &[tokio_postgres::Row],
 ) -> Result<Recomputed, StoreError> {
     let exposures: Vec<Exposure> = exposures.iter().map(exposure_of).collect::<Result<_, _>>()?;
-    let events = events_of(events);
+    let events = events_of(events)?;
     let mut out = Recomputed::default();
     let mut rest = events.as_slice();
     for group in exposures.chunk_by(|a, b| a.visitor == b.visitor) {
-        let visitor = group[0].visitor.as_bytes();
-        let skip = rest.iter().take_while(|e| e.visitor.as_bytes() < visitor).count();
+        let visitor = group[0].visitor.as_str().as_bytes();
+        let skip = rest.iter().take_while(|e| e.visitor.as_str().as_bytes() < visitor).count();
         rest = &rest[skip..];
-        let own = rest.iter().take_while(|e| e.visitor.as_bytes() == visitor).count();
+        let own = rest.iter().take_while(|e| e.visitor.as_str().as_bytes() == visitor).count();
         out.visitor(catalog, group, &rest[..own]);
         rest = &rest[own..];
     }
@@ -589,9 +585,12 @@ async fn commit_once(pool: &Pool, jobs: &[Pending]) -> Result<Vec<Vec<Outcome>>,
             .map(|q| tx.prepare_cached(q)),
     )
     .await?;
-    let visitors: [&(dyn ToSql + Sync); 1] = [&needs.visitors];
-    let history: [&(dyn ToSql + Sync); 1] = [&needs.history];
-    let ids: [&(dyn ToSql + Sync); 1] = [&needs.event_ids];
+    let visitors: Vec<&str> = needs.visitors.iter().map(VisitorId::as_str).collect();
+    let history: Vec<&str> = needs.history.iter().map(VisitorId::as_str).collect();
+    let ids: Vec<&str> = needs.event_ids.iter().map(EventId::as_str).collect();
+    let visitors: [&(dyn ToSql + Sync); 1] = [&visitors];
+    let history: [&(dyn ToSql + Sync); 1] = [&history];
+    let ids: [&(dyn ToSql + Sync); 1] = [&ids];
     // The visitors' rows, created when new, then locked in byte order;
     // then what the rules read of them.
     let (_, _, exposures, tallies, history, known) = tokio::try_join!(
@@ -605,7 +604,7 @@ async fn commit_once(pool: &Pool, jobs: &[Pending]) -> Result<Vec<Vec<Outcome>>,
     let exposures = exposures.iter().map(exposure_of).collect::<Result<_, _>>()?;
     let tallies = tallies.iter().map(tallies_of).collect::<Result<_, _>>()?;
     let (outcomes, changes) =
-        run_rules(jobs, Overlay::new(&needs, exposures, tallies, events_of(&history), events_of(&known)))?;
+        run_rules(jobs, Overlay::new(&needs, exposures, tallies, events_of(&history)?, events_of(&known)?))?;
     write_back(&tx, changes).await?;
     tx.commit().await?;
     Ok(outcomes)
@@ -622,49 +621,75 @@ fn run_rules(jobs: &[Pending], overlay: Overlay) -> Result<(Vec<Vec<Outcome>>, C
     Ok((outcomes, overlay.into_changes()))
 }
 
-/// A stored exposure; a negative phase or variant is corrupt, never read
-/// as 0 (which would count the visitor in the control).
+/// Text column `i` of a stored row of `tree`, parsed into its type: text
+/// that does not parse is corrupt, never used as it is.
+fn parsed<T>(
+    r: &tokio_postgres::Row,
+    i: usize,
+    tree: &'static str,
+    parse: fn(String) -> Result<T, String>,
+) -> Result<T, Corrupt> {
+    let text: String = r.get(i);
+    parse(text.clone()).map_err(|detail| Corrupt { tree, key: format!("{text:?}"), detail })
+}
+
+/// A stored variant index; one out of range (negative, say) is corrupt,
+/// never read as 0 (which would count the visitor in the control).
+fn variant_at(
+    r: &tokio_postgres::Row,
+    i: usize,
+    tree: &'static str,
+    key: impl FnOnce() -> String,
+) -> Result<VariantIndex, Corrupt> {
+    let stored: i16 = r.get(i);
+    VariantIndex::from_sql(stored).ok_or_else(|| Corrupt {
+        tree,
+        key: key(),
+        detail: format!("variant {stored} is out of range"),
+    })
+}
+
+/// A stored phase; a negative one is corrupt, never read as 0.
+fn phase_at(
+    r: &tokio_postgres::Row,
+    i: usize,
+    tree: &'static str,
+    key: impl FnOnce() -> String,
+) -> Result<u32, Corrupt> {
+    let stored: i32 = r.get(i);
+    u32::try_from(stored).map_err(|_| Corrupt { tree, key: key(), detail: format!("phase {stored} is negative") })
+}
+
+/// A stored exposure.
 fn exposure_of(r: &tokio_postgres::Row) -> Result<Exposure, StoreError> {
-    let (visitor, experiment): (String, String) = (r.get(0), r.get(1));
-    let (phase, variant): (i32, i16) = (r.get(2), r.get(3));
-    let corrupt = |what: &str| Corrupt {
-        tree: "exposures",
-        key: format!("{visitor}/{experiment}"),
-        detail: format!("{what} is negative"),
-    };
+    let key = || format!("{}/{}", r.get::<_, &str>(0), r.get::<_, &str>(1));
     Ok(Exposure {
-        phase: u32::try_from(phase).map_err(|_| corrupt("the phase"))?,
-        variant: u16::try_from(variant).map_err(|_| corrupt("the variant"))?,
-        visitor,
-        experiment,
+        visitor: parsed(r, 0, "exposures", VisitorId::parse_owned)?,
+        experiment: parsed(r, 1, "exposures", ExperimentId::parse_owned)?,
+        phase: phase_at(r, 2, "exposures", key)?,
+        variant: variant_at(r, 3, "exposures", key)?,
         ts: r.get(4),
     })
 }
 
 /// One exposed visitor of [`Store::visit_tallies`]'s query: the first
-/// exposure's variant (negative is corrupt) and time, the tallies.
+/// exposure's variant and time, the tallies.
 fn visitor_tallies(r: &tokio_postgres::Row) -> Result<super::OwnedTallies, StoreError> {
     let visitor = || r.get::<_, String>(2);
     let tallies = tallies_json(r.get(3), visitor)?;
-    let variant = u16::try_from(r.get::<_, i16>(0)).map_err(|_| Corrupt {
-        tree: "exposures",
-        key: visitor(),
-        detail: "the variant is negative".into(),
-    })?;
-    Ok((variant, r.get(1), tallies))
+    Ok((variant_at(r, 0, "exposures", visitor)?, r.get(1), tallies))
 }
 
-/// A stored row of tallies; a negative phase is corrupt, never read as 0.
+/// A stored row of tallies.
 fn tallies_of(r: &tokio_postgres::Row) -> Result<(TallyKey, Tallies), StoreError> {
-    let (experiment, phase, visitor): (String, i32, String) = (r.get(0), r.get(1), r.get(2));
-    let key = || format!("{experiment}/{phase}/{visitor}");
+    let key = || format!("{}/{}/{}", r.get::<_, &str>(0), r.get::<_, i32>(1), r.get::<_, &str>(2));
     let tallies = tallies_json(r.get(3), key)?;
-    let phase = u32::try_from(phase).map_err(|_| Corrupt {
-        tree: "tallies",
-        key: key(),
-        detail: "the phase is negative".into(),
-    })?;
-    Ok((TallyKey { experiment, phase, visitor }, tallies))
+    let key = TallyKey {
+        experiment: parsed(r, 0, "tallies", ExperimentId::parse_owned)?,
+        phase: phase_at(r, 1, "tallies", key)?,
+        visitor: parsed(r, 2, "tallies", VisitorId::parse_owned)?,
+    };
+    Ok((key, tallies))
 }
 
 /// Tallies as stored, JSON text; `key` names the row when they do not
@@ -673,9 +698,18 @@ fn tallies_json(text: &str, key: impl FnOnce() -> String) -> Result<Tallies, Cor
     serde_json::from_str(text).map_err(|e| Corrupt { tree: "tallies", key: key(), detail: e.to_string() })
 }
 
-fn events_of(rows: &[tokio_postgres::Row]) -> Vec<Event> {
+/// Stored events.
+fn events_of(rows: &[tokio_postgres::Row]) -> Result<Vec<Event>, Corrupt> {
     rows.iter()
-        .map(|r| Event { id: r.get(0), visitor: r.get(1), name: r.get(2), value: r.get(3), ts: r.get(4) })
+        .map(|r| {
+            Ok(Event {
+                id: parsed(r, 0, "events", EventId::parse_owned)?,
+                visitor: parsed(r, 1, "events", VisitorId::parse_owned)?,
+                name: parsed(r, 2, "events", EventName::parse_owned)?,
+                value: r.get(3),
+                ts: r.get(4),
+            })
+        })
         .collect()
 }
 
@@ -692,7 +726,7 @@ async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Resu
     let x_visitors: Vec<&str> = x.iter().map(|e| e.visitor.as_str()).collect();
     let x_experiments: Vec<&str> = x.iter().map(|e| e.experiment.as_str()).collect();
     let x_phases: Vec<i32> = x.iter().map(|e| phase_i32(e.phase)).collect();
-    let x_variants: Vec<i16> = x.iter().map(|e| i16::try_from(e.variant).unwrap_or(i16::MAX)).collect();
+    let x_variants: Vec<i16> = x.iter().map(|e| e.variant.to_sql()).collect();
     let x_ts: Vec<DateTime<Utc>> = x.iter().map(|e| e.ts).collect();
 
     let e = &c.events;
@@ -712,7 +746,7 @@ async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Resu
     let keys: Vec<&AggregateKey> = c.aggregates.keys().collect();
     let a_experiments: Vec<&str> = keys.iter().map(|k| k.experiment.as_str()).collect();
     let a_phases: Vec<i32> = keys.iter().map(|k| phase_i32(k.phase)).collect();
-    let a_variants: Vec<i16> = keys.iter().map(|k| i16::try_from(k.variant).unwrap_or(i16::MAX)).collect();
+    let a_variants: Vec<i16> = keys.iter().map(|k| k.variant.to_sql()).collect();
     let a_dates: Vec<NaiveDate> = keys.iter().map(|k| k.date).collect();
     let a_metrics: Vec<&str> = keys.iter().map(|k| k.metric.as_str()).collect();
     let d: Vec<[f64; 8]> = c.aggregates.values().map(|x| x.sums.sums()).collect();

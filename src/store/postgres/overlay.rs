@@ -12,21 +12,22 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::attribution::Tallies;
+use crate::ids::{EventId, VisitorId};
+use crate::records::{Event, Exposure};
 use crate::stats::Moments;
 use crate::store::rules::{AggregateKey, Change, Ledger, Stored, TallyKey};
 use crate::store::Write;
-use crate::tracking::{Event, Exposure};
 
 /// What a group must read before its rules run.
 #[derive(Debug, Default, PartialEq)]
 pub struct Needs {
     /// Every visitor a write names: their exposures and tallies.
-    pub visitors: Vec<String>,
+    pub visitors: Vec<VisitorId>,
     /// Visitors with an exposure write: their events (a first exposure
     /// picks up the events that arrived before it).
-    pub history: Vec<String>,
+    pub history: Vec<VisitorId>,
     /// Every event id written: whether it is stored already.
-    pub event_ids: Vec<String>,
+    pub event_ids: Vec<EventId>,
 }
 
 impl Needs {
@@ -36,17 +37,20 @@ impl Needs {
         for w in writes {
             match w {
                 Write::Exposure(e) => {
-                    visitors.insert(e.visitor.as_str());
-                    history.insert(e.visitor.as_str());
+                    visitors.insert(&e.visitor);
+                    history.insert(&e.visitor);
                 }
                 Write::Event(e) => {
-                    visitors.insert(e.visitor.as_str());
-                    event_ids.insert(e.id.as_str());
+                    visitors.insert(&e.visitor);
+                    event_ids.insert(&e.id);
                 }
             }
         }
-        let owned = |s: BTreeSet<&str>| s.into_iter().map(str::to_owned).collect();
-        Needs { visitors: owned(visitors), history: owned(history), event_ids: owned(event_ids) }
+        Needs {
+            visitors: visitors.into_iter().cloned().collect(),
+            history: history.into_iter().cloned().collect(),
+            event_ids: event_ids.into_iter().cloned().collect(),
+        }
     }
 }
 
@@ -85,14 +89,14 @@ pub struct Changes {
 
 #[derive(Default)]
 pub struct Overlay {
-    exposures: RefCell<HashMap<String, Vec<Exposure>>>,
-    fetched_exposures: HashMap<String, Vec<Exposure>>,
-    events: RefCell<HashMap<String, Event>>,
-    fetched_ids: BTreeSet<String>,
-    history: RefCell<HashMap<String, Vec<Event>>>,
-    tallies: RefCell<HashMap<(String, u32, String), Tallies>>,
+    exposures: RefCell<HashMap<VisitorId, Vec<Exposure>>>,
+    fetched_exposures: HashMap<VisitorId, Vec<Exposure>>,
+    events: RefCell<HashMap<EventId, Event>>,
+    fetched_ids: BTreeSet<EventId>,
+    history: RefCell<HashMap<VisitorId, Vec<Event>>>,
+    tallies: RefCell<HashMap<TallyKey, Tallies>>,
     new_events: RefCell<Vec<Event>>,
-    dirty_tallies: RefCell<BTreeSet<(String, u32, String)>>,
+    dirty_tallies: RefCell<BTreeSet<TallyKey>>,
     aggregates: RefCell<BTreeMap<AggregateKey, Delta>>,
 }
 
@@ -107,12 +111,12 @@ impl Overlay {
         history: Vec<Event>,
         known: Vec<Event>,
     ) -> Overlay {
-        let mut by_visitor: HashMap<String, Vec<Exposure>> =
+        let mut by_visitor: HashMap<VisitorId, Vec<Exposure>> =
             needs.visitors.iter().map(|v| (v.clone(), Vec::new())).collect();
         for e in exposures {
             by_visitor.entry(e.visitor.clone()).or_default().push(e);
         }
-        let mut events_of: HashMap<String, Vec<Event>> =
+        let mut events_of: HashMap<VisitorId, Vec<Event>> =
             needs.history.iter().map(|v| (v.clone(), Vec::new())).collect();
         for e in history {
             events_of.entry(e.visitor.clone()).or_default().push(e);
@@ -123,7 +127,7 @@ impl Overlay {
             events: RefCell::new(known.into_iter().map(|e| (e.id.clone(), e)).collect()),
             fetched_ids: needs.event_ids.iter().cloned().collect(),
             history: RefCell::new(events_of),
-            tallies: RefCell::new(tallies.into_iter().map(|(k, t)| ((k.experiment, k.phase, k.visitor), t)).collect()),
+            tallies: RefCell::new(tallies.into_iter().collect()),
             ..Overlay::default()
         }
     }
@@ -146,13 +150,13 @@ impl Overlay {
             .into_iter()
             .map(|k| {
                 let t = tallies.get(&k).cloned().unwrap_or_default();
-                (TallyKey { experiment: k.0, phase: k.1, visitor: k.2 }, t)
+                (k, t)
             })
             .collect();
         Changes { exposures, events: self.new_events.into_inner(), tallies, aggregates: self.aggregates.into_inner() }
     }
 
-    fn check_visitor(&self, visitor: &str) -> Result<(), NotFetched> {
+    fn check_visitor(&self, visitor: &VisitorId) -> Result<(), NotFetched> {
         match self.fetched_exposures.contains_key(visitor) {
             true => Ok(()),
             false => Err(NotFetched(format!("visitor {visitor:?}"))),
@@ -163,13 +167,13 @@ impl Overlay {
 impl Ledger for Overlay {
     type Error = NotFetched;
 
-    fn exposures_of(&self, visitor: &str) -> Result<Vec<Exposure>, NotFetched> {
+    fn exposures_of(&self, visitor: &VisitorId) -> Result<Vec<Exposure>, NotFetched> {
         self.exposures.borrow().get(visitor).cloned().ok_or_else(|| NotFetched(format!("the exposures of {visitor:?}")))
     }
 
-    fn put_exposures(&self, visitor: &str, list: &[Exposure]) -> Result<(), NotFetched> {
+    fn put_exposures(&self, visitor: &VisitorId, list: &[Exposure]) -> Result<(), NotFetched> {
         self.check_visitor(visitor)?;
-        self.exposures.borrow_mut().insert(visitor.to_owned(), list.to_vec());
+        self.exposures.borrow_mut().insert(visitor.clone(), list.to_vec());
         Ok(())
     }
 
@@ -180,7 +184,7 @@ impl Ledger for Overlay {
         Ok(Stored::compare(self.events.borrow().get(&e.id), e))
     }
 
-    fn events_of(&self, visitor: &str) -> Result<Vec<Event>, NotFetched> {
+    fn events_of(&self, visitor: &VisitorId) -> Result<Vec<Event>, NotFetched> {
         self.history.borrow().get(visitor).cloned().ok_or_else(|| NotFetched(format!("the events of {visitor:?}")))
     }
 
@@ -195,15 +199,13 @@ impl Ledger for Overlay {
 
     fn tallies(&self, key: &TallyKey) -> Result<Tallies, NotFetched> {
         self.check_visitor(&key.visitor)?;
-        let k = (key.experiment.clone(), key.phase, key.visitor.clone());
-        Ok(self.tallies.borrow().get(&k).cloned().unwrap_or_default())
+        Ok(self.tallies.borrow().get(key).cloned().unwrap_or_default())
     }
 
     fn put_tallies(&self, key: &TallyKey, t: &Tallies) -> Result<(), NotFetched> {
         self.check_visitor(&key.visitor)?;
-        let k = (key.experiment.clone(), key.phase, key.visitor.clone());
-        self.tallies.borrow_mut().insert(k.clone(), t.clone());
-        self.dirty_tallies.borrow_mut().insert(k);
+        self.tallies.borrow_mut().insert(key.clone(), t.clone());
+        self.dirty_tallies.borrow_mut().insert(key.clone());
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use std::str::from_utf8;
 
 use chrono::{Datelike, NaiveDate};
 
+use crate::ids::{ExperimentId, MetricName, VariantIndex, VisitorId};
 pub use crate::store::rules::{AggregateKey, TallyKey};
 
 fn push_str(out: &mut Vec<u8>, s: &str) {
@@ -40,12 +41,13 @@ fn key_i32(b: [u8; 4]) -> i32 {
 }
 
 /// `exposures`: keyed by the visitor id itself (the whole key).
-pub fn visitor_key(visitor: &str) -> &[u8] {
-    visitor.as_bytes()
+pub fn visitor_key(visitor: &VisitorId) -> &[u8] {
+    visitor.as_str().as_bytes()
 }
 
 /// `visitor_events`: one chunk of a visitor's events, in arrival order.
-pub fn event_chunk_key(visitor: &str, chunk: u32) -> Vec<u8> {
+pub fn event_chunk_key(visitor: &VisitorId, chunk: u32) -> Vec<u8> {
+    let visitor = visitor.as_str();
     let mut k = Vec::with_capacity(visitor.len() + 6);
     push_str(&mut k, visitor);
     k.extend_from_slice(&chunk.to_be_bytes());
@@ -54,9 +56,9 @@ pub fn event_chunk_key(visitor: &str, chunk: u32) -> Vec<u8> {
 
 /// The prefix of every `tallies` and `aggregates` key of one phase of one
 /// test, so a test's phase scans by prefix.
-pub fn phase_prefix(experiment: &str, phase: u32) -> Vec<u8> {
+pub fn phase_prefix(experiment: &ExperimentId, phase: u32) -> Vec<u8> {
     let mut k = Vec::new();
-    push_str(&mut k, experiment);
+    push_str(&mut k, experiment.as_str());
     k.extend_from_slice(&phase.to_be_bytes());
     k
 }
@@ -65,14 +67,14 @@ pub fn phase_prefix(experiment: &str, phase: u32) -> Vec<u8> {
 impl TallyKey {
     pub fn encode(&self) -> Vec<u8> {
         let mut k = phase_prefix(&self.experiment, self.phase);
-        push_str(&mut k, &self.visitor);
+        push_str(&mut k, self.visitor.as_str());
         k
     }
 
     pub fn decode(mut b: &[u8]) -> Option<Self> {
-        let experiment = take_str(&mut b)?.to_owned();
+        let experiment = ExperimentId::parse(take_str(&mut b)?).ok()?;
         let phase = u32::from_be_bytes(take(&mut b)?);
-        let visitor = take_str(&mut b)?.to_owned();
+        let visitor = VisitorId::parse(take_str(&mut b)?).ok()?;
         b.is_empty().then_some(TallyKey { experiment, phase, visitor })
     }
 }
@@ -84,16 +86,16 @@ impl AggregateKey {
         let mut k = phase_prefix(&self.experiment, self.phase);
         k.extend_from_slice(&self.variant.to_be_bytes());
         k.extend_from_slice(&i32_key(self.date.num_days_from_ce()));
-        push_str(&mut k, &self.metric);
+        push_str(&mut k, self.metric.as_str());
         k
     }
 
     pub fn decode(mut b: &[u8]) -> Option<Self> {
-        let experiment = take_str(&mut b)?.to_owned();
+        let experiment = ExperimentId::parse(take_str(&mut b)?).ok()?;
         let phase = u32::from_be_bytes(take(&mut b)?);
-        let variant = u16::from_be_bytes(take(&mut b)?);
+        let variant = VariantIndex::from_be_bytes(take(&mut b)?)?;
         let date = NaiveDate::from_num_days_from_ce_opt(key_i32(take(&mut b)?))?;
-        let metric = take_str(&mut b)?.to_owned();
+        let metric = MetricName::parse(take_str(&mut b)?).ok()?;
         b.is_empty().then_some(AggregateKey { experiment, phase, variant, date, metric })
     }
 }
@@ -112,57 +114,61 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn keys_round_trip() {
-        let t = TallyKey { experiment: "x".into(), phase: 1, visitor: "v-1 ü".into() };
-        assert_eq!(TallyKey::decode(&t.encode()), Some(t));
-        for d in ["0001-01-01", "1969-12-31", "2026-11-02", "9999-12-31"] {
-            let a = AggregateKey { experiment: "x".into(), phase: 1, variant: 2, date: date(d), metric: "aov".into() };
-            assert_eq!(AggregateKey::decode(&a.encode()), Some(a.clone()));
-            assert!(a.encode().starts_with(&phase_prefix("x", 1)));
+    fn key(experiment: &str, variant: usize, d: &str, metric: &str) -> AggregateKey {
+        AggregateKey {
+            experiment: experiment.parse().unwrap(),
+            phase: 1,
+            variant: VariantIndex::new(variant).unwrap(),
+            date: date(d),
+            metric: metric.parse().unwrap(),
         }
-        assert_eq!(TallyKey::decode(b"\x00\x09short"), None);
-        assert_eq!(visitor_key("v-1"), b"v-1");
+    }
+
+    fn tally(experiment: &str, phase: u32, visitor: &str) -> TallyKey {
+        TallyKey { experiment: experiment.parse().unwrap(), phase, visitor: visitor.parse().unwrap() }
     }
 
     #[test]
-    fn any_string_round_trips_even_with_zero_bytes() {
-        let t = TallyKey { experiment: "a\0b".into(), phase: 7, visitor: "\0\u{1}x".into() };
+    fn keys_round_trip() {
+        let t = tally("x", 1, "v-1 ü");
         assert_eq!(TallyKey::decode(&t.encode()), Some(t));
-        let a = AggregateKey {
-            experiment: "e".into(),
-            phase: 1,
-            variant: 0,
-            date: date("2026-01-01"),
-            metric: "m\0".into(),
-        };
-        assert_eq!(AggregateKey::decode(&a.encode()), Some(a));
+        for d in ["0001-01-01", "1969-12-31", "2026-11-02", "9999-12-31"] {
+            let a = key("x", 2, d, "aov");
+            assert_eq!(AggregateKey::decode(&a.encode()), Some(a.clone()));
+            assert!(a.encode().starts_with(&phase_prefix(&a.experiment, 1)));
+        }
+        assert_eq!(TallyKey::decode(b"\x00\x09short"), None);
+        assert_eq!(visitor_key(&"v-1".parse().unwrap()), b"v-1");
+    }
+
+    #[test]
+    fn any_visitor_id_round_trips_and_a_key_holding_an_invalid_id_does_not_decode() {
+        let t = tally("e", 7, "a\u{2028}b \" 🛒");
+        assert_eq!(TallyKey::decode(&t.encode()), Some(t));
+        let mut bad = phase_prefix(&"e".parse().unwrap(), 7);
+        push_str(&mut bad, "v\0");
+        assert_eq!(TallyKey::decode(&bad), None, "a visitor id with a control character is not one");
+        let mut bad = key("e", 0, "2026-01-01", "m").encode();
+        bad[7..9].copy_from_slice(&[0xff, 0xff]);
+        assert_eq!(AggregateKey::decode(&bad), None, "a variant beyond MAX_VARIANTS is not one");
     }
 
     #[test]
     fn byte_order_is_date_order() {
-        let d = |s| {
-            AggregateKey { experiment: "x".into(), phase: 1, variant: 0, date: date(s), metric: "m".into() }.encode()
-        };
+        let d = |s| key("x", 0, s, "m").encode();
         assert!(d("1999-12-31") < d("2026-11-01") && d("2026-11-01") < d("2026-11-02"));
     }
 
     #[test]
     fn a_test_prefix_does_not_match_a_longer_test_id() {
-        let long = AggregateKey {
-            experiment: "ab".into(),
-            phase: 1,
-            variant: 0,
-            date: date("2026-11-02"),
-            metric: "m".into(),
-        }
-        .encode();
-        assert!(!long.starts_with(&phase_prefix("a", 1)));
+        let long = key("ab", 0, "2026-11-02", "m").encode();
+        assert!(!long.starts_with(&phase_prefix(&"a".parse().unwrap(), 1)));
     }
 
     #[test]
     fn event_chunks_of_one_visitor_share_a_prefix_no_other_visitor_has() {
-        assert!(event_chunk_key("v1", 3).starts_with(&event_chunk_key("v1", 0)[..4]));
-        assert!(!event_chunk_key("v10", 0).starts_with(&event_chunk_key("v1", 0)[..4]));
+        let (v1, v10) = ("v1".parse().unwrap(), "v10".parse().unwrap());
+        assert!(event_chunk_key(&v1, 3).starts_with(&event_chunk_key(&v1, 0)[..4]));
+        assert!(!event_chunk_key(&v10, 0).starts_with(&event_chunk_key(&v1, 0)[..4]));
     }
 }

@@ -47,8 +47,9 @@ use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 
 use crate::experiment::{Catalog, Experiment};
+use crate::ids::{ExperimentId, VisitorId};
+use crate::records::{Event, Exposure};
 use crate::stats::Moments;
-use crate::tracking::{Event, Exposure};
 use keys::{phase_prefix, AggregateKey};
 use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, TxResult, VisitorEvents};
 
@@ -242,8 +243,8 @@ impl SledStore {
     }
 
     /// Every event of one visitor, in arrival order.
-    pub async fn events_of(&self, visitor: &str) -> Result<Vec<Event>, StoreError> {
-        let visitor = visitor.to_owned();
+    pub async fn events_of(&self, visitor: &VisitorId) -> Result<Vec<Event>, StoreError> {
+        let visitor = visitor.clone();
         blocking(&self.shared, move |s| s.trees()?.visitor_events.of_visitor(&visitor)).await
     }
 }
@@ -324,13 +325,13 @@ impl Store for SledStore {
         blocking(&self.shared, move |s| s.trees()?.rebuild_folder(&catalog)).await
     }
     async fn aggregate_rows(&self, exp: &Experiment) -> Result<Vec<AggregateRow>, StoreError> {
-        let (id, phase) = (exp.id.as_str().to_owned(), exp.allocation_version);
+        let (id, phase) = (exp.id.clone(), exp.allocation_version);
         let rows = blocking(&self.shared, move |s| s.trees()?.aggregates.of_phase(&id, phase)).await?;
         Ok(rows
             .into_iter()
             .filter_map(|(k, moments)| {
-                let variant = exp.variants.get(usize::from(k.variant))?.key.clone();
-                Some(AggregateRow { variant, date: k.date, metric: k.metric, moments })
+                let variant = exp.variant_at(k.variant)?.key.clone();
+                Some(AggregateRow { variant, date: k.date, metric: k.metric.into_string(), moments })
             })
             .collect())
     }
@@ -338,7 +339,7 @@ impl Store for SledStore {
     /// it counts from (every tally this layout writes does; one without is
     /// corrupt, and `offerlab rebuild` recomputes it).
     async fn visit_tallies(&self, exp: &Experiment, visit: &mut Visit<'_>) -> Result<(), StoreError> {
-        let (id, phase) = (exp.id.as_str().to_owned(), exp.allocation_version);
+        let (id, phase) = (exp.id.clone(), exp.allocation_version);
         let shared = &self.shared;
         stream_tallies(
             |tx| {
@@ -363,7 +364,7 @@ impl Store for SledStore {
         .await
     }
     async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
-        let (id, phases, metric) = (exp.id.as_str().to_owned(), 1..exp.allocation_version, exp.primary_metric.clone());
+        let (id, phases, metric) = (exp.id.clone(), 1..exp.allocation_version, exp.primary_metric.clone());
         blocking(&self.shared, move |s| {
             let trees = s.trees()?;
             let mut n = 0;
@@ -372,7 +373,7 @@ impl Store for SledStore {
                     .aggregates
                     .of_phase(&id, phase)?
                     .iter()
-                    .filter(|(k, _)| k.metric == metric)
+                    .filter(|(k, _)| k.metric.as_str() == metric)
                     .map(|(_, m)| m.n)
                     .sum::<u64>();
             }
@@ -380,17 +381,17 @@ impl Store for SledStore {
         })
         .await
     }
-    async fn has_exposures(&self, experiment: &str, phase: u32) -> Result<bool, StoreError> {
+    async fn has_exposures(&self, experiment: &ExperimentId, phase: u32) -> Result<bool, StoreError> {
         let prefix = phase_prefix(experiment, phase);
         blocking(&self.shared, move |s| Ok(s.trees()?.aggregates.0.scan_prefix(prefix).next().transpose()?.is_some()))
             .await
     }
-    async fn allocation(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
-        let id = experiment.to_owned();
+    async fn allocation(&self, experiment: &ExperimentId) -> Result<Option<AllocationRecord>, StoreError> {
+        let id = experiment.clone();
         blocking(&self.shared, move |s| s.trees()?.allocations.get(&id)).await
     }
-    async fn set_allocation(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
-        let (id, record) = (experiment.to_owned(), record.clone());
+    async fn set_allocation(&self, experiment: &ExperimentId, record: &AllocationRecord) -> Result<(), StoreError> {
+        let (id, record) = (experiment.clone(), record.clone());
         blocking(&self.shared, move |s| {
             let trees = s.trees()?;
             trees.allocations.put(&id, &record)?;

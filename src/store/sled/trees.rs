@@ -15,10 +15,11 @@ use sled::Tree;
 use super::keys::{describe, event_chunk_key, phase_prefix, visitor_key, AggregateKey, TallyKey};
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
+use crate::ids::{ExperimentId, VisitorId};
+use crate::records::{Event, Exposure};
 use crate::stats::Moments;
 use crate::store::rules::{Change, Ledger, Stored};
 use crate::store::{Corrupt, StoreError};
-use crate::tracking::{Event, Exposure};
 
 /// Most events one chunk of a visitor's event list holds. Appending an
 /// event rewrites only the last chunk, so its cost does not grow with the
@@ -113,7 +114,7 @@ impl VisitorEvents {
     pub const NAME: &'static str = "visitor_events";
 
     /// Every event of a visitor.
-    pub fn of_visitor(&self, visitor: &str) -> Result<Vec<Event>, StoreError> {
+    pub fn of_visitor(&self, visitor: &VisitorId) -> Result<Vec<Event>, StoreError> {
         let prefix = event_chunk_key(visitor, 0);
         let mut out = Vec::new();
         for kv in self.0.scan_prefix(&prefix[..prefix.len() - 4]) {
@@ -140,7 +141,7 @@ impl TallyTree {
     /// key.
     pub fn of_phase(
         &self,
-        experiment: &str,
+        experiment: &ExperimentId,
         phase: u32,
     ) -> impl Iterator<Item = Result<(sled::IVec, Tallies), StoreError>> {
         self.0.scan_prefix(phase_prefix(experiment, phase)).map(|kv| {
@@ -203,7 +204,7 @@ impl Aggregates {
         Ok(Moments::from_sums(field(0), std::array::from_fn(|i| f64::from_bits(field(i + 1)))))
     }
 
-    pub fn of_phase(&self, experiment: &str, phase: u32) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
+    pub fn of_phase(&self, experiment: &ExperimentId, phase: u32) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
         Self::decode_rows(self.0.scan_prefix(phase_prefix(experiment, phase)))
     }
 
@@ -219,13 +220,13 @@ pub struct Allocations(pub(super) Tree);
 impl Allocations {
     pub const NAME: &'static str = "allocations";
 
-    pub fn get(&self, experiment: &str) -> Result<Option<AllocationRecord>, StoreError> {
-        let key = experiment.as_bytes();
+    pub fn get(&self, experiment: &ExperimentId) -> Result<Option<AllocationRecord>, StoreError> {
+        let key = experiment.as_str().as_bytes();
         Ok(self.0.get(key)?.map(|v| decode(Self::NAME, key, &v)).transpose()?)
     }
 
-    pub fn put(&self, experiment: &str, record: &AllocationRecord) -> Result<(), StoreError> {
-        self.0.insert(experiment.as_bytes(), encode(record))?;
+    pub fn put(&self, experiment: &ExperimentId, record: &AllocationRecord) -> Result<(), StoreError> {
+        self.0.insert(experiment.as_str().as_bytes(), encode(record))?;
         Ok(())
     }
 }
@@ -258,12 +259,12 @@ impl Tx<'_> {
 impl Ledger for Tx<'_> {
     type Error = ConflictableTransactionError<StoreError>;
 
-    fn exposures_of(&self, visitor: &str) -> TxResult<Vec<Exposure>> {
+    fn exposures_of(&self, visitor: &VisitorId) -> TxResult<Vec<Exposure>> {
         let key = visitor_key(visitor);
         tx_decode(Exposures::NAME, key, self.exposures.get(key)?)
     }
 
-    fn put_exposures(&self, visitor: &str, list: &[Exposure]) -> TxResult<()> {
+    fn put_exposures(&self, visitor: &VisitorId, list: &[Exposure]) -> TxResult<()> {
         self.exposures.insert(visitor_key(visitor), encode(&list))?;
         Ok(())
     }
@@ -271,7 +272,7 @@ impl Ledger for Tx<'_> {
     /// Whether `e.id` is new, stored as the same event, or stored as
     /// another one ([`Stored::compare`]).
     fn event_by_id(&self, e: &Event) -> TxResult<Stored> {
-        let key = e.id.as_bytes();
+        let key = e.id.as_str().as_bytes();
         let Some(bytes) = self.events.get(key)? else { return Ok(Stored::New) };
         let stored: Event = decode(Events::NAME, key, &bytes)
             .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
@@ -279,7 +280,7 @@ impl Ledger for Tx<'_> {
     }
 
     /// Every event of a visitor: one point read per chunk.
-    fn events_of(&self, visitor: &str) -> TxResult<Vec<Event>> {
+    fn events_of(&self, visitor: &VisitorId) -> TxResult<Vec<Event>> {
         let open_key = event_chunk_key(visitor, OPEN_CHUNK);
         let open: OpenChunk = tx_decode(VisitorEvents::NAME, &open_key, self.visitor_events.get(&open_key)?)?;
         let mut out = Vec::with_capacity(open.full as usize * EVENTS_PER_CHUNK + open.events.len());
@@ -293,7 +294,7 @@ impl Ledger for Tx<'_> {
 
     /// Stores a new event by id and in its visitor's list.
     fn put_event(&self, e: &Event) -> TxResult<()> {
-        self.events.insert(e.id.as_bytes(), encode(e))?;
+        self.events.insert(e.id.as_str().as_bytes(), encode(e))?;
         self.index_event(e)
     }
 

@@ -45,13 +45,6 @@ pub enum TrackError {
     Invalid { code: &'static str, field: &'static str, message: String },
 }
 
-/// The field a serde "unknown field `x`, expected ..." error names: for
-/// bodies actix-web parses straight into a struct, where only the error's
-/// text is left. Items parsed from a JSON value use [`unknown_key`].
-pub fn unknown_field(message: &str) -> Option<&str> {
-    message.strip_prefix("unknown field `")?.split('`').next()
-}
-
 /// The first key of a JSON object that `T`, a struct deriving
 /// `Deserialize`, has no field for. The field list is serde's own, read
 /// from the derive ([`fields_of`]), so it cannot drift from the struct.

@@ -19,20 +19,92 @@ use crate::wire::v1::AssignReply;
 
 /// The request as sent; [`AssignQuery`] is what it must parse into. An
 /// unknown field is refused: a typo (`"surfce"`) must not silently widen
-/// the answer.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// the answer. The body is read by the deserializer below, which keeps the
+/// first unknown key by name ([`Field::Unknown`]) instead of failing the
+/// parse, so the refusal names it from the key itself.
+#[derive(Debug, Default)]
 pub struct AssignBody {
     visitor_id: Option<String>,
-    #[serde(default)]
     attributes: JsonAttributes,
     surface: Option<String>,
     experiments: Option<Vec<String>>,
-    #[serde(default)]
     force: BTreeMap<String, String>,
     /// Record the exposures of the returned variants before answering.
-    #[serde(default)]
     record_exposure: bool,
+    /// The first key the body has that is none of the above.
+    unknown: Option<String>,
+}
+
+/// A key of the body: one of its fields, or an unknown one by name (which
+/// costs an allocation only when a client sends one).
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Field {
+    VisitorId,
+    Attributes,
+    Surface,
+    Experiments,
+    Force,
+    RecordExposure,
+    Unknown(String),
+}
+
+/// The fields, as a refusal lists them.
+const FIELDS: &str = "visitor_id, attributes, surface, experiments, force, record_exposure";
+
+impl<'de> Deserialize<'de> for AssignBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IgnoredAny, MapAccess, Visitor};
+        struct Body;
+        impl<'de> Visitor<'de> for Body {
+            type Value = AssignBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AssignBody, A::Error> {
+                let mut body = AssignBody::default();
+                let mut seen = [false; 6];
+                let mut first = |i: usize, name: &'static str| match std::mem::replace(&mut seen[i], true) {
+                    true => Err(A::Error::duplicate_field(name)),
+                    false => Ok(()),
+                };
+                while let Some(key) = map.next_key::<Field>()? {
+                    match key {
+                        Field::VisitorId => {
+                            first(0, "visitor_id")?;
+                            body.visitor_id = map.next_value()?;
+                        }
+                        Field::Attributes => {
+                            first(1, "attributes")?;
+                            body.attributes = map.next_value()?;
+                        }
+                        Field::Surface => {
+                            first(2, "surface")?;
+                            body.surface = map.next_value()?;
+                        }
+                        Field::Experiments => {
+                            first(3, "experiments")?;
+                            body.experiments = map.next_value()?;
+                        }
+                        Field::Force => {
+                            first(4, "force")?;
+                            body.force = map.next_value()?;
+                        }
+                        Field::RecordExposure => {
+                            first(5, "record_exposure")?;
+                            body.record_exposure = map.next_value()?;
+                        }
+                        Field::Unknown(name) => {
+                            map.next_value::<IgnoredAny>()?;
+                            body.unknown.get_or_insert(name);
+                        }
+                    }
+                }
+                Ok(body)
+            }
+        }
+        d.deserialize_map(Body)
+    }
 }
 
 fn invalid_attribute(k: String) -> ApiError {
@@ -69,6 +141,11 @@ impl TryFrom<AssignBody> for AssignQuery {
     type Error = ApiError;
 
     fn try_from(body: AssignBody) -> Result<Self, ApiError> {
+        if let Some(name) = body.unknown {
+            let message =
+                format!("unknown field \"{name}\"; remove it or correct its spelling (the fields are {FIELDS})");
+            return Err(ApiError::invalid("unknown_field", Some(name), message));
+        }
         let visitor = parse_visitor(body.visitor_id)?;
         let attributes = body.attributes.into_attributes().map_err(invalid_attribute)?;
         Ok(AssignQuery {
@@ -134,4 +211,28 @@ pub async fn get_assign(
     let catalog = state.catalog();
     let assignments = assign_all(&catalog, &query)?;
     Ok(respond(query.visitor_id.as_str(), &assignments))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_keeps_its_first_unknown_key_and_refuses_a_repeated_one() {
+        let body: AssignBody =
+            serde_json::from_str(r#"{"visitor_id":"v-1","surfce":"cart","attributes":{"device":"mobile"},"x":1}"#)
+                .unwrap();
+        assert_eq!((body.visitor_id.as_deref(), body.unknown.as_deref()), (Some("v-1"), Some("surfce")));
+        let e = AssignQuery::try_from(body).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"unknown field "surfce"; remove it or correct its spelling (the fields are visitor_id, attributes, surface, experiments, force, record_exposure)"#
+        );
+        let body: AssignBody =
+            serde_json::from_str(r#"{"visitor_id":"v-1","surface":"cart","record_exposure":true}"#).unwrap();
+        assert!(body.unknown.is_none() && body.record_exposure && body.surface.as_deref() == Some("cart"));
+        let e = serde_json::from_str::<AssignBody>(r#"{"visitor_id":"a","visitor_id":"b"}"#).unwrap_err();
+        assert!(e.to_string().contains("duplicate field `visitor_id`"), "{e}");
+        assert!(serde_json::from_str::<AssignBody>("[1]").is_err(), "an array is no body");
+    }
 }

@@ -20,7 +20,6 @@ use crate::auth::Access;
 use crate::error::ApiError;
 use crate::experiment::{Catalog, Experiment};
 use crate::middleware::{cors, require};
-use crate::tracking::unknown_field;
 
 /// A method a resource answers. `Get` answers `HEAD` too.
 enum Verb {
@@ -95,7 +94,8 @@ fn build(path: &str, routes: Vec<(Verb, actix_web::Route)>) -> actix_web::Resour
 }
 
 /// JSON body errors as API errors: 413 for size, 400 `malformed_json` with
-/// serde's words for the rest.
+/// serde's words for the rest. (An unknown field is not an error here: each
+/// body type keeps it by name and refuses it itself.)
 pub fn json_error(err: JsonPayloadError, limit: usize) -> actix_web::Error {
     match err {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
@@ -109,16 +109,6 @@ pub fn json_error(err: JsonPayloadError, limit: usize) -> actix_web::Error {
         .into(),
         JsonPayloadError::Payload(PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
             ApiError::BodyTimeout.into()
-        }
-        JsonPayloadError::Deserialize(e) if unknown_field(&e.to_string()).is_some() => {
-            let message = e.to_string();
-            let name = unknown_field(&message).unwrap_or_default().to_owned();
-            ApiError::invalid(
-                "unknown_field",
-                Some(name.clone()),
-                format!("unknown field \"{name}\"; remove it or correct its spelling ({message})"),
-            )
-            .into()
         }
         JsonPayloadError::Deserialize(e) => {
             ApiError::invalid("malformed_json", None, format!("the body is not valid for this route: {e}")).into()

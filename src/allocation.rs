@@ -9,8 +9,9 @@
 //! are dates, not offsets from it.)
 //!
 //! [`admit`] applies these rules when a catalog is loaded over a store
-//! (start and reload); [`allocations_to_record`] says what it would do
-//! (`offerlab validate --data`).
+//! (start and reload); [`allocations_to_record`] says what it would do,
+//! and [`refusals_on_folder`] and [`refusals_on_postgres`] say it for
+//! `offerlab validate --data` and `--store`.
 
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +129,41 @@ pub async fn allocations_to_record(
         return Err(ValidationErrors(refusals));
     }
     Ok(records)
+}
+
+/// What the service would refuse on the sled store in `data`, the service
+/// stopped (`offerlab validate --data`): allocation changes of tests that
+/// already recorded exposures. Writes nothing.
+pub async fn refusals_on_folder(data: &std::path::Path, catalog: &Catalog) -> Result<(), ValidationErrors> {
+    let one = |message: String| {
+        ValidationErrors(vec![ValidationError { file: data.display().to_string(), line: None, message }])
+    };
+    if !data.join("db").exists() {
+        return Err(one("no offerlab data here; pass the folder the service uses (--data of `offerlab serve`)".into()));
+    }
+    let store = crate::store::SledStore::open(data).await.map_err(|e| match e {
+        StoreError::Locked(_) => one(
+            "a running offerlab holds this folder; stop it to validate against its data, or use POST /admin/reload, which refuses the same changes and keeps the running set"
+                .into(),
+        ),
+        other => one(other.to_string()),
+    })?;
+    refusals(&store, catalog).await
+}
+
+/// [`refusals_on_folder`] for a PostgreSQL store (`offerlab validate
+/// --store`); its replicas may keep running.
+pub async fn refusals_on_postgres(url: &str, catalog: &Catalog) -> Result<(), ValidationErrors> {
+    let one = |message: String| ValidationErrors(vec![ValidationError { file: "--store".into(), line: None, message }]);
+    let store = crate::store::PgStore::open(url).await.map_err(|e| one(e.to_string()))?;
+    refusals(&store, catalog).await
+}
+
+/// What admission would refuse on `store`, which is closed after.
+async fn refusals(store: &dyn Store, catalog: &Catalog) -> Result<(), ValidationErrors> {
+    let checked = allocations_to_record(store, catalog).await.map(|_| ());
+    let _ = store.close().await;
+    checked
 }
 
 #[cfg(test)]

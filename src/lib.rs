@@ -23,6 +23,7 @@ pub mod format;
 pub mod ids;
 pub mod metrics;
 pub mod middleware;
+pub mod offline;
 pub mod records;
 pub mod reporting;
 pub mod routes;

@@ -1,5 +1,7 @@
 //! The `offerlab` command: parses flags and dispatches; the work happens in
-//! the library.
+//! the library, and the talk to a running offerlab in [`cli`].
+
+mod cli;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,16 +10,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use chrono::NaiveDate;
-use offerlab::aggregates::{check_rows, read_aggregates};
-use offerlab::allocation::allocations_to_record;
-use offerlab::analysis::analyze;
+use offerlab::allocation::{refusals_on_folder, refusals_on_postgres};
 use offerlab::assignment::{assign_all, AssignQuery};
 use offerlab::config::Settings;
 use offerlab::experiment::load::load_file;
 use offerlab::experiment::load_dir;
 use offerlab::experiment::{ValidationError, ValidationErrors};
 use offerlab::ids::VisitorId;
-use offerlab::simulate::{self, Simulation};
+use offerlab::offline::{analyze_aggregates, Source};
 use offerlab::startup::Application;
 use offerlab::store::{PgStore, SledStore, Store, StoreError};
 use offerlab::warehouse::{self, Layout};
@@ -34,9 +34,11 @@ enum CliError {
     #[error("{0}")]
     Definitions(#[from] ValidationErrors),
     #[error("{0}")]
-    Warehouse(#[from] warehouse::WarehouseError),
+    Analyze(#[from] offerlab::offline::OfflineError),
     #[error("{0}")]
-    Simulate(#[from] simulate::SimulateError),
+    Simulate(#[from] cli::simulate::SimulateError),
+    #[error("{0}")]
+    Client(#[from] cli::client::ClientError),
     #[error("{0}")]
     Assign(#[from] offerlab::assignment::AssignError),
     #[error("{0}")]
@@ -145,7 +147,7 @@ enum Command {
         store: MaintainedStore,
     },
     /// Play a simulated storefront against a running server (visitors, exposures, orders, returns).
-    Simulate(Simulation),
+    Simulate(cli::simulate::SimulateArgs),
     /// Print the assignment a storefront would get for one visitor and test.
     Assign {
         #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
@@ -159,43 +161,6 @@ enum Command {
         #[arg(long = "attr", value_parser = parse_attr)]
         attrs: Vec<(String, String)>,
     },
-}
-
-/// Refuses what the service would refuse on `data`: allocation changes of
-/// tests that already recorded exposures. Writes nothing.
-async fn check_against(
-    data: &std::path::Path,
-    catalog: &offerlab::experiment::Catalog,
-) -> Result<(), ValidationErrors> {
-    let one = |message: String| {
-        ValidationErrors(vec![ValidationError { file: data.display().to_string(), line: None, message }])
-    };
-    if !data.join("db").exists() {
-        return Err(one("no offerlab data here; pass the folder the service uses (--data of `offerlab serve`)".into()));
-    }
-    let store = SledStore::open(data).await.map_err(|e| match e {
-        StoreError::Locked(_) => one(
-            "a running offerlab holds this folder; stop it to validate against its data, or use POST /admin/reload, which refuses the same changes and keeps the running set"
-                .into(),
-        ),
-        other => one(other.to_string()),
-    })?;
-    refusals(&store, catalog).await
-}
-
-/// What admission would refuse on `store`, which is closed after; nothing
-/// is written.
-async fn refusals(store: &dyn Store, catalog: &offerlab::experiment::Catalog) -> Result<(), ValidationErrors> {
-    let checked = allocations_to_record(store, catalog).await.map(|_| ());
-    let _ = store.close().await;
-    checked
-}
-
-/// [`check_against`] for a PostgreSQL store.
-async fn check_against_postgres(url: &str, catalog: &offerlab::experiment::Catalog) -> Result<(), ValidationErrors> {
-    let one = |message: String| ValidationErrors(vec![ValidationError { file: "--store".into(), line: None, message }]);
-    let store = PgStore::open(url).await.map_err(|e| one(e.to_string()))?;
-    refusals(&store, catalog).await
 }
 
 /// Runs `work` on a multi-threaded Tokio runtime: the service's, and the
@@ -270,10 +235,10 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             if data.is_some() || store.is_some() {
                 on_runtime(async {
                     if let Some(data) = data {
-                        check_against(&data, &catalog).await?;
+                        refusals_on_folder(&data, &catalog).await?;
                     }
                     if let Some(url) = store {
-                        check_against_postgres(&url, &catalog).await?;
+                        refusals_on_postgres(&url, &catalog).await?;
                     }
                     Ok::<_, ValidationErrors>(())
                 })
@@ -298,38 +263,16 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             }
         },
         Command::Analyze { experiment, aggregates, postgres, layout, metrics, now } => {
-            let catalog = load_file(&experiment, metrics.as_deref())?;
-            let exp = catalog.experiments().next().expect("one experiment").clone();
-            // Caps are applied by the warehouse query; a file holds sums
-            // that are taken as given.
-            let (rows, capping, source) = match (aggregates, postgres) {
-                (Some(path), _) => {
-                    let file =
-                        std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                    let rows = read_aggregates(file).map_err(|e| format!("{}: {e}", path.display()))?;
-                    for (metric, _) in offerlab::capping::capped_metrics(&exp, &catalog) {
-                        eprintln!(
-                            "note: {metric} is capped in metrics.toml, but {} holds sums, not visitors' values: they are analysed as given, so cap them where they are made",
-                            path.display()
-                        );
-                    }
-                    (rows, Vec::new(), path.display().to_string())
-                }
-                (None, Some(url)) => {
-                    let (rows, capping) = on_runtime(warehouse::fetch(&url, &exp, &catalog, &layout))??;
-                    (rows, capping, "the warehouse query".to_owned())
-                }
+            let source = match (&aggregates, &postgres) {
+                (Some(path), _) => Source::File(path),
+                (None, Some(url)) => Source::Warehouse { url, layout: &layout },
                 (None, None) => return Err("pass --aggregates FILE or --postgres URL".into()),
             };
-            let problems = check_rows(&exp, &catalog, &rows);
-            if !problems.is_empty() {
-                let lines: Vec<String> = problems.iter().map(|p| format!("{source}: {p}")).collect();
-                return Err(format!("{}\n{} problem(s); nothing was analysed", lines.join("\n"), problems.len()).into());
+            let analysed = on_runtime(analyze_aggregates(&experiment, metrics.as_deref(), source, now))??;
+            for note in &analysed.notes {
+                eprintln!("note: {note}");
             }
-            let today = now.unwrap_or_else(|| exp.local_day(chrono::Utc::now()));
-            let report = analyze(&exp, &catalog, &rows, capping, today);
-            let report = offerlab::wire::v1::Report::new(&report, exp.allocation_version, None);
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("{}", serde_json::to_string_pretty(&analysed.report)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Sql { experiment, metrics, layout } => {
@@ -339,20 +282,9 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { test_id, url, read_key } => {
-            let mut req = reqwest::blocking::Client::new()
-                .get(format!("{}/api/v1/experiments/{test_id}/report", url.trim_end_matches('/')));
-            if let Some(k) = read_key {
-                req = req.bearer_auth(k);
-            }
-            let r = req.send().map_err(|e| format!("cannot reach offerlab at {url}: {e}"))?;
-            let status = r.status();
-            let body = r.text().map_err(|e| format!("cannot read the answer of {url}: {e}"))?;
-            if !status.is_success() {
-                let refusal: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                return Err(refusal["error"]["message"].as_str().unwrap_or("request failed").into());
-            }
-            let report: offerlab::wire::v1::Report = serde_json::from_str(&body)
-                .map_err(|e| format!("{url} answered with something other than a version 1 report: {e}"))?;
+            let client = cli::client::Client::new(&url);
+            let report: offerlab::wire::v1::Report =
+                client.get(&format!("/api/v1/experiments/{test_id}/report"), read_key.as_deref())?;
             print!("{}", offerlab::terminal::report(&report));
             Ok(ExitCode::SUCCESS)
         }
@@ -382,8 +314,12 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             )
             .into())
         })?,
-        Command::Simulate(sim) => {
-            let summary = simulate::run(&sim, chrono::Utc::now())?;
+        Command::Simulate(args) => {
+            let summary = cli::simulate::run(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&summary)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "simulated {} visitors: sent {} exposures and {} events; {} stored, {} already stored (duplicates), {} rejected",
                 summary.visitors,
@@ -393,7 +329,7 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                 summary.duplicates,
                 summary.rejected
             );
-            println!("report: {}/", sim.url.trim_end_matches('/'));
+            println!("report: {}/", args.url.trim_end_matches('/'));
             Ok(ExitCode::SUCCESS)
         }
         Command::Assign { experiments, test_id, visitor_id, attrs } => {

@@ -1,6 +1,8 @@
-//! A storefront simulator that plays visitors against a running offerlab
-//! through its public HTTP API, so a newcomer sees a live report in minutes
-//! and end-to-end tests have realistic traffic.
+//! A simulated storefront: the traffic plan `offerlab simulate` plays
+//! against a running offerlab, so a newcomer sees a live report in minutes
+//! and end-to-end tests have realistic traffic. The plan is pure: it talks
+//! to offerlab only through a [`Storefront`] (the command's is HTTP, in
+//! the binary's `cli/simulate.rs`).
 //!
 //! Visitors arrive on a weekday pattern (weekends busier), walk a funnel
 //! (product page → cart → checkout → order → post-purchase), are exposed to
@@ -15,17 +17,15 @@
 //! same storefront as ever.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Duration as Days, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::experiment::Surface;
-use crate::wire::v1::{AssignReply, BatchReply, ExperimentList, ListedExperiment, Report, Status};
+use crate::wire::v1::{AssignReply, BatchReply, ExperimentList, ListedExperiment, Status};
 
 /// A true effect: `TEST:VARIANT:+0.15` multiplies that variant's offer
 /// acceptance by 1.15.
@@ -74,37 +74,17 @@ impl std::str::FromStr for Effect {
     }
 }
 
-/// A simulation; also the `offerlab simulate` command's arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Simulation {
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    #[arg(long, default_value_t = 21)]
+/// What to play: how many days and visitors, the seed, the true effects
+/// and the optional kinds of visitor.
+#[derive(Debug, Clone)]
+pub struct Plan {
     pub days: u32,
-    #[arg(long, default_value_t = 1000)]
     pub visitors_per_day: u32,
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// A true effect, TEST:VARIANT:+0.15; repeat for more.
-    #[arg(long = "effect")]
     pub effects: Vec<Effect>,
-    /// Bearer key for `/v1/*`, when the server requires one.
-    #[arg(long, env = "OFFERLAB_WRITE_KEY", hide_env_values = true)]
-    pub write_key: Option<String>,
-    /// Key for the reports, when the server requires one.
-    #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
-    pub read_key: Option<String>,
-    /// Draw a progress bar on the terminal.
-    #[arg(skip = true)]
-    pub progress: bool,
-    /// Record every exposure and event batch sent to FILE (JSON lines
-    /// `{"path", "body"}`), to replay against another deployment.
-    #[arg(long)]
-    pub record: Option<std::path::PathBuf>,
-    /// Add rare wholesale orders (heavy-tailed order values), to see what
+    /// Rare wholesale orders (heavy-tailed order values), to see what
     /// capping does: one ordering visitor in 200 adds an order of about
     /// 3,000 (log-normal), uncapped.
-    #[arg(long)]
     pub outliers: bool,
     /// Share of visitors (0 to 1) who are returning customers: each has a
     /// spending propensity (log-normal with mean 1) and one to three orders
@@ -112,18 +92,42 @@ pub struct Simulation {
     /// propensity; after the visit they order with probability
     /// `min(0.4·propensity, 0.95)` and spend in proportion to it, so CUPED
     /// has a pre-period to adjust with.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_share)]
     pub returning: f64,
 }
 
-fn parse_share(s: &str) -> Result<f64, String> {
+/// What the plan needs of the offerlab it plays against: the tests it
+/// runs, each visitor's assignment, and batches of what visitors did.
+pub trait Storefront {
+    /// What a call fails with; a refused effect ([`BadEffect`]) is one.
+    type Error: From<BadEffect>;
+    /// The tests (`GET /api/v1/experiments`).
+    fn tests(&mut self) -> Result<ExperimentList, Self::Error>;
+    /// A test's variant keys, control first (from its report).
+    fn variants(&mut self, test: &str) -> Result<Vec<String>, Self::Error>;
+    /// One visitor's assignments (`POST /v1/assign`).
+    fn assign(&mut self, body: &Value) -> Result<AssignReply<'static>, Self::Error>;
+    /// A batch of exposures or events (`/v1/exposures`, `/v1/events`).
+    fn send(&mut self, path: &str, items: &[Value]) -> Result<BatchReply, Self::Error>;
+    /// Called when a simulated day is sent.
+    fn day_done(&mut self) {}
+}
+
+/// An effect the server's tests cannot take, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadEffect(pub String);
+
+/// Reads a share between 0 and 1 (`--returning`).
+pub fn parse_share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
         _ => Err(format!("\"{s}\" is not a share between 0 and 1, e.g. 0.4")),
     }
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
+/// What a simulation sent and what became of it; the JSON line
+/// `offerlab simulate --json` prints.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub visitors: u64,
     /// Exposures and events sent.
@@ -136,63 +140,52 @@ pub struct Summary {
     pub rejected: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SimulateError {
-    #[error("cannot reach offerlab at {url}: {source}; start it with `cargo run --release -- serve`")]
-    Unreachable { url: String, source: reqwest::Error },
-    #[error("offerlab answered {status} to {path}: {body}")]
-    Refused { path: String, status: u16, body: String },
-    #[error("offerlab's answer to {path} is not a version 1 reply ({error}): {body}")]
-    Unexpected { path: String, error: serde_json::Error, body: String },
-    #[error("{0}")]
-    BadEffect(String),
-    #[error("cannot write the traffic record: {0}")]
-    Record(std::io::Error),
-}
-
 /// Checks each effect against the server's tests: the test must exist and
 /// run, and have the variant.
-fn check_effects(
+fn check_effects<E: From<BadEffect>>(
     effects: &[Effect],
     list: &ExperimentList,
-    variants_of: impl Fn(&str) -> Vec<String>,
-) -> Result<(), SimulateError> {
+    mut variants_of: impl FnMut(&str) -> Result<Vec<String>, E>,
+) -> Result<(), E> {
     let tests = &list.experiments;
     for e in effects {
         let Some(test) = tests.iter().find(|t| t.id == e.experiment) else {
             let known: Vec<&str> = tests.iter().map(|t| t.id.as_str()).collect();
-            return Err(SimulateError::BadEffect(format!(
+            return Err(BadEffect(format!(
                 "effect on unknown test \"{}\"; the server runs: {}",
                 e.experiment,
                 known.join(", ")
-            )));
+            ))
+            .into());
         };
         if test.status != Status::Running {
-            return Err(SimulateError::BadEffect(format!(
+            return Err(BadEffect(format!(
                 "effect on \"{}\", which is {}: only running tests get visitors",
                 e.experiment,
                 crate::experiment::Status::from(test.status).as_str()
-            )));
+            ))
+            .into());
         }
-        let variants = variants_of(&e.experiment);
+        let variants = variants_of(&e.experiment)?;
         let baseline = test.planned_baseline;
         if baseline * (1.0 + e.lift) > 1.0 {
-            return Err(SimulateError::BadEffect(format!(
+            return Err(BadEffect(format!(
                 "effect {:+.0}% on \"{}\" would take its acceptance from {:.1}% to {:.0}%, above 100%; choose a lift below {:+.0}%",
                 e.lift * 100.0,
                 e.experiment,
                 baseline * 100.0,
                 baseline * (1.0 + e.lift) * 100.0,
                 (1.0 / baseline - 1.0) * 100.0
-            )));
+            )).into());
         }
         if !variants.contains(&e.variant) {
-            return Err(SimulateError::BadEffect(format!(
+            return Err(BadEffect(format!(
                 "test \"{}\" has no variant \"{}\"; use one of: {}",
                 e.experiment,
                 e.variant,
                 variants.join(", ")
-            )));
+            ))
+            .into());
         }
     }
     Ok(())
@@ -200,65 +193,6 @@ fn check_effects(
 
 /// Share of each day's visitors, Monday first: weekends are busier.
 const WEEKDAY_WEIGHT: [f64; 7] = [0.9, 0.9, 0.95, 1.0, 1.1, 1.35, 1.3];
-
-struct Client {
-    http: reqwest::blocking::Client,
-    url: String,
-    key: Option<String>,
-    record: Option<std::io::BufWriter<std::fs::File>>,
-}
-
-impl Client {
-    fn post<R: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<R, SimulateError> {
-        let mut req = self.http.post(format!("{}{path}", self.url)).json(body);
-        if let Some(k) = &self.key {
-            req = req.bearer_auth(k);
-        }
-        self.reply(path, req)
-    }
-
-    fn get<R: DeserializeOwned>(&self, path: &str, key: Option<&str>) -> Result<R, SimulateError> {
-        let mut req = self.http.get(format!("{}{path}", self.url));
-        if let Some(k) = key {
-            req = req.bearer_auth(k);
-        }
-        self.reply(path, req)
-    }
-
-    /// Sends `req` and reads its reply as an `R`: anything else (a refusal,
-    /// another shape) is an error that shows what came back.
-    fn reply<R: DeserializeOwned>(
-        &self,
-        path: &str,
-        req: reqwest::blocking::RequestBuilder,
-    ) -> Result<R, SimulateError> {
-        let r = req.send().map_err(|source| SimulateError::Unreachable { url: self.url.clone(), source })?;
-        let status = r.status().as_u16();
-        let text = r.text().map_err(|source| SimulateError::Unreachable { url: self.url.clone(), source })?;
-        if !(200..300).contains(&status) {
-            return Err(SimulateError::Refused { path: path.into(), status, body: text });
-        }
-        serde_json::from_str(&text).map_err(|error| SimulateError::Unexpected { path: path.into(), error, body: text })
-    }
-
-    /// Sends a batch and counts what became of its items.
-    fn batch(&mut self, path: &str, items: &mut Vec<Value>, summary: &mut Summary) -> Result<(), SimulateError> {
-        for chunk in items.chunks(1000) {
-            let body = json!(chunk);
-            if let Some(file) = &mut self.record {
-                use std::io::Write as _;
-                let line = json!({ "path": path, "body": body });
-                writeln!(file, "{line}").and_then(|()| file.flush()).map_err(SimulateError::Record)?;
-            }
-            let r: BatchReply = self.post(path, &body)?;
-            summary.accepted += r.accepted as u64;
-            summary.duplicates += r.duplicates as u64;
-            summary.rejected += r.rejected as u64;
-        }
-        items.clear();
-        Ok(())
-    }
-}
 
 /// The running tests of each surface with their baseline acceptance rate.
 fn running_tests(list: &ExperimentList) -> Vec<(String, Surface, f64)> {
@@ -273,26 +207,10 @@ fn running_tests(list: &ExperimentList) -> Vec<(String, Surface, f64)> {
         .collect()
 }
 
-/// Plays the simulation; `now` ends the last simulated day.
-pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateError> {
-    let record = match &sim.record {
-        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path).map_err(SimulateError::Record)?)),
-        None => None,
-    };
-    let mut client = Client {
-        http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client"),
-        url: sim.url.trim_end_matches('/').to_owned(),
-        key: sim.write_key.clone(),
-        record,
-    };
-    let read_key = sim.read_key.as_deref();
-    let list: ExperimentList = client.get("/api/v1/experiments", read_key)?;
-    check_effects(&sim.effects, &list, |id| {
-        client
-            .get::<Report>(&format!("/api/v1/experiments/{id}/report"), read_key)
-            .map(|r| r.variants)
-            .unwrap_or_default()
-    })?;
+/// Plays `sim` against `store`; `now` ends the last simulated day.
+pub fn play<S: Storefront>(sim: &Plan, store: &mut S, now: DateTime<Utc>) -> Result<Summary, S::Error> {
+    let list = store.tests()?;
+    check_effects(&sim.effects, &list, |id| store.variants(id))?;
     let tests = running_tests(&list);
     let effects: BTreeMap<(String, String), f64> =
         sim.effects.iter().map(|e| ((e.experiment.clone(), e.variant.clone()), e.lift)).collect();
@@ -302,16 +220,6 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
     let order_value = LogNormal::new(60f64.ln(), 0.6).expect("valid log-normal");
     let propensity_of = LogNormal::new(-0.32, 0.8).expect("valid log-normal"); // mean 1
     let wholesale = LogNormal::new(3000f64.ln(), 0.5).expect("valid log-normal");
-    let bar = sim.progress.then(|| {
-        let b = indicatif::ProgressBar::new(u64::from(sim.days));
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] day {pos}/{len} ({eta})")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        b.set_message("simulating");
-        b
-    });
     let mut summary = Summary::default();
     let (mut exposures, mut events) = (Vec::new(), Vec::new());
     let first_day = now - Days::days(i64::from(sim.days.max(1)) - 1);
@@ -327,8 +235,7 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
             let visitor = format!("sim{}-d{day}-{i}", sim.seed);
             let arrived = day_start + Days::seconds(rng.random_range(0..span));
             let mobile = rng.random_bool(0.65);
-            let assigned: AssignReply = client.post(
-                "/v1/assign",
+            let assigned = store.assign(
                 &json!({ "visitor_id": visitor, "attributes": { "device": if mobile { "mobile" } else { "desktop" } } }),
             )?;
             let variant_of: BTreeMap<String, (String, bool)> = assigned
@@ -402,14 +309,16 @@ pub fn run(sim: &Simulation, now: DateTime<Utc>) -> Result<Summary, SimulateErro
         }
         summary.exposures += exposures.len() as u64;
         summary.events += events.len() as u64;
-        client.batch("/v1/exposures", &mut exposures, &mut summary)?;
-        client.batch("/v1/events", &mut events, &mut summary)?;
-        if let Some(b) = &bar {
-            b.inc(1);
+        for (path, items) in [("/v1/exposures", &mut exposures), ("/v1/events", &mut events)] {
+            for chunk in items.chunks(crate::tracking::MAX_BATCH) {
+                let r = store.send(path, chunk)?;
+                summary.accepted += r.accepted as u64;
+                summary.duplicates += r.duplicates as u64;
+                summary.rejected += r.rejected as u64;
+            }
+            items.clear();
         }
-    }
-    if let Some(b) = bar {
-        b.finish_with_message("done");
+        store.day_done();
     }
     Ok(summary)
 }
@@ -468,7 +377,9 @@ mod tests {
         let list =
             ExperimentList { experiments: vec![listed("cart", Status::Running), listed("draft-one", Status::Draft)] };
         let variants = |_: &str| vec!["control".to_owned(), "benefit".to_owned()];
-        let check = |e: &str| check_effects(&[e.parse().unwrap()], &list, variants).map_err(|e| e.to_string());
+        let check = |e: &str| {
+            check_effects::<BadEffect>(&[e.parse().unwrap()], &list, |_| Ok(variants(""))).map_err(|e| e.to_string())
+        };
         assert!(check("cart:benefit:+0.1").is_ok());
         assert!(check("crat:benefit:+0.1")
             .unwrap_err()

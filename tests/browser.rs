@@ -14,12 +14,11 @@ use std::path::{Path, PathBuf};
 use headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride;
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
 use headless_chrome::{Browser, LaunchOptions};
-use offerlab::simulate::{self, Effect, Simulation};
 use serde_json::Value;
 
 mod common;
 
-use common::{now, spawn_server_with, AT_NOW, EXPERIMENTS};
+use common::{spawn_server_with, AT_NOW, EXPERIMENTS};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -59,20 +58,10 @@ fn report_pages_render_on_desktop_and_phone() {
     let dir = tempfile::tempdir().unwrap();
     let server = spawn_server_with(dir.path(), Path::new(EXPERIMENTS), AT_NOW);
     let url = server.url.clone();
-    let sim = Simulation {
-        url: url.clone(),
-        days: 15,
-        visitors_per_day: 120,
-        seed: 7,
-        effects: vec![Effect { experiment: "cart-protection-copy".into(), variant: "benefit".into(), lift: 0.3 }],
-        write_key: None,
-        read_key: None,
-        progress: false,
-        record: None,
-        outliers: false,
-        returning: 0.0,
-    };
-    simulate::run(&sim, now()).unwrap();
+    common::simulate(
+        &url,
+        &["--days", "15", "--visitors-per-day", "120", "--seed", "7", "--effect", "cart-protection-copy:benefit:+0.3"],
+    );
     let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();
     let report: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments/cart-protection-copy/report"))
         .unwrap()

@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
-use common::{now, serve_postgres_with, spawn_server_with, Server, AT_NOW, EXPERIMENTS};
+use common::{serve_postgres_with, spawn_server_with, Server, AT_NOW, EXPERIMENTS};
 
-use offerlab::simulate::{self, Simulation};
 use serde_json::Value;
 
 /// One recorded request: its path and its items.
@@ -27,20 +26,23 @@ type Chunk = (String, Vec<Value>);
 /// cap), recording the traffic in `file`; the recorded batches, cut into
 /// chunks of `size` items.
 fn record_traffic(server: &Server, file: &Path, seed: u64, size: usize) -> Vec<Chunk> {
-    let sim = Simulation {
-        url: server.url.clone(),
-        days: 14,
-        visitors_per_day: 250,
-        seed,
-        effects: vec![],
-        write_key: None,
-        read_key: None,
-        progress: false,
-        record: Some(file.to_owned()),
-        outliers: true,
-        returning: 0.3,
-    };
-    let summary = simulate::run(&sim, now()).unwrap();
+    let (seed, record) = (seed.to_string(), file.display().to_string());
+    let summary = common::simulate(
+        &server.url,
+        &[
+            "--days",
+            "14",
+            "--visitors-per-day",
+            "250",
+            "--seed",
+            &seed,
+            "--record",
+            &record,
+            "--outliers",
+            "--returning",
+            "0.3",
+        ],
+    );
     assert_eq!(summary.rejected, 0, "{summary:?}");
     let mut out = Vec::new();
     for line in std::fs::read_to_string(file).unwrap().lines() {

@@ -4,7 +4,6 @@
 //! the second must never show a winner, on any day.
 
 use chrono::Duration;
-use offerlab::simulate::{self, Effect, Simulation};
 use offerlab::wire::v1::{Report, VerdictCode};
 
 mod common;
@@ -58,28 +57,14 @@ fn three_simulated_weeks_find_the_real_lift_and_no_false_one() {
     let server = spawn_server_with(&root.path().join("data"), &experiments, AT_NOW);
     let url = server.url.clone();
 
-    let sim = Simulation {
-        url: url.clone(),
-        days: 21,
-        visitors_per_day: 700,
-        seed: 42,
-        effects: vec![Effect { experiment: "lifted".into(), variant: "treatment".into(), lift: 0.25 }],
-        write_key: None,
-        read_key: None,
-        progress: false,
-        record: None,
-        outliers: false,
-        returning: 0.0,
-    };
-    let now = now();
-    let summary = simulate::run(&sim, now);
+    let sim = ["--days", "21", "--visitors-per-day", "700", "--seed", "42", "--effect", "lifted:treatment:+0.25"];
+    let summary = common::simulate(&url, &sim);
     let report = |id: &str| -> Report {
         reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap()
     };
     let (lifted, flat) = (report("lifted"), report("flat"));
-    let again = simulate::run(&sim, now).unwrap();
+    let again = common::simulate(&url, &sim);
     drop(server);
-    let summary = summary.unwrap();
     assert_eq!(summary.rejected, 0);
     assert_eq!(summary.accepted + summary.duplicates, summary.exposures + summary.events, "{summary:?}");
     assert_eq!((again.accepted, again.rejected), (0, 0), "the same seed again adds nothing: {again:?}");
@@ -113,20 +98,10 @@ fn returning_customers_narrow_the_revenue_interval_and_wholesale_orders_are_capp
         .replace("guardrail_metrics = [\"order_conversion\"]", "secondary_metrics = [\"revenue_per_visitor\"]");
     std::fs::write(experiments.join("revenue.toml"), text).unwrap();
     let server = spawn_server_with(&root.path().join("data"), &experiments, AT_NOW);
-    let sim = Simulation {
-        url: server.url.clone(),
-        days: 10,
-        visitors_per_day: 1200,
-        seed: 7,
-        effects: Vec::new(),
-        write_key: None,
-        read_key: None,
-        progress: false,
-        record: None,
-        outliers: true,
-        returning: 0.6,
-    };
-    let summary = simulate::run(&sim, now()).unwrap();
+    let summary = common::simulate(
+        &server.url,
+        &["--days", "10", "--visitors-per-day", "1200", "--seed", "7", "--outliers", "--returning", "0.6"],
+    );
     assert_eq!(summary.rejected, 0, "{summary:?}");
     let report: Report =
         reqwest::blocking::get(format!("{}/api/v1/experiments/revenue/report", server.url)).unwrap().json().unwrap();

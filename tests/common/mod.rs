@@ -23,6 +23,21 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     NOW.parse().expect("NOW is RFC 3339")
 }
 
+/// `offerlab simulate --json` against `url` at [`NOW`], with `args` after
+/// it; its summary. Panics, with what the command said, when it fails.
+pub fn simulate(url: &str, args: &[&str]) -> offerlab::simulate::Summary {
+    let out = Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["simulate", "--json", "--url", url, "--now", NOW])
+        .args(args)
+        .env_remove("OFFERLAB_WRITE_KEY")
+        .env_remove("OFFERLAB_READ_KEY")
+        .output()
+        .expect("offerlab runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "offerlab simulate {args:?} failed: {said}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not a summary ({e}): {said}"))
+}
+
 /// The committed experiments folder.
 pub const EXPERIMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
 

@@ -347,9 +347,8 @@ mod tests {
         assert!("a:b:+10".parse::<Effect>().is_ok(), "+1,000% is the largest bare lift");
     }
 
-    #[test]
-    fn effects_must_name_a_running_test_and_one_of_its_variants() {
-        let listed = |id: &str, status: Status| ListedExperiment {
+    fn listed(id: &str, status: Status) -> ListedExperiment {
+        ListedExperiment {
             id: id.into(),
             name: id.into(),
             surface: crate::wire::v1::Surface::Cart,
@@ -373,7 +372,11 @@ mod tests {
             days_running: 0,
             planned_baseline: 0.04,
             cycles_completed: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn effects_must_name_a_running_test_and_one_of_its_variants() {
         let list =
             ExperimentList { experiments: vec![listed("cart", Status::Running), listed("draft-one", Status::Draft)] };
         let variants = |_: &str| vec!["control".to_owned(), "benefit".to_owned()];
@@ -394,5 +397,70 @@ mod tests {
     fn weekends_are_busier() {
         let saturday = Weekday::Sat.num_days_from_monday() as usize;
         assert!(WEEKDAY_WEIGHT[saturday] > WEEKDAY_WEIGHT[0]);
+    }
+
+    /// A storefront in memory: one running cart test, whose visitors all
+    /// see `benefit`; every batch is kept as sent and accepted.
+    #[derive(Default)]
+    struct Fake {
+        sent: Vec<(String, Vec<Value>)>,
+    }
+
+    impl Storefront for Fake {
+        type Error = BadEffect;
+        fn tests(&mut self) -> Result<ExperimentList, BadEffect> {
+            Ok(ExperimentList { experiments: vec![listed("cart", Status::Running)] })
+        }
+        fn variants(&mut self, _: &str) -> Result<Vec<String>, BadEffect> {
+            Ok(vec!["control".into(), "benefit".into()])
+        }
+        fn assign(&mut self, body: &Value) -> Result<AssignReply<'static>, BadEffect> {
+            let reply = json!({ "visitor_id": body["visitor_id"], "assignments": [{
+                "experiment": "cart", "surface": "cart", "variant": "benefit", "payload": {},
+                "in_experiment": true, "forced": false, "hash_value": 0.5 }] });
+            Ok(serde_json::from_str(&reply.to_string()).expect("an assign reply"))
+        }
+        fn send(&mut self, path: &str, items: &[Value]) -> Result<BatchReply, BadEffect> {
+            self.sent.push((path.to_owned(), items.to_vec()));
+            Ok(BatchReply { accepted: items.len(), duplicates: 0, rejected: 0, results: Vec::new() })
+        }
+    }
+
+    #[test]
+    fn a_seed_plays_the_same_storefront_and_every_item_is_sent_once() {
+        let now: DateTime<Utc> = "2026-11-30T12:00:00Z".parse().unwrap();
+        let plan = Plan {
+            days: 7,
+            visitors_per_day: 200,
+            seed: 3,
+            effects: vec!["cart:benefit:+50%".parse().unwrap()],
+            outliers: true,
+            returning: 0.3,
+        };
+        let (mut first, mut again) = (Fake::default(), Fake::default());
+        let summary = play(&plan, &mut first, now).unwrap();
+        assert_eq!(play(&plan, &mut again, now).unwrap(), summary);
+        assert_eq!(first.sent, again.sent, "the same seed sends the same items");
+
+        let weights: u64 = (0..7)
+            .map(|d| {
+                let day = now - Days::days(6 - d);
+                (200.0 * WEEKDAY_WEIGHT[day.weekday().num_days_from_monday() as usize]).round() as u64
+            })
+            .sum();
+        assert_eq!(summary.visitors, weights);
+        let items: Vec<&Value> = first.sent.iter().flat_map(|(_, items)| items).collect();
+        assert_eq!(summary.exposures + summary.events, items.len() as u64);
+        assert_eq!(summary.accepted, items.len() as u64);
+        let exposures: Vec<&Value> =
+            first.sent.iter().filter(|(p, _)| p == "/v1/exposures").flat_map(|(_, items)| items).collect();
+        assert_eq!(exposures.len() as u64, summary.exposures);
+        assert!(exposures.iter().all(|x| x["experiment"] == "cart" && x["variant"] == "benefit"));
+        let ids: std::collections::BTreeSet<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+        assert_eq!(ids.len() as u64, summary.events, "every event has an id of its own");
+        for item in items {
+            let ts: DateTime<Utc> = item["ts"].as_str().unwrap().parse().unwrap();
+            assert!(ts <= now, "nothing happens after now: {item}");
+        }
     }
 }

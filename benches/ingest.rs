@@ -2,9 +2,13 @@
 //! `POST /v1/events` (batches of 100, and single events) with 64 concurrent
 //! clients, beside a raw sled insert-and-flush loop on the same disk in the
 //! same run; then the same on PostgreSQL (a throwaway server this bench
-//! starts) with one replica and with two sharing the clients. Events go to
-//! 20,000 exposed visitors, so each is attributed.
-//! Run: `cargo bench --bench ingest`.
+//! starts) with one replica and with two sharing the clients, the two
+//! both inside this process and as two `offerlab serve` processes, as
+//! replicas run. Events go to 20,000 exposed visitors, so each is
+//! attributed.
+//! Run: `cargo bench --bench ingest`; with `OFFERLAB_BENCH_ONLY=processes`,
+//! only the rows of replicas as processes (whose binary
+//! `OFFERLAB_BENCH_BIN` may name).
 
 #[path = "support/exposed.rs"]
 mod exposed;
@@ -69,9 +73,46 @@ fn serve(settings: &Settings) -> (String, ServerHandle, std::thread::JoinHandle<
     (url, handle, thread)
 }
 
+/// A replica as its own process: `offerlab serve` on `store`, its URL once
+/// it says where it listens; killed when dropped. The binary is this
+/// build's, or `OFFERLAB_BENCH_BIN` (another version's, to compare).
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve_process(settings: &Settings) -> (String, Process) {
+    use std::io::BufRead;
+    let store = settings.store.as_deref().expect("processes share a PostgreSQL store");
+    let bin = std::env::var_os("OFFERLAB_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_offerlab").into());
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--bind", "127.0.0.1:0", "--store", store, "--body-limit", &settings.body_limit.to_string()])
+        .arg("--experiments")
+        .arg(&settings.experiments)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("offerlab serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").expect("the address line").to_owned();
+    (url, Process(child))
+}
+
+/// Where the replicas run: threads of this process, or processes.
+#[derive(Clone, Copy, PartialEq)]
+enum Replicas {
+    InProcess(usize),
+    Processes(usize),
+}
+
 /// Events per second through the API with `batch` events per request, on
-/// sled, or on `replicas` servers sharing the PostgreSQL at `store`.
-async fn api(batch: usize, store: Option<&str>, replicas: usize) -> f64 {
+/// sled, or on servers sharing the PostgreSQL at `store`.
+async fn api(batch: usize, store: Option<&str>, replicas: Replicas) -> f64 {
     let root = tempfile::tempdir().unwrap();
     let mut settings = Settings::new(
         "127.0.0.1:0".parse().unwrap(),
@@ -82,10 +123,22 @@ async fn api(batch: usize, store: Option<&str>, replicas: usize) -> f64 {
     settings.store = store.map(str::to_owned);
     let mut urls = Vec::new();
     let mut servers = Vec::new();
-    for _ in 0..replicas {
-        let (url, handle, thread) = serve(&settings);
-        urls.push(url);
-        servers.push((handle, thread));
+    let mut processes = Vec::new();
+    match replicas {
+        Replicas::InProcess(n) => {
+            for _ in 0..n {
+                let (url, handle, thread) = serve(&settings);
+                urls.push(url);
+                servers.push((handle, thread));
+            }
+        }
+        Replicas::Processes(n) => {
+            for _ in 0..n {
+                let (url, process) = serve_process(&settings);
+                urls.push(url);
+                processes.push(process);
+            }
+        }
     }
     let url = urls[0].clone();
     let client = reqwest::Client::new();
@@ -122,45 +175,58 @@ async fn api(batch: usize, store: Option<&str>, replicas: usize) -> f64 {
         // The server closes and flushes its store before the folder goes away.
         tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
     }
+    drop(processes);
     drop(root);
     rate
 }
 
 fn main() {
+    let only_processes = std::env::var("OFFERLAB_BENCH_ONLY").as_deref() == Ok("processes");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let raw_single = raw_sled(1, false);
-    let raw_durable = raw_sled(1, true);
-    let raw_batch = raw_sled(100, true);
-    let api_batch = rt.block_on(api(100, None, 1));
-    let api_single = rt.block_on(api(1, None, 1));
-    let pg = postgres::Postgres::start("the PostgreSQL rows of the ingest bench");
-    let pg_rows: Vec<(String, f64)> = pg
-        .iter()
-        .flat_map(|pg| {
-            [(1, 1), (100, 1), (1, 2), (100, 2)].map(|(batch, replicas)| {
-                let rate = rt.block_on(api(batch, Some(&pg.database()), replicas));
-                let what = if batch == 1 { "single event".to_owned() } else { format!("batches of {batch}") };
-                (format!("PostgreSQL, {replicas} replica(s): POST /v1/events, {what}, {CLIENTS} clients"), rate)
-            })
-        })
-        .collect();
+    let mut rows = vec![("raw sled: insert + flush, one key per flush (baseline)".to_owned(), raw_single)];
+    if !only_processes {
+        rows.push(("raw sled: insert + flush + fdatasync, one key each".to_owned(), raw_sled(1, true)));
+        rows.push(("raw sled: 100 inserts per flush + fdatasync".to_owned(), raw_sled(100, true)));
+        for batch in [1, 100] {
+            let rate = rt.block_on(api(batch, None, Replicas::InProcess(1)));
+            rows.push((format!("sled: POST /v1/events, {}, {CLIENTS} clients", what(batch)), rate));
+        }
+    }
+    if let Some(pg) = postgres::Postgres::start("the PostgreSQL rows of the ingest bench") {
+        use Replicas::{InProcess, Processes};
+        let configs = [
+            (1, InProcess(1)),
+            (100, InProcess(1)),
+            (1, InProcess(2)),
+            (100, InProcess(2)),
+            (1, Processes(2)),
+            (100, Processes(2)),
+        ];
+        for (batch, replicas) in configs {
+            if only_processes && matches!(replicas, InProcess(_)) {
+                continue;
+            }
+            let rate = rt.block_on(api(batch, Some(&pg.database()), replicas));
+            let who = match replicas {
+                InProcess(n) => format!("{n} replica(s)"),
+                Processes(n) => format!("{n} replicas as `offerlab serve` processes"),
+            };
+            rows.push((format!("PostgreSQL, {who}: POST /v1/events, {}, {CLIENTS} clients", what(batch)), rate));
+        }
+    }
     println!("| measurement | events/s | ratio |");
     println!("|---|---:|---:|");
-    println!("| raw sled: insert + flush, one key per flush (baseline) | {raw_single:.0} | 1.00 |");
-    println!(
-        "| raw sled: insert + flush + fdatasync, one key each | {raw_durable:.0} | {:.2} |",
-        raw_durable / raw_single
-    );
-    println!("| raw sled: 100 inserts per flush + fdatasync | {raw_batch:.0} | {:.2} |", raw_batch / raw_single);
-    println!(
-        "| sled: POST /v1/events, single event, {CLIENTS} clients | {api_single:.0} | {:.2} |",
-        api_single / raw_single
-    );
-    println!(
-        "| sled: POST /v1/events, batches of 100, {CLIENTS} clients | {api_batch:.0} | {:.2} |",
-        api_batch / raw_single
-    );
-    for (what, rate) in pg_rows {
-        println!("| {what} | {rate:.0} | {:.2} |", rate / raw_single);
+    for (measurement, rate) in rows {
+        println!("| {measurement} | {rate:.0} | {:.2} |", rate / raw_single);
+    }
+}
+
+/// How many events a request carries, in words.
+fn what(batch: usize) -> String {
+    if batch == 1 {
+        "single event".to_owned()
+    } else {
+        format!("batches of {batch}")
     }
 }

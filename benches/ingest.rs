@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use offerlab::config::Settings;
-use offerlab::startup::Application;
+use offerlab::http::startup::Application;
 use serde_json::json;
 
 /// The allocator the `offerlab` binary runs with, so the server measured

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use offerlab::config::Settings;
-use offerlab::startup::Application;
+use offerlab::http::startup::Application;
 use serde_json::json;
 
 #[global_allocator]

@@ -16,9 +16,9 @@ use offerlab::config::Settings;
 use offerlab::experiment::load::load_file;
 use offerlab::experiment::load_dir;
 use offerlab::experiment::{ValidationError, ValidationErrors};
+use offerlab::http::startup::Application;
 use offerlab::ids::VisitorId;
 use offerlab::offline::{analyze_aggregates, Source};
-use offerlab::startup::Application;
 use offerlab::store::{PgStore, SledStore, Store, StoreError};
 use offerlab::warehouse::{self, Layout};
 
@@ -28,7 +28,7 @@ use offerlab::warehouse::{self, Layout};
 #[derive(Debug, thiserror::Error)]
 enum CliError {
     #[error("{0}")]
-    Startup(#[from] offerlab::startup::StartupError),
+    Startup(#[from] offerlab::http::startup::StartupError),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use offerlab::config::Settings;
-use offerlab::startup::{Application, StartupError};
+use offerlab::http::startup::{Application, StartupError};
 use offerlab::store::StoreError;
 use serde_json::Value;
 
@@ -95,7 +95,7 @@ pub struct TestApp {
     pub data: PathBuf,
     pub client: reqwest::Client,
     /// The server's state, to check what was stored.
-    pub state: std::sync::Arc<offerlab::state::AppState>,
+    pub state: std::sync::Arc<offerlab::http::state::AppState>,
     handle: ServerHandle,
     /// The PostgreSQL database the server stores in, when it does.
     store: Option<(std::sync::Arc<Postgres>, String)>,

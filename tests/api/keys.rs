@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use offerlab::config::Settings;
-use offerlab::startup::{Application, StartupError};
+use offerlab::http::startup::{Application, StartupError};
 use serde_json::json;
 
 use crate::helpers::{fixture_definitions, spawn_app_configured, TestApp};

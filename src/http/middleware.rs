@@ -1,7 +1,7 @@
 //! The HTTP layers every request passes: request ids and metrics
 //! (outermost, so refusals are counted too), security headers, a deadline
 //! on reading the body, and the access check each route declares in
-//! [`crate::routes`].
+//! [`crate::http::routes`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,9 +17,9 @@ use actix_web::web::Bytes;
 use actix_web::{web, Error, HttpMessage, ResponseError};
 use futures_util::{Stream, StreamExt};
 
-use crate::auth::{authorize, Access, Denied, Keys};
-use crate::error::{ApiError, Unauthorized};
-use crate::metrics::Metrics;
+use crate::http::auth::{authorize, Access, Denied, Keys};
+use crate::http::error::{ApiError, Unauthorized};
+use crate::http::metrics::Metrics;
 
 /// The report is plain HTML and inline SVG with one inline style sheet: no
 /// script, no frame, no form, nothing from elsewhere.
@@ -191,7 +191,7 @@ impl Stream for DeadlineBody {
     }
 }
 
-/// The access check of one route: the route table in [`crate::routes`]
+/// The access check of one route: the route table in [`crate::http::routes`]
 /// says which key each resource needs, so the check applies to what actix
 /// routed, however the path was spelled.
 pub async fn require(

@@ -7,7 +7,7 @@
 //! public by nature, as it ships in the page, and never a read key. Keys
 //! are compared in constant time.
 //!
-//! Which key a request needs is declared per route in [`crate::routes`],
+//! Which key a request needs is declared per route in [`crate::http::routes`],
 //! never derived from the raw path, so a percent-encoded spelling of a
 //! path cannot reach a route without its key.
 

@@ -14,15 +14,15 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
-use crate::auth::{EmptyKey, Keys};
-use crate::metrics::Metrics;
-use crate::middleware::{body_deadline, observe, security_headers, BodyDeadline};
+use crate::http::auth::{EmptyKey, Keys};
+use crate::http::metrics::Metrics;
+use crate::http::middleware::{body_deadline, observe, security_headers, BodyDeadline};
 
 use crate::allocation::admit;
 use crate::config::Settings;
 use crate::experiment::{load_dir, Catalog, ValidationErrors};
-use crate::routes;
-use crate::state::AppState;
+use crate::http::routes;
+use crate::http::state::AppState;
 use crate::store::engine::Limits;
 use crate::store::{PgStore, SledStore, Store};
 

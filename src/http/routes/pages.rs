@@ -4,9 +4,9 @@
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
-use crate::error::ApiError;
-use crate::routes::{blocking, find};
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::http::routes::{blocking, find};
+use crate::http::state::AppState;
 use crate::views::{ErrorPage, ExperimentPage, IndexPage};
 
 fn render(page: impl Template) -> Result<String, ApiError> {

@@ -7,9 +7,9 @@ use actix_web::{web, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::ApiError;
 use crate::experiment::Catalog;
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::store::{Outcome, Write};
 use crate::tracking::{check_event, check_exposure, unknown_key, TrackError, MAX_BATCH};
 use crate::wire::v1::{BatchItem, BatchReply, ItemStatus, Refusal, Rejected, Stored};

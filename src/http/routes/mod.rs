@@ -1,5 +1,5 @@
 //! HTTP handlers, one file per resource. Handlers parse, call the core, and
-//! map errors to [`crate::error::ApiError`]; they hold no logic of their own.
+//! map errors to [`crate::http::error::ApiError`]; they hold no logic of their own.
 
 pub mod admin;
 pub mod assign;
@@ -16,10 +16,10 @@ use actix_web::{guard, middleware, web, HttpRequest, HttpResponse, ResponseError
 
 use std::sync::Arc;
 
-use crate::auth::Access;
-use crate::error::ApiError;
 use crate::experiment::{Catalog, Experiment};
-use crate::middleware::{cors, require};
+use crate::http::auth::Access;
+use crate::http::error::ApiError;
+use crate::http::middleware::{cors, require};
 
 /// A method a resource answers. `Get` answers `HEAD` too.
 enum Verb {

@@ -7,7 +7,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// How long an SDK or a CDN may reuse the payload before asking again.
 const CACHE_CONTROL: &str = "public, max-age=30, stale-while-revalidate=300";

@@ -44,7 +44,7 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(Unauthorized),
     #[error("{0}")]
-    ClientKey(#[from] crate::auth::ClientDenied),
+    ClientKey(#[from] crate::http::auth::ClientDenied),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -107,7 +107,7 @@ impl ApiError {
     pub fn log(&self) {
         let status = self.status_code();
         if status.is_server_error() {
-            let request = crate::middleware::current_request_id().unwrap_or_default();
+            let request = crate::http::middleware::current_request_id().unwrap_or_default();
             tracing::error!(status = status.as_u16(), code = self.code(), request = %request, "{self}");
         }
     }

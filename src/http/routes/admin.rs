@@ -3,8 +3,8 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 /// `POST /admin/reload`: re-reads the experiments folder. An invalid set is
 /// refused (422, with every validation error) and the running set stays.

@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use crate::assignment::{assign_all, invalid_attribute_message, AssignQuery, AssignedVariant, JsonAttributes};
 
-use crate::error::ApiError;
 use crate::experiment::Surface;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
 use crate::ids::VisitorId;
-use crate::state::AppState;
 use crate::store::{Outcome, Write};
 use crate::tracking::exposures_of;
 use crate::wire::v1::AssignReply;

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// `GET /healthz`: 200 while the service takes writes, with how many tests
 /// it serves; 503 with the reason while the store cannot write (a full

@@ -6,10 +6,10 @@ use actix_web::{web, HttpResponse};
 
 use crate::aggregates::write_csv;
 use crate::capping::Collector;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::routes::find;
+use crate::http::state::AppState;
 use crate::reporting::report_rows;
-use crate::routes::find;
-use crate::state::AppState;
 use crate::wire::v1::{report, ExperimentList, ListedExperiment, Report};
 
 /// Every test with its verdict and progress.

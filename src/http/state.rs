@@ -13,7 +13,7 @@ use crate::capping::Collector;
 use crate::clock::Clock;
 use crate::experiment::{load_dir, Catalog, Experiment, ValidationErrors};
 use crate::features::Features;
-use crate::metrics::Metrics;
+use crate::http::metrics::Metrics;
 use crate::reporting::{report, report_with};
 use crate::store::{Store, StoreError};
 

@@ -1,0 +1,13 @@
+//! The HTTP shell: building and running the service ([`startup`]), what
+//! handlers share ([`state`]), the handlers ([`routes`]: parse, call, map
+//! errors), every error mapped to a status once ([`error`]), access keys
+//! ([`auth`]), the layers around every request ([`middleware`]) and the
+//! Prometheus counters ([`metrics`]).
+
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod startup;
+pub mod state;

@@ -117,16 +117,21 @@ pub struct Variant {
     /// this text ([`crate::wire::v1::Assignment`]).
     #[serde(skip)]
     pub payload_json: Box<serde_json::value::RawValue>,
+    /// The fixed part of this variant's `/v1/assign` reply, written once,
+    /// on first use, by the wire layer ([`crate::wire::v1::AssignReply::write`]):
+    /// the per-request cost of a reply is then the visitor's own fields.
+    #[serde(skip)]
+    pub reply_head: std::sync::OnceLock<Box<str>>,
 }
 
 impl Variant {
     pub fn new(key: String, weight: Weight, payload: serde_json::Value) -> Self {
         let payload_json = serde_json::value::to_raw_value(&payload).expect("a JSON value serialises");
-        Variant { key, weight, payload, payload_json }
+        Variant { key, weight, payload, payload_json, reply_head: std::sync::OnceLock::new() }
     }
 }
 
-/// `payload_json` is derived, so it takes no part.
+/// `payload_json` and `reply_head` are derived, so they take no part.
 impl PartialEq for Variant {
     fn eq(&self, o: &Variant) -> bool {
         self.key == o.key && self.weight == o.weight && self.payload == o.payload

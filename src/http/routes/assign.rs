@@ -182,7 +182,7 @@ fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery
 
 fn respond(visitor_id: &str, assignments: &[AssignedVariant]) -> HttpResponse {
     let mut body = Vec::with_capacity(256 + 320 * assignments.len());
-    serde_json::to_writer(&mut body, &AssignReply::new(visitor_id, assignments)).expect("a reply serialises");
+    AssignReply::write(visitor_id, assignments, &mut body);
     HttpResponse::Ok().insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json"))).body(body)
 }
 

@@ -1,5 +1,7 @@
 //! The `offerlab` command line, run as a user would.
 
+mod common;
+
 use std::process::Command;
 
 use serde_json::Value;
@@ -195,6 +197,34 @@ fn simulate_refuses_a_returning_share_outside_zero_to_one() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("\"{bad}\" is not a share between 0 and 1, e.g. 0.4")), "{err}");
     }
+}
+
+/// Against a server with both keys, a simulator that lacks one stops at
+/// once, non-zero, and names the flag that gives it; with both it runs.
+#[test]
+fn simulate_stops_on_a_refused_key_and_names_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [("OFFERLAB_WRITE_KEY", "w-secret"), ("OFFERLAB_READ_KEY", "r-secret"), ("OFFERLAB_NOW", common::NOW)];
+    let server = common::spawn_server_with(dir.path(), std::path::Path::new(common::EXPERIMENTS), &keys);
+    let run = |keys: &[&str]| {
+        let mut args = vec!["simulate", "--url", &server.url, "--days", "1", "--visitors-per-day", "20"];
+        args.extend_from_slice(keys);
+        let out = Command::new(env!("CARGO_BIN_EXE_offerlab"))
+            .args(&args)
+            .env_remove("OFFERLAB_WRITE_KEY")
+            .env_remove("OFFERLAB_READ_KEY")
+            .env("OFFERLAB_NOW", common::NOW)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stderr), text(&out.stdout))
+    };
+    let (ok, err, _) = run(&["--write-key", "w-secret"]);
+    assert!(!ok && err.contains("refused /api/v1/experiments") && err.contains("pass --read-key"), "{err}");
+    let (ok, err, _) = run(&["--read-key", "r-secret"]);
+    assert!(!ok && err.contains("refused /v1/assign") && err.contains("pass --write-key"), "{err}");
+    let (ok, err, out) = run(&["--write-key", "w-secret", "--read-key", "r-secret"]);
+    assert!(ok && out.contains("0 rejected"), "{err}{out}");
 }
 
 /// A refused store URL never prints its password, from a flag or from

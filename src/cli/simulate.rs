@@ -58,6 +58,8 @@ pub struct SimulateArgs {
 pub enum SimulateError {
     #[error("{0}")]
     Client(#[from] ClientError),
+    #[error("offerlab refused {path}: {message}; pass {flag} with the key the server was started with")]
+    Key { path: String, message: String, flag: &'static str },
     #[error("{0}")]
     BadEffect(#[from] BadEffect),
     #[error("cannot write the traffic record: {0}")]
@@ -73,21 +75,34 @@ struct Http {
     bar: indicatif::ProgressBar,
 }
 
+/// The flags of the two keys, as a refusal names them.
+const READ_KEY: &str = "--read-key (or OFFERLAB_READ_KEY)";
+const WRITE_KEY: &str = "--write-key (or OFFERLAB_WRITE_KEY)";
+
+/// A refused key names the flag that gives it; every other failure is the
+/// client's own.
+fn keyed<T>(answer: Result<T, ClientError>, flag: &'static str) -> Result<T, SimulateError> {
+    answer.map_err(|e| match e {
+        ClientError::Refused { path, status: 401 | 403, message } => SimulateError::Key { path, message, flag },
+        other => other.into(),
+    })
+}
+
 impl Storefront for Http {
     type Error = SimulateError;
 
     fn tests(&mut self) -> Result<ExperimentList, SimulateError> {
-        Ok(self.client.get("/api/v1/experiments", self.read_key.as_deref())?)
+        keyed(self.client.get("/api/v1/experiments", self.read_key.as_deref()), READ_KEY)
     }
 
     fn variants(&mut self, test: &str) -> Result<Vec<String>, SimulateError> {
-        let report: Report =
-            self.client.get(&format!("/api/v1/experiments/{test}/report"), self.read_key.as_deref())?;
+        let path = format!("/api/v1/experiments/{test}/report");
+        let report: Report = keyed(self.client.get(&path, self.read_key.as_deref()), READ_KEY)?;
         Ok(report.variants)
     }
 
     fn assign(&mut self, body: &Value) -> Result<AssignReply<'static>, SimulateError> {
-        Ok(self.client.post("/v1/assign", body, self.write_key.as_deref())?)
+        keyed(self.client.post("/v1/assign", body, self.write_key.as_deref()), WRITE_KEY)
     }
 
     fn send(&mut self, path: &str, items: &[Value]) -> Result<BatchReply, SimulateError> {
@@ -96,7 +111,7 @@ impl Storefront for Http {
             let line = json!({ "path": path, "body": body });
             writeln!(file, "{line}").and_then(|()| file.flush()).map_err(SimulateError::Record)?;
         }
-        Ok(self.client.post(path, &body, self.write_key.as_deref())?)
+        keyed(self.client.post(path, &body, self.write_key.as_deref()), WRITE_KEY)
     }
 
     fn day_done(&mut self) {

@@ -138,7 +138,7 @@ async fn get_form_answers_like_post() {
     let post = app
         .assign(&json!({ "visitor_id": "v-9", "surface": "product_page", "attributes": { "device": "mobile" } }))
         .await;
-    let (status, get) = app.get("/v1/assign?visitor_id=v-9&surface=product_page&device=mobile").await;
+    let (status, get) = app.get("/v1/assign?visitor_id=v-9&surface=product_page&attr.device=mobile").await;
     assert_eq!(status, 200);
     assert_eq!(get["assignments"][0], post["targeted-mobile"]);
     let (status, forced) = app.get("/v1/assign?visitor_id=v-9&surface=cart&force.running-cart=treatment").await;

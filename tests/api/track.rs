@@ -297,6 +297,11 @@ async fn unknown_fields_are_refused_by_name() {
     let (status, body) = app.post("/v1/assign", &json!({ "visitor_id": "v-1", "surfce": "cart" })).await;
     assert_error(status, &body, 400, "unknown_field");
     assert_eq!(body["error"]["field"], "surfce", "{body}");
+    // The GET form too: a typo is not read as an attribute.
+    let (status, body) = app.get("/v1/assign?visitor_id=v-1&surfce=cart").await;
+    assert_error(status, &body, 400, "unknown_field");
+    assert_eq!(body["error"]["field"], "surfce", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("attr.surfce="), "{body}");
     let (status, body) = app.post("/v1/events", &json!({ "id": "e-1", "visitor_id": "v-1", "nmae": "order" })).await;
     assert_error(status, &body, 400, "unknown_field");
     assert_eq!(body["error"]["field"], "nmae", "{body}");

@@ -159,7 +159,9 @@ impl TryFrom<AssignBody> for AssignQuery {
 }
 
 /// The GET form: `visitor_id`, `surface`, `experiments=a,b`,
-/// `force.<test>=<variant>`; every other parameter is an attribute.
+/// `force.<test>=<variant>` and `attr.<name>=<value>`. Any other parameter
+/// is refused by name, as the POST body refuses an unknown field: a typo
+/// (`surfce=cart`) must not widen the answer by being read as an attribute.
 fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery, ApiError> {
     let visitor = parse_visitor(params.remove("visitor_id"))?;
     let surface = parse_surface(params.remove("surface").as_deref())?;
@@ -168,13 +170,15 @@ fn query_from_params(mut params: BTreeMap<String, String>) -> Result<AssignQuery
     let mut force = BTreeMap::new();
     let mut attributes = BTreeMap::new();
     for (k, v) in params {
-        match k.strip_prefix("force.") {
-            Some(test) => {
-                force.insert(test.to_owned(), v);
-            }
-            None => {
-                attributes.insert(k, v);
-            }
+        if let Some(test) = k.strip_prefix("force.") {
+            force.insert(test.to_owned(), v);
+        } else if let Some(name) = k.strip_prefix("attr.") {
+            attributes.insert(name.to_owned(), v);
+        } else {
+            let message = format!(
+                "unknown parameter \"{k}\"; the parameters are visitor_id, surface, experiments, force.<test> and attr.<attribute> (an attribute goes as attr.{k}=...)"
+            );
+            return Err(ApiError::invalid("unknown_field", Some(k), message));
         }
     }
     Ok(AssignQuery { visitor_id: visitor, attributes, surface, experiments, force })

@@ -31,53 +31,167 @@ pub struct AggregateRow {
 pub enum AggregatesError {
     #[error("aggregates JSON is invalid: {0}; expected an array of {{variant, date, metric, n, sum, sum_sq, ...}}")]
     Json(#[from] serde_json::Error),
-    #[error("aggregates CSV is invalid: {0}; expected the header variant,date,metric,n,sum,sum_sq and optionally den_sum,den_sum_sq,sum_xy,pre_sum,pre_sum_sq,sum_x_pre")]
+    #[error("aggregates CSV is invalid: {0}; {hint}", hint = expected())]
     Csv(#[from] csv::Error),
+    #[error("{0}; {hint}", hint = expected())]
+    Columns(String),
+    #[error("row {row}, {field}: {message}")]
+    Row { row: usize, field: &'static str, message: String },
     #[error("cannot read aggregates: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Reads rows as JSON when the text starts with `[`, as CSV otherwise.
+/// The columns (CSV) or keys (JSON) a row must have.
+const REQUIRED: [&str; 4] = ["variant", "date", "metric", "n"];
+
+/// What a refusal of the columns says is expected.
+fn expected() -> String {
+    format!(
+        "expected the header {},{} (the den_* and sum_xy columns only for ratio metrics, pre_* and sum_x_pre only for CUPED ones)",
+        REQUIRED.join(","),
+        Moments::SUM_NAMES.join(",")
+    )
+}
+
+/// Every column or key a row may have.
+fn known(name: &str) -> bool {
+    REQUIRED.contains(&name) || Moments::SUM_NAMES.contains(&name)
+}
+
+/// `sum` and `sum_sq` are needed by every metric; the other sums default to 0.
+fn required(name: &str) -> bool {
+    REQUIRED.contains(&name) || name == "sum" || name == "sum_sq"
+}
+
+/// The columns a header lacks or does not know, as one refusal; the closest
+/// known name is offered for an unknown one.
+fn check_columns<'a>(names: impl IntoIterator<Item = &'a str> + Clone, what: &str) -> Result<(), AggregatesError> {
+    let unknown: Vec<String> = names
+        .clone()
+        .into_iter()
+        .filter(|n| !known(n))
+        .map(|n| match closest(n) {
+            Some(c) => format!("\"{n}\" (did you mean {c}?)"),
+            None => format!("\"{n}\""),
+        })
+        .collect();
+    let all_known: Vec<&str> = REQUIRED.iter().chain(Moments::SUM_NAMES.iter()).copied().collect();
+    let missing: Vec<&str> =
+        all_known.into_iter().filter(|k| required(k) && !names.clone().into_iter().any(|n| n == *k)).collect();
+    let mut problems = Vec::new();
+    if !unknown.is_empty() {
+        problems.push(format!("unknown {what} {}", unknown.join(", ")));
+    }
+    if !missing.is_empty() {
+        problems.push(format!("missing {what} {}", missing.join(", ")));
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(AggregatesError::Columns(problems.join("; "))),
+    }
+}
+
+/// The known column nearest to a misspelt one, when one is near.
+fn closest(name: &str) -> Option<&'static str> {
+    REQUIRED
+        .iter()
+        .chain(Moments::SUM_NAMES.iter())
+        .map(|k| (strsim::levenshtein(name, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// One field of a row, as the file gave it.
+enum Cell<'a> {
+    Text(&'a str),
+    Json(&'a serde_json::Value),
+}
+
+impl Cell<'_> {
+    fn text(&self) -> String {
+        match self {
+            Cell::Text(t) => (*t).to_owned(),
+            Cell::Json(v) => v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+        }
+    }
+
+    fn number(&self) -> Option<f64> {
+        match self {
+            Cell::Text(t) => t.trim().parse().ok(),
+            Cell::Json(v) => v.as_f64(),
+        }
+    }
+}
+
+/// A row from its fields (`get` gives a field by name), every refusal
+/// naming the row (data rows count from 1) and the field.
+fn parse_row<'a>(row: usize, get: impl Fn(&str) -> Option<Cell<'a>>) -> Result<AggregateRow, AggregatesError> {
+    let refuse = |field: &'static str, message: String| AggregatesError::Row { row, field, message };
+    let text = |field: &'static str| {
+        let t = get(field).map(|c| c.text()).unwrap_or_default();
+        if t.trim().is_empty() {
+            return Err(refuse(field, "is empty".into()));
+        }
+        Ok(t.trim().to_owned())
+    };
+    let date = text("date")?;
+    let date: NaiveDate =
+        date.parse().map_err(|_| refuse("date", format!("\"{date}\" is not a date; write it as YYYY-MM-DD")))?;
+    let n_cell = get("n");
+    let n = n_cell.as_ref().and_then(Cell::number);
+    // A count may be written as an integral float (396.0), as many tools do.
+    let n = match n {
+        Some(x) if x >= 0.0 && x.fract() == 0.0 && x <= u64::MAX as f64 => x as u64,
+        _ => {
+            let shown = n_cell.map(|c| c.text()).unwrap_or_default();
+            return Err(refuse("n", format!("\"{shown}\" is not a whole number of visitors")));
+        }
+    };
+    let mut sums = [0.0; 8];
+    for (slot, name) in sums.iter_mut().zip(Moments::SUM_NAMES) {
+        match get(name) {
+            None => {}
+            Some(Cell::Text(t)) if t.trim().is_empty() && !required(name) => {}
+            Some(cell) => {
+                *slot = cell
+                    .number()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| refuse(name, format!("\"{}\" is not a finite number", cell.text())))?;
+            }
+        }
+    }
+    Ok(AggregateRow { variant: text("variant")?, date, metric: text("metric")?, moments: Moments::from_sums(n, sums) })
+}
+
+/// Reads rows as JSON when the text starts with `[`, as CSV otherwise. An
+/// unknown or missing column (or key) is refused, naming it, and so is a
+/// field that does not read, naming its row and field.
 pub fn read_aggregates(mut reader: impl Read) -> Result<Vec<AggregateRow>, AggregatesError> {
     let mut text = String::new();
     reader.read_to_string(&mut text)?;
     if text.trim_start().starts_with('[') {
-        return Ok(serde_json::from_str(&text)?);
+        let items: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+        let mut rows = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let Some(object) = item.as_object() else {
+                return Err(AggregatesError::Row { row: i + 1, field: "row", message: "is not a JSON object".into() });
+            };
+            check_columns(object.keys().map(String::as_str), "key")
+                .map_err(|e| AggregatesError::Columns(format!("row {}: {e}", i + 1)))?;
+            rows.push(parse_row(i + 1, |name| object.get(name).map(Cell::Json))?);
+        }
+        return Ok(rows);
     }
-    #[derive(Deserialize)]
-    struct CsvRow {
-        variant: String,
-        date: NaiveDate,
-        metric: String,
-        n: u64,
-        sum: f64,
-        sum_sq: f64,
-        #[serde(default)]
-        den_sum: Option<f64>,
-        #[serde(default)]
-        den_sum_sq: Option<f64>,
-        #[serde(default)]
-        sum_xy: Option<f64>,
-        #[serde(default)]
-        pre_sum: Option<f64>,
-        #[serde(default)]
-        pre_sum_sq: Option<f64>,
-        #[serde(default)]
-        sum_x_pre: Option<f64>,
-    }
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers()?.clone();
+    check_columns(headers.iter().map(str::trim), "column")?;
     let mut rows = Vec::new();
-    for row in csv::Reader::from_reader(text.as_bytes()).deserialize::<CsvRow>() {
-        let r = row?;
-        rows.push(AggregateRow {
-            variant: r.variant,
-            date: r.date,
-            metric: r.metric,
-            moments: Moments::from_sums(
-                r.n,
-                [Some(r.sum), Some(r.sum_sq), r.den_sum, r.den_sum_sq, r.sum_xy, r.pre_sum, r.pre_sum_sq, r.sum_x_pre]
-                    .map(|x| x.unwrap_or(0.0)),
-            ),
-        });
+    for (i, record) in reader.records().enumerate() {
+        let record = record?;
+        let get =
+            |name: &str| headers.iter().position(|h| h.trim() == name).and_then(|p| record.get(p)).map(Cell::Text);
+        rows.push(parse_row(i + 1, get)?);
     }
     Ok(rows)
 }

@@ -90,7 +90,44 @@ fn analyze_reads_json_aggregates_too_and_reports_bad_files_clearly() {
     std::fs::write(&bad, "variant,date\ncontrol,yesterday\n").unwrap();
     let out = offerlab(&[&args[..], &[bad.to_str().unwrap()]].concat());
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("aggregates CSV is invalid"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing column metric, n, sum, sum_sq"), "{err}");
+    assert!(err.contains("expected the header variant,date,metric,n,sum,sum_sq,den_sum"), "{err}");
+}
+
+/// A misspelt, extra or missing column (or JSON key) is refused by name,
+/// never read as 0; a field that does not read names its row and field;
+/// a count written as an integral float is a count.
+#[test]
+fn analyze_refuses_unknown_columns_and_names_the_row_and_field_of_a_bad_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let args =
+        ["analyze", "--experiment", "experiments/cart-protection-copy.toml", "--now", "2026-11-03", "--aggregates"];
+    let run = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = offerlab(&[&args[..], &[path.to_str().unwrap()]].concat());
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let header = "variant,date,metric,n,sum,sum_sq";
+    let row = "control,2026-11-02,average_order_value,10,450,30000";
+    let (ok, err) = run("misspelt.csv", &format!("{header},den_sums\n{row},7\n"));
+    assert!(!ok && err.contains("unknown column \"den_sums\" (did you mean den_sum?)"), "{err}");
+    let (ok, err) = run("extra.csv", &format!("{header},note\n{row},hi\n"));
+    assert!(!ok && err.contains("unknown column \"note\""), "{err}");
+    let json = r#"[{"variant":"control","date":"2026-11-02","metric":"cart_offer_acceptance","n":100,"sum":4,"sum_sq":4,"surprise":1}]"#;
+    let (ok, err) = run("surprise.json", json);
+    assert!(!ok && err.contains("row 1: unknown key \"surprise\""), "{err}");
+    let (ok, err) = run("date.csv", &format!("{header}\n{row}\ncontrol,2026-13-01,order_conversion,10,1,1\n"));
+    assert!(!ok && err.contains("row 2, date: \"2026-13-01\" is not a date; write it as YYYY-MM-DD"), "{err}");
+    let (ok, err) = run("half.csv", &format!("{header}\ncontrol,2026-11-02,order_conversion,10.5,1,1\n"));
+    assert!(!ok && err.contains("row 1, n: \"10.5\" is not a whole number of visitors"), "{err}");
+    let (ok, err) = run("sum.json", &json.replace(r#""sum":4,"#, r#""sum":"four","#).replace(r#","surprise":1"#, ""));
+    assert!(!ok && err.contains("row 1, sum: \"four\" is not a finite number"), "{err}");
+    let floats =
+        r#"[{"variant":"control","date":"2026-11-02","metric":"cart_offer_acceptance","n":396.0,"sum":4,"sum_sq":4}]"#;
+    let (ok, err) = run("floats.json", floats);
+    assert!(ok, "an integral float is a count: {err}");
 }
 
 /// `analyze` over the CSV `rows` of the cart test must refuse them, print no

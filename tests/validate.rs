@@ -112,6 +112,37 @@ fn more_variants_than_a_test_can_conclude_with() {
     assert_says(&only_error(&text), Some(line), &["101 variants", "at most 100"]);
 }
 
+/// A metric misspelt in metrics.toml is one error there, at its table,
+/// naming the tests that name the right spelling, not one per test.
+#[test]
+fn a_metric_misspelt_in_the_metrics_file_is_one_error_there() {
+    let dir = folder(&[
+        ("a.toml", &base("a")),
+        ("b.toml", &base("b").replace("surface = \"cart\"", "surface = \"checkout\"")),
+    ]);
+    let metrics = METRICS.replace("[order_conversion]", "[order_convresion]");
+    std::fs::write(dir.path().join("metrics.toml"), &metrics).unwrap();
+    let errors = load_dir(dir.path()).expect_err("folder should be refused").0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = &errors[0];
+    assert!(e.file.ends_with("metrics.toml"), "{e}");
+    let line = metrics.lines().position(|l| l.starts_with("[order_convresion]")).unwrap() + 1;
+    assert_says(
+        e,
+        Some(line),
+        &[
+            "\"order_convresion\" is named by no test",
+            "\"order_conversion\", which 2 tests name (a.toml, b.toml)",
+            "rename [order_convresion] to [order_conversion]",
+        ],
+    );
+
+    // A name nothing defined resembles stays an error in each test.
+    let dir = folder(&[("a.toml", &base("a").replace("[\"order_conversion\"]", "[\"refund_rate\"]"))]);
+    let e = only_error(&std::fs::read_to_string(dir.path().join("a.toml")).unwrap());
+    assert!(e.message.contains("unknown metric \"refund_rate\""), "{e}");
+}
+
 #[test]
 fn negative_weight() {
     let text = base("a").replace("key = \"treatment\"\nweight = 0.5", "key = \"treatment\"\nweight = -0.5");

@@ -5,7 +5,7 @@
 //! all errors reported at once; any error refuses the whole folder, so the
 //! service never runs a half-loaded set.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use chrono::NaiveDate;
@@ -56,11 +56,12 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
     let metrics_complete = errors.is_empty();
 
     let mut experiments = Vec::new();
+    let mut uses = MetricUse::default();
     for path in files.iter().filter(|p| p.file_name().is_some_and(|n| n != METRICS_FILE)) {
         let file = path.display().to_string();
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         match std::fs::read_to_string(path) {
-            Ok(text) => match check_experiment(&file, stem, &text, &metrics, metrics_complete) {
+            Ok(text) => match check_experiment(&file, stem, &text, &metrics, metrics_complete, &mut uses) {
                 Ok(exp) => experiments.push(exp),
                 Err(e) => errors.extend(e),
             },
@@ -68,6 +69,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
         }
     }
     errors.extend(check_conflicts(&experiments));
+    uses.misspelt_in_metrics_file(&mut errors, &metrics, &metrics_shown, &metrics_text);
     if errors.is_empty() {
         Ok(Catalog::new(experiments, metrics))
     } else {
@@ -103,7 +105,60 @@ pub fn parse_experiment(
     text: &str,
     metrics: &BTreeMap<MetricName, Metric>,
 ) -> Result<Experiment, Vec<ValidationError>> {
-    check_experiment(file, stem, text, metrics, true)
+    check_experiment(file, stem, text, metrics, true, &mut MetricUse::default())
+}
+
+/// Which metric names the tests of a folder name, and their errors for the
+/// names `metrics.toml` does not define.
+#[derive(Default)]
+struct MetricUse {
+    named: BTreeSet<String>,
+    unknown: Vec<(String, ValidationError)>,
+}
+
+impl MetricUse {
+    /// A metric misspelt in `metrics.toml` (`[order_convresion]`) shows as
+    /// one unknown metric in every test that names the right one. When two
+    /// tests or more agree on a missing name and a defined metric no test
+    /// names is within two edits of it, the tests' errors for that name give
+    /// way to one at the metrics file's line, naming both and the tests.
+    /// (One test alone naming it is more likely the typo: its own error,
+    /// which lists the defined metrics, stays.)
+    fn misspelt_in_metrics_file(
+        &self,
+        errors: &mut Vec<ValidationError>,
+        metrics: &BTreeMap<MetricName, Metric>,
+        file: &str,
+        text: &str,
+    ) {
+        let mut by_name: BTreeMap<&str, Vec<&ValidationError>> = BTreeMap::new();
+        for (name, e) in &self.unknown {
+            by_name.entry(name).or_default().push(e);
+        }
+        for (missing, errs) in by_name {
+            let tests: BTreeSet<String> = errs
+                .iter()
+                .map(|e| Path::new(&e.file).file_name().map_or(e.file.clone(), |n| n.to_string_lossy().into_owned()))
+                .collect();
+            let unused = metrics.keys().map(MetricName::as_str).filter(|m| !self.named.contains(*m));
+            let closest = unused.map(|m| (strsim::levenshtein(missing, m), m)).filter(|(d, _)| *d <= 2).min();
+            let (Some((_, defined)), true) = (closest, tests.len() >= 2) else {
+                continue;
+            };
+            let gone: Vec<ValidationError> = errs.into_iter().cloned().collect();
+            errors.retain(|e| !gone.contains(e));
+            let table = format!("[{defined}]");
+            errors.push(ValidationError {
+                file: file.to_owned(),
+                line: text.lines().position(|l| l.trim_start().starts_with(&table)).map(|i| i + 1),
+                message: format!(
+                    "metric \"{defined}\" is named by no test, and \"{missing}\", which {} tests name ({}), is not defined; rename {table} to [{missing}] if that is the one meant",
+                    tests.len(),
+                    tests.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
 }
 
 /// [`parse_experiment`]; `metrics_complete` is false when the metrics file
@@ -114,6 +169,7 @@ fn check_experiment(
     text: &str,
     metrics: &BTreeMap<MetricName, Metric>,
     metrics_complete: bool,
+    uses: &mut MetricUse,
 ) -> Result<Experiment, Vec<ValidationError>> {
     let mut errs = FileErrors::new(file, text);
     let raw: RawExperiment = match toml::from_str(text) {
@@ -189,6 +245,7 @@ fn check_experiment(
         (raw.guardrail_metrics.span(), raw.guardrail_metrics.get_ref().clone()),
         (raw.secondary_metrics.span(), raw.secondary_metrics.get_ref().clone()),
     ]) {
+        uses.named.extend(name.1.iter().cloned());
         for m in name.1.iter().filter(|m| metrics_complete && !metrics.contains_key(m.as_str())) {
             let known: Vec<&str> = metrics.keys().map(MetricName::as_str).collect();
             let message = if known.is_empty() {
@@ -197,6 +254,7 @@ fn check_experiment(
                 format!("unknown metric \"{m}\"; define it in {METRICS_FILE} or use one of: {}", known.join(", "))
             };
             errs.at(name.0.clone(), message);
+            uses.unknown.push((m.clone(), errs.errors.last().expect("just pushed").clone()));
         }
     }
 

@@ -209,6 +209,10 @@ pub struct Report {
     /// What each capped metric's cap did ([`crate::capping`]), empty when
     /// the aggregates came capped (or not) from elsewhere.
     pub capping: Vec<CapApplied>,
+    /// For a draft: the running tests that would refuse it running beside
+    /// them (same surface, a visitor in both), each with how to keep the
+    /// two apart.
+    pub blocked_by: Vec<(String, String)>,
 }
 
 impl Report {
@@ -556,6 +560,10 @@ pub fn analyze(
         daily,
         verdict: Verdict::placeholder(),
         capping,
+        blocked_by: match exp.status {
+            Status::Draft => catalog.would_overlap(exp).into_iter().map(|(id, how)| (id.to_string(), how)).collect(),
+            _ => Vec::new(),
+        },
     };
     report.verdict = verdict::decide(&report);
     report

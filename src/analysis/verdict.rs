@@ -164,11 +164,13 @@ fn decide_on_data(report: &Report) -> Verdict {
     let metric = primary.label.to_lowercase();
 
     if report.status == Status::Draft {
-        return Verdict {
-            code: VerdictCode::CollectingData,
-            sentence: "Draft: not shown to visitors yet; set status = \"running\" to start it.".to_owned(),
-            winner: None,
+        let sentence = match report.blocked_by.first() {
+            None => "Draft: not shown to visitors yet; set status = \"running\" to start it.".to_owned(),
+            Some((running, how)) => format!(
+                "Draft: not shown to visitors yet. Running it now would be refused: \"{running}\" runs on the same surface and could show one visitor both; {how}."
+            ),
         };
+        return Verdict { code: VerdictCode::CollectingData, sentence, winner: None };
     }
 
     if report.srm.mismatch {

@@ -377,6 +377,16 @@ impl Catalog {
         }
     }
 
+    /// The running tests `exp` could share a visitor with if it ran too (what
+    /// would refuse setting a draft running), and how to keep them apart.
+    pub fn would_overlap(&self, exp: &Experiment) -> Vec<(&ExperimentId, String)> {
+        self.experiments()
+            .filter(|r| r.status == Status::Running && r.id != exp.id)
+            .filter(|r| conflicts::could_share_a_visitor(r, exp))
+            .map(|r| (&r.id, conflicts::keep_apart(r)))
+            .collect()
+    }
+
     /// The metrics of `exp` with a CUPED covariate.
     pub fn cuped_metrics<'c>(&'c self, exp: &Experiment) -> impl Iterator<Item = &'c Metric> {
         self.cuped.get(&exp.id).into_iter().flatten().filter_map(|m| self.metrics.get(m.as_str()))

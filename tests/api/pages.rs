@@ -176,7 +176,34 @@ async fn a_draft_test_shows_draft_not_collecting_data() {
     let row = index.split("data-experiment=\"draft-test\"").nth(1).unwrap().split("</section>").next().unwrap();
     assert!(row.contains("Draft"), "the index row says Draft");
     let (_, report) = app.get("/api/v1/experiments/draft-test/report").await;
-    assert!(report["verdict"]["sentence"].as_str().unwrap().starts_with("Draft:"), "{report}");
+    let sentence = report["verdict"]["sentence"].as_str().unwrap();
+    assert_eq!(
+        sentence, "Draft: not shown to visitors yet; set status = \"running\" to start it.",
+        "nothing blocks it"
+    );
+}
+
+/// A draft on a surface where another test runs says that running it would
+/// be refused, which test blocks it, and the way to run both (a namespace,
+/// with a new phase for the running one).
+#[tokio::test]
+async fn a_draft_a_running_test_would_block_says_which_and_how() {
+    let mut defs = crate::helpers::fixture_definitions();
+    defs.push(("cart-draft".into(), definition("cart-draft", "cart", "draft", "")));
+    let app = spawn_app_with(&defs).await;
+    let (_, report) = app.get("/api/v1/experiments/cart-draft/report").await;
+    let sentence = report["verdict"]["sentence"].as_str().unwrap();
+    for says in [
+        "Running it now would be refused",
+        "\"running-cart\" runs on the same surface",
+        "namespace",
+        "raise allocation_version of \"running-cart\"",
+    ] {
+        assert!(sentence.contains(says), "{says:?} in {sentence}");
+    }
+    let (status, page) = text(&app, "/experiments/cart-draft").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Running it now would be refused"), "the page says it too");
 }
 
 #[tokio::test]

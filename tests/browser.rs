@@ -112,6 +112,18 @@ fn report_pages_render_on_desktop_and_phone() {
                 );
                 assert_eq!(hidden, Value::from(0), "{name}: metric cells off-screen at 390 px");
             }
+            if name == "experiment" {
+                // Chance to win and risk are explained on screen, at every width.
+                let shown = eval(
+                    &tab,
+                    "Array.from(document.querySelectorAll('p.explain')).some(p => p.getBoundingClientRect().height > 0 && p.getBoundingClientRect().right <= window.innerWidth + 0.5 && p.textContent.includes('Risk:'))",
+                );
+                assert_eq!(
+                    shown,
+                    Value::from(true),
+                    "{name} at {width}px: chance to win and risk are not explained on screen"
+                );
+            }
             // Chart labels are at least 11 px tall on screen.
             let smallest = eval(
                 &tab,

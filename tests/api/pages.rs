@@ -75,6 +75,10 @@ async fn pages_show_the_json_reports_numbers() {
             && page.contains(&format!("data-label=\"Risk\">{risk}</td>")),
         "chance to beat control {chance} and risk {risk}"
     );
+    // Explained in visible text, not only in a tooltip a phone cannot show.
+    assert!(
+        page.contains("<p class=\"meta explain\">Chance to win: how likely the variant is to beat the control. Risk: ")
+    );
     let needed = thousands(report["sample_size"]["per_variant"].as_u64().unwrap());
     assert!(page.contains(&needed), "sample size {needed}");
     assert!(page.contains("<svg class=\"chart\""), "charts drawn on the server");

@@ -206,7 +206,7 @@ impl VariantIndex {
 
     /// The index of the `i`-th variant, if a test may have that many.
     pub fn new(i: usize) -> Option<Self> {
-        (i < MAX_VARIANTS).then_some(VariantIndex(i as u16))
+        u16::try_from(i).ok().filter(|&i| usize::from(i) < MAX_VARIANTS).map(VariantIndex)
     }
 
     /// A stored index ([`Self::to_sql`]), if it is one.
@@ -220,7 +220,7 @@ impl VariantIndex {
 
     /// The index as PostgreSQL's `smallint`.
     pub fn to_sql(self) -> i16 {
-        self.0 as i16
+        i16::try_from(self.0).expect("an index is below MAX_VARIANTS")
     }
 
     pub fn to_be_bytes(self) -> [u8; 2] {

@@ -64,36 +64,23 @@ impl<'de> Deserialize<'de> for AssignBody {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AssignBody, A::Error> {
                 let mut body = AssignBody::default();
                 let mut seen = [false; 6];
-                let mut first = |i: usize, name: &'static str| match std::mem::replace(&mut seen[i], true) {
-                    true => Err(A::Error::duplicate_field(name)),
-                    false => Ok(()),
-                };
+                // Each known field once: its value into its slot, a repeat refused.
+                macro_rules! take {
+                    ($i:expr, $name:literal, $slot:expr) => {{
+                        if std::mem::replace(&mut seen[$i], true) {
+                            return Err(A::Error::duplicate_field($name));
+                        }
+                        $slot = map.next_value()?;
+                    }};
+                }
                 while let Some(key) = map.next_key::<Field>()? {
                     match key {
-                        Field::VisitorId => {
-                            first(0, "visitor_id")?;
-                            body.visitor_id = map.next_value()?;
-                        }
-                        Field::Attributes => {
-                            first(1, "attributes")?;
-                            body.attributes = map.next_value()?;
-                        }
-                        Field::Surface => {
-                            first(2, "surface")?;
-                            body.surface = map.next_value()?;
-                        }
-                        Field::Experiments => {
-                            first(3, "experiments")?;
-                            body.experiments = map.next_value()?;
-                        }
-                        Field::Force => {
-                            first(4, "force")?;
-                            body.force = map.next_value()?;
-                        }
-                        Field::RecordExposure => {
-                            first(5, "record_exposure")?;
-                            body.record_exposure = map.next_value()?;
-                        }
+                        Field::VisitorId => take!(0, "visitor_id", body.visitor_id),
+                        Field::Attributes => take!(1, "attributes", body.attributes),
+                        Field::Surface => take!(2, "surface", body.surface),
+                        Field::Experiments => take!(3, "experiments", body.experiments),
+                        Field::Force => take!(4, "force", body.force),
+                        Field::RecordExposure => take!(5, "record_exposure", body.record_exposure),
                         Field::Unknown(name) => {
                             map.next_value::<IgnoredAny>()?;
                             body.unknown.get_or_insert(name);

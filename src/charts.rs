@@ -115,28 +115,54 @@ impl Scale {
             .collect()
     }
 
-    /// At most six date labels, evenly spaced in days, the outer ones
-    /// anchored inside the picture.
+    /// Date labels evenly spaced in days, the first and the last anchored
+    /// inside the picture, thinned until none overlaps another at the
+    /// phone's font ([`PHONE_FONT`] units, where labels are widest
+    /// relative to the box): a label is taken only if it clears the one
+    /// before by [`LABEL_GAP`], and the last day's label always stays.
     pub fn x_ticks(&self) -> Vec<Tick> {
         if !self.has_data {
             return Vec::new();
         }
         let days = self.days as i64;
         let every = (days as f64 / 5.0).ceil().max(1.0) as i64;
-        (0..=days)
-            .step_by(every as usize)
-            .map(|d| {
-                let date = self.first + chrono::Duration::days(d);
-                let anchor = if d == 0 {
-                    "start"
-                } else if d + every > days {
-                    "end"
-                } else {
-                    "middle"
-                };
-                Tick { pos: self.x(date), label: date.format("%b %-d").to_string(), anchor }
-            })
-            .collect()
+        let tick = |d: i64, anchor| {
+            let date = self.first + chrono::Duration::days(d);
+            Tick { pos: self.x(date), label: date.format("%b %-d").to_string(), anchor }
+        };
+        let mut ticks: Vec<Tick> = Vec::new();
+        for d in (0..days).step_by(every as usize) {
+            let next = tick(d, if d == 0 { "start" } else { "middle" });
+            if ticks.last().is_none_or(|last| last.extent().1 + LABEL_GAP <= next.extent().0) {
+                ticks.push(next);
+            }
+        }
+        let last = tick(days, "end");
+        while ticks.last().is_some_and(|t| t.extent().1 + LABEL_GAP > last.extent().0) {
+            ticks.pop();
+        }
+        ticks.push(last);
+        ticks
+    }
+}
+
+/// The chart font on a phone, in the box's units: 22 units fill about
+/// 11 px when the 640-unit box is drawn 350 px wide.
+pub const PHONE_FONT: f64 = 22.0;
+/// Least space between two date labels, in the box's units.
+const LABEL_GAP: f64 = 10.0;
+
+impl Tick {
+    /// Left and right ends of the label at [`PHONE_FONT`], its width taken
+    /// generously (0.65 em a character; "Nov 13" is about 0.6 em a
+    /// character in common sans fonts).
+    fn extent(&self) -> (f64, f64) {
+        let width = self.label.chars().count() as f64 * 0.65 * PHONE_FONT;
+        match self.anchor {
+            "start" => (self.pos, self.pos + width),
+            "end" => (self.pos - width, self.pos),
+            _ => (self.pos - width / 2.0, self.pos + width / 2.0),
+        }
     }
 }
 
@@ -183,5 +209,24 @@ mod tests {
         assert_eq!(ticks.first().unwrap().anchor, "start");
         assert_eq!(ticks.last().unwrap().anchor, "end");
         assert!(ticks.iter().all(|t| t.pos >= LEFT && t.pos <= W - RIGHT));
+    }
+
+    #[test]
+    fn date_labels_never_overlap_at_the_phone_font_and_the_last_day_is_labelled() {
+        for days in 1..=120 {
+            let first = d("2026-11-01");
+            let last = first + chrono::Duration::days(days);
+            let ticks = Scale::new(first, last, [1.0].into_iter(), false).x_ticks();
+            assert!(ticks.len() >= 2, "{days} days: {} labels", ticks.len());
+            assert_eq!(ticks.last().unwrap().label, last.format("%b %-d").to_string());
+            for pair in ticks.windows(2) {
+                let (a, b) = (pair[0].extent(), pair[1].extent());
+                assert!(a.1 + LABEL_GAP <= b.0, "{days} days: {} and {} overlap", pair[0].label, pair[1].label);
+            }
+            assert!(
+                ticks.iter().all(|t| t.extent().0 >= 0.0 && t.extent().1 <= W),
+                "{days} days: a label leaves the box"
+            );
+        }
     }
 }

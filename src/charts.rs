@@ -46,8 +46,11 @@ pub struct Chart {
 
 const W: f64 = 640.0;
 const H: f64 = 260.0;
-/// Room for y labels such as "+12.5%" at the phone's 22-unit font.
-pub const LEFT: f64 = 90.0;
+/// Room for y labels such as "-2000%" (a lift on the first days, from a
+/// handful of visitors) at the phone's 22-unit font.
+pub const LEFT: f64 = 112.0;
+/// Where y labels end, just left of the plot.
+const LABEL_X: f64 = LEFT - 6.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 20.0;
 const BOTTOM: f64 = 40.0;
@@ -99,20 +102,36 @@ impl Scale {
         TOP + (1.0 - (v - self.y0) / (self.y1 - self.y0)) * (H - TOP - BOTTOM)
     }
 
-    /// Round ticks from the bottom to the top; none without data.
+    /// Round ticks from the bottom to the top; none without data. When
+    /// every label ends in a zero fraction ("+1000.0%", "$20.00"), it is
+    /// dropped from all of them ("+1000%", "$20"): round ticks need no
+    /// decimals, and a shorter label fits a phone.
     pub fn y_ticks(&self, fmt: impl Fn(f64) -> String) -> Vec<Tick> {
         if !self.has_data {
             return Vec::new();
         }
         let count = ((self.y1 - self.y0) / self.step).round() as i64;
-        (0..=count)
+        let mut ticks: Vec<Tick> = (0..=count)
             .map(|k| {
                 let v = self.y0 + self.step * k as f64;
                 // -0 and rounding noise read as 0.
                 let v = if v.abs() < self.step * 1e-9 { 0.0 } else { v };
                 Tick { pos: self.y(v), label: fmt(v), anchor: "end" }
             })
-            .collect()
+            .collect();
+        let zero_fraction = |label: &str| {
+            let (_, after) = label.rsplit_once('.')?;
+            let zeros = after.len() - after.trim_start_matches('0').len();
+            (zeros > 0 && !after[zeros..].starts_with(|c: char| c.is_ascii_digit())).then_some(zeros + 1)
+        };
+        if ticks.iter().all(|t| zero_fraction(&t.label).is_some()) {
+            for t in &mut ticks {
+                let cut = zero_fraction(&t.label).unwrap_or(0);
+                let dot = t.label.rfind('.').unwrap_or(0);
+                t.label.replace_range(dot..dot + cut, "");
+            }
+        }
+        ticks
     }
 
     /// Date labels evenly spaced in days, the first and the last anchored
@@ -163,6 +182,27 @@ impl Tick {
             "end" => (self.pos - width, self.pos),
             _ => (self.pos - width / 2.0, self.pos + width / 2.0),
         }
+    }
+}
+
+impl Chart {
+    /// Where the plot begins, in the box's units (the templates draw with it).
+    pub fn left(&self) -> f64 {
+        LEFT
+    }
+
+    pub fn plot_width(&self) -> f64 {
+        W - LEFT - RIGHT
+    }
+
+    /// Where y labels end.
+    pub fn label_x(&self) -> f64 {
+        LABEL_X
+    }
+
+    /// The middle of the plot, for "No data yet".
+    pub fn middle(&self) -> f64 {
+        (LEFT + W - RIGHT) / 2.0
     }
 }
 
@@ -228,5 +268,16 @@ mod tests {
                 "{days} days: a label leaves the box"
             );
         }
+    }
+
+    #[test]
+    fn round_tick_labels_drop_a_zero_fraction_only_when_every_one_has_it() {
+        let labels = |lo: f64, hi: f64| {
+            let s = Scale::new(d("2026-11-01"), d("2026-11-11"), [lo, hi].into_iter(), true);
+            s.y_ticks(crate::format::signed_pct).into_iter().map(|t| t.label).collect::<Vec<_>>()
+        };
+        assert_eq!(labels(-20.0, 20.0), ["-2000%", "-1000%", "+0%", "+1000%", "+2000%"]);
+        assert!(labels(0.0, 0.1).contains(&"+2.5%".to_owned()), "{:?}", labels(0.0, 0.1));
+        assert!(labels(0.0, 0.1).contains(&"+5.0%".to_owned()), "a fraction stays where one label needs it");
     }
 }

@@ -2,7 +2,8 @@
 //! report, the terminal report), so the same number reads the same
 //! everywhere.
 
-use crate::experiment::Shape;
+use crate::currency::{grouped, Currency};
+use crate::experiment::Unit;
 
 /// `0.1234` → `"12.3%"`.
 pub fn pct(x: f64) -> String {
@@ -52,23 +53,51 @@ pub fn days(n: u64) -> String {
 
 /// `39475` → `"39,475"`.
 pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    grouped(n as f64, 0)
 }
 
-/// A metric's value as shown: a percentage for a proportion, three
-/// decimals for a rate, two otherwise.
-pub fn format_value(shape: Shape, name: &str, x: f64) -> String {
-    match shape {
-        Shape::Proportion => format!("{:.2}%", x * 100.0),
-        _ if name.contains("rate") => format!("{:.3}", x),
-        _ => format!("{:.2}", x),
+/// One of a metric's numbers as shown: a share as a percent (`0.077` →
+/// "7.70%"), an amount with grouping and the shop's currency
+/// ("€1,069,105.93", or "1,069,105.93" without one), a count with
+/// grouping, anything else with two decimals.
+pub fn in_unit(unit: Unit, currency: Option<Currency>, x: f64) -> String {
+    match unit {
+        Unit::Share => format!("{:.2}%", x * 100.0),
+        Unit::Amount => match currency {
+            Some(c) => c.amount(x),
+            None if x < 0.0 => format!("-{}", grouped(-x, 2)),
+            None => grouped(x, 2),
+        },
+        Unit::Count => grouped(x.max(0.0), 0),
+        Unit::Number => format!("{x:.2}"),
+    }
+}
+
+/// A change in a metric's unit, always signed: "+€0.42", "-1.50%".
+pub fn signed_in_unit(unit: Unit, currency: Option<Currency>, x: f64) -> String {
+    let shown = in_unit(unit, currency, x);
+    if shown.starts_with('-') {
+        shown
+    } else {
+        format!("+{shown}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_unit_reads_as_itself() {
+        let usd = Currency::parse("USD").ok();
+        assert_eq!(in_unit(Unit::Share, usd, 0.077), "7.70%");
+        assert_eq!(in_unit(Unit::Amount, usd, 864275.62), "$864,275.62");
+        assert_eq!(in_unit(Unit::Amount, None, 1069105.934), "1,069,105.93");
+        assert_eq!(in_unit(Unit::Amount, None, -2.5), "-2.50");
+        assert_eq!(in_unit(Unit::Count, usd, 8592.0), "8,592");
+        assert_eq!(in_unit(Unit::Number, usd, 0.1234), "0.12");
+        assert_eq!(signed_in_unit(Unit::Amount, usd, 0.42), "+$0.42");
+        assert_eq!(signed_in_unit(Unit::Amount, usd, -0.42), "-$0.42");
+        assert_eq!(thousands(39475), "39,475");
     }
 }

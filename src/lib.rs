@@ -15,6 +15,7 @@ pub mod capping;
 pub mod charts;
 pub mod clock;
 pub mod config;
+pub mod currency;
 pub mod cycles;
 pub mod experiment;
 pub mod features;

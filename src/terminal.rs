@@ -2,7 +2,7 @@
 //! and the primary-metric table, from the report the server sent.
 
 use crate::analysis::VerdictCode;
-use crate::format::{chance, days, format_value, risk, signed_pct, thousands};
+use crate::format::{chance, days, in_unit, risk, signed_pct, thousands};
 use crate::wire::v1::Report;
 
 /// Renders a report as `/api/v1/experiments/{id}/report` serves it.
@@ -18,7 +18,7 @@ pub fn report(r: &Report) -> String {
         "chance to win".into(),
         "risk".into(),
     ]];
-    let format = |x| format_value(primary.kind.into(), &primary.name, x);
+    let format = |x| in_unit(primary.unit.into(), primary.currency, x);
     let mut adjusted_any = false;
     for arm in &primary.arms {
         let lift = primary.lifts.iter().find(|l| l.variant == arm.variant);
@@ -67,4 +67,31 @@ pub fn report(r: &Report) -> String {
         out.push_str(&format!("\nAbout {} left at the traffic so far.\n", days(d)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed example of the report endpoint, its primary metric
+    /// turned into `unit` (in euros).
+    fn example(unit: &str) -> Report {
+        let text = include_str!("../tests/wire/v1/report.json");
+        let mut json: serde_json::Value = serde_json::from_str(text).unwrap();
+        let primary = json["metrics"].as_array_mut().unwrap().iter_mut().find(|m| m["role"] == "primary").unwrap();
+        primary["unit"] = unit.into();
+        primary["currency"] = "EUR".into();
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_primary_value_reads_in_its_unit() {
+        let share = example("share");
+        let rate = share.primary().arms[0].value;
+        assert!(report(&share).contains(&format!("{:.2}%", rate * 100.0)), "{}", report(&share));
+        let amount = example("amount");
+        let shown = crate::currency::Currency::parse("EUR").unwrap().amount(amount.primary().arms[0].value);
+        assert!(shown.starts_with('€'));
+        assert!(report(&amount).contains(&shown), "{}", report(&amount));
+    }
 }

@@ -14,7 +14,7 @@ use crate::capping::CapApplied;
 use crate::charts::{points, Chart, Scale, Series, COLORS, DASHES};
 use crate::experiment::metric::Cap;
 use crate::experiment::{Experiment, Shape, Status};
-use crate::format::{self, days, format_value, level, pct, signed_pct, thousands};
+use crate::format::{self, days, level, pct, signed_pct, thousands};
 
 pub struct Progress {
     /// Bar width, 0 to 100.
@@ -176,11 +176,17 @@ pub struct MetricTable {
     pub notes: Vec<String>,
 }
 
-fn format_sum(shape: Shape, arm: &Arm) -> String {
-    match (shape, arm.denominator) {
-        (Shape::Proportion, _) => thousands(arm.sum.round() as u64),
-        (_, Some(d)) => format!("{:.2} / {:.0}", arm.sum, d),
-        _ => format!("{:.2}", arm.sum),
+/// A metric's value in its unit and currency.
+fn shown(m: &MetricReport, x: f64) -> String {
+    format::in_unit(m.units.value, m.currency, x)
+}
+
+/// An arm's total, over its denominator for a ratio: "€1,069,105.93 / 8,592".
+fn format_sum(m: &MetricReport, arm: &Arm) -> String {
+    let total = format::in_unit(m.units.total, m.currency, arm.sum);
+    match (m.units.denominator, arm.denominator) {
+        (Some(unit), Some(d)) => format!("{total} / {}", format::in_unit(unit, m.currency, d)),
+        _ => total,
     }
 }
 
@@ -212,18 +218,14 @@ fn lift_cells(report: &Report, l: Option<&Lift>) -> (String, String, String, &'s
 }
 
 /// `0.42` → "+0.42 per visitor, about +420 per 1,000 visitors".
-fn per_visitor_worth(absolute_lift: f64) -> String {
-    let per_thousand = absolute_lift * 1000.0;
-    let sign = if per_thousand < 0.0 { "-" } else { "+" };
-    format!(
-        "{absolute_lift:+.2} per visitor, about {sign}{} per 1,000 visitors",
-        thousands(per_thousand.abs().round() as u64)
-    )
+fn per_visitor_worth(m: &MetricReport, absolute_lift: f64) -> String {
+    let signed = |x: f64| format::signed_in_unit(m.units.value, m.currency, x);
+    format!("{} per visitor, about {} per 1,000 visitors", signed(absolute_lift), signed(absolute_lift * 1000.0))
 }
 
 /// "Capped at 412.50 (the 99th percentile of non-zero values): 31 of
 /// 3,100 visitors were above it."
-fn cap_note(c: &CapApplied) -> String {
+fn cap_note(m: &MetricReport, c: &CapApplied) -> String {
     let Some(value) = c.value else {
         return "Capping: no values yet to take the percentile of, so nothing is capped.".to_owned();
     };
@@ -236,7 +238,8 @@ fn cap_note(c: &CapApplied) -> String {
         ),
     };
     format!(
-        "Each visitor's value is capped at {value:.2} ({what}): {} of {} visitors were above it.",
+        "Each visitor's value is capped at {} ({what}): {} of {} visitors were above it.",
+        format::in_unit(m.units.total, m.currency, value),
         thousands(c.capped_visitors),
         thousands(c.visitors)
     )
@@ -279,7 +282,7 @@ fn cuped_notes(m: &MetricReport) -> Vec<String> {
         };
         let seen = t.value - c.value;
         if l.comparison.not_computable.is_none() && seen != 0.0 && (seen > 0.0) != (l.comparison.absolute_lift > 0.0) {
-            let value = |x| format_value(m.kind, &m.name, x);
+            let value = |x| shown(m, x);
             notes.push(format!(
                 "{} and {} differed before the test ({} against {} per visitor), so the lift ({}) is corrected for that head start: adjusted {} against {}, though the values seen were {} against {}.",
                 t.variant,
@@ -301,7 +304,7 @@ fn cuped_notes(m: &MetricReport) -> Vec<String> {
 /// with the value seen in brackets (the control's from the comparison with
 /// the first treatment); else the value seen.
 fn arm_value(m: &MetricReport, arm: &Arm) -> String {
-    let value = |x| format_value(m.kind, &m.name, x);
+    let value = |x| shown(m, x);
     let adjusted = match m.lifts.iter().find(|l| l.variant == arm.variant) {
         Some(l) => l.cuped.map(|e| e.adjusted_means.1),
         None => m.lifts.first().and_then(|l| l.cuped).map(|e| e.adjusted_means.0),
@@ -325,12 +328,12 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
                 .unwrap_or_default();
             let worth = computable
                 .filter(|_| m.kind == Shape::Mean)
-                .map(|l| per_visitor_worth(l.comparison.absolute_lift))
+                .map(|l| per_visitor_worth(m, l.comparison.absolute_lift))
                 .unwrap_or_default();
             MetricRow {
                 variant: arm.variant.clone(),
                 visitors: thousands(arm.visitors),
-                sum: format_sum(m.kind, arm),
+                sum: format_sum(m, arm),
                 value: arm_value(m, arm),
                 lift: lift_text,
                 worth,
@@ -354,7 +357,13 @@ fn metric_table(report: &Report, m: &MetricReport) -> MetricTable {
         p_note: if m.role == Role::Primary { "p-value (Holm)" } else { "p-value" },
         bayesian: m.role == Role::Primary,
         rows,
-        notes: report.capping.iter().filter(|c| c.metric == m.name).map(cap_note).chain(cuped_notes(m)).collect(),
+        notes: report
+            .capping
+            .iter()
+            .filter(|c| c.metric == m.name)
+            .map(|c| cap_note(m, c))
+            .chain(cuped_notes(m))
+            .collect(),
     }
 }
 
@@ -372,7 +381,7 @@ fn date_span(report: &Report) -> (NaiveDate, NaiveDate) {
     (first, report.daily.last().map_or(first, |d| d.date))
 }
 
-fn cumulative_chart(report: &Report, kind: Shape, name: &str) -> Chart {
+fn cumulative_chart(report: &Report, m: &MetricReport) -> Chart {
     let per_variant: Vec<Vec<(NaiveDate, Option<f64>)>> = (0..report.variants.len())
         .map(|v| {
             report.daily.iter().map(|d| (d.date, d.arms.get(v).filter(|a| a.visitors > 0).map(|a| a.value))).collect()
@@ -380,7 +389,7 @@ fn cumulative_chart(report: &Report, kind: Shape, name: &str) -> Chart {
         .collect();
     let (first, last) = date_span(report);
     let scale = Scale::new(first, last, per_variant.iter().flatten().filter_map(|(_, y)| *y), false);
-    let fmt = |v: f64| format_value(kind, name, v);
+    let fmt = |v: f64| shown(m, v);
     let series = report
         .variants
         .iter()
@@ -558,7 +567,7 @@ impl ExperimentPage {
                     .arms
                     .iter()
                     .map(|a| {
-                        let value = format_value(primary.kind, &primary.name, a.value);
+                        let value = shown(primary, a.value);
                         match c.lifts.iter().find(|l| l.variant == a.variant) {
                             Some(l) if l.comparison.not_computable.is_none() => {
                                 format!("{value} ({})", signed_pct(l.comparison.relative_lift))
@@ -631,7 +640,7 @@ impl ExperimentPage {
             cycle_header: r.variants.clone(),
             cycles,
             consistency,
-            charts: vec![cumulative_chart(r, primary.kind, &primary.name), lift_chart(r)],
+            charts: vec![cumulative_chart(r, primary), lift_chart(r)],
             as_of: r.as_of.to_string(),
         }
     }

@@ -96,15 +96,15 @@ fn the_page_shows_adjusted_values_and_why_they_differ_from_those_seen() {
     let rows = &page.primary.rows;
     let l = &r.primary().lifts[0];
     let cuped = l.cuped.unwrap();
-    assert_eq!(rows[0].value, format!("{:.2} (108.41)", cuped.adjusted_means.0));
-    assert_eq!(rows[1].value, format!("{:.2} (107.41)", cuped.adjusted_means.1));
+    assert_eq!(rows[0].value, format!("${:.2} ($108.41)", cuped.adjusted_means.0));
+    assert_eq!(rows[1].value, format!("${:.2} ($107.41)", cuped.adjusted_means.1));
     assert!(rows[1].lift.starts_with('+'), "{}", rows[1].lift);
     let why = page.primary.notes.iter().find(|n| n.contains("differed before the test")).expect("a note says why");
-    assert!(why.contains("two_offers and control differed before the test (40.00 against 50.00 per visitor)"), "{why}");
-    assert!(why.contains("though the values seen were 107.41 against 108.41"), "{why}");
+    assert!(why.contains("two_offers and control differed before the test ($40.00 against $50.00 per visitor)"), "{why}");
+    assert!(why.contains("though the values seen were $107.41 against $108.41"), "{why}");
     let html = page.render().unwrap();
     assert!(html.contains("differed before the test"), "the note is on the page");
 
     let terminal = offerlab::terminal::report(&offerlab::wire::v1::Report::new(&r, exp.allocation_version, None));
-    assert!(terminal.contains("(107.41)") && terminal.contains("adjusted for what each arm"), "{terminal}");
+    assert!(terminal.contains("($107.41)") && terminal.contains("adjusted for what each arm"), "{terminal}");
 }

@@ -426,3 +426,24 @@ fn a_misspelt_time_zone_names_its_line_and_the_forms_accepted() {
     let dir = folder(&[("a.toml", &ok)]);
     assert_eq!(load_dir(dir.path()).unwrap().get("a").unwrap().timezone.to_string(), "America/New_York");
 }
+
+#[test]
+fn a_currency_that_is_not_an_iso_code_is_refused_at_its_line() {
+    let line =
+        METRICS.lines().position(|l| l.starts_with("currency = ")).expect("the committed file names a currency") + 1;
+    for (written, says) in
+        [("EURO", "is not an ISO 4217 code such as \"EUR\""), ("usd", "write it in capitals, \"USD\"")]
+    {
+        let dir = folder(&[("a.toml", &base("a"))]);
+        let broken = METRICS.replacen("\ncurrency = \"USD\"", &format!("\ncurrency = \"{written}\""), 1);
+        std::fs::write(dir.path().join("metrics.toml"), broken).unwrap();
+        let errors = load_dir(dir.path()).expect_err("folder should be refused").0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].file.ends_with("metrics.toml"), "{}", errors[0]);
+        assert_says(&errors[0], Some(line), &[says]);
+    }
+    // Without the line, amounts are plain numbers: no error.
+    let dir = folder(&[("a.toml", &base("a"))]);
+    std::fs::write(dir.path().join("metrics.toml"), METRICS.replacen("\ncurrency = \"USD\"", "\n", 1)).unwrap();
+    load_dir(dir.path()).expect("currency is optional");
+}

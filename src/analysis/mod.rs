@@ -97,6 +97,10 @@ pub struct MetricReport {
     pub label: String,
     pub role: Role,
     pub kind: Shape,
+    /// How its value, total and denominator read.
+    pub units: crate::experiment::Units,
+    /// The shop's currency, for amounts.
+    pub currency: Option<crate::currency::Currency>,
     pub higher_is_better: bool,
     pub arms: Vec<Arm>,
     pub lifts: Vec<Lift>,
@@ -477,6 +481,8 @@ pub fn analyze(
             label: metric.label.clone(),
             role,
             kind: metric.kind.shape(),
+            units: metric.kind.units(),
+            currency: metric.currency,
             higher_is_better: metric.higher_is_better,
             arms: arms(exp, &metric, &total),
             lifts: lifts(exp, &metric, &total, inference, role == Role::Primary),

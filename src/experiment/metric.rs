@@ -46,7 +46,62 @@ pub enum Shape {
     Ratio,
 }
 
+/// How one of a metric's numbers reads on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// A share, shown as a percent: a conversion rate, a return rate.
+    Share,
+    /// Money, shown with grouping and the shop's currency: an event's
+    /// values are order or offer amounts.
+    Amount,
+    /// A whole count, with grouping.
+    Count,
+    /// Anything else: two decimals.
+    Number,
+}
+
+/// The units of a metric's value, of its total (a proportion's
+/// conversions, a mean's or a ratio numerator's sum) and of a ratio's
+/// denominator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Units {
+    pub value: Unit,
+    pub total: Unit,
+    pub denominator: Option<Unit>,
+}
+
+impl Aggregate {
+    /// A count of events, or the sum of their amounts.
+    fn unit(self) -> Unit {
+        match self {
+            Aggregate::Count => Unit::Count,
+            Aggregate::Sum => Unit::Amount,
+        }
+    }
+}
+
 impl MetricKind {
+    /// Event values are amounts (order values, offer prices), so a sum of
+    /// them is money and so is a sum over a count (an order value); a
+    /// count over a count (returns per order) or an amount over an amount
+    /// (refunded share of revenue) is a share.
+    pub fn units(&self) -> Units {
+        match self {
+            MetricKind::Proportion { .. } => Units { value: Unit::Share, total: Unit::Count, denominator: None },
+            MetricKind::Mean { .. } => Units { value: Unit::Amount, total: Unit::Amount, denominator: None },
+            MetricKind::Ratio { numerator, denominator } => {
+                let (n, d) = (numerator.aggregate.unit(), denominator.aggregate.unit());
+                let value = match (n, d) {
+                    (Unit::Amount, Unit::Count) => Unit::Amount,
+                    (a, b) if a == b => Unit::Share,
+                    _ => Unit::Number,
+                };
+                Units { value, total: n, denominator: Some(d) }
+            }
+        }
+    }
+
     pub fn shape(&self) -> Shape {
         match self {
             MetricKind::Proportion { .. } => Shape::Proportion,
@@ -90,6 +145,10 @@ pub struct Metric {
     pub cap: Option<Cap>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cuped: Option<Cuped>,
+    /// The shop's currency (`metrics.toml`'s `currency`), which its
+    /// amounts are shown in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<crate::currency::Currency>,
 }
 
 /// A visitor's running tally of one event: how many and their value sum.

@@ -1,11 +1,12 @@
-//! `metrics.toml`: one table per metric, parsed into [`Metric`]s, with
-//! the caps and CUPED covariates they may carry.
+//! `metrics.toml`: the shop's currency, then one table per metric, parsed
+//! into [`Metric`]s, with the caps and CUPED covariates they may carry.
 
 use std::collections::BTreeMap;
 
 use super::errors::{FileErrors, ValidationError};
 use super::metric::{Cap, Cuped, Metric, MetricKind, Source};
 use super::raw::{RawCap, RawCuped, RawMetricKind, RawMetrics};
+use crate::currency::Currency;
 use crate::ids::{EventName, MetricName, MAX_EVENT_NAME_LEN};
 
 /// An event name a metric reads, which must be one the API accepts.
@@ -36,8 +37,12 @@ pub(super) fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<MetricNa
             return (BTreeMap::new(), errs.errors);
         }
     };
+    let currency = raw.currency.and_then(|code| {
+        let span = code.span();
+        Currency::parse(code.get_ref()).map_err(|e| errs.at(span, format!("{e}; or remove the currency line"))).ok()
+    });
     let mut metrics = BTreeMap::new();
-    for (name, spanned) in raw {
+    for (name, spanned) in raw.metrics {
         let span = spanned.span();
         let m = spanned.into_inner();
         let metric_name = match MetricName::parse(&name) {
@@ -119,6 +124,7 @@ pub(super) fn parse_metrics_partly(file: &str, text: &str) -> (BTreeMap<MetricNa
                 higher_is_better: m.higher_is_better.unwrap_or(true),
                 cap,
                 cuped,
+                currency,
             },
         );
     }

@@ -25,7 +25,7 @@ use crate::bucketing::{bucket_ranges, BucketRange, Fnv, Namespace};
 /// strings.
 pub type Attributes = BTreeMap<String, String>;
 pub use load::{load_dir, ValidationError, ValidationErrors};
-pub use metric::{Aggregate, Cap, Metric, MetricKind, Shape, Source};
+pub use metric::{Aggregate, Cap, Metric, MetricKind, Shape, Source, Unit, Units};
 pub use zone::ShopZone;
 
 pub use crate::ids::{check_slug, EventName, ExperimentId, MetricName, VariantIndex};

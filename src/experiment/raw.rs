@@ -153,4 +153,39 @@ pub struct RawCuped {
     pub days: u32,
 }
 
-pub type RawMetrics = BTreeMap<String, Spanned<RawMetric>>;
+/// `metrics.toml`: an optional `currency = "EUR"` at the top, then one
+/// table per metric. Each value is read straight from the TOML reader, so
+/// an error inside a table keeps its line.
+#[derive(Debug, Default)]
+pub struct RawMetrics {
+    pub currency: Option<Spanned<String>>,
+    pub metrics: BTreeMap<String, Spanned<RawMetric>>,
+}
+
+/// The top-level key that is not a metric.
+pub const CURRENCY_KEY: &str = "currency";
+
+impl<'de> Deserialize<'de> for RawMetrics {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Tables;
+        impl<'de> serde::de::Visitor<'de> for Tables {
+            type Value = RawMetrics;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a currency = \"EUR\" line and one [table] per metric")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawMetrics, A::Error> {
+                let mut raw = RawMetrics::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == CURRENCY_KEY {
+                        raw.currency = Some(map.next_value()?);
+                    } else {
+                        let metric = map.next_value()?;
+                        raw.metrics.insert(key, metric);
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(Tables)
+    }
+}

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use offerlab::assignment::{hash, HashVersion};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{dollars, spawn_app, TestApp};
 
 fn variant_of(v: &str) -> &'static str {
     if hash("running-cart", v, HashVersion::V2) < 0.5 {
@@ -71,7 +71,7 @@ async fn assert_capped(app: &TestApp, values: &[(String, f64)]) {
     }
     let page = page_text(app).await;
     assert!(
-        page.contains(&format!("capped at {cap:.2}")) && page.contains(&format!("{above} of ")),
+        page.contains(&format!("capped at {}", dollars(cap))) && page.contains(&format!("{above} of ")),
         "page names the cap"
     );
 }

@@ -331,3 +331,17 @@ impl ChildServer {
         assert!(ok.success());
     }
 }
+
+/// An amount as the committed `metrics.toml` (`currency = "USD"`) shows
+/// it, written out here on its own: `-1234.5` → `"-$1,234.50"`.
+pub fn dollars(x: f64) -> String {
+    let cents = (x.abs() * 100.0).round() as u64;
+    let mut whole = (cents / 100).to_string();
+    let mut at = whole.len();
+    while at > 3 {
+        at -= 3;
+        whole.insert(at, ',');
+    }
+    let sign = if x < 0.0 && cents > 0 { "-" } else { "" };
+    format!("{sign}${whole}.{:02}", cents % 100)
+}

@@ -7,7 +7,7 @@ use offerlab::assignment::{hash, HashVersion};
 use offerlab::format::{signed_pct, thousands};
 use serde_json::{json, Value};
 
-use crate::helpers::{definition, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{definition, dollars, spawn_app, spawn_app_with, TestApp};
 
 fn escape(s: &str) -> String {
     s.replace('&', "&#38;").replace('<', "&#60;").replace('>', "&#62;").replace('"', "&#34;").replace('\'', "&#39;")
@@ -218,9 +218,8 @@ async fn a_lift_in_money_says_what_it_is_worth_per_visitor_and_per_thousand() {
     let rpv = report["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "revenue_per_visitor").unwrap();
     let lift = rpv["lifts"][0]["absolute_lift"].as_f64().unwrap();
     let (_, page) = text(&app, "/experiments/running-cart").await;
-    let per_thousand = thousands((lift * 1000.0).abs().round() as u64);
-    let sign = if lift < 0.0 { "-" } else { "+" };
-    let want = format!("{lift:+.2} per visitor, about {sign}{per_thousand} per 1,000 visitors");
+    let signed = |x: f64| if x < 0.0 { dollars(x) } else { format!("+{}", dollars(x)) };
+    let want = format!("{} per visitor, about {} per 1,000 visitors", signed(lift), signed(lift * 1000.0));
     assert!(page.contains(&escape(&want)), "{want} missing");
 }
 
@@ -238,4 +237,39 @@ async fn a_fixed_clock_sets_the_report_day_and_the_future() {
     let (late, body) = app.post("/v1/events", &event("c2", "2026-11-20T12:06:00Z")).await;
     assert_eq!(late, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("in the future"), "{body}");
+}
+
+/// With `currency = "USD"` in metrics.toml, an amount reads as money on the
+/// page (grouping and the sign), a return rate as a percent, an order count
+/// with grouping; the JSON report keeps the raw numbers and names the unit
+/// and the currency.
+#[tokio::test]
+async fn money_reads_as_money_and_rates_as_percents() {
+    let app = spawn_app().await;
+    populate(&app).await;
+    let (_, report) = app.get("/api/v1/experiments/running-cart/report").await;
+    let metric = |name: &str| report["metrics"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap().clone();
+    let (_, page) = text(&app, "/experiments/running-cart").await;
+
+    let aov = metric("average_order_value");
+    assert_eq!((aov["unit"].as_str(), aov["currency"].as_str()), (Some("amount"), Some("USD")));
+    let arm = &aov["arms"][0];
+    let (sum, orders, value) =
+        (arm["sum"].as_f64().unwrap(), arm["denominator"].as_f64().unwrap(), arm["value"].as_f64().unwrap());
+    assert!(sum > 1000.0, "the fixture's order values add up past a thousand: {sum}");
+    let total = format!("{} / {}", dollars(sum), thousands(orders as u64));
+    assert!(page.contains(&total), "{total} missing");
+    assert!(page.contains(&dollars(value)), "{} missing", dollars(value));
+
+    let returns = metric("return_rate");
+    assert_eq!((returns["unit"].as_str(), returns["currency"].as_str()), (Some("share"), Some("USD")));
+    let rate = returns["arms"][0]["value"].as_f64().unwrap();
+    assert!(rate < 1.0, "JSON keeps the raw rate: {rate}");
+    let percent = format!("{:.2}%", rate * 100.0);
+    assert!(page.contains(&percent), "the return rate {rate} as {percent}");
+
+    let rpv = metric("revenue_per_visitor");
+    assert_eq!(rpv["unit"].as_str(), Some("amount"));
+    assert!(page.contains(&dollars(rpv["arms"][0]["sum"].as_f64().unwrap())), "revenue total as money");
+    assert!(!page.contains(&format!("{sum:.2} /")), "no bare amount is left");
 }

@@ -181,6 +181,11 @@ impl From<&domain::SampleSize> for SampleSize {
 }
 
 mirror!(
+    /// How a metric's value reads: a share (a percent), an amount (money in
+    /// `currency`), a count, or a plain number.
+    Unit from crate::experiment::Unit { Share, Amount, Count, Number }
+);
+mirror!(
     /// A metric's part in the test.
     Role from domain::Role { Primary, Guardrail, Secondary }
 );
@@ -204,6 +209,11 @@ pub struct MetricReport {
     pub label: String,
     pub role: Role,
     pub kind: Shape,
+    /// The unit of `value` (and of the lifts' absolute differences).
+    pub unit: Unit,
+    /// The shop's ISO 4217 currency (`metrics.toml`), or null; amounts
+    /// stay plain numbers.
+    pub currency: Option<crate::currency::Currency>,
     pub higher_is_better: bool,
     pub arms: Vec<Arm>,
     pub lifts: Vec<Lift>,
@@ -216,6 +226,8 @@ impl From<&domain::MetricReport> for MetricReport {
             label: m.label.clone(),
             role: m.role.into(),
             kind: m.kind.into(),
+            unit: m.units.value.into(),
+            currency: m.currency,
             higher_is_better: m.higher_is_better,
             arms: arms(&m.arms),
             lifts: lifts(&m.lifts),

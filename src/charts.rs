@@ -135,33 +135,35 @@ impl Scale {
     }
 
     /// Date labels evenly spaced in days, the first and the last anchored
-    /// inside the picture, thinned until none overlaps another at the
-    /// phone's font ([`PHONE_FONT`] units, where labels are widest
-    /// relative to the box): a label is taken only if it clears the one
-    /// before by [`LABEL_GAP`], and the last day's label always stays.
+    /// inside the picture, at the smallest spacing (from a fifth of the
+    /// span up) at which none overlaps another at the phone's font
+    /// ([`PHONE_FONT`] units, where labels are widest relative to the box),
+    /// each clearing the next by [`LABEL_GAP`]. The last day's label always
+    /// stays; the evenly spaced one before it goes if the two would touch.
     pub fn x_ticks(&self) -> Vec<Tick> {
         if !self.has_data {
             return Vec::new();
         }
         let days = self.days as i64;
-        let every = (days as f64 / 5.0).ceil().max(1.0) as i64;
         let tick = |d: i64, anchor| {
             let date = self.first + chrono::Duration::days(d);
             Tick { pos: self.x(date), label: date.format("%b %-d").to_string(), anchor }
         };
-        let mut ticks: Vec<Tick> = Vec::new();
-        for d in (0..days).step_by(every as usize) {
-            let next = tick(d, if d == 0 { "start" } else { "middle" });
-            if ticks.last().is_none_or(|last| last.extent().1 + LABEL_GAP <= next.extent().0) {
-                ticks.push(next);
+        let clear = |a: &Tick, b: &Tick| a.extent().1 + LABEL_GAP <= b.extent().0;
+        let first_every = (days as f64 / 5.0).ceil().max(1.0) as i64;
+        for every in first_every..=days {
+            let mut ticks: Vec<Tick> =
+                (0..days).step_by(every as usize).map(|d| tick(d, if d == 0 { "start" } else { "middle" })).collect();
+            let last = tick(days, "end");
+            if ticks.len() > 1 && !clear(&ticks[ticks.len() - 1], &last) {
+                ticks.pop();
+            }
+            ticks.push(last);
+            if ticks.windows(2).all(|pair| clear(&pair[0], &pair[1])) {
+                return ticks;
             }
         }
-        let last = tick(days, "end");
-        while ticks.last().is_some_and(|t| t.extent().1 + LABEL_GAP > last.extent().0) {
-            ticks.pop();
-        }
-        ticks.push(last);
-        ticks
+        vec![tick(0, "start"), tick(days, "end")]
     }
 }
 

@@ -1,9 +1,9 @@
 //! The report in a real browser: headless Chromium loads `/` and a test's
 //! page at 1280 px and 390 px wide, checks the verdict sentence is in the
-//! rendered DOM, that nothing overflows horizontally on a phone and every
-//! metric cell is on screen there, that chart labels are at least 11 px,
-//! and saves four screenshots for a person to look at (the ones in `docs/`
-//! come from this test).
+//! rendered DOM, that no box overflows, that chart labels neither overlap
+//! nor shrink under 11 px, and saves full-page screenshots of README's own
+//! walkthrough for a person to look at: with `OFFERLAB_BLESS=1` it writes
+//! the ones README links, in `docs/screenshots/`.
 //!
 //! `.ci/run` installs Debian's `chromium`; without it this test says it was
 //! skipped.
@@ -73,6 +73,39 @@ const LAYOUT_PROBLEMS: &str = r#"(() => {
   return JSON.stringify(out);
 })()"#;
 
+/// A viewport `width` × `height` px, a phone's below 500 px.
+fn viewport(width: u32, height: u32) -> SetDeviceMetricsOverride {
+    SetDeviceMetricsOverride {
+        width,
+        height,
+        device_scale_factor: 1.0,
+        mobile: width < 500,
+        scale: None,
+        screen_width: None,
+        screen_height: None,
+        position_x: None,
+        position_y: None,
+        dont_set_visible_size: None,
+        screen_orientation: None,
+        viewport: None,
+        display_feature: None,
+        device_posture: None,
+    }
+}
+
+/// The `offerlab simulate` arguments of README's walkthrough (after its
+/// `--url`), and the test its `offerlab report` line shows.
+fn walkthrough() -> (Vec<String>, String) {
+    let readme = include_str!("../README.md");
+    let start = readme.find("offerlab simulate --url").expect("README's walkthrough runs offerlab simulate");
+    let command: String =
+        readme[start..].split_inclusive('\n').take_while(|l| !l.trim_start().starts_with("offerlab report")).collect();
+    let words: Vec<String> = command.replace("\\\n", " ").split_whitespace().skip(4).map(str::to_owned).collect();
+    let report = &readme[readme.find("offerlab report ").expect("README's walkthrough shows a report")..];
+    let shown = report.split_whitespace().nth(2).unwrap().to_owned();
+    (words, shown)
+}
+
 fn eval(tab: &headless_chrome::Tab, js: &str) -> Value {
     tab.evaluate(js, false).unwrap().value.unwrap_or(Value::Null)
 }
@@ -89,52 +122,38 @@ fn report_pages_render_on_desktop_and_phone() {
     let dir = tempfile::tempdir().unwrap();
     let server = spawn_server_with(dir.path(), Path::new(EXPERIMENTS), AT_NOW);
     let url = server.url.clone();
-    common::simulate(
-        &url,
-        &["--days", "15", "--visitors-per-day", "120", "--seed", "7", "--effect", "cart-protection-copy:benefit:+0.3"],
-    );
+    // The README's walkthrough, as written there: the screenshots it links
+    // show what a reader of it gets.
+    let (args, shown) = walkthrough();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::simulate(&url, &args);
     let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();
-    let report: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments/cart-protection-copy/report"))
-        .unwrap()
-        .json()
-        .unwrap();
+    let report: Value =
+        reqwest::blocking::get(format!("{url}/api/v1/experiments/{shown}/report")).unwrap().json().unwrap();
+    assert!(
+        report["metrics"][0]["arms"][0]["visitors"].as_u64().unwrap() > 1000,
+        "the walkthrough populates {shown}: {report}"
+    );
+    assert_eq!(
+        report["verdict"]["code"], "validated_winner",
+        "README promises a validated winner: {}",
+        report["verdict"]
+    );
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     for width in [1280, 390] {
         let browser = browser(width);
         let tab = browser.new_tab().unwrap();
-        if width < 500 {
-            // Headless windows are at least 500 px wide: emulate a phone viewport.
-            tab.call_method(SetDeviceMetricsOverride {
-                width,
-                height: 844,
-                device_scale_factor: 1.0,
-                mobile: true,
-                scale: None,
-                screen_width: None,
-                screen_height: None,
-                position_x: None,
-                position_y: None,
-                dont_set_visible_size: None,
-                screen_orientation: None,
-                viewport: None,
-                display_feature: None,
-                device_posture: None,
-            })
-            .unwrap();
-        }
+        // Headless windows are at least 500 px wide: the viewport is emulated.
+        tab.call_method(viewport(width, 844)).unwrap();
         let mut pages = vec![
             ("index".to_owned(), "/".to_owned(), list["experiments"][0]["verdict"]["sentence"].clone()),
-            (
-                "experiment".to_owned(),
-                "/experiments/cart-protection-copy".to_owned(),
-                report["verdict"]["sentence"].clone(),
-            ),
+            ("experiment".to_owned(), format!("/experiments/{shown}"), report["verdict"]["sentence"].clone()),
         ];
         for e in list["experiments"].as_array().unwrap() {
             let id = e["id"].as_str().unwrap();
-            if id != "cart-protection-copy" {
+            if id != shown {
                 pages.push((id.to_owned(), format!("/experiments/{id}"), e["verdict"]["sentence"].clone()));
             }
         }
@@ -170,8 +189,18 @@ fn report_pages_render_on_desktop_and_phone() {
             if !matches!(name, "index" | "experiment") {
                 continue;
             }
+            // The whole page, as tall as it is, with the data tables closed again.
+            eval(&tab, "document.querySelectorAll('details').forEach(d => d.open = false)");
+            let height = eval(&tab, "document.documentElement.scrollHeight").as_u64().unwrap();
+            tab.call_method(viewport(width, u32::try_from(height).unwrap())).unwrap();
             let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true).unwrap();
-            std::fs::write(shots.join(format!("{name}-{width}.png")), png).unwrap();
+            tab.call_method(viewport(width, 844)).unwrap();
+            let file = format!("{name}-{width}.png");
+            std::fs::write(shots.join(&file), &png).unwrap();
+            if std::env::var_os("OFFERLAB_BLESS").is_some() {
+                std::fs::write(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots").join(&file), &png)
+                    .unwrap();
+            }
         }
     }
     eprintln!("screenshots saved in {}", shots.display());

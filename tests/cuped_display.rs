@@ -100,7 +100,10 @@ fn the_page_shows_adjusted_values_and_why_they_differ_from_those_seen() {
     assert_eq!(rows[1].value, format!("${:.2} ($107.41)", cuped.adjusted_means.1));
     assert!(rows[1].lift.starts_with('+'), "{}", rows[1].lift);
     let why = page.primary.notes.iter().find(|n| n.contains("differed before the test")).expect("a note says why");
-    assert!(why.contains("two_offers and control differed before the test ($40.00 against $50.00 per visitor)"), "{why}");
+    assert!(
+        why.contains("two_offers and control differed before the test ($40.00 against $50.00 per visitor)"),
+        "{why}"
+    );
     assert!(why.contains("though the values seen were $107.41 against $108.41"), "{why}");
     let html = page.render().unwrap();
     assert!(html.contains("differed before the test"), "the note is on the page");

@@ -48,7 +48,7 @@ pub struct Corrupt {
 /// What to run about a corrupt record of `tree`.
 fn hint(tree: &str) -> &'static str {
     match tree {
-        "exposures" | "events" | "allocations" => {
+        "exposures" | "events" | "visitor_events" | "allocations" => {
             "this is raw data offerlab cannot recompute: stop the service and restore the data folder from a backup; nothing was overwritten"
         }
         _ => "stop the service and run `offerlab rebuild` to recompute it from the raw exposures and events; nothing was overwritten",

@@ -11,8 +11,10 @@
 //!   exposure are its covariate, likewise in any order: an exposure tallies
 //!   the earlier events it finds, and a late event before an exposure
 //!   updates the covariate.
-//! - An event id is stored once: the same id with the same visitor, name and
-//!   value is a duplicate, with anything else a conflict.
+//! - An event id is stored once per visitor: the same id again for that
+//!   visitor, with the same name and value, is a duplicate (a retry always
+//!   comes from the visitor it is about), with another name or value a
+//!   conflict; the same id for another visitor is another event.
 //! - Only event names a test's metrics read are tallied, so one event costs
 //!   the same whatever the visitor's history.
 
@@ -53,11 +55,11 @@ pub struct AggregateKey {
     pub metric: MetricName,
 }
 
-/// What an event id already stands for.
+/// What an event id already stands for, for its visitor.
 pub enum Stored {
     New,
     Same,
-    /// The id was stored with another visitor, name or value.
+    /// The visitor's id was stored with another name or value.
     Different(Event),
 }
 
@@ -89,7 +91,8 @@ pub trait Ledger {
     /// Every (test, phase) first exposure of a visitor.
     fn exposures_of(&self, visitor: &VisitorId) -> Result<Vec<Exposure>, Self::Error>;
     fn put_exposures(&self, visitor: &VisitorId, list: &[Exposure]) -> Result<(), Self::Error>;
-    /// Whether `e.id` is new, stored as the same event, or as another one.
+    /// Whether `e.id` is new for `e.visitor`, stored as the same event, or
+    /// as another one.
     fn event_by_id(&self, e: &Event) -> Result<Stored, Self::Error>;
     /// Every event of a visitor.
     fn events_of(&self, visitor: &VisitorId) -> Result<Vec<Event>, Self::Error>;

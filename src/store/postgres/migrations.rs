@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../../migrations/postgres/0002_covariates.sql")),
     (3, include_str!("../../../migrations/postgres/0003_heartbeats.sql")),
+    (4, include_str!("../../../migrations/postgres/0004_event_ids_per_visitor.sql")),
 ];
 
 /// The advisory lock migrations run under ("offerlab" in ASCII).

@@ -19,9 +19,8 @@
 //! deltas (`n = n + Δn`, ...) in key order, after the visitor locks. Every
 //! transaction takes locks in that one global order (visitors by id, then
 //! aggregate rows by key), so replicas cannot deadlock, and no increment
-//! is lost. Event ids are global but not locked: the same id stored for
-//! two visitors at once makes one commit fail on the primary key, and its
-//! retry answers `conflict` ([`RETRYABLE`]).
+//! is lost. Event ids are unique per visitor (the key of `events` is
+//! (visitor, id)), so the visitor's lock covers them too.
 //!
 //! Everything runs on the runtime the store was opened on (the service's):
 //! the writer, and every reader's query, handed to it as a task and
@@ -514,12 +513,11 @@ fn recomputed(
     Ok(out)
 }
 
-/// Errors after which the group is tried again from the start. A unique
-/// violation on `events.id` means another replica stored the same id for
-/// another visitor meanwhile (ids are global, visitors are locked, ids are
-/// not): the retry reads it and answers `conflict`.
-const RETRYABLE: [SqlState; 3] =
-    [SqlState::T_R_DEADLOCK_DETECTED, SqlState::T_R_SERIALIZATION_FAILURE, SqlState::UNIQUE_VIOLATION];
+/// Errors after which the group is tried again from the start. Event ids
+/// are unique per visitor and a group holds its visitors' row locks, so no
+/// other replica can store one of its ids meanwhile: a unique violation
+/// would be a bug, and is not retried.
+const RETRYABLE: [SqlState; 2] = [SqlState::T_R_DEADLOCK_DETECTED, SqlState::T_R_SERIALIZATION_FAILURE];
 
 async fn commit_with_retries(pool: &Pool, jobs: &[Pending]) -> Result<Vec<Vec<Outcome>>, StoreError> {
     let mut tries = 0;
@@ -546,7 +544,8 @@ mod sql {
         "SELECT visitor, experiment, phase, variant, ts FROM exposures ORDER BY visitor COLLATE \"C\"";
     pub const ALL_EVENTS: &str =
         "SELECT id, visitor, name, value, ts FROM events ORDER BY visitor COLLATE \"C\", ts, id";
-    pub const EVENTS_BY_ID: &str = "SELECT id, visitor, name, value, ts FROM events WHERE id = ANY($1)";
+    pub const EVENTS_BY_ID: &str = "SELECT id, visitor, name, value, ts FROM events
+         WHERE (visitor, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
     pub const PUT_EXPOSURES: &str = "INSERT INTO exposures (visitor, experiment, phase, variant, ts)
          SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int2[], $5::timestamptz[])
          ON CONFLICT (visitor, experiment, phase) DO UPDATE SET variant = EXCLUDED.variant, ts = EXCLUDED.ts";
@@ -587,10 +586,11 @@ async fn commit_once(pool: &Pool, jobs: &[Pending]) -> Result<Vec<Vec<Outcome>>,
     .await?;
     let visitors: Vec<&str> = needs.visitors.iter().map(VisitorId::as_str).collect();
     let history: Vec<&str> = needs.history.iter().map(VisitorId::as_str).collect();
-    let ids: Vec<&str> = needs.event_ids.iter().map(EventId::as_str).collect();
+    let id_visitors: Vec<&str> = needs.event_ids.iter().map(|(v, _)| v.as_str()).collect();
+    let ids: Vec<&str> = needs.event_ids.iter().map(|(_, id)| id.as_str()).collect();
     let visitors: [&(dyn ToSql + Sync); 1] = [&visitors];
     let history: [&(dyn ToSql + Sync); 1] = [&history];
-    let ids: [&(dyn ToSql + Sync); 1] = [&ids];
+    let ids: [&(dyn ToSql + Sync); 2] = [&id_visitors, &ids];
     // The visitors' rows, created when new, then locked in byte order;
     // then what the rules read of them.
     let (_, _, exposures, tallies, history, known) = tokio::try_join!(

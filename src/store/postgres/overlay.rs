@@ -26,8 +26,8 @@ pub struct Needs {
     /// Visitors with an exposure write: their events (a first exposure
     /// picks up the events that arrived before it).
     pub history: Vec<VisitorId>,
-    /// Every event id written: whether it is stored already.
-    pub event_ids: Vec<EventId>,
+    /// Every (visitor, event id) written: whether it is stored already.
+    pub event_ids: Vec<(VisitorId, EventId)>,
 }
 
 impl Needs {
@@ -42,14 +42,14 @@ impl Needs {
                 }
                 Write::Event(e) => {
                     visitors.insert(&e.visitor);
-                    event_ids.insert(&e.id);
+                    event_ids.insert((&e.visitor, &e.id));
                 }
             }
         }
         Needs {
             visitors: visitors.into_iter().cloned().collect(),
             history: history.into_iter().cloned().collect(),
-            event_ids: event_ids.into_iter().cloned().collect(),
+            event_ids: event_ids.into_iter().map(|(v, id)| (v.clone(), id.clone())).collect(),
         }
     }
 }
@@ -91,8 +91,8 @@ pub struct Changes {
 pub struct Overlay {
     exposures: RefCell<HashMap<VisitorId, Vec<Exposure>>>,
     fetched_exposures: HashMap<VisitorId, Vec<Exposure>>,
-    events: RefCell<HashMap<EventId, Event>>,
-    fetched_ids: BTreeSet<EventId>,
+    events: RefCell<HashMap<(VisitorId, EventId), Event>>,
+    fetched_ids: BTreeSet<(VisitorId, EventId)>,
     history: RefCell<HashMap<VisitorId, Vec<Event>>>,
     tallies: RefCell<HashMap<TallyKey, Tallies>>,
     new_events: RefCell<Vec<Event>>,
@@ -124,7 +124,7 @@ impl Overlay {
         Overlay {
             fetched_exposures: by_visitor.clone(),
             exposures: RefCell::new(by_visitor),
-            events: RefCell::new(known.into_iter().map(|e| (e.id.clone(), e)).collect()),
+            events: RefCell::new(known.into_iter().map(|e| ((e.visitor.clone(), e.id.clone()), e)).collect()),
             fetched_ids: needs.event_ids.iter().cloned().collect(),
             history: RefCell::new(events_of),
             tallies: RefCell::new(tallies.into_iter().collect()),
@@ -178,10 +178,11 @@ impl Ledger for Overlay {
     }
 
     fn event_by_id(&self, e: &Event) -> Result<Stored, NotFetched> {
-        if !self.fetched_ids.contains(&e.id) {
-            return Err(NotFetched(format!("event id {:?}", e.id)));
+        let key = (e.visitor.clone(), e.id.clone());
+        if !self.fetched_ids.contains(&key) {
+            return Err(NotFetched(format!("event id {:?} of {:?}", e.id, e.visitor)));
         }
-        Ok(Stored::compare(self.events.borrow().get(&e.id), e))
+        Ok(Stored::compare(self.events.borrow().get(&key), e))
     }
 
     fn events_of(&self, visitor: &VisitorId) -> Result<Vec<Event>, NotFetched> {
@@ -189,7 +190,7 @@ impl Ledger for Overlay {
     }
 
     fn put_event(&self, e: &Event) -> Result<(), NotFetched> {
-        self.events.borrow_mut().insert(e.id.clone(), e.clone());
+        self.events.borrow_mut().insert((e.visitor.clone(), e.id.clone()), e.clone());
         if let Some(list) = self.history.borrow_mut().get_mut(&e.visitor) {
             list.push(e.clone());
         }

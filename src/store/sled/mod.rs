@@ -64,9 +64,11 @@ const CACHE_BYTES: u64 = 16 << 20;
 /// aggregates keyed by date, length-prefixed keys; 3: chunks of 8,
 /// aggregate rows as 48 bytes of binary sums; 4: 72 bytes, with the CUPED
 /// covariate's sums; 5: no tree of event counts, a visitor's open chunk of
-/// events says how many full ones precede it. A folder of an older layout
-/// is rebuilt from its raw records at start.
-const FORMAT: u64 = 5;
+/// events says how many full ones precede it; 6: event ids unique per
+/// visitor, no tree of events by id (the visitors' chunks are the raw
+/// events, and an open chunk holds digests of its visitor's older ids). A
+/// folder of an older layout is rebuilt from its raw records at start.
+const FORMAT: u64 = 6;
 
 #[derive(Clone)]
 struct Trees {
@@ -75,7 +77,6 @@ struct Trees {
     data_file: Arc<File>,
     meta: sled::Tree,
     exposures: Exposures,
-    events: Events,
     visitor_events: VisitorEvents,
     tallies: TallyTree,
     aggregates: Aggregates,
@@ -94,7 +95,6 @@ impl Trees {
             data_file: Arc::new(File::open(path.join("db"))?),
             meta: db.open_tree("meta")?,
             exposures: Exposures(db.open_tree(Exposures::NAME)?),
-            events: Events(db.open_tree(Events::NAME)?),
             visitor_events: VisitorEvents(db.open_tree(VisitorEvents::NAME)?),
             tallies: TallyTree(db.open_tree(TallyTree::NAME)?),
             aggregates: Aggregates(db.open_tree(Aggregates::NAME)?),
@@ -200,9 +200,17 @@ impl SledStore {
         tokio::task::spawn_blocking(move || {
             let trees = Trees::open(&path)?;
             let outdated = match trees.format()? {
-                Some(FORMAT) => false,
+                Some(FORMAT) => {
+                    // An upgrade stopped after its last step but before
+                    // dropping the old tree, which it had copied.
+                    trees.drop_legacy_events()?;
+                    false
+                }
                 Some(newer) if newer > FORMAT => return Err(StoreError::NewerFormat(path, newer)),
-                _ if trees.events.0.is_empty() && trees.exposures.0.is_empty() => {
+                _ if trees.legacy_events()?.is_none()
+                    && trees.exposures.0.is_empty()
+                    && trees.visitor_events.0.is_empty() =>
+                {
                     trees.set_format()?;
                     trees.sync()?;
                     false
@@ -239,7 +247,14 @@ impl SledStore {
     }
 
     pub async fn events(&self) -> Result<Vec<Event>, StoreError> {
-        blocking(&self.shared, |s| s.trees()?.events.all().collect()).await
+        blocking(&self.shared, |s| {
+            let mut out = Vec::new();
+            for chunk in s.trees()?.visitor_events.all() {
+                out.extend(chunk?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Every event of one visitor, in arrival order.
@@ -262,25 +277,33 @@ impl Trees {
         Ok(out)
     }
 
-    /// Rebuilds the per-visitor event index from the raw events, then
-    /// replaces tallies and aggregates by a recomputation. Safe to rerun:
-    /// the raw trees are never touched, so a rebuild interrupted half-way
-    /// is repaired by the next (the layout marker is cleared first and set
-    /// last, so an interrupted rebuild makes the next start rebuild again).
-    /// Also upgrades a folder of an older layout.
+    /// Recomputes the open chunks' digests of older ids, then replaces
+    /// tallies and aggregates by a recomputation. Safe to rerun: the raw
+    /// events and exposures are never rewritten, so a rebuild interrupted
+    /// half-way is repaired by the next (the layout marker is cleared first
+    /// and set last, so an interrupted rebuild makes the next start rebuild
+    /// again).
+    ///
+    /// Also upgrades a folder of an older layout: its events tree, the raw
+    /// events then, is copied into the visitors' chunks (rebuilt from it
+    /// whole, so an interrupted copy starts over), and dropped only once
+    /// the new layout is marked and synced.
     fn rebuild_folder(&self, catalog: &Catalog) -> Result<usize, StoreError> {
         let t = self;
         t.meta.remove("format")?;
         t.sync()?;
         // Layouts before 5 kept each visitor's event count in a tree of its own.
         t.db.drop_tree("visitors")?;
-        t.visitor_events.0.clear()?;
-        let mut events: Vec<Event> = t.events.all().collect::<Result<_, _>>()?;
-        events.sort_by(|a, b| (&a.visitor, a.ts, &a.id).cmp(&(&b.visitor, b.ts, &b.id)));
-        for batch in events.chunks(10_000) {
-            transact(t, |tx| batch.iter().try_for_each(|e| tx.index_event(e)))?;
+        if let Some(legacy) = t.legacy_events()? {
+            t.visitor_events.0.clear()?;
+            let mut events: Vec<Event> = legacy.all().collect::<Result<_, _>>()?;
+            events.sort_by(|a, b| (&a.visitor, a.ts, &a.id).cmp(&(&b.visitor, b.ts, &b.id)));
+            for batch in events.chunks(10_000) {
+                transact(t, |tx| batch.iter().try_for_each(|e| tx.append_event(e)))?;
+            }
+        } else {
+            t.visitor_events.redigest()?;
         }
-        drop(events);
         let Recomputed { aggregates, tallies } = self.recompute_all(catalog)?;
         t.aggregates.0.clear()?;
         t.tallies.0.clear()?;
@@ -296,7 +319,35 @@ impl Trees {
         t.aggregates.0.apply_batch(batch)?;
         t.set_format()?;
         t.sync()?;
+        t.drop_legacy_events()?;
         Ok(aggregates.len())
+    }
+
+    /// Whether the tree exists, asked of sled each time: opening a tree by
+    /// name creates it.
+    fn has_tree(&self, name: &str) -> bool {
+        self.db.tree_names().iter().any(|n| n == name.as_bytes())
+    }
+
+    /// The events tree of layouts up to 5, when it holds events to copy. An
+    /// empty one (an older offerlab opens its trees before it refuses a
+    /// newer layout) holds nothing.
+    fn legacy_events(&self) -> Result<Option<Events>, StoreError> {
+        if !self.has_tree(Events::NAME) {
+            return Ok(None);
+        }
+        let tree = Events(self.db.open_tree(Events::NAME)?);
+        Ok((!tree.0.is_empty()).then_some(tree))
+    }
+
+    /// Drops the events tree of layouts up to 5, once the visitors' chunks
+    /// hold every event it had.
+    fn drop_legacy_events(&self) -> Result<(), StoreError> {
+        if self.has_tree(Events::NAME) {
+            self.db.drop_tree(Events::NAME)?;
+            self.sync()?;
+        }
+        Ok(())
     }
 }
 
@@ -406,7 +457,7 @@ impl Store for SledStore {
             for list in trees.exposures.all() {
                 exposures += list?.len();
             }
-            Ok((exposures, trees.events.count()))
+            Ok((exposures, trees.visitor_events.count()?))
         })
         .await
     }
@@ -472,9 +523,9 @@ impl Backend for SledBackend {
 
 /// Runs `body` in one transaction over every tree and returns its value.
 fn transact<T>(trees: &Trees, body: impl Fn(&Tx) -> TxResult<T>) -> Result<T, StoreError> {
-    (&trees.exposures.0, &trees.events.0, &trees.visitor_events.0, &trees.tallies.0, &trees.aggregates.0)
-        .transaction(|(exposures, events, visitor_events, tallies, aggregates)| {
-            body(&Tx { exposures, events, visitor_events, tallies, aggregates })
+    (&trees.exposures.0, &trees.visitor_events.0, &trees.tallies.0, &trees.aggregates.0)
+        .transaction(|(exposures, visitor_events, tallies, aggregates)| {
+            body(&Tx { exposures, visitor_events, tallies, aggregates })
         })
         .map_err(StoreError::from)
 }

@@ -15,7 +15,7 @@ use sled::Tree;
 use super::keys::{describe, event_chunk_key, phase_prefix, visitor_key, AggregateKey, TallyKey};
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
-use crate::ids::{ExperimentId, VisitorId};
+use crate::ids::{EventId, ExperimentId, VisitorId};
 use crate::records::{Event, Exposure};
 use crate::stats::Moments;
 use crate::store::rules::{Change, Ledger, Stored};
@@ -71,7 +71,10 @@ impl Exposures {
     }
 }
 
-/// Raw events by id: the idempotency record and the source of truth.
+/// Raw events by id, as layouts up to 5 kept them beside the visitors'
+/// lists: read once by the upgrade to layout 6, then dropped. Ids were
+/// unique across visitors then, and a global index of them was a third of
+/// the store at a million visitors.
 #[derive(Clone)]
 pub struct Events(pub(super) Tree);
 
@@ -84,18 +87,15 @@ impl Events {
             Ok(decode(Self::NAME, &k, &v)?)
         })
     }
-
-    pub fn count(&self) -> usize {
-        self.0.len()
-    }
 }
 
-/// A visitor's events in chunks of [`EVENTS_PER_CHUNK`], in arrival order:
-/// full chunks under (visitor, 0), (visitor, 1), …, and the chunk still
-/// filling under (visitor, [`OPEN_CHUNK`]), which also says how many full
-/// chunks there are. Appending reads and writes only the open chunk, so an
-/// event costs one point read here whatever the visitor's history. An
-/// index over [`Events`], rebuilt from it by `offerlab rebuild`.
+/// The raw events, visitor by visitor, in chunks of [`EVENTS_PER_CHUNK`]
+/// in arrival order: full chunks under (visitor, 0), (visitor, 1), …, and
+/// the chunk still filling under (visitor, [`OPEN_CHUNK`]), which also
+/// says how many full chunks there are and holds a digest of every older
+/// event's id. Appending an event, and finding whether its id is new for
+/// its visitor, read and write only the open chunk, so an event costs one
+/// point read here whatever the visitor's history.
 #[derive(Clone)]
 pub struct VisitorEvents(pub(super) Tree);
 
@@ -103,15 +103,85 @@ pub struct VisitorEvents(pub(super) Tree);
 /// key order.
 pub const OPEN_CHUNK: u32 = u32::MAX;
 
-/// The chunk still filling, and how many full chunks come before it.
+/// The chunk still filling, how many full chunks come before it, and the
+/// [`id_digest`] of every event in them: an id whose digest is not there
+/// is new for the visitor without reading a full chunk; one whose digest
+/// is there (a retry of an older event, or a collision) is looked up in
+/// the full chunks.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OpenChunk {
     pub full: u32,
     pub events: Vec<Event>,
+    #[serde(default)]
+    pub older: Vec<u64>,
+}
+
+/// A stable 64-bit digest of an event id (FNV-1a), kept on disk: it must
+/// never change between versions.
+pub fn id_digest(id: &EventId) -> u64 {
+    id.as_str().bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 impl VisitorEvents {
     pub const NAME: &'static str = "visitor_events";
+
+    /// Every stored event, visitor by visitor, chunk by chunk.
+    pub fn all(&self) -> impl Iterator<Item = Result<Vec<Event>, StoreError>> + '_ {
+        self.0.iter().map(|kv| {
+            let (k, v) = kv?;
+            Ok(Self::decode_chunk(&k, &v)?.0)
+        })
+    }
+
+    /// A chunk's events, and the open chunk itself when it is one.
+    pub fn decode_chunk(key: &[u8], bytes: &[u8]) -> Result<(Vec<Event>, Option<OpenChunk>), Corrupt> {
+        if key.ends_with(&OPEN_CHUNK.to_be_bytes()) {
+            let mut open: OpenChunk = decode(Self::NAME, key, bytes)?;
+            Ok((std::mem::take(&mut open.events), Some(open)))
+        } else {
+            Ok((decode(Self::NAME, key, bytes)?, None))
+        }
+    }
+
+    /// Recomputes every open chunk's digests of older ids from the full
+    /// chunks before it, in place: the events themselves are never
+    /// rewritten. Returns how many open chunks changed.
+    pub fn redigest(&self) -> Result<usize, StoreError> {
+        let mut changed = 0;
+        let mut older = Vec::new();
+        let mut full = 0u32;
+        let mut visitor: Vec<u8> = Vec::new();
+        for kv in self.0.iter() {
+            let (k, v) = kv?;
+            // Each key is the visitor's key, then the chunk's number.
+            let prefix = &k[..k.len().saturating_sub(4)];
+            if prefix != visitor.as_slice() {
+                (visitor, full) = (prefix.to_vec(), 0);
+                older.clear();
+            }
+            let (events, open) = Self::decode_chunk(&k, &v)?;
+            let Some(mut open) = open else {
+                older.extend(events.iter().map(|e| id_digest(&e.id)));
+                full += 1;
+                continue;
+            };
+            if open.older != older || open.full != full {
+                open.older = std::mem::take(&mut older);
+                open.full = full;
+                open.events = events;
+                self.0.insert(&k, encode(&open))?;
+                changed += 1;
+            }
+            older.clear();
+            full = 0;
+        }
+        Ok(changed)
+    }
+
+    /// How many events are stored.
+    pub fn count(&self) -> Result<usize, StoreError> {
+        self.all().try_fold(0, |n, chunk| Ok(n + chunk?.len()))
+    }
 
     /// Every event of a visitor.
     pub fn of_visitor(&self, visitor: &VisitorId) -> Result<Vec<Event>, StoreError> {
@@ -119,11 +189,7 @@ impl VisitorEvents {
         let mut out = Vec::new();
         for kv in self.0.scan_prefix(&prefix[..prefix.len() - 4]) {
             let (k, v) = kv?;
-            if k.ends_with(&OPEN_CHUNK.to_be_bytes()) {
-                out.extend(decode::<OpenChunk>(Self::NAME, &k, &v)?.events);
-            } else {
-                out.extend(decode::<Vec<Event>>(Self::NAME, &k, &v)?);
-            }
+            out.extend(Self::decode_chunk(&k, &v)?.0);
         }
         Ok(out)
     }
@@ -234,24 +300,37 @@ impl Allocations {
 /// One write transaction's view of every tree.
 pub struct Tx<'a> {
     pub exposures: &'a TransactionalTree,
-    pub events: &'a TransactionalTree,
     pub visitor_events: &'a TransactionalTree,
     pub tallies: &'a TransactionalTree,
     pub aggregates: &'a TransactionalTree,
 }
 
 impl Tx<'_> {
+    /// A visitor's open chunk.
+    fn open_chunk(&self, visitor: &VisitorId) -> TxResult<OpenChunk> {
+        let key = event_chunk_key(visitor, OPEN_CHUNK);
+        tx_decode(VisitorEvents::NAME, &key, self.visitor_events.get(&key)?)
+    }
+
+    /// A visitor's full chunk `n`.
+    fn full_chunk(&self, visitor: &VisitorId, n: u32) -> TxResult<Vec<Event>> {
+        let key = event_chunk_key(visitor, n);
+        tx_decode(VisitorEvents::NAME, &key, self.visitor_events.get(&key)?)
+    }
+
     /// Appends an event to its visitor's open chunk; a chunk that fills
-    /// moves to its number, and a new open chunk begins.
-    pub fn index_event(&self, e: &Event) -> TxResult<()> {
-        let open_key = event_chunk_key(&e.visitor, OPEN_CHUNK);
-        let mut open: OpenChunk = tx_decode(VisitorEvents::NAME, &open_key, self.visitor_events.get(&open_key)?)?;
+    /// moves to its number, its ids' digests stay in the open chunk, and a
+    /// new open chunk begins.
+    pub fn append_event(&self, e: &Event) -> TxResult<()> {
+        let mut open = self.open_chunk(&e.visitor)?;
         open.events.push(e.clone());
         if open.events.len() == EVENTS_PER_CHUNK {
             self.visitor_events.insert(event_chunk_key(&e.visitor, open.full), encode(&open.events))?;
-            open = OpenChunk { full: open.full + 1, events: Vec::new() };
+            open.older.extend(open.events.iter().map(|e| id_digest(&e.id)));
+            open.full += 1;
+            open.events.clear();
         }
-        self.visitor_events.insert(open_key, encode(&open))?;
+        self.visitor_events.insert(event_chunk_key(&e.visitor, OPEN_CHUNK), encode(&open))?;
         Ok(())
     }
 }
@@ -269,33 +348,39 @@ impl Ledger for Tx<'_> {
         Ok(())
     }
 
-    /// Whether `e.id` is new, stored as the same event, or stored as
-    /// another one ([`Stored::compare`]).
+    /// Whether `e.id` is new for its visitor, stored as the same event, or
+    /// stored as another one ([`Stored::compare`]): the open chunk answers,
+    /// unless the id's digest is among the older ones.
     fn event_by_id(&self, e: &Event) -> TxResult<Stored> {
-        let key = e.id.as_str().as_bytes();
-        let Some(bytes) = self.events.get(key)? else { return Ok(Stored::New) };
-        let stored: Event = decode(Events::NAME, key, &bytes)
-            .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
-        Ok(Stored::compare(Some(&stored), e))
+        let open = self.open_chunk(&e.visitor)?;
+        if let Some(stored) = open.events.iter().find(|s| s.id == e.id) {
+            return Ok(Stored::compare(Some(stored), e));
+        }
+        if !open.older.contains(&id_digest(&e.id)) {
+            return Ok(Stored::New);
+        }
+        for n in 0..open.full {
+            if let Some(stored) = self.full_chunk(&e.visitor, n)?.iter().find(|s| s.id == e.id) {
+                return Ok(Stored::compare(Some(stored), e));
+            }
+        }
+        Ok(Stored::New)
     }
 
     /// Every event of a visitor: one point read per chunk.
     fn events_of(&self, visitor: &VisitorId) -> TxResult<Vec<Event>> {
-        let open_key = event_chunk_key(visitor, OPEN_CHUNK);
-        let open: OpenChunk = tx_decode(VisitorEvents::NAME, &open_key, self.visitor_events.get(&open_key)?)?;
+        let open = self.open_chunk(visitor)?;
         let mut out = Vec::with_capacity(open.full as usize * EVENTS_PER_CHUNK + open.events.len());
-        for chunk in 0..open.full {
-            let key = event_chunk_key(visitor, chunk);
-            out.extend(tx_decode::<Vec<Event>>(VisitorEvents::NAME, &key, self.visitor_events.get(&key)?)?);
+        for n in 0..open.full {
+            out.extend(self.full_chunk(visitor, n)?);
         }
         out.extend(open.events);
         Ok(out)
     }
 
-    /// Stores a new event by id and in its visitor's list.
+    /// Stores a new event in its visitor's list.
     fn put_event(&self, e: &Event) -> TxResult<()> {
-        self.events.insert(e.id.as_str().as_bytes(), encode(e))?;
-        self.index_event(e)
+        self.append_event(e)
     }
 
     fn tallies(&self, key: &TallyKey) -> TxResult<Tallies> {

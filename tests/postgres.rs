@@ -148,9 +148,9 @@ async fn one_event_sent_to_two_replicas_at_once_is_stored_once() {
     // other visitors are other events.
     for (visitors, stored) in [("v", 400), ("w", 800)] {
         let mut sends = Vec::new();
-        for r in 0..2 {
+        for replica in &replicas {
             for part in 0..4 {
-                let (store, catalog) = (replicas[r].clone(), catalog.clone());
+                let (store, catalog) = (replica.clone(), catalog.clone());
                 sends.push(tokio::spawn(async move {
                     let mut outcomes = Vec::new();
                     for i in (part..400).step_by(4) {

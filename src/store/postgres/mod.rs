@@ -544,8 +544,15 @@ mod sql {
         "SELECT visitor, experiment, phase, variant, ts FROM exposures ORDER BY visitor COLLATE \"C\"";
     pub const ALL_EVENTS: &str =
         "SELECT id, visitor, name, value, ts FROM events ORDER BY visitor COLLATE \"C\", ts, id";
-    pub const EVENTS_BY_ID: &str = "SELECT id, visitor, name, value, ts FROM events
-         WHERE (visitor, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
+    /// The group's (visitor, id) pairs that are stored: one lookup of the
+    /// key per pair. `OFFSET 0` keeps the subquery a lookup per pair:
+    /// pulled up into a join with the unnested pairs (as `IN` or a plain
+    /// join are) it was planned as a scan of every event once the plan was
+    /// cached on a small table, and `visitor = ANY AND id = ANY` probes
+    /// every visitor with every id, which a batch makes thousands squared.
+    pub const EVENTS_BY_ID: &str = "SELECT e.id, e.visitor, e.name, e.value, e.ts
+         FROM unnest($1::text[], $2::text[]) AS u(visitor, id),
+              LATERAL (SELECT * FROM events WHERE visitor = u.visitor AND id = u.id OFFSET 0) AS e";
     pub const PUT_EXPOSURES: &str = "INSERT INTO exposures (visitor, experiment, phase, variant, ts)
          SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int2[], $5::timestamptz[])
          ON CONFLICT (visitor, experiment, phase) DO UPDATE SET variant = EXCLUDED.variant, ts = EXCLUDED.ts";

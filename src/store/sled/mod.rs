@@ -236,25 +236,11 @@ impl SledStore {
     }
 
     pub async fn exposures(&self) -> Result<Vec<Exposure>, StoreError> {
-        blocking(&self.shared, |s| {
-            let mut out = Vec::new();
-            for list in s.trees()?.exposures.all() {
-                out.extend(list?);
-            }
-            Ok(out)
-        })
-        .await
+        blocking(&self.shared, |s| concat(s.trees()?.exposures.all())).await
     }
 
     pub async fn events(&self) -> Result<Vec<Event>, StoreError> {
-        blocking(&self.shared, |s| {
-            let mut out = Vec::new();
-            for chunk in s.trees()?.visitor_events.all() {
-                out.extend(chunk?);
-            }
-            Ok(out)
-        })
-        .await
+        blocking(&self.shared, |s| concat(s.trees()?.visitor_events.all())).await
     }
 
     /// Every event of one visitor, in arrival order.
@@ -519,6 +505,15 @@ impl Backend for SledBackend {
             trees.sync()
         }))
     }
+}
+
+/// Every item of lists read one after the other (a visitor's exposures, a
+/// chunk of events).
+fn concat<T>(mut lists: impl Iterator<Item = Result<Vec<T>, StoreError>>) -> Result<Vec<T>, StoreError> {
+    lists.try_fold(Vec::new(), |mut out, list| {
+        out.extend(list?);
+        Ok(out)
+    })
 }
 
 /// Runs `body` in one transaction over every tree and returns its value.

@@ -144,8 +144,8 @@ impl VisitorEvents {
     }
 
     /// Recomputes every open chunk's digests of older ids from the full
-    /// chunks before it, in place: the events themselves are never
-    /// rewritten. Returns how many open chunks changed.
+    /// chunks before it, in place: no event is added, dropped or changed.
+    /// Returns how many open chunks changed.
     pub fn redigest(&self) -> Result<usize, StoreError> {
         let mut changed = 0;
         let mut older = Vec::new();

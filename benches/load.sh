@@ -6,7 +6,10 @@
 #   least an assignment must (JSON body, two FNV passes, JSON reply);
 # - offerlab's /healthz, POST /v1/assign with a new visitor each request
 #   (benches/assign.lua), GET /v1/assign, and the GrowthBook SDK payload
-#   with and without If-None-Match.
+#   with and without If-None-Match;
+# - durable ingest: POST /v1/events with one event per request and with
+#   batches of 100 (benches/events.lua), in events/s;
+# - the server's resident memory (VmRSS) after all of it.
 # Talks only to 127.0.0.1 and stops by itself.
 # Run: bash benches/load.sh
 set -euo pipefail
@@ -49,6 +52,9 @@ bytes=$(curl -s "$base/api/features/bench" | wc -c)
 etag=$(curl -sI "$base/api/features/bench" | awk 'tolower($1) == "etag:" {print $2}' | tr -d '\r')
 features=$(run "$base/api/features/bench")
 unchanged=$(run -H "If-None-Match: $etag" "$base/api/features/bench")
+single=$(run -s benches/events.lua "$base" -- 1)
+batches=$(run -s benches/events.lua "$base" -- 100)
+rss=$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
 
 pct() { echo "$1" | awk -v p="$2" '$1 == p {print $2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
@@ -62,7 +68,11 @@ row "offerlab: POST /v1/assign, new visitor each request, every committed test" 
 row "offerlab: GET /v1/assign (every committed test)" "$assign_get"
 row "offerlab: GET /api/features/{key} ($bytes bytes)" "$features"
 row "offerlab: GET /api/features/{key}, If-None-Match (304)" "$unchanged"
+row "offerlab: POST /v1/events, one event per request (durable)" "$single"
+row "offerlab: POST /v1/events, batches of 100 (durable; requests/s)" "$batches"
 echo
+echo "durable ingest: $(rps "$single" | awk '{printf "%.0f", $1}') events/s one at a time, $(rps "$batches" | awk '{printf "%.0f", $1 * 100}') events/s in batches of 100"
+echo "server resident memory after the run: $rss MiB"
 echo "offerlab /healthz / bare /healthz: $(ratio "$(rps "$health")" "$(rps "$bare_health")")"
 echo "offerlab POST /v1/assign / offerlab /healthz: $(ratio "$(rps "$assign")" "$(rps "$health")")"
 echo "offerlab POST /v1/assign / bare POST /v1/assign: $(ratio "$(rps "$assign")" "$(rps "$bare_assign")")"

@@ -119,16 +119,16 @@ impl Scale {
                 Tick { pos: self.y(v), label: fmt(v), anchor: "end" }
             })
             .collect();
+        // Where a label's zero fraction is: its point and the zeros after it.
         let zero_fraction = |label: &str| {
-            let (_, after) = label.rsplit_once('.')?;
+            let dot = label.rfind('.')?;
+            let after = &label[dot + 1..];
             let zeros = after.len() - after.trim_start_matches('0').len();
-            (zeros > 0 && !after[zeros..].starts_with(|c: char| c.is_ascii_digit())).then_some(zeros + 1)
+            (zeros > 0 && !after[zeros..].starts_with(|c: char| c.is_ascii_digit())).then_some(dot..dot + 1 + zeros)
         };
-        if ticks.iter().all(|t| zero_fraction(&t.label).is_some()) {
-            for t in &mut ticks {
-                let cut = zero_fraction(&t.label).unwrap_or(0);
-                let dot = t.label.rfind('.').unwrap_or(0);
-                t.label.replace_range(dot..dot + cut, "");
+        if let Some(cuts) = ticks.iter().map(|t| zero_fraction(&t.label)).collect::<Option<Vec<_>>>() {
+            for (t, cut) in ticks.iter_mut().zip(cuts) {
+                t.label.replace_range(cut, "");
             }
         }
         ticks

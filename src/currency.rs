@@ -15,7 +15,7 @@ impl Currency {
     /// `"EUR"` → the euro; anything else than a known three-letter code is
     /// refused with a sentence that says what to write.
     pub fn parse(code: &str) -> Result<Currency, String> {
-        iso_currency::Currency::from_code(code).filter(|_| code.len() == 3).map(Currency).ok_or_else(|| {
+        iso_currency::Currency::from_code(code).map(Currency).ok_or_else(|| {
             let hint = if iso_currency::Currency::from_code(&code.to_ascii_uppercase()).is_some() {
                 format!("; write it in capitals, \"{}\"", code.to_ascii_uppercase())
             } else {

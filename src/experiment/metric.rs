@@ -46,9 +46,9 @@ pub enum Shape {
     Ratio,
 }
 
-/// How one of a metric's numbers reads on screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// How one of a metric's numbers reads on screen (the wire names it
+/// `wire::v1::Unit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     /// A share, shown as a percent: a conversion rate, a return rate.
     Share,

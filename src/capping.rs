@@ -1,12 +1,19 @@
 //! Capping (winsorising) heavy-tailed metrics: each visitor's value enters
 //! the sums as `min(x, cap)`, so one wholesale order cannot flip a test.
 //!
-//! The stores keep raw sums; a capped metric's rows are re-aggregated from
-//! the stored per-visitor tallies when a report is built. That keeps caps
-//! exact whatever order events arrive in (a late event can lift a visitor
-//! above the cap, or move the percentile itself), and a cap edited in
-//! metrics.toml applies to every visitor already counted. The cost is one
-//! pass over the test's visitors per report (BENCHMARKS.md, capping).
+//! The stores keep raw sums, and beside them, for each capped metric, an
+//! index of its visitors ordered by value ([`crate::store::rules::CappedEntry`]).
+//! A report reads a percentile cap from the top of that index and corrects
+//! the raw sums by the excess of the visitors above the cap:
+//! `Σ min(x, c) = Σ x − Σ_{x > c} (x − c)`, and likewise for `x²`, `x·y`
+//! and the CUPED covariate's sums. That keeps caps exact whatever order
+//! events arrive in (a late event can lift a visitor above the cap, or move
+//! the percentile itself), a cap edited in metrics.toml applies to every
+//! visitor already counted, and a report reads only the visitors above the
+//! cap, not every visitor. Where the index does not cover the phase (a cap
+//! added to a metric that already had visitors, until `offerlab rebuild`),
+//! the report re-aggregates from every visitor's tallies instead
+//! ([`Collector`]), with the same result.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +23,9 @@ use crate::aggregates::AggregateRow;
 use crate::attribution::{metric_value, Tallies};
 use crate::experiment::metric::{Cap, Metric};
 use crate::experiment::{Catalog, Experiment};
-use crate::ids::VariantIndex;
+use crate::ids::{VariantIndex, VisitorId};
 use crate::stats::{Moments, VisitorValue};
+use crate::store::rules::{CappedCounts, CappedEntry};
 
 /// One exposed visitor of a test's current phase, as a store hands it to
 /// the report.
@@ -41,19 +49,36 @@ pub struct CapApplied {
     pub visitors: u64,
 }
 
+/// Where the `p` quantile of `len` sorted values lies: between the order
+/// statistics `lo` and `hi` (0-based, ascending), a fraction `t` of the way.
+///
+/// # Formula
+/// `h = (len − 1)·p`, `lo = ⌊h⌋`, `hi = lo + 1` (both at most `len − 1`),
+/// `t = h − lo`.
+fn quantile_at(len: usize, p: f64) -> Option<(usize, usize, f64)> {
+    let last = len.checked_sub(1)?;
+    let h = last as f64 * p;
+    let lo = (h.floor() as usize).min(last);
+    Some((lo, (lo + 1).min(last), h - lo as f64))
+}
+
+/// `a + t·(b − a)` in numpy's form, exact at both ends of the interval.
+fn interpolate(a: f64, b: f64, t: f64) -> f64 {
+    if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    }
+}
+
 /// The `p` quantile of `sorted` (ascending), interpolated linearly between
 /// order statistics as SQL's `PERCENTILE_CONT` and numpy's default do.
 ///
 /// # Formula
 /// `h = (n − 1)·p`, `q = x[⌊h⌋] + (h − ⌊h⌋)·(x[⌊h⌋ + 1] − x[⌊h⌋])`.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    let last = sorted.len().checked_sub(1)?;
-    let h = last as f64 * p;
-    let lo = (h.floor() as usize).min(last);
-    let hi = (lo + 1).min(last);
-    let (a, b, t) = (sorted[lo], sorted[hi], h - lo as f64);
-    // numpy's form, exact at both ends of the interval.
-    Some(if t >= 0.5 { b - (b - a) * (1.0 - t) } else { a + (b - a) * t })
+    let (lo, hi, t) = quantile_at(sorted.len(), p)?;
+    Some(interpolate(sorted[lo], sorted[hi], t))
 }
 
 /// The value `cap` caps at, given every visitor's value `xs`.
@@ -85,6 +110,100 @@ pub fn capped_moments(
         sums.entry((*variant, *date)).or_default().add_visitor(v);
     }
     (value, capped, sums)
+}
+
+/// What a cap reads from the value side of its metric's index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TopRead {
+    /// The first `n` entries from the top: a percentile's order statistics
+    /// are among them.
+    First(usize),
+    /// Every entry above a value: an absolute cap's.
+    Above(f64),
+}
+
+/// What `cap` reads from the index of a phase with `n` visitors.
+///
+/// A percentile over `m` values (`n`, or the `nonzero` ones when zeros are
+/// ignored) sits between the order statistics `lo` and `lo + 1`; counted
+/// from the top, `lo` is at `m − 1 − lo`. The index holds only non-zero
+/// values, the zeros sit between its positive and its negative ones, so at
+/// most `m − lo` entries are read.
+pub fn top_read(cap: Cap, n: u64, counts: CappedCounts) -> TopRead {
+    match cap {
+        Cap::Absolute(a) => TopRead::Above(a),
+        Cap::Percentile { percentile: p, ignore_zeros } => {
+            let m = if ignore_zeros { counts.nonzero } else { n };
+            let first = quantile_at(m as usize, p).map_or(0, |(lo, _, _)| m as usize - lo);
+            TopRead::First(first.min(counts.nonzero as usize))
+        }
+    }
+}
+
+/// The index held fewer entries than its counts say (it is behind its
+/// rows): the report re-aggregates from the tallies instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortIndex;
+
+/// The value a percentile `cap` caps at, from `top`: the value side of the
+/// index read as [`top_read`] asked, in descending order. `None` when there
+/// is no value to take a percentile of.
+pub fn cap_from_top(cap: Cap, n: u64, counts: CappedCounts, top: &[f64]) -> Result<Option<f64>, ShortIndex> {
+    let Cap::Percentile { percentile: p, ignore_zeros } = cap else { return Ok(cap_value(cap, std::iter::empty())) };
+    let m = if ignore_zeros { counts.nonzero } else { n } as usize;
+    let zeros = if ignore_zeros { 0 } else { n.saturating_sub(counts.nonzero) as usize };
+    let positive = top.iter().take_while(|x| **x > 0.0).count();
+    // The ascending order statistic `rank`: positive entries from the top,
+    // then the zeros, then the negative entries.
+    let at = |rank: usize| {
+        let d = m - 1 - rank;
+        match d {
+            d if d < positive => top.get(d).copied(),
+            d if d < positive + zeros => Some(0.0),
+            d => top.get(d - zeros).copied(),
+        }
+    };
+    let Some((lo, hi, t)) = quantile_at(m, p) else { return Ok(None) };
+    Ok(Some(interpolate(at(lo).ok_or(ShortIndex)?, at(hi).ok_or(ShortIndex)?, t)))
+}
+
+/// What capping at `limit` takes from each row: `entries` must hold every
+/// visitor whose value or covariate is above `limit` (in any order, once
+/// or twice: a visitor is counted once). Each row's change is
+/// `capped − raw` for its visitors, so adding it to the raw sums gives the
+/// capped ones; also the number of visitors whose value was above.
+pub fn excess<'a>(
+    limit: f64,
+    entries: impl Iterator<Item = &'a (VisitorId, CappedEntry)>,
+) -> (u64, BTreeMap<(VariantIndex, NaiveDate), Moments>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut rows: BTreeMap<(VariantIndex, NaiveDate), Moments> = BTreeMap::new();
+    let mut capped = 0;
+    for (visitor, e) in entries {
+        let v = e.value;
+        if (v.x <= limit && v.pre <= limit) || !seen.insert(visitor) {
+            continue;
+        }
+        capped += u64::from(v.x > limit);
+        let cut = VisitorValue { x: v.x.min(limit), y: v.y, pre: v.pre.min(limit) };
+        rows.entry((e.variant, e.date)).or_default().apply_delta(v, cut);
+    }
+    (capped, rows)
+}
+
+/// Adds what [`excess`] took from each row to the test's rows of `metric`.
+pub fn take_excess(
+    exp: &Experiment,
+    metric: &str,
+    rows: &mut [AggregateRow],
+    excess: &BTreeMap<(VariantIndex, NaiveDate), Moments>,
+) {
+    for row in rows.iter_mut().filter(|r| r.metric == metric) {
+        let Some(variant) = exp.variant_index(&row.variant) else { continue };
+        if let Some(cut) = excess.get(&(variant, row.date)) {
+            row.moments.merge(cut);
+        }
+    }
 }
 
 /// The test's capped metrics.
@@ -119,6 +238,18 @@ impl<'c> Collector<'c> {
             metrics.into_iter().filter_map(|(name, cap)| Some((catalog.metric(name)?, cap))).collect();
         let values = vec![Vec::new(); metrics.len()];
         Collector { exp, metrics, values }
+    }
+
+    /// The capped metrics it collects for, in order.
+    pub fn metrics(&self) -> Vec<(&'c Metric, Cap)> {
+        self.metrics.clone()
+    }
+
+    /// Collects no more for the metrics `answered` (their value index
+    /// answered the report); called before any visitor is visited.
+    pub fn skip(&mut self, answered: &[CapApplied]) {
+        self.metrics.retain(|(m, _)| !answered.iter().any(|a| a.metric == m.name.as_str()));
+        self.values.truncate(self.metrics.len());
     }
 
     /// Whether the test has a capped metric (else nothing is collected).
@@ -169,6 +300,95 @@ mod tests {
         assert_eq!(percentile(&xs, 0.0), Some(1.0));
         assert_eq!(percentile(&xs, 1.0), Some(10.0));
         assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    /// Visitors' values with many zeros, some negatives, ties, and a few
+    /// large ones, as the value index sees them.
+    fn random_values(rng: &mut rand::rngs::StdRng, n: usize) -> Vec<VisitorValue> {
+        use rand::Rng;
+        (0..n)
+            .map(|_| {
+                let x = match rng.random_range(0..10) {
+                    0..=5 => 0.0,
+                    6 => -f64::from(rng.random_range(1..50)),
+                    7 => 30.0,
+                    _ => f64::from(rng.random_range(1..100_000)) / 100.0,
+                };
+                let pre = if rng.random_bool(0.3) { f64::from(rng.random_range(1..400)) } else { 0.0 };
+                VisitorValue { x, y: f64::from(rng.random_range(0..3)), pre }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cap_read_from_the_top_of_the_index_equals_the_full_pass() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(26);
+        let day = |i: usize| NaiveDate::from_ymd_opt(2026, 11, 2 + (i % 3) as u32).unwrap();
+        let variant = |i: usize| VariantIndex::new(i % 2).unwrap();
+        let caps = [
+            Cap::Percentile { percentile: 0.99, ignore_zeros: false },
+            Cap::Percentile { percentile: 0.9, ignore_zeros: true },
+            Cap::Percentile { percentile: 0.5, ignore_zeros: false },
+            Cap::Percentile { percentile: 0.2, ignore_zeros: true },
+            Cap::Percentile { percentile: 1.0, ignore_zeros: false },
+            Cap::Percentile { percentile: 0.0, ignore_zeros: true },
+            Cap::Absolute(100.0),
+            Cap::Absolute(0.0),
+        ];
+        for n in [0, 1, 2, 7, 100, 2_000] {
+            let values = random_values(&mut rng, n);
+            let visitors: Vec<_> = values.iter().enumerate().map(|(i, v)| (variant(i), day(i), *v)).collect();
+            let mut index: Vec<(VisitorId, CappedEntry)> = values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.x != 0.0 || v.pre != 0.0)
+                .map(|(i, v)| {
+                    let id = VisitorId::parse(&format!("v{i}")).unwrap();
+                    (id, CappedEntry { variant: variant(i), date: day(i), value: *v })
+                })
+                .collect();
+            let counts =
+                CappedCounts { covered: n as u64, nonzero: values.iter().filter(|v| v.x != 0.0).count() as u64 };
+            for cap in caps {
+                let (want_value, want_capped, want_sums) = capped_moments(cap, &visitors);
+                // The value side from the top, as a store reads it.
+                index.sort_by(|a, b| b.1.value.x.total_cmp(&a.1.value.x));
+                let by_x: Vec<_> = index.iter().filter(|(_, e)| e.value.x != 0.0).cloned().collect();
+                let top: Vec<_> = match top_read(cap, n as u64, counts) {
+                    TopRead::First(k) => by_x.into_iter().take(k).collect(),
+                    TopRead::Above(a) => by_x.into_iter().take_while(|(_, e)| e.value.x > a).collect(),
+                };
+                let xs: Vec<f64> = top.iter().map(|(_, e)| e.value.x).collect();
+                let value = cap_from_top(cap, n as u64, counts, &xs).unwrap();
+                assert_eq!(value, want_value, "{cap:?} over {n}");
+                let Some(limit) = value.filter(|c| *c >= 0.0) else { continue };
+                let covariates: Vec<_> = index.iter().filter(|(_, e)| e.value.pre > limit).cloned().collect();
+                let (capped, excess) = excess(limit, top.iter().chain(&covariates));
+                assert_eq!(capped, want_capped, "{cap:?} over {n}");
+                let mut raw: BTreeMap<(VariantIndex, NaiveDate), Moments> = BTreeMap::new();
+                for (v, d, x) in &visitors {
+                    raw.entry((*v, *d)).or_default().add_visitor(*x);
+                }
+                for (key, cut) in &excess {
+                    raw.get_mut(key).unwrap().merge(cut);
+                }
+                assert_eq!(raw.len(), want_sums.len());
+                // The correction subtracts from the raw sums: equal to a
+                // relative 1e-9 of them, the tolerance `offerlab verify` uses.
+                for (key, want) in &want_sums {
+                    assert!(raw[key].approx_eq(want, 1e-9), "{cap:?} over {n} at {key:?}: {:?} vs {want:?}", raw[key]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_index_shorter_than_its_counts_is_not_read_as_an_answer() {
+        let cap = Cap::Percentile { percentile: 0.5, ignore_zeros: true };
+        let counts = CappedCounts { covered: 10, nonzero: 4 };
+        assert_eq!(top_read(cap, 10, counts), TopRead::First(3));
+        assert_eq!(cap_from_top(cap, 10, counts, &[9.0]), Err(ShortIndex));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Building a test's report from the store: the aggregate rows of its
-//! current phase, capped metrics re-aggregated from the visitors' tallies,
-//! then the analysis ([`crate::analysis`]) off the async workers.
+//! current phase, capped metrics corrected from the top of their value
+//! index (or re-aggregated from the visitors' tallies where the index does
+//! not cover the phase), then the analysis ([`crate::analysis`]) off the
+//! async workers.
 
 use std::sync::Arc;
 
@@ -8,8 +10,10 @@ use chrono::{DateTime, Utc};
 
 use crate::aggregates::AggregateRow;
 use crate::analysis::{analyze, Report};
-use crate::capping::{CapApplied, Collector};
+use crate::capping::{self, CapApplied, Collector, TopRead};
+use crate::experiment::metric::{Cap, Metric};
 use crate::experiment::{Catalog, Experiment};
+use crate::store::rules::CappedSide;
 use crate::store::{Store, StoreError};
 
 /// The report of one test from `store` as of `now` (the shop-local day of
@@ -41,17 +45,61 @@ pub async fn report_with(
 }
 
 /// The aggregate rows a report of the test's current phase reads: the
-/// stored ones, with the capped metrics of `caps` re-aggregated from the
-/// visitors' tallies, and what each cap did.
+/// stored ones, with the capped metrics of `caps` capped, and what each cap
+/// did.
 pub async fn report_rows(
     store: &dyn Store,
     exp: &Experiment,
     mut caps: Collector<'_>,
 ) -> Result<(Vec<AggregateRow>, Vec<CapApplied>), StoreError> {
     let mut rows = store.aggregate_rows(exp).await?;
+    let order = caps.metrics();
+    let mut applied = Vec::new();
+    for (metric, cap) in &order {
+        applied.extend(from_index(store, exp, metric, *cap, &mut rows).await?);
+    }
+    caps.skip(&applied);
     if caps.needed() {
         store.visit_tallies(exp, &mut |v| caps.visit(v)).await?;
     }
-    let capping = caps.apply(&mut rows);
-    Ok((rows, capping))
+    applied.extend(caps.apply(&mut rows));
+    applied.sort_by_key(|a| order.iter().position(|(m, _)| m.name.as_str() == a.metric));
+    Ok((rows, applied))
+}
+
+/// Caps one metric's rows from the top of its value index: `None`, the
+/// rows untouched, when the index does not cover every visitor of the
+/// phase or cannot answer (a cap below 0 would cut visitors with a value of
+/// 0, which it does not hold).
+pub async fn from_index(
+    store: &dyn Store,
+    exp: &Experiment,
+    metric: &Metric,
+    cap: Cap,
+    rows: &mut [AggregateRow],
+) -> Result<Option<CapApplied>, StoreError> {
+    let name = metric.name.as_str();
+    let n: u64 = rows.iter().filter(|r| r.metric == name).map(|r| r.moments.n).sum();
+    let counts = store.capped_counts(exp, &metric.name).await?;
+    if counts.covered != n {
+        return Ok(None);
+    }
+    let top = match capping::top_read(cap, n, counts) {
+        TopRead::First(k) => store.capped_top(exp, &metric.name, CappedSide::Value, f64::NEG_INFINITY, k).await?,
+        TopRead::Above(a) => store.capped_top(exp, &metric.name, CappedSide::Value, a, usize::MAX).await?,
+    };
+    let values: Vec<f64> = top.iter().map(|(_, e)| e.value.x).collect();
+    let Ok(value) = capping::cap_from_top(cap, n, counts, &values) else { return Ok(None) };
+    let applied = |capped_visitors| CapApplied { metric: name.to_owned(), cap, value, capped_visitors, visitors: n };
+    let Some(limit) = value else { return Ok(Some(applied(0))) };
+    if limit < 0.0 {
+        return Ok(None);
+    }
+    let covariates = match metric.cuped {
+        Some(_) => store.capped_top(exp, &metric.name, CappedSide::Covariate, limit, usize::MAX).await?,
+        None => Vec::new(),
+    };
+    let (capped, excess) = capping::excess(limit, top.iter().chain(&covariates));
+    capping::take_excess(exp, name, rows, &excess);
+    Ok(Some(applied(capped)))
 }

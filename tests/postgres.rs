@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::postgres::Postgres;
-use common::writes::{assert_same, catalog, expected, generate, send_concurrently};
+use common::writes::{assert_capped_from_index, assert_same, catalog, expected, generate, send_concurrently};
 use offerlab::store::{PgStore, Store, StoreError, Write};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -31,6 +31,10 @@ async fn two_replicas_writing_the_same_visitors_at_once_count_each_write_once() 
     let (exposures, events) = replicas[0].counts().await.unwrap();
     assert_eq!((exposures, events), (truth.exposures.len(), truth.events.len()), "each stored exactly once");
     assert_same(&replicas[1].all_aggregates().await.unwrap(), &expected(&catalog, &truth), "two replicas");
+    assert_capped_from_index(replicas[1].as_ref(), &catalog, true).await;
+    replicas[0].rebuild(&catalog).await.unwrap();
+    assert_same(&replicas[1].all_aggregates().await.unwrap(), &expected(&catalog, &truth), "after rebuild");
+    assert_capped_from_index(replicas[1].as_ref(), &catalog, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +46,7 @@ async fn the_schema_migrates_once_and_a_newer_one_is_refused() {
     drop(PgStore::open(&url).await.unwrap());
     assert_eq!(
         pg.sql(&db, "SELECT string_agg(version::text, ',' ORDER BY version) FROM offerlab_migrations"),
-        "1,2,3,4"
+        "1,2,3,4,5"
     );
     pg.sql(&db, "INSERT INTO offerlab_migrations (version) VALUES (99)");
     match PgStore::open(&url).await {

@@ -7,7 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use common::writes::{assert_same, catalog, expected, generate, send_concurrently};
+use common::writes::{
+    assert_capped_from_index, assert_same, catalog, catalog_with_cap, expected, generate, send_concurrently,
+};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::records::Exposure;
 use offerlab::store::{SledStore, Store, Write};
@@ -31,8 +33,52 @@ async fn shuffled_writes_with_duplicates_and_retries_give_the_true_aggregates() 
     let want = expected(&catalog, &truth);
     assert_same(&store.all_aggregates().await.unwrap(), &want, "incremental");
     assert_same(&store.recompute(&catalog).await.unwrap().aggregates, &want, "recomputed");
+    assert_capped_from_index(store.as_ref(), &catalog, true).await;
     store.rebuild(&catalog).await.unwrap();
     assert_same(&store.all_aggregates().await.unwrap(), &want, "after rebuild");
+    assert_capped_from_index(store.as_ref(), &catalog, true).await;
+}
+
+/// Caps of every kind read from the top of the value index equal the
+/// full re-aggregation, after shuffled writes with late exposures and
+/// retries: percentiles among the non-zero values, in the zeros (a cap of
+/// 0), with zeros ignored, and absolute caps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capped_reports_from_the_value_index_equal_the_full_pass() {
+    let caps = [
+        "{ percentile = 0.95 }",
+        "{ percentile = 0.5 }",
+        "{ percentile = 0.5, ignore_zeros = true }",
+        "{ percentile = 0.999, ignore_zeros = true }",
+        "{ absolute = 80.0 }",
+    ];
+    for (i, cap) in caps.into_iter().enumerate() {
+        let catalog = catalog_with_cap(Some(cap));
+        let mut rng = StdRng::seed_from_u64(2600 + i as u64);
+        let (_, writes) = generate(&catalog, &mut rng, 4_000);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).await.unwrap());
+        send_concurrently(std::slice::from_ref(&store), &catalog, &writes, 50, 4).await;
+        assert_capped_from_index(store.as_ref(), &catalog, true).await;
+    }
+}
+
+/// A cap added to a metric that already has visitors: the index does not
+/// cover them, so the report re-aggregates from the tallies (and is still
+/// exact) until a rebuild fills the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_added_later_is_exact_before_and_after_a_rebuild() {
+    let (uncapped, capped) = (catalog_with_cap(None), catalog());
+    let mut rng = StdRng::seed_from_u64(2626);
+    let (_, writes) = generate(&capped, &mut rng, 4_000);
+    let (early, late) = writes.split_at(writes.len() / 2);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).await.unwrap());
+    send_concurrently(std::slice::from_ref(&store), &uncapped, early, 50, 4).await;
+    send_concurrently(std::slice::from_ref(&store), &capped, late, 50, 4).await;
+    assert_capped_from_index(store.as_ref(), &capped, false).await;
+    store.rebuild(&capped).await.unwrap();
+    assert_capped_from_index(store.as_ref(), &capped, true).await;
 }
 
 #[tokio::test]

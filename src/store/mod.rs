@@ -28,11 +28,11 @@ use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
-use crate::ids::{ExperimentId, VariantIndex};
+use crate::ids::{ExperimentId, MetricName, VariantIndex, VisitorId};
 use crate::records::{Event, Exposure};
 
 pub use self::postgres::PgStore;
-pub use self::rules::{AggregateKey, Recomputed};
+pub use self::rules::{AggregateKey, CappedCounts, CappedEntry, CappedSide, Recomputed};
 pub use self::sled::SledStore;
 use crate::stats::Moments;
 
@@ -229,6 +229,22 @@ pub trait Store: Send + Sync {
     /// re-aggregates from ([`crate::capping`]). Visitors stream in chunks,
     /// never all in memory at once.
     async fn visit_tallies(&self, exp: &Experiment, visit: &mut Visit<'_>) -> Result<(), StoreError>;
+
+    /// The counts of a capped metric's value index in the test's current
+    /// phase (zeros when it has none).
+    async fn capped_counts(&self, exp: &Experiment, metric: &MetricName) -> Result<CappedCounts, StoreError>;
+
+    /// Entries of a capped metric's value index in the test's current
+    /// phase, from the top of `side` down: those above `floor`, at most
+    /// `limit` of them, in descending order of `side`.
+    async fn capped_top(
+        &self,
+        exp: &Experiment,
+        metric: &MetricName,
+        side: CappedSide,
+        floor: f64,
+        limit: usize,
+    ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError>;
 
     /// Visitors exposed in earlier phases of a test (left out of its report).
     async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError>;

@@ -55,6 +55,78 @@ pub struct AggregateKey {
     pub metric: MetricName,
 }
 
+/// Which value index: one capped metric in one phase of one test
+/// ([`crate::capping`] reads a percentile cap and the visitors above it
+/// from the top of it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CappedScope {
+    pub experiment: ExperimentId,
+    pub phase: u32,
+    pub metric: MetricName,
+}
+
+impl CappedScope {
+    /// The index of an aggregate row's metric.
+    pub fn of(key: &AggregateKey) -> CappedScope {
+        CappedScope { experiment: key.experiment.clone(), phase: key.phase, metric: key.metric.clone() }
+    }
+}
+
+/// One visitor in a capped metric's value index: the row it counts in
+/// (variant and day) and its value. Only a visitor whose `x` or covariate
+/// is not 0 has an entry: a cap of 0 or more cuts nothing from the rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CappedEntry {
+    pub variant: VariantIndex,
+    pub date: NaiveDate,
+    pub value: VisitorValue,
+}
+
+impl CappedEntry {
+    /// The entry of a visitor with `value` in the row `key`, if it needs one.
+    pub fn of(key: &AggregateKey, value: VisitorValue) -> Option<CappedEntry> {
+        (value.x != 0.0 || value.pre != 0.0).then_some(CappedEntry { variant: key.variant, date: key.date, value })
+    }
+}
+
+/// The side of the index an entry is ordered by: the metric's value, or
+/// its CUPED covariate (capped alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CappedSide {
+    Value,
+    Covariate,
+}
+
+impl CappedSide {
+    pub const BOTH: [CappedSide; 2] = [CappedSide::Value, CappedSide::Covariate];
+
+    /// What this side orders by; 0 means no entry on it.
+    pub fn of(self, v: VisitorValue) -> f64 {
+        match self {
+            CappedSide::Value => v.x,
+            CappedSide::Covariate => v.pre,
+        }
+    }
+}
+
+/// What a value index counts: the phase's visitors it covers (each added
+/// while the metric was capped; the report trusts the index only when this
+/// equals the rows' visitors) and how many of them have a non-zero value
+/// (a percentile that ignores zeros is taken over those).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CappedCounts {
+    pub covered: u64,
+    pub nonzero: u64,
+}
+
+impl CappedCounts {
+    /// Adds a change of (covered, nonzero); counts never go below 0.
+    pub fn add(&mut self, (covered, nonzero): (i64, i64)) {
+        self.covered = self.covered.saturating_add_signed(covered);
+        self.nonzero = self.nonzero.saturating_add_signed(nonzero);
+    }
+}
+
 /// What an event id already stands for, for its visitor.
 pub enum Stored {
     New,
@@ -103,6 +175,10 @@ pub trait Ledger {
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// is removed.
     fn update_aggregate(&self, key: &AggregateKey, change: Change) -> Result<(), Self::Error>;
+    /// Moves `visitor`'s entry in the value index of the row's capped
+    /// metric as `change` says ([`Change::entries`]), and its counts
+    /// ([`Change::counts`]).
+    fn update_capped(&self, key: &AggregateKey, visitor: &VisitorId, change: Change) -> Result<(), Self::Error>;
 }
 
 /// One visitor's change to an aggregate row. Additive, so a backend may
@@ -137,6 +213,21 @@ impl Change {
         m.n = m.n.saturating_add_signed(self.visitors);
         m.apply_delta(self.old, self.new);
     }
+
+    /// The visitor's value-index entry in the row `key` before and after
+    /// the change: none where the visitor is not in the row, or has
+    /// nothing to index.
+    pub fn entries(&self, key: &AggregateKey) -> (Option<CappedEntry>, Option<CappedEntry>) {
+        let before = if self.visitors > 0 { None } else { CappedEntry::of(key, self.old) };
+        let after = if self.visitors < 0 { None } else { CappedEntry::of(key, self.new) };
+        (before, after)
+    }
+
+    /// How the change moves its index's counts: (covered, nonzero).
+    pub fn counts(&self) -> (i64, i64) {
+        let nonzero = |v: VisitorValue, counted: bool| i64::from(counted && v.x != 0.0);
+        (self.visitors, nonzero(self.new, self.visitors >= 0) - nonzero(self.old, self.visitors <= 0))
+    }
 }
 
 /// The visitor's tallies for one exposure: their events at or after it, of
@@ -165,6 +256,9 @@ pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[E
 pub struct Recomputed {
     pub aggregates: std::collections::BTreeMap<AggregateKey, crate::stats::Moments>,
     pub tallies: Vec<(TallyKey, Tallies)>,
+    /// Each capped metric's value index: its counts, and its entries.
+    pub capped: std::collections::BTreeMap<CappedScope, CappedCounts>,
+    pub capped_entries: Vec<(CappedScope, VisitorId, CappedEntry)>,
 }
 
 impl Recomputed {
@@ -174,7 +268,15 @@ impl Recomputed {
             let Some(exp) = catalog.get(&e.experiment) else { continue };
             let t = attributed(catalog, exp, e, events);
             for (metric, v) in crate::attribution::metric_values(exp, catalog, &t) {
-                self.aggregates.entry(aggregate_key(exp, e, metric)).or_default().add_visitor(v);
+                let key = aggregate_key(exp, e, metric);
+                if capped(catalog, metric) {
+                    let scope = CappedScope::of(&key);
+                    self.capped.entry(scope.clone()).or_default().add(Change::add(v).counts());
+                    if let Some(entry) = CappedEntry::of(&key, v) {
+                        self.capped_entries.push((scope, e.visitor.clone(), entry));
+                    }
+                }
+                self.aggregates.entry(key).or_default().add_visitor(v);
             }
             self.tallies.push((TallyKey::of(e), t));
         }
@@ -215,6 +317,27 @@ pub fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &MetricName) -> Agg
     }
 }
 
+/// Whether the store keeps a value index of `metric` (it has a cap).
+fn capped(catalog: &Catalog, metric: &MetricName) -> bool {
+    catalog.metric(metric).is_some_and(|m| m.cap.is_some())
+}
+
+/// One visitor's change to one metric's row, and to the metric's value
+/// index when it is capped: the one way the rules touch either.
+fn update_row<L: Ledger>(
+    tx: &L,
+    catalog: &Catalog,
+    key: &AggregateKey,
+    visitor: &VisitorId,
+    change: Change,
+) -> Result<(), L::Error> {
+    tx.update_aggregate(key, change)?;
+    if capped(catalog, &key.metric) {
+        tx.update_capped(key, visitor, change)?;
+    }
+    Ok(())
+}
+
 /// Applies one write.
 pub fn apply<L: Ledger>(tx: &L, catalog: &Catalog, write: &Write) -> Result<Outcome, L::Error> {
     match write {
@@ -239,14 +362,14 @@ fn apply_exposure<L: Ledger>(tx: &L, catalog: &Catalog, e: &Exposure) -> Result<
     if let Some(i) = previous {
         let old = tx.tallies(&tally_key)?;
         for (metric, v) in metric_values(exp, catalog, &old) {
-            tx.update_aggregate(&aggregate_key(exp, &list[i], metric), Change::remove(v))?;
+            update_row(tx, catalog, &aggregate_key(exp, &list[i], metric), &e.visitor, Change::remove(v))?;
         }
         list[i] = e.clone();
     } else {
         list.push(e.clone());
     }
     for (metric, v) in metric_values(exp, catalog, &tallies) {
-        tx.update_aggregate(&aggregate_key(exp, e, metric), Change::add(v))?;
+        update_row(tx, catalog, &aggregate_key(exp, e, metric), &e.visitor, Change::add(v))?;
     }
     tx.put_tallies(&tally_key, &tallies)?;
     tx.put_exposures(&e.visitor, &list)?;
@@ -285,7 +408,7 @@ fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outco
         let before = metric_values(exp, catalog, &old);
         for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {
             if old_xy != new_xy {
-                tx.update_aggregate(&aggregate_key(exp, &x, metric), Change::delta(old_xy, new_xy))?;
+                update_row(tx, catalog, &aggregate_key(exp, &x, metric), &ev.visitor, Change::delta(old_xy, new_xy))?;
             }
         }
         tx.put_tallies(&key, &new)?;

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use offerlab::aggregates::AggregateRow;
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::{load_dir, Catalog};
 use offerlab::ids::{EventId, ExperimentId, VisitorId};
 use offerlab::records::{Event, Exposure};
+use offerlab::reporting::{from_index, report_rows};
 use offerlab::stats::{Moments, VisitorValue};
 use offerlab::store::rules::AggregateKey;
 use offerlab::store::{Store, Write};
@@ -156,4 +158,68 @@ pub async fn send_concurrently<S: Store + 'static>(
     for t in tasks {
         t.await.unwrap();
     }
+}
+
+/// The committed catalog with revenue per visitor capped by `cap` (the
+/// text after `cap = `), or uncapped when `cap` is `None`.
+pub fn catalog_with_cap(cap: Option<&str>) -> Arc<Catalog> {
+    let committed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(committed).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text: String = text
+            .lines()
+            .filter_map(|l| match (l.starts_with("cap = "), cap) {
+                (true, Some(cap)) => Some(format!("cap = {cap}\n")),
+                (true, None) => None,
+                (false, _) => Some(format!("{l}\n")),
+            })
+            .collect();
+        std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    Arc::new(load_dir(dir.path()).unwrap())
+}
+
+/// Every capped metric's report read from the top of its value index
+/// equals the one re-aggregated from every visitor's tallies (the rows to a
+/// relative 1e-9, what each cap did exactly). With `indexed`, the index
+/// must cover every visitor (so it, not the fallback, answered).
+pub async fn assert_capped_from_index(store: &dyn Store, catalog: &Catalog, indexed: bool) {
+    use offerlab::capping::{capped_metrics, Collector};
+    let mut checked = 0;
+    for exp in catalog.experiments() {
+        let caps = capped_metrics(exp, catalog);
+        if caps.is_empty() {
+            continue;
+        }
+        let (mut rows, applied) = report_rows(store, exp, Collector::new(exp, catalog)).await.unwrap();
+        let mut full = Collector::new(exp, catalog);
+        let mut want_rows = store.aggregate_rows(exp).await.unwrap();
+        store.visit_tallies(exp, &mut |v| full.visit(v)).await.unwrap();
+        let want_applied = full.apply(&mut want_rows);
+        assert_eq!(applied, want_applied, "{}: what the caps did", exp.id);
+        let order = |r: &AggregateRow| (r.variant.clone(), r.date, r.metric.clone());
+        rows.sort_by_key(order);
+        want_rows.sort_by_key(order);
+        assert_eq!(rows.len(), want_rows.len(), "{}: rows", exp.id);
+        for (got, want) in rows.iter().zip(&want_rows) {
+            assert_eq!(order(got), order(want));
+            assert!(got.moments.approx_eq(&want.moments, 1e-9), "{}: {got:?} vs {want:?}", exp.id);
+        }
+        for (metric, _) in caps {
+            let n: u64 = want_rows.iter().filter(|r| r.metric == metric).map(|r| r.moments.n).sum();
+            if n == 0 {
+                continue;
+            }
+            let counts = store.capped_counts(exp, &metric.parse().unwrap()).await.unwrap();
+            assert_eq!(counts.covered == n, indexed, "{}: {metric}: the index covers {counts:?} of {n}", exp.id);
+            let (m, cap) = (catalog.metric(metric).unwrap(), catalog.metric(metric).unwrap().cap.unwrap());
+            let mut rows = store.aggregate_rows(exp).await.unwrap();
+            let answered = from_index(store, exp, m, cap, &mut rows).await.unwrap();
+            assert_eq!(answered.is_some(), indexed, "{}: {metric}: answered from the index", exp.id);
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no capped metric had visitors to check");
 }

@@ -55,7 +55,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
-use super::rules::{apply, AggregateKey, Recomputed, TallyKey};
+use super::rules::{apply, AggregateKey, CappedCounts, CappedEntry, CappedScope, CappedSide, Recomputed, TallyKey};
 use super::{stream_tallies, Corrupt, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
@@ -311,6 +311,64 @@ impl Store for PgStore {
         .await
     }
 
+    async fn capped_counts(&self, exp: &Experiment, metric: &MetricName) -> Result<CappedCounts, StoreError> {
+        let (id, phase, name) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version), metric.clone());
+        let row = self
+            .run(move |pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok(client
+                    .query_opt(
+                        "SELECT covered, nonzero FROM capped_counts WHERE experiment = $1 AND phase = $2 AND metric = $3",
+                        &[&id, &phase, &name.as_str()],
+                    )
+                    .await?)
+            })
+            .await?;
+        let Some(row) = row else { return Ok(CappedCounts::default()) };
+        let count = |i: usize| {
+            let stored: i64 = row.get(i);
+            u64::try_from(stored).map_err(|_| Corrupt {
+                tree: "capped_counts",
+                key: format!("{}/{}/{metric}", exp.id, exp.allocation_version),
+                detail: format!("a count of {stored}"),
+            })
+        };
+        Ok(CappedCounts { covered: count(0)?, nonzero: count(1)? })
+    }
+
+    async fn capped_top(
+        &self,
+        exp: &Experiment,
+        metric: &MetricName,
+        side: CappedSide,
+        floor: f64,
+        limit: usize,
+    ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError> {
+        let (id, phase, name) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version), metric.clone());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let query = sql::capped_top(match side {
+            CappedSide::Value => "x",
+            CappedSide::Covariate => "pre",
+        });
+        let rows = self
+            .run(move |pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok(client.query(&query, &[&id, &phase, &name.as_str(), &floor, &limit]).await?)
+            })
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let key = || format!("{}/{}/{metric}/{}", exp.id, exp.allocation_version, r.get::<_, &str>(0));
+                let entry = CappedEntry {
+                    variant: variant_at(r, 1, "capped_values", key)?,
+                    date: r.get(2),
+                    value: crate::stats::VisitorValue { x: r.get(3), y: r.get(4), pre: r.get(5) },
+                };
+                Ok((parsed(r, 0, "capped_values", VisitorId::parse_owned)?, entry))
+            })
+            .collect()
+    }
+
     async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
         let (id, phase, metric) =
             (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version), exp.primary_metric.clone());
@@ -445,17 +503,26 @@ impl Store for PgStore {
         self.run(move |pool| async move {
             let mut client = pool.get().await.map_err(pool_error)?;
             let tx = client.transaction().await?;
-            tx.batch_execute("LOCK TABLE exposures, events, tallies, aggregates IN EXCLUSIVE MODE").await?;
+            tx.batch_execute(
+                "LOCK TABLE exposures, events, tallies, aggregates, capped_values, capped_counts IN EXCLUSIVE MODE",
+            )
+            .await?;
             let exposures = tx.query(sql::ALL_EXPOSURES, &[]).await?;
             let events = tx.query(sql::ALL_EVENTS, &[]).await?;
-            let Recomputed { aggregates, tallies } = recomputed(&catalog, &exposures, &events)?;
+            let Recomputed { aggregates, tallies, capped, capped_entries } = recomputed(&catalog, &exposures, &events)?;
             let rows = aggregates.len();
-            tx.batch_execute("DELETE FROM tallies; DELETE FROM aggregates").await?;
-            let aggregates = aggregates
-                .into_iter()
-                .map(|(k, m)| (k, overlay::Delta { n: i64::try_from(m.n).unwrap_or(i64::MAX), sums: m }))
-                .collect();
-            write_back(&tx, Changes { exposures: Vec::new(), events: Vec::new(), tallies, aggregates }).await?;
+            tx.batch_execute(
+                "DELETE FROM tallies; DELETE FROM aggregates; DELETE FROM capped_values; DELETE FROM capped_counts",
+            )
+            .await?;
+            let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            let aggregates =
+                aggregates.into_iter().map(|(k, m)| (k, overlay::Delta { n: signed(m.n), sums: m })).collect();
+            let capped_counts = capped.into_iter().map(|(k, c)| (k, (signed(c.covered), signed(c.nonzero)))).collect();
+            let capped = capped_entries.into_iter().map(|(scope, visitor, e)| ((scope, visitor), Some(e))).collect();
+            let changes =
+                Changes { exposures: Vec::new(), events: Vec::new(), tallies, aggregates, capped, capped_counts };
+            write_back(&tx, changes).await?;
             tx.commit().await?;
             Ok(rows)
         })
@@ -572,6 +639,28 @@ mod sql {
              den_sum = a.den_sum + EXCLUDED.den_sum, den_sum_sq = a.den_sum_sq + EXCLUDED.den_sum_sq,
              sum_xy = a.sum_xy + EXCLUDED.sum_xy, pre_sum = a.pre_sum + EXCLUDED.pre_sum,
              pre_sum_sq = a.pre_sum_sq + EXCLUDED.pre_sum_sq, sum_x_pre = a.sum_x_pre + EXCLUDED.sum_x_pre";
+    pub const PUT_CAPPED: &str =
+        "INSERT INTO capped_values (experiment, phase, metric, visitor, variant, date, x, y, pre)
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::int2[], $6::date[],
+                              $7::float8[], $8::float8[], $9::float8[])
+         ON CONFLICT (experiment, phase, metric, visitor) DO UPDATE SET
+             variant = EXCLUDED.variant, date = EXCLUDED.date, x = EXCLUDED.x, y = EXCLUDED.y, pre = EXCLUDED.pre";
+    pub const DROP_CAPPED: &str = "DELETE FROM capped_values c
+         USING unnest($1::text[], $2::int4[], $3::text[], $4::text[]) AS k(e, p, m, v)
+         WHERE c.experiment = k.e AND c.phase = k.p AND c.metric = k.m AND c.visitor = k.v";
+    pub const ADD_CAPPED_COUNTS: &str = "INSERT INTO capped_counts AS c (experiment, phase, metric, covered, nonzero)
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[])
+         ON CONFLICT (experiment, phase, metric) DO UPDATE SET
+             covered = c.covered + EXCLUDED.covered, nonzero = c.nonzero + EXCLUDED.nonzero";
+    /// The top of one side of a value index; `x <> 0` (or `pre <> 0`)
+    /// lets the partial index of that side answer.
+    pub fn capped_top(column: &str) -> String {
+        format!(
+            "SELECT visitor, variant, date, x, y, pre FROM capped_values
+             WHERE experiment = $1 AND phase = $2 AND metric = $3 AND {column} <> 0 AND {column} > $4
+             ORDER BY {column} DESC LIMIT $5"
+        )
+    }
     pub const DROP_EMPTY_AGGREGATES: &str = "DELETE FROM aggregates a
          USING unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[]) AS k(e, p, v, d, m)
          WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m
@@ -720,13 +809,33 @@ fn events_of(rows: &[tokio_postgres::Row]) -> Result<Vec<Event>, Corrupt> {
         .collect()
 }
 
+/// The key columns of value-index entries: test, phase, metric, visitor.
+type CappedKeyColumns<'a> = (Vec<&'a str>, Vec<i32>, Vec<&'a str>, Vec<&'a str>);
+
+fn capped_key_columns<'a>(list: &[(&'a (CappedScope, VisitorId), &'a Option<CappedEntry>)]) -> CappedKeyColumns<'a> {
+    let experiments = list.iter().map(|((s, _), _)| s.experiment.as_str()).collect();
+    let phases = list.iter().map(|((s, _), _)| phase_i32(s.phase)).collect();
+    let metrics = list.iter().map(|((s, _), _)| s.metric.as_str()).collect();
+    let visitors = list.iter().map(|((_, v), _)| v.as_str()).collect();
+    (experiments, phases, metrics, visitors)
+}
+
 /// Writes a group's changes: raw rows and tallies of the locked visitors,
 /// then the aggregate increments in key order; rows left with no visitor
 /// are removed. Sent pipelined, run in this order.
 async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Result<(), StoreError> {
     let prepared = futures_util::future::try_join_all(
-        [sql::PUT_EXPOSURES, sql::PUT_EVENTS, sql::PUT_TALLIES, sql::ADD_AGGREGATES, sql::DROP_EMPTY_AGGREGATES]
-            .map(|q| tx.prepare_cached(q)),
+        [
+            sql::PUT_EXPOSURES,
+            sql::PUT_EVENTS,
+            sql::PUT_TALLIES,
+            sql::ADD_AGGREGATES,
+            sql::DROP_EMPTY_AGGREGATES,
+            sql::DROP_CAPPED,
+            sql::PUT_CAPPED,
+            sql::ADD_CAPPED_COUNTS,
+        ]
+        .map(|q| tx.prepare_cached(q)),
     )
     .await?;
     let x = &c.exposures;
@@ -770,6 +879,25 @@ async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Resu
         .chain([&a_n as &(dyn ToSql + Sync)])
         .chain(sums.iter().map(|s| s as &(dyn ToSql + Sync)))
         .collect();
+    let (kept, dropped): (Vec<_>, Vec<_>) = c.capped.iter().partition(|(_, e)| e.is_some());
+    let (k_experiments, k_phases, k_metrics, k_visitors) = capped_key_columns(&kept);
+    let entries: Vec<&CappedEntry> = kept.iter().filter_map(|(_, e)| e.as_ref()).collect();
+    let k_variants: Vec<i16> = entries.iter().map(|e| e.variant.to_sql()).collect();
+    let k_dates: Vec<NaiveDate> = entries.iter().map(|e| e.date).collect();
+    let k_x: Vec<f64> = entries.iter().map(|e| e.value.x).collect();
+    let k_y: Vec<f64> = entries.iter().map(|e| e.value.y).collect();
+    let k_pre: Vec<f64> = entries.iter().map(|e| e.value.pre).collect();
+    let (d_experiments, d_phases, d_metrics, d_visitors) = capped_key_columns(&dropped);
+    let n = &c.capped_counts;
+    let n_experiments: Vec<&str> = n.keys().map(|s| s.experiment.as_str()).collect();
+    let n_phases: Vec<i32> = n.keys().map(|s| phase_i32(s.phase)).collect();
+    let n_metrics: Vec<&str> = n.keys().map(|s| s.metric.as_str()).collect();
+    let n_covered: Vec<i64> = n.values().map(|d| d.0).collect();
+    let n_nonzero: Vec<i64> = n.values().map(|d| d.1).collect();
+    let put_capped: [&(dyn ToSql + Sync); 9] =
+        [&k_experiments, &k_phases, &k_metrics, &k_visitors, &k_variants, &k_dates, &k_x, &k_y, &k_pre];
+    let drop_capped: [&(dyn ToSql + Sync); 4] = [&d_experiments, &d_phases, &d_metrics, &d_visitors];
+    let add_counts: [&(dyn ToSql + Sync); 5] = [&n_experiments, &n_phases, &n_metrics, &n_covered, &n_nonzero];
     type Statement<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
     let mut statements: Vec<Statement<'_>> = Vec::new();
     if !x.is_empty() {
@@ -786,6 +914,15 @@ async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Resu
     }
     if a_n.iter().any(|&n| n < 0) {
         statements.push(Box::pin(tx.execute(&prepared[4], &key_columns)));
+    }
+    if !dropped.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[5], &drop_capped)));
+    }
+    if !kept.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[6], &put_capped)));
+    }
+    if !n.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[7], &add_counts)));
     }
     futures_util::future::try_join_all(statements).await?;
     Ok(())

@@ -15,7 +15,7 @@ use crate::attribution::Tallies;
 use crate::ids::{EventId, VisitorId};
 use crate::records::{Event, Exposure};
 use crate::stats::Moments;
-use crate::store::rules::{AggregateKey, Change, Ledger, Stored, TallyKey};
+use crate::store::rules::{AggregateKey, CappedEntry, CappedScope, Change, Ledger, Stored, TallyKey};
 use crate::store::Write;
 
 /// What a group must read before its rules run.
@@ -85,6 +85,10 @@ pub struct Changes {
     pub tallies: Vec<(TallyKey, Tallies)>,
     /// In key order, the order every replica locks rows in.
     pub aggregates: BTreeMap<AggregateKey, Delta>,
+    /// Each touched visitor's value-index entry as it ends (`None`: none).
+    pub capped: BTreeMap<(CappedScope, VisitorId), Option<CappedEntry>>,
+    /// The change of each index's counts, (covered, nonzero), in key order.
+    pub capped_counts: BTreeMap<CappedScope, (i64, i64)>,
 }
 
 #[derive(Default)]
@@ -98,6 +102,8 @@ pub struct Overlay {
     new_events: RefCell<Vec<Event>>,
     dirty_tallies: RefCell<BTreeSet<TallyKey>>,
     aggregates: RefCell<BTreeMap<AggregateKey, Delta>>,
+    capped: RefCell<BTreeMap<(CappedScope, VisitorId), Option<CappedEntry>>>,
+    capped_counts: RefCell<BTreeMap<CappedScope, (i64, i64)>>,
 }
 
 impl Overlay {
@@ -153,7 +159,14 @@ impl Overlay {
                 (k, t)
             })
             .collect();
-        Changes { exposures, events: self.new_events.into_inner(), tallies, aggregates: self.aggregates.into_inner() }
+        Changes {
+            exposures,
+            events: self.new_events.into_inner(),
+            tallies,
+            aggregates: self.aggregates.into_inner(),
+            capped: self.capped.into_inner(),
+            capped_counts: self.capped_counts.into_inner(),
+        }
     }
 
     fn check_visitor(&self, visitor: &VisitorId) -> Result<(), NotFetched> {
@@ -212,6 +225,30 @@ impl Ledger for Overlay {
 
     fn update_aggregate(&self, key: &AggregateKey, change: Change) -> Result<(), NotFetched> {
         self.aggregates.borrow_mut().entry(key.clone()).or_default().add(change);
+        Ok(())
+    }
+
+    /// Keeps the entry the visitor ends with, and sums the counts' change.
+    fn update_capped(&self, key: &AggregateKey, visitor: &VisitorId, change: Change) -> Result<(), NotFetched> {
+        self.check_visitor(visitor)?;
+        let (before, after) = change.entries(key);
+        let (covered, nonzero) = change.counts();
+        if before == after && (covered, nonzero) == (0, 0) {
+            return Ok(());
+        }
+        let scope = CappedScope::of(key);
+        if (covered, nonzero) != (0, 0) {
+            let mut counts = self.capped_counts.borrow_mut();
+            let sum = counts.entry(scope.clone()).or_default();
+            *sum = (sum.0 + covered, sum.1 + nonzero);
+        }
+        // A visitor with nothing to index, before or after, has no row to
+        // delete unless this group wrote one.
+        let mut capped = self.capped.borrow_mut();
+        let key = (scope, visitor.clone());
+        if before.is_some() || after.is_some() || capped.contains_key(&key) {
+            capped.insert(key, after);
+        }
         Ok(())
     }
 }

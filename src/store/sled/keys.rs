@@ -11,7 +11,7 @@ use std::str::from_utf8;
 use chrono::{Datelike, NaiveDate};
 
 use crate::ids::{ExperimentId, MetricName, VariantIndex, VisitorId};
-pub use crate::store::rules::{AggregateKey, TallyKey};
+pub use crate::store::rules::{AggregateKey, CappedScope, CappedSide, TallyKey};
 
 fn push_str(out: &mut Vec<u8>, s: &str) {
     let len = u16::try_from(s.len()).expect("key parts are at most 64 KiB (ids are validated far shorter)");
@@ -100,6 +100,62 @@ impl AggregateKey {
     }
 }
 
+/// An `f64` as 8 bytes whose byte order is its numeric order: the sign bit
+/// flipped for a positive number, every bit for a negative one.
+fn f64_key(x: f64) -> [u8; 8] {
+    let bits = x.to_bits();
+    (if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) }).to_be_bytes()
+}
+
+fn key_f64(b: [u8; 8]) -> f64 {
+    let bits = u64::from_be_bytes(b);
+    f64::from_bits(if bits >> 63 == 1 { bits ^ (1 << 63) } else { !bits })
+}
+
+/// `capped`: per (test, phase, metric), its counts under the scope and a
+/// tag byte 0, and on each side (tag 1: value, 2: covariate) one key per
+/// visitor, ordered by the side's value, so the visitors above a cap are a
+/// scan from the end.
+impl CappedScope {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut k = phase_prefix(&self.experiment, self.phase);
+        push_str(&mut k, self.metric.as_str());
+        k
+    }
+
+    /// The key of the scope's counts.
+    pub fn counts_key(&self) -> Vec<u8> {
+        let mut k = self.encode();
+        k.push(0);
+        k
+    }
+
+    /// The prefix of one side's entries.
+    pub fn side_prefix(&self, side: CappedSide) -> Vec<u8> {
+        let mut k = self.encode();
+        k.push(match side {
+            CappedSide::Value => 1,
+            CappedSide::Covariate => 2,
+        });
+        k
+    }
+
+    /// A visitor's entry on one side, at `value`.
+    pub fn entry_key(&self, side: CappedSide, value: f64, visitor: &VisitorId) -> Vec<u8> {
+        let mut k = self.side_prefix(side);
+        k.extend_from_slice(&f64_key(value));
+        push_str(&mut k, visitor.as_str());
+        k
+    }
+
+    /// The value and visitor of an entry's key, after its side's prefix.
+    pub fn decode_entry(mut rest: &[u8]) -> Option<(f64, VisitorId)> {
+        let value = key_f64(take(&mut rest)?);
+        let visitor = VisitorId::parse(take_str(&mut rest)?).ok()?;
+        rest.is_empty().then_some((value, visitor))
+    }
+}
+
 /// A key shown in messages: its text quoted, with length prefixes and other
 /// control bytes escaped (`"\0\u{5}alice\0\0\0\0"`), so the ids in it read.
 pub fn describe(key: &[u8]) -> String {
@@ -109,6 +165,17 @@ pub fn describe(key: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_keys_sort_as_their_numbers() {
+        let xs = [f64::NEG_INFINITY, -1e300, -2.5, -0.0, 0.0, f64::MIN_POSITIVE, 1.0, 30.0, 1e300, f64::INFINITY];
+        for w in xs.windows(2) {
+            assert!(f64_key(w[0]) <= f64_key(w[1]), "{} before {}", w[0], w[1]);
+        }
+        for x in xs {
+            assert_eq!(key_f64(f64_key(x)).to_bits(), x.to_bits());
+        }
+    }
 
     fn date(s: &str) -> NaiveDate {
         s.parse().unwrap()

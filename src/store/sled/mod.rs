@@ -42,16 +42,17 @@ use sled::transaction::{TransactionError, Transactional};
 
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{apply, Recomputed};
+use super::rules::{CappedCounts, CappedEntry, CappedScope, CappedSide};
 use super::{stream_tallies, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 
 use crate::experiment::{Catalog, Experiment};
-use crate::ids::{ExperimentId, VisitorId};
+use crate::ids::{ExperimentId, MetricName, VisitorId};
 use crate::records::{Event, Exposure};
 use crate::stats::Moments;
 use keys::{phase_prefix, AggregateKey};
-use trees::{Aggregates, Allocations, Events, Exposures, TallyTree, Tx, TxResult, VisitorEvents};
+use trees::{Aggregates, Allocations, Capped, Events, Exposures, TallyTree, Tx, TxResult, VisitorEvents};
 
 /// sled's page cache. Its default, 1 GiB, let a server holding a million
 /// visitors grow past 1.5 GiB resident (BENCHMARKS.md, memory); writes
@@ -66,9 +67,10 @@ const CACHE_BYTES: u64 = 16 << 20;
 /// covariate's sums; 5: no tree of event counts, a visitor's open chunk of
 /// events says how many full ones precede it; 6: event ids unique per
 /// visitor, no tree of events by id (the visitors' chunks are the raw
-/// events, and an open chunk holds digests of its visitor's older ids). A
-/// folder of an older layout is rebuilt from its raw records at start.
-const FORMAT: u64 = 6;
+/// events, and an open chunk holds digests of its visitor's older ids); 7:
+/// a value index of each capped metric (tree `capped`). A folder of an
+/// older layout is rebuilt from its raw records at start.
+const FORMAT: u64 = 7;
 
 #[derive(Clone)]
 struct Trees {
@@ -80,6 +82,7 @@ struct Trees {
     visitor_events: VisitorEvents,
     tallies: TallyTree,
     aggregates: Aggregates,
+    capped: Capped,
     allocations: Allocations,
 }
 
@@ -98,6 +101,7 @@ impl Trees {
             visitor_events: VisitorEvents(db.open_tree(VisitorEvents::NAME)?),
             tallies: TallyTree(db.open_tree(TallyTree::NAME)?),
             aggregates: Aggregates(db.open_tree(Aggregates::NAME)?),
+            capped: Capped(db.open_tree(Capped::NAME)?),
             allocations: Allocations(db.open_tree(Allocations::NAME)?),
             db,
         })
@@ -290,9 +294,11 @@ impl Trees {
         } else {
             t.visitor_events.redigest()?;
         }
-        let Recomputed { aggregates, tallies } = self.recompute_all(catalog)?;
+        let Recomputed { aggregates, tallies, capped, capped_entries } = self.recompute_all(catalog)?;
         t.aggregates.0.clear()?;
         t.tallies.0.clear()?;
+        t.capped.0.clear()?;
+        t.capped.write_all(&capped, &capped_entries)?;
         let mut batch = sled::Batch::default();
         for (k, t) in &tallies {
             batch.insert(k.encode(), trees::encode(t));
@@ -399,6 +405,21 @@ impl Store for SledStore {
             visit,
         )
         .await
+    }
+    async fn capped_counts(&self, exp: &Experiment, metric: &MetricName) -> Result<CappedCounts, StoreError> {
+        let scope = CappedScope { experiment: exp.id.clone(), phase: exp.allocation_version, metric: metric.clone() };
+        blocking(&self.shared, move |s| s.trees()?.capped.counts(&scope)).await
+    }
+    async fn capped_top(
+        &self,
+        exp: &Experiment,
+        metric: &MetricName,
+        side: CappedSide,
+        floor: f64,
+        limit: usize,
+    ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError> {
+        let scope = CappedScope { experiment: exp.id.clone(), phase: exp.allocation_version, metric: metric.clone() };
+        blocking(&self.shared, move |s| s.trees()?.capped.top(&scope, side, floor, limit)).await
     }
     async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
         let (id, phases, metric) = (exp.id.clone(), 1..exp.allocation_version, exp.primary_metric.clone());
@@ -518,9 +539,9 @@ fn concat<T>(mut lists: impl Iterator<Item = Result<Vec<T>, StoreError>>) -> Res
 
 /// Runs `body` in one transaction over every tree and returns its value.
 fn transact<T>(trees: &Trees, body: impl Fn(&Tx) -> TxResult<T>) -> Result<T, StoreError> {
-    (&trees.exposures.0, &trees.visitor_events.0, &trees.tallies.0, &trees.aggregates.0)
-        .transaction(|(exposures, visitor_events, tallies, aggregates)| {
-            body(&Tx { exposures, visitor_events, tallies, aggregates })
+    (&trees.exposures.0, &trees.visitor_events.0, &trees.tallies.0, &trees.aggregates.0, &trees.capped.0)
+        .transaction(|(exposures, visitor_events, tallies, aggregates, capped)| {
+            body(&Tx { exposures, visitor_events, tallies, aggregates, capped })
         })
         .map_err(StoreError::from)
 }

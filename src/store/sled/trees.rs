@@ -12,13 +12,13 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Tree;
 
-use super::keys::{describe, event_chunk_key, phase_prefix, visitor_key, AggregateKey, TallyKey};
+use super::keys::{describe, event_chunk_key, phase_prefix, visitor_key, AggregateKey, CappedScope, TallyKey};
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
-use crate::ids::{EventId, ExperimentId, VisitorId};
+use crate::ids::{EventId, ExperimentId, VariantIndex, VisitorId};
 use crate::records::{Event, Exposure};
-use crate::stats::Moments;
-use crate::store::rules::{Change, Ledger, Stored};
+use crate::stats::{Moments, VisitorValue};
+use crate::store::rules::{CappedCounts, CappedEntry, CappedSide, Change, Ledger, Stored};
 use crate::store::{Corrupt, StoreError};
 
 /// Most events one chunk of a visitor's event list holds. Appending an
@@ -279,6 +279,109 @@ impl Aggregates {
     }
 }
 
+/// Each capped metric's value index ([`CappedScope`]): its counts, and
+/// its visitors ordered by value and by covariate. Derived: `rebuild`
+/// recomputes it.
+#[derive(Clone)]
+pub struct Capped(pub(super) Tree);
+
+impl Capped {
+    pub const NAME: &'static str = "capped";
+    const ENTRY_LEN: usize = 2 + 4 + 3 * 8;
+
+    fn corrupt(key: &[u8], detail: String) -> Corrupt {
+        Corrupt { tree: Self::NAME, key: describe(key), detail }
+    }
+
+    /// An entry as 30 bytes: the variant (2), the day (days from the common
+    /// era, 4), then `x`, `y` and the covariate (8 each), big-endian.
+    pub fn encode_entry(e: &CappedEntry) -> [u8; Self::ENTRY_LEN] {
+        let mut out = [0; Self::ENTRY_LEN];
+        out[..2].copy_from_slice(&e.variant.to_be_bytes());
+        out[2..6].copy_from_slice(&chrono::Datelike::num_days_from_ce(&e.date).to_be_bytes());
+        for (i, x) in [e.value.x, e.value.y, e.value.pre].into_iter().enumerate() {
+            out[6 + 8 * i..14 + 8 * i].copy_from_slice(&x.to_be_bytes());
+        }
+        out
+    }
+
+    pub fn decode_entry(key: &[u8], bytes: &[u8]) -> Result<CappedEntry, Corrupt> {
+        let bad = || Self::corrupt(key, format!("an entry of {} bytes, not {}", bytes.len(), Self::ENTRY_LEN));
+        let b: &[u8; Self::ENTRY_LEN] = bytes.try_into().map_err(|_| bad())?;
+        let f = |i: usize| f64::from_be_bytes(b[6 + 8 * i..14 + 8 * i].try_into().expect("8 bytes"));
+        let variant = VariantIndex::from_be_bytes([b[0], b[1]])
+            .ok_or_else(|| Self::corrupt(key, "a variant out of range".into()))?;
+        let days = i32::from_be_bytes(b[2..6].try_into().expect("4 bytes"));
+        let date = chrono::NaiveDate::from_num_days_from_ce_opt(days)
+            .ok_or_else(|| Self::corrupt(key, format!("day {days} is no date")))?;
+        Ok(CappedEntry { variant, date, value: VisitorValue { x: f(0), y: f(1), pre: f(2) } })
+    }
+
+    /// Counts as 16 bytes: covered, then non-zero, big-endian.
+    fn encode_counts(c: CappedCounts) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&c.covered.to_be_bytes());
+        out[8..].copy_from_slice(&c.nonzero.to_be_bytes());
+        out
+    }
+
+    fn decode_counts(key: &[u8], bytes: Option<&[u8]>) -> Result<CappedCounts, Corrupt> {
+        let Some(bytes) = bytes else { return Ok(CappedCounts::default()) };
+        let b: &[u8; 16] =
+            bytes.try_into().map_err(|_| Self::corrupt(key, format!("counts of {} bytes, not 16", bytes.len())))?;
+        let half = |i: usize| u64::from_be_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        Ok(CappedCounts { covered: half(0), nonzero: half(1) })
+    }
+
+    pub fn counts(&self, scope: &CappedScope) -> Result<CappedCounts, StoreError> {
+        let key = scope.counts_key();
+        Ok(Self::decode_counts(&key, self.0.get(&key)?.as_deref())?)
+    }
+
+    /// Entries of one side from the top down: above `floor`, at most `limit`.
+    pub fn top(
+        &self,
+        scope: &CappedScope,
+        side: CappedSide,
+        floor: f64,
+        limit: usize,
+    ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError> {
+        let prefix = scope.side_prefix(side);
+        let mut out = Vec::new();
+        for kv in self.0.scan_prefix(&prefix).rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let (value, visitor) = CappedScope::decode_entry(&k[prefix.len()..])
+                .ok_or_else(|| Self::corrupt(&k, "a key that does not decode".into()))?;
+            if value <= floor {
+                break;
+            }
+            out.push((visitor, Self::decode_entry(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Writes a recomputed index (the tree cleared first).
+    pub fn write_all(
+        &self,
+        counts: &std::collections::BTreeMap<CappedScope, CappedCounts>,
+        entries: &[(CappedScope, VisitorId, CappedEntry)],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (scope, c) in counts {
+            batch.insert(scope.counts_key(), &Self::encode_counts(*c)[..]);
+        }
+        for (scope, visitor, e) in entries {
+            for side in CappedSide::BOTH.into_iter().filter(|s| s.of(e.value) != 0.0) {
+                batch.insert(scope.entry_key(side, side.of(e.value), visitor), &Self::encode_entry(e)[..]);
+            }
+        }
+        Ok(self.0.apply_batch(batch)?)
+    }
+}
+
 /// The allocation last accepted per test: test id → record.
 #[derive(Clone)]
 pub struct Allocations(pub(super) Tree);
@@ -303,6 +406,7 @@ pub struct Tx<'a> {
     pub visitor_events: &'a TransactionalTree,
     pub tallies: &'a TransactionalTree,
     pub aggregates: &'a TransactionalTree,
+    pub capped: &'a TransactionalTree,
 }
 
 impl Tx<'_> {
@@ -408,6 +512,34 @@ impl Ledger for Tx<'_> {
             self.aggregates.remove(k)?;
         } else {
             self.aggregates.insert(k, &Aggregates::encode_value(&m)[..])?;
+        }
+        Ok(())
+    }
+
+    /// Removes the visitor's keys at their old values, writes them at the
+    /// new ones, and moves the counts.
+    fn update_capped(&self, key: &AggregateKey, visitor: &VisitorId, change: Change) -> TxResult<()> {
+        let (before, after) = change.entries(key);
+        let counts = change.counts();
+        if before == after && counts == (0, 0) {
+            return Ok(());
+        }
+        let scope = CappedScope::of(key);
+        for side in CappedSide::BOTH {
+            let at = |e: Option<CappedEntry>| e.map(|e| side.of(e.value)).filter(|x| *x != 0.0);
+            if let Some(old) = at(before) {
+                self.capped.remove(scope.entry_key(side, old, visitor))?;
+            }
+            if let (Some(new), Some(e)) = (at(after), after) {
+                self.capped.insert(scope.entry_key(side, new, visitor), &Capped::encode_entry(&e)[..])?;
+            }
+        }
+        if counts != (0, 0) {
+            let k = scope.counts_key();
+            let mut c = Capped::decode_counts(&k, self.capped.get(&k)?.as_deref())
+                .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
+            c.add(counts);
+            self.capped.insert(k, &Capped::encode_counts(c)[..])?;
         }
         Ok(())
     }

@@ -108,6 +108,10 @@ type Answer = Result<Vec<Outcome>, Arc<StoreError>>;
 struct Job {
     pending: Pending,
     reply: tokio::sync::oneshot::Sender<Answer>,
+    /// When it was queued: its deadline counts from here, and so does a
+    /// commit holding it, so a write answered "too late" finds the store
+    /// already unhealthy.
+    queued: tokio::time::Instant,
 }
 
 /// What the writer shares with the handle.
@@ -124,7 +128,7 @@ impl Shared {
     fn stuck(&self) -> Option<String> {
         let since = (*self.committing_since.lock().expect("commit clock"))?;
         let waited = since.elapsed();
-        (waited > self.limits.deadline).then(|| {
+        (waited >= self.limits.deadline).then(|| {
             format!(
                 "a commit has been waiting {:.0} s for the store (it may be frozen or unreachable)",
                 waited.as_secs_f64()
@@ -178,11 +182,12 @@ impl Engine {
         } else {
             let (reply, answer) = tokio::sync::oneshot::channel();
             let sender = self.sender.lock().expect("sender lock");
+            let queued = tokio::time::Instant::now();
             match sender.as_ref() {
                 None => Err(Arc::new(StoreError::Closed)),
                 Some(s) => s
-                    .try_send(Job { pending: Pending { writes, catalog }, reply })
-                    .map(|()| Some(answer))
+                    .try_send(Job { pending: Pending { writes, catalog }, reply, queued })
+                    .map(|()| Some((answer, queued)))
                     .map_err(|e| {
                         Arc::new(match e {
                             TrySendError::Full(_) => StoreError::Busy,
@@ -193,8 +198,8 @@ impl Engine {
         };
         let deadline = self.shared.limits.deadline;
         Box::pin(async move {
-            let Some(answer) = queued? else { return Ok(Vec::new()) };
-            match tokio::time::timeout(deadline, answer).await {
+            let Some((answer, queued)) = queued? else { return Ok(Vec::new()) };
+            match tokio::time::timeout_at(queued + deadline, answer).await {
                 Ok(answer) => answer.map_err(|_| Arc::new(StoreError::Closed))?,
                 Err(_) => Err(Arc::new(StoreError::Unavailable(format!(
                     "the store did not answer within {} s",
@@ -282,6 +287,7 @@ async fn writer<B: Backend>(backend: &B, shared: &Shared, mut receiver: mpsc::Re
 
 /// Commits a group and answers every request in it.
 async fn commit<B: Backend>(backend: &B, shared: &Shared, group: Vec<Job>) {
+    let oldest = group.iter().map(|j| j.queued.into_std()).min().unwrap_or_else(Instant::now);
     let (pending, replies): (Vec<Pending>, Vec<_>) = group.into_iter().map(|j| (j.pending, j.reply)).unzip();
     let pending: Arc<[Pending]> = pending.into();
     if let Some(reason) = shared.health.get() {
@@ -289,7 +295,8 @@ async fn commit<B: Backend>(backend: &B, shared: &Shared, group: Vec<Job>) {
         return replies.into_iter().for_each(|r| drop(r.send(Err(error.clone()))));
     }
     let started = Instant::now();
-    *shared.committing_since.lock().expect("commit clock") = Some(started);
+    // Counted from the oldest write's arrival, as its deadline is.
+    *shared.committing_since.lock().expect("commit clock") = Some(oldest);
     let result = backend.commit(pending.clone()).await;
     let answers: Vec<Answer> = match result {
         Ok(all) => all.into_iter().map(Ok).collect(),

@@ -112,32 +112,23 @@ pub fn capped_moments(
     (value, capped, sums)
 }
 
-/// What a cap reads from the value side of its metric's index.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum TopRead {
-    /// The first `n` entries from the top: a percentile's order statistics
-    /// are among them.
-    First(usize),
-    /// Every entry above a value: an absolute cap's.
-    Above(f64),
+/// An order statistic a percentile cap needs, on the value side of its
+/// metric's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rank {
+    /// One of the zeros, which the index leaves out.
+    Zero,
+    /// The entry this many places below the top.
+    FromTop(usize),
 }
 
-/// What `cap` reads from the index of a phase with `n` visitors.
-///
-/// A percentile over `m` values (`n`, or the `nonzero` ones when zeros are
-/// ignored) sits between the order statistics `lo` and `lo + 1`; counted
-/// from the top, `lo` is at `m − 1 − lo`. The index holds only non-zero
-/// values, the zeros sit between its positive and its negative ones, so at
-/// most `m − lo` entries are read.
-pub fn top_read(cap: Cap, n: u64, counts: CappedCounts) -> TopRead {
-    match cap {
-        Cap::Absolute(a) => TopRead::Above(a),
-        Cap::Percentile { percentile: p, ignore_zeros } => {
-            let m = if ignore_zeros { counts.nonzero } else { n };
-            let first = quantile_at(m as usize, p).map_or(0, |(lo, _, _)| m as usize - lo);
-            TopRead::First(first.min(counts.nonzero as usize))
-        }
-    }
+/// Where a percentile lies in a phase's values: between two order
+/// statistics, a fraction `t` of the way from `lo` to `hi`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quantile {
+    pub lo: Rank,
+    pub hi: Rank,
+    pub t: f64,
 }
 
 /// The index held fewer entries than its counts say (it is behind its
@@ -145,26 +136,49 @@ pub fn top_read(cap: Cap, n: u64, counts: CappedCounts) -> TopRead {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShortIndex;
 
-/// The value a percentile `cap` caps at, from `top`: the value side of the
-/// index read as [`top_read`] asked, in descending order. `None` when there
-/// is no value to take a percentile of.
-pub fn cap_from_top(cap: Cap, n: u64, counts: CappedCounts, top: &[f64]) -> Result<Option<f64>, ShortIndex> {
-    let Cap::Percentile { percentile: p, ignore_zeros } = cap else { return Ok(cap_value(cap, std::iter::empty())) };
-    let m = if ignore_zeros { counts.nonzero } else { n } as usize;
-    let zeros = if ignore_zeros { 0 } else { n.saturating_sub(counts.nonzero) as usize };
-    let positive = top.iter().take_while(|x| **x > 0.0).count();
-    // The ascending order statistic `rank`: positive entries from the top,
-    // then the zeros, then the negative entries.
-    let at = |rank: usize| {
-        let d = m - 1 - rank;
-        match d {
-            d if d < positive => top.get(d).copied(),
-            d if d < positive + zeros => Some(0.0),
-            d => top.get(d - zeros).copied(),
-        }
-    };
-    let Some((lo, hi, t)) = quantile_at(m, p) else { return Ok(None) };
-    Ok(Some(interpolate(at(lo).ok_or(ShortIndex)?, at(hi).ok_or(ShortIndex)?, t)))
+impl Quantile {
+    /// The `p` quantile of a phase of `n` visitors whose index counts
+    /// `counts`, over every value or (`ignore_zeros`) the non-zero ones;
+    /// `None` when there is no value to take it of.
+    ///
+    /// In descending order the values are the positive entries, then the
+    /// zeros, then the negative entries, so the ascending order statistic
+    /// `r` of `m` values is `d = m − 1 − r` places below the top: the
+    /// entry `d` when `d` < positives, a zero while `d` < positives +
+    /// zeros, else the entry `d − zeros`.
+    pub fn of(p: f64, ignore_zeros: bool, n: u64, counts: CappedCounts) -> Option<Quantile> {
+        let zeros = if ignore_zeros { 0 } else { n.saturating_sub(counts.nonzero()) as usize };
+        let (positive, m) = (counts.positive as usize, counts.nonzero() as usize + zeros);
+        let rank = |r: usize| match m - 1 - r {
+            d if d < positive => Rank::FromTop(d),
+            d if d < positive + zeros => Rank::Zero,
+            d => Rank::FromTop(d - zeros),
+        };
+        let (lo, hi, t) = quantile_at(m, p)?;
+        Some(Quantile { lo: rank(lo), hi: rank(hi), t })
+    }
+
+    /// The entries whose values [`Quantile::value`] needs: `take` of them,
+    /// from `skip` places below the top (none when both are zeros).
+    pub fn reads(&self) -> Option<(usize, usize)> {
+        let places = [self.hi, self.lo].map(|r| match r {
+            Rank::FromTop(d) => Some(d),
+            Rank::Zero => None,
+        });
+        let first = places.iter().flatten().min()?;
+        let last = places.iter().flatten().max()?;
+        Some((*first, last - first + 1))
+    }
+
+    /// The quantile, from the values read as [`Quantile::reads`] said.
+    pub fn value(&self, read: &[f64]) -> Result<f64, ShortIndex> {
+        let skip = self.reads().map_or(0, |(skip, _)| skip);
+        let at = |r: Rank| match r {
+            Rank::Zero => Ok(0.0),
+            Rank::FromTop(d) => read.get(d - skip).copied().ok_or(ShortIndex),
+        };
+        Ok(interpolate(at(self.lo)?, at(self.hi)?, self.t))
+    }
 }
 
 /// What capping at `limit` takes from each row: `entries` must hold every
@@ -348,23 +362,31 @@ mod tests {
                     (id, CappedEntry { variant: variant(i), date: day(i), value: *v })
                 })
                 .collect();
-            let counts =
-                CappedCounts { covered: n as u64, nonzero: values.iter().filter(|v| v.x != 0.0).count() as u64 };
+            let counts = CappedCounts {
+                covered: n as u64,
+                positive: values.iter().filter(|v| v.x > 0.0).count() as u64,
+                negative: values.iter().filter(|v| v.x < 0.0).count() as u64,
+            };
             for cap in caps {
                 let (want_value, want_capped, want_sums) = capped_moments(cap, &visitors);
                 // The value side from the top, as a store reads it.
                 index.sort_by(|a, b| b.1.value.x.total_cmp(&a.1.value.x));
                 let by_x: Vec<_> = index.iter().filter(|(_, e)| e.value.x != 0.0).cloned().collect();
-                let top: Vec<_> = match top_read(cap, n as u64, counts) {
-                    TopRead::First(k) => by_x.into_iter().take(k).collect(),
-                    TopRead::Above(a) => by_x.into_iter().take_while(|(_, e)| e.value.x > a).collect(),
+                let value = match cap {
+                    Cap::Absolute(a) => Some(a),
+                    Cap::Percentile { percentile, ignore_zeros } => {
+                        Quantile::of(percentile, ignore_zeros, n as u64, counts).map(|q| {
+                            let (skip, take) = q.reads().unwrap_or((0, 0));
+                            let read: Vec<f64> = by_x.iter().skip(skip).take(take).map(|(_, e)| e.value.x).collect();
+                            q.value(&read).unwrap()
+                        })
+                    }
                 };
-                let xs: Vec<f64> = top.iter().map(|(_, e)| e.value.x).collect();
-                let value = cap_from_top(cap, n as u64, counts, &xs).unwrap();
                 assert_eq!(value, want_value, "{cap:?} over {n}");
                 let Some(limit) = value.filter(|c| *c >= 0.0) else { continue };
+                let above: Vec<_> = by_x.iter().take_while(|(_, e)| e.value.x > limit).cloned().collect();
                 let covariates: Vec<_> = index.iter().filter(|(_, e)| e.value.pre > limit).cloned().collect();
-                let (capped, excess) = excess(limit, top.iter().chain(&covariates));
+                let (capped, excess) = excess(limit, above.iter().chain(&covariates));
                 assert_eq!(capped, want_capped, "{cap:?} over {n}");
                 let mut raw: BTreeMap<(VariantIndex, NaiveDate), Moments> = BTreeMap::new();
                 for (v, d, x) in &visitors {
@@ -384,11 +406,17 @@ mod tests {
     }
 
     #[test]
-    fn an_index_shorter_than_its_counts_is_not_read_as_an_answer() {
-        let cap = Cap::Percentile { percentile: 0.5, ignore_zeros: true };
-        let counts = CappedCounts { covered: 10, nonzero: 4 };
-        assert_eq!(top_read(cap, 10, counts), TopRead::First(3));
-        assert_eq!(cap_from_top(cap, 10, counts, &[9.0]), Err(ShortIndex));
+    fn a_quantile_reads_its_order_statistics_by_rank_and_a_short_index_is_no_answer() {
+        // Four non-zero values of ten: the median of all ten is a zero, of
+        // the four it lies between the second and third from the top.
+        let counts = CappedCounts { covered: 10, positive: 3, negative: 1 };
+        let all = Quantile::of(0.5, false, 10, counts).unwrap();
+        assert_eq!((all.lo, all.hi, all.reads()), (Rank::Zero, Rank::Zero, None));
+        assert_eq!(all.value(&[]), Ok(0.0));
+        let nonzero = Quantile::of(0.5, true, 10, counts).unwrap();
+        assert_eq!((nonzero.lo, nonzero.hi, nonzero.reads()), (Rank::FromTop(2), Rank::FromTop(1), Some((1, 2))));
+        assert_eq!(nonzero.value(&[9.0]), Err(ShortIndex));
+        assert_eq!(nonzero.value(&[9.0, 3.0]), Ok(6.0));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aggregates::AggregateRow;
 use crate::analysis::{analyze, Report};
-use crate::capping::{self, CapApplied, Collector, TopRead};
+use crate::capping::{self, CapApplied, Collector, Quantile};
 use crate::experiment::metric::{Cap, Metric};
 use crate::experiment::{Catalog, Experiment};
 use crate::store::rules::CappedSide;
@@ -67,7 +67,8 @@ pub async fn report_rows(
     Ok((rows, applied))
 }
 
-/// Caps one metric's rows from the top of its value index: `None`, the
+/// Caps one metric's rows from its value index: the percentile's order
+/// statistics read by rank, then the visitors above the cap. `None`, the
 /// rows untouched, when the index does not cover every visitor of the
 /// phase or cannot answer (a cap below 0 would cut visitors with a value of
 /// 0, which it does not hold).
@@ -84,22 +85,31 @@ pub async fn from_index(
     if counts.covered != n {
         return Ok(None);
     }
-    let top = match capping::top_read(cap, n, counts) {
-        TopRead::First(k) => store.capped_top(exp, &metric.name, CappedSide::Value, f64::NEG_INFINITY, k).await?,
-        TopRead::Above(a) => store.capped_top(exp, &metric.name, CappedSide::Value, a, usize::MAX).await?,
+    let value = match cap {
+        Cap::Absolute(a) => Some(a),
+        Cap::Percentile { percentile, ignore_zeros } => match Quantile::of(percentile, ignore_zeros, n, counts) {
+            None => None,
+            Some(q) => {
+                let read = match q.reads() {
+                    Some((skip, take)) => store.capped_values(exp, &metric.name, skip, take).await?,
+                    None => Vec::new(),
+                };
+                let Ok(value) = q.value(&read) else { return Ok(None) };
+                Some(value)
+            }
+        },
     };
-    let values: Vec<f64> = top.iter().map(|(_, e)| e.value.x).collect();
-    let Ok(value) = capping::cap_from_top(cap, n, counts, &values) else { return Ok(None) };
     let applied = |capped_visitors| CapApplied { metric: name.to_owned(), cap, value, capped_visitors, visitors: n };
     let Some(limit) = value else { return Ok(Some(applied(0))) };
     if limit < 0.0 {
         return Ok(None);
     }
+    let above = store.capped_top(exp, &metric.name, CappedSide::Value, limit).await?;
     let covariates = match metric.cuped {
-        Some(_) => store.capped_top(exp, &metric.name, CappedSide::Covariate, limit, usize::MAX).await?,
+        Some(_) => store.capped_top(exp, &metric.name, CappedSide::Covariate, limit).await?,
         None => Vec::new(),
     };
-    let (capped, excess) = capping::excess(limit, top.iter().chain(&covariates));
+    let (capped, excess) = capping::excess(limit, above.iter().chain(&covariates));
     capping::take_excess(exp, name, rows, &excess);
     Ok(Some(applied(capped)))
 }

@@ -32,6 +32,11 @@ async fn two_replicas_writing_the_same_visitors_at_once_count_each_write_once() 
     assert_eq!((exposures, events), (truth.exposures.len(), truth.events.len()), "each stored exactly once");
     assert_same(&replicas[1].all_aggregates().await.unwrap(), &expected(&catalog, &truth), "two replicas");
     assert_capped_from_index(replicas[1].as_ref(), &catalog, true).await;
+    assert_eq!(
+        replicas[0].verify(&catalog).await.unwrap(),
+        Vec::<String>::new(),
+        "the kept index is the recomputed one"
+    );
     replicas[0].rebuild(&catalog).await.unwrap();
     assert_same(&replicas[1].all_aggregates().await.unwrap(), &expected(&catalog, &truth), "after rebuild");
     assert_capped_from_index(replicas[1].as_ref(), &catalog, true).await;

@@ -34,6 +34,7 @@ async fn shuffled_writes_with_duplicates_and_retries_give_the_true_aggregates() 
     assert_same(&store.all_aggregates().await.unwrap(), &want, "incremental");
     assert_same(&store.recompute(&catalog).await.unwrap().aggregates, &want, "recomputed");
     assert_capped_from_index(store.as_ref(), &catalog, true).await;
+    assert_eq!(store.verify(&catalog).await.unwrap(), Vec::<String>::new(), "the kept index is the recomputed one");
     store.rebuild(&catalog).await.unwrap();
     assert_same(&store.all_aggregates().await.unwrap(), &want, "after rebuild");
     assert_capped_from_index(store.as_ref(), &catalog, true).await;
@@ -77,8 +78,14 @@ async fn a_cap_added_later_is_exact_before_and_after_a_rebuild() {
     send_concurrently(std::slice::from_ref(&store), &uncapped, early, 50, 4).await;
     send_concurrently(std::slice::from_ref(&store), &capped, late, 50, 4).await;
     assert_capped_from_index(store.as_ref(), &capped, false).await;
+    let differences = store.verify(&capped).await.unwrap();
+    assert!(
+        differences.iter().any(|d| d.contains("revenue_per_visitor (value index)")),
+        "verify names the index that misses the earlier visitors: {differences:?}"
+    );
     store.rebuild(&capped).await.unwrap();
     assert_capped_from_index(store.as_ref(), &capped, true).await;
+    assert_eq!(store.verify(&capped).await.unwrap(), Vec::<String>::new());
 }
 
 #[tokio::test]

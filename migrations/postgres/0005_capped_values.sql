@@ -5,7 +5,8 @@
 -- aggregate row it counts in (variant and day). A report reads a
 -- percentile cap, and the visitors above it, from the top of the index,
 -- instead of every visitor's tallies. `capped_counts` says how many of the
--- phase's visitors the index covers, and how many have a non-zero value.
+-- phase's visitors the index covers, and how many have a value above and
+-- below 0 (the zeros, left out, sit between them in rank).
 -- Both tables start empty: a test that already has visitors is reported
 -- from its tallies, as before, until `offerlab rebuild` fills them.
 CREATE TABLE capped_values (
@@ -28,6 +29,7 @@ CREATE TABLE capped_counts (
     phase      integer NOT NULL,
     metric     text    NOT NULL,
     covered    bigint  NOT NULL,
-    nonzero    bigint  NOT NULL,
+    positive   bigint  NOT NULL,
+    negative   bigint  NOT NULL,
     PRIMARY KEY (experiment, phase, metric)
 );

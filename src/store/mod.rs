@@ -32,7 +32,7 @@ use crate::ids::{ExperimentId, MetricName, VariantIndex, VisitorId};
 use crate::records::{Event, Exposure};
 
 pub use self::postgres::PgStore;
-pub use self::rules::{AggregateKey, CappedCounts, CappedEntry, CappedSide, Recomputed};
+pub use self::rules::{AggregateKey, CappedCounts, CappedEntry, CappedIndex, CappedSide, Recomputed};
 pub use self::sled::SledStore;
 use crate::stats::Moments;
 
@@ -234,16 +234,25 @@ pub trait Store: Send + Sync {
     /// phase (zeros when it has none).
     async fn capped_counts(&self, exp: &Experiment, metric: &MetricName) -> Result<CappedCounts, StoreError>;
 
-    /// Entries of a capped metric's value index in the test's current
-    /// phase, from the top of `side` down: those above `floor`, at most
-    /// `limit` of them, in descending order of `side`.
+    /// Values of a capped metric's index in the test's current phase, on
+    /// its value side from the top down: `take` of them, from `skip` places
+    /// below the top (where a percentile's order statistics are).
+    async fn capped_values(
+        &self,
+        exp: &Experiment,
+        metric: &MetricName,
+        skip: usize,
+        take: usize,
+    ) -> Result<Vec<f64>, StoreError>;
+
+    /// Entries of a capped metric's index in the test's current phase whose
+    /// `side` is above `floor` (the visitors a cap cuts), from the top.
     async fn capped_top(
         &self,
         exp: &Experiment,
         metric: &MetricName,
         side: CappedSide,
         floor: f64,
-        limit: usize,
     ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError>;
 
     /// Visitors exposed in earlier phases of a test (left out of its report).
@@ -264,6 +273,9 @@ pub trait Store: Send + Sync {
     /// Every stored aggregate row, keyed.
     async fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError>;
 
+    /// Every capped metric's value index, as stored (for `verify`).
+    async fn all_capped(&self) -> Result<CappedIndex, StoreError>;
+
     /// Tallies and aggregates recomputed from the raw exposures and events;
     /// nothing is written.
     async fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError>;
@@ -276,7 +288,10 @@ pub trait Store: Send + Sync {
     /// Where the stored aggregates differ from a recomputation from the raw
     /// records (`offerlab verify`), one line each; empty when they agree.
     async fn verify(&self, catalog: &Catalog) -> Result<Vec<String>, StoreError> {
-        Ok(self.recompute(catalog).await?.differences(&self.all_aggregates().await?))
+        let recomputed = self.recompute(catalog).await?;
+        let mut out = recomputed.differences(&self.all_aggregates().await?);
+        out.extend(recomputed.capped.differences(&self.all_capped().await?));
+        Ok(out)
     }
 
     /// Stops taking writes, finishes and syncs what was queued. Fails when

@@ -111,19 +111,28 @@ impl CappedSide {
 
 /// What a value index counts: the phase's visitors it covers (each added
 /// while the metric was capped; the report trusts the index only when this
-/// equals the rows' visitors) and how many of them have a non-zero value
-/// (a percentile that ignores zeros is taken over those).
+/// equals the rows' visitors), and of those, how many have a value above 0
+/// and below 0 (a percentile is found by rank: the zeros, which the index
+/// leaves out, sit between the two).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CappedCounts {
     pub covered: u64,
-    pub nonzero: u64,
+    pub positive: u64,
+    pub negative: u64,
 }
 
 impl CappedCounts {
-    /// Adds a change of (covered, nonzero); counts never go below 0.
-    pub fn add(&mut self, (covered, nonzero): (i64, i64)) {
+    /// Visitors with a value other than 0: the index's value side.
+    pub fn nonzero(&self) -> u64 {
+        self.positive + self.negative
+    }
+
+    /// Adds a change of (covered, positive, negative); counts never go
+    /// below 0.
+    pub fn add(&mut self, [covered, positive, negative]: [i64; 3]) {
         self.covered = self.covered.saturating_add_signed(covered);
-        self.nonzero = self.nonzero.saturating_add_signed(nonzero);
+        self.positive = self.positive.saturating_add_signed(positive);
+        self.negative = self.negative.saturating_add_signed(negative);
     }
 }
 
@@ -223,10 +232,13 @@ impl Change {
         (before, after)
     }
 
-    /// How the change moves its index's counts: (covered, nonzero).
-    pub fn counts(&self) -> (i64, i64) {
-        let nonzero = |v: VisitorValue, counted: bool| i64::from(counted && v.x != 0.0);
-        (self.visitors, nonzero(self.new, self.visitors >= 0) - nonzero(self.old, self.visitors <= 0))
+    /// How the change moves its index's counts: (covered, positive,
+    /// negative).
+    pub fn counts(&self) -> [i64; 3] {
+        let sign =
+            |v: VisitorValue, counted: bool| [0, i64::from(counted && v.x > 0.0), i64::from(counted && v.x < 0.0)];
+        let (new, old) = (sign(self.new, self.visitors >= 0), sign(self.old, self.visitors <= 0));
+        [self.visitors, new[1] - old[1], new[2] - old[2]]
     }
 }
 
@@ -256,9 +268,7 @@ pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[E
 pub struct Recomputed {
     pub aggregates: std::collections::BTreeMap<AggregateKey, crate::stats::Moments>,
     pub tallies: Vec<(TallyKey, Tallies)>,
-    /// Each capped metric's value index: its counts, and its entries.
-    pub capped: std::collections::BTreeMap<CappedScope, CappedCounts>,
-    pub capped_entries: Vec<(CappedScope, VisitorId, CappedEntry)>,
+    pub capped: CappedIndex,
 }
 
 impl Recomputed {
@@ -271,9 +281,9 @@ impl Recomputed {
                 let key = aggregate_key(exp, e, metric);
                 if capped(catalog, metric) {
                     let scope = CappedScope::of(&key);
-                    self.capped.entry(scope.clone()).or_default().add(Change::add(v).counts());
+                    self.capped.counts.entry(scope.clone()).or_default().add(Change::add(v).counts());
                     if let Some(entry) = CappedEntry::of(&key, v) {
-                        self.capped_entries.push((scope, e.visitor.clone(), entry));
+                        self.capped.entries.insert((scope, e.visitor.clone()), entry);
                     }
                 }
                 self.aggregates.entry(key).or_default().add_visitor(v);
@@ -302,6 +312,50 @@ impl Recomputed {
             if !self.aggregates.contains_key(k) && got.n > 0 {
                 out.push(format!("{}: stored with {} visitors the raw records do not have", name(k), got.n));
             }
+        }
+        out
+    }
+}
+
+/// Every capped metric's value index: its counts, and its entries.
+#[derive(Debug, Default)]
+pub struct CappedIndex {
+    pub counts: std::collections::BTreeMap<CappedScope, CappedCounts>,
+    pub entries: std::collections::BTreeMap<(CappedScope, VisitorId), CappedEntry>,
+}
+
+impl CappedIndex {
+    /// Where `stored` differs from this recomputed index, one line each
+    /// (counts exactly, values to a relative 1e-9): empty when they agree.
+    pub fn differences(&self, stored: &CappedIndex) -> Vec<String> {
+        let name = |s: &CappedScope| format!("{} phase {} {} (value index)", s.experiment, s.phase, s.metric);
+        let mut out = Vec::new();
+        for (scope, want) in &self.counts {
+            let got = stored.counts.get(scope).copied().unwrap_or_default();
+            if got != *want {
+                out.push(format!("{}: counts stored {got:?}, the raw records give {want:?}", name(scope)));
+            }
+        }
+        for (scope, got) in &stored.counts {
+            if !self.counts.contains_key(scope) && got.covered > 0 {
+                out.push(format!("{}: stored for {} visitors the raw records do not have", name(scope), got.covered));
+            }
+        }
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+        let same = |a: &CappedEntry, b: &CappedEntry| {
+            a.variant == b.variant
+                && a.date == b.date
+                && close(a.value.x, b.value.x)
+                && close(a.value.y, b.value.y)
+                && close(a.value.pre, b.value.pre)
+        };
+        let mut wrong = 0;
+        for (key, want) in &self.entries {
+            wrong += usize::from(!stored.entries.get(key).is_some_and(|got| same(got, want)));
+        }
+        wrong += stored.entries.keys().filter(|k| !self.entries.contains_key(*k)).count();
+        if wrong > 0 {
+            out.push(format!("value indexes: {wrong} visitors' entries differ from the raw records"));
         }
         out
     }

@@ -52,10 +52,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
+use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
-use super::rules::{apply, AggregateKey, CappedCounts, CappedEntry, CappedScope, CappedSide, Recomputed, TallyKey};
+use super::rules::{
+    apply, AggregateKey, CappedCounts, CappedEntry, CappedIndex, CappedScope, CappedSide, Recomputed, TallyKey,
+};
 use super::{stream_tallies, Corrupt, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
@@ -110,6 +112,9 @@ impl Timeouts {
 pub struct PgStore {
     /// The readers' connections.
     pool: Pool,
+    /// How maintenance (rebuild, verify) connects: without the write
+    /// deadline's timeouts, which a pass over millions of rows outlasts.
+    maintenance: tokio_postgres::Config,
     engine: Engine,
     /// The runtime the store was opened on, where every query runs.
     runtime: tokio::runtime::Handle,
@@ -172,6 +177,8 @@ impl PgStore {
             ))
         })?;
         let timeouts = Timeouts::for_deadline(limits.deadline);
+        let mut maintenance = config.clone();
+        maintenance.options("-c synchronous_commit=on").connect_timeout(timeouts.connect).keepalives(true);
         config
             .options(timeouts.options())
             .connect_timeout(timeouts.connect)
@@ -186,7 +193,30 @@ impl PgStore {
         let writer_pool = self::pool(&config, WRITER_CONNECTIONS, timeouts)?;
         let replica = format!("{}-{}", std::process::id(), rand::random::<u64>());
         let engine = Engine::start(Arc::new(PgBackend { pool: writer_pool, replica }), limits, &runtime);
-        Ok(PgStore { pool, engine, runtime })
+        Ok(PgStore { pool, maintenance, engine, runtime })
+    }
+
+    /// Runs maintenance on a connection of its own, opened without the
+    /// write deadline: no statement or idle-transaction timeout, and no TCP
+    /// user timeout (a rebuild sends hundreds of megabytes of rows while
+    /// the server is still busy with the statement before).
+    async fn maintain<T, F>(
+        &self,
+        work: impl FnOnce(tokio_postgres::Client) -> F + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let config = self.maintenance.clone();
+        self.run(move |_| async move {
+            let (client, connection) = config.connect(NoTls).await?;
+            let connection = tokio::spawn(connection);
+            let out = work(client).await;
+            let _ = connection.await; // ends once the client is dropped
+            out
+        })
+        .await
     }
 
     /// Runs a query on the store's runtime and awaits it.
@@ -318,7 +348,8 @@ impl Store for PgStore {
                 let client = pool.get().await.map_err(pool_error)?;
                 Ok(client
                     .query_opt(
-                        "SELECT covered, nonzero FROM capped_counts WHERE experiment = $1 AND phase = $2 AND metric = $3",
+                        "SELECT covered, positive, negative FROM capped_counts
+                         WHERE experiment = $1 AND phase = $2 AND metric = $3",
                         &[&id, &phase, &name.as_str()],
                     )
                     .await?)
@@ -333,7 +364,25 @@ impl Store for PgStore {
                 detail: format!("a count of {stored}"),
             })
         };
-        Ok(CappedCounts { covered: count(0)?, nonzero: count(1)? })
+        Ok(CappedCounts { covered: count(0)?, positive: count(1)?, negative: count(2)? })
+    }
+
+    async fn capped_values(
+        &self,
+        exp: &Experiment,
+        metric: &MetricName,
+        skip: usize,
+        take: usize,
+    ) -> Result<Vec<f64>, StoreError> {
+        let (id, phase, name) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version), metric.clone());
+        let [skip, take] = [skip, take].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let rows = self
+            .run(move |pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok(client.query(sql::CAPPED_VALUES, &[&id, &phase, &name.as_str(), &skip, &take]).await?)
+            })
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     async fn capped_top(
@@ -342,10 +391,8 @@ impl Store for PgStore {
         metric: &MetricName,
         side: CappedSide,
         floor: f64,
-        limit: usize,
     ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError> {
         let (id, phase, name) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version), metric.clone());
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let query = sql::capped_top(match side {
             CappedSide::Value => "x",
             CappedSide::Covariate => "pre",
@@ -353,7 +400,7 @@ impl Store for PgStore {
         let rows = self
             .run(move |pool| async move {
                 let client = pool.get().await.map_err(pool_error)?;
-                Ok(client.query(&query, &[&id, &phase, &name.as_str(), &floor, &limit]).await?)
+                Ok(client.query(&query, &[&id, &phase, &name.as_str(), &floor]).await?)
             })
             .await?;
         rows.iter()
@@ -485,23 +532,76 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn all_capped(&self) -> Result<CappedIndex, StoreError> {
+        let (counts, entries) = self
+            .maintain(|client| async move {
+                let counts = client
+                    .query("SELECT experiment, phase, metric, covered, positive, negative FROM capped_counts", &[])
+                    .await?;
+                let entries = client
+                    .query(
+                        "SELECT experiment, phase, metric, visitor, variant, date, x, y, pre FROM capped_values",
+                        &[],
+                    )
+                    .await?;
+                Ok((counts, entries))
+            })
+            .await?;
+        let scope = |r: &tokio_postgres::Row, table: &'static str| -> Result<CappedScope, Corrupt> {
+            let key = || format!("{}/{}/{}", r.get::<_, &str>(0), r.get::<_, i32>(1), r.get::<_, &str>(2));
+            Ok(CappedScope {
+                experiment: parsed(r, 0, table, ExperimentId::parse_owned)?,
+                phase: phase_at(r, 1, table, key)?,
+                metric: parsed(r, 2, table, MetricName::parse_owned)?,
+            })
+        };
+        let mut index = CappedIndex::default();
+        for r in &counts {
+            let [covered, positive, negative] = [3, 4, 5].map(|i| u64::try_from(r.get::<_, i64>(i)).ok());
+            let bad =
+                || Corrupt { tree: "capped_counts", key: r.get::<_, String>(0), detail: "a negative count".into() };
+            let counts = CappedCounts {
+                covered: covered.ok_or_else(bad)?,
+                positive: positive.ok_or_else(bad)?,
+                negative: negative.ok_or_else(bad)?,
+            };
+            index.counts.insert(scope(r, "capped_counts")?, counts);
+        }
+        for r in &entries {
+            let key = || r.get::<_, String>(3);
+            let entry = CappedEntry {
+                variant: variant_at(r, 4, "capped_values", key)?,
+                date: r.get(5),
+                value: crate::stats::VisitorValue { x: r.get(6), y: r.get(7), pre: r.get(8) },
+            };
+            let visitor = parsed(r, 3, "capped_values", VisitorId::parse_owned)?;
+            index.entries.insert((scope(r, "capped_values")?, visitor), entry);
+        }
+        Ok(index)
+    }
+
+    /// Reads every raw row in one snapshot, on a maintenance connection.
     async fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
         let (exposures, events) = self
-            .run(|pool| async move {
-                let client = pool.get().await.map_err(pool_error)?;
-                Ok((client.query(sql::ALL_EXPOSURES, &[]).await?, client.query(sql::ALL_EVENTS, &[]).await?))
+            .maintain(|mut client| async move {
+                let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true);
+                let tx = tx.start().await?;
+                let rows = (tx.query(sql::ALL_EXPOSURES, &[]).await?, tx.query(sql::ALL_EVENTS, &[]).await?);
+                tx.commit().await?;
+                Ok(rows)
             })
             .await?;
         recomputed(catalog, &exposures, &events)
     }
 
     /// In one transaction: the raw tables locked against writes (a replica
-    /// still running waits), tallies and aggregates replaced by a
-    /// recomputation.
+    /// still running waits), tallies, aggregates and value indexes replaced
+    /// by a recomputation, on a maintenance connection: at millions of
+    /// visitors its statements, and the pause while the recomputation runs
+    /// here, take minutes.
     async fn rebuild(&self, catalog: &Catalog) -> Result<usize, StoreError> {
         let catalog = catalog.clone();
-        self.run(move |pool| async move {
-            let mut client = pool.get().await.map_err(pool_error)?;
+        self.maintain(move |mut client| async move {
             let tx = client.transaction().await?;
             tx.batch_execute(
                 "LOCK TABLE exposures, events, tallies, aggregates, capped_values, capped_counts IN EXCLUSIVE MODE",
@@ -509,7 +609,7 @@ impl Store for PgStore {
             .await?;
             let exposures = tx.query(sql::ALL_EXPOSURES, &[]).await?;
             let events = tx.query(sql::ALL_EVENTS, &[]).await?;
-            let Recomputed { aggregates, tallies, capped, capped_entries } = recomputed(&catalog, &exposures, &events)?;
+            let Recomputed { aggregates, tallies, capped } = recomputed(&catalog, &exposures, &events)?;
             let rows = aggregates.len();
             tx.batch_execute(
                 "DELETE FROM tallies; DELETE FROM aggregates; DELETE FROM capped_values; DELETE FROM capped_counts",
@@ -518,11 +618,13 @@ impl Store for PgStore {
             let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             let aggregates =
                 aggregates.into_iter().map(|(k, m)| (k, overlay::Delta { n: signed(m.n), sums: m })).collect();
-            let capped_counts = capped.into_iter().map(|(k, c)| (k, (signed(c.covered), signed(c.nonzero)))).collect();
-            let capped = capped_entries.into_iter().map(|(scope, visitor, e)| ((scope, visitor), Some(e))).collect();
+            let capped_counts =
+                capped.counts.into_iter().map(|(k, c)| (k, [c.covered, c.positive, c.negative].map(signed))).collect();
+            let capped = capped.entries.into_iter().map(|(k, e)| (k, Some(e))).collect();
             let changes =
                 Changes { exposures: Vec::new(), events: Vec::new(), tallies, aggregates, capped, capped_counts };
-            write_back(&tx, changes).await?;
+            let prepared = futures_util::future::try_join_all(sql::WRITE_BACK.map(|q| tx.prepare(q))).await?;
+            write_back(&tx, &prepared, changes).await?;
             tx.commit().await?;
             Ok(rows)
         })
@@ -648,19 +750,36 @@ mod sql {
     pub const DROP_CAPPED: &str = "DELETE FROM capped_values c
          USING unnest($1::text[], $2::int4[], $3::text[], $4::text[]) AS k(e, p, m, v)
          WHERE c.experiment = k.e AND c.phase = k.p AND c.metric = k.m AND c.visitor = k.v";
-    pub const ADD_CAPPED_COUNTS: &str = "INSERT INTO capped_counts AS c (experiment, phase, metric, covered, nonzero)
-         SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[])
-         ON CONFLICT (experiment, phase, metric) DO UPDATE SET
-             covered = c.covered + EXCLUDED.covered, nonzero = c.nonzero + EXCLUDED.nonzero";
-    /// The top of one side of a value index; `x <> 0` (or `pre <> 0`)
-    /// lets the partial index of that side answer.
+    pub const ADD_CAPPED_COUNTS: &str = "INSERT INTO capped_counts AS c
+             (experiment, phase, metric, covered, positive, negative)
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[], $6::int8[])
+         ON CONFLICT (experiment, phase, metric) DO UPDATE SET covered = c.covered + EXCLUDED.covered,
+             positive = c.positive + EXCLUDED.positive, negative = c.negative + EXCLUDED.negative";
+    /// Values of the value side from the top, by rank; `x <> 0` lets the
+    /// side's partial index answer.
+    pub const CAPPED_VALUES: &str = "SELECT x FROM capped_values
+         WHERE experiment = $1 AND phase = $2 AND metric = $3 AND x <> 0
+         ORDER BY x DESC OFFSET $4 LIMIT $5";
+    /// The entries of one side above a value, from the top; `x <> 0` (or
+    /// `pre <> 0`) lets the side's partial index answer.
     pub fn capped_top(column: &str) -> String {
         format!(
             "SELECT visitor, variant, date, x, y, pre FROM capped_values
              WHERE experiment = $1 AND phase = $2 AND metric = $3 AND {column} <> 0 AND {column} > $4
-             ORDER BY {column} DESC LIMIT $5"
+             ORDER BY {column} DESC"
         )
     }
+    /// What `write_back` runs, in the order it indexes them.
+    pub const WRITE_BACK: [&str; 8] = [
+        PUT_EXPOSURES,
+        PUT_EVENTS,
+        PUT_TALLIES,
+        ADD_AGGREGATES,
+        DROP_EMPTY_AGGREGATES,
+        DROP_CAPPED,
+        PUT_CAPPED,
+        ADD_CAPPED_COUNTS,
+    ];
     pub const DROP_EMPTY_AGGREGATES: &str = "DELETE FROM aggregates a
          USING unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[]) AS k(e, p, v, d, m)
          WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m
@@ -701,7 +820,8 @@ async fn commit_once(pool: &Pool, jobs: &[Pending]) -> Result<Vec<Vec<Outcome>>,
     let tallies = tallies.iter().map(tallies_of).collect::<Result<_, _>>()?;
     let (outcomes, changes) =
         run_rules(jobs, Overlay::new(&needs, exposures, tallies, events_of(&history)?, events_of(&known)?))?;
-    write_back(&tx, changes).await?;
+    let prepared = futures_util::future::try_join_all(sql::WRITE_BACK.map(|q| tx.prepare_cached(q))).await?;
+    write_back(&tx, &prepared, changes).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -823,21 +943,13 @@ fn capped_key_columns<'a>(list: &[(&'a (CappedScope, VisitorId), &'a Option<Capp
 /// Writes a group's changes: raw rows and tallies of the locked visitors,
 /// then the aggregate increments in key order; rows left with no visitor
 /// are removed. Sent pipelined, run in this order.
-async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Result<(), StoreError> {
-    let prepared = futures_util::future::try_join_all(
-        [
-            sql::PUT_EXPOSURES,
-            sql::PUT_EVENTS,
-            sql::PUT_TALLIES,
-            sql::ADD_AGGREGATES,
-            sql::DROP_EMPTY_AGGREGATES,
-            sql::DROP_CAPPED,
-            sql::PUT_CAPPED,
-            sql::ADD_CAPPED_COUNTS,
-        ]
-        .map(|q| tx.prepare_cached(q)),
-    )
-    .await?;
+///
+/// `prepared` holds [`sql::WRITE_BACK`], prepared on `tx`'s connection.
+async fn write_back(
+    tx: &tokio_postgres::Transaction<'_>,
+    prepared: &[tokio_postgres::Statement],
+    c: Changes,
+) -> Result<(), StoreError> {
     let x = &c.exposures;
     let x_visitors: Vec<&str> = x.iter().map(|e| e.visitor.as_str()).collect();
     let x_experiments: Vec<&str> = x.iter().map(|e| e.experiment.as_str()).collect();
@@ -892,12 +1004,13 @@ async fn write_back(tx: &deadpool_postgres::Transaction<'_>, c: Changes) -> Resu
     let n_experiments: Vec<&str> = n.keys().map(|s| s.experiment.as_str()).collect();
     let n_phases: Vec<i32> = n.keys().map(|s| phase_i32(s.phase)).collect();
     let n_metrics: Vec<&str> = n.keys().map(|s| s.metric.as_str()).collect();
-    let n_covered: Vec<i64> = n.values().map(|d| d.0).collect();
-    let n_nonzero: Vec<i64> = n.values().map(|d| d.1).collect();
+    let [n_covered, n_positive, n_negative]: [Vec<i64>; 3] =
+        std::array::from_fn(|i| n.values().map(|d| d[i]).collect());
     let put_capped: [&(dyn ToSql + Sync); 9] =
         [&k_experiments, &k_phases, &k_metrics, &k_visitors, &k_variants, &k_dates, &k_x, &k_y, &k_pre];
     let drop_capped: [&(dyn ToSql + Sync); 4] = [&d_experiments, &d_phases, &d_metrics, &d_visitors];
-    let add_counts: [&(dyn ToSql + Sync); 5] = [&n_experiments, &n_phases, &n_metrics, &n_covered, &n_nonzero];
+    let add_counts: [&(dyn ToSql + Sync); 6] =
+        [&n_experiments, &n_phases, &n_metrics, &n_covered, &n_positive, &n_negative];
     type Statement<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
     let mut statements: Vec<Statement<'_>> = Vec::new();
     if !x.is_empty() {

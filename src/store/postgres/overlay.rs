@@ -87,8 +87,9 @@ pub struct Changes {
     pub aggregates: BTreeMap<AggregateKey, Delta>,
     /// Each touched visitor's value-index entry as it ends (`None`: none).
     pub capped: BTreeMap<(CappedScope, VisitorId), Option<CappedEntry>>,
-    /// The change of each index's counts, (covered, nonzero), in key order.
-    pub capped_counts: BTreeMap<CappedScope, (i64, i64)>,
+    /// The change of each index's counts, (covered, positive, negative),
+    /// in key order.
+    pub capped_counts: BTreeMap<CappedScope, [i64; 3]>,
 }
 
 #[derive(Default)]
@@ -103,7 +104,7 @@ pub struct Overlay {
     dirty_tallies: RefCell<BTreeSet<TallyKey>>,
     aggregates: RefCell<BTreeMap<AggregateKey, Delta>>,
     capped: RefCell<BTreeMap<(CappedScope, VisitorId), Option<CappedEntry>>>,
-    capped_counts: RefCell<BTreeMap<CappedScope, (i64, i64)>>,
+    capped_counts: RefCell<BTreeMap<CappedScope, [i64; 3]>>,
 }
 
 impl Overlay {
@@ -232,15 +233,15 @@ impl Ledger for Overlay {
     fn update_capped(&self, key: &AggregateKey, visitor: &VisitorId, change: Change) -> Result<(), NotFetched> {
         self.check_visitor(visitor)?;
         let (before, after) = change.entries(key);
-        let (covered, nonzero) = change.counts();
-        if before == after && (covered, nonzero) == (0, 0) {
+        let counts = change.counts();
+        if before == after && counts == [0; 3] {
             return Ok(());
         }
         let scope = CappedScope::of(key);
-        if (covered, nonzero) != (0, 0) {
-            let mut counts = self.capped_counts.borrow_mut();
-            let sum = counts.entry(scope.clone()).or_default();
-            *sum = (sum.0 + covered, sum.1 + nonzero);
+        if counts != [0; 3] {
+            let mut sums = self.capped_counts.borrow_mut();
+            let sum = sums.entry(scope.clone()).or_default();
+            *sum = std::array::from_fn(|i| sum[i] + counts[i]);
         }
         // A visitor with nothing to index, before or after, has no row to
         // delete unless this group wrote one.

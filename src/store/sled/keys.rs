@@ -148,6 +148,16 @@ impl CappedScope {
         k
     }
 
+    /// The scope of a `capped` key, its tag byte (0: counts; 1, 2: a side)
+    /// and the rest.
+    pub fn decode_key(mut b: &[u8]) -> Option<(CappedScope, u8, &[u8])> {
+        let experiment = ExperimentId::parse(take_str(&mut b)?).ok()?;
+        let phase = u32::from_be_bytes(take(&mut b)?);
+        let metric = MetricName::parse(take_str(&mut b)?).ok()?;
+        let [tag] = take(&mut b)?;
+        Some((CappedScope { experiment, phase, metric }, tag, b))
+    }
+
     /// The value and visitor of an entry's key, after its side's prefix.
     pub fn decode_entry(mut rest: &[u8]) -> Option<(f64, VisitorId)> {
         let value = key_f64(take(&mut rest)?);

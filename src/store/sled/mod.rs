@@ -42,7 +42,7 @@ use sled::transaction::{TransactionError, Transactional};
 
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{apply, Recomputed};
-use super::rules::{CappedCounts, CappedEntry, CappedScope, CappedSide};
+use super::rules::{CappedCounts, CappedEntry, CappedIndex, CappedScope, CappedSide};
 use super::{stream_tallies, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
@@ -294,11 +294,11 @@ impl Trees {
         } else {
             t.visitor_events.redigest()?;
         }
-        let Recomputed { aggregates, tallies, capped, capped_entries } = self.recompute_all(catalog)?;
+        let Recomputed { aggregates, tallies, capped } = self.recompute_all(catalog)?;
         t.aggregates.0.clear()?;
         t.tallies.0.clear()?;
         t.capped.0.clear()?;
-        t.capped.write_all(&capped, &capped_entries)?;
+        t.capped.write_all(&capped)?;
         let mut batch = sled::Batch::default();
         for (k, t) in &tallies {
             batch.insert(k.encode(), trees::encode(t));
@@ -357,6 +357,9 @@ impl Store for SledStore {
     async fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
         blocking(&self.shared, |s| Ok(s.trees()?.aggregates.all()?.into_iter().collect())).await
     }
+    async fn all_capped(&self) -> Result<CappedIndex, StoreError> {
+        blocking(&self.shared, |s| s.trees()?.capped.all()).await
+    }
     async fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
         let catalog = catalog.clone();
         blocking(&self.shared, move |s| s.trees()?.recompute_all(&catalog)).await
@@ -410,16 +413,25 @@ impl Store for SledStore {
         let scope = CappedScope { experiment: exp.id.clone(), phase: exp.allocation_version, metric: metric.clone() };
         blocking(&self.shared, move |s| s.trees()?.capped.counts(&scope)).await
     }
+    async fn capped_values(
+        &self,
+        exp: &Experiment,
+        metric: &MetricName,
+        skip: usize,
+        take: usize,
+    ) -> Result<Vec<f64>, StoreError> {
+        let scope = CappedScope { experiment: exp.id.clone(), phase: exp.allocation_version, metric: metric.clone() };
+        blocking(&self.shared, move |s| s.trees()?.capped.values(&scope, skip, take)).await
+    }
     async fn capped_top(
         &self,
         exp: &Experiment,
         metric: &MetricName,
         side: CappedSide,
         floor: f64,
-        limit: usize,
     ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError> {
         let scope = CappedScope { experiment: exp.id.clone(), phase: exp.allocation_version, metric: metric.clone() };
-        blocking(&self.shared, move |s| s.trees()?.capped.top(&scope, side, floor, limit)).await
+        blocking(&self.shared, move |s| s.trees()?.capped.top(&scope, side, floor)).await
     }
     async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {
         let (id, phases, metric) = (exp.id.clone(), 1..exp.allocation_version, exp.primary_metric.clone());

@@ -18,7 +18,7 @@ use crate::attribution::Tallies;
 use crate::ids::{EventId, ExperimentId, VariantIndex, VisitorId};
 use crate::records::{Event, Exposure};
 use crate::stats::{Moments, VisitorValue};
-use crate::store::rules::{CappedCounts, CappedEntry, CappedSide, Change, Ledger, Stored};
+use crate::store::rules::{CappedCounts, CappedEntry, CappedIndex, CappedSide, Change, Ledger, Stored};
 use crate::store::{Corrupt, StoreError};
 
 /// Most events one chunk of a visitor's event list holds. Appending an
@@ -317,20 +317,21 @@ impl Capped {
         Ok(CappedEntry { variant, date, value: VisitorValue { x: f(0), y: f(1), pre: f(2) } })
     }
 
-    /// Counts as 16 bytes: covered, then non-zero, big-endian.
-    fn encode_counts(c: CappedCounts) -> [u8; 16] {
-        let mut out = [0; 16];
-        out[..8].copy_from_slice(&c.covered.to_be_bytes());
-        out[8..].copy_from_slice(&c.nonzero.to_be_bytes());
+    /// Counts as 24 bytes: covered, positive, negative, big-endian.
+    fn encode_counts(c: CappedCounts) -> [u8; 24] {
+        let mut out = [0; 24];
+        for (i, n) in [c.covered, c.positive, c.negative].into_iter().enumerate() {
+            out[8 * i..8 * i + 8].copy_from_slice(&n.to_be_bytes());
+        }
         out
     }
 
     fn decode_counts(key: &[u8], bytes: Option<&[u8]>) -> Result<CappedCounts, Corrupt> {
         let Some(bytes) = bytes else { return Ok(CappedCounts::default()) };
-        let b: &[u8; 16] =
-            bytes.try_into().map_err(|_| Self::corrupt(key, format!("counts of {} bytes, not 16", bytes.len())))?;
-        let half = |i: usize| u64::from_be_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes"));
-        Ok(CappedCounts { covered: half(0), nonzero: half(1) })
+        let b: &[u8; 24] =
+            bytes.try_into().map_err(|_| Self::corrupt(key, format!("counts of {} bytes, not 24", bytes.len())))?;
+        let n = |i: usize| u64::from_be_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        Ok(CappedCounts { covered: n(0), positive: n(1), negative: n(2) })
     }
 
     pub fn counts(&self, scope: &CappedScope) -> Result<CappedCounts, StoreError> {
@@ -338,20 +339,30 @@ impl Capped {
         Ok(Self::decode_counts(&key, self.0.get(&key)?.as_deref())?)
     }
 
-    /// Entries of one side from the top down: above `floor`, at most `limit`.
+    /// The values of the value side's entries `skip` places from the top
+    /// and on, `take` of them, read from their keys alone.
+    pub fn values(&self, scope: &CappedScope, skip: usize, take: usize) -> Result<Vec<f64>, StoreError> {
+        let prefix = scope.side_prefix(CappedSide::Value);
+        let mut out = Vec::with_capacity(take);
+        for k in self.0.scan_prefix(&prefix).keys().rev().skip(skip).take(take) {
+            let k = k?;
+            let (value, _) = CappedScope::decode_entry(&k[prefix.len()..])
+                .ok_or_else(|| Self::corrupt(&k, "a key that does not decode".into()))?;
+            out.push(value);
+        }
+        Ok(out)
+    }
+
+    /// Entries of one side from the top down, while above `floor`.
     pub fn top(
         &self,
         scope: &CappedScope,
         side: CappedSide,
         floor: f64,
-        limit: usize,
     ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError> {
         let prefix = scope.side_prefix(side);
         let mut out = Vec::new();
         for kv in self.0.scan_prefix(&prefix).rev() {
-            if out.len() >= limit {
-                break;
-            }
             let (k, v) = kv?;
             let (value, visitor) = CappedScope::decode_entry(&k[prefix.len()..])
                 .ok_or_else(|| Self::corrupt(&k, "a key that does not decode".into()))?;
@@ -363,17 +374,30 @@ impl Capped {
         Ok(out)
     }
 
+    /// The whole tree, decoded (for `verify`).
+    pub fn all(&self) -> Result<CappedIndex, StoreError> {
+        let mut index = CappedIndex::default();
+        for kv in self.0.iter() {
+            let (k, v) = kv?;
+            let bad = || Self::corrupt(&k, "a key that does not decode".into());
+            let (scope, tag, rest) = CappedScope::decode_key(&k).ok_or_else(bad)?;
+            if tag == 0 {
+                index.counts.insert(scope, Self::decode_counts(&k, Some(&v))?);
+            } else {
+                let (_, visitor) = CappedScope::decode_entry(rest).ok_or_else(bad)?;
+                index.entries.insert((scope, visitor), Self::decode_entry(&k, &v)?);
+            }
+        }
+        Ok(index)
+    }
+
     /// Writes a recomputed index (the tree cleared first).
-    pub fn write_all(
-        &self,
-        counts: &std::collections::BTreeMap<CappedScope, CappedCounts>,
-        entries: &[(CappedScope, VisitorId, CappedEntry)],
-    ) -> Result<(), StoreError> {
+    pub fn write_all(&self, index: &CappedIndex) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for (scope, c) in counts {
+        for (scope, c) in &index.counts {
             batch.insert(scope.counts_key(), &Self::encode_counts(*c)[..]);
         }
-        for (scope, visitor, e) in entries {
+        for ((scope, visitor), e) in &index.entries {
             for side in CappedSide::BOTH.into_iter().filter(|s| s.of(e.value) != 0.0) {
                 batch.insert(scope.entry_key(side, side.of(e.value), visitor), &Self::encode_entry(e)[..]);
             }
@@ -521,7 +545,7 @@ impl Ledger for Tx<'_> {
     fn update_capped(&self, key: &AggregateKey, visitor: &VisitorId, change: Change) -> TxResult<()> {
         let (before, after) = change.entries(key);
         let counts = change.counts();
-        if before == after && counts == (0, 0) {
+        if before == after && counts == [0; 3] {
             return Ok(());
         }
         let scope = CappedScope::of(key);
@@ -534,7 +558,7 @@ impl Ledger for Tx<'_> {
                 self.capped.insert(scope.entry_key(side, new, visitor), &Capped::encode_entry(&e)[..])?;
             }
         }
-        if counts != (0, 0) {
+        if counts != [0; 3] {
             let k = scope.counts_key();
             let mut c = Capped::decode_counts(&k, self.capped.get(&k)?.as_deref())
                 .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;

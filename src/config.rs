@@ -44,6 +44,15 @@ pub struct Settings {
     /// Worker threads for HTTP (default: one per core).
     #[arg(long, env = "OFFERLAB_WORKERS")]
     pub workers: Option<usize>,
+    /// How often each running test's verdict is re-evaluated for the
+    /// webhooks of `notify.toml` (e.g. 5m, 30s, 1h); a reload re-evaluates
+    /// at once.
+    #[arg(long, env = "OFFERLAB_NOTIFY_EVERY", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub notify_every: std::time::Duration,
+    /// The address marketers open the reports at, the base of a
+    /// notification's `report_url` (default: the address served).
+    #[arg(long, env = "OFFERLAB_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Seconds a write waits for the store before it is answered 503 with
     /// Retry-After (a frozen or unreachable database); PostgreSQL's
     /// statement, lock and connect timeouts follow it.
@@ -71,6 +80,8 @@ impl Settings {
             body_timeout: 5.0,
             workers: None,
             write_deadline: 5.0,
+            notify_every: std::time::Duration::from_secs(300),
+            public_url: None,
             now: None,
         }
     }

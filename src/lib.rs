@@ -22,6 +22,7 @@ pub mod features;
 pub mod format;
 pub mod http;
 pub mod ids;
+pub mod notify;
 pub mod offline;
 pub mod records;
 pub mod reporting;

@@ -51,7 +51,7 @@ async fn the_schema_migrates_once_and_a_newer_one_is_refused() {
     drop(PgStore::open(&url).await.unwrap());
     assert_eq!(
         pg.sql(&db, "SELECT string_agg(version::text, ',' ORDER BY version) FROM offerlab_migrations"),
-        "1,2,3,4,5"
+        "1,2,3,4,5,6"
     );
     pg.sql(&db, "INSERT INTO offerlab_migrations (version) VALUES (99)");
     match PgStore::open(&url).await {

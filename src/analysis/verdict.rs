@@ -43,6 +43,21 @@ pub enum VerdictCode {
 }
 
 impl VerdictCode {
+    pub const ALL: [VerdictCode; 7] = [
+        VerdictCode::CollectingData,
+        VerdictCode::SampleRatioMismatch,
+        VerdictCode::NoDetectableDifference,
+        VerdictCode::WinnerValidating,
+        VerdictCode::ValidatedWinner,
+        VerdictCode::GuardrailHarmed,
+        VerdictCode::InconsistentAcrossCycles,
+    ];
+
+    /// The code `as_str` spells `text`.
+    pub fn parse(text: &str) -> Option<VerdictCode> {
+        VerdictCode::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             VerdictCode::CollectingData => "collecting_data",

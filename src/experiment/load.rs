@@ -17,6 +17,7 @@ pub use super::errors::{ValidationError, ValidationErrors};
 use super::metric::Metric;
 pub use super::metrics_file::parse_metrics;
 use super::metrics_file::parse_metrics_partly;
+use super::notify_file::{parse_notify, NOTIFY_FILE};
 use super::raw::RawExperiment;
 use super::{Catalog, Experiment, ExperimentId, ShopZone, StatsConfig, Status, Targeting, Variant, Weight};
 use super::{MetricName, VariantIndex};
@@ -57,7 +58,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
 
     let mut experiments = Vec::new();
     let mut uses = MetricUse::default();
-    for path in files.iter().filter(|p| p.file_name().is_some_and(|n| n != METRICS_FILE)) {
+    for path in files.iter().filter(|p| p.file_name().is_some_and(|n| n != METRICS_FILE && n != NOTIFY_FILE)) {
         let file = path.display().to_string();
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         match std::fs::read_to_string(path) {
@@ -70,8 +71,20 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
     }
     errors.extend(check_conflicts(&experiments));
     uses.misspelt_in_metrics_file(&mut errors, &metrics, &metrics_shown, &metrics_text);
+    let notify_path = dir.join(NOTIFY_FILE);
+    let mut webhooks = Vec::new();
+    if notify_path.exists() {
+        let file = notify_path.display().to_string();
+        match std::fs::read_to_string(&notify_path) {
+            Ok(text) => match parse_notify(&file, &text, &experiments.iter().map(|e| e.id.clone()).collect()) {
+                Ok(hooks) => webhooks = hooks,
+                Err(e) => errors.extend(e),
+            },
+            Err(e) => errors.push(ValidationError { file, line: None, message: format!("cannot read the file ({e})") }),
+        }
+    }
     if errors.is_empty() {
-        Ok(Catalog::new(experiments, metrics))
+        Ok(Catalog::new(experiments, metrics).with_webhooks(webhooks))
     } else {
         Err(ValidationErrors(errors))
     }

@@ -10,6 +10,7 @@ mod errors;
 pub mod load;
 pub mod metric;
 mod metrics_file;
+pub mod notify_file;
 mod raw;
 pub mod zone;
 
@@ -26,6 +27,7 @@ use crate::bucketing::{bucket_ranges, BucketRange, Fnv, Namespace};
 pub type Attributes = BTreeMap<String, String>;
 pub use load::{load_dir, ValidationError, ValidationErrors};
 pub use metric::{Aggregate, Cap, Metric, MetricKind, Shape, Source, Unit, Units};
+pub use notify_file::{Webhook, WebhookFormat};
 pub use zone::ShopZone;
 
 pub use crate::ids::{check_slug, EventName, ExperimentId, MetricName, VariantIndex};
@@ -349,6 +351,8 @@ pub struct Catalog {
     /// Per test, its metrics with a CUPED covariate (none for most), so a
     /// write looks at pre-periods only where there are some.
     cuped: BTreeMap<ExperimentId, Vec<MetricName>>,
+    /// The webhooks of `notify.toml` (none without the file).
+    webhooks: Vec<Webhook>,
 }
 
 impl Catalog {
@@ -374,7 +378,19 @@ impl Catalog {
             reads,
             read_by_any,
             cuped,
+            webhooks: Vec::new(),
         }
+    }
+
+    /// The catalog with the webhooks of its folder's `notify.toml`.
+    pub fn with_webhooks(mut self, webhooks: Vec<Webhook>) -> Self {
+        self.webhooks = webhooks;
+        self
+    }
+
+    /// The webhooks told when a test's verdict changes.
+    pub fn webhooks(&self) -> &[Webhook] {
+        &self.webhooks
     }
 
     /// The running tests `exp` could share a visitor with if it ran too (what

@@ -24,6 +24,8 @@ pub struct Metrics {
     latency: HistogramVec,
     writes: IntCounterVec,
     unread: IntCounterVec,
+    deliveries: IntCounterVec,
+    evaluations: prometheus::IntCounter,
     /// Accepted events per name that no metric reads, since start.
     unread_names: Mutex<BTreeMap<String, u64>>,
     pub flush: Histogram,
@@ -94,6 +96,19 @@ impl Metrics {
             &["name"],
         )
         .expect("metric");
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "Tries of webhook deliveries by webhook and outcome (delivered, retried, refused, given_up)",
+            ),
+            &["webhook", "outcome"],
+        )
+        .expect("metric");
+        let evaluations = prometheus::IntCounter::new(
+            "verdict_evaluations_total",
+            "Passes that re-evaluated every running test's verdict for notifications",
+        )
+        .expect("metric");
         let flush = Histogram::with_opts(
             HistogramOpts::new("flush_duration_seconds", "Latency of one group-commit flush to disk")
                 .buckets(vec![0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
@@ -104,6 +119,8 @@ impl Metrics {
             Box::new(latency.clone()),
             Box::new(writes.clone()),
             Box::new(unread.clone()),
+            Box::new(deliveries.clone()),
+            Box::new(evaluations.clone()),
             Box::new(flush.clone()),
         ] {
             registry.register(m).expect("unique metric");
@@ -116,9 +133,21 @@ impl Metrics {
             latency,
             writes,
             unread,
+            deliveries,
+            evaluations,
             unread_names: Mutex::new(BTreeMap::new()),
             flush,
         }
+    }
+
+    /// Counts one pass over the running tests' verdicts.
+    pub fn observe_evaluation(&self) {
+        self.evaluations.inc();
+    }
+
+    /// Counts one try of a webhook delivery.
+    pub fn observe_delivery(&self, webhook: &str, outcome: &str) {
+        self.deliveries.with_label_values(&[webhook, outcome]).inc();
     }
 
     /// Counts one request and observes its latency. The labelled series are

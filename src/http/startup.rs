@@ -20,9 +20,11 @@ use crate::http::middleware::{body_deadline, observe, security_headers, BodyDead
 
 use crate::allocation::admit;
 use crate::config::Settings;
+use crate::experiment::notify_file::check_secrets;
 use crate::experiment::{load_dir, Catalog, ValidationErrors};
 use crate::http::routes;
 use crate::http::state::AppState;
+use crate::notify::Notifier;
 use crate::store::engine::Limits;
 use crate::store::{PgStore, SledStore, Store};
 
@@ -76,6 +78,8 @@ pub struct Application {
     addr: SocketAddr,
     server: Server,
     state: Arc<AppState>,
+    /// The notification tasks, stopped when the server stops.
+    notifier: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl Application {
@@ -93,6 +97,7 @@ impl Application {
         }
         let keys = web::Data::new(keys);
         let catalog = load_dir(&settings.experiments)?;
+        check_secrets(&catalog)?;
         for e in catalog.experiments() {
             tracing::info!(experiment = %e.id, status = ?e.status, surface = e.surface.as_str(), "loaded test");
         }
@@ -142,7 +147,9 @@ impl Application {
         let server =
             server.listen(listener).map_err(|source| StartupError::Bind { addr: settings.bind, source })?.run();
         tracing::info!(%addr, "offerlab listening");
-        Ok(Application { addr, server, state })
+        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let notifier = Arc::new(Notifier::new(state.clone(), settings.notify_every, public_url)).start();
+        Ok(Application { addr, server, state, notifier })
     }
 
     pub fn port(&self) -> u16 {
@@ -181,6 +188,9 @@ impl Application {
             }
         }
         let served = self.server.await;
+        for task in &self.notifier {
+            task.abort();
+        }
         // Stopped (SIGTERM, SIGINT or a handle): requests are drained; finish
         // and flush every queued write before exiting.
         let closed = self.state.store.close().await;

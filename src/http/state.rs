@@ -11,6 +11,7 @@ use crate::allocation::{admit, storage_error};
 use crate::analysis::Report;
 use crate::capping::Collector;
 use crate::clock::Clock;
+use crate::experiment::notify_file::check_secrets;
 use crate::experiment::{load_dir, Catalog, Experiment, ValidationErrors};
 use crate::features::Features;
 use crate::http::metrics::Metrics;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// What handlers read the time from.
     pub clock: Clock,
+    /// Woken by every accepted reload (notifications re-evaluate then).
+    pub reloaded: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -37,7 +40,15 @@ impl AppState {
         clock: Clock,
     ) -> Self {
         let features = ArcSwap::from_pointee(Features::new(&catalog, clock.now()));
-        AppState { catalog: ArcSwap::from_pointee(catalog), features, experiments_dir, store, metrics, clock }
+        AppState {
+            catalog: ArcSwap::from_pointee(catalog),
+            features,
+            experiments_dir,
+            store,
+            metrics,
+            clock,
+            reloaded: tokio::sync::Notify::new(),
+        }
     }
 
     /// The GrowthBook SDK payload of the current definitions.
@@ -59,8 +70,10 @@ impl AppState {
             Arc::new(tokio::task::spawn_blocking(move || load_dir(&dir)).await.map_err(|e| {
                 storage_error(StoreError::Internal(format!("reading the folder did not finish: {e}")))
             })??);
+        check_secrets(&fresh)?;
         admit(self.store.as_ref(), &fresh).await?;
         self.catalog.store(fresh.clone());
+        self.reloaded.notify_one();
         self.features.store(Arc::new(Features::new(&fresh, self.clock.now())));
         tracing::info!(experiments = fresh.len(), "reloaded experiment definitions");
         Ok(fresh)

@@ -29,6 +29,7 @@ use crate::allocation::AllocationRecord;
 use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
 use crate::ids::{ExperimentId, MetricName, VariantIndex, VisitorId};
+use crate::notify::{AfterTry, Delivery, LastDelivery};
 use crate::records::{Event, Exposure};
 
 pub use self::postgres::PgStore;
@@ -272,6 +273,38 @@ pub trait Store: Send + Sync {
 
     /// Every stored aggregate row, keyed.
     async fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError>;
+
+    /// The verdict code last recorded for each test: notifications are
+    /// sent when it changes.
+    async fn verdicts_seen(&self) -> Result<BTreeMap<ExperimentId, String>, StoreError>;
+
+    /// Records `code` as `experiment`'s verdict, with the deliveries the
+    /// change makes, in one durable step, if the recorded code is still
+    /// `seen`; `false`, and nothing written, when another replica moved it
+    /// first.
+    async fn advance_verdict(
+        &self,
+        experiment: &ExperimentId,
+        seen: Option<&str>,
+        code: &str,
+        deliveries: &[Delivery],
+    ) -> Result<bool, StoreError>;
+
+    /// The delivery due soonest at `now`, if any, leased to `holder` for
+    /// `lease`: no other replica takes it before that ends.
+    async fn take_delivery(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        holder: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<Delivery>, StoreError>;
+
+    /// After `holder`'s try of delivery `id`, durably: another try later, or
+    /// the end of it. Nothing, when the lease went to another replica.
+    async fn tried_delivery(&self, holder: &str, id: &str, after: AfterTry) -> Result<(), StoreError>;
+
+    /// How each webhook's last delivery ended, by webhook name.
+    async fn last_deliveries(&self) -> Result<Vec<LastDelivery>, StoreError>;
 
     /// Every capped metric's value index, as stored (for `verify`).
     async fn all_capped(&self) -> Result<CappedIndex, StoreError>;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod receiver;
 pub mod writes;
 
 #[allow(unused_imports)]

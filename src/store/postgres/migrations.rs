@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../../../migrations/postgres/0003_heartbeats.sql")),
     (4, include_str!("../../../migrations/postgres/0004_event_ids_per_visitor.sql")),
     (5, include_str!("../../../migrations/postgres/0005_capped_values.sql")),
+    (6, include_str!("../../../migrations/postgres/0006_notifications.sql")),
 ];
 
 /// The advisory lock migrations run under ("offerlab" in ASCII).

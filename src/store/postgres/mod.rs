@@ -64,6 +64,7 @@ use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
 use crate::experiment::{Catalog, Experiment};
 use crate::ids::{EventId, EventName, ExperimentId, MetricName, VariantIndex, VisitorId};
+use crate::notify::{AfterTry, Delivery, LastDelivery};
 use crate::records::{Event, Exposure};
 use crate::stats::Moments;
 use overlay::{Changes, Needs, Overlay};
@@ -528,6 +529,135 @@ impl Store for PgStore {
                     metric: parsed(r, 4, "aggregates", MetricName::parse_owned)?,
                 };
                 Ok((key, moments_at(r, 5)))
+            })
+            .collect()
+    }
+
+    async fn verdicts_seen(&self) -> Result<BTreeMap<ExperimentId, String>, StoreError> {
+        let rows = self
+            .run(|pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok(client.query("SELECT experiment, code FROM verdicts WHERE code IS NOT NULL", &[]).await?)
+            })
+            .await?;
+        rows.iter().map(|r| Ok((parsed(r, 0, "verdicts", ExperimentId::parse_owned)?, r.get(1)))).collect()
+    }
+
+    /// The test's row is created when missing, then locked, so replicas
+    /// comparing at once take turns and only the first records the change.
+    async fn advance_verdict(
+        &self,
+        experiment: &ExperimentId,
+        seen: Option<&str>,
+        code: &str,
+        deliveries: &[Delivery],
+    ) -> Result<bool, StoreError> {
+        let (id, seen, code) = (experiment.as_str().to_owned(), seen.map(str::to_owned), code.to_owned());
+        let records: Vec<(String, DateTime<Utc>, String)> = deliveries
+            .iter()
+            .map(|d| (d.id.clone(), d.next_at, serde_json::to_string(d).expect("deliveries serialize")))
+            .collect();
+        self.run(move |pool| async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let tx = client.transaction().await?;
+            tx.execute("INSERT INTO verdicts (experiment, code) VALUES ($1, NULL) ON CONFLICT DO NOTHING", &[&id])
+                .await?;
+            let stored: Option<String> =
+                tx.query_one("SELECT code FROM verdicts WHERE experiment = $1 FOR UPDATE", &[&id]).await?.get(0);
+            if stored != seen {
+                return Ok(false);
+            }
+            tx.execute("UPDATE verdicts SET code = $2 WHERE experiment = $1", &[&id, &code]).await?;
+            for (d, next_at, record) in &records {
+                tx.execute(
+                    "INSERT INTO deliveries (id, next_at, record) VALUES ($1, $2, $3::text::jsonb)",
+                    &[d, next_at, record],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn take_delivery(
+        &self,
+        now: DateTime<Utc>,
+        holder: &str,
+        lease: Duration,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let holder = holder.to_owned();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let row = self
+            .run(move |pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok(client
+                    .query_opt(
+                        "UPDATE deliveries SET leased_by = $1, lease_until = $2
+                         WHERE id = (SELECT id FROM deliveries
+                                     WHERE next_at <= $3 AND (lease_until IS NULL OR lease_until < $3)
+                                     ORDER BY next_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                         RETURNING id, record::text",
+                        &[&holder, &until, &now],
+                    )
+                    .await?)
+            })
+            .await?;
+        row.map(|r| {
+            serde_json::from_str(r.get(1))
+                .map_err(|e| StoreError::Corrupt(Corrupt { tree: "deliveries", key: r.get(0), detail: e.to_string() }))
+        })
+        .transpose()
+    }
+
+    async fn tried_delivery(&self, holder: &str, id: &str, after: AfterTry) -> Result<(), StoreError> {
+        let (holder, id) = (holder.to_owned(), id.to_owned());
+        self.run(move |pool| async move {
+            let mut client = pool.get().await.map_err(pool_error)?;
+            let tx = client.transaction().await?;
+            match after {
+                AfterTry::Again(d) => {
+                    let record = serde_json::to_string(&d).expect("deliveries serialize");
+                    tx.execute(
+                        "UPDATE deliveries SET record = $3::text::jsonb, next_at = $4, leased_by = NULL, lease_until = NULL
+                         WHERE id = $1 AND leased_by = $2",
+                        &[&id, &holder, &record, &d.next_at],
+                    )
+                    .await?;
+                }
+                AfterTry::Done(last) => {
+                    let removed =
+                        tx.execute("DELETE FROM deliveries WHERE id = $1 AND leased_by = $2", &[&id, &holder]).await?;
+                    if removed == 1 {
+                        let record = serde_json::to_string(&last).expect("deliveries serialize");
+                        tx.execute(
+                            "INSERT INTO last_deliveries (webhook, record) VALUES ($1, $2::text::jsonb)
+                             ON CONFLICT (webhook) DO UPDATE SET record = EXCLUDED.record",
+                            &[&last.webhook, &record],
+                        )
+                        .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_deliveries(&self) -> Result<Vec<LastDelivery>, StoreError> {
+        let rows = self
+            .run(|pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok(client.query("SELECT webhook, record::text FROM last_deliveries ORDER BY webhook", &[]).await?)
+            })
+            .await?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(r.get(1)).map_err(|e| {
+                    StoreError::Corrupt(Corrupt { tree: "last_deliveries", key: r.get(0), detail: e.to_string() })
+                })
             })
             .collect()
     }

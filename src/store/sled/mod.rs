@@ -49,10 +49,13 @@ use crate::allocation::AllocationRecord;
 
 use crate::experiment::{Catalog, Experiment};
 use crate::ids::{ExperimentId, MetricName, VisitorId};
+use crate::notify::{AfterTry, Delivery, LastDelivery};
 use crate::records::{Event, Exposure};
 use crate::stats::Moments;
 use keys::{phase_prefix, AggregateKey};
-use trees::{Aggregates, Allocations, Capped, Events, Exposures, TallyTree, Tx, TxResult, VisitorEvents};
+use trees::{
+    Aggregates, Allocations, Capped, Events, Exposures, Notifications, TallyTree, Tx, TxResult, VisitorEvents,
+};
 
 /// sled's page cache. Its default, 1 GiB, let a server holding a million
 /// visitors grow past 1.5 GiB resident (BENCHMARKS.md, memory); writes
@@ -84,6 +87,7 @@ struct Trees {
     aggregates: Aggregates,
     capped: Capped,
     allocations: Allocations,
+    notifications: Notifications,
 }
 
 impl Trees {
@@ -103,6 +107,11 @@ impl Trees {
             aggregates: Aggregates(db.open_tree(Aggregates::NAME)?),
             capped: Capped(db.open_tree(Capped::NAME)?),
             allocations: Allocations(db.open_tree(Allocations::NAME)?),
+            notifications: Notifications {
+                verdicts: db.open_tree(Notifications::NAMES[0])?,
+                outbox: db.open_tree(Notifications::NAMES[1])?,
+                last: db.open_tree(Notifications::NAMES[2])?,
+            },
             db,
         })
     }
@@ -356,6 +365,47 @@ impl Store for SledStore {
     }
     async fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
         blocking(&self.shared, |s| Ok(s.trees()?.aggregates.all()?.into_iter().collect())).await
+    }
+    async fn verdicts_seen(&self) -> Result<BTreeMap<ExperimentId, String>, StoreError> {
+        blocking(&self.shared, |s| s.trees()?.notifications.verdicts()).await
+    }
+    async fn advance_verdict(
+        &self,
+        experiment: &ExperimentId,
+        seen: Option<&str>,
+        code: &str,
+        deliveries: &[Delivery],
+    ) -> Result<bool, StoreError> {
+        let (id, seen, code, deliveries) =
+            (experiment.clone(), seen.map(str::to_owned), code.to_owned(), deliveries.to_vec());
+        blocking(&self.shared, move |s| {
+            let trees = s.trees()?;
+            let advanced = trees.notifications.advance(&id, seen.as_deref(), &code, &deliveries)?;
+            trees.sync()?;
+            Ok(advanced)
+        })
+        .await
+    }
+    /// One process holds a data folder, and one task sends: no lease needed.
+    async fn take_delivery(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        _holder: &str,
+        _lease: Duration,
+    ) -> Result<Option<Delivery>, StoreError> {
+        blocking(&self.shared, move |s| s.trees()?.notifications.due(now)).await
+    }
+    async fn tried_delivery(&self, _holder: &str, id: &str, after: AfterTry) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        blocking(&self.shared, move |s| {
+            let trees = s.trees()?;
+            trees.notifications.tried(&id, &after)?;
+            trees.sync()
+        })
+        .await
+    }
+    async fn last_deliveries(&self) -> Result<Vec<LastDelivery>, StoreError> {
+        blocking(&self.shared, |s| s.trees()?.notifications.last()).await
     }
     async fn all_capped(&self) -> Result<CappedIndex, StoreError> {
         blocking(&self.shared, |s| s.trees()?.capped.all()).await

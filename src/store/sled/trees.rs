@@ -16,6 +16,7 @@ use super::keys::{describe, event_chunk_key, phase_prefix, visitor_key, Aggregat
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
 use crate::ids::{EventId, ExperimentId, VariantIndex, VisitorId};
+use crate::notify::{AfterTry, Delivery, LastDelivery};
 use crate::records::{Event, Exposure};
 use crate::stats::{Moments, VisitorValue};
 use crate::store::rules::{CappedCounts, CappedEntry, CappedIndex, CappedSide, Change, Ledger, Stored};
@@ -403,6 +404,100 @@ impl Capped {
             }
         }
         Ok(self.0.apply_batch(batch)?)
+    }
+}
+
+/// Notifications: the verdict code last recorded per test (`verdicts`),
+/// deliveries waiting for their webhook (`outbox`, by delivery id), and
+/// how each webhook's last delivery ended (`last_deliveries`).
+#[derive(Clone)]
+pub struct Notifications {
+    pub(super) verdicts: Tree,
+    pub(super) outbox: Tree,
+    pub(super) last: Tree,
+}
+
+impl Notifications {
+    pub const NAMES: [&'static str; 3] = ["verdicts", "outbox", "last_deliveries"];
+
+    pub fn verdicts(&self) -> Result<std::collections::BTreeMap<ExperimentId, String>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for kv in self.verdicts.iter() {
+            let (k, v) = kv?;
+            let bad = |detail: &str| Corrupt { tree: "verdicts", key: describe(&k), detail: detail.into() };
+            let id = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| ExperimentId::parse(s).ok())
+                .ok_or_else(|| bad("not a test id"))?;
+            out.insert(id, String::from_utf8(v.to_vec()).map_err(|_| bad("a code that is not text"))?);
+        }
+        Ok(out)
+    }
+
+    /// Records the code and the deliveries in one transaction, if the
+    /// stored code is still `seen`.
+    pub fn advance(
+        &self,
+        experiment: &ExperimentId,
+        seen: Option<&str>,
+        code: &str,
+        deliveries: &[Delivery],
+    ) -> Result<bool, StoreError> {
+        use sled::transaction::Transactional;
+        let key = experiment.as_str().as_bytes();
+        let done = (&self.verdicts, &self.outbox).transaction(|(verdicts, outbox)| {
+            let stored = verdicts.get(key)?;
+            if stored.as_deref() != seen.map(str::as_bytes) {
+                return Ok(false);
+            }
+            verdicts.insert(key, code.as_bytes())?;
+            for d in deliveries {
+                outbox.insert(d.id.as_bytes(), encode(d))?;
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(true)
+        });
+        done.map_err(StoreError::from)
+    }
+
+    /// The delivery due soonest at `now`.
+    pub fn due(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Option<Delivery>, StoreError> {
+        let mut soonest: Option<Delivery> = None;
+        for kv in self.outbox.iter() {
+            let (k, v) = kv?;
+            let d: Delivery = decode("outbox", &k, &v)?;
+            if d.next_at <= now && soonest.as_ref().is_none_or(|s| d.next_at < s.next_at) {
+                soonest = Some(d);
+            }
+        }
+        Ok(soonest)
+    }
+
+    pub fn tried(&self, id: &str, after: &AfterTry) -> Result<(), StoreError> {
+        use sled::transaction::Transactional;
+        (&self.outbox, &self.last)
+            .transaction(|(outbox, last)| {
+                match after {
+                    AfterTry::Again(d) => {
+                        outbox.insert(id.as_bytes(), encode(d))?;
+                    }
+                    AfterTry::Done(l) => {
+                        outbox.remove(id.as_bytes())?;
+                        last.insert(l.webhook.as_bytes(), encode(l))?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(StoreError::from)
+    }
+
+    pub fn last(&self) -> Result<Vec<LastDelivery>, StoreError> {
+        self.last
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok(decode("last_deliveries", &k, &v)?)
+            })
+            .collect()
     }
 }
 

@@ -146,6 +146,11 @@ enum Command {
         #[command(flatten)]
         store: MaintainedStore,
     },
+    /// Notifications: `notify test NAME` sends a sample message to a webhook of notify.toml.
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Play a simulated storefront against a running server (visitors, exposures, orders, returns).
     Simulate(cli::simulate::SimulateArgs),
     /// Print the assignment a storefront would get for one visitor and test.
@@ -160,6 +165,20 @@ enum Command {
         /// An attribute, as key=value; repeat for more.
         #[arg(long = "attr", value_parser = parse_attr)]
         attrs: Vec<(String, String)>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyAction {
+    /// Send one sample message, signed, to the webhook NAME of notify.toml, to check its wiring.
+    Test {
+        /// The webhook's name in notify.toml.
+        name: String,
+        #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
+        experiments: PathBuf,
+        /// The base of the message's report link.
+        #[arg(long, env = "OFFERLAB_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+        public_url: String,
     },
 }
 
@@ -314,6 +333,32 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             )
             .into())
         })?,
+        Command::Notify { action: NotifyAction::Test { name, experiments, public_url } } => {
+            let catalog = load_dir(&experiments)?;
+            let Some(hook) = catalog.webhooks().iter().find(|w| w.name == name) else {
+                let known: Vec<&str> = catalog.webhooks().iter().map(|w| w.name.as_str()).collect();
+                return Err(format!(
+                    "no webhook named {name:?} in {}; its webhooks: {}",
+                    experiments.join(offerlab::experiment::notify_file::NOTIFY_FILE).display(),
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                )
+                .into());
+            };
+            offerlab::experiment::notify_file::check_secrets(&catalog)?;
+            let sample = offerlab::notify::Delivery::sample(hook, &catalog, chrono::Utc::now());
+            let client = offerlab::notify::notifier::client();
+            let tried = on_runtime(offerlab::notify::notifier::send(&client, hook, &sample, &public_url))?;
+            match tried {
+                offerlab::notify::Tried::Delivered(status) => {
+                    println!("{name} ({}) took the sample message: HTTP {status}", hook.shown_url());
+                    Ok(ExitCode::SUCCESS)
+                }
+                other => {
+                    Err(format!("{name} ({}) did not take the sample message: {}", hook.shown_url(), other.said())
+                        .into())
+                }
+            }
+        }
         Command::Simulate(args) => {
             let summary = cli::simulate::run(&args)?;
             if args.json {

@@ -118,6 +118,41 @@ pub struct IndexPage {
     /// Event names no metric reads, with their counts since start: often a
     /// typo in the storefront.
     pub unread_events: Vec<(String, String)>,
+    /// Each webhook of `notify.toml` and how its last delivery ended.
+    pub webhooks: Vec<WebhookRow>,
+}
+
+/// One webhook on the list page.
+pub struct WebhookRow {
+    pub name: String,
+    /// Scheme and host only: a webhook's path may be its secret.
+    pub target: String,
+    /// "Delivered 2026-11-30 12:00 UTC (HTTP 200): Warranty placement,
+    /// Validated winner", or that nothing was sent yet.
+    pub last: String,
+    /// The last delivery failed (it is shown as a problem).
+    pub failed: bool,
+}
+
+impl WebhookRow {
+    pub fn new(hook: &crate::experiment::Webhook, last: Option<&crate::notify::LastDelivery>) -> WebhookRow {
+        let (last, failed) = match last {
+            None => ("Nothing sent yet: no verdict it follows has changed".to_owned(), false),
+            Some(l) => {
+                let what = if l.delivered { "Delivered" } else { "Not delivered" };
+                let outcome = if l.outcome.chars().all(|c| c.is_ascii_digit()) {
+                    format!("HTTP {}", l.outcome)
+                } else {
+                    l.outcome.clone()
+                };
+                let code = crate::analysis::VerdictCode::parse(&l.code).map_or(l.code.as_str(), |c| c.label());
+                let tries = if l.attempts == 1 { "1 try".to_owned() } else { format!("{} tries", l.attempts) };
+                let at = l.at.format("%Y-%m-%d %H:%M UTC");
+                (format!("{what} {at} ({outcome}, {tries}): {}, {code}", l.experiment), !l.delivered)
+            }
+        };
+        WebhookRow { name: hook.name.clone(), target: hook.shown_url(), last, failed }
+    }
 }
 
 fn words(s: &str) -> String {
@@ -129,10 +164,11 @@ fn status_word<T: serde::Serialize>(x: &T) -> String {
 }
 
 impl IndexPage {
-    pub fn new(items: &[(&Experiment, &Report)], unread_events: &[(String, u64)]) -> Self {
+    pub fn new(items: &[(&Experiment, &Report)], unread_events: &[(String, u64)], webhooks: Vec<WebhookRow>) -> Self {
         IndexPage {
             rows: items.iter().map(|(e, r)| IndexRow { head: Headline::new(e, r), progress: progress(r) }).collect(),
             unread_events: unread_events.iter().map(|(name, n)| (name.clone(), thousands(*n))).collect(),
+            webhooks,
         }
     }
 }

@@ -255,6 +255,29 @@ fn a_delivery_is_retried_with_one_id_across_a_kill_and_a_400_is_not() {
     let delivered = counter(&server.url, "offerlab_webhook_deliveries_total{outcome=\"delivered\",webhook=\"flaky\"}");
     let retried = counter(&server.url, "offerlab_webhook_deliveries_total{outcome=\"retried\",webhook=\"flaky\"}");
     assert_eq!((delivered, retried), (1.0, 1.0), "this process's tries: a 500, then the delivery");
+
+    // The list page shows how each webhook's last delivery ended.
+    let until = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = reqwest::blocking::get(format!("{}/", server.url)).unwrap().text().unwrap();
+        if page.contains("Delivered") || Instant::now() > until {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let item = |name: &str| {
+        let at = page.find(&format!("data-webhook=\"{name}\"")).unwrap_or_else(|| panic!("{name} listed: {page}"));
+        page[at..].split("</li>").next().unwrap().to_owned()
+    };
+    let flaky_item = item("flaky");
+    assert!(
+        flaky_item.contains("Delivered")
+            && flaky_item.contains("(HTTP 200, 3 tries): cart-protection-copy, Sample ratio mismatch"),
+        "{flaky_item}"
+    );
+    assert!(!flaky_item.contains("secret-path"), "the URL's path is not shown: {flaky_item}");
+    let refusing_item = item("refusing");
+    assert!(refusing_item.contains("Not delivered") && refusing_item.contains("(HTTP 400, 1 try)"), "{refusing_item}");
 }
 
 /// `serve` refuses a webhook whose secret variable is not set.
@@ -276,4 +299,44 @@ fn a_missing_secret_refuses_to_start() {
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("SECRET_NOT_SET is not set"), "{said}");
+}
+
+/// `offerlab notify test NAME` sends one signed sample to that webhook and
+/// says what it answered; an unknown name lists the known ones.
+#[test]
+fn notify_test_sends_a_signed_sample_and_says_what_came_back() {
+    let (ok, refusing) = (Receiver::start(vec![]), Receiver::start(vec![(400, None)]));
+    let root = tempfile::tempdir().unwrap();
+    let notify = [
+        webhook("growth", &ok.url, "json", "\"validated_winner\"", WARRANTY, "SECRET_GROWTH"),
+        webhook("ops", &refusing.url, "slack", "\"guardrail_harmed\"", "*", "SECRET_GROWTH"),
+    ]
+    .concat();
+    let dir = experiments(root.path(), &notify);
+    let run = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+            .args(["notify", "test", name, "--experiments"])
+            .arg(&dir)
+            .env("SECRET_GROWTH", "growth-secret")
+            .output()
+            .unwrap()
+    };
+    let out = run("growth");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("took the sample message: HTTP 200"));
+    let got = ok.received();
+    assert_eq!(got.len(), 1);
+    assert!(signed_with("growth-secret", &got[0]));
+    let body = got[0].json();
+    assert_eq!(body["experiment"], WARRANTY);
+    assert!(body["verdict"]["sentence"].as_str().unwrap().contains("test message"), "{body}");
+
+    let out = run("ops");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not take the sample message: HTTP 400"));
+    assert_slack_message(&refusing.received()[0].json(), "A test message from offerlab");
+
+    let out = run("nobody");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("its webhooks: growth, ops"), "{said}");
 }

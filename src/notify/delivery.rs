@@ -39,6 +39,34 @@ pub struct Delivery {
     pub last: Option<String>,
 }
 
+impl Delivery {
+    /// The message `offerlab notify test` sends: a real delivery's shape,
+    /// about the first test the webhook follows, saying it is a test.
+    pub fn sample(
+        hook: &crate::experiment::Webhook,
+        catalog: &crate::experiment::Catalog,
+        now: DateTime<Utc>,
+    ) -> Delivery {
+        let exp = catalog.experiments().find(|e| hook.experiments.as_ref().is_none_or(|ids| ids.contains(&e.id)));
+        Delivery {
+            id: format!("test-{:028x}", rand::random::<u128>() >> 16),
+            webhook: hook.name.clone(),
+            experiment: exp.map_or_else(|| "sample-test".parse().expect("a valid id"), |e| e.id.clone()),
+            name: exp.map_or_else(|| "Sample test".to_owned(), |e| e.name.clone()),
+            code: hook.on.first().map_or("validated_winner", |c| c.as_str()).to_owned(),
+            sentence: "A test message from offerlab: this webhook is wired up. Real messages look like this one."
+                .into(),
+            winner: None,
+            previous_code: None,
+            as_of: now.date_naive(),
+            created_at: now,
+            attempts: 0,
+            next_at: now,
+            last: None,
+        }
+    }
+}
+
 /// How a webhook's last delivery ended, for the report page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastDelivery {
@@ -85,6 +113,14 @@ impl Tried {
                 after: retry_after.and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs),
             },
             _ => Tried::Refused(status),
+        }
+    }
+
+    /// What the receiver said, in a few words.
+    pub fn said(&self) -> String {
+        match self {
+            Tried::Delivered(status) | Tried::Refused(status) => format!("HTTP {status}"),
+            Tried::Again { outcome, .. } => outcome.clone(),
         }
     }
 

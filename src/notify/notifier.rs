@@ -41,15 +41,19 @@ pub struct Notifier {
     added: tokio::sync::Notify,
 }
 
+/// The client every try goes through: at most [`TRY_TIMEOUT`] per try.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(TRY_TIMEOUT)
+        .user_agent(concat!("offerlab/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("an HTTP client with default TLS settings builds")
+}
+
 impl Notifier {
     pub fn new(state: Arc<AppState>, every: Duration, public_url: String) -> Notifier {
-        let client = reqwest::Client::builder()
-            .timeout(TRY_TIMEOUT)
-            .user_agent(concat!("offerlab/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client with default TLS settings builds");
         let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
-        Notifier { state, every, public_url, client, holder, added: tokio::sync::Notify::new() }
+        Notifier { state, every, public_url, client: client(), holder, added: tokio::sync::Notify::new() }
     }
 
     /// Starts both tasks on the current runtime; abort the handles to stop
@@ -142,7 +146,7 @@ impl Notifier {
         let catalog = self.state.catalog();
         let hook = catalog.webhooks().iter().find(|w| w.name == d.webhook);
         let tried = match hook {
-            Some(hook) => self.send(hook, &d).await,
+            Some(hook) => send(&self.client, hook, &d, &self.public_url).await,
             None => Tried::Refused(0),
         };
         let shown = hook.map_or_else(|| "(no longer in notify.toml)".to_owned(), Webhook::shown_url);
@@ -192,33 +196,32 @@ impl Notifier {
         store.tried_delivery(&self.holder, &d.id, after).await?;
         Ok(true)
     }
+}
 
-    /// One signed try of `d` to `hook`.
-    async fn send(&self, hook: &Webhook, d: &Delivery) -> Tried {
-        let Ok(secret) = std::env::var(&hook.secret_env) else {
-            return Tried::network("its secret variable is not set");
-        };
-        let sent_at = Utc::now();
-        let report_url = format!("{}/experiments/{}", self.public_url.trim_end_matches('/'), d.experiment);
-        let body = message::body(hook.format, d, &report_url, sent_at);
-        let timestamp = sent_at.timestamp();
-        let sent = self
-            .client
-            .post(hook.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Offerlab-Delivery", &d.id)
-            .header("X-Offerlab-Timestamp", timestamp.to_string())
-            .header("X-Offerlab-Signature", message::signature(secret.as_bytes(), timestamp, &body))
-            .body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(answer) => {
-                let retry_after = answer.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok());
-                Tried::answer(answer.status().as_u16(), retry_after)
-            }
-            // Without the URL: a Slack webhook's path is its secret.
-            Err(e) => Tried::network(&e.without_url().to_string()),
+/// One signed try of `d` to `hook`, its report at `public_url`.
+pub async fn send(client: &reqwest::Client, hook: &Webhook, d: &Delivery, public_url: &str) -> Tried {
+    let Ok(secret) = std::env::var(&hook.secret_env) else {
+        return Tried::network("its secret variable is not set");
+    };
+    let sent_at = Utc::now();
+    let report_url = format!("{}/experiments/{}", public_url.trim_end_matches('/'), d.experiment);
+    let body = message::body(hook.format, d, &report_url, sent_at);
+    let timestamp = sent_at.timestamp();
+    let sent = client
+        .post(hook.url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Offerlab-Delivery", &d.id)
+        .header("X-Offerlab-Timestamp", timestamp.to_string())
+        .header("X-Offerlab-Signature", message::signature(secret.as_bytes(), timestamp, &body))
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(answer) => {
+            let retry_after = answer.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok());
+            Tried::answer(answer.status().as_u16(), retry_after)
         }
+        // Without the URL: a Slack webhook's path is its secret.
+        Err(e) => Tried::network(&e.without_url().to_string()),
     }
 }

@@ -7,7 +7,7 @@ use askama::Template;
 use crate::http::error::ApiError;
 use crate::http::routes::{blocking, find};
 use crate::http::state::AppState;
-use crate::views::{ErrorPage, ExperimentPage, IndexPage};
+use crate::views::{ErrorPage, ExperimentPage, IndexPage, WebhookRow};
 
 fn render(page: impl Template) -> Result<String, ApiError> {
     page.render().map_err(|e| ApiError::Internal(e.to_string()))
@@ -47,9 +47,12 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
             reports.push((e.clone(), state.verdict(&catalog, e, now).await?));
         }
         let unread = state.metrics.unread_events();
+        let last = if catalog.webhooks().is_empty() { Vec::new() } else { state.store.last_deliveries().await? };
+        let webhooks =
+            catalog.webhooks().iter().map(|w| WebhookRow::new(w, last.iter().find(|l| l.webhook == w.name))).collect();
         blocking(move || {
             let items: Vec<_> = reports.iter().map(|(e, r)| (e.as_ref(), r)).collect();
-            render(IndexPage::new(&items, &unread))
+            render(IndexPage::new(&items, &unread, webhooks))
         })
         .await
     })

@@ -194,18 +194,12 @@ fn median_full_pass_ms(
     exp: &offerlab::experiment::Experiment,
     catalog: &offerlab::experiment::Catalog,
 ) -> f64 {
-    let mut times: Vec<f64> = (0..3)
-        .map(|_| {
-            let t = Instant::now();
-            let mut caps = offerlab::capping::Collector::new(exp, catalog);
-            let mut rows = rt.block_on(store.aggregate_rows(exp)).unwrap();
-            rt.block_on(store.visit_tallies(exp, &mut |v| caps.visit(v))).unwrap();
-            std::hint::black_box(caps.apply(&mut rows));
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[1]
+    median_ms(3, || {
+        let mut caps = offerlab::capping::Collector::new(exp, catalog);
+        let mut rows = rt.block_on(store.aggregate_rows(exp)).unwrap();
+        rt.block_on(store.visit_tallies(exp, &mut |v| caps.visit(v))).unwrap();
+        std::hint::black_box(caps.apply(&mut rows));
+    })
 }
 
 /// Median of five reads of the capped metric's order statistics by rank
@@ -229,15 +223,22 @@ fn median_rank_read_ms(
     else {
         return 0.0;
     };
-    let mut times: Vec<f64> = (0..5)
+    median_ms(5, || {
+        std::hint::black_box(rt.block_on(store.capped_values(exp, &metric, skip, take)).unwrap());
+    })
+}
+
+/// The median time of `runs` runs of `work`, in milliseconds.
+fn median_ms(runs: usize, mut work: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
-            std::hint::black_box(rt.block_on(store.capped_values(exp, &metric, skip, take)).unwrap());
+            work();
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    times[2]
+    times[times.len() / 2]
 }
 
 /// Median of `runs` reports, each built as the service builds it.
@@ -249,13 +250,7 @@ fn median_report_ms(
     now: chrono::DateTime<Utc>,
     runs: usize,
 ) -> f64 {
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(rt.block_on(report(store, catalog, exp, now)).unwrap());
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median_ms(runs, || {
+        std::hint::black_box(rt.block_on(report(store, catalog, exp, now)).unwrap());
+    })
 }

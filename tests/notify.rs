@@ -6,52 +6,14 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::receiver::{Received, Receiver};
-use common::{spawn_server_with, Server, EXPERIMENTS, NOW};
-use offerlab::assignment::{evaluate, Attributes};
-use offerlab::experiment::load_dir;
-use serde_json::{json, Value};
+use common::notify::{
+    broken_split, counter, evaluations, experiments_with as experiments, expose, reload, webhook, Received, Receiver,
+};
+use common::{spawn_server_with, Server, NOW};
+use serde_json::Value;
 
 const WARRANTY: &str = "product-warranty-placement";
 const CART: &str = "cart-protection-copy";
-
-/// The committed experiments with `notify` as their notify.toml.
-fn experiments(root: &Path, notify: &str) -> std::path::PathBuf {
-    let dir = root.join("experiments");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(EXPERIMENTS).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(dir.join("notify.toml"), notify).unwrap();
-    dir
-}
-
-fn webhook(name: &str, url: &str, format: &str, on: &str, experiment: &str, secret_env: &str) -> String {
-    format!(
-        "[[webhook]]\nname = \"{name}\"\nurl = \"{url}\"\nformat = \"{format}\"\non = [{on}]\nexperiments = [\"{experiment}\"]\nsecret_env = \"{secret_env}\"\n\n"
-    )
-}
-
-/// A counter's value in the server's `/metrics` (0 when absent).
-fn counter(url: &str, series: &str) -> f64 {
-    let text = reqwest::blocking::get(format!("{url}/metrics")).unwrap().text().unwrap();
-    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
-}
-
-/// Waits until the server finished `n` passes over the verdicts.
-fn evaluations(url: &str, n: f64) {
-    let until = Instant::now() + Duration::from_secs(60);
-    while counter(url, "offerlab_verdict_evaluations_total") < n {
-        assert!(Instant::now() < until, "{n} evaluations did not happen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn reload(url: &str) {
-    let r = reqwest::blocking::Client::new().post(format!("{url}/admin/reload")).send().unwrap();
-    assert!(r.status().is_success(), "reload: {}", r.text().unwrap());
-}
 
 /// The signature a receiver computes: HMAC-SHA256 of "timestamp.body".
 fn signed_with(secret: &str, r: &Received) -> bool {
@@ -186,27 +148,6 @@ fn assert_slack_message(m: &Value, sentence: &str) {
     }
 }
 
-/// Exposures that leave the cart test's split broken: 240 visitors its
-/// hash puts in the control and 8 in the treatment.
-fn broken_split() -> Value {
-    let catalog = load_dir(Path::new(EXPERIMENTS)).unwrap();
-    let exp = catalog.get(CART).unwrap();
-    let (mut control, mut treatment) = (Vec::new(), Vec::new());
-    for i in 0.. {
-        let visitor = format!("srm-{i}");
-        let Some(a) = evaluate(exp, &visitor, &Attributes::new(), None).filter(|a| a.in_experiment) else { continue };
-        let list = if a.variant.get() == 0 { &mut control } else { &mut treatment };
-        if (a.variant.get() == 0 && list.len() < 240) || (a.variant.get() != 0 && list.len() < 8) {
-            list.push(json!({ "visitor_id": visitor, "experiment": CART, "variant": exp.variants[a.variant.get()].key,
-                              "ts": "2026-11-29T10:00:00Z" }));
-        }
-        if control.len() == 240 && treatment.len() == 8 {
-            break;
-        }
-    }
-    Value::Array(control.into_iter().chain(treatment).collect())
-}
-
 /// A receiver answering 503 (Retry-After: 3), then 500, then 200 gets
 /// three tries of one delivery id, though the server is killed (SIGKILL)
 /// between the first two and restarted; one answering 400 gets one try.
@@ -225,12 +166,7 @@ fn a_delivery_is_retried_with_one_id_across_a_kill_and_a_400_is_not() {
     let secrets = [("SECRET_OPS", "ops-secret")];
     let mut server = serve(&data, &dir, &secrets);
     evaluations(&server.url, 1.0);
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{}/v1/exposures", server.url))
-        .json(&broken_split())
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    expose(&server.url, &broken_split(CART));
     reload(&server.url);
     let first = flaky.wait_for(1, Duration::from_secs(30));
     refusing.wait_for(1, Duration::from_secs(30));

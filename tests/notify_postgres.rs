@@ -7,84 +7,20 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::notify::{broken_split, evaluations, experiments_with, expose, reload, webhook, Receiver};
 use common::postgres::Postgres;
-use common::receiver::Receiver;
-use common::{serve_postgres_with, Server, EXPERIMENTS, NOW};
-use offerlab::assignment::{evaluate, Attributes};
-use offerlab::experiment::load_dir;
-use serde_json::{json, Value};
+use common::{serve_postgres_with, Server, NOW};
 
 const CART: &str = "cart-protection-copy";
 const CHECKOUT: &str = "checkout-addon-price-display";
-
-fn experiments(root: &Path, notify: &str) -> std::path::PathBuf {
-    let dir = root.join("experiments");
-    std::fs::create_dir_all(&dir).unwrap();
-    for entry in std::fs::read_dir(EXPERIMENTS).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(dir.join("notify.toml"), notify).unwrap();
-    dir
-}
-
-fn webhook(name: &str, url: &str, experiment: &str) -> String {
-    format!(
-        "[[webhook]]\nname = \"{name}\"\nurl = \"{url}\"\non = [\"sample_ratio_mismatch\"]\nexperiments = [\"{experiment}\"]\nsecret_env = \"SECRET_OPS\"\n\n"
-    )
-}
 
 fn replica(store: &str, dir: &Path) -> Server {
     let env = [("OFFERLAB_NOW", NOW), ("OFFERLAB_NOTIFY_EVERY", "1h"), ("SECRET_OPS", "ops-secret")];
     serve_postgres_with(store, dir, &env)
 }
 
-fn evaluations(url: &str, n: f64) {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = reqwest::blocking::get(format!("{url}/metrics")).unwrap().text().unwrap();
-        let done = text
-            .lines()
-            .find_map(|l| l.strip_prefix("offerlab_verdict_evaluations_total").and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(0.0);
-        if done >= n {
-            return;
-        }
-        assert!(Instant::now() < until, "{n} evaluations did not happen at {url}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn reload(url: &str) {
-    let r = reqwest::blocking::Client::new().post(format!("{url}/admin/reload")).send().unwrap();
-    assert!(r.status().is_success(), "reload: {}", r.text().unwrap());
-}
-
-/// Exposures that break a test's split: 240 in its control, 8 in the rest.
-fn broken_split(id: &str) -> Value {
-    let catalog = load_dir(Path::new(EXPERIMENTS)).unwrap();
-    let exp = catalog.get(id).unwrap();
-    let (mut control, mut others) = (Vec::new(), Vec::new());
-    for i in 0.. {
-        let visitor = format!("srm-{id}-{i}");
-        let Some(a) = evaluate(exp, &visitor, &Attributes::new(), None).filter(|a| a.in_experiment) else { continue };
-        let exposure = json!({ "visitor_id": visitor, "experiment": id, "variant": exp.variants[a.variant.get()].key,
-                               "ts": "2026-11-29T10:00:00Z" });
-        match a.variant.get() {
-            0 if control.len() < 240 => control.push(exposure),
-            v if v > 0 && others.len() < 8 => others.push(exposure),
-            _ => {}
-        }
-        if control.len() == 240 && others.len() == 8 {
-            break;
-        }
-    }
-    Value::Array(control.into_iter().chain(others).collect())
-}
-
-fn expose(url: &str, body: &Value) {
-    let r = reqwest::blocking::Client::new().post(format!("{url}/v1/exposures")).json(body).send().unwrap();
-    assert!(r.status().is_success(), "{}", r.text().unwrap());
+fn srm_webhook(name: &str, url: &str, experiment: &str) -> String {
+    webhook(name, url, "json", "\"sample_ratio_mismatch\"", experiment, "SECRET_OPS")
 }
 
 #[test]
@@ -97,10 +33,8 @@ fn replicas_deliver_a_change_once_and_finish_a_dead_replicas_delivery() {
     // Holds its first request 5 s before answering: its sender is mid-try.
     let handover = Receiver::start_with_delay(vec![], Duration::from_secs(5));
     let root = tempfile::tempdir().unwrap();
-    let dir = experiments(
-        root.path(),
-        &[webhook("once", &once.url, CART), webhook("handover", &handover.url, CHECKOUT)].concat(),
-    );
+    let hooks = [srm_webhook("once", &once.url, CART), srm_webhook("handover", &handover.url, CHECKOUT)];
+    let dir = experiments_with(root.path(), &hooks.concat());
 
     // Both replicas re-evaluate at once: one records the change and its
     // delivery, the other finds it recorded.

@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod notify;
 pub mod postgres;
-pub mod receiver;
 pub mod writes;
 
 #[allow(unused_imports)]

@@ -64,6 +64,8 @@ fn every_acknowledged_group_commit_ends_with_one_fdatasync() {
         let mut server = serve(&data, Path::new(EXPERIMENTS));
         let up = reqwest::blocking::get(format!("{}/healthz", server.url)).unwrap();
         assert!(up.status().is_success(), "serving, so SIGTERM is handled");
+        // And each test's first verdict, which notifications compare with.
+        common::notify::evaluations(&server.url, 1.0);
         sigterm(server.child.id());
         assert!(server.child.wait().unwrap().success());
     }
@@ -123,6 +125,48 @@ fn every_acknowledged_group_commit_ends_with_one_fdatasync() {
     assert_eq!(acknowledged, 230);
     assert!(groups >= 30 && groups <= acknowledged as u64, "{groups} groups for {acknowledged} requests");
     assert_eq!(syncs, groups + 1, "one fdatasync per group commit, and one at shutdown");
+}
+
+/// A new store makes its folder durable before it answers anything: the
+/// folder's entries (`db`, `conf`, `blobs`) and the folder's own entry in
+/// its parent are fsynced, and so is `conf`, before the server listens.
+#[test]
+fn a_new_store_syncs_its_folder_before_its_first_answer() {
+    if !have("strace") {
+        return skip("a_new_store_syncs_its_folder_before_its_first_answer", "strace is not installed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("shop");
+    std::fs::create_dir(&parent).unwrap();
+    let data = parent.join("data");
+    let trace = dir.path().join("trace.txt");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--experiments", EXPERIMENTS, "--data"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(strace.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    // What was synced before the server listened, so before any answer.
+    let before = std::fs::read_to_string(&trace).unwrap();
+    let synced = |path: &Path| {
+        let fd = format!("<{}>)", path.display());
+        before.lines().any(|l| l.contains("fsync(") && l.contains(&fd) && l.trim_end().ends_with("= 0"))
+    };
+    let r = reqwest::blocking::Client::new().post(format!("{address}/v1/events")).json(&events("first", 1)).send();
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id())).unwrap();
+    sigterm(children.split_whitespace().next().expect("the traced server").parse().unwrap());
+    assert!(strace.wait().unwrap().success());
+    assert!(r.unwrap().status().is_success(), "the first write is answered 2xx");
+    for path in [data.join("conf"), data.join("blobs"), data.clone(), parent.clone()] {
+        assert!(synced(&path), "{} was not fsynced before the first answer:\n{before}", path.display());
+    }
 }
 
 /// A small tmpfs of our own, unmounted when dropped.

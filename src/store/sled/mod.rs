@@ -135,6 +135,24 @@ impl Trees {
     }
 }
 
+/// Makes the folder itself durable before the first write is answered:
+/// sled writes its `conf` once without syncing it, and creates `db`,
+/// `conf` and `blobs/` (and the folder) without syncing the directories
+/// that name them, so after a power cut a new store could lose a file whose
+/// pages were synced. Syncs `conf`, the folder, and the folder's parent
+/// (where a new folder's own entry lives).
+fn sync_entries(path: &Path) -> Result<(), StoreError> {
+    File::open(path.join("conf"))?.sync_all()?;
+    File::open(path.join("blobs"))?.sync_all()?;
+    File::open(path)?.sync_all()?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()?;
+    Ok(())
+}
+
 /// What the writer shares with the store's readers.
 struct Shared {
     path: PathBuf,
@@ -212,6 +230,7 @@ impl SledStore {
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let trees = Trees::open(&path)?;
+            sync_entries(&path)?;
             let outdated = match trees.format()? {
                 Some(FORMAT) => {
                     // An upgrade stopped after its last step but before

@@ -46,6 +46,8 @@ enum CliError {
     #[error("{0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
+    Backup(#[from] offerlab::backup::BackupError),
+    #[error("{0}")]
     Said(String),
 }
 
@@ -146,6 +148,34 @@ enum Command {
         #[command(flatten)]
         store: MaintainedStore,
     },
+    /// Write every raw record of a stopped store (sled in --data, or PostgreSQL with --store) to one backup file.
+    Backup {
+        /// The backup file to write (written to FILE.partial, synced, then renamed).
+        #[arg(long)]
+        to: PathBuf,
+        #[arg(long, env = "OFFERLAB_DATA", default_value = "./data", conflicts_with = "store")]
+        data: PathBuf,
+        /// A PostgreSQL store instead of sled, `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
+        #[arg(long, env = "OFFERLAB_STORE", hide_env_values = true)]
+        store: Option<String>,
+    },
+    /// Restore a backup into an empty store (a new --data folder, or an empty PostgreSQL with --store), or only check it (--check).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Only check the file (trailer, checksum, counts, every record); write nothing.
+        #[arg(long)]
+        check: bool,
+        #[arg(long, env = "OFFERLAB_DATA", default_value = "./data", conflicts_with = "store")]
+        data: PathBuf,
+        /// Restore into PostgreSQL instead, `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
+        #[arg(long, env = "OFFERLAB_STORE", hide_env_values = true)]
+        store: Option<String>,
+        /// The definitions the restored aggregates are rebuilt for.
+        #[arg(long, env = "OFFERLAB_EXPERIMENTS", default_value = "./experiments")]
+        experiments: PathBuf,
+    },
     /// Notifications: `notify test NAME` sends a sample message to a webhook of notify.toml.
     Notify {
         #[command(subcommand)]
@@ -182,6 +212,27 @@ enum NotifyAction {
     },
 }
 
+/// A store that already holds data (sled in `data`, or PostgreSQL at
+/// `store`), and its kind's name.
+async fn open_existing(
+    data: &std::path::Path,
+    store: Option<&str>,
+) -> Result<(Box<dyn Store>, &'static str), CliError> {
+    Ok(match store {
+        Some(raw) => (Box::new(PgStore::open(&offerlab::config::store_url(raw)?).await?), "postgres"),
+        None => {
+            if !data.join("db").exists() {
+                return Err(format!(
+                    "no offerlab data in {}; pass the folder the service uses (--data), or --store for PostgreSQL",
+                    data.display()
+                )
+                .into());
+            }
+            (Box::new(SledStore::open(data).await?), "sled")
+        }
+    })
+}
+
 /// Runs `work` on a multi-threaded Tokio runtime: the service's, and the
 /// one a store opened by a command runs its writer on.
 fn on_runtime<T>(work: impl std::future::Future<Output = T>) -> Result<T, CliError> {
@@ -205,19 +256,7 @@ struct MaintainedStore {
 impl MaintainedStore {
     async fn open(&self) -> Result<(Box<dyn Store>, offerlab::experiment::Catalog), CliError> {
         let catalog = load_dir(&self.experiments)?;
-        let store: Box<dyn Store> = match &self.store {
-            Some(raw) => Box::new(PgStore::open(&offerlab::config::store_url(raw)?).await?),
-            None => {
-                if !self.data.join("db").exists() {
-                    return Err(format!(
-                        "no offerlab data in {}; pass the folder the service uses (--data), or --store for PostgreSQL",
-                        self.data.display()
-                    )
-                    .into());
-                }
-                Box::new(SledStore::open(&self.data).await?)
-            }
-        };
+        let (store, _) = open_existing(&self.data, self.store.as_deref()).await?;
         Ok((store, catalog))
     }
 }
@@ -333,6 +372,82 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             )
             .into())
         })?,
+        Command::Backup { to, data, store } => on_runtime(async {
+            let (store, source) = open_existing(&data, store.as_deref()).await?;
+            let partial = to.with_extension("partial");
+            let file =
+                std::fs::File::create(&partial).map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+            let mut writer = offerlab::backup::Writer::new(std::io::BufWriter::new(file), source, chrono::Utc::now())?;
+            store.export(&mut |r| writer.record(&r).map_err(offerlab::store::StoreError::from)).await?;
+            store.close().await?;
+            let (counts, out) = writer.finish()?;
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&partial, &to)?;
+            let folder = to.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            std::fs::File::open(folder)?.sync_all()?;
+            println!(
+                "backed up {} exposures, {} events, {} allocations and {} verdicts to {}",
+                counts.exposures,
+                counts.events,
+                counts.allocations,
+                counts.verdicts,
+                to.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        })?,
+        Command::Restore { from, check, data, store, experiments } => {
+            let open = || std::fs::File::open(&from).map_err(|e| format!("cannot read {}: {e}", from.display()));
+            let (header, counts) = offerlab::backup::read(std::io::BufReader::new(open()?), |_| {})?;
+            let holds = format!(
+                "{} exposures, {} events, {} allocations and {} verdicts (from {}, {})",
+                counts.exposures, counts.events, counts.allocations, counts.verdicts, header.source, header.created_at
+            );
+            if check {
+                println!("{}: a complete backup of {holds}", from.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let catalog = load_dir(&experiments)?;
+            if store.is_none() && std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some()) {
+                return Err(format!(
+                    "{} already holds files; restore into a new folder (nothing was written)",
+                    data.display()
+                )
+                .into());
+            }
+            on_runtime(async {
+                let target: Box<dyn Store> = match &store {
+                    Some(raw) => Box::new(PgStore::open(&offerlab::config::store_url(raw)?).await?),
+                    None => Box::new(SledStore::open(&data).await?),
+                };
+                if target.counts().await? != (0, 0) || !target.verdicts_seen().await?.is_empty() {
+                    return Err(CliError::from(
+                        "the PostgreSQL store already holds data; restore into an empty database (nothing was written)",
+                    ));
+                }
+                let mut batch = Vec::with_capacity(offerlab::store::RECORD_CHUNK);
+                let mut failed = None;
+                let imported = offerlab::backup::read(std::io::BufReader::new(open()?), |r| {
+                    batch.push(r);
+                    if batch.len() == offerlab::store::RECORD_CHUNK && failed.is_none() {
+                        let records = std::mem::take(&mut batch);
+                        failed = tokio::task::block_in_place(|| {
+                            tokio::runtime::Handle::current().block_on(target.import(records))
+                        })
+                        .err();
+                    }
+                });
+                imported?;
+                if let Some(e) = failed {
+                    return Err(e.into());
+                }
+                target.import(batch).await?;
+                let rows = target.rebuild(&catalog).await?;
+                target.close().await?;
+                println!("restored {holds}; rebuilt {rows} aggregate rows");
+                Ok(ExitCode::SUCCESS)
+            })?
+        }
         Command::Notify { action: NotifyAction::Test { name, experiments, public_url } } => {
             let catalog = load_dir(&experiments)?;
             let Some(hook) = catalog.webhooks().iter().find(|w| w.name == name) else {

@@ -107,7 +107,7 @@ async fn an_undecodable_record_stops_its_write_names_the_key_and_is_never_overwr
         Ok(o) => panic!("a write over a corrupt record was acknowledged: {o:?}"),
     };
     assert!(message.contains("visitor_events") && message.contains("alice"), "names tree and key: {message}");
-    assert!(message.contains("restore the data folder from a backup"), "the events are raw data: {message}");
+    assert!(message.contains("restore it from a backup (`offerlab restore"), "the events are raw data: {message}");
     assert_eq!(bob.unwrap(), vec![Outcome::Accepted], "the other request of the group is written");
     store.close().await.unwrap();
     drop(store);

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
+use crate::backup::Record;
 use crate::capping::VisitorTallies;
 use crate::experiment::{Catalog, Experiment};
 use crate::ids::{ExperimentId, MetricName, VariantIndex, VisitorId};
@@ -50,7 +51,7 @@ pub struct Corrupt {
 fn hint(tree: &str) -> &'static str {
     match tree {
         "exposures" | "events" | "visitor_events" | "allocations" => {
-            "this is raw data offerlab cannot recompute: stop the service and restore the data folder from a backup; nothing was overwritten"
+            "this is raw data offerlab cannot recompute: stop the service and restore it from a backup (`offerlab restore --from FILE --data NEW_FOLDER`, or `--store` for PostgreSQL); nothing was overwritten"
         }
         _ => "stop the service and run `offerlab rebuild` to recompute it from the raw exposures and events; nothing was overwritten",
     }
@@ -167,6 +168,12 @@ pub type FlushObserver = Box<dyn Fn(f64) + Send + Sync>;
 
 /// What [`Store::record`] returns: the outcomes once the writes are durable.
 pub type Recorded<'a> = Pin<Box<dyn Future<Output = Result<Vec<Outcome>, Arc<StoreError>>> + Send + 'a>>;
+
+/// What [`Store::export`] hands each raw record to.
+pub type Sink<'a> = dyn FnMut(Record) -> Result<(), StoreError> + Send + 'a;
+
+/// Records per message of an export's stream, and per import.
+pub const RECORD_CHUNK: usize = 10_000;
 
 /// What [`Store::visit_tallies`] calls with every exposed visitor.
 pub type Visit<'a> = dyn FnMut(VisitorTallies<'_>) + Send + 'a;
@@ -305,6 +312,14 @@ pub trait Store: Send + Sync {
 
     /// How each webhook's last delivery ended, by webhook name.
     async fn last_deliveries(&self) -> Result<Vec<LastDelivery>, StoreError>;
+
+    /// Every raw record, handed to `sink` one at a time (a backup): first
+    /// exposures, events, accepted allocations, recorded verdicts.
+    async fn export(&self, sink: &mut Sink<'_>) -> Result<(), StoreError>;
+
+    /// Writes raw records as they are, into a store being restored; then
+    /// `rebuild` recomputes everything else from them.
+    async fn import(&self, records: Vec<Record>) -> Result<(), StoreError>;
 
     /// Every capped metric's value index, as stored (for `verify`).
     async fn all_capped(&self) -> Result<CappedIndex, StoreError>;

@@ -62,6 +62,7 @@ use super::{stream_tallies, Corrupt, FlushObserver, Outcome, Recorded, Store, St
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
+use crate::backup::Record;
 use crate::experiment::{Catalog, Experiment};
 use crate::ids::{EventId, EventName, ExperimentId, MetricName, VariantIndex, VisitorId};
 use crate::notify::{AfterTry, Delivery, LastDelivery};
@@ -660,6 +661,95 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    /// Reads every raw row in one snapshot, on a maintenance connection.
+    async fn export(&self, sink: &mut super::Sink<'_>) -> Result<(), StoreError> {
+        let (exposures, events, allocations, verdicts) = self
+            .maintain(|mut client| async move {
+                let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true);
+                let tx = tx.start().await?;
+                let rows = (
+                    tx.query(sql::ALL_EXPOSURES, &[]).await?,
+                    tx.query(sql::ALL_EVENTS, &[]).await?,
+                    tx.query("SELECT experiment, record::text FROM allocations ORDER BY experiment", &[]).await?,
+                    tx.query("SELECT experiment, code FROM verdicts WHERE code IS NOT NULL ORDER BY experiment", &[])
+                        .await?,
+                );
+                tx.commit().await?;
+                Ok(rows)
+            })
+            .await?;
+        for r in &exposures {
+            sink(Record::Exposure(exposure_of(r)?))?;
+        }
+        for e in events_of(&events)? {
+            sink(Record::Event(e))?;
+        }
+        for r in &allocations {
+            let experiment = parsed(r, 0, "allocations", ExperimentId::parse_owned)?;
+            let record = serde_json::from_str(r.get(1)).map_err(|e| Corrupt {
+                tree: "allocations",
+                key: experiment.to_string(),
+                detail: e.to_string(),
+            })?;
+            sink(Record::Allocation { experiment, record })?;
+        }
+        for r in &verdicts {
+            sink(Record::Verdict { experiment: parsed(r, 0, "verdicts", ExperimentId::parse_owned)?, code: r.get(1) })?;
+        }
+        Ok(())
+    }
+
+    /// In one transaction: the visitors' rows, then the raw rows as given.
+    async fn import(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        self.maintain(move |mut client| async move {
+            let tx = client.transaction().await?;
+            let (mut exposures, mut events) = (Vec::new(), Vec::new());
+            for r in &records {
+                match r {
+                    Record::Exposure(e) => exposures.push(e),
+                    Record::Event(e) => events.push(e),
+                    Record::Allocation { experiment, record } => {
+                        let record = serde_json::to_string(record).expect("records serialize");
+                        tx.execute(
+                            "INSERT INTO allocations (experiment, record) VALUES ($1, $2::text::jsonb)",
+                            &[&experiment.as_str(), &record],
+                        )
+                        .await?;
+                    }
+                    Record::Verdict { experiment, code } => {
+                        tx.execute(
+                            "INSERT INTO verdicts (experiment, code) VALUES ($1, $2)",
+                            &[&experiment.as_str(), code],
+                        )
+                        .await?;
+                    }
+                }
+            }
+            let visitors: Vec<&str> =
+                exposures.iter().map(|e| e.visitor.as_str()).chain(events.iter().map(|e| e.visitor.as_str())).collect();
+            tx.execute(sql::INSERT_VISITORS, &[&visitors]).await?;
+            let x_params: (Vec<&str>, Vec<&str>, Vec<i32>, Vec<i16>, Vec<DateTime<Utc>>) = (
+                exposures.iter().map(|e| e.visitor.as_str()).collect(),
+                exposures.iter().map(|e| e.experiment.as_str()).collect(),
+                exposures.iter().map(|e| phase_i32(e.phase)).collect(),
+                exposures.iter().map(|e| e.variant.to_sql()).collect(),
+                exposures.iter().map(|e| e.ts).collect(),
+            );
+            tx.execute(sql::PUT_EXPOSURES, &[&x_params.0, &x_params.1, &x_params.2, &x_params.3, &x_params.4]).await?;
+            let e_params: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<f64>, Vec<DateTime<Utc>>) = (
+                events.iter().map(|e| e.id.as_str()).collect(),
+                events.iter().map(|e| e.visitor.as_str()).collect(),
+                events.iter().map(|e| e.name.as_str()).collect(),
+                events.iter().map(|e| e.value).collect(),
+                events.iter().map(|e| e.ts).collect(),
+            );
+            tx.execute(sql::PUT_EVENTS, &[&e_params.0, &e_params.1, &e_params.2, &e_params.3, &e_params.4]).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn all_capped(&self) -> Result<CappedIndex, StoreError> {

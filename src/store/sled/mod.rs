@@ -42,11 +42,12 @@ use sled::transaction::{TransactionError, Transactional};
 
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{apply, Recomputed};
-use super::rules::{CappedCounts, CappedEntry, CappedIndex, CappedScope, CappedSide};
-use super::{stream_tallies, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
+use super::rules::{CappedCounts, CappedEntry, CappedIndex, CappedScope, CappedSide, Ledger};
+use super::{stream_tallies, Corrupt, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 
+use crate::backup::Record;
 use crate::experiment::{Catalog, Experiment};
 use crate::ids::{ExperimentId, MetricName, VisitorId};
 use crate::notify::{AfterTry, Delivery, LastDelivery};
@@ -426,6 +427,96 @@ impl Store for SledStore {
     async fn last_deliveries(&self) -> Result<Vec<LastDelivery>, StoreError> {
         blocking(&self.shared, |s| s.trees()?.notifications.last()).await
     }
+    /// Reads each tree in key order on a blocking thread, sending records
+    /// in chunks to `sink`.
+    async fn export(&self, sink: &mut super::Sink<'_>) -> Result<(), StoreError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Record>>(4);
+        let read =
+            blocking(&self.shared, move |s| {
+                let trees = s.trees()?;
+                let mut chunk = Vec::with_capacity(super::RECORD_CHUNK);
+                let send = |r: Record, chunk: &mut Vec<Record>| {
+                    chunk.push(r);
+                    chunk.len() < super::RECORD_CHUNK || tx.blocking_send(std::mem::take(chunk)).is_ok()
+                };
+                for list in trees.exposures.all() {
+                    for e in list? {
+                        if !send(Record::Exposure(e), &mut chunk) {
+                            return Ok(());
+                        }
+                    }
+                }
+                for events in trees.visitor_events.all() {
+                    for e in events? {
+                        if !send(Record::Event(e), &mut chunk) {
+                            return Ok(());
+                        }
+                    }
+                }
+                for kv in trees.allocations.0.iter() {
+                    let (k, v) = kv?;
+                    let experiment =
+                        std::str::from_utf8(&k).ok().and_then(|s| ExperimentId::parse(s).ok()).ok_or_else(|| {
+                            Corrupt { tree: Allocations::NAME, key: keys::describe(&k), detail: "not a test id".into() }
+                        })?;
+                    let record = trees::decode(Allocations::NAME, &k, &v)?;
+                    if !send(Record::Allocation { experiment, record }, &mut chunk) {
+                        return Ok(());
+                    }
+                }
+                for (experiment, code) in trees.notifications.verdicts()? {
+                    if !send(Record::Verdict { experiment, code }, &mut chunk) {
+                        return Ok(());
+                    }
+                }
+                let _ = tx.blocking_send(chunk);
+                Ok(())
+            });
+        let feed = async {
+            while let Some(chunk) = rx.recv().await {
+                for r in chunk {
+                    sink(r)?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        };
+        let (read, fed) = tokio::join!(read, feed);
+        read.and(fed)
+    }
+
+    /// In one transaction per call: each exposure joins its visitor's list,
+    /// each event is appended to its visitor's chunks, in the order given.
+    async fn import(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        blocking(&self.shared, move |s| {
+            let trees = s.trees()?;
+            transact(&trees, |tx| {
+                for r in &records {
+                    match r {
+                        Record::Exposure(e) => {
+                            let mut list = tx.exposures_of(&e.visitor)?;
+                            list.push(e.clone());
+                            tx.put_exposures(&e.visitor, &list)?;
+                        }
+                        Record::Event(e) => tx.append_event(e)?,
+                        Record::Allocation { .. } | Record::Verdict { .. } => {}
+                    }
+                }
+                Ok(())
+            })?;
+            for r in &records {
+                match r {
+                    Record::Allocation { experiment, record } => trees.allocations.put(experiment, record)?,
+                    Record::Verdict { experiment, code } => {
+                        trees.notifications.verdicts.insert(experiment.as_str().as_bytes(), code.as_bytes())?;
+                    }
+                    Record::Exposure(_) | Record::Event(_) => {}
+                }
+            }
+            trees.sync()
+        })
+        .await
+    }
+
     async fn all_capped(&self) -> Result<CappedIndex, StoreError> {
         blocking(&self.shared, |s| s.trees()?.capped.all()).await
     }

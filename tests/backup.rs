@@ -1,0 +1,173 @@
+//! Backups, black-box: `offerlab backup` of a stopped store, `offerlab
+//! restore` into a new sled folder and into PostgreSQL (the move from one
+//! to the other), and damaged files refused before anything is written.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::postgres::Postgres;
+use common::{serve_postgres_with, AT_NOW, EXPERIMENTS};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+fn offerlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(args)
+        .env("OFFERLAB_EXPERIMENTS", EXPERIMENTS)
+        .env_remove("OFFERLAB_STORE")
+        .env_remove("OFFERLAB_DATA")
+        .output()
+        .expect("offerlab runs")
+}
+
+fn ok(out: Output) -> String {
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    said
+}
+
+/// A sled folder with two simulated weeks of a storefront in it.
+fn populated(root: &Path) -> std::path::PathBuf {
+    let data = root.join("original");
+    let server = common::spawn_server_with(&data, Path::new(EXPERIMENTS), AT_NOW);
+    let summary = common::simulate(&server.url, &["--days", "14", "--visitors-per-day", "150", "--seed", "30"]);
+    assert_eq!(summary.rejected, 0);
+    drop(server); // SIGKILL: every acknowledged write is on disk
+    data
+}
+
+/// Every committed test's report from a server, by test id.
+fn reports(url: &str) -> Vec<(String, Value)> {
+    let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();
+    let ids: Vec<String> =
+        list["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+    assert!(ids.len() >= 4, "{list}");
+    ids.into_iter()
+        .map(|id| {
+            let r: Value =
+                reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap();
+            (id, r)
+        })
+        .collect()
+}
+
+/// Equal field by field, numbers to a relative 1e-9 (sums of event
+/// values may be added in another order).
+fn same(a: &Value, b: &Value, at: &str) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!((x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0), "{at}: {x} vs {y}");
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "{at}");
+            for (k, v) in x {
+                same(v, &y[k], &format!("{at}.{k}"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}");
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                same(v, w, &format!("{at}[{i}]"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
+
+#[test]
+fn a_sled_backup_restores_into_sled_and_postgresql_with_the_same_reports() {
+    let root = tempfile::tempdir().unwrap();
+    let data = populated(root.path());
+    let original = data.to_str().unwrap();
+    // The reports to match: the original's aggregates recomputed, as a
+    // restore recomputes them.
+    ok(offerlab(&["rebuild", "--data", original]));
+    let file = root.path().join("shop.offerlab-backup");
+    let said = ok(offerlab(&["backup", "--data", original, "--to", file.to_str().unwrap()]));
+    assert!(said.contains("backed up") && said.contains("exposures"), "{said}");
+    let checked = ok(offerlab(&["restore", "--from", file.to_str().unwrap(), "--check"]));
+    assert!(checked.contains("a complete backup of"), "{checked}");
+
+    let restored = root.path().join("restored");
+    ok(offerlab(&["restore", "--from", file.to_str().unwrap(), "--data", restored.to_str().unwrap()]));
+    let want = {
+        let s = common::spawn_server_with(&data, Path::new(EXPERIMENTS), AT_NOW);
+        reports(&s.url)
+    };
+    let got = {
+        let s = common::spawn_server_with(&restored, Path::new(EXPERIMENTS), AT_NOW);
+        reports(&s.url)
+    };
+    for ((id, w), (_, g)) in want.iter().zip(&got) {
+        same(w, g, &format!("sled {id}"));
+    }
+    // A second restore into the same folder is refused, and writes nothing.
+    let out = offerlab(&["restore", "--from", file.to_str().unwrap(), "--data", restored.to_str().unwrap()]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already holds files"));
+
+    let Some(pg) = Postgres::start("a_sled_backup_restores_into_sled_and_postgresql_with_the_same_reports") else {
+        return;
+    };
+    let url = pg.database();
+    ok(offerlab(&["restore", "--from", file.to_str().unwrap(), "--store", &url]));
+    let got = reports(&serve_postgres_with(&url, Path::new(EXPERIMENTS), AT_NOW).url);
+    for ((id, w), (_, g)) in want.iter().zip(&got) {
+        same(w, g, &format!("PostgreSQL {id}"));
+    }
+    let out = offerlab(&["restore", "--from", file.to_str().unwrap(), "--store", &url]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already holds data"));
+    // And back: a backup of PostgreSQL restores into sled with the same reports.
+    let again = root.path().join("from-postgres.offerlab-backup");
+    ok(offerlab(&["backup", "--store", &url, "--to", again.to_str().unwrap()]));
+    let back = root.path().join("back");
+    ok(offerlab(&["restore", "--from", again.to_str().unwrap(), "--data", back.to_str().unwrap()]));
+    let got = reports(&common::spawn_server_with(&back, Path::new(EXPERIMENTS), AT_NOW).url);
+    for ((id, w), (_, g)) in want.iter().zip(&got) {
+        same(w, g, &format!("sled from PostgreSQL {id}"));
+    }
+}
+
+/// A backup cut at 10 random points, or with 10 random bytes of its
+/// compressed stream flipped, is refused by `--check` and by a restore,
+/// which leaves its target folder uncreated. (The gzip header's time and
+/// OS bytes are metadata no reader checks; the flips are after them.)
+#[test]
+fn a_cut_or_altered_backup_is_refused_and_nothing_is_written() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("small");
+    {
+        let server = common::spawn_server_with(&data, Path::new(EXPERIMENTS), AT_NOW);
+        common::simulate(&server.url, &["--days", "3", "--visitors-per-day", "60", "--seed", "31"]);
+    }
+    let file = root.path().join("small.offerlab-backup");
+    ok(offerlab(&["backup", "--data", data.to_str().unwrap(), "--to", file.to_str().unwrap()]));
+    let good = std::fs::read(&file).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(30);
+    let mut damaged: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|_| {
+            let cut = rng.random_range(0..good.len());
+            (format!("cut at {cut}"), good[..cut].to_vec())
+        })
+        .collect();
+    for _ in 0..10 {
+        let at = rng.random_range(10..good.len());
+        let mut bytes = good.clone();
+        bytes[at] ^= 1 << rng.random_range(0..8);
+        damaged.push((format!("bit flipped at {at}"), bytes));
+    }
+    for (what, bytes) in damaged {
+        let bad = root.path().join("bad.offerlab-backup");
+        std::fs::write(&bad, &bytes).unwrap();
+        let out = offerlab(&["restore", "--from", bad.to_str().unwrap(), "--check"]);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{what}: accepted");
+        assert!(said.contains("backup"), "{what}: {said}");
+        let target = root.path().join("target");
+        let out = offerlab(&["restore", "--from", bad.to_str().unwrap(), "--data", target.to_str().unwrap()]);
+        assert!(!out.status.success(), "{what}: restored");
+        assert!(!target.exists(), "{what}: the target was created");
+    }
+}

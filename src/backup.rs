@@ -157,6 +157,23 @@ impl<W: Write> Writer<W> {
     }
 }
 
+/// Writes a store's export as a backup to `out`, on the calling (blocking)
+/// thread: the stream is read as it comes, so memory stays flat.
+pub fn write_export<W: Write>(
+    mut export: crate::store::Export,
+    out: W,
+    source: &str,
+    created_at: DateTime<Utc>,
+) -> Result<(Counts, W), crate::store::StoreError> {
+    let mut w = Writer::new(out, source, created_at)?;
+    while let Some(chunk) = export.blocking_recv() {
+        for r in chunk? {
+            w.record(&r)?;
+        }
+    }
+    Ok(w.finish()?)
+}
+
 /// Reads a whole backup, checking header, every record, counts and
 /// checksum, and hands each record to `each` as it goes: a caller that
 /// writes must read the file twice, once with a `each` that does nothing,

@@ -27,6 +27,10 @@ pub struct Settings {
     /// Bearer key required on `/v1/*` and `/admin/*` writes.
     #[arg(long, env = "OFFERLAB_WRITE_KEY", hide_env_values = true)]
     pub write_key: Option<String>,
+    /// Bearer key required on `/admin/*` (reload, backup) instead of the
+    /// write key, so a storefront's key cannot download every visitor.
+    #[arg(long, env = "OFFERLAB_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
     /// Key (HTTP Basic password) required to read reports.
     #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
     pub read_key: Option<String>,
@@ -74,6 +78,7 @@ impl Settings {
             store: None,
             experiments,
             write_key: None,
+            admin_key: None,
             read_key: None,
             client_keys: Vec::new(),
             body_limit: 1 << 20,

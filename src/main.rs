@@ -148,11 +148,19 @@ enum Command {
         #[command(flatten)]
         store: MaintainedStore,
     },
-    /// Write every raw record of a stopped store (sled in --data, or PostgreSQL with --store) to one backup file.
+    /// Write every raw record to one backup file: online from a running service (--url), or from a stopped store (--data, or PostgreSQL with --store).
     Backup {
         /// The backup file to write (written to FILE.partial, synced, then renamed).
         #[arg(long)]
         to: PathBuf,
+        /// A running service to back up online (`GET /admin/backup`).
+        #[arg(long, conflicts_with_all = ["data", "store"])]
+        url: Option<String>,
+        /// The key `/admin/*` needs (default: the write key).
+        #[arg(long, env = "OFFERLAB_ADMIN_KEY", hide_env_values = true)]
+        admin_key: Option<String>,
+        #[arg(long, env = "OFFERLAB_WRITE_KEY", hide_env_values = true)]
+        write_key: Option<String>,
         #[arg(long, env = "OFFERLAB_DATA", default_value = "./data", conflicts_with = "store")]
         data: PathBuf,
         /// A PostgreSQL store instead of sled, `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
@@ -212,14 +220,11 @@ enum NotifyAction {
     },
 }
 
-/// A store that already holds data (sled in `data`, or PostgreSQL at
-/// `store`), and its kind's name.
-async fn open_existing(
-    data: &std::path::Path,
-    store: Option<&str>,
-) -> Result<(Box<dyn Store>, &'static str), CliError> {
+/// A store that already holds data: sled in `data`, or PostgreSQL at
+/// `store`.
+async fn open_existing(data: &std::path::Path, store: Option<&str>) -> Result<Box<dyn Store>, CliError> {
     Ok(match store {
-        Some(raw) => (Box::new(PgStore::open(&offerlab::config::store_url(raw)?).await?), "postgres"),
+        Some(raw) => Box::new(PgStore::open(&offerlab::config::store_url(raw)?).await?),
         None => {
             if !data.join("db").exists() {
                 return Err(format!(
@@ -228,7 +233,7 @@ async fn open_existing(
                 )
                 .into());
             }
-            (Box::new(SledStore::open(data).await?), "sled")
+            Box::new(SledStore::open(data).await?)
         }
     })
 }
@@ -256,7 +261,7 @@ struct MaintainedStore {
 impl MaintainedStore {
     async fn open(&self) -> Result<(Box<dyn Store>, offerlab::experiment::Catalog), CliError> {
         let catalog = load_dir(&self.experiments)?;
-        let (store, _) = open_existing(&self.data, self.store.as_deref()).await?;
+        let store = open_existing(&self.data, self.store.as_deref()).await?;
         Ok((store, catalog))
     }
 }
@@ -372,15 +377,36 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             )
             .into())
         })?,
-        Command::Backup { to, data, store } => on_runtime(async {
-            let (store, source) = open_existing(&data, store.as_deref()).await?;
+        Command::Backup { to, url, admin_key, write_key, data, store } => {
             let partial = to.with_extension("partial");
             let file =
                 std::fs::File::create(&partial).map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
-            let mut writer = offerlab::backup::Writer::new(std::io::BufWriter::new(file), source, chrono::Utc::now())?;
-            store.export(&mut |r| writer.record(&r).map_err(offerlab::store::StoreError::from)).await?;
-            store.close().await?;
-            let (counts, out) = writer.finish()?;
+            let mut out = std::io::BufWriter::new(file);
+            let counts = match url {
+                Some(url) => {
+                    let key = admin_key.or(write_key);
+                    cli::client::Client::new(&url).download("/admin/backup", key.as_deref(), &mut out)?;
+                    std::io::Write::flush(&mut out)?;
+                    let check = std::fs::File::open(&partial)?;
+                    offerlab::backup::read(std::io::BufReader::new(check), |_| {})?.1
+                }
+                None => {
+                    let (counts, written) = on_runtime(async {
+                        let store = open_existing(&data, store.as_deref()).await?;
+                        let export = store.export().await?;
+                        let source = store.kind();
+                        let written = tokio::task::spawn_blocking(move || {
+                            offerlab::backup::write_export(export, out, source, chrono::Utc::now())
+                        })
+                        .await
+                        .map_err(|e| format!("the backup did not finish: {e}"))??;
+                        store.close().await?;
+                        Ok::<_, CliError>(written)
+                    })??;
+                    out = written;
+                    counts
+                }
+            };
             let file = out.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
             std::fs::rename(&partial, &to)?;
@@ -395,7 +421,7 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                 to.display()
             );
             Ok(ExitCode::SUCCESS)
-        })?,
+        }
         Command::Restore { from, check, data, store, experiments } => {
             let open = || std::fs::File::open(&from).map_err(|e| format!("cannot read {}: {e}", from.display()));
             let (header, counts) = offerlab::backup::read(std::io::BufReader::new(open()?), |_| {})?;

@@ -171,3 +171,117 @@ fn a_cut_or_altered_backup_is_refused_and_nothing_is_written() {
         assert!(!target.exists(), "{what}: the target was created");
     }
 }
+
+/// Under eight writers, an online backup (`offerlab backup --url`, the
+/// admin key: the write key alone is refused) holds every write
+/// acknowledged before it began: after `kill -9` and a restore, sending
+/// each again answers `duplicate`. The restored store holds exactly what
+/// the file counts, and its reports equal the same file restored into
+/// PostgreSQL.
+#[test]
+fn an_online_backup_under_eight_writers_holds_every_write_acknowledged_before_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("live");
+    let keys = [("OFFERLAB_WRITE_KEY", "w-key"), ("OFFERLAB_READ_KEY", "r-key"), ("OFFERLAB_ADMIN_KEY", "a-key")];
+    let env: Vec<(&str, &str)> = AT_NOW.iter().copied().chain(keys).collect();
+    let mut server = common::spawn_server_with(&data, Path::new(EXPERIMENTS), &env);
+    let catalog = offerlab::experiment::load_dir(Path::new(EXPERIMENTS)).unwrap();
+    let exp = catalog.get("cart-protection-copy").unwrap().clone();
+    let write = |http: &reqwest::blocking::Client, url: &str, path: &str, body: &Value| {
+        http.post(format!("{url}{path}")).bearer_auth("w-key").json(body).send().unwrap().json::<Value>().unwrap()
+    };
+    // Each write as sent, with the instant its 2xx came back.
+    let acked: Mutex<Vec<(Instant, &'static str, Value)>> = Mutex::default();
+    let stop = AtomicBool::new(false);
+    let file = root.path().join("online.offerlab-backup");
+    let started = std::thread::scope(|s| {
+        for w in 0..8 {
+            let (acked, stop, exp, url) = (&acked, &stop, &exp, server.url.clone());
+            s.spawn(move || {
+                let http = reqwest::blocking::Client::new();
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let visitor = format!("w{w}-{i}");
+                    let a = offerlab::assignment::evaluate(exp, &visitor, &Default::default(), None).unwrap();
+                    let exposure = serde_json::json!([{ "visitor_id": visitor, "experiment": exp.id,
+                        "variant": exp.variants[a.variant.get()].key, "ts": "2026-11-29T10:00:00Z" }]);
+                    let events = serde_json::json!([
+                        { "id": format!("{visitor}-o"), "visitor_id": visitor, "name": "order", "value": 20.0 + f64::from(i % 50), "ts": "2026-11-29T11:00:00Z" },
+                        { "id": format!("{visitor}-c"), "visitor_id": visitor, "name": "cart_offer_accepted", "value": 19.0, "ts": "2026-11-29T11:00:00Z" }
+                    ]);
+                    for (path, body) in [("/v1/exposures", exposure), ("/v1/events", events)] {
+                        let reply = write(&http, &url, path, &body);
+                        assert_eq!(reply["rejected"], 0, "{reply}");
+                        acked.lock().unwrap().push((Instant::now(), path, body));
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        let refused =
+            offerlab(&["backup", "--url", &server.url, "--admin-key", "w-key", "--to", file.to_str().unwrap()]);
+        assert!(!refused.status.success(), "the write key alone cannot download every visitor");
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_offerlab"))
+            .args(["backup", "--url", &server.url, "--to", file.to_str().unwrap()])
+            .env("OFFERLAB_ADMIN_KEY", "a-key")
+            .output()
+            .unwrap();
+        ok(out);
+        std::thread::sleep(Duration::from_millis(200)); // writes after the backup, left out of it
+        stop.store(true, Ordering::Relaxed);
+        started
+    });
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let before: Vec<(&str, Value)> =
+        acked.into_inner().unwrap().into_iter().filter(|(at, ..)| *at < started).map(|(_, p, b)| (p, b)).collect();
+    assert!(before.len() > 100, "{} writes before the backup", before.len());
+
+    let restored = root.path().join("restored");
+    let said = ok(offerlab(&["restore", "--from", file.to_str().unwrap(), "--data", restored.to_str().unwrap()]));
+    let verified = ok(offerlab(&["verify", "--data", restored.to_str().unwrap()]));
+    let counts = offerlab(&["restore", "--from", file.to_str().unwrap(), "--check"]);
+    let checked = String::from_utf8_lossy(&counts.stdout).to_string();
+    let number = |text: &str, word: &str| -> u64 {
+        let at = text.find(&format!(" {word}")).unwrap_or_else(|| panic!("no {word} in {text}"));
+        text[..at].rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    for word in ["exposures", "events"] {
+        assert_eq!(number(&verified, word), number(&checked, word), "{word}: {verified} / {checked} / {said}");
+    }
+    let server = common::spawn_server_with(&restored, Path::new(EXPERIMENTS), &env);
+    let http = reqwest::blocking::Client::new();
+    for (path, body) in &before {
+        let reply = write(&http, &server.url, path, body);
+        let n = body.as_array().unwrap().len();
+        assert_eq!(reply["duplicates"], n, "acknowledged before the backup, so in it: {body} → {reply}");
+    }
+    let read = |url: &str| -> Vec<(String, Value)> {
+        ["cart-protection-copy", "product-warranty-placement"]
+            .iter()
+            .map(|id| {
+                let r = http.get(format!("{url}/api/v1/experiments/{id}/report")).bearer_auth("r-key").send().unwrap();
+                (id.to_string(), r.json().unwrap())
+            })
+            .collect()
+    };
+    drop(server);
+    let want = read(&common::spawn_server_with(&restored, Path::new(EXPERIMENTS), &env).url);
+    let Some(pg) = Postgres::start("an_online_backup_under_eight_writers_holds_every_write_acknowledged_before_it")
+    else {
+        return;
+    };
+    let url = pg.database();
+    ok(offerlab(&["restore", "--from", file.to_str().unwrap(), "--store", &url]));
+    let got = read(&serve_postgres_with(&url, Path::new(EXPERIMENTS), &env).url);
+    for ((id, w), (_, g)) in want.iter().zip(&got) {
+        same(w, g, &format!("PostgreSQL {id}"));
+    }
+}

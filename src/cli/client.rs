@@ -37,6 +37,26 @@ impl Client {
         self.reply(path, self.http.post(format!("{}{path}", self.url)).json(body), key)
     }
 
+    /// Streams the body of `GET path` (with `key` as its bearer) into `out`.
+    pub fn download(&self, path: &str, key: Option<&str>, out: &mut impl std::io::Write) -> Result<u64, ClientError> {
+        let http = reqwest::blocking::Client::builder().timeout(None).build().expect("HTTP client");
+        let mut req = http.get(format!("{}{path}", self.url));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let unreachable = |source| ClientError::Unreachable { url: self.url.clone(), source };
+        let mut r = req.send().map_err(unreachable)?;
+        let status = r.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = r.text().map_err(unreachable)?;
+            let said = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned));
+            return Err(ClientError::Refused { path: path.into(), status, message: said.unwrap_or(body) });
+        }
+        r.copy_to(out).map_err(unreachable)
+    }
+
     /// Sends `req` (with `key` as its bearer) and reads the reply as an `R`.
     fn reply<R: DeserializeOwned>(
         &self,

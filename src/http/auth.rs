@@ -19,6 +19,8 @@ use subtle::ConstantTimeEq;
 pub struct Keys {
     write: Option<String>,
     read: Option<String>,
+    /// Guards `/admin/*` when set; else the write key does.
+    admin: Option<String>,
     clients: Vec<String>,
 }
 
@@ -50,8 +52,20 @@ impl Keys {
         Ok(Keys {
             write: check(write, "OFFERLAB_WRITE_KEY")?,
             read: check(read, "OFFERLAB_READ_KEY")?,
+            admin: None,
             clients: Vec::new(),
         })
+    }
+
+    /// With the key `/admin/*` needs instead of the write key: a
+    /// storefront's write key alone then cannot reload the definitions or
+    /// download every visitor in a backup.
+    pub fn with_admin(mut self, admin: Option<String>) -> Result<Keys, EmptyKey> {
+        match admin.map(|k| trimmed(k, "OFFERLAB_ADMIN_KEY")) {
+            Some(k) if k.is_empty() => return Err(EmptyKey("OFFERLAB_ADMIN_KEY")),
+            k => self.admin = k,
+        }
+        Ok(self)
     }
 
     /// The storefronts' client keys, trimmed (`"shop-a, shop-b"` is
@@ -96,8 +110,11 @@ impl Keys {
 pub enum Access {
     /// Liveness, for load balancers.
     Open,
-    /// Tracking, assignment and operator actions.
+    /// Tracking and assignment.
     Write,
+    /// Operator actions (`/admin/*`): the admin key, or the write key when
+    /// no admin key is set.
+    Admin,
     /// Reports and metrics.
     Read,
     /// The GrowthBook SDK payload: a client key in the path.
@@ -150,6 +167,7 @@ pub fn authorize(keys: &Keys, access: Access, header: Option<&str>) -> Result<()
     let (key, basic) = match access {
         Access::Open | Access::Client => return Ok(()),
         Access::Write => (keys.write.as_deref(), false),
+        Access::Admin => (keys.admin.as_deref().or(keys.write.as_deref()), false),
         Access::Read => (keys.read.as_deref(), true),
     };
     let Some(key) = key else { return Ok(()) };
@@ -166,6 +184,16 @@ mod tests {
 
     fn keys() -> Keys {
         Keys::new(Some("w-secret".into()), Some("r-secret".into())).unwrap()
+    }
+
+    #[test]
+    fn admin_routes_need_the_admin_key_once_one_is_set() {
+        assert_eq!(authorize(&keys(), Access::Admin, Some("Bearer w-secret")), Ok(()), "no admin key: the write key");
+        let keys = keys().with_admin(Some("a-secret".into())).unwrap();
+        assert_eq!(authorize(&keys, Access::Admin, Some("Bearer w-secret")), Err(Denied::Wrong { basic: false }));
+        assert_eq!(authorize(&keys, Access::Admin, Some("Bearer a-secret")), Ok(()));
+        assert_eq!(authorize(&keys, Access::Write, Some("Bearer w-secret")), Ok(()));
+        assert_eq!(Keys::default().with_admin(Some("  ".into())).unwrap_err(), EmptyKey("OFFERLAB_ADMIN_KEY"));
     }
 
     #[test]

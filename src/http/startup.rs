@@ -87,6 +87,7 @@ impl Application {
     /// writer runs.
     pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
         let keys = Keys::new(settings.write_key.clone(), settings.read_key.clone())?
+            .with_admin(settings.admin_key.clone())?
             .with_clients(settings.client_keys.clone())?;
         if !keys.complete() && !settings.bind.ip().is_loopback() {
             return Err(StartupError::PublicWithoutKeys(settings.bind));

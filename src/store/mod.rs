@@ -169,8 +169,9 @@ pub type FlushObserver = Box<dyn Fn(f64) + Send + Sync>;
 /// What [`Store::record`] returns: the outcomes once the writes are durable.
 pub type Recorded<'a> = Pin<Box<dyn Future<Output = Result<Vec<Outcome>, Arc<StoreError>>> + Send + 'a>>;
 
-/// What [`Store::export`] hands each raw record to.
-pub type Sink<'a> = dyn FnMut(Record) -> Result<(), StoreError> + Send + 'a;
+/// What [`Store::export`] streams: chunks of raw records, or the error
+/// that ended it.
+pub type Export = tokio::sync::mpsc::Receiver<Result<Vec<Record>, StoreError>>;
 
 /// Records per message of an export's stream, and per import.
 pub const RECORD_CHUNK: usize = 10_000;
@@ -221,6 +222,10 @@ pub trait Store: Send + Sync {
     /// Records writes durably; resolves once they survive power loss, with
     /// one outcome per write in order.
     fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Recorded<'_>;
+
+    /// The backend's name, as a backup's header gives it: `sled` or
+    /// `postgres`.
+    fn kind(&self) -> &'static str;
 
     /// `Err(reason)` while writes fail (a full disk, a lost database); read
     /// from memory, never from the store.
@@ -313,9 +318,11 @@ pub trait Store: Send + Sync {
     /// How each webhook's last delivery ended, by webhook name.
     async fn last_deliveries(&self) -> Result<Vec<LastDelivery>, StoreError>;
 
-    /// Every raw record, handed to `sink` one at a time (a backup): first
-    /// exposures, events, accepted allocations, recorded verdicts.
-    async fn export(&self, sink: &mut Sink<'_>) -> Result<(), StoreError>;
+    /// Every raw record, in chunks (a backup): first exposures, events,
+    /// accepted allocations, recorded verdicts. The store may keep taking
+    /// writes meanwhile: every write it acknowledged before the call is in
+    /// the stream, and one racing with it is wholly in or wholly out.
+    async fn export(&self) -> Result<Export, StoreError>;
 
     /// Writes raw records as they are, into a store being restored; then
     /// `rebuild` recomputes everything else from them.

@@ -41,7 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
     resource(cfg, "/v1/exposures", Access::Write, vec![(Post, web::to(track::exposures))]);
     resource(cfg, "/v1/events", Access::Write, vec![(Post, web::to(track::events))]);
-    resource(cfg, "/admin/reload", Access::Write, vec![(Post, web::to(admin::reload))]);
+    resource(cfg, "/admin/reload", Access::Admin, vec![(Post, web::to(admin::reload))]);
+    resource(cfg, "/admin/backup", Access::Admin, vec![(Get, web::to(admin::backup))]);
     resource(cfg, "/api/v1/experiments", Access::Read, vec![(Get, web::to(reports::list))]);
     resource(cfg, "/api/v1/experiments/{id}/report", Access::Read, vec![(Get, web::to(reports::report))]);
     resource(cfg, "/api/v1/experiments/{id}/daily.csv", Access::Read, vec![(Get, web::to(reports::daily_csv))]);

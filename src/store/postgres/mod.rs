@@ -277,6 +277,9 @@ impl Store for PgStore {
         self.engine.record(catalog, writes)
     }
 
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
     fn health(&self) -> Result<(), String> {
         self.engine.health()
     }
@@ -663,42 +666,19 @@ impl Store for PgStore {
             .collect()
     }
 
-    /// Reads every raw row in one snapshot, on a maintenance connection.
-    async fn export(&self, sink: &mut super::Sink<'_>) -> Result<(), StoreError> {
-        let (exposures, events, allocations, verdicts) = self
-            .maintain(|mut client| async move {
-                let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true);
-                let tx = tx.start().await?;
-                let rows = (
-                    tx.query(sql::ALL_EXPOSURES, &[]).await?,
-                    tx.query(sql::ALL_EVENTS, &[]).await?,
-                    tx.query("SELECT experiment, record::text FROM allocations ORDER BY experiment", &[]).await?,
-                    tx.query("SELECT experiment, code FROM verdicts WHERE code IS NOT NULL ORDER BY experiment", &[])
-                        .await?,
-                );
-                tx.commit().await?;
-                Ok(rows)
-            })
-            .await?;
-        for r in &exposures {
-            sink(Record::Exposure(exposure_of(r)?))?;
-        }
-        for e in events_of(&events)? {
-            sink(Record::Event(e))?;
-        }
-        for r in &allocations {
-            let experiment = parsed(r, 0, "allocations", ExperimentId::parse_owned)?;
-            let record = serde_json::from_str(r.get(1)).map_err(|e| Corrupt {
-                tree: "allocations",
-                key: experiment.to_string(),
-                detail: e.to_string(),
-            })?;
-            sink(Record::Allocation { experiment, record })?;
-        }
-        for r in &verdicts {
-            sink(Record::Verdict { experiment: parsed(r, 0, "verdicts", ExperimentId::parse_owned)?, code: r.get(1) })?;
-        }
-        Ok(())
+    /// Streams every raw row from one snapshot (a repeatable-read
+    /// transaction on a maintenance connection), so the export is
+    /// consistent while replicas keep writing.
+    async fn export(&self) -> Result<super::Export, StoreError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let config = self.maintenance.clone();
+        self.runtime.spawn(async move {
+            let failed = tx.clone();
+            if let Err(e) = export_rows(config, tx).await {
+                let _ = failed.send(Err(e)).await;
+            }
+        });
+        Ok(rx)
     }
 
     /// In one transaction: the visitors' rows, then the raw rows as given.
@@ -875,6 +855,55 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
 
 fn phase_i32(phase: u32) -> i32 {
     i32::try_from(phase).unwrap_or(i32::MAX)
+}
+
+/// The rows of [`Store::export`], sent in chunks.
+async fn export_rows(
+    config: tokio_postgres::Config,
+    out: tokio::sync::mpsc::Sender<Result<Vec<Record>, StoreError>>,
+) -> Result<(), StoreError> {
+    use futures_util::TryStreamExt;
+    let (mut client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(connection);
+    let tx = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true);
+    let tx = tx.start().await?;
+    let mut chunk = Vec::with_capacity(super::RECORD_CHUNK);
+    let gone = || StoreError::Internal("the backup's reader went away".into());
+    let none: [&(dyn ToSql + Sync); 0] = [];
+    let rows = tx.query_raw(sql::ALL_EXPOSURES, none).await?;
+    futures_util::pin_mut!(rows);
+    while let Some(r) = rows.try_next().await? {
+        chunk.push(Record::Exposure(exposure_of(&r)?));
+        if chunk.len() == super::RECORD_CHUNK {
+            out.send(Ok(std::mem::take(&mut chunk))).await.map_err(|_| gone())?;
+        }
+    }
+    let rows = tx.query_raw(sql::ALL_EVENTS, none).await?;
+    futures_util::pin_mut!(rows);
+    while let Some(r) = rows.try_next().await? {
+        chunk.extend(events_of(std::slice::from_ref(&r))?.into_iter().map(Record::Event));
+        if chunk.len() == super::RECORD_CHUNK {
+            out.send(Ok(std::mem::take(&mut chunk))).await.map_err(|_| gone())?;
+        }
+    }
+    for r in tx.query("SELECT experiment, record::text FROM allocations ORDER BY experiment", &[]).await? {
+        let experiment = parsed(&r, 0, "allocations", ExperimentId::parse_owned)?;
+        let record = serde_json::from_str(r.get(1)).map_err(|e| Corrupt {
+            tree: "allocations",
+            key: experiment.to_string(),
+            detail: e.to_string(),
+        })?;
+        chunk.push(Record::Allocation { experiment, record });
+    }
+    for r in tx.query("SELECT experiment, code FROM verdicts WHERE code IS NOT NULL ORDER BY experiment", &[]).await? {
+        chunk.push(Record::Verdict {
+            experiment: parsed(&r, 0, "verdicts", ExperimentId::parse_owned)?,
+            code: r.get(1),
+        });
+    }
+    tx.commit().await?;
+    out.send(Ok(chunk)).await.map_err(|_| gone())?;
+    Ok(())
 }
 
 /// Longest [`Store::close`] waits for queued writes.

@@ -54,6 +54,12 @@ pub fn event_chunk_key(visitor: &VisitorId, chunk: u32) -> Vec<u8> {
     k
 }
 
+/// The visitor of a `visitor_events` key.
+pub fn chunk_visitor(key: &[u8]) -> Option<VisitorId> {
+    let mut b = key;
+    VisitorId::parse(take_str(&mut b)?).ok()
+}
+
 /// The prefix of every `tallies` and `aggregates` key of one phase of one
 /// test, so a test's phase scans by prefix.
 pub fn phase_prefix(experiment: &ExperimentId, phase: u32) -> Vec<u8> {

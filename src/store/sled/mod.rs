@@ -377,6 +377,9 @@ impl Store for SledStore {
     fn record(&self, catalog: Arc<Catalog>, writes: Vec<Write>) -> Recorded<'_> {
         self.engine.record(catalog, writes)
     }
+    fn kind(&self) -> &'static str {
+        "sled"
+    }
     fn health(&self) -> Result<(), String> {
         self.engine.health()
     }
@@ -427,61 +430,51 @@ impl Store for SledStore {
     async fn last_deliveries(&self) -> Result<Vec<LastDelivery>, StoreError> {
         blocking(&self.shared, |s| s.trees()?.notifications.last()).await
     }
-    /// Reads each tree in key order on a blocking thread, sending records
-    /// in chunks to `sink`.
-    async fn export(&self, sink: &mut super::Sink<'_>) -> Result<(), StoreError> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Record>>(4);
-        let read =
-            blocking(&self.shared, move |s| {
-                let trees = s.trees()?;
+    /// Reads each tree in key order on a blocking thread: each visitor's
+    /// exposures are one record, and each visitor's events are read in one
+    /// transaction, so a write racing with the export is wholly in or out.
+    async fn export(&self) -> Result<super::Export, StoreError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let read = || -> Result<(), StoreError> {
+                let trees = shared.trees()?;
                 let mut chunk = Vec::with_capacity(super::RECORD_CHUNK);
-                let send = |r: Record, chunk: &mut Vec<Record>| {
+                let mut send = |r: Record| {
                     chunk.push(r);
-                    chunk.len() < super::RECORD_CHUNK || tx.blocking_send(std::mem::take(chunk)).is_ok()
+                    if chunk.len() == super::RECORD_CHUNK && tx.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                        return Err(StoreError::Internal("the backup's reader went away".into()));
+                    }
+                    Ok(())
                 };
                 for list in trees.exposures.all() {
-                    for e in list? {
-                        if !send(Record::Exposure(e), &mut chunk) {
-                            return Ok(());
-                        }
-                    }
+                    list?.into_iter().try_for_each(|e| send(Record::Exposure(e)))?;
                 }
-                for events in trees.visitor_events.all() {
-                    for e in events? {
-                        if !send(Record::Event(e), &mut chunk) {
-                            return Ok(());
-                        }
-                    }
+                for visitor in trees.visitor_events.visitors() {
+                    let events = trees.visitor_events.of_visitor_at_once(&visitor?)?;
+                    events.into_iter().try_for_each(|e| send(Record::Event(e)))?;
                 }
                 for kv in trees.allocations.0.iter() {
                     let (k, v) = kv?;
-                    let experiment =
-                        std::str::from_utf8(&k).ok().and_then(|s| ExperimentId::parse(s).ok()).ok_or_else(|| {
-                            Corrupt { tree: Allocations::NAME, key: keys::describe(&k), detail: "not a test id".into() }
-                        })?;
-                    let record = trees::decode(Allocations::NAME, &k, &v)?;
-                    if !send(Record::Allocation { experiment, record }, &mut chunk) {
-                        return Ok(());
-                    }
+                    let experiment = std::str::from_utf8(&k).ok().and_then(|s| ExperimentId::parse(s).ok());
+                    let experiment = experiment.ok_or_else(|| Corrupt {
+                        tree: Allocations::NAME,
+                        key: keys::describe(&k),
+                        detail: "not a test id".into(),
+                    })?;
+                    send(Record::Allocation { experiment, record: trees::decode(Allocations::NAME, &k, &v)? })?;
                 }
                 for (experiment, code) in trees.notifications.verdicts()? {
-                    if !send(Record::Verdict { experiment, code }, &mut chunk) {
-                        return Ok(());
-                    }
+                    send(Record::Verdict { experiment, code })?;
                 }
-                let _ = tx.blocking_send(chunk);
+                let _ = tx.blocking_send(Ok(chunk));
                 Ok(())
-            });
-        let feed = async {
-            while let Some(chunk) = rx.recv().await {
-                for r in chunk {
-                    sink(r)?;
-                }
+            };
+            if let Err(e) = read() {
+                let _ = tx.blocking_send(Err(e));
             }
-            Ok::<_, StoreError>(())
-        };
-        let (read, fed) = tokio::join!(read, feed);
-        read.and(fed)
+        });
+        Ok(rx)
     }
 
     /// In one transaction per call: each exposure joins its visitor's list,

@@ -134,6 +134,50 @@ impl VisitorEvents {
         })
     }
 
+    /// Every visitor with events, in key order, each once.
+    pub fn visitors(&self) -> impl Iterator<Item = Result<VisitorId, StoreError>> + '_ {
+        let mut last: Option<VisitorId> = None;
+        self.0
+            .iter()
+            .keys()
+            .map(|k| {
+                let k = k?;
+                super::keys::chunk_visitor(&k).ok_or_else(|| {
+                    StoreError::Corrupt(Corrupt {
+                        tree: Self::NAME,
+                        key: describe(&k),
+                        detail: "not a visitor's chunk".into(),
+                    })
+                })
+            })
+            .filter(move |v| match v {
+                Ok(v) if last.as_ref() == Some(v) => false,
+                Ok(v) => {
+                    last = Some(v.clone());
+                    true
+                }
+                Err(_) => true,
+            })
+    }
+
+    /// A visitor's events read in one transaction: the open chunk and the
+    /// full chunks it names, as they stood together (an append that moved
+    /// the open chunk meanwhile is wholly in or wholly out).
+    pub fn of_visitor_at_once(&self, visitor: &VisitorId) -> Result<Vec<Event>, StoreError> {
+        let read = self.0.transaction(|t| {
+            let key = event_chunk_key(visitor, OPEN_CHUNK);
+            let open: OpenChunk = tx_decode(Self::NAME, &key, t.get(&key)?)?;
+            let mut out = Vec::new();
+            for n in 0..open.full {
+                let key = event_chunk_key(visitor, n);
+                out.extend(tx_decode::<Vec<Event>>(Self::NAME, &key, t.get(&key)?)?);
+            }
+            out.extend(open.events);
+            Ok(out)
+        });
+        read.map_err(StoreError::from)
+    }
+
     /// A chunk's events, and the open chunk itself when it is one.
     pub fn decode_chunk(key: &[u8], bytes: &[u8]) -> Result<(Vec<Event>, Option<OpenChunk>), Corrupt> {
         if key.ends_with(&OPEN_CHUNK.to_be_bytes()) {

@@ -57,6 +57,16 @@ pub struct Settings {
     /// notification's `report_url` (default: the address served).
     #[arg(long, env = "OFFERLAB_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Take an online backup this often into `--backup-dir` (e.g. 24h);
+    /// none without it.
+    #[arg(long, env = "OFFERLAB_BACKUP_EVERY", value_parser = humantime::parse_duration, requires = "backup_dir")]
+    pub backup_every: Option<std::time::Duration>,
+    /// Where scheduled backups go.
+    #[arg(long, env = "OFFERLAB_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+    /// How many scheduled backups to keep; older ones are removed.
+    #[arg(long, env = "OFFERLAB_BACKUP_KEEP", default_value_t = 7)]
+    pub backup_keep: usize,
     /// Seconds a write waits for the store before it is answered 503 with
     /// Retry-After (a frozen or unreachable database); PostgreSQL's
     /// statement, lock and connect timeouts follow it.
@@ -86,6 +96,9 @@ impl Settings {
             workers: None,
             write_deadline: 5.0,
             notify_every: std::time::Duration::from_secs(300),
+            backup_every: None,
+            backup_dir: None,
+            backup_keep: 7,
             public_url: None,
             now: None,
         }

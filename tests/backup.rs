@@ -285,3 +285,61 @@ fn an_online_backup_under_eight_writers_holds_every_write_acknowledged_before_it
         same(w, g, &format!("PostgreSQL {id}"));
     }
 }
+
+/// `serve --backup-every` writes whole backups (a temporary name until
+/// synced), keeps the newest `--backup-keep`, and says when and how large
+/// the last good one was in `/metrics`; one that fails is counted and the
+/// service stays healthy.
+#[test]
+fn scheduled_backups_keep_the_newest_and_a_failure_leaves_the_service_healthy() {
+    use std::time::{Duration, Instant};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("backups");
+    let dir_text = dir.to_str().unwrap().to_owned();
+    let env =
+        [("OFFERLAB_BACKUP_EVERY", "200ms"), ("OFFERLAB_BACKUP_DIR", dir_text.as_str()), ("OFFERLAB_BACKUP_KEEP", "2")];
+    let server = common::spawn_server_with(&root.path().join("data"), Path::new(EXPERIMENTS), &env);
+    common::simulate(&server.url, &["--days", "2", "--visitors-per-day", "40", "--seed", "32"]);
+    let metric = |url: &str, name: &str| -> f64 {
+        let text = reqwest::blocking::get(format!("{url}/metrics")).unwrap().text().unwrap();
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+    };
+    let backups = || -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> =
+            std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|x| x == "backup"));
+        files.sort();
+        files
+    };
+    // Backups after the simulation: at least four, so two were removed.
+    let first = metric(&server.url, "offerlab_last_backup_timestamp_seconds");
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 4 {
+        assert!(Instant::now() < until, "four backups were not taken: {seen:?}");
+        let now = backups();
+        assert!(now.len() <= 2, "at most --backup-keep files: {now:?}");
+        seen.extend(now);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(metric(&server.url, "offerlab_last_backup_timestamp_seconds") > first);
+    assert!(metric(&server.url, "offerlab_last_backup_bytes") > 100.0);
+    let newest = backups().pop().unwrap();
+    let said = ok(offerlab(&["restore", "--from", newest.to_str().unwrap(), "--check"]));
+    assert!(said.contains("a complete backup of") && !said.contains(" 0 events"), "{said}");
+    drop(server);
+
+    // A backup folder that cannot be made: counted, logged, still healthy.
+    let blocked = root.path().join("a-file");
+    std::fs::write(&blocked, "").unwrap();
+    let bad = blocked.join("backups");
+    let env = [("OFFERLAB_BACKUP_EVERY", "100ms"), ("OFFERLAB_BACKUP_DIR", bad.to_str().unwrap())];
+    let server = common::spawn_server_with(&root.path().join("data2"), Path::new(EXPERIMENTS), &env);
+    let until = Instant::now() + Duration::from_secs(30);
+    while metric(&server.url, "offerlab_backup_failures_total") < 2.0 {
+        assert!(Instant::now() < until, "no failure counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let health = reqwest::blocking::get(format!("{}/healthz", server.url)).unwrap();
+    assert_eq!(health.status().as_u16(), 200, "a failed backup is not a failed write");
+}

@@ -26,6 +26,9 @@ pub struct Metrics {
     unread: IntCounterVec,
     deliveries: IntCounterVec,
     evaluations: prometheus::IntCounter,
+    backup_time: prometheus::Gauge,
+    backup_bytes: prometheus::IntGauge,
+    backup_failures: prometheus::IntCounter,
     /// Accepted events per name that no metric reads, since start.
     unread_names: Mutex<BTreeMap<String, u64>>,
     pub flush: Histogram,
@@ -109,6 +112,19 @@ impl Metrics {
             "Passes that re-evaluated every running test's verdict for notifications",
         )
         .expect("metric");
+        let backup_time = prometheus::Gauge::new(
+            "last_backup_timestamp_seconds",
+            "When the last good scheduled backup was finished (seconds since 1970; 0: none yet)",
+        )
+        .expect("metric");
+        let backup_bytes =
+            prometheus::IntGauge::new("last_backup_bytes", "Size of the last good scheduled backup file")
+                .expect("metric");
+        let backup_failures = prometheus::IntCounter::new(
+            "backup_failures_total",
+            "Scheduled backups that failed (the log says why); the service keeps serving",
+        )
+        .expect("metric");
         let flush = Histogram::with_opts(
             HistogramOpts::new("flush_duration_seconds", "Latency of one group-commit flush to disk")
                 .buckets(vec![0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
@@ -121,6 +137,9 @@ impl Metrics {
             Box::new(unread.clone()),
             Box::new(deliveries.clone()),
             Box::new(evaluations.clone()),
+            Box::new(backup_time.clone()),
+            Box::new(backup_bytes.clone()),
+            Box::new(backup_failures.clone()),
             Box::new(flush.clone()),
         ] {
             registry.register(m).expect("unique metric");
@@ -135,9 +154,23 @@ impl Metrics {
             unread,
             deliveries,
             evaluations,
+            backup_time,
+            backup_bytes,
+            backup_failures,
             unread_names: Mutex::new(BTreeMap::new()),
             flush,
         }
+    }
+
+    /// Records a good scheduled backup of `bytes`, finished at `at`.
+    pub fn observe_backup(&self, at: chrono::DateTime<chrono::Utc>, bytes: u64) {
+        self.backup_time.set(at.timestamp_millis() as f64 / 1e3);
+        self.backup_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a scheduled backup that failed.
+    pub fn observe_backup_failure(&self) {
+        self.backup_failures.inc();
     }
 
     /// Counts one pass over the running tests' verdicts.

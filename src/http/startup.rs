@@ -22,8 +22,8 @@ use crate::allocation::admit;
 use crate::config::Settings;
 use crate::experiment::notify_file::check_secrets;
 use crate::experiment::{load_dir, Catalog, ValidationErrors};
-use crate::http::routes;
 use crate::http::state::AppState;
+use crate::http::{backups, routes};
 use crate::notify::Notifier;
 use crate::store::engine::Limits;
 use crate::store::{PgStore, SledStore, Store};
@@ -78,8 +78,9 @@ pub struct Application {
     addr: SocketAddr,
     server: Server,
     state: Arc<AppState>,
-    /// The notification tasks, stopped when the server stops.
-    notifier: [tokio::task::JoinHandle<()>; 2],
+    /// The notification tasks and scheduled backups, stopped when the
+    /// server stops.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -149,8 +150,11 @@ impl Application {
             server.listen(listener).map_err(|source| StartupError::Bind { addr: settings.bind, source })?.run();
         tracing::info!(%addr, "offerlab listening");
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-        let notifier = Arc::new(Notifier::new(state.clone(), settings.notify_every, public_url)).start();
-        Ok(Application { addr, server, state, notifier })
+        let mut tasks = Vec::from(Arc::new(Notifier::new(state.clone(), settings.notify_every, public_url)).start());
+        if let (Some(every), Some(dir)) = (settings.backup_every, &settings.backup_dir) {
+            tasks.push(backups::start(state.clone(), every, dir.clone(), settings.backup_keep));
+        }
+        Ok(Application { addr, server, state, tasks })
     }
 
     pub fn port(&self) -> u16 {
@@ -189,7 +193,7 @@ impl Application {
             }
         }
         let served = self.server.await;
-        for task in &self.notifier {
+        for task in &self.tasks {
             task.abort();
         }
         // Stopped (SIGTERM, SIGINT or a handle): requests are drained; finish

@@ -431,8 +431,9 @@ impl Store for SledStore {
         blocking(&self.shared, |s| s.trees()?.notifications.last()).await
     }
     /// Reads each tree in key order on a blocking thread: each visitor's
-    /// exposures are one record, and each visitor's events are read in one
-    /// transaction, so a write racing with the export is wholly in or out.
+    /// exposures are one record, and each visitor's events are read as of
+    /// its open chunk ([`VisitorEvents::by_visitor`]), so a write racing
+    /// with the export is wholly in or out.
     async fn export(&self) -> Result<super::Export, StoreError> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let shared = self.shared.clone();
@@ -450,9 +451,8 @@ impl Store for SledStore {
                 for list in trees.exposures.all() {
                     list?.into_iter().try_for_each(|e| send(Record::Exposure(e)))?;
                 }
-                for visitor in trees.visitor_events.visitors() {
-                    let events = trees.visitor_events.of_visitor_at_once(&visitor?)?;
-                    events.into_iter().try_for_each(|e| send(Record::Event(e)))?;
+                for events in trees.visitor_events.by_visitor() {
+                    events?.into_iter().try_for_each(|e| send(Record::Event(e)))?;
                 }
                 for kv in trees.allocations.0.iter() {
                     let (k, v) = kv?;

@@ -134,48 +134,47 @@ impl VisitorEvents {
         })
     }
 
-    /// Every visitor with events, in key order, each once.
-    pub fn visitors(&self) -> impl Iterator<Item = Result<VisitorId, StoreError>> + '_ {
-        let mut last: Option<VisitorId> = None;
-        self.0
-            .iter()
-            .keys()
-            .map(|k| {
-                let k = k?;
-                super::keys::chunk_visitor(&k).ok_or_else(|| {
-                    StoreError::Corrupt(Corrupt {
-                        tree: Self::NAME,
-                        key: describe(&k),
-                        detail: "not a visitor's chunk".into(),
-                    })
-                })
-            })
-            .filter(move |v| match v {
-                Ok(v) if last.as_ref() == Some(v) => false,
-                Ok(v) => {
-                    last = Some(v.clone());
-                    true
+    /// Every visitor's events, visitor by visitor, each list as it stood
+    /// when its open chunk was read, without a transaction: full chunks
+    /// never change once written, so the events are the full chunks the
+    /// open chunk names and its own. A chunk that filled after the scan
+    /// passed its place is read by its key.
+    pub fn by_visitor(&self) -> impl Iterator<Item = Result<Vec<Event>, StoreError>> + '_ {
+        let mut fulls: Vec<(sled::IVec, Vec<Event>)> = Vec::new();
+        self.0.iter().filter_map(move |kv| {
+            let read = || -> Result<Option<Vec<Event>>, StoreError> {
+                let (k, v) = kv?;
+                let (events, open) = Self::decode_chunk(&k, &v)?;
+                let Some(open) = open else {
+                    fulls.push((k, events));
+                    return Ok(None);
+                };
+                let visitor = super::keys::chunk_visitor(&k).ok_or_else(|| Corrupt {
+                    tree: Self::NAME,
+                    key: describe(&k),
+                    detail: "not a visitor's chunk".into(),
+                })?;
+                let mut all: Vec<Event> = Vec::new();
+                let seen = std::mem::take(&mut fulls);
+                for n in 0..open.full {
+                    let key = event_chunk_key(&visitor, n);
+                    match seen.iter().find(|(k, _)| k[..] == key[..]) {
+                        Some((_, chunk)) => all.extend(chunk.iter().cloned()),
+                        None => {
+                            let bytes = self.0.get(&key)?.ok_or_else(|| Corrupt {
+                                tree: Self::NAME,
+                                key: describe(&key),
+                                detail: "a full chunk the open one names is missing".into(),
+                            })?;
+                            all.extend(Self::decode_chunk(&key, &bytes)?.0);
+                        }
+                    }
                 }
-                Err(_) => true,
-            })
-    }
-
-    /// A visitor's events read in one transaction: the open chunk and the
-    /// full chunks it names, as they stood together (an append that moved
-    /// the open chunk meanwhile is wholly in or wholly out).
-    pub fn of_visitor_at_once(&self, visitor: &VisitorId) -> Result<Vec<Event>, StoreError> {
-        let read = self.0.transaction(|t| {
-            let key = event_chunk_key(visitor, OPEN_CHUNK);
-            let open: OpenChunk = tx_decode(Self::NAME, &key, t.get(&key)?)?;
-            let mut out = Vec::new();
-            for n in 0..open.full {
-                let key = event_chunk_key(visitor, n);
-                out.extend(tx_decode::<Vec<Event>>(Self::NAME, &key, t.get(&key)?)?);
-            }
-            out.extend(open.events);
-            Ok(out)
-        });
-        read.map_err(StoreError::from)
+                all.extend(events);
+                Ok(Some(all))
+            };
+            read().transpose()
+        })
     }
 
     /// A chunk's events, and the open chunk itself when it is one.
@@ -711,6 +710,42 @@ impl Ledger for Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Events appended while the scan is under way (the open chunk filling
+    /// and moving) leave each visitor's list as it stood at one moment: a
+    /// prefix of its events, in order, never one with a gap.
+    #[test]
+    fn a_visitor_scanned_while_its_chunk_moves_reads_as_of_one_moment() {
+        use sled::transaction::Transactional;
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let trees: Vec<sled::Tree> = ["a", "b", "c", "d", "e"].iter().map(|n| db.open_tree(n).unwrap()).collect();
+        let events = VisitorEvents(trees[1].clone());
+        let visitor: VisitorId = "shopper".parse().unwrap();
+        let event = |i: usize| Event {
+            id: format!("e{i}").parse().unwrap(),
+            visitor: visitor.clone(),
+            name: "order".parse().unwrap(),
+            value: i as f64,
+            ts: "2026-11-30T12:00:00Z".parse().unwrap(),
+        };
+        let append = |range: std::ops::Range<usize>| {
+            (&trees[0], &trees[1], &trees[2], &trees[3], &trees[4])
+                .transaction(|(exposures, visitor_events, tallies, aggregates, capped)| {
+                    let tx = Tx { exposures, visitor_events, tallies, aggregates, capped };
+                    range.clone().try_for_each(|i| tx.append_event(&event(i)))
+                })
+                .unwrap()
+        };
+        append(0..12); // one full chunk of 8, four in the open one
+        let mut scan = events.by_visitor();
+        append(12..16); // the open chunk fills and moves while the scan waits
+        let read = scan.next().unwrap().unwrap();
+        assert!(scan.next().is_none());
+        let ids: Vec<String> = read.iter().map(|e| e.id.to_string()).collect();
+        let want = |n: usize| (0..n).map(|i| format!("e{i}")).collect::<Vec<_>>();
+        assert!(ids == want(12) || ids == want(16), "{ids:?}");
+    }
 
     #[test]
     fn aggregate_rows_round_trip_and_a_short_row_is_corrupt() {

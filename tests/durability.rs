@@ -169,54 +169,6 @@ fn a_new_store_syncs_its_folder_before_its_first_answer() {
     }
 }
 
-/// A visitor with thousands of events has a value larger than sled logs
-/// inline, which sled keeps in a file of its own under `blobs/` (written by
-/// its background flusher, too) and never syncs: every group commit syncs
-/// the blob files not synced yet before it is answered.
-#[test]
-fn a_value_kept_in_a_sled_blob_is_synced_before_its_answer() {
-    if !have("strace") {
-        return skip("a_value_kept_in_a_sled_blob_is_synced_before_its_answer", "strace is not installed");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let trace = dir.path().join("trace.txt");
-    let mut strace = Command::new("strace")
-        .args(["-f", "-qq", "-y", "-e", "trace=fsync", "-o"])
-        .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--experiments", EXPERIMENTS, "--data"])
-        .arg(&data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(strace.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
-    let http = reqwest::blocking::Client::new();
-    let blobs = || std::fs::read_dir(data.join("blobs")).map(|d| d.count()).unwrap_or(0);
-    let mut batches = 0;
-    while blobs() == 0 {
-        assert!(batches < 40, "40,000 events of one visitor made no sled blob");
-        let batch: Vec<Value> = (0..1000)
-            .map(|i| json!({ "id": format!("bot-{batches}-{i}"), "visitor_id": "bot", "name": "order", "value": 1.0 }))
-            .collect();
-        let r = http.post(format!("{address}/v1/events")).json(&batch).send().unwrap();
-        assert!(r.status().is_success());
-        batches += 1;
-    }
-    // The next write's group commit finds the blob and syncs it.
-    let one = json!({ "id": "after", "visitor_id": "bot", "name": "order", "value": 1.0 });
-    assert!(http.post(format!("{address}/v1/events")).json(&one).send().unwrap().status().is_success());
-    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id())).unwrap();
-    sigterm(children.split_whitespace().next().expect("the traced server").parse().unwrap());
-    assert!(strace.wait().unwrap().success());
-    let text = std::fs::read_to_string(&trace).unwrap();
-    let synced = text.lines().any(|l| l.contains("fsync(") && l.contains("/blobs/") && l.trim_end().ends_with("= 0"));
-    assert!(synced, "no blob file was fsynced after {batches},000 events of one visitor:\n{text}");
-}
-
 /// A small tmpfs of our own, unmounted when dropped.
 struct Tmpfs {
     dir: tempfile::TempDir,

@@ -81,10 +81,6 @@ struct Trees {
     db: sled::Db,
     /// The data file, for the `fdatasync` that ends each group commit.
     data_file: Arc<File>,
-    /// sled's folder of values too large to log inline, and the files in
-    /// it already synced.
-    blobs: PathBuf,
-    synced_blobs: Arc<std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>>,
     meta: sled::Tree,
     exposures: Exposures,
     visitor_events: VisitorEvents,
@@ -105,8 +101,6 @@ impl Trees {
         })?;
         Ok(Trees {
             data_file: Arc::new(File::open(path.join("db"))?),
-            blobs: path.join("blobs"),
-            synced_blobs: Arc::default(),
             meta: db.open_tree("meta")?,
             exposures: Exposures(db.open_tree(Exposures::NAME)?),
             visitor_events: VisitorEvents(db.open_tree(VisitorEvents::NAME)?),
@@ -128,37 +122,7 @@ impl Trees {
     /// loss.
     fn sync(&self) -> Result<(), StoreError> {
         self.db.flush()?;
-        self.sync_blobs()?;
         self.data_file.sync_data()?;
-        Ok(())
-    }
-
-    /// sled writes a value too large to log inline (over a quarter of its
-    /// 512 KiB segment: a visitor with thousands of events, say) to a file
-    /// of its own in `blobs/`, at a commit or later from its background
-    /// flusher, and never syncs it or the folder: the log entry that points
-    /// at it could survive a power cut, the blob not. Every blob file not
-    /// synced yet is, then the folder, before the commit's `fdatasync`
-    /// makes the log durable: one `readdir` per group commit when there
-    /// are none.
-    fn sync_blobs(&self) -> Result<(), StoreError> {
-        let mut synced = self.synced_blobs.lock().expect("blob list lock");
-        let present: std::collections::HashSet<std::ffi::OsString> =
-            std::fs::read_dir(&self.blobs)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-        let mut new = false;
-        for name in present.difference(&synced) {
-            match File::open(self.blobs.join(name)) {
-                Ok(f) => f.sync_all()?,
-                // Dropped by sled since the listing: nothing to keep.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-            new = true;
-        }
-        if new {
-            File::open(&self.blobs)?.sync_all()?;
-        }
-        *synced = present;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::postgres::Postgres;
-use common::{serve_postgres_with, AT_NOW, EXPERIMENTS};
+use common::{assert_same_json, assert_same_reports, serve_postgres_with, AT_NOW, EXPERIMENTS};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -38,45 +38,6 @@ fn populated(root: &Path) -> std::path::PathBuf {
     data
 }
 
-/// Every committed test's report from a server, by test id.
-fn reports(url: &str) -> Vec<(String, Value)> {
-    let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();
-    let ids: Vec<String> =
-        list["experiments"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
-    assert!(ids.len() >= 4, "{list}");
-    ids.into_iter()
-        .map(|id| {
-            let r: Value =
-                reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap();
-            (id, r)
-        })
-        .collect()
-}
-
-/// Equal field by field, numbers to a relative 1e-9 (sums of event
-/// values may be added in another order).
-fn same(a: &Value, b: &Value, at: &str) {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            assert!((x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0), "{at}: {x} vs {y}");
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>(), "{at}");
-            for (k, v) in x {
-                same(v, &y[k], &format!("{at}.{k}"));
-            }
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            assert_eq!(x.len(), y.len(), "{at}");
-            for (i, (v, w)) in x.iter().zip(y).enumerate() {
-                same(v, w, &format!("{at}[{i}]"));
-            }
-        }
-        _ => assert_eq!(a, b, "{at}"),
-    }
-}
-
 #[test]
 fn a_sled_backup_restores_into_sled_and_postgresql_with_the_same_reports() {
     let root = tempfile::tempdir().unwrap();
@@ -93,17 +54,9 @@ fn a_sled_backup_restores_into_sled_and_postgresql_with_the_same_reports() {
 
     let restored = root.path().join("restored");
     ok(offerlab(&["restore", "--from", file.to_str().unwrap(), "--data", restored.to_str().unwrap()]));
-    let want = {
-        let s = common::spawn_server_with(&data, Path::new(EXPERIMENTS), AT_NOW);
-        reports(&s.url)
-    };
-    let got = {
-        let s = common::spawn_server_with(&restored, Path::new(EXPERIMENTS), AT_NOW);
-        reports(&s.url)
-    };
-    for ((id, w), (_, g)) in want.iter().zip(&got) {
-        same(w, g, &format!("sled {id}"));
-    }
+    let original = common::spawn_server_with(&data, Path::new(EXPERIMENTS), AT_NOW);
+    let sled = common::spawn_server_with(&restored, Path::new(EXPERIMENTS), AT_NOW);
+    assert_same_reports(&sled.url, &original.url);
     // A second restore into the same folder is refused, and writes nothing.
     let out = offerlab(&["restore", "--from", file.to_str().unwrap(), "--data", restored.to_str().unwrap()]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already holds files"));
@@ -113,10 +66,7 @@ fn a_sled_backup_restores_into_sled_and_postgresql_with_the_same_reports() {
     };
     let url = pg.database();
     ok(offerlab(&["restore", "--from", file.to_str().unwrap(), "--store", &url]));
-    let got = reports(&serve_postgres_with(&url, Path::new(EXPERIMENTS), AT_NOW).url);
-    for ((id, w), (_, g)) in want.iter().zip(&got) {
-        same(w, g, &format!("PostgreSQL {id}"));
-    }
+    assert_same_reports(&serve_postgres_with(&url, Path::new(EXPERIMENTS), AT_NOW).url, &original.url);
     let out = offerlab(&["restore", "--from", file.to_str().unwrap(), "--store", &url]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already holds data"));
     // And back: a backup of PostgreSQL restores into sled with the same reports.
@@ -124,10 +74,7 @@ fn a_sled_backup_restores_into_sled_and_postgresql_with_the_same_reports() {
     ok(offerlab(&["backup", "--store", &url, "--to", again.to_str().unwrap()]));
     let back = root.path().join("back");
     ok(offerlab(&["restore", "--from", again.to_str().unwrap(), "--data", back.to_str().unwrap()]));
-    let got = reports(&common::spawn_server_with(&back, Path::new(EXPERIMENTS), AT_NOW).url);
-    for ((id, w), (_, g)) in want.iter().zip(&got) {
-        same(w, g, &format!("sled from PostgreSQL {id}"));
-    }
+    assert_same_reports(&common::spawn_server_with(&back, Path::new(EXPERIMENTS), AT_NOW).url, &original.url);
 }
 
 /// A backup cut at 10 random points, or with 10 random bytes of its
@@ -282,7 +229,7 @@ fn an_online_backup_under_eight_writers_holds_every_write_acknowledged_before_it
     ok(offerlab(&["restore", "--from", file.to_str().unwrap(), "--store", &url]));
     let got = read(&serve_postgres_with(&url, Path::new(EXPERIMENTS), &env).url);
     for ((id, w), (_, g)) in want.iter().zip(&got) {
-        same(w, g, &format!("PostgreSQL {id}"));
+        assert_same_json(g, w, &format!("PostgreSQL {id}"));
     }
 }
 

@@ -51,6 +51,28 @@ fn flush_count(http: &reqwest::blocking::Client, address: &str) -> u64 {
         .unwrap_or_else(|| panic!("no flush count in\n{text}"))
 }
 
+/// `offerlab serve` on `data` under `strace -f -qq <options> -o trace`
+/// with `workers` HTTP workers: strace, and the server's address once it
+/// listens.
+fn traced(options: &[&str], trace: &Path, data: &Path, workers: &str) -> (std::process::Child, String) {
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq"])
+        .args(options)
+        .arg("-o")
+        .arg(trace)
+        .arg(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", workers, "--experiments", EXPERIMENTS, "--data"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(strace.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    (strace, address)
+}
+
 #[test]
 fn every_acknowledged_group_commit_ends_with_one_fdatasync() {
     if !have("strace") {
@@ -70,19 +92,7 @@ fn every_acknowledged_group_commit_ends_with_one_fdatasync() {
         assert!(server.child.wait().unwrap().success());
     }
     let trace = dir.path().join("trace.txt");
-    let mut strace = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=fdatasync", "-o"])
-        .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "2", "--experiments", EXPERIMENTS, "--data"])
-        .arg(&data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(strace.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    let (mut strace, address) = traced(&["-e", "trace=fdatasync"], &trace, &data, "2");
     let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id())).unwrap();
     let offerlab: u32 = children.split_whitespace().next().expect("the traced server").parse().unwrap();
 
@@ -140,19 +150,7 @@ fn a_new_store_syncs_its_folder_before_its_first_answer() {
     std::fs::create_dir(&parent).unwrap();
     let data = parent.join("data");
     let trace = dir.path().join("trace.txt");
-    let mut strace = Command::new("strace")
-        .args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
-        .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_offerlab"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--experiments", EXPERIMENTS, "--data"])
-        .arg(&data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(strace.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    let (mut strace, address) = traced(&["-y", "-e", "trace=fsync,fdatasync"], &trace, &data, "1");
     // What was synced before the server listened, so before any answer.
     let before = std::fs::read_to_string(&trace).unwrap();
     let synced = |path: &Path| {

@@ -8,13 +8,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
-use common::{serve_postgres_with, spawn_server_with, Server, AT_NOW, EXPERIMENTS};
+use common::{
+    assert_same_json, assert_same_reports, reports, serve_postgres_with, spawn_server_with, Server, AT_NOW, EXPERIMENTS,
+};
 
 use serde_json::Value;
 
@@ -84,56 +85,6 @@ fn replay(chunks: &[Chunk], urls: &[String], threads: usize, acked: &AtomicUsize
             });
         }
     });
-}
-
-/// The report JSON of every test that is not a draft, by id.
-fn reports(url: &str) -> BTreeMap<String, Value> {
-    let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();
-    list["experiments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["status"] != "draft")
-        .map(|e| {
-            let id = e["id"].as_str().unwrap().to_owned();
-            let r: Value =
-                reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap();
-            (id, r)
-        })
-        .collect()
-}
-
-/// Field by field; numbers to a relative 1e-9 (sums added in another order
-/// differ in the last bits).
-fn assert_same_json(got: &Value, want: &Value, at: &str) {
-    match (got, want) {
-        (Value::Number(g), Value::Number(w)) => {
-            let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
-            assert!((g - w).abs() <= 1e-9 * g.abs().max(w.abs()).max(1.0), "{at}: {g} != {w}");
-        }
-        (Value::Array(g), Value::Array(w)) => {
-            assert_eq!(g.len(), w.len(), "{at}: length");
-            for (i, (g, w)) in g.iter().zip(w).enumerate() {
-                assert_same_json(g, w, &format!("{at}[{i}]"));
-            }
-        }
-        (Value::Object(g), Value::Object(w)) => {
-            assert_eq!(g.keys().collect::<Vec<_>>(), w.keys().collect::<Vec<_>>(), "{at}: fields");
-            for (k, w) in w {
-                assert_same_json(&g[k], w, &format!("{at}.{k}"));
-            }
-        }
-        _ => assert_eq!(got, want, "{at}"),
-    }
-}
-
-fn assert_same_reports(got: &str, want: &str) {
-    let (got, want) = (reports(got), reports(want));
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
-    for (id, w) in &want {
-        assert!(w["first_exposure"].is_string(), "{id} has traffic to compare");
-        assert_same_json(&got[id], w, id);
-    }
 }
 
 /// What each test starts from: its own PostgreSQL, a sled instance that

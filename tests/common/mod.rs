@@ -14,6 +14,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use serde_json::Value;
+
 /// The instant the black-box tests' servers and simulations run at
 /// (`OFFERLAB_NOW`), so that no test depends on today's date.
 pub const NOW: &str = "2026-11-30T12:00:00Z";
@@ -111,4 +113,55 @@ pub fn serve(data: &Path, experiments: &Path) -> Server {
 #[allow(dead_code)]
 pub fn block_on<F: std::future::Future>(work: F) -> F::Output {
     tokio::runtime::Runtime::new().expect("a runtime").block_on(work)
+}
+
+/// The report JSON of every test that is not a draft, by id.
+pub fn reports(url: &str) -> std::collections::BTreeMap<String, Value> {
+    let list: Value = reqwest::blocking::get(format!("{url}/api/v1/experiments")).unwrap().json().unwrap();
+    list["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] != "draft")
+        .map(|e| {
+            let id = e["id"].as_str().unwrap().to_owned();
+            let r: Value =
+                reqwest::blocking::get(format!("{url}/api/v1/experiments/{id}/report")).unwrap().json().unwrap();
+            (id, r)
+        })
+        .collect()
+}
+
+/// Field by field; numbers to a relative 1e-9 (sums added in another order
+/// differ in the last bits).
+pub fn assert_same_json(got: &Value, want: &Value, at: &str) {
+    match (got, want) {
+        (Value::Number(g), Value::Number(w)) => {
+            let (g, w) = (g.as_f64().unwrap(), w.as_f64().unwrap());
+            assert!((g - w).abs() <= 1e-9 * g.abs().max(w.abs()).max(1.0), "{at}: {g} != {w}");
+        }
+        (Value::Array(g), Value::Array(w)) => {
+            assert_eq!(g.len(), w.len(), "{at}: length");
+            for (i, (g, w)) in g.iter().zip(w).enumerate() {
+                assert_same_json(g, w, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::Object(g), Value::Object(w)) => {
+            assert_eq!(g.keys().collect::<Vec<_>>(), w.keys().collect::<Vec<_>>(), "{at}: fields");
+            for (k, w) in w {
+                assert_same_json(&g[k], w, &format!("{at}.{k}"));
+            }
+        }
+        _ => assert_eq!(got, want, "{at}"),
+    }
+}
+
+/// The reports of every test at two servers are the same, field by field.
+pub fn assert_same_reports(got: &str, want: &str) {
+    let (got, want) = (reports(got), reports(want));
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    for (id, w) in &want {
+        assert!(w["first_exposure"].is_string(), "{id} has traffic to compare");
+        assert_same_json(&got[id], w, id);
+    }
 }

@@ -87,16 +87,12 @@ pub fn in_pre_period(metric: &Metric, exposed_at: DateTime<Utc>, at: DateTime<Ut
 }
 
 /// The visitor's value for each metric the test reports, in the order of
-/// [`Experiment::all_metrics`].
-pub fn metric_values<'c>(
-    exp: &Experiment,
-    catalog: &'c Catalog,
-    tallies: &Tallies,
-) -> Vec<(&'c MetricName, VisitorValue)> {
+/// [`Experiment::all_metrics`], beside the metric.
+pub fn metric_values<'c>(exp: &Experiment, catalog: &'c Catalog, tallies: &Tallies) -> Vec<(&'c Metric, VisitorValue)> {
     exp.all_metrics()
         .into_iter()
         .filter_map(|name| catalog.metric(name))
-        .map(|metric| (&metric.name, metric_value(metric, tallies)))
+        .map(|metric| (metric, metric_value(metric, tallies)))
         .collect()
 }
 

@@ -174,6 +174,18 @@ pub fn write_export<W: Write>(
     Ok(w.finish()?)
 }
 
+/// Makes a backup written to `partial` durable under its final `path`: the
+/// file synced, renamed, then its folder synced, so a file with the final
+/// name is always whole. Returns its size.
+pub fn keep(file: std::fs::File, partial: &std::path::Path, path: &std::path::Path) -> std::io::Result<u64> {
+    file.sync_all()?;
+    let bytes = file.metadata()?.len();
+    std::fs::rename(partial, path)?;
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::File::open(folder)?.sync_all()?;
+    Ok(bytes)
+}
+
 /// Reads a whole backup, checking header, every record, counts and
 /// checksum, and hands each record to `each` as it goes: a caller that
 /// writes must read the file twice, once with a `each` that does nothing,

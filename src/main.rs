@@ -407,11 +407,7 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                     counts
                 }
             };
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            std::fs::rename(&partial, &to)?;
-            let folder = to.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            std::fs::File::open(folder)?.sync_all()?;
+            offerlab::backup::keep(out.into_inner().map_err(|e| e.into_error())?, &partial, &to)?;
             println!(
                 "backed up {} exposures, {} events, {} allocations and {} verdicts to {}",
                 counts.exposures,

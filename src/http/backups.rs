@@ -53,9 +53,7 @@ async fn take(state: &AppState, dir: &Path, keep: usize) -> Result<(PathBuf, u64
         let (_, out) = crate::backup::write_export(export, std::io::BufWriter::new(file), source, now)
             .map_err(|e| e.to_string())?;
         let file = out.into_inner().map_err(|e| e.into_error().to_string())?;
-        file.sync_all().map_err(|e| e.to_string())?;
-        let bytes = file.metadata().map_err(|e| e.to_string())?.len();
-        std::fs::rename(&partial, &path).map_err(|e| e.to_string())?;
+        let bytes = crate::backup::keep(file, &partial, &path).map_err(|e| e.to_string())?;
         let mut kept: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map_err(|e| e.to_string())?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -64,10 +62,13 @@ async fn take(state: &AppState, dir: &Path, keep: usize) -> Result<(PathBuf, u64
             })
             .collect();
         kept.sort();
-        for old in &kept[..kept.len().saturating_sub(keep.max(1))] {
-            std::fs::remove_file(old).map_err(|e| format!("cannot remove {}: {e}", old.display()))?;
+        let old = &kept[..kept.len().saturating_sub(keep.max(1))];
+        for file in old {
+            std::fs::remove_file(file).map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
         }
-        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+        if !old.is_empty() {
+            std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+        }
         Ok((path, bytes))
     })
     .await

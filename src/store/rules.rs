@@ -278,8 +278,8 @@ impl Recomputed {
             let Some(exp) = catalog.get(&e.experiment) else { continue };
             let t = attributed(catalog, exp, e, events);
             for (metric, v) in crate::attribution::metric_values(exp, catalog, &t) {
-                let key = aggregate_key(exp, e, metric);
-                if capped(catalog, metric) {
+                let key = aggregate_key(exp, e, &metric.name);
+                if metric.cap.is_some() {
                     let scope = CappedScope::of(&key);
                     self.capped.counts.entry(scope.clone()).or_default().add(Change::add(v).counts());
                     if let Some(entry) = CappedEntry::of(&key, v) {
@@ -371,22 +371,17 @@ pub fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &MetricName) -> Agg
     }
 }
 
-/// Whether the store keeps a value index of `metric` (it has a cap).
-fn capped(catalog: &Catalog, metric: &MetricName) -> bool {
-    catalog.metric(metric).is_some_and(|m| m.cap.is_some())
-}
-
-/// One visitor's change to one metric's row, and to the metric's value
+/// One visitor's change to `metric`'s row `key`, and to the metric's value
 /// index when it is capped: the one way the rules touch either.
 fn update_row<L: Ledger>(
     tx: &L,
-    catalog: &Catalog,
+    metric: &Metric,
     key: &AggregateKey,
     visitor: &VisitorId,
     change: Change,
 ) -> Result<(), L::Error> {
     tx.update_aggregate(key, change)?;
-    if capped(catalog, &key.metric) {
+    if metric.cap.is_some() {
         tx.update_capped(key, visitor, change)?;
     }
     Ok(())
@@ -416,14 +411,14 @@ fn apply_exposure<L: Ledger>(tx: &L, catalog: &Catalog, e: &Exposure) -> Result<
     if let Some(i) = previous {
         let old = tx.tallies(&tally_key)?;
         for (metric, v) in metric_values(exp, catalog, &old) {
-            update_row(tx, catalog, &aggregate_key(exp, &list[i], metric), &e.visitor, Change::remove(v))?;
+            update_row(tx, metric, &aggregate_key(exp, &list[i], &metric.name), &e.visitor, Change::remove(v))?;
         }
         list[i] = e.clone();
     } else {
         list.push(e.clone());
     }
     for (metric, v) in metric_values(exp, catalog, &tallies) {
-        update_row(tx, catalog, &aggregate_key(exp, e, metric), &e.visitor, Change::add(v))?;
+        update_row(tx, metric, &aggregate_key(exp, e, &metric.name), &e.visitor, Change::add(v))?;
     }
     tx.put_tallies(&tally_key, &tallies)?;
     tx.put_exposures(&e.visitor, &list)?;
@@ -462,7 +457,13 @@ fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outco
         let before = metric_values(exp, catalog, &old);
         for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {
             if old_xy != new_xy {
-                update_row(tx, catalog, &aggregate_key(exp, &x, metric), &ev.visitor, Change::delta(old_xy, new_xy))?;
+                update_row(
+                    tx,
+                    metric,
+                    &aggregate_key(exp, &x, &metric.name),
+                    &ev.visitor,
+                    Change::delta(old_xy, new_xy),
+                )?;
             }
         }
         tx.put_tallies(&key, &new)?;

@@ -45,6 +45,12 @@ pub fn visitor_key(visitor: &VisitorId) -> &[u8] {
     visitor.as_str().as_bytes()
 }
 
+/// `allocations` and `verdicts`: the test id of a key that is the id
+/// itself.
+pub fn experiment_of(key: &[u8]) -> Option<ExperimentId> {
+    ExperimentId::parse(from_utf8(key).ok()?).ok()
+}
+
 /// `visitor_events`: one chunk of a visitor's events, in arrival order.
 pub fn event_chunk_key(visitor: &VisitorId, chunk: u32) -> Vec<u8> {
     let visitor = visitor.as_str();

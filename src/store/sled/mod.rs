@@ -43,7 +43,7 @@ use sled::transaction::{TransactionError, Transactional};
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{apply, Recomputed};
 use super::rules::{CappedCounts, CappedEntry, CappedIndex, CappedScope, CappedSide, Ledger};
-use super::{stream_tallies, Corrupt, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
+use super::{stream_tallies, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 
@@ -454,15 +454,8 @@ impl Store for SledStore {
                 for events in trees.visitor_events.by_visitor() {
                     events?.into_iter().try_for_each(|e| send(Record::Event(e)))?;
                 }
-                for kv in trees.allocations.0.iter() {
-                    let (k, v) = kv?;
-                    let experiment = std::str::from_utf8(&k).ok().and_then(|s| ExperimentId::parse(s).ok());
-                    let experiment = experiment.ok_or_else(|| Corrupt {
-                        tree: Allocations::NAME,
-                        key: keys::describe(&k),
-                        detail: "not a test id".into(),
-                    })?;
-                    send(Record::Allocation { experiment, record: trees::decode(Allocations::NAME, &k, &v)? })?;
+                for (experiment, record) in trees.allocations.all()? {
+                    send(Record::Allocation { experiment, record })?;
                 }
                 for (experiment, code) in trees.notifications.verdicts()? {
                     send(Record::Verdict { experiment, code })?;

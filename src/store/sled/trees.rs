@@ -468,10 +468,7 @@ impl Notifications {
         for kv in self.verdicts.iter() {
             let (k, v) = kv?;
             let bad = |detail: &str| Corrupt { tree: "verdicts", key: describe(&k), detail: detail.into() };
-            let id = std::str::from_utf8(&k)
-                .ok()
-                .and_then(|s| ExperimentId::parse(s).ok())
-                .ok_or_else(|| bad("not a test id"))?;
+            let id = super::keys::experiment_of(&k).ok_or_else(|| bad("not a test id"))?;
             out.insert(id, String::from_utf8(v.to_vec()).map_err(|_| bad("a code that is not text"))?);
         }
         Ok(out)
@@ -554,6 +551,22 @@ impl Allocations {
     pub fn get(&self, experiment: &ExperimentId) -> Result<Option<AllocationRecord>, StoreError> {
         let key = experiment.as_str().as_bytes();
         Ok(self.0.get(key)?.map(|v| decode(Self::NAME, key, &v)).transpose()?)
+    }
+
+    /// Every test's accepted allocation.
+    pub fn all(&self) -> Result<Vec<(ExperimentId, AllocationRecord)>, StoreError> {
+        self.0
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let experiment = super::keys::experiment_of(&k).ok_or_else(|| Corrupt {
+                    tree: Self::NAME,
+                    key: describe(&k),
+                    detail: "not a test id".into(),
+                })?;
+                Ok((experiment, decode(Self::NAME, &k, &v)?))
+            })
+            .collect()
     }
 
     pub fn put(&self, experiment: &ExperimentId, record: &AllocationRecord) -> Result<(), StoreError> {

@@ -449,9 +449,14 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                 }
                 let mut batch = Vec::with_capacity(offerlab::store::RECORD_CHUNK);
                 let mut failed = None;
+                // The file was checked whole above; this second read writes,
+                // a batch at a time, until a write fails.
                 let imported = offerlab::backup::read(std::io::BufReader::new(open()?), |r| {
+                    if failed.is_some() {
+                        return;
+                    }
                     batch.push(r);
-                    if batch.len() == offerlab::store::RECORD_CHUNK && failed.is_none() {
+                    if batch.len() == offerlab::store::RECORD_CHUNK {
                         let records = std::mem::take(&mut batch);
                         failed = tokio::task::block_in_place(|| {
                             tokio::runtime::Handle::current().block_on(target.import(records))

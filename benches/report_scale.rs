@@ -68,6 +68,7 @@ fn main() {
                     variant: a.variant,
                     ts,
                     phase: 1,
+                    attributes: Default::default(),
                 }));
                 for k in 0..EVENTS_PER_VISITOR {
                     let name = ["order", "cart_offer_accepted", "upsell_accepted", "order", "return"][k as usize];

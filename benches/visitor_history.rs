@@ -27,7 +27,14 @@ fn main() {
     let a = evaluate(exp, "bot", &Attributes::new(), None).unwrap();
     let bot: offerlab::ids::VisitorId = "bot".parse().unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 11, 10, 0, 0, 0).unwrap();
-    let exposure = Exposure { visitor: bot.clone(), experiment: exp.id.clone(), variant: a.variant, ts: t0, phase: 1 };
+    let exposure = Exposure {
+        visitor: bot.clone(),
+        experiment: exp.id.clone(),
+        variant: a.variant,
+        ts: t0,
+        phase: 1,
+        attributes: Default::default(),
+    };
     rt.block_on(store.record(catalog.clone(), vec![Write::Exposure(exposure)])).unwrap();
     let names = ["order", "cart_offer_accepted", "page_view", "return"];
     let mut per_request = Vec::with_capacity(events / PER_REQUEST);

@@ -2,8 +2,8 @@
 //! recompute), in one gzip stream of JSON lines that any tool can read.
 //!
 //! ```text
-//! {"format":"offerlab-backup","version":1,"offerlab":"0.1.0","source":"sled","created_at":"2026-12-07T00:00:00Z"}
-//! {"exposure":{"visitor":"v1","experiment":"cart-protection-copy","variant":1,"ts":"…","phase":1}}
+//! {"format":"offerlab-backup","version":2,"offerlab":"0.1.0","source":"sled","created_at":"2026-12-07T00:00:00Z"}
+//! {"exposure":{"visitor":"v1","experiment":"cart-protection-copy","variant":1,"ts":"…","phase":1,"attributes":{"device":"mobile"}}}
 //! {"event":{"id":"e1","visitor":"v1","name":"order","value":30.0,"ts":"…"}}
 //! {"allocation":{"experiment":"cart-protection-copy","record":{"version":1,"fingerprint":"v2:…"}}}
 //! {"verdict":{"experiment":"cart-protection-copy","code":"collecting_data"}}
@@ -28,8 +28,10 @@ use crate::records::{Event, Exposure};
 
 /// The name in every header.
 pub const FORMAT: &str = "offerlab-backup";
-/// The version this build writes and the newest it reads.
-pub const VERSION: u32 = 1;
+/// The version this build writes and the newest it reads. Version 2 added
+/// the exposures' `attributes` (segments); a version 1 file reads as
+/// exposures without them.
+pub const VERSION: u32 = 2;
 
 /// The first line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,7 +305,7 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(altered.as_bytes()).unwrap();
         assert!(matches!(read(&gz.finish().unwrap()[..], |_| {}), Err(BackupError::Checksum)));
-        let newer = text.replacen("\"version\":1", "\"version\":9", 1);
+        let newer = text.replacen(&format!("\"version\":{VERSION}"), "\"version\":9", 1);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(newer.as_bytes()).unwrap();
         assert!(matches!(read(&gz.finish().unwrap()[..], |_| {}), Err(BackupError::Newer(9))));

@@ -27,6 +27,7 @@ pub mod notify;
 pub mod offline;
 pub mod records;
 pub mod reporting;
+pub mod segments;
 pub mod simulate;
 pub mod stats;
 pub mod store;

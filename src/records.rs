@@ -3,6 +3,8 @@
 //! is built only from checked parts: by the checks of what the storefront
 //! sends ([`crate::tracking`]) or by a store decoding what it wrote.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +19,12 @@ pub struct Exposure {
     pub ts: DateTime<Utc>,
     /// The test's `allocation_version` when the visitor was exposed.
     pub phase: u32,
+    /// The raw values of the segment attributes the exposure carried
+    /// (attribute → at most 64 bytes, [`crate::experiment::segments_file::kept`]):
+    /// the segment values a breakdown reads. Kept with the first exposure,
+    /// so a visitor's segment never changes after it, like its variant.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// One event a visitor did (an order, an accepted upsell, a return).

@@ -12,7 +12,8 @@ use crate::aggregates::AggregateRow;
 use crate::analysis::{analyze, Report};
 use crate::capping::{self, CapApplied, Collector, Quantile};
 use crate::experiment::metric::{Cap, Metric};
-use crate::experiment::{Catalog, Experiment};
+use crate::experiment::{Catalog, Experiment, Segment};
+use crate::segments::Breakdown;
 use crate::store::rules::CappedSide;
 use crate::store::{Store, StoreError};
 
@@ -42,6 +43,25 @@ pub async fn report_with(
     tokio::task::spawn_blocking(move || analyze(&exp, &catalog, &rows, capping, exp.local_day(now)))
         .await
         .map_err(|e| StoreError::Internal(format!("the analysis did not finish: {e}")))
+}
+
+/// The test's breakdown by each of `segments` as of `now` (the shop-local
+/// day of it): a pass over its visitors' tallies, with each metric capped
+/// where the whole test's report caps it ([`crate::segments`]).
+pub async fn segments(
+    store: &dyn Store,
+    catalog: &Arc<Catalog>,
+    exp: &Arc<Experiment>,
+    segments: Vec<Segment>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Breakdown>, StoreError> {
+    let (_, capping) = report_rows(store, exp, Collector::new(exp, catalog)).await?;
+    let mut by_segment = crate::segments::Collector::new(exp.clone(), catalog.clone(), segments, &capping);
+    store.visit_tallies(exp, &mut |v| by_segment.visit(v)).await?;
+    let today = exp.local_day(now);
+    tokio::task::spawn_blocking(move || by_segment.finish(&capping, today))
+        .await
+        .map_err(|e| StoreError::Internal(format!("the breakdown by segment did not finish: {e}")))
 }
 
 /// The aggregate rows a report of the test's current phase reads: the

@@ -9,7 +9,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::assignment::{evaluate, invalid_attribute_message, AssignedVariant, JsonAttributes};
+use crate::assignment::{evaluate, invalid_attribute_message, AssignedVariant, Attributes, JsonAttributes};
+use crate::experiment::segments_file::kept;
 use crate::experiment::{Catalog, Status};
 use crate::ids::{EventId, EventName, VisitorId};
 use crate::records::{to_stored_precision, Event, Exposure};
@@ -224,13 +225,22 @@ pub fn check_exposure(catalog: &Catalog, w: ExposureWire, now: DateTime<Utc>) ->
             actual: exp.variants[a.variant.get()].key.clone(),
         });
     }
-    Ok(Exposure { visitor, experiment: exp.id.clone(), variant, ts, phase: exp.allocation_version })
+    let attributes = kept(catalog.segments(), &attributes);
+    Ok(Exposure { visitor, experiment: exp.id.clone(), variant, ts, phase: exp.allocation_version, attributes })
 }
 
 /// The exposures an assignment answer implies (`record_exposure: true`):
-/// every test the visitor is really in, from its first day on.
-pub fn exposures_of(visitor: &VisitorId, assigned: &[AssignedVariant], now: DateTime<Utc>) -> Vec<Exposure> {
+/// every test the visitor is really in, from its first day on, each with
+/// the segment attributes of `attributes` ([`kept`]).
+pub fn exposures_of(
+    catalog: &Catalog,
+    visitor: &VisitorId,
+    attributes: &Attributes,
+    assigned: &[AssignedVariant],
+    now: DateTime<Utc>,
+) -> Vec<Exposure> {
     let ts = to_stored_precision(now);
+    let attributes = kept(catalog.segments(), attributes);
     assigned
         .iter()
         .filter(|a| a.in_experiment && !a.forced && a.exp.local_day(now) >= a.exp.start)
@@ -240,6 +250,7 @@ pub fn exposures_of(visitor: &VisitorId, assigned: &[AssignedVariant], now: Date
             variant: a.variant_index,
             ts,
             phase: a.exp.allocation_version,
+            attributes: attributes.clone(),
         })
         .collect()
 }

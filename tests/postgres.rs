@@ -51,7 +51,7 @@ async fn the_schema_migrates_once_and_a_newer_one_is_refused() {
     drop(PgStore::open(&url).await.unwrap());
     assert_eq!(
         pg.sql(&db, "SELECT string_agg(version::text, ',' ORDER BY version) FROM offerlab_migrations"),
-        "1,2,3,4,5,6"
+        "1,2,3,4,5,6,7"
     );
     pg.sql(&db, "INSERT INTO offerlab_migrations (version) VALUES (99)");
     match PgStore::open(&url).await {
@@ -130,7 +130,14 @@ async fn an_event_at_the_exposures_instant_counts_whatever_the_precision() {
     let raw = "2026-11-20T12:00:00.123456789Z";
     let ts = parse_ts(Some(raw), raw.parse().unwrap()).unwrap();
     let event = Event { id: p("ns-1"), visitor: p("v-ns"), name: p("cart_offer_accepted"), value: 19.0, ts };
-    let exposure = Exposure { visitor: p("v-ns"), experiment: exp.id.clone(), variant, ts, phase: 1 };
+    let exposure = Exposure {
+        visitor: p("v-ns"),
+        experiment: exp.id.clone(),
+        variant,
+        ts,
+        phase: 1,
+        attributes: Default::default(),
+    };
     // The event first: the exposure picks it up from what PostgreSQL kept.
     store.record(catalog.clone(), vec![Write::Event(event)]).await.unwrap();
     store.record(catalog.clone(), vec![Write::Exposure(exposure)]).await.unwrap();

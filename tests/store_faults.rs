@@ -77,6 +77,7 @@ fn first_exposure(exp: &offerlab::experiment::Experiment, visitor: &str) -> Expo
         variant: a.variant,
         ts: Utc.with_ymd_and_hms(2026, 11, 10, 9, 0, 0).unwrap(),
         phase: 1,
+        attributes: Default::default(),
     }
 }
 

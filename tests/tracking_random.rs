@@ -101,6 +101,7 @@ async fn an_earlier_exposure_moving_the_only_visitor_leaves_no_empty_row() {
         variant: a.variant,
         ts: Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap() + Duration::days(day),
         phase: 1,
+        attributes: Default::default(),
     };
     store.record(catalog.clone(), vec![Write::Exposure(at(2))]).await.unwrap();
     store.record(catalog.clone(), vec![Write::Exposure(at(0))]).await.unwrap();

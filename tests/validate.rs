@@ -307,6 +307,7 @@ async fn expose_a(store: &dyn offerlab::store::Store, dir: &Path) {
         variant: offerlab::ids::VariantIndex::CONTROL,
         ts,
         phase: 1,
+        attributes: Default::default(),
     };
     store.record(catalog, vec![Write::Exposure(exposure)]).await.unwrap();
 }

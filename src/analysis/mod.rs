@@ -339,7 +339,7 @@ fn lifts(exp: &Experiment, metric: &Metric, moments: &[Moments], inference: Infe
 impl Lift {
     /// Sets significance and direction from the p-value the verdict uses:
     /// `adjusted` when a correction applies, else the raw one.
-    fn judge(&mut self, adjusted: Option<f64>, alpha: f64, higher_is_better: bool) {
+    pub(crate) fn judge(&mut self, adjusted: Option<f64>, alpha: f64, higher_is_better: bool) {
         self.p_value_adjusted = adjusted;
         let p = adjusted.unwrap_or(self.comparison.p_value);
         self.significant = self.comparison.not_computable.is_none() && p < alpha;

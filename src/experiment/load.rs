@@ -19,6 +19,7 @@ pub use super::metrics_file::parse_metrics;
 use super::metrics_file::parse_metrics_partly;
 use super::notify_file::{parse_notify, NOTIFY_FILE};
 use super::raw::RawExperiment;
+use super::segments_file::{parse_segments, SEGMENTS_FILE};
 use super::{Catalog, Experiment, ExperimentId, ShopZone, StatsConfig, Status, Targeting, Variant, Weight};
 use super::{MetricName, VariantIndex};
 use crate::bucketing::Namespace;
@@ -58,7 +59,10 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
 
     let mut experiments = Vec::new();
     let mut uses = MetricUse::default();
-    for path in files.iter().filter(|p| p.file_name().is_some_and(|n| n != METRICS_FILE && n != NOTIFY_FILE)) {
+    for path in files
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != METRICS_FILE && n != NOTIFY_FILE && n != SEGMENTS_FILE))
+    {
         let file = path.display().to_string();
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         match std::fs::read_to_string(path) {
@@ -71,22 +75,39 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, ValidationErrors> {
     }
     errors.extend(check_conflicts(&experiments));
     uses.misspelt_in_metrics_file(&mut errors, &metrics, &metrics_shown, &metrics_text);
-    let notify_path = dir.join(NOTIFY_FILE);
-    let mut webhooks = Vec::new();
-    if notify_path.exists() {
-        let file = notify_path.display().to_string();
-        match std::fs::read_to_string(&notify_path) {
-            Ok(text) => match parse_notify(&file, &text, &experiments.iter().map(|e| e.id.clone()).collect()) {
-                Ok(hooks) => webhooks = hooks,
-                Err(e) => errors.extend(e),
-            },
-            Err(e) => errors.push(ValidationError { file, line: None, message: format!("cannot read the file ({e})") }),
-        }
-    }
+    let ids = experiments.iter().map(|e| e.id.clone()).collect();
+    let webhooks = optional_file(dir, NOTIFY_FILE, &mut errors, |file, text| parse_notify(file, text, &ids));
+    let hashed = experiments.iter().map(|e| e.hash_attribute.as_str()).collect();
+    let segments = optional_file(dir, SEGMENTS_FILE, &mut errors, |file, text| parse_segments(file, text, &hashed));
     if errors.is_empty() {
-        Ok(Catalog::new(experiments, metrics).with_webhooks(webhooks))
+        Ok(Catalog::new(experiments, metrics).with_webhooks(webhooks).with_segments(segments))
     } else {
         Err(ValidationErrors(errors))
+    }
+}
+
+/// Parses the optional file `name` of `dir` with `parse`: empty when the
+/// file is absent, and its errors added to `errors`.
+fn optional_file<T: Default>(
+    dir: &Path,
+    name: &str,
+    errors: &mut Vec<ValidationError>,
+    parse: impl FnOnce(&str, &str) -> Result<T, Vec<ValidationError>>,
+) -> T {
+    let path = dir.join(name);
+    if !path.exists() {
+        return T::default();
+    }
+    let file = path.display().to_string();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&file, &text).unwrap_or_else(|e| {
+            errors.extend(e);
+            T::default()
+        }),
+        Err(e) => {
+            errors.push(ValidationError { file, line: None, message: format!("cannot read the file ({e})") });
+            T::default()
+        }
     }
 }
 

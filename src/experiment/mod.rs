@@ -12,6 +12,7 @@ pub mod metric;
 mod metrics_file;
 pub mod notify_file;
 mod raw;
+pub mod segments_file;
 pub mod zone;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,7 @@ pub type Attributes = BTreeMap<String, String>;
 pub use load::{load_dir, ValidationError, ValidationErrors};
 pub use metric::{Aggregate, Cap, Metric, MetricKind, Shape, Source, Unit, Units};
 pub use notify_file::{Webhook, WebhookFormat};
+pub use segments_file::Segment;
 pub use zone::ShopZone;
 
 pub use crate::ids::{check_slug, EventName, ExperimentId, MetricName, VariantIndex};
@@ -353,6 +355,8 @@ pub struct Catalog {
     cuped: BTreeMap<ExperimentId, Vec<MetricName>>,
     /// The webhooks of `notify.toml` (none without the file).
     webhooks: Vec<Webhook>,
+    /// The segments of `segments.toml` (none without the file).
+    segments: Vec<Segment>,
 }
 
 impl Catalog {
@@ -379,7 +383,24 @@ impl Catalog {
             read_by_any,
             cuped,
             webhooks: Vec::new(),
+            segments: Vec::new(),
         }
+    }
+
+    /// The catalog with the segments of its folder's `segments.toml`.
+    pub fn with_segments(mut self, segments: Vec<Segment>) -> Self {
+        self.segments = segments;
+        self
+    }
+
+    /// The segments every test's results are broken down by.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The segment named `name`.
+    pub fn segment(&self, name: &str) -> Option<&Segment> {
+        self.segments.iter().find(|s| s.name == name)
     }
 
     /// The catalog with the webhooks of its folder's `notify.toml`.

@@ -22,6 +22,9 @@ pub enum ApiError {
     UnknownExperiment(String),
     #[error("{0}")]
     UnknownVariant(String),
+    /// A segment `segments.toml` does not define, and the ones it does.
+    #[error("unknown segment \"{0}\"; segments.toml defines {1}")]
+    UnknownSegment(String, String),
     #[error("no route for {0}")]
     NotFound(String),
     /// The definitions on disk are invalid; the running set stays.
@@ -80,6 +83,7 @@ impl ApiError {
         match self {
             ApiError::Invalid { code, .. } => code,
             ApiError::UnknownExperiment(_) => "unknown_experiment",
+            ApiError::UnknownSegment(..) => "unknown_segment",
             ApiError::UnknownVariant(_) => "unknown_variant",
             ApiError::NotFound(_) => "not_found",
             ApiError::InvalidDefinitions(_) => "invalid_definitions",
@@ -140,7 +144,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Invalid { .. } | ApiError::UnknownVariant(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownExperiment(_) | ApiError::NotFound(_) | ApiError::ClientKey(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownExperiment(_)
+            | ApiError::UnknownSegment(..)
+            | ApiError::NotFound(_)
+            | ApiError::ClientKey(_) => StatusCode::NOT_FOUND,
             ApiError::InvalidDefinitions(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,

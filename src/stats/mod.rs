@@ -11,14 +11,16 @@
 pub mod bayes;
 pub mod correction;
 pub mod cuped;
+pub mod heterogeneity;
 pub mod moments;
 pub mod power;
 pub mod srm;
 pub mod ttest;
 
 pub use bayes::{bayesian, Bayesian};
-pub use correction::holm;
+pub use correction::{benjamini_hochberg, holm};
 pub use cuped::{adjust, Adjusted};
+pub use heterogeneity::{cochran_q, Heterogeneity};
 pub use moments::{MetricStatistic, Moments, VisitorValue};
 pub use power::{sample_size_mean, sample_size_proportion, sample_size_proportion_relative, sample_size_relative};
 pub use srm::srm_p_value;

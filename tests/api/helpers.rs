@@ -19,6 +19,7 @@ use offerlab::store::StoreError;
 use serde_json::Value;
 
 pub const METRICS: &str = include_str!("../../experiments/metrics.toml");
+pub const SEGMENTS: &str = include_str!("../../experiments/segments.toml");
 
 /// The clock every server of the suite runs at (`serve --now`), so that no
 /// test depends on today's date; a test may set another.
@@ -83,6 +84,7 @@ pub fn fixture_definitions() -> Vec<(String, String)> {
 pub fn write_experiments(dir: &Path, defs: &[(String, String)]) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("metrics.toml"), METRICS).unwrap();
+    std::fs::write(dir.join("segments.toml"), SEGMENTS).unwrap();
     for (id, text) in defs {
         std::fs::write(dir.join(format!("{id}.toml")), text).unwrap();
     }

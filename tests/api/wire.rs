@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use offerlab::assignment::{hash, HashVersion};
-use offerlab::wire::v1::{AssignReply, BatchReply, ExperimentList, ItemStatus, Report};
+use offerlab::wire::v1::{AssignReply, BatchReply, ExperimentList, ItemStatus, Report, Segments};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -101,9 +101,9 @@ async fn every_reply_matches_its_committed_example() {
         let visitor = format!("v-{i}");
         let day = 16 + i % 14;
         let ts = format!("2026-11-{day:02}T10:00:00Z");
-        exposures.push(
-            json!({ "visitor_id": visitor, "experiment": "running-cart", "variant": cart_variant(&visitor), "ts": ts }),
-        );
+        let device = ["mobile", "desktop", "tablet"][i as usize % 3];
+        exposures.push(json!({ "visitor_id": visitor, "experiment": "running-cart", "variant": cart_variant(&visitor),
+                               "ts": ts, "attributes": { "device": device } }));
         let later = format!("2026-11-{day:02}T10:30:00Z");
         if i % 3 == 0 {
             let value = 20.0 + f64::from(i) * 1.25;
@@ -139,4 +139,8 @@ async fn every_reply_matches_its_committed_example() {
     let (status, report) = app.get("/api/v1/experiments/running-cart/report").await;
     assert_eq!(status, 200, "{report}");
     pin::<Report>("report", &report);
+
+    let (status, segments) = app.get("/api/v1/experiments/running-cart/segments").await;
+    assert_eq!(status, 200, "{segments}");
+    pin::<Segments>("segments", &segments);
 }

@@ -52,7 +52,19 @@ pub fn generate(catalog: &Catalog, rng: &mut StdRng, at_least: usize) -> (Truth,
             // One to three exposures: the earliest counts, the rest are duplicates.
             for _ in 0..rng.random_range(1..=3) {
                 let ts = base + Duration::minutes(rng.random_range(0..3 * 24 * 60));
-                let x = Exposure { visitor: v.clone(), experiment: exp.id.clone(), variant: a.variant, ts, phase: 1 };
+                let attributes = match rng.random_range(0..3) {
+                    0 => Default::default(),
+                    1 => [("device".to_owned(), "mobile".to_owned())].into(),
+                    _ => [("device".to_owned(), "desktop".to_owned())].into(),
+                };
+                let x = Exposure {
+                    visitor: v.clone(),
+                    experiment: exp.id.clone(),
+                    variant: a.variant,
+                    ts,
+                    phase: 1,
+                    attributes,
+                };
                 let key = (v.clone(), exp.id.clone());
                 if truth.exposures.get(&key).is_none_or(|old| ts < old.ts) {
                     truth.exposures.insert(key, x.clone());

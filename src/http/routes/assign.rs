@@ -184,8 +184,10 @@ pub async fn post_assign(state: web::Data<AppState>, body: web::Json<AssignBody>
     let catalog = state.catalog();
     let assignments = assign_all(&catalog, &query)?;
     if record {
-        let writes =
-            exposures_of(&query.visitor_id, &assignments, state.clock.now()).into_iter().map(Write::Exposure).collect();
+        let writes = exposures_of(&catalog, &query.visitor_id, &query.attributes, &assignments, state.clock.now())
+            .into_iter()
+            .map(Write::Exposure)
+            .collect();
         let outcomes = state.store.record(catalog.clone(), writes).await?;
         for (outcome, label) in [(Outcome::Accepted, "accepted"), (Outcome::Duplicate, "duplicate")] {
             state.metrics.count_writes("exposure", label, outcomes.iter().filter(|o| **o == outcome).count());

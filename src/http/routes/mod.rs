@@ -45,6 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resource(cfg, "/admin/backup", Access::Admin, vec![(Get, web::to(admin::backup))]);
     resource(cfg, "/api/v1/experiments", Access::Read, vec![(Get, web::to(reports::list))]);
     resource(cfg, "/api/v1/experiments/{id}/report", Access::Read, vec![(Get, web::to(reports::report))]);
+    resource(cfg, "/api/v1/experiments/{id}/segments", Access::Read, vec![(Get, web::to(reports::segments))]);
+    resource(cfg, "/api/v1/experiments/{id}/segments/{segment}", Access::Read, vec![(Get, web::to(reports::segment))]);
     resource(cfg, "/api/v1/experiments/{id}/daily.csv", Access::Read, vec![(Get, web::to(reports::daily_csv))]);
     // Read by browsers from the shop's origin: CORS on every answer.
     let features = build("/api/features/{client_key}", vec![(Get, web::to(features::payload))]);

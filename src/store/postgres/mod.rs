@@ -710,14 +710,7 @@ impl Store for PgStore {
             let visitors: Vec<&str> =
                 exposures.iter().map(|e| e.visitor.as_str()).chain(events.iter().map(|e| e.visitor.as_str())).collect();
             tx.execute(sql::INSERT_VISITORS, &[&visitors]).await?;
-            let x_params: (Vec<&str>, Vec<&str>, Vec<i32>, Vec<i16>, Vec<DateTime<Utc>>) = (
-                exposures.iter().map(|e| e.visitor.as_str()).collect(),
-                exposures.iter().map(|e| e.experiment.as_str()).collect(),
-                exposures.iter().map(|e| phase_i32(e.phase)).collect(),
-                exposures.iter().map(|e| e.variant.to_sql()).collect(),
-                exposures.iter().map(|e| e.ts).collect(),
-            );
-            tx.execute(sql::PUT_EXPOSURES, &[&x_params.0, &x_params.1, &x_params.2, &x_params.3, &x_params.4]).await?;
+            tx.execute(sql::PUT_EXPOSURES, &ExposureColumns::of(&exposures).params()).await?;
             let e_params: (Vec<&str>, Vec<&str>, Vec<&str>, Vec<f64>, Vec<DateTime<Utc>>) = (
                 events.iter().map(|e| e.id.as_str()).collect(),
                 events.iter().map(|e| e.visitor.as_str()).collect(),
@@ -955,11 +948,12 @@ mod sql {
          SELECT v FROM unnest($1::text[]) AS v ORDER BY v COLLATE \"C\" ON CONFLICT DO NOTHING";
     pub const LOCK_VISITORS: &str =
         "SELECT visitor FROM visitors WHERE visitor = ANY($1) ORDER BY visitor COLLATE \"C\" FOR UPDATE";
-    pub const EXPOSURES: &str = "SELECT visitor, experiment, phase, variant, ts FROM exposures WHERE visitor = ANY($1)";
+    pub const EXPOSURES: &str =
+        "SELECT visitor, experiment, phase, variant, ts, attributes::text FROM exposures WHERE visitor = ANY($1)";
     pub const TALLIES: &str = "SELECT experiment, phase, visitor, tallies::text FROM tallies WHERE visitor = ANY($1)";
     pub const EVENTS_OF: &str = "SELECT id, visitor, name, value, ts FROM events WHERE visitor = ANY($1)";
     pub const ALL_EXPOSURES: &str =
-        "SELECT visitor, experiment, phase, variant, ts FROM exposures ORDER BY visitor COLLATE \"C\"";
+        "SELECT visitor, experiment, phase, variant, ts, attributes::text FROM exposures ORDER BY visitor COLLATE \"C\"";
     pub const ALL_EVENTS: &str =
         "SELECT id, visitor, name, value, ts FROM events ORDER BY visitor COLLATE \"C\", ts, id";
     /// The group's (visitor, id) pairs that are stored: one lookup of the
@@ -971,9 +965,11 @@ mod sql {
     pub const EVENTS_BY_ID: &str = "SELECT e.id, e.visitor, e.name, e.value, e.ts
          FROM unnest($1::text[], $2::text[]) AS u(visitor, id),
               LATERAL (SELECT * FROM events WHERE visitor = u.visitor AND id = u.id OFFSET 0) AS e";
-    pub const PUT_EXPOSURES: &str = "INSERT INTO exposures (visitor, experiment, phase, variant, ts)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int2[], $5::timestamptz[])
-         ON CONFLICT (visitor, experiment, phase) DO UPDATE SET variant = EXCLUDED.variant, ts = EXCLUDED.ts";
+    pub const PUT_EXPOSURES: &str = "INSERT INTO exposures (visitor, experiment, phase, variant, ts, attributes)
+         SELECT v, e, p, x, t, a::jsonb
+         FROM unnest($1::text[], $2::text[], $3::int4[], $4::int2[], $5::timestamptz[], $6::text[]) AS u(v, e, p, x, t, a)
+         ON CONFLICT (visitor, experiment, phase)
+         DO UPDATE SET variant = EXCLUDED.variant, ts = EXCLUDED.ts, attributes = EXCLUDED.attributes";
     pub const PUT_EVENTS: &str = "INSERT INTO events (id, visitor, name, value, ts)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::timestamptz[])";
     pub const PUT_TALLIES: &str = "INSERT INTO tallies (experiment, phase, visitor, tallies)
@@ -1134,7 +1130,53 @@ fn exposure_of(r: &tokio_postgres::Row) -> Result<Exposure, StoreError> {
         phase: phase_at(r, 2, "exposures", key)?,
         variant: variant_at(r, 3, "exposures", key)?,
         ts: r.get(4),
+        attributes: match r.get::<_, Option<&str>>(5) {
+            None => BTreeMap::new(),
+            Some(text) => serde_json::from_str(text).map_err(|e| Corrupt {
+                tree: "exposures",
+                key: key(),
+                detail: format!("attributes: {e}"),
+            })?,
+        },
     })
+}
+
+/// A group's exposures as the columns of [`sql::PUT_EXPOSURES`].
+struct ExposureColumns<'a> {
+    visitors: Vec<&'a str>,
+    experiments: Vec<&'a str>,
+    phases: Vec<i32>,
+    variants: Vec<i16>,
+    ts: Vec<DateTime<Utc>>,
+    /// JSON objects; `None` (NULL) for an exposure without attributes.
+    attributes: Vec<Option<String>>,
+}
+
+impl<'a> ExposureColumns<'a> {
+    fn of<E: std::borrow::Borrow<Exposure>>(x: &'a [E]) -> Self {
+        let x = || x.iter().map(E::borrow);
+        ExposureColumns {
+            visitors: x().map(|e| e.visitor.as_str()).collect(),
+            experiments: x().map(|e| e.experiment.as_str()).collect(),
+            phases: x().map(|e| phase_i32(e.phase)).collect(),
+            variants: x().map(|e| e.variant.to_sql()).collect(),
+            ts: x().map(|e| e.ts).collect(),
+            attributes: x()
+                .map(|e| {
+                    (!e.attributes.is_empty())
+                        .then(|| serde_json::to_string(&e.attributes).expect("attributes serialize"))
+                })
+                .collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.visitors.is_empty()
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [&self.visitors, &self.experiments, &self.phases, &self.variants, &self.ts, &self.attributes]
+    }
 }
 
 /// One exposed visitor of [`Store::visit_tallies`]'s query: the first
@@ -1199,13 +1241,7 @@ async fn write_back(
     prepared: &[tokio_postgres::Statement],
     c: Changes,
 ) -> Result<(), StoreError> {
-    let x = &c.exposures;
-    let x_visitors: Vec<&str> = x.iter().map(|e| e.visitor.as_str()).collect();
-    let x_experiments: Vec<&str> = x.iter().map(|e| e.experiment.as_str()).collect();
-    let x_phases: Vec<i32> = x.iter().map(|e| phase_i32(e.phase)).collect();
-    let x_variants: Vec<i16> = x.iter().map(|e| e.variant.to_sql()).collect();
-    let x_ts: Vec<DateTime<Utc>> = x.iter().map(|e| e.ts).collect();
-
+    let x = ExposureColumns::of(&c.exposures);
     let e = &c.events;
     let e_ids: Vec<&str> = e.iter().map(|e| e.id.as_str()).collect();
     let e_visitors: Vec<&str> = e.iter().map(|e| e.visitor.as_str()).collect();
@@ -1230,7 +1266,7 @@ async fn write_back(
     let a_n: Vec<i64> = c.aggregates.values().map(|x| x.n).collect();
     let sums: [Vec<f64>; 8] = std::array::from_fn(|i| d.iter().map(|s| s[i]).collect());
 
-    let x_params: [&(dyn ToSql + Sync); 5] = [&x_visitors, &x_experiments, &x_phases, &x_variants, &x_ts];
+    let x_params = x.params();
     let e_params: [&(dyn ToSql + Sync); 5] = [&e_ids, &e_visitors, &e_names, &e_values, &e_ts];
     let t_params: [&(dyn ToSql + Sync); 4] = [&t_experiments, &t_phases, &t_visitors, &t_json];
     let key_columns: [&(dyn ToSql + Sync); 5] = [&a_experiments, &a_phases, &a_variants, &a_dates, &a_metrics];

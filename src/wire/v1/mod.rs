@@ -4,6 +4,7 @@
 //! example of each, which a test compares with what the server writes.
 
 pub mod report;
+pub mod segments;
 
 use std::borrow::Cow;
 
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub use report::Report;
+pub use segments::Segments;
 
 /// Declares a wire enum that mirrors a domain enum variant by variant, and
 /// the conversions both ways (a reader of a reply speaks the domain's

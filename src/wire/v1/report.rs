@@ -248,7 +248,7 @@ pub struct Arm {
     pub value: f64,
 }
 
-fn arms(arms: &[domain::Arm]) -> Vec<Arm> {
+pub(super) fn arms(arms: &[domain::Arm]) -> Vec<Arm> {
     arms.iter()
         .map(|a| Arm {
             variant: a.variant.clone(),
@@ -291,7 +291,7 @@ pub struct Lift {
     pub cuped: Option<CupedEffect>,
 }
 
-fn lifts(lifts: &[domain::Lift]) -> Vec<Lift> {
+pub(super) fn lifts(lifts: &[domain::Lift]) -> Vec<Lift> {
     lifts
         .iter()
         .map(|l| {

@@ -1,0 +1,269 @@
+//! Results by segment: a test's numbers on the visitors of one device or
+//! customer type at a time, the split of each value checked on its own,
+//! and whether a lift differs between values more than chance would make
+//! it. Pure: the visitors come from a store's pass ([`Collector::visit`]),
+//! the numbers from the same analysis as the whole test's report.
+//!
+//! - Each value's arms and lifts are [`analyze`] run on that value's
+//!   visitors only (the same test, fixed or sequential, CUPED on their own
+//!   pre-period), with every cap taken once from the whole test, so the
+//!   values' sums add up to the whole.
+//! - A breakdown makes many comparisons (values × treatments × metrics),
+//!   so its p-values are Benjamini–Hochberg adjusted across all of them,
+//!   and every segment lift is exploratory: it points at where to look, it
+//!   never decides a test.
+//! - Heterogeneity is Cochran's Q over the values' relative lifts
+//!   ([`cochran_q`]), on the values with enough visitors in every arm.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::aggregates::AggregateRow;
+use crate::analysis::{analyze, Arm, Lift};
+use crate::attribution::metric_values;
+use crate::capping::{CapApplied, VisitorTallies};
+use crate::experiment::{Catalog, Experiment, Segment};
+use crate::ids::VariantIndex;
+use crate::stats::srm::SRM_THRESHOLD;
+use crate::stats::{benjamini_hochberg, cochran_q, srm_p_value, Moments, VisitorValue};
+
+/// Below this many visitors in some arm, a value shows its counts and no
+/// lift: an interval on a handful of visitors says nothing.
+pub const MIN_VISITORS_FOR_LIFT: u64 = 30;
+
+/// A value enters the heterogeneity test only with this many visitors in
+/// every arm: below it a relative lift's standard error is itself too
+/// uncertain to weigh by.
+pub const MIN_VISITORS_FOR_HETEROGENEITY: u64 = 100;
+
+/// A value's split is judged only when every arm expects this many
+/// visitors: fewer, and the chi-square approximation and the false alarms
+/// of many small values would flag splits that are fine.
+pub const MIN_EXPECTED_FOR_SRM: f64 = 100.0;
+
+/// One test's breakdown by one segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breakdown {
+    pub segment: String,
+    pub attribute: String,
+    pub values: Vec<ValueResult>,
+    pub heterogeneity: Vec<HeterogeneityResult>,
+}
+
+/// The test's numbers on the visitors of one value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueResult {
+    pub value: String,
+    /// Visitors per variant, in the test's order.
+    pub visitors: Vec<(String, u64)>,
+    pub srm: ValueSrm,
+    /// Some arm has fewer than [`MIN_VISITORS_FOR_LIFT`] visitors: the
+    /// metrics show arms and no lifts.
+    pub too_few_visitors: bool,
+    pub metrics: Vec<ValueMetric>,
+}
+
+/// Does one value's exposure split as configured?
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValueSrm {
+    pub p_value: f64,
+    /// Every arm expects at least [`MIN_EXPECTED_FOR_SRM`] visitors.
+    pub judged: bool,
+    /// Judged, and `p_value` below the report's threshold (0.001).
+    pub mismatch: bool,
+}
+
+/// One metric on one value's visitors: arms and lifts as in the report,
+/// the lifts judged on the breakdown's Benjamini–Hochberg p-values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueMetric {
+    pub name: String,
+    pub higher_is_better: bool,
+    pub arms: Vec<Arm>,
+    pub lifts: Vec<Lift>,
+}
+
+/// Cochran's Q for one (metric, treatment) across the values used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeterogeneityResult {
+    pub metric: String,
+    pub variant: String,
+    pub q: f64,
+    pub dof: u32,
+    pub p_value: f64,
+    pub values_used: Vec<String>,
+}
+
+/// One segment value's sums: per (metric, variant, day), the moments.
+type ValueSums = BTreeMap<(usize, VariantIndex, NaiveDate), Moments>;
+
+/// Collects, visitor by visitor, each segment value's aggregate rows, with
+/// the whole test's caps applied to each visitor's values.
+pub struct Collector {
+    exp: Arc<Experiment>,
+    catalog: Arc<Catalog>,
+    segments: Vec<Segment>,
+    /// Per metric of [`Experiment::all_metrics`], the value its cap cuts at.
+    limits: Vec<f64>,
+    /// Per segment, per value (in [`Segment::all_values`] order): per
+    /// (metric, variant, day), the moments.
+    sums: Vec<Vec<ValueSums>>,
+}
+
+impl Collector {
+    /// Collects for `segments`, capping each metric at the value the whole
+    /// test's report capped it at (`capping`).
+    pub fn new(exp: Arc<Experiment>, catalog: Arc<Catalog>, segments: Vec<Segment>, capping: &[CapApplied]) -> Self {
+        let limits = exp
+            .all_metrics()
+            .into_iter()
+            .map(|m| capping.iter().find(|c| c.metric == m).and_then(|c| c.value).unwrap_or(f64::INFINITY))
+            .collect();
+        let sums = segments.iter().map(|s| vec![BTreeMap::new(); s.all_values().count()]).collect();
+        Collector { exp, catalog, segments, limits, sums }
+    }
+
+    pub fn visit(&mut self, v: VisitorTallies<'_>) {
+        let day = self.exp.local_day(v.ts);
+        let values: Vec<VisitorValue> = metric_values(&self.exp, &self.catalog, v.tallies)
+            .into_iter()
+            .zip(&self.limits)
+            .map(|((_, x), &limit)| VisitorValue { x: x.x.min(limit), y: x.y, pre: x.pre.min(limit) })
+            .collect();
+        for (segment, sums) in self.segments.iter().zip(&mut self.sums) {
+            let raw = v.tallies.attributes.get(&segment.attribute).map(String::as_str);
+            let label = segment.value_of(raw);
+            let at = segment.all_values().position(|x| x == label).expect("a value of the segment");
+            for (metric, value) in values.iter().enumerate() {
+                sums[at].entry((metric, v.variant, day)).or_default().add_visitor(*value);
+            }
+        }
+    }
+
+    /// Every segment's breakdown as of the shop-local day `today`;
+    /// `capping` is what the whole test's caps did (shown with each value,
+    /// as the report shows it).
+    pub fn finish(self, capping: &[CapApplied], today: NaiveDate) -> Vec<Breakdown> {
+        let (exp, catalog) = (&*self.exp, &*self.catalog);
+        let names = exp.all_metrics();
+        self.segments
+            .iter()
+            .zip(self.sums)
+            .map(|(segment, per_value)| {
+                let values = segment
+                    .all_values()
+                    .zip(per_value)
+                    .map(|(value, sums)| {
+                        let rows: Vec<AggregateRow> = sums
+                            .into_iter()
+                            .filter_map(|((metric, variant, date), moments)| {
+                                Some(AggregateRow {
+                                    variant: exp.variant_at(variant)?.key.clone(),
+                                    date,
+                                    metric: names[metric].to_owned(),
+                                    moments,
+                                })
+                            })
+                            .collect();
+                        value_result(exp, catalog, value, &rows, capping, today)
+                    })
+                    .collect();
+                breakdown(exp, segment, values)
+            })
+            .collect()
+    }
+}
+
+/// One value's numbers from its rows: counts and split always, lifts when
+/// every arm has [`MIN_VISITORS_FOR_LIFT`] visitors.
+fn value_result(
+    exp: &Experiment,
+    catalog: &Catalog,
+    value: &str,
+    rows: &[AggregateRow],
+    capping: &[CapApplied],
+    today: NaiveDate,
+) -> ValueResult {
+    let counts: Vec<u64> = exp
+        .variants
+        .iter()
+        .map(|v| {
+            rows.iter().filter(|r| r.metric == exp.primary_metric && r.variant == v.key).map(|r| r.moments.n).sum()
+        })
+        .collect();
+    let too_few = counts.iter().any(|&n| n < MIN_VISITORS_FOR_LIFT);
+    let report = analyze(exp, catalog, rows, capping.to_vec(), today);
+    let metrics = report
+        .metrics
+        .into_iter()
+        .map(|m| ValueMetric {
+            name: m.name,
+            higher_is_better: m.higher_is_better,
+            arms: m.arms,
+            lifts: if too_few { Vec::new() } else { m.lifts },
+        })
+        .collect();
+    ValueResult {
+        value: value.to_owned(),
+        visitors: exp.variants.iter().map(|v| v.key.clone()).zip(counts.iter().copied()).collect(),
+        srm: value_srm(&counts, &exp.weights()),
+        too_few_visitors: too_few,
+        metrics,
+    }
+}
+
+/// The report's chi-square test of the split, judged only when every arm
+/// expects [`MIN_EXPECTED_FOR_SRM`] visitors.
+pub fn value_srm(counts: &[u64], weights: &[f64]) -> ValueSrm {
+    let total: u64 = counts.iter().sum();
+    let wsum: f64 = weights.iter().sum();
+    let judged = total > 0 && weights.iter().all(|w| w / wsum * total as f64 >= MIN_EXPECTED_FOR_SRM || *w == 0.0);
+    let p_value = srm_p_value(counts, weights);
+    ValueSrm { p_value, judged, mismatch: judged && p_value < SRM_THRESHOLD }
+}
+
+/// The values' results judged together: Benjamini–Hochberg across every
+/// (value, treatment, metric), then Cochran's Q per (metric, treatment).
+fn breakdown(exp: &Experiment, segment: &Segment, mut values: Vec<ValueResult>) -> Breakdown {
+    let p: Vec<f64> = values
+        .iter()
+        .flat_map(|v| v.metrics.iter().flat_map(|m| m.lifts.iter().map(|l| l.comparison.p_value)))
+        .collect();
+    let mut adjusted = benjamini_hochberg(&p).into_iter();
+    for v in &mut values {
+        for m in &mut v.metrics {
+            for l in &mut m.lifts {
+                l.judge(adjusted.next(), exp.stats.alpha, m.higher_is_better);
+            }
+        }
+    }
+    let mut heterogeneity = Vec::new();
+    for (i, metric) in exp.all_metrics().into_iter().enumerate() {
+        for treatment in exp.variants.iter().skip(1) {
+            let used: Vec<(&str, &Lift)> = values
+                .iter()
+                .filter(|v| v.visitors.iter().all(|(_, n)| *n >= MIN_VISITORS_FOR_HETEROGENEITY))
+                .filter_map(|v| {
+                    let lift = v.metrics.get(i)?.lifts.iter().find(|l| l.variant == treatment.key)?;
+                    let c = &lift.comparison;
+                    (c.not_computable.is_none() && c.std_error > 0.0).then_some((v.value.as_str(), lift))
+                })
+                .collect();
+            let estimates: Vec<(f64, f64)> =
+                used.iter().map(|(_, l)| (l.comparison.relative_lift, l.comparison.std_error)).collect();
+            if let Some(h) = cochran_q(&estimates) {
+                heterogeneity.push(HeterogeneityResult {
+                    metric: metric.to_owned(),
+                    variant: treatment.key.clone(),
+                    q: h.q,
+                    dof: h.dof,
+                    p_value: h.p_value,
+                    values_used: used.iter().map(|(v, _)| (*v).to_owned()).collect(),
+                });
+            }
+        }
+    }
+    Breakdown { segment: segment.name.clone(), attribute: segment.attribute.clone(), values, heterogeneity }
+}

@@ -1,0 +1,239 @@
+//! Results by segment, black-box: exposures and events with a `device`
+//! attribute sent to a real server, then `GET .../segments` read back.
+//! The data is built visitor by visitor from the deterministic assignment
+//! (no random draws), so every figure asserted here is fixed.
+
+mod common;
+
+use std::path::Path;
+
+use common::postgres::Postgres;
+use common::{serve_postgres_with, spawn_server_with, AT_NOW, EXPERIMENTS};
+use offerlab::assignment::{evaluate, Attributes};
+use offerlab::experiment::load_dir;
+use serde_json::{json, Value};
+
+const TEST: &str = "cart-protection-copy";
+
+/// One visitor of the fixture: device, variant, whether they converted.
+struct Visitor {
+    id: String,
+    device: &'static str,
+    variant: usize,
+    /// Place among the visitors of the same device and variant.
+    rank: usize,
+    converts: bool,
+}
+
+/// `per_arm` visitors in each (device, variant), found by hashing ids in
+/// turn; `rate(device, variant)` of each arm convert (the first of them).
+fn visitors(per_arm: usize, rate: impl Fn(&str, usize) -> f64) -> Vec<Visitor> {
+    let catalog = load_dir(Path::new(EXPERIMENTS)).unwrap();
+    let exp = catalog.get(TEST).unwrap();
+    let mut out = Vec::new();
+    for device in ["mobile", "desktop"] {
+        let mut filled = [0usize; 2];
+        for i in 0.. {
+            let id = format!("{device}-{i}");
+            let attributes = Attributes::from([("device".to_owned(), device.to_owned())]);
+            let a = evaluate(exp, &id, &attributes, None).unwrap();
+            let v = a.variant.get();
+            if !a.in_experiment || filled[v] == per_arm {
+                if filled.iter().all(|&n| n == per_arm) {
+                    break;
+                }
+                continue;
+            }
+            let rank = filled[v];
+            let converts = (rank as f64) < rate(device, v) * per_arm as f64;
+            filled[v] += 1;
+            out.push(Visitor { id, device, variant: v, rank, converts });
+        }
+    }
+    out
+}
+
+/// Posts the visitors' exposures (all but those `lost` drops) and their
+/// conversions.
+fn send(url: &str, visitors: &[Visitor], lost: impl Fn(&Visitor) -> bool) {
+    let client = reqwest::blocking::Client::new();
+    let variants = ["control", "benefit"];
+    let mut exposures = Vec::new();
+    let mut events = Vec::new();
+    for v in visitors {
+        if lost(v) {
+            continue;
+        }
+        exposures.push(json!({ "visitor_id": v.id, "experiment": TEST, "variant": variants[v.variant],
+                               "ts": "2026-11-28T10:00:00Z", "attributes": { "device": v.device } }));
+        if v.converts {
+            events.push(json!({ "id": format!("c-{}", v.id), "visitor_id": v.id, "name": "cart_offer_accepted",
+                                "value": 1, "ts": "2026-11-28T11:00:00Z" }));
+        }
+    }
+    for (path, items) in [("exposures", exposures), ("events", events)] {
+        for batch in items.chunks(1000) {
+            let r = client.post(format!("{url}/v1/{path}")).json(&batch).send().unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.text().unwrap());
+        }
+    }
+}
+
+fn get(url: &str, path: &str) -> Value {
+    let r = reqwest::blocking::get(format!("{url}{path}")).unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().unwrap()
+}
+
+fn value<'a>(segments: &'a Value, segment: &str, value: &str) -> &'a Value {
+    let s = segments["segments"].as_array().unwrap().iter().find(|s| s["segment"] == segment).unwrap();
+    s["values"].as_array().unwrap().iter().find(|v| v["value"] == value).unwrap()
+}
+
+fn visitors_of(v: &Value) -> Vec<u64> {
+    v["variants"].as_array().unwrap().iter().map(|a| a["visitors"].as_u64().unwrap()).collect()
+}
+
+/// Every value's visitors per variant add up to the report's.
+fn assert_values_add_up(segments: &Value, report: &Value) {
+    let whole: Vec<u64> =
+        report["metrics"][0]["arms"].as_array().unwrap().iter().map(|a| a["visitors"].as_u64().unwrap()).collect();
+    for s in segments["segments"].as_array().unwrap() {
+        let mut sum = vec![0; whole.len()];
+        for v in s["values"].as_array().unwrap() {
+            for (t, n) in sum.iter_mut().zip(visitors_of(v)) {
+                *t += n;
+            }
+        }
+        assert_eq!(sum, whole, "segment {} adds up to the report", s["segment"]);
+    }
+}
+
+#[test]
+fn a_variant_losing_half_its_mobile_exposures_is_named_on_mobile_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server_with(&dir.path().join("data"), Path::new(EXPERIMENTS), AT_NOW);
+    let fixture = visitors(1000, |_, _| 0.1);
+    // Every other mobile visitor of the treatment never reports its exposure.
+    send(&server.url, &fixture, |v| v.device == "mobile" && v.variant == 1 && v.rank % 2 == 0);
+    let segments = get(&server.url, &format!("/api/v1/experiments/{TEST}/segments"));
+    assert_eq!(segments["experiment"], TEST);
+    assert_eq!(segments["as_of"], "2026-11-30");
+    let mobile = value(&segments, "device", "mobile");
+    let desktop = value(&segments, "device", "desktop");
+    assert_eq!(visitors_of(mobile), [1000, 500]);
+    assert_eq!(visitors_of(desktop), [1000, 1000]);
+    assert_eq!((mobile["srm"]["judged"].as_bool(), mobile["srm"]["mismatch"].as_bool()), (Some(true), Some(true)));
+    assert!(mobile["srm"]["p_value"].as_f64().unwrap() < 1e-10, "{}", mobile["srm"]);
+    assert_eq!((desktop["srm"]["judged"].as_bool(), desktop["srm"]["mismatch"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(desktop["srm"]["p_value"], 1.0);
+    // No visitor sent a customer type, and none a tablet.
+    assert_eq!(visitors_of(value(&segments, "customer", "(none)")), [2000, 1500]);
+    let tablet = value(&segments, "device", "tablet");
+    assert_eq!((visitors_of(tablet), tablet["too_few_visitors"].as_bool()), (vec![0, 0], Some(true)));
+    assert_eq!(tablet["srm"]["judged"], false);
+    let report = get(&server.url, &format!("/api/v1/experiments/{TEST}/report"));
+    assert_values_add_up(&segments, &report);
+}
+
+#[test]
+fn a_lift_of_plus_20_on_desktop_and_minus_20_on_mobile_is_heterogeneous() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = spawn_server_with(&data, Path::new(EXPERIMENTS), AT_NOW);
+    let fixture = visitors(2000, |device, variant| match (device, variant) {
+        (_, 0) => 0.30,
+        ("desktop", _) => 0.36,
+        _ => 0.24,
+    });
+    send(&server.url, &fixture, |_| false);
+    let segments = get(&server.url, &format!("/api/v1/experiments/{TEST}/segments"));
+    let device = segments["segments"].as_array().unwrap().iter().find(|s| s["segment"] == "device").unwrap();
+    let het = device["heterogeneity"].as_array().unwrap();
+    let primary = het.iter().find(|h| h["metric"] == "cart_offer_acceptance" && h["variant"] == "benefit").unwrap();
+    assert!(primary["p_value"].as_f64().unwrap() < 0.01, "{primary}");
+    assert_eq!(primary["dof"], 1);
+    assert_eq!(primary["values_used"], json!(["mobile", "desktop"]));
+    let lift = |v: &str| value(&segments, "device", v)["metrics"][0]["lifts"][0].clone();
+    let (m, d) = (lift("mobile"), lift("desktop"));
+    assert!((m["relative_lift"].as_f64().unwrap() + 0.2).abs() < 1e-9, "{m}");
+    assert!((d["relative_lift"].as_f64().unwrap() - 0.2).abs() < 1e-9, "{d}");
+    assert_eq!((m["direction"].as_str(), d["direction"].as_str()), (Some("worse"), Some("better")));
+    assert!(m["p_value_adjusted"].as_f64().unwrap() >= m["p_value"].as_f64().unwrap());
+    // The breakdown survives a restart: it is read from the stored records.
+    drop(server);
+    let server = spawn_server_with(&data, Path::new(EXPERIMENTS), AT_NOW);
+    assert_eq!(get(&server.url, &format!("/api/v1/experiments/{TEST}/segments")), segments);
+}
+
+/// A value's arms and lifts are the whole test's report run on that
+/// value's visitors alone (a second server that saw only them); only the
+/// correction differs (Benjamini–Hochberg here, Holm in the report).
+#[test]
+fn a_values_numbers_are_the_report_of_its_visitors_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = spawn_server_with(&dir.path().join("all"), Path::new(EXPERIMENTS), AT_NOW);
+    let mobile_only = spawn_server_with(&dir.path().join("mobile"), Path::new(EXPERIMENTS), AT_NOW);
+    let fixture = visitors(400, |device, variant| match device {
+        "mobile" => 0.10 + 0.04 * variant as f64,
+        _ => 0.2,
+    });
+    send(&all.url, &fixture, |_| false);
+    send(&mobile_only.url, &fixture, |v| v.device != "mobile");
+    let segments = get(&all.url, &format!("/api/v1/experiments/{TEST}/segments"));
+    let report = get(&mobile_only.url, &format!("/api/v1/experiments/{TEST}/report"));
+    let mobile = value(&segments, "device", "mobile");
+    let metrics = mobile["metrics"].as_array().unwrap();
+    assert_eq!(metrics.len(), report["metrics"].as_array().unwrap().len());
+    for (got, want) in metrics.iter().zip(report["metrics"].as_array().unwrap()) {
+        assert_eq!(got["name"], want["name"]);
+        common::assert_same_json(&got["arms"], &want["arms"], &format!("{} arms", got["name"]));
+        assert_eq!(got["lifts"].as_array().unwrap().len(), 1, "{}", got["name"]);
+        for (g, w) in got["lifts"].as_array().unwrap().iter().zip(want["lifts"].as_array().unwrap()) {
+            for field in ["relative_lift", "ci", "std_error", "p_value", "absolute_lift", "bayesian", "cuped"] {
+                common::assert_same_json(&g[field], &w[field], &format!("{} {field}", got["name"]));
+            }
+        }
+    }
+}
+
+#[test]
+fn postgresql_gives_the_numbers_of_sled() {
+    let Some(pg) = Postgres::start("segments_postgresql_gives_the_numbers_of_sled") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sled = spawn_server_with(&dir.path().join("data"), Path::new(EXPERIMENTS), AT_NOW);
+    let store = pg.database();
+    let replicas = [
+        serve_postgres_with(&store, Path::new(EXPERIMENTS), AT_NOW),
+        serve_postgres_with(&store, Path::new(EXPERIMENTS), AT_NOW),
+    ];
+    let fixture = visitors(300, |device, variant| if device == "mobile" { 0.2 + 0.05 * variant as f64 } else { 0.3 });
+    let (even, odd): (Vec<Visitor>, Vec<Visitor>) = fixture.into_iter().partition(|v| v.rank % 2 == 0);
+    for half in [&even, &odd] {
+        send(&sled.url, half, |_| false);
+    }
+    send(&replicas[0].url, &even, |_| false);
+    send(&replicas[1].url, &odd, |_| false);
+    let path = format!("/api/v1/experiments/{TEST}/segments");
+    let want = get(&sled.url, &path);
+    assert_eq!(visitors_of(value(&want, "device", "mobile")), [300, 300]);
+    for r in &replicas {
+        common::assert_same_json(&get(&r.url, &path), &want, "segments");
+    }
+}
+
+#[test]
+fn one_segment_alone_and_unknown_names_are_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server_with(&dir.path().join("data"), Path::new(EXPERIMENTS), AT_NOW);
+    let one = get(&server.url, &format!("/api/v1/experiments/{TEST}/segments/customer"));
+    let names: Vec<&Value> = one["segments"].as_array().unwrap().iter().map(|s| &s["segment"]).collect();
+    assert_eq!(names, [&json!("customer")]);
+    let r = reqwest::blocking::get(format!("{}/api/v1/experiments/no-such-test/segments", server.url)).unwrap();
+    assert_eq!(r.status(), 404);
+    let r = reqwest::blocking::get(format!("{}/api/v1/experiments/{TEST}/segments/browser", server.url)).unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "unknown_segment", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("segments.toml defines device, customer"), "{body}");
+}

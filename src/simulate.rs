@@ -28,21 +28,37 @@ use crate::experiment::Surface;
 use crate::wire::v1::{AssignReply, BatchReply, ExperimentList, ListedExperiment, Status};
 
 /// A true effect: `TEST:VARIANT:+0.15` multiplies that variant's offer
-/// acceptance by 1.15.
+/// acceptance by 1.15; `TEST:VARIANT:-0.2@device=mobile` only for the
+/// visitors of one segment value (effects on one variant multiply).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Effect {
     pub experiment: String,
     pub variant: String,
     pub lift: f64,
+    /// The attribute and value of the visitors it applies to; every
+    /// visitor when `None`.
+    pub only: Option<(String, String)>,
 }
+
+/// The segment attributes the simulated storefront sends with every
+/// visitor, and the values of each, with their shares: mobile is most of
+/// the traffic, and most shoppers buy for the first time.
+pub const VISITOR_ATTRIBUTES: [(&str, &[(&str, f64)]); 2] = [
+    ("device", &[("mobile", 0.65), ("desktop", 0.35)]),
+    ("customer_type", &[("first_time", 0.6), ("repeat", 0.3), ("high_value", 0.1)]),
+];
 
 impl std::str::FromStr for Effect {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = s.split(':').collect();
+        let (effect, only) = match s.split_once('@') {
+            None => (s, None),
+            Some((effect, segment)) => (effect, Some(parse_only(s, segment)?)),
+        };
+        let parts: Vec<&str> = effect.split(':').collect();
         let [experiment, variant, lift] = parts.as_slice() else {
-            return Err(format!("effect \"{s}\" is not TEST:VARIANT:LIFT, e.g. cart-protection-copy:benefit:+0.15"));
+            return Err(format!("effect \"{s}\" is not TEST:VARIANT:LIFT, e.g. cart-protection-copy:benefit:+0.15 (or +0.15@device=mobile for one segment)"));
         };
         // A sign or a percent sign is required: a bare "25" could mean +25%
         // or +2,500%.
@@ -70,8 +86,42 @@ impl std::str::FromStr for Effect {
                 lift * 100.0
             ));
         }
-        Ok(Effect { experiment: experiment.to_string(), variant: variant.to_string(), lift })
+        Ok(Effect { experiment: experiment.to_string(), variant: variant.to_string(), lift, only })
     }
+}
+
+/// The `ATTRIBUTE=VALUE` after an effect's `@`: one of the attributes and
+/// values the simulated storefront sends ([`VISITOR_ATTRIBUTES`]).
+fn parse_only(effect: &str, segment: &str) -> Result<(String, String), String> {
+    let known = || {
+        VISITOR_ATTRIBUTES
+            .iter()
+            .map(|(a, values)| format!("{a}={}", values.iter().map(|(v, _)| *v).collect::<Vec<_>>().join("|")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let found = segment.split_once('=').and_then(|(a, v)| {
+        let (_, values) = VISITOR_ATTRIBUTES.iter().find(|(name, _)| *name == a)?;
+        values.iter().any(|(x, _)| *x == v).then(|| (a.to_owned(), v.to_owned()))
+    });
+    found.ok_or_else(|| {
+        format!(
+            "effect \"{effect}\": \"@{segment}\" is not a visitor segment the simulator sends; use one of {}",
+            known()
+        )
+    })
+}
+
+/// One value of `values`, drawn by their shares.
+fn draw<'a>(rng: &mut StdRng, values: &[(&'a str, f64)]) -> &'a str {
+    let mut u: f64 = rng.random();
+    for (v, share) in values {
+        if u < *share {
+            return v;
+        }
+        u -= share;
+    }
+    values.last().expect("a value").0
 }
 
 /// What to play: how many days and visitors, the seed, the true effects
@@ -212,11 +262,20 @@ pub fn play<S: Storefront>(sim: &Plan, store: &mut S, now: DateTime<Utc>) -> Res
     let list = store.tests()?;
     check_effects(&sim.effects, &list, |id| store.variants(id))?;
     let tests = running_tests(&list);
-    let effects: BTreeMap<(String, String), f64> =
-        sim.effects.iter().map(|e| ((e.experiment.clone(), e.variant.clone()), e.lift)).collect();
+    let lift_of = |id: &str, variant: &str, attributes: &BTreeMap<&str, &str>| {
+        sim.effects
+            .iter()
+            .filter(|e| e.experiment == id && e.variant == variant)
+            .filter(|e| e.only.as_ref().is_none_or(|(a, v)| attributes.get(a.as_str()) == Some(&v.as_str())))
+            .fold(1.0, |product, e| product * (1.0 + e.lift))
+            - 1.0
+    };
 
     let mut rng = StdRng::seed_from_u64(sim.seed);
     let mut extra = StdRng::seed_from_u64(sim.seed ^ 0x6f75_746c_6965_7273);
+    // The customer type has a stream of its own, so adding it left every
+    // seed's visitors, funnels and orders as they were.
+    let mut customers = StdRng::seed_from_u64(sim.seed ^ 0x6375_7374_6f6d_6572);
     let order_value = LogNormal::new(60f64.ln(), 0.6).expect("valid log-normal");
     let propensity_of = LogNormal::new(-0.32, 0.8).expect("valid log-normal"); // mean 1
     let wholesale = LogNormal::new(3000f64.ln(), 0.5).expect("valid log-normal");
@@ -235,9 +294,11 @@ pub fn play<S: Storefront>(sim: &Plan, store: &mut S, now: DateTime<Utc>) -> Res
             let visitor = format!("sim{}-d{day}-{i}", sim.seed);
             let arrived = day_start + Days::seconds(rng.random_range(0..span));
             let mobile = rng.random_bool(0.65);
-            let assigned = store.assign(
-                &json!({ "visitor_id": visitor, "attributes": { "device": if mobile { "mobile" } else { "desktop" } } }),
-            )?;
+            let attributes = BTreeMap::from([
+                ("device", if mobile { "mobile" } else { "desktop" }),
+                ("customer_type", draw(&mut customers, VISITOR_ATTRIBUTES[1].1)),
+            ]);
+            let assigned = store.assign(&json!({ "visitor_id": visitor, "attributes": attributes }))?;
             let variant_of: BTreeMap<String, (String, bool)> = assigned
                 .assignments
                 .into_iter()
@@ -275,9 +336,9 @@ pub fn play<S: Storefront>(sim: &Plan, store: &mut S, now: DateTime<Utc>) -> Res
                     continue;
                 }
                 t = (t + Days::seconds(rng.random_range(30..300))).min(now);
-                exposures
-                    .push(json!({ "visitor_id": visitor, "experiment": id, "variant": variant, "ts": t.to_rfc3339() }));
-                let lift = effects.get(&(id.clone(), variant.clone())).copied().unwrap_or(0.0);
+                exposures.push(json!({ "visitor_id": visitor, "experiment": id, "variant": variant,
+                                       "ts": t.to_rfc3339(), "attributes": attributes }));
+                let lift = lift_of(id, variant, &attributes);
                 if rng.random_bool((baseline * (1.0 + lift)).clamp(0.0, 1.0)) {
                     let price = rng.random_range(9.0..49.0_f64).round();
                     upsell_value += price;
@@ -332,6 +393,14 @@ mod tests {
     fn effects_parse_with_clear_errors() {
         let e: Effect = "cart-protection-copy:benefit:+0.15".parse().unwrap();
         assert_eq!((e.experiment.as_str(), e.variant.as_str(), e.lift), ("cart-protection-copy", "benefit", 0.15));
+        assert_eq!(e.only, None);
+        let mobile: Effect = "cart-protection-copy:benefit:-20%@device=mobile".parse().unwrap();
+        assert!((mobile.lift + 0.2).abs() < 1e-12);
+        assert_eq!(mobile.only, Some(("device".to_owned(), "mobile".to_owned())));
+        for bad in ["a:b:+0.1@device=watch", "a:b:+0.1@browser=x", "a:b:+0.1@device"] {
+            let said = bad.parse::<Effect>().unwrap_err();
+            assert!(said.contains("device=mobile|desktop, customer_type=first_time|repeat|high_value"), "{said}");
+        }
         assert!("a:b".parse::<Effect>().unwrap_err().contains("TEST:VARIANT:LIFT"));
         assert!("a:b:x".parse::<Effect>().unwrap_err().contains("with a sign or a percent sign"));
         assert!("a:b:+x".parse::<Effect>().unwrap_err().contains("not a lift"));

@@ -222,6 +222,42 @@ fn postgresql_gives_the_numbers_of_sled() {
     }
 }
 
+/// The simulator sends both segment attributes, and an effect scoped to a
+/// device shows on that device: `--effect ...@device=desktop` and `@mobile`
+/// in opposite directions make a heterogeneous lift (a fixed seed, so
+/// fixed numbers).
+#[test]
+fn a_simulated_storefront_populates_every_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server_with(&dir.path().join("data"), Path::new(EXPERIMENTS), AT_NOW);
+    let effects = [
+        "--effect",
+        "cart-protection-copy:benefit:+60%@device=desktop",
+        "--effect",
+        "cart-protection-copy:benefit:-50%@device=mobile",
+    ];
+    let mut args = vec!["--days", "14", "--visitors-per-day", "1500", "--seed", "29"];
+    args.extend(effects);
+    common::simulate(&server.url, &args);
+    let segments = get(&server.url, &format!("/api/v1/experiments/{TEST}/segments"));
+    for (segment, values) in
+        [("device", &["mobile", "desktop"][..]), ("customer", &["first_time", "repeat", "high_value"])]
+    {
+        for v in values {
+            assert!(visitors_of(value(&segments, segment, v)).iter().all(|&n| n >= 100), "{segment}={v}");
+        }
+        assert_eq!(visitors_of(value(&segments, segment, "(none)")), [0, 0], "{segment}");
+    }
+    let lift = |v: &str| value(&segments, "device", v)["metrics"][0]["lifts"][0]["relative_lift"].as_f64().unwrap();
+    assert!(lift("mobile") < 0.0 && lift("desktop") > 0.0, "mobile {} desktop {}", lift("mobile"), lift("desktop"));
+    let device = segments["segments"].as_array().unwrap().iter().find(|s| s["segment"] == "device").unwrap();
+    let het =
+        device["heterogeneity"].as_array().unwrap().iter().find(|h| h["metric"] == "cart_offer_acceptance").unwrap();
+    assert!(het["p_value"].as_f64().unwrap() < 0.01, "{het}");
+    let report = get(&server.url, &format!("/api/v1/experiments/{TEST}/report"));
+    assert_values_add_up(&segments, &report);
+}
+
 #[test]
 fn one_segment_alone_and_unknown_names_are_404() {
     let dir = tempfile::tempdir().unwrap();

@@ -23,7 +23,8 @@ pub struct SimulateArgs {
     pub visitors_per_day: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// A true effect, TEST:VARIANT:+0.15; repeat for more.
+    /// A true effect, TEST:VARIANT:+0.15, or TEST:VARIANT:-0.2@device=mobile
+    /// for one segment value; repeat for more.
     #[arg(long = "effect")]
     pub effects: Vec<Effect>,
     /// Bearer key for `/v1/*`, when the server requires one.

@@ -49,6 +49,15 @@ pub struct CapApplied {
     pub visitors: u64,
 }
 
+/// What a cap read from its value index cut: the metric, the value it
+/// capped at, and the visitors above it on either side (some twice).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cut {
+    pub metric: String,
+    pub limit: f64,
+    pub entries: Vec<(VisitorId, CappedEntry)>,
+}
+
 /// Where the `p` quantile of `len` sorted values lies: between the order
 /// statistics `lo` and `hi` (0-based, ascending), a fraction `t` of the way.
 ///
@@ -215,7 +224,7 @@ pub fn take_excess(
     for row in rows.iter_mut().filter(|r| r.metric == metric) {
         let Some(variant) = exp.variant_index(&row.variant) else { continue };
         if let Some(cut) = excess.get(&(variant, row.date)) {
-            row.moments.merge(cut);
+            row.moments.add_cancelling(cut);
         }
     }
 }

@@ -10,12 +10,13 @@ use chrono::{DateTime, Utc};
 
 use crate::aggregates::AggregateRow;
 use crate::analysis::{analyze, Report};
-use crate::capping::{self, CapApplied, Collector, Quantile};
+use crate::capping::{self, CapApplied, Collector, Cut, Quantile};
 use crate::experiment::metric::{Cap, Metric};
 use crate::experiment::{Catalog, Experiment, Segment};
-use crate::segments::Breakdown;
+use crate::ids::VisitorId;
+use crate::segments::{self as by_segment, Breakdown};
 use crate::store::rules::CappedSide;
-use crate::store::{Store, StoreError};
+use crate::store::{Attributes, Store, StoreError};
 
 /// The report of one test from `store` as of `now` (the shop-local day of
 /// it), from the rows of [`report_rows`] with every cap applied.
@@ -55,11 +56,22 @@ pub async fn segments(
     segments: Vec<Segment>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Breakdown>, StoreError> {
-    let (_, capping) = report_rows(store, exp, Collector::new(exp, catalog)).await?;
-    let mut by_segment = crate::segments::Collector::new(exp.clone(), catalog.clone(), segments, &capping);
-    store.visit_tallies(exp, &mut |v| by_segment.visit(v)).await?;
+    let (rows, capping, cuts) = capped_rows(store, exp, Collector::new(exp, catalog)).await?;
     let today = exp.local_day(now);
-    tokio::task::spawn_blocking(move || by_segment.finish(&capping, today))
+    let sums = if cuts.len() == capping.iter().filter(|c| c.value.is_some()).count() {
+        // Every cap came from its value index: the segment rows, with the
+        // excess of the visitors above each cap taken by their values.
+        let stored = store.segment_rows(exp).await?;
+        let above: Vec<VisitorId> = cuts.iter().flat_map(|c| c.entries.iter().map(|(v, _)| v.clone())).collect();
+        let attributes = if above.is_empty() { Attributes::new() } else { store.attributes_of(exp, above).await? };
+        by_segment::from_rows(exp, &segments, &rows, &stored, &cuts, &attributes)
+    } else {
+        let mut collect = by_segment::Collector::new(exp.clone(), catalog.clone(), segments.clone(), &capping);
+        store.visit_tallies(exp, &mut |v| collect.visit(v)).await?;
+        collect.into_sums()
+    };
+    let (catalog, exp) = (catalog.clone(), exp.clone());
+    tokio::task::spawn_blocking(move || by_segment::finish(&exp, &catalog, &segments, sums, &capping, today))
         .await
         .map_err(|e| StoreError::Internal(format!("the breakdown by segment did not finish: {e}")))
 }
@@ -70,13 +82,28 @@ pub async fn segments(
 pub async fn report_rows(
     store: &dyn Store,
     exp: &Experiment,
-    mut caps: Collector<'_>,
+    caps: Collector<'_>,
 ) -> Result<(Vec<AggregateRow>, Vec<CapApplied>), StoreError> {
+    let (rows, applied, _) = capped_rows(store, exp, caps).await?;
+    Ok((rows, applied))
+}
+
+/// [`report_rows`], and for each cap its value index answered, the
+/// visitors it cut.
+pub async fn capped_rows(
+    store: &dyn Store,
+    exp: &Experiment,
+    mut caps: Collector<'_>,
+) -> Result<(Vec<AggregateRow>, Vec<CapApplied>, Vec<Cut>), StoreError> {
     let mut rows = store.aggregate_rows(exp).await?;
     let order = caps.metrics();
     let mut applied = Vec::new();
+    let mut cuts = Vec::new();
     for (metric, cap) in &order {
-        applied.extend(from_index(store, exp, metric, *cap, &mut rows).await?);
+        if let Some((a, cut)) = from_index(store, exp, metric, *cap, &mut rows).await? {
+            applied.push(a);
+            cuts.extend(cut);
+        }
     }
     caps.skip(&applied);
     if caps.needed() {
@@ -84,21 +111,22 @@ pub async fn report_rows(
     }
     applied.extend(caps.apply(&mut rows));
     applied.sort_by_key(|a| order.iter().position(|(m, _)| m.name.as_str() == a.metric));
-    Ok((rows, applied))
+    Ok((rows, applied, cuts))
 }
 
 /// Caps one metric's rows from its value index: the percentile's order
-/// statistics read by rank, then the visitors above the cap. `None`, the
-/// rows untouched, when the index does not cover every visitor of the
-/// phase or cannot answer (a cap below 0 would cut visitors with a value of
-/// 0, which it does not hold).
+/// statistics read by rank, then the visitors above the cap, whom it also
+/// returns (none when the cap has no value). `None`, the rows untouched,
+/// when the index does not cover every visitor of the phase or cannot
+/// answer (a cap below 0 would cut visitors with a value of 0, which it
+/// does not hold).
 pub async fn from_index(
     store: &dyn Store,
     exp: &Experiment,
     metric: &Metric,
     cap: Cap,
     rows: &mut [AggregateRow],
-) -> Result<Option<CapApplied>, StoreError> {
+) -> Result<Option<(CapApplied, Option<Cut>)>, StoreError> {
     let name = metric.name.as_str();
     let n: u64 = rows.iter().filter(|r| r.metric == name).map(|r| r.moments.n).sum();
     let counts = store.capped_counts(exp, &metric.name).await?;
@@ -120,7 +148,7 @@ pub async fn from_index(
         },
     };
     let applied = |capped_visitors| CapApplied { metric: name.to_owned(), cap, value, capped_visitors, visitors: n };
-    let Some(limit) = value else { return Ok(Some(applied(0))) };
+    let Some(limit) = value else { return Ok(Some((applied(0), None))) };
     if limit < 0.0 {
         return Ok(None);
     }
@@ -131,5 +159,6 @@ pub async fn from_index(
     };
     let (capped, excess) = capping::excess(limit, above.iter().chain(&covariates));
     capping::take_excess(exp, name, rows, &excess);
-    Ok(Some(applied(capped)))
+    let entries = above.into_iter().chain(covariates).collect();
+    Ok(Some((applied(capped), Some(Cut { metric: name.to_owned(), limit, entries }))))
 }

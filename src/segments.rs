@@ -23,11 +23,12 @@ use chrono::NaiveDate;
 use crate::aggregates::AggregateRow;
 use crate::analysis::{analyze, Arm, Lift};
 use crate::attribution::metric_values;
-use crate::capping::{CapApplied, VisitorTallies};
+use crate::capping::{self, CapApplied, Cut, VisitorTallies};
 use crate::experiment::{Catalog, Experiment, Segment};
-use crate::ids::VariantIndex;
+use crate::ids::{VariantIndex, VisitorId};
 use crate::stats::srm::SRM_THRESHOLD;
 use crate::stats::{benjamini_hochberg, cochran_q, srm_p_value, Moments, VisitorValue};
+use crate::store::{Attributes, CappedEntry, SegmentKey};
 
 /// Below this many visitors in some arm, a value shows its counts and no
 /// lift: an interval on a handful of visitors says nothing.
@@ -96,8 +97,9 @@ pub struct HeterogeneityResult {
     pub values_used: Vec<String>,
 }
 
-/// One segment value's sums: per (metric, variant, day), the moments.
-type ValueSums = BTreeMap<(usize, VariantIndex, NaiveDate), Moments>;
+/// One segment value's sums: per (metric, in [`Experiment::all_metrics`]
+/// order, variant, day), the moments.
+pub type ValueSums = BTreeMap<(usize, VariantIndex, NaiveDate), Moments>;
 
 /// Collects, visitor by visitor, each segment value's aggregate rows, with
 /// the whole test's caps applied to each visitor's values.
@@ -142,38 +144,111 @@ impl Collector {
         }
     }
 
-    /// Every segment's breakdown as of the shop-local day `today`;
-    /// `capping` is what the whole test's caps did (shown with each value,
-    /// as the report shows it).
-    pub fn finish(self, capping: &[CapApplied], today: NaiveDate) -> Vec<Breakdown> {
-        let (exp, catalog) = (&*self.exp, &*self.catalog);
-        let names = exp.all_metrics();
-        self.segments
-            .iter()
-            .zip(self.sums)
-            .map(|(segment, per_value)| {
-                let values = segment
-                    .all_values()
-                    .zip(per_value)
-                    .map(|(value, sums)| {
-                        let rows: Vec<AggregateRow> = sums
-                            .into_iter()
-                            .filter_map(|((metric, variant, date), moments)| {
-                                Some(AggregateRow {
-                                    variant: exp.variant_at(variant)?.key.clone(),
-                                    date,
-                                    metric: names[metric].to_owned(),
-                                    moments,
-                                })
-                            })
-                            .collect();
-                        value_result(exp, catalog, value, &rows, capping, today)
-                    })
-                    .collect();
-                breakdown(exp, segment, values)
-            })
-            .collect()
+    /// Each segment's per-value sums, for [`finish`].
+    pub fn into_sums(self) -> Vec<Vec<ValueSums>> {
+        self.sums
     }
+}
+
+/// Each segment's per-value sums from the stored rows instead of a pass
+/// over the visitors: a listed value's rows are the segment rows of its
+/// raw value, `(other)`'s those of every unlisted raw value, and
+/// `(none)`'s the whole test's rows less all of them. `whole` is the test's
+/// rows with every cap applied; each cut ([`Cut`]) is taken from the values
+/// of its visitors by their `attributes`, so every value is capped where
+/// the whole test is.
+pub fn from_rows(
+    exp: &Experiment,
+    segments: &[Segment],
+    whole: &[AggregateRow],
+    stored: &[(SegmentKey, Moments)],
+    cuts: &[Cut],
+    attributes: &Attributes,
+) -> Vec<Vec<ValueSums>> {
+    let names = exp.all_metrics();
+    let metric_at = |m: &str| names.iter().position(|n| *n == m);
+    segments
+        .iter()
+        .map(|segment| {
+            let values: Vec<&str> = segment.all_values().collect();
+            let at = |raw: Option<&str>| {
+                let label = segment.value_of(raw);
+                values.iter().position(|v| *v == label).expect("a value of the segment")
+            };
+            let none = at(None);
+            let mut sums = vec![ValueSums::new(); values.len()];
+            for (k, m) in stored.iter().filter(|(k, _)| k.attribute == segment.attribute) {
+                let Some(metric) = metric_at(k.row.metric.as_str()) else { continue };
+                sums[at(Some(&k.value))].entry((metric, k.row.variant, k.row.date)).or_default().merge(m);
+            }
+            for cut in cuts {
+                let Some(metric) = metric_at(&cut.metric) else { continue };
+                let mut by_value: BTreeMap<usize, Vec<(VisitorId, CappedEntry)>> = BTreeMap::new();
+                for entry in &cut.entries {
+                    let raw = attributes.get(&entry.0).and_then(|a| a.get(&segment.attribute));
+                    by_value.entry(at(raw.map(String::as_str))).or_default().push(entry.clone());
+                }
+                for (value, entries) in by_value.into_iter().filter(|(v, _)| *v != none) {
+                    let (_, excess) = capping::excess(cut.limit, entries.iter());
+                    for ((variant, date), m) in excess {
+                        sums[value].entry((metric, variant, date)).or_default().add_cancelling(&m);
+                    }
+                }
+            }
+            for row in whole {
+                let (Some(metric), Some(variant)) = (metric_at(&row.metric), exp.variant_index(&row.variant)) else {
+                    continue;
+                };
+                let key = (metric, variant, row.date);
+                let rest = sums.iter().enumerate().filter(|(i, _)| *i != none).filter_map(|(_, s)| s.get(&key));
+                let m = rest.fold(row.moments, |m, part| m.without(part));
+                if m.n > 0 {
+                    sums[none].insert(key, m);
+                }
+            }
+            sums
+        })
+        .collect()
+}
+
+/// Every segment's breakdown as of the shop-local day `today`, from each
+/// segment's per-value sums (in [`Segment::all_values`] order); `capping`
+/// is what the whole test's caps did (shown with each value, as the report
+/// shows it).
+pub fn finish(
+    exp: &Experiment,
+    catalog: &Catalog,
+    segments: &[Segment],
+    sums: Vec<Vec<ValueSums>>,
+    capping: &[CapApplied],
+    today: NaiveDate,
+) -> Vec<Breakdown> {
+    let names = exp.all_metrics();
+    segments
+        .iter()
+        .zip(sums)
+        .map(|(segment, per_value)| {
+            let values = segment
+                .all_values()
+                .zip(per_value)
+                .map(|(value, sums)| {
+                    let rows: Vec<AggregateRow> = sums
+                        .into_iter()
+                        .filter_map(|((metric, variant, date), moments)| {
+                            Some(AggregateRow {
+                                variant: exp.variant_at(variant)?.key.clone(),
+                                date,
+                                metric: names[metric].to_owned(),
+                                moments,
+                            })
+                        })
+                        .collect();
+                    value_result(exp, catalog, value, &rows, capping, today)
+                })
+                .collect();
+            breakdown(exp, segment, values)
+        })
+        .collect()
 }
 
 /// One value's numbers from its rows: counts and split always, lifts when

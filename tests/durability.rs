@@ -153,9 +153,26 @@ fn a_new_store_syncs_its_folder_before_its_first_answer() {
     let (mut strace, address) = traced(&["-y", "-e", "trace=fsync,fdatasync"], &trace, &data, "1");
     // What was synced before the server listened, so before any answer.
     let before = std::fs::read_to_string(&trace).unwrap();
+    // With threads, strace may split a call in two lines: `PID fsync(FD<path>
+    // <unfinished ...>` and later `PID <... fsync resumed>) = 0`.
+    let lines: Vec<&str> = before.lines().collect();
     let synced = |path: &Path| {
-        let fd = format!("<{}>)", path.display());
-        before.lines().any(|l| l.contains("fsync(") && l.contains(&fd) && l.trim_end().ends_with("= 0"))
+        let fd = format!("<{}>", path.display());
+        lines.iter().enumerate().any(|(i, l)| {
+            if !(l.contains("fsync(") && l.contains(&fd)) {
+                return false;
+            }
+            if l.trim_end().ends_with("= 0") {
+                return true;
+            }
+            let pid = l.split_whitespace().next().unwrap_or_default();
+            l.contains("<unfinished ...>")
+                && lines[i + 1..].iter().any(|r| {
+                    r.split_whitespace().next() == Some(pid)
+                        && r.contains("fsync resumed>")
+                        && r.trim_end().ends_with("= 0")
+                })
+        })
     };
     let r = reqwest::blocking::Client::new().post(format!("{address}/v1/events")).json(&events("first", 1)).send();
     let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace.id())).unwrap();

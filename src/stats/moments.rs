@@ -58,6 +58,18 @@ impl VisitorValue {
     pub const ZERO: VisitorValue = VisitorValue { x: 0.0, y: 0.0, pre: 0.0 };
 }
 
+/// `a + b`, or exactly 0 when it is within rounding of cancelling (a
+/// billionth of the larger side: sums of a million terms round at about a
+/// ten-billionth).
+fn cancel(a: f64, b: f64) -> f64 {
+    let s = a + b;
+    if s.abs() <= 1e-9 * a.abs().max(b.abs()) {
+        0.0
+    } else {
+        s
+    }
+}
+
 impl Moments {
     /// The names of the sums, in the order of [`Moments::sums`]: the
     /// aggregates file's columns after `n`, and the stores' alike.
@@ -102,6 +114,23 @@ impl Moments {
         self.pre_sum += o.pre_sum;
         self.pre_sum_sq += o.pre_sum_sq;
         self.sum_x_pre += o.sum_x_pre;
+    }
+
+    /// The sums of the visitors in `self` and not in `part` (a subset),
+    /// with [`Self::add_cancelling`]'s rounding rule.
+    pub fn without(&self, part: &Moments) -> Moments {
+        let (a, b) = (self.sums(), part.sums());
+        Moments::from_sums(self.n.saturating_sub(part.n), std::array::from_fn(|i| cancel(a[i], -b[i])))
+    }
+
+    /// Adds `change` (a cap's excess: the same visitors' values, taken
+    /// away) to these sums. A sum it cancels to within rounding is exactly
+    /// 0: the two sides were added in different orders, and a remainder of
+    /// 1e-16 where every visitor was capped to 0 would read as a covariate
+    /// with a variance of 1e-33, which CUPED would divide by.
+    pub fn add_cancelling(&mut self, change: &Moments) {
+        let (a, b) = (self.sums(), change.sums());
+        *self = Moments::from_sums(self.n + change.n, std::array::from_fn(|i| cancel(a[i], b[i])));
     }
 
     /// Adds one visitor.
@@ -305,6 +334,28 @@ impl MetricStatistic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Capping every visitor's covariate to 0 by taking its excess leaves
+    /// exactly 0, not a rounding remainder CUPED would read as a covariate.
+    #[test]
+    fn an_excess_that_cancels_a_sum_leaves_exactly_zero() {
+        let pres = [0.1, 0.2, 0.7, 1e-3, 12.345];
+        let mut raw = Moments::default();
+        let mut excess = Moments::default();
+        for pre in pres {
+            raw.add_visitor(VisitorValue { x: 1.0, y: 0.0, pre });
+        }
+        for pre in pres.iter().rev() {
+            excess.apply_delta(VisitorValue { x: 1.0, y: 0.0, pre: *pre }, VisitorValue { x: 1.0, y: 0.0, pre: 0.0 });
+        }
+        let mut naive = raw;
+        naive.merge(&excess);
+        raw.add_cancelling(&excess);
+        assert!(!raw.has_covariate(), "{raw:?}");
+        assert_eq!((raw.n, raw.sum, raw.sum_sq), (5, 5.0, 5.0));
+        assert_eq!(raw.without(&raw), Moments::default());
+        assert!(naive.pre_sum.abs() < 1e-12, "the plain sum differs from 0 by rounding at most");
+    }
 
     #[test]
     fn delta_updates_equal_a_recount() {

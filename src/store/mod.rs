@@ -34,7 +34,7 @@ use crate::notify::{AfterTry, Delivery, LastDelivery};
 use crate::records::{Event, Exposure};
 
 pub use self::postgres::PgStore;
-pub use self::rules::{AggregateKey, CappedCounts, CappedEntry, CappedIndex, CappedSide, Recomputed};
+pub use self::rules::{AggregateKey, CappedCounts, CappedEntry, CappedIndex, CappedSide, Recomputed, SegmentKey};
 pub use self::sled::SledStore;
 use crate::stats::Moments;
 
@@ -176,6 +176,10 @@ pub type Export = tokio::sync::mpsc::Receiver<Result<Vec<Record>, StoreError>>;
 /// Records per message of an export's stream, and per import.
 pub const RECORD_CHUNK: usize = 10_000;
 
+/// Per visitor, the segment attributes their first exposure kept
+/// ([`Store::attributes_of`]).
+pub type Attributes = BTreeMap<VisitorId, BTreeMap<String, String>>;
+
 /// What [`Store::visit_tallies`] calls with every exposed visitor.
 pub type Visit<'a> = dyn FnMut(VisitorTallies<'_>) + Send + 'a;
 
@@ -268,6 +272,17 @@ pub trait Store: Send + Sync {
         floor: f64,
     ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError>;
 
+    /// The segment rows of the test's current phase ([`SegmentKey`]).
+    async fn segment_rows(&self, exp: &Experiment) -> Result<Vec<(SegmentKey, Moments)>, StoreError>;
+
+    /// Every stored segment row, keyed (for `verify`).
+    async fn all_segments(&self) -> Result<BTreeMap<SegmentKey, Moments>, StoreError>;
+
+    /// The segment attributes the first exposures of `visitors` to the
+    /// test's current phase kept (none for a visitor without one): what a
+    /// capped metric's breakdown needs of the visitors above the cap.
+    async fn attributes_of(&self, exp: &Experiment, visitors: Vec<VisitorId>) -> Result<Attributes, StoreError>;
+
     /// Visitors exposed in earlier phases of a test (left out of its report).
     async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError>;
 
@@ -345,6 +360,7 @@ pub trait Store: Send + Sync {
     async fn verify(&self, catalog: &Catalog) -> Result<Vec<String>, StoreError> {
         let recomputed = self.recompute(catalog).await?;
         let mut out = recomputed.differences(&self.all_aggregates().await?);
+        out.extend(recomputed.segment_differences(&self.all_segments().await?));
         out.extend(recomputed.capped.differences(&self.all_capped().await?));
         Ok(out)
     }

@@ -55,6 +55,18 @@ pub struct AggregateKey {
     pub metric: MetricName,
 }
 
+/// Which segment row: an aggregate row's sums over the visitors whose first
+/// exposure kept `value` for the segment attribute `attribute`
+/// ([`crate::records::Exposure::attributes`]). Rows are kept by raw value,
+/// so an edit of `segments.toml` regroups them as it is read, and the
+/// visitors without the attribute are the row's total less every value's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SegmentKey {
+    pub row: AggregateKey,
+    pub attribute: String,
+    pub value: String,
+}
+
 /// Which value index: one capped metric in one phase of one test
 /// ([`crate::capping`] reads a percentile cap and the visitors above it
 /// from the top of it).
@@ -184,6 +196,9 @@ pub trait Ledger {
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// is removed.
     fn update_aggregate(&self, key: &AggregateKey, change: Change) -> Result<(), Self::Error>;
+    /// Applies `change` to one segment row; a row left with no visitors is
+    /// removed.
+    fn update_segment(&self, key: &SegmentKey, change: Change) -> Result<(), Self::Error>;
     /// Moves `visitor`'s entry in the value index of the row's capped
     /// metric as `change` says ([`Change::entries`]), and its counts
     /// ([`Change::counts`]).
@@ -268,6 +283,7 @@ pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[E
 #[derive(Default)]
 pub struct Recomputed {
     pub aggregates: std::collections::BTreeMap<AggregateKey, crate::stats::Moments>,
+    pub segments: std::collections::BTreeMap<SegmentKey, crate::stats::Moments>,
     pub tallies: Vec<(TallyKey, Tallies)>,
     pub capped: CappedIndex,
 }
@@ -287,6 +303,10 @@ impl Recomputed {
                         self.capped.entries.insert((scope, e.visitor.clone()), entry);
                     }
                 }
+                for (attribute, value) in &e.attributes {
+                    let key = SegmentKey { row: key.clone(), attribute: attribute.clone(), value: value.clone() };
+                    self.segments.entry(key).or_default().add_visitor(v);
+                }
                 self.aggregates.entry(key).or_default().add_visitor(v);
             }
             self.tallies.push((TallyKey::of(e), t));
@@ -296,26 +316,44 @@ impl Recomputed {
     /// Where the stored aggregates differ from these, one line each
     /// (counts exactly, sums to a relative 1e-9): empty when they agree.
     pub fn differences(&self, stored: &std::collections::BTreeMap<AggregateKey, crate::stats::Moments>) -> Vec<String> {
-        let name = |k: &AggregateKey| {
-            format!("{} phase {} variant {} {} {}", k.experiment, k.phase, k.variant, k.date, k.metric)
-        };
-        let mut out = Vec::new();
-        for (k, want) in &self.aggregates {
-            match stored.get(k) {
-                None => out.push(format!("{}: missing (the raw records give {} visitors)", name(k), want.n)),
-                Some(got) if !got.approx_eq(want, 1e-9) => {
-                    out.push(format!("{}: stored {got:?}, the raw records give {want:?}", name(k)))
-                }
-                Some(_) => {}
-            }
-        }
-        for (k, got) in stored {
-            if !self.aggregates.contains_key(k) && got.n > 0 {
-                out.push(format!("{}: stored with {} visitors the raw records do not have", name(k), got.n));
-            }
-        }
-        out
+        row_differences(&self.aggregates, stored, row_name)
     }
+
+    /// Where the stored segment rows differ from these, likewise.
+    pub fn segment_differences(
+        &self,
+        stored: &std::collections::BTreeMap<SegmentKey, crate::stats::Moments>,
+    ) -> Vec<String> {
+        row_differences(&self.segments, stored, |k| format!("{} {}={}", row_name(&k.row), k.attribute, k.value))
+    }
+}
+
+fn row_name(k: &AggregateKey) -> String {
+    format!("{} phase {} variant {} {} {}", k.experiment, k.phase, k.variant, k.date, k.metric)
+}
+
+/// Where `stored` rows differ from the recomputed `want`, one line each.
+fn row_differences<K: Ord>(
+    want: &std::collections::BTreeMap<K, crate::stats::Moments>,
+    stored: &std::collections::BTreeMap<K, crate::stats::Moments>,
+    name: impl Fn(&K) -> String,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, want) in want {
+        match stored.get(k) {
+            None => out.push(format!("{}: missing (the raw records give {} visitors)", name(k), want.n)),
+            Some(got) if !got.approx_eq(want, 1e-9) => {
+                out.push(format!("{}: stored {got:?}, the raw records give {want:?}", name(k)))
+            }
+            Some(_) => {}
+        }
+    }
+    for (k, got) in stored {
+        if !want.contains_key(k) && got.n > 0 {
+            out.push(format!("{}: stored with {} visitors the raw records do not have", name(k), got.n));
+        }
+    }
+    out
 }
 
 /// Every capped metric's value index: its counts, and its entries.
@@ -372,16 +410,24 @@ pub fn aggregate_key(exp: &Experiment, e: &Exposure, metric: &MetricName) -> Agg
     }
 }
 
-/// One visitor's change to `metric`'s row `key`, and to the metric's value
-/// index when it is capped: the one way the rules touch either.
+/// One visitor's change to `metric`'s row `key`, to the rows of the
+/// segment values their exposure `x` kept, and to the metric's value index
+/// when it is capped: the one way the rules touch any of them.
 fn update_row<L: Ledger>(
     tx: &L,
     metric: &Metric,
     key: &AggregateKey,
-    visitor: &VisitorId,
+    x: &Exposure,
     change: Change,
 ) -> Result<(), L::Error> {
+    let visitor = &x.visitor;
     tx.update_aggregate(key, change)?;
+    for (attribute, value) in &x.attributes {
+        tx.update_segment(
+            &SegmentKey { row: key.clone(), attribute: attribute.clone(), value: value.clone() },
+            change,
+        )?;
+    }
     if metric.cap.is_some() {
         tx.update_capped(key, visitor, change)?;
     }
@@ -412,14 +458,14 @@ fn apply_exposure<L: Ledger>(tx: &L, catalog: &Catalog, e: &Exposure) -> Result<
     if let Some(i) = previous {
         let old = tx.tallies(&tally_key)?;
         for (metric, v) in metric_values(exp, catalog, &old) {
-            update_row(tx, metric, &aggregate_key(exp, &list[i], &metric.name), &e.visitor, Change::remove(v))?;
+            update_row(tx, metric, &aggregate_key(exp, &list[i], &metric.name), &list[i], Change::remove(v))?;
         }
         list[i] = e.clone();
     } else {
         list.push(e.clone());
     }
     for (metric, v) in metric_values(exp, catalog, &tallies) {
-        update_row(tx, metric, &aggregate_key(exp, e, &metric.name), &e.visitor, Change::add(v))?;
+        update_row(tx, metric, &aggregate_key(exp, e, &metric.name), e, Change::add(v))?;
     }
     tx.put_tallies(&tally_key, &tallies)?;
     tx.put_exposures(&e.visitor, &list)?;
@@ -458,13 +504,7 @@ fn apply_event<L: Ledger>(tx: &L, catalog: &Catalog, ev: &Event) -> Result<Outco
         let before = metric_values(exp, catalog, &old);
         for ((metric, old_xy), (_, new_xy)) in before.into_iter().zip(metric_values(exp, catalog, &new)) {
             if old_xy != new_xy {
-                update_row(
-                    tx,
-                    metric,
-                    &aggregate_key(exp, &x, &metric.name),
-                    &ev.visitor,
-                    Change::delta(old_xy, new_xy),
-                )?;
+                update_row(tx, metric, &aggregate_key(exp, &x, &metric.name), &x, Change::delta(old_xy, new_xy))?;
             }
         }
         tx.put_tallies(&key, &new)?;

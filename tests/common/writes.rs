@@ -234,4 +234,27 @@ pub async fn assert_capped_from_index(store: &dyn Store, catalog: &Catalog, inde
         }
     }
     assert!(checked > 0, "no capped metric had visitors to check");
+    assert_segments_from_rows(store, catalog).await;
+}
+
+/// Every test's breakdown by segment read from the segment rows (each cap's
+/// cut taken by the values of the visitors above it) equals the one from a
+/// pass over every visitor's tallies, number for number (to 1e-9).
+pub async fn assert_segments_from_rows(store: &dyn Store, catalog: &Catalog) {
+    use offerlab::segments::{finish, Collector};
+    assert!(!catalog.segments().is_empty(), "the catalog has segments");
+    let now = chrono::Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap();
+    let catalog = Arc::new(catalog.clone());
+    for exp in catalog.experiments() {
+        let segments = catalog.segments().to_vec();
+        let got = offerlab::reporting::segments(store, &catalog, exp, segments.clone(), now).await.unwrap();
+        let (_, capping) = report_rows(store, exp, offerlab::capping::Collector::new(exp, &catalog)).await.unwrap();
+        let mut pass = Collector::new(exp.clone(), catalog.clone(), segments.clone(), &capping);
+        store.visit_tallies(exp, &mut |v| pass.visit(v)).await.unwrap();
+        let want = finish(exp, &catalog, &segments, pass.into_sums(), &capping, exp.local_day(now));
+        let json = |b: &[offerlab::segments::Breakdown]| {
+            serde_json::to_value(offerlab::wire::v1::Segments::new(exp.id.as_str(), exp.local_day(now), b)).unwrap()
+        };
+        super::assert_same_json(&json(&got), &json(&want), &format!("{} by segment", exp.id));
+    }
 }

@@ -15,7 +15,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../../../migrations/postgres/0004_event_ids_per_visitor.sql")),
     (5, include_str!("../../../migrations/postgres/0005_capped_values.sql")),
     (6, include_str!("../../../migrations/postgres/0006_notifications.sql")),
-    (7, include_str!("../../../migrations/postgres/0007_exposure_attributes.sql")),
+    (7, include_str!("../../../migrations/postgres/0007_segments.sql")),
 ];
 
 /// The advisory lock migrations run under ("offerlab" in ASCII).

@@ -58,7 +58,10 @@ use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{
     apply, AggregateKey, CappedCounts, CappedEntry, CappedIndex, CappedScope, CappedSide, Recomputed, TallyKey,
 };
-use super::{stream_tallies, Corrupt, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
+use super::{
+    stream_tallies, Attributes, Corrupt, FlushObserver, Outcome, Recorded, SegmentKey, Store, StoreError, Visit, Write,
+    TALLY_CHUNK,
+};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
@@ -231,6 +234,15 @@ impl PgStore {
             .spawn(query(self.pool.clone()))
             .await
             .map_err(|e| StoreError::Internal(format!("a PostgreSQL query did not finish: {e}")))?
+    }
+
+    /// Every row `sql` (without parameters) selects.
+    async fn query_all(&self, sql: String) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.run(|pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            Ok(client.query(&sql, &[]).await?)
+        })
+        .await
     }
 }
 
@@ -512,27 +524,63 @@ impl Store for PgStore {
 
     async fn all_aggregates(&self) -> Result<BTreeMap<AggregateKey, Moments>, StoreError> {
         let rows = self
-            .run(|pool| async move {
+            .query_all(format!("SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS} FROM aggregates"))
+            .await?;
+        rows.iter().map(|r| Ok((aggregate_key_at(r, "aggregates")?, moments_at(r, 5)))).collect()
+    }
+
+    async fn segment_rows(&self, exp: &Experiment) -> Result<Vec<(SegmentKey, Moments)>, StoreError> {
+        let (id, phase) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version));
+        let rows = self
+            .run(move |pool| async move {
                 let client = pool.get().await.map_err(pool_error)?;
                 Ok(client
                     .query(
-                        &format!("SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS} FROM aggregates"),
-                        &[],
+                        &format!(
+                            "SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS}, attribute, value
+                             FROM segment_aggregates WHERE experiment = $1 AND phase = $2"
+                        ),
+                        &[&id, &phase],
+                    )
+                    .await?)
+            })
+            .await?;
+        rows.iter().map(segment_row).collect()
+    }
+
+    async fn all_segments(&self) -> Result<BTreeMap<SegmentKey, Moments>, StoreError> {
+        let rows = self
+            .query_all(format!(
+                "SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS}, attribute, value FROM segment_aggregates"
+            ))
+            .await?;
+        rows.iter().map(segment_row).collect()
+    }
+
+    async fn attributes_of(&self, exp: &Experiment, visitors: Vec<VisitorId>) -> Result<Attributes, StoreError> {
+        let (id, phase) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version));
+        let visitors: Vec<String> = visitors.into_iter().map(VisitorId::into_string).collect();
+        let rows = self
+            .run(move |pool| async move {
+                let client = pool.get().await.map_err(pool_error)?;
+                Ok(client
+                    .query(
+                        "SELECT visitor, attributes::text FROM exposures
+                         WHERE experiment = $1 AND phase = $2 AND visitor = ANY($3) AND attributes IS NOT NULL",
+                        &[&id, &phase, &visitors],
                     )
                     .await?)
             })
             .await?;
         rows.iter()
             .map(|r| {
-                let key = || format!("{}/{}/{}", r.get::<_, &str>(0), r.get::<_, i32>(1), r.get::<_, i16>(2));
-                let key = AggregateKey {
-                    experiment: parsed(r, 0, "aggregates", ExperimentId::parse_owned)?,
-                    phase: phase_at(r, 1, "aggregates", key)?,
-                    variant: variant_at(r, 2, "aggregates", key)?,
-                    date: r.get(3),
-                    metric: parsed(r, 4, "aggregates", MetricName::parse_owned)?,
-                };
-                Ok((key, moments_at(r, 5)))
+                let visitor = parsed(r, 0, "exposures", VisitorId::parse_owned)?;
+                let attributes = serde_json::from_str(r.get(1)).map_err(|e| Corrupt {
+                    tree: "exposures",
+                    key: visitor.to_string(),
+                    detail: format!("attributes: {e}"),
+                })?;
+                Ok((visitor, attributes))
             })
             .collect()
     }
@@ -797,25 +845,35 @@ impl Store for PgStore {
         self.maintain(move |mut client| async move {
             let tx = client.transaction().await?;
             tx.batch_execute(
-                "LOCK TABLE exposures, events, tallies, aggregates, capped_values, capped_counts IN EXCLUSIVE MODE",
+                "LOCK TABLE exposures, events, tallies, aggregates, segment_aggregates, capped_values, capped_counts
+                 IN EXCLUSIVE MODE",
             )
             .await?;
             let exposures = tx.query(sql::ALL_EXPOSURES, &[]).await?;
             let events = tx.query(sql::ALL_EVENTS, &[]).await?;
-            let Recomputed { aggregates, tallies, capped } = recomputed(&catalog, &exposures, &events)?;
+            let Recomputed { aggregates, segments, tallies, capped } = recomputed(&catalog, &exposures, &events)?;
             let rows = aggregates.len();
             tx.batch_execute(
-                "DELETE FROM tallies; DELETE FROM aggregates; DELETE FROM capped_values; DELETE FROM capped_counts",
+                "DELETE FROM tallies; DELETE FROM aggregates; DELETE FROM segment_aggregates;
+                 DELETE FROM capped_values; DELETE FROM capped_counts",
             )
             .await?;
             let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-            let aggregates =
-                aggregates.into_iter().map(|(k, m)| (k, overlay::Delta { n: signed(m.n), sums: m })).collect();
+            let delta = |m: Moments| overlay::Delta { n: signed(m.n), sums: m };
+            let aggregates = aggregates.into_iter().map(|(k, m)| (k, delta(m))).collect();
+            let segments = segments.into_iter().map(|(k, m)| (k, delta(m))).collect();
             let capped_counts =
                 capped.counts.into_iter().map(|(k, c)| (k, [c.covered, c.positive, c.negative].map(signed))).collect();
             let capped = capped.entries.into_iter().map(|(k, e)| (k, Some(e))).collect();
-            let changes =
-                Changes { exposures: Vec::new(), events: Vec::new(), tallies, aggregates, capped, capped_counts };
+            let changes = Changes {
+                exposures: Vec::new(),
+                events: Vec::new(),
+                tallies,
+                aggregates,
+                segments,
+                capped,
+                capped_counts,
+            };
             let prepared = futures_util::future::try_join_all(sql::WRITE_BACK.map(|q| tx.prepare(q))).await?;
             write_back(&tx, &prepared, changes).await?;
             tx.commit().await?;
@@ -1015,7 +1073,7 @@ mod sql {
         )
     }
     /// What `write_back` runs, in the order it indexes them.
-    pub const WRITE_BACK: [&str; 8] = [
+    pub const WRITE_BACK: [&str; 10] = [
         PUT_EXPOSURES,
         PUT_EVENTS,
         PUT_TALLIES,
@@ -1024,11 +1082,29 @@ mod sql {
         DROP_CAPPED,
         PUT_CAPPED,
         ADD_CAPPED_COUNTS,
+        ADD_SEGMENTS,
+        DROP_EMPTY_SEGMENTS,
     ];
     pub const DROP_EMPTY_AGGREGATES: &str = "DELETE FROM aggregates a
          USING unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[]) AS k(e, p, v, d, m)
          WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m
            AND a.n <= 0";
+    pub const ADD_SEGMENTS: &str = "INSERT INTO segment_aggregates AS a
+             (experiment, phase, variant, date, metric, attribute, value, n, sum, sum_sq, den_sum, den_sum_sq,
+              sum_xy, pre_sum, pre_sum_sq, sum_x_pre)
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[], $6::text[], $7::text[],
+                              $8::int8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[],
+                              $13::float8[], $14::float8[], $15::float8[], $16::float8[])
+         ON CONFLICT (experiment, phase, attribute, value, variant, date, metric) DO UPDATE SET
+             n = a.n + EXCLUDED.n, sum = a.sum + EXCLUDED.sum, sum_sq = a.sum_sq + EXCLUDED.sum_sq,
+             den_sum = a.den_sum + EXCLUDED.den_sum, den_sum_sq = a.den_sum_sq + EXCLUDED.den_sum_sq,
+             sum_xy = a.sum_xy + EXCLUDED.sum_xy, pre_sum = a.pre_sum + EXCLUDED.pre_sum,
+             pre_sum_sq = a.pre_sum_sq + EXCLUDED.pre_sum_sq, sum_x_pre = a.sum_x_pre + EXCLUDED.sum_x_pre";
+    pub const DROP_EMPTY_SEGMENTS: &str = "DELETE FROM segment_aggregates a
+         USING unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[], $6::text[], $7::text[])
+             AS k(e, p, v, d, m, at, va)
+         WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m
+           AND a.attribute = k.at AND a.value = k.va AND a.n <= 0";
 }
 
 /// One transaction: lock, read, apply the rules in memory, write back,
@@ -1141,6 +1217,48 @@ fn exposure_of(r: &tokio_postgres::Row) -> Result<Exposure, StoreError> {
     })
 }
 
+/// Aggregate rows' keys and summed changes as the columns of
+/// [`sql::ADD_AGGREGATES`] (and, with a segment's attribute and value after
+/// the key, of [`sql::ADD_SEGMENTS`]).
+struct RowColumns<'a> {
+    experiments: Vec<&'a str>,
+    phases: Vec<i32>,
+    variants: Vec<i16>,
+    dates: Vec<NaiveDate>,
+    metrics: Vec<&'a str>,
+    n: Vec<i64>,
+    sums: [Vec<f64>; 8],
+}
+
+impl<'a> RowColumns<'a> {
+    fn of(rows: impl Iterator<Item = (&'a AggregateKey, &'a overlay::Delta)> + Clone) -> Self {
+        let keys = rows.clone().map(|(k, _)| k);
+        let d: Vec<[f64; 8]> = rows.clone().map(|(_, x)| x.sums.sums()).collect();
+        RowColumns {
+            experiments: keys.clone().map(|k| k.experiment.as_str()).collect(),
+            phases: keys.clone().map(|k| phase_i32(k.phase)).collect(),
+            variants: keys.clone().map(|k| k.variant.to_sql()).collect(),
+            dates: keys.clone().map(|k| k.date).collect(),
+            metrics: keys.map(|k| k.metric.as_str()).collect(),
+            n: rows.map(|(_, x)| x.n).collect(),
+            sums: std::array::from_fn(|i| d.iter().map(|s| s[i]).collect()),
+        }
+    }
+
+    fn keys(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![&self.experiments, &self.phases, &self.variants, &self.dates, &self.metrics]
+    }
+
+    /// The key, then `more` columns, then `n` and the sums.
+    fn with_sums<'b>(&'b self, more: &[&'b (dyn ToSql + Sync)]) -> Vec<&'b (dyn ToSql + Sync)> {
+        let mut out = self.keys();
+        out.extend_from_slice(more);
+        out.push(&self.n);
+        out.extend(self.sums.iter().map(|s| s as &(dyn ToSql + Sync)));
+        out
+    }
+}
+
 /// A group's exposures as the columns of [`sql::PUT_EXPOSURES`].
 struct ExposureColumns<'a> {
     visitors: Vec<&'a str>,
@@ -1177,6 +1295,26 @@ impl<'a> ExposureColumns<'a> {
     fn params(&self) -> [&(dyn ToSql + Sync); 6] {
         [&self.visitors, &self.experiments, &self.phases, &self.variants, &self.ts, &self.attributes]
     }
+}
+
+/// The aggregate key of a row whose first five columns are experiment,
+/// phase, variant, date and metric.
+fn aggregate_key_at(r: &tokio_postgres::Row, table: &'static str) -> Result<AggregateKey, StoreError> {
+    let key = || format!("{}/{}/{}", r.get::<_, &str>(0), r.get::<_, i32>(1), r.get::<_, i16>(2));
+    Ok(AggregateKey {
+        experiment: parsed(r, 0, table, ExperimentId::parse_owned)?,
+        phase: phase_at(r, 1, table, key)?,
+        variant: variant_at(r, 2, table, key)?,
+        date: r.get(3),
+        metric: parsed(r, 4, table, MetricName::parse_owned)?,
+    })
+}
+
+/// A segment row: the aggregate key, the sums, then attribute and value.
+fn segment_row(r: &tokio_postgres::Row) -> Result<(SegmentKey, Moments), StoreError> {
+    let row = aggregate_key_at(r, "segment_aggregates")?;
+    let key = SegmentKey { row, attribute: r.get(14), value: r.get(15) };
+    Ok((key, moments_at(r, 5)))
 }
 
 /// One exposed visitor of [`Store::visit_tallies`]'s query: the first
@@ -1256,26 +1394,18 @@ async fn write_back(
     let t_json: Vec<String> = t.iter().map(|(_, t)| serde_json::to_string(t).expect("tallies serialize")).collect();
 
     // In key order: the order every replica locks aggregate rows in.
-    let keys: Vec<&AggregateKey> = c.aggregates.keys().collect();
-    let a_experiments: Vec<&str> = keys.iter().map(|k| k.experiment.as_str()).collect();
-    let a_phases: Vec<i32> = keys.iter().map(|k| phase_i32(k.phase)).collect();
-    let a_variants: Vec<i16> = keys.iter().map(|k| k.variant.to_sql()).collect();
-    let a_dates: Vec<NaiveDate> = keys.iter().map(|k| k.date).collect();
-    let a_metrics: Vec<&str> = keys.iter().map(|k| k.metric.as_str()).collect();
-    let d: Vec<[f64; 8]> = c.aggregates.values().map(|x| x.sums.sums()).collect();
-    let a_n: Vec<i64> = c.aggregates.values().map(|x| x.n).collect();
-    let sums: [Vec<f64>; 8] = std::array::from_fn(|i| d.iter().map(|s| s[i]).collect());
-
+    let a = RowColumns::of(c.aggregates.iter());
+    let g = RowColumns::of(c.segments.iter().map(|(k, d)| (&k.row, d)));
+    let g_attributes: Vec<&str> = c.segments.keys().map(|k| k.attribute.as_str()).collect();
+    let g_values: Vec<&str> = c.segments.keys().map(|k| k.value.as_str()).collect();
     let x_params = x.params();
     let e_params: [&(dyn ToSql + Sync); 5] = [&e_ids, &e_visitors, &e_names, &e_values, &e_ts];
     let t_params: [&(dyn ToSql + Sync); 4] = [&t_experiments, &t_phases, &t_visitors, &t_json];
-    let key_columns: [&(dyn ToSql + Sync); 5] = [&a_experiments, &a_phases, &a_variants, &a_dates, &a_metrics];
-    let add: Vec<&(dyn ToSql + Sync)> = key_columns
-        .iter()
-        .copied()
-        .chain([&a_n as &(dyn ToSql + Sync)])
-        .chain(sums.iter().map(|s| s as &(dyn ToSql + Sync)))
-        .collect();
+    let key_columns = a.keys();
+    let add = a.with_sums(&[]);
+    let g_keys: Vec<&(dyn ToSql + Sync)> =
+        g.keys().into_iter().chain([&g_attributes as &(dyn ToSql + Sync), &g_values]).collect();
+    let add_segments = g.with_sums(&[&g_attributes, &g_values]);
     let (kept, dropped): (Vec<_>, Vec<_>) = c.capped.iter().partition(|(_, e)| e.is_some());
     let (k_experiments, k_phases, k_metrics, k_visitors) = capped_key_columns(&kept);
     let entries: Vec<&CappedEntry> = kept.iter().filter_map(|(_, e)| e.as_ref()).collect();
@@ -1307,11 +1437,17 @@ async fn write_back(
     if !t.is_empty() {
         statements.push(Box::pin(tx.execute(&prepared[2], &t_params)));
     }
-    if !keys.is_empty() {
+    if !a.n.is_empty() {
         statements.push(Box::pin(tx.execute(&prepared[3], &add)));
     }
-    if a_n.iter().any(|&n| n < 0) {
+    if a.n.iter().any(|&n| n < 0) {
         statements.push(Box::pin(tx.execute(&prepared[4], &key_columns)));
+    }
+    if !g.n.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[8], &add_segments)));
+    }
+    if g.n.iter().any(|&n| n < 0) {
+        statements.push(Box::pin(tx.execute(&prepared[9], &g_keys)));
     }
     if !dropped.is_empty() {
         statements.push(Box::pin(tx.execute(&prepared[5], &drop_capped)));

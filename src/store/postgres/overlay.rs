@@ -15,7 +15,7 @@ use crate::attribution::Tallies;
 use crate::ids::{EventId, VisitorId};
 use crate::records::{Event, Exposure};
 use crate::stats::Moments;
-use crate::store::rules::{AggregateKey, CappedEntry, CappedScope, Change, Ledger, Stored, TallyKey};
+use crate::store::rules::{AggregateKey, CappedEntry, CappedScope, Change, Ledger, SegmentKey, Stored, TallyKey};
 use crate::store::Write;
 
 /// What a group must read before its rules run.
@@ -85,6 +85,8 @@ pub struct Changes {
     pub tallies: Vec<(TallyKey, Tallies)>,
     /// In key order, the order every replica locks rows in.
     pub aggregates: BTreeMap<AggregateKey, Delta>,
+    /// Likewise the segment rows.
+    pub segments: BTreeMap<SegmentKey, Delta>,
     /// Each touched visitor's value-index entry as it ends (`None`: none).
     pub capped: BTreeMap<(CappedScope, VisitorId), Option<CappedEntry>>,
     /// The change of each index's counts, (covered, positive, negative),
@@ -103,6 +105,7 @@ pub struct Overlay {
     new_events: RefCell<Vec<Event>>,
     dirty_tallies: RefCell<BTreeSet<TallyKey>>,
     aggregates: RefCell<BTreeMap<AggregateKey, Delta>>,
+    segments: RefCell<BTreeMap<SegmentKey, Delta>>,
     capped: RefCell<BTreeMap<(CappedScope, VisitorId), Option<CappedEntry>>>,
     capped_counts: RefCell<BTreeMap<CappedScope, [i64; 3]>>,
 }
@@ -165,6 +168,7 @@ impl Overlay {
             events: self.new_events.into_inner(),
             tallies,
             aggregates: self.aggregates.into_inner(),
+            segments: self.segments.into_inner(),
             capped: self.capped.into_inner(),
             capped_counts: self.capped_counts.into_inner(),
         }
@@ -226,6 +230,11 @@ impl Ledger for Overlay {
 
     fn update_aggregate(&self, key: &AggregateKey, change: Change) -> Result<(), NotFetched> {
         self.aggregates.borrow_mut().entry(key.clone()).or_default().add(change);
+        Ok(())
+    }
+
+    fn update_segment(&self, key: &SegmentKey, change: Change) -> Result<(), NotFetched> {
+        self.segments.borrow_mut().entry(key.clone()).or_default().add(change);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use std::str::from_utf8;
 use chrono::{Datelike, NaiveDate};
 
 use crate::ids::{ExperimentId, MetricName, VariantIndex, VisitorId};
-pub use crate::store::rules::{AggregateKey, CappedScope, CappedSide, TallyKey};
+pub use crate::store::rules::{AggregateKey, CappedScope, CappedSide, SegmentKey, TallyKey};
 
 fn push_str(out: &mut Vec<u8>, s: &str) {
     let len = u16::try_from(s.len()).expect("key parts are at most 64 KiB (ids are validated far shorter)");
@@ -109,6 +109,34 @@ impl AggregateKey {
         let date = NaiveDate::from_num_days_from_ce_opt(key_i32(take(&mut b)?))?;
         let metric = MetricName::parse(take_str(&mut b)?).ok()?;
         b.is_empty().then_some(AggregateKey { experiment, phase, variant, date, metric })
+    }
+}
+
+/// `segment_aggregates`: one key per (test, phase, attribute, value,
+/// variant, date, metric), so a test's phase scans by prefix, an
+/// attribute's values together.
+impl SegmentKey {
+    pub fn encode(&self) -> Vec<u8> {
+        let row = &self.row;
+        let mut k = phase_prefix(&row.experiment, row.phase);
+        push_str(&mut k, &self.attribute);
+        push_str(&mut k, &self.value);
+        k.extend_from_slice(&row.variant.to_be_bytes());
+        k.extend_from_slice(&i32_key(row.date.num_days_from_ce()));
+        push_str(&mut k, row.metric.as_str());
+        k
+    }
+
+    pub fn decode(mut b: &[u8]) -> Option<Self> {
+        let experiment = ExperimentId::parse(take_str(&mut b)?).ok()?;
+        let phase = u32::from_be_bytes(take(&mut b)?);
+        let attribute = take_str(&mut b)?.to_owned();
+        let value = take_str(&mut b)?.to_owned();
+        let variant = VariantIndex::from_be_bytes(take(&mut b)?)?;
+        let date = NaiveDate::from_num_days_from_ce_opt(key_i32(take(&mut b)?))?;
+        let metric = MetricName::parse(take_str(&mut b)?).ok()?;
+        let row = AggregateKey { experiment, phase, variant, date, metric };
+        b.is_empty().then_some(SegmentKey { row, attribute, value })
     }
 }
 

@@ -43,7 +43,9 @@ use sled::transaction::{TransactionError, Transactional};
 use super::engine::{Backend, BoxFuture, Engine, Limits, Pending};
 use super::rules::{apply, Recomputed};
 use super::rules::{CappedCounts, CappedEntry, CappedIndex, CappedScope, CappedSide, Ledger};
-use super::{stream_tallies, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK};
+use super::{
+    stream_tallies, Attributes, FlushObserver, Outcome, Recorded, Store, StoreError, Visit, Write, TALLY_CHUNK,
+};
 use crate::aggregates::AggregateRow;
 use crate::allocation::AllocationRecord;
 
@@ -53,9 +55,10 @@ use crate::ids::{ExperimentId, MetricName, VisitorId};
 use crate::notify::{AfterTry, Delivery, LastDelivery};
 use crate::records::{Event, Exposure};
 use crate::stats::Moments;
-use keys::{phase_prefix, AggregateKey};
+use keys::{phase_prefix, AggregateKey, SegmentKey, TallyKey};
 use trees::{
-    Aggregates, Allocations, Capped, Events, Exposures, Notifications, TallyTree, Tx, TxResult, VisitorEvents,
+    Aggregates, Allocations, Capped, Events, Exposures, Notifications, SegmentAggregates, TallyTree, Tx, TxResult,
+    VisitorEvents,
 };
 
 /// sled's page cache. Its default, 1 GiB, let a server holding a million
@@ -86,6 +89,7 @@ struct Trees {
     visitor_events: VisitorEvents,
     tallies: TallyTree,
     aggregates: Aggregates,
+    segments: SegmentAggregates,
     capped: Capped,
     allocations: Allocations,
     notifications: Notifications,
@@ -106,6 +110,7 @@ impl Trees {
             visitor_events: VisitorEvents(db.open_tree(VisitorEvents::NAME)?),
             tallies: TallyTree(db.open_tree(TallyTree::NAME)?),
             aggregates: Aggregates(db.open_tree(Aggregates::NAME)?),
+            segments: SegmentAggregates(db.open_tree(SegmentAggregates::NAME)?),
             capped: Capped(db.open_tree(Capped::NAME)?),
             allocations: Allocations(db.open_tree(Allocations::NAME)?),
             notifications: Notifications {
@@ -323,8 +328,9 @@ impl Trees {
         } else {
             t.visitor_events.redigest()?;
         }
-        let Recomputed { aggregates, tallies, capped } = self.recompute_all(catalog)?;
+        let Recomputed { aggregates, segments, tallies, capped } = self.recompute_all(catalog)?;
         t.aggregates.0.clear()?;
+        t.segments.0.clear()?;
         t.tallies.0.clear()?;
         t.capped.0.clear()?;
         t.capped.write_all(&capped)?;
@@ -338,6 +344,11 @@ impl Trees {
             batch.insert(k.encode(), &Aggregates::encode_value(m)[..]);
         }
         t.aggregates.0.apply_batch(batch)?;
+        let mut batch = sled::Batch::default();
+        for (k, m) in &segments {
+            batch.insert(k.encode(), &Aggregates::encode_value(m)[..]);
+        }
+        t.segments.0.apply_batch(batch)?;
         t.set_format()?;
         t.sync()?;
         t.drop_legacy_events()?;
@@ -505,6 +516,28 @@ impl Store for SledStore {
 
     async fn all_capped(&self) -> Result<CappedIndex, StoreError> {
         blocking(&self.shared, |s| s.trees()?.capped.all()).await
+    }
+    async fn segment_rows(&self, exp: &Experiment) -> Result<Vec<(SegmentKey, Moments)>, StoreError> {
+        let (id, phase) = (exp.id.clone(), exp.allocation_version);
+        blocking(&self.shared, move |s| s.trees()?.segments.of_phase(&id, phase)).await
+    }
+    async fn all_segments(&self) -> Result<BTreeMap<SegmentKey, Moments>, StoreError> {
+        blocking(&self.shared, |s| Ok(s.trees()?.segments.all()?.into_iter().collect())).await
+    }
+    async fn attributes_of(&self, exp: &Experiment, visitors: Vec<VisitorId>) -> Result<Attributes, StoreError> {
+        let (experiment, phase) = (exp.id.clone(), exp.allocation_version);
+        blocking(&self.shared, move |s| {
+            let tallies = &s.trees()?.tallies;
+            let mut out = Attributes::new();
+            for visitor in visitors {
+                let key = TallyKey { experiment: experiment.clone(), phase, visitor };
+                if let Some(t) = tallies.get(&key)? {
+                    out.insert(key.visitor, t.attributes);
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
     async fn recompute(&self, catalog: &Catalog) -> Result<Recomputed, StoreError> {
         let catalog = catalog.clone();
@@ -697,9 +730,10 @@ fn concat<T>(mut lists: impl Iterator<Item = Result<Vec<T>, StoreError>>) -> Res
 
 /// Runs `body` in one transaction over every tree and returns its value.
 fn transact<T>(trees: &Trees, body: impl Fn(&Tx) -> TxResult<T>) -> Result<T, StoreError> {
-    (&trees.exposures.0, &trees.visitor_events.0, &trees.tallies.0, &trees.aggregates.0, &trees.capped.0)
-        .transaction(|(exposures, visitor_events, tallies, aggregates, capped)| {
-            body(&Tx { exposures, visitor_events, tallies, aggregates, capped })
+    let t = trees;
+    (&t.exposures.0, &t.visitor_events.0, &t.tallies.0, &t.aggregates.0, &t.segments.0, &t.capped.0)
+        .transaction(|(exposures, visitor_events, tallies, aggregates, segments, capped)| {
+            body(&Tx { exposures, visitor_events, tallies, aggregates, segments, capped })
         })
         .map_err(StoreError::from)
 }

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Tree;
 
-use super::keys::{describe, event_chunk_key, phase_prefix, visitor_key, AggregateKey, CappedScope, TallyKey};
+use super::keys::{
+    describe, event_chunk_key, phase_prefix, visitor_key, AggregateKey, CappedScope, SegmentKey, TallyKey,
+};
 use crate::allocation::AllocationRecord;
 use crate::attribution::Tallies;
 use crate::ids::{EventId, ExperimentId, VariantIndex, VisitorId};
@@ -261,6 +263,12 @@ impl TallyTree {
         })
     }
 
+    /// One visitor's tallies, if they have any.
+    pub fn get(&self, key: &TallyKey) -> Result<Option<Tallies>, StoreError> {
+        let k = key.encode();
+        Ok(self.0.get(&k)?.map(|v| decode(Self::NAME, &k, &v)).transpose()?)
+    }
+
     /// A record of this tree that cannot be used, and why.
     pub fn corrupt(key: &[u8], detail: &str) -> Corrupt {
         Corrupt { tree: Self::NAME, key: describe(key), detail: detail.into() }
@@ -303,10 +311,16 @@ impl Aggregates {
     const VALUE_LEN: usize = 8 * (1 + Moments::SUM_NAMES.len());
 
     pub fn decode_value(key: &[u8], bytes: &[u8]) -> Result<Moments, Corrupt> {
+        Self::decode_value_of(Self::NAME, key, bytes)
+    }
+
+    /// [`Self::decode_value`] for a row of `tree` (the segment rows hold
+    /// the same sums).
+    fn decode_value_of(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<Moments, Corrupt> {
         let field = |i: usize| u64::from_be_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"));
         if bytes.len() != Self::VALUE_LEN {
             return Err(Corrupt {
-                tree: Self::NAME,
+                tree,
                 key: describe(key),
                 detail: format!("{} bytes where a row's sums take {}", bytes.len(), Self::VALUE_LEN),
             });
@@ -319,6 +333,37 @@ impl Aggregates {
     }
 
     pub fn all(&self) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
+        Self::decode_rows(self.0.iter())
+    }
+}
+
+/// The segment rows ([`SegmentKey`]): each aggregate row's sums by the raw
+/// value of each segment attribute, in the aggregates' encoding. Derived:
+/// `rebuild` recomputes them.
+#[derive(Clone)]
+pub struct SegmentAggregates(pub(super) Tree);
+
+impl SegmentAggregates {
+    pub const NAME: &'static str = "segment_aggregates";
+
+    fn decode_rows(iter: sled::Iter) -> Result<Vec<(SegmentKey, Moments)>, StoreError> {
+        iter.map(|kv| {
+            let (k, v) = kv?;
+            let key = SegmentKey::decode(&k).ok_or_else(|| Corrupt {
+                tree: Self::NAME,
+                key: describe(&k),
+                detail: "the key does not decode".into(),
+            })?;
+            Ok((key, Aggregates::decode_value_of(Self::NAME, &k, &v)?))
+        })
+        .collect()
+    }
+
+    pub fn of_phase(&self, experiment: &ExperimentId, phase: u32) -> Result<Vec<(SegmentKey, Moments)>, StoreError> {
+        Self::decode_rows(self.0.scan_prefix(phase_prefix(experiment, phase)))
+    }
+
+    pub fn all(&self) -> Result<Vec<(SegmentKey, Moments)>, StoreError> {
         Self::decode_rows(self.0.iter())
     }
 }
@@ -581,7 +626,25 @@ pub struct Tx<'a> {
     pub visitor_events: &'a TransactionalTree,
     pub tallies: &'a TransactionalTree,
     pub aggregates: &'a TransactionalTree,
+    pub segments: &'a TransactionalTree,
     pub capped: &'a TransactionalTree,
+}
+
+/// Applies `change` to the sums under `k` in `tree`; a row left with no
+/// visitors is removed.
+fn update_sums(tree: &TransactionalTree, name: &'static str, k: Vec<u8>, change: Change) -> TxResult<()> {
+    let mut m = match tree.get(&k)? {
+        None => Moments::default(),
+        Some(bytes) => Aggregates::decode_value_of(name, &k, &bytes)
+            .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?,
+    };
+    change.apply(&mut m);
+    if m.n == 0 {
+        tree.remove(k)?;
+    } else {
+        tree.insert(k, &Aggregates::encode_value(&m)[..])?;
+    }
+    Ok(())
 }
 
 impl Tx<'_> {
@@ -676,19 +739,11 @@ impl Ledger for Tx<'_> {
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// (its last visitor moved to another day) is removed.
     fn update_aggregate(&self, key: &AggregateKey, change: Change) -> TxResult<()> {
-        let k = key.encode();
-        let mut m = match self.aggregates.get(&k)? {
-            None => Moments::default(),
-            Some(bytes) => Aggregates::decode_value(&k, &bytes)
-                .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?,
-        };
-        change.apply(&mut m);
-        if m.n == 0 {
-            self.aggregates.remove(k)?;
-        } else {
-            self.aggregates.insert(k, &Aggregates::encode_value(&m)[..])?;
-        }
-        Ok(())
+        update_sums(self.aggregates, Aggregates::NAME, key.encode(), change)
+    }
+
+    fn update_segment(&self, key: &SegmentKey, change: Change) -> TxResult<()> {
+        update_sums(self.segments, SegmentAggregates::NAME, key.encode(), change)
     }
 
     /// Removes the visitor's keys at their old values, writes them at the
@@ -732,7 +787,7 @@ mod tests {
         use sled::transaction::Transactional;
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let trees: Vec<sled::Tree> = ["a", "b", "c", "d", "e"].iter().map(|n| db.open_tree(n).unwrap()).collect();
+        let trees: Vec<sled::Tree> = ["a", "b", "c", "d", "e", "f"].iter().map(|n| db.open_tree(n).unwrap()).collect();
         let events = VisitorEvents(trees[1].clone());
         let visitor: VisitorId = "shopper".parse().unwrap();
         let event = |i: usize| Event {
@@ -743,9 +798,9 @@ mod tests {
             ts: "2026-11-30T12:00:00Z".parse().unwrap(),
         };
         let append = |range: std::ops::Range<usize>| {
-            (&trees[0], &trees[1], &trees[2], &trees[3], &trees[4])
-                .transaction(|(exposures, visitor_events, tallies, aggregates, capped)| {
-                    let tx = Tx { exposures, visitor_events, tallies, aggregates, capped };
+            (&trees[0], &trees[1], &trees[2], &trees[3], &trees[4], &trees[5])
+                .transaction(|(exposures, visitor_events, tallies, aggregates, segments, capped)| {
+                    let tx = Tx { exposures, visitor_events, tallies, aggregates, segments, capped };
                     range.clone().try_for_each(|i| tx.append_event(&event(i)))
                 })
                 .unwrap()

@@ -39,11 +39,24 @@ pub async fn report_with(
     caps: Collector<'_>,
     now: DateTime<Utc>,
 ) -> Result<Report, StoreError> {
-    let (rows, capping) = report_rows(store, exp, caps).await?;
+    let (rows, capping, cuts) = capped_rows(store, exp, caps).await?;
+    let segments = catalog.segments().to_vec();
+    let sums = match segments.is_empty() {
+        true => None,
+        false => Some(segment_sums(store, catalog, exp, &segments, &rows, &capping, &cuts).await?),
+    };
     let (catalog, exp) = (catalog.clone(), exp.clone());
-    tokio::task::spawn_blocking(move || analyze(&exp, &catalog, &rows, capping, exp.local_day(now)))
-        .await
-        .map_err(|e| StoreError::Internal(format!("the analysis did not finish: {e}")))
+    tokio::task::spawn_blocking(move || {
+        let today = exp.local_day(now);
+        let mut report = analyze(&exp, &catalog, &rows, capping.clone(), today);
+        if let Some(sums) = sums {
+            let breakdowns = by_segment::finish(&exp, &catalog, &segments, sums, &capping, today);
+            by_segment::attach(&mut report, &exp, &catalog, breakdowns);
+        }
+        report
+    })
+    .await
+    .map_err(|e| StoreError::Internal(format!("the analysis did not finish: {e}")))
 }
 
 /// The test's breakdown by each of `segments` as of `now` (the shop-local
@@ -57,23 +70,37 @@ pub async fn segments(
     now: DateTime<Utc>,
 ) -> Result<Vec<Breakdown>, StoreError> {
     let (rows, capping, cuts) = capped_rows(store, exp, Collector::new(exp, catalog)).await?;
+    let sums = segment_sums(store, catalog, exp, &segments, &rows, &capping, &cuts).await?;
     let today = exp.local_day(now);
-    let sums = if cuts.len() == capping.iter().filter(|c| c.value.is_some()).count() {
-        // Every cap came from its value index: the segment rows, with the
-        // excess of the visitors above each cap taken by their values.
-        let stored = store.segment_rows(exp).await?;
-        let above: Vec<VisitorId> = cuts.iter().flat_map(|c| c.entries.iter().map(|(v, _)| v.clone())).collect();
-        let attributes = if above.is_empty() { Attributes::new() } else { store.attributes_of(exp, above).await? };
-        by_segment::from_rows(exp, &segments, &rows, &stored, &cuts, &attributes)
-    } else {
-        let mut collect = by_segment::Collector::new(exp.clone(), catalog.clone(), segments.clone(), &capping);
-        store.visit_tallies(exp, &mut |v| collect.visit(v)).await?;
-        collect.into_sums()
-    };
     let (catalog, exp) = (catalog.clone(), exp.clone());
     tokio::task::spawn_blocking(move || by_segment::finish(&exp, &catalog, &segments, sums, &capping, today))
         .await
         .map_err(|e| StoreError::Internal(format!("the breakdown by segment did not finish: {e}")))
+}
+
+/// Each segment's per-value sums ([`by_segment::ValueSums`]) of the
+/// test's capped `rows`: from the segment rows when every cap came from its
+/// value index (each cut taken by the values of the visitors above it),
+/// else from a pass over every visitor's tallies.
+async fn segment_sums(
+    store: &dyn Store,
+    catalog: &Arc<Catalog>,
+    exp: &Arc<Experiment>,
+    segments: &[Segment],
+    rows: &[AggregateRow],
+    capping: &[CapApplied],
+    cuts: &[Cut],
+) -> Result<Vec<Vec<by_segment::ValueSums>>, StoreError> {
+    if cuts.len() == capping.iter().filter(|c| c.value.is_some()).count() {
+        let stored = store.segment_rows(exp).await?;
+        let above: Vec<VisitorId> = cuts.iter().flat_map(|c| c.entries.iter().map(|(v, _)| v.clone())).collect();
+        let attributes = if above.is_empty() { Attributes::new() } else { store.attributes_of(exp, above).await? };
+        Ok(by_segment::from_rows(exp, segments, rows, &stored, cuts, &attributes))
+    } else {
+        let mut collect = by_segment::Collector::new(exp.clone(), catalog.clone(), segments.to_vec(), capping);
+        store.visit_tallies(exp, &mut |v| collect.visit(v)).await?;
+        Ok(collect.into_sums())
+    }
 }
 
 /// The aggregate rows a report of the test's current phase reads: the

@@ -24,6 +24,7 @@ use crate::aggregates::AggregateRow;
 use crate::analysis::{analyze, Arm, Lift};
 use crate::attribution::metric_values;
 use crate::capping::{self, CapApplied, Cut, VisitorTallies};
+use crate::experiment::segments_file::{NONE, OTHER};
 use crate::experiment::{Catalog, Experiment, Segment};
 use crate::ids::{VariantIndex, VisitorId};
 use crate::stats::srm::SRM_THRESHOLD;
@@ -341,4 +342,177 @@ fn breakdown(exp: &Experiment, segment: &Segment, mut values: Vec<ValueResult>) 
         }
     }
     Breakdown { segment: segment.name.clone(), attribute: segment.attribute.clone(), values, heterogeneity }
+}
+
+/// Adds `breakdowns` to the report of `exp`: the breakdowns, what they
+/// found, and the verdict's sentence qualified where a winner loses on a
+/// segment value. The verdict's code never changes: segment lifts are
+/// exploratory.
+pub fn attach(report: &mut crate::analysis::Report, exp: &Experiment, catalog: &Catalog, breakdowns: Vec<Breakdown>) {
+    report.segments_summary = findings(exp, catalog, &breakdowns);
+    if let Some(winner) = report.verdict.winner.clone() {
+        report.verdict.sentence = qualified_sentence(exp, &report.verdict.sentence, &winner, &breakdowns);
+    }
+    report.segments = breakdowns;
+}
+
+/// A heterogeneity p-value below this is reported, and can qualify a
+/// winner's verdict.
+pub const HETEROGENEITY_THRESHOLD: f64 = 0.01;
+
+/// What a breakdown found that the report names in a sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub segment: String,
+    /// The value it is about: the one whose split is off, or where the
+    /// treatment's lift is worst.
+    pub value: String,
+    pub kind: FindingKind,
+    pub p_value: f64,
+    /// For a heterogeneous lift: the metric and the treatment.
+    pub metric: Option<String>,
+    pub variant: Option<String>,
+    pub sentence: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingKind {
+    /// The value's exposures do not split as configured.
+    Srm,
+    /// A lift differs between the values more than chance makes it.
+    Heterogeneity,
+}
+
+/// The findings of `breakdowns` of a test: every value whose split is off
+/// (the sign of a variant broken on one device or browser), and every lift
+/// on the primary metric or a guardrail that differs by value with
+/// p < [`HETEROGENEITY_THRESHOLD`].
+pub fn findings(exp: &Experiment, catalog: &Catalog, breakdowns: &[Breakdown]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for b in breakdowns {
+        let everyone: u64 = b.values.iter().flat_map(|v| v.visitors.iter().map(|(_, n)| n)).sum();
+        // A value holding every visitor repeats the whole test's check.
+        let alone = |v: &&ValueResult| v.visitors.iter().map(|(_, n)| n).sum::<u64>() < everyone;
+        for v in b.values.iter().filter(|v| v.srm.mismatch).filter(alone) {
+            // The variant short of its share the most: where exposures go missing.
+            let total: u64 = v.visitors.iter().map(|(_, n)| n).sum();
+            let weights = exp.weights();
+            let wsum: f64 = weights.iter().sum();
+            let short = v
+                .visitors
+                .iter()
+                .zip(&weights)
+                .filter(|(_, w)| **w > 0.0)
+                .min_by(|((_, a), wa), ((_, b), wb)| {
+                    let ratio = |n: u64, w: f64| n as f64 / (w / wsum * total as f64);
+                    ratio(*a, **wa).total_cmp(&ratio(*b, **wb))
+                })
+                .map_or("", |((variant, _), _)| variant.as_str());
+            out.push(Finding {
+                segment: b.segment.clone(),
+                value: v.value.clone(),
+                kind: FindingKind::Srm,
+                p_value: v.srm.p_value,
+                metric: None,
+                variant: Some(short.to_owned()),
+                sentence: format!(
+                    "Exposures {at} do not split as configured ({p}): check how `{short}` renders and tracks {there}.",
+                    at = place(b, &v.value),
+                    p = p_text(v.srm.p_value),
+                    there = if v.value == OTHER || v.value == NONE {
+                        "for them".to_owned()
+                    } else {
+                        format!("on {}", v.value)
+                    },
+                ),
+            });
+        }
+        let judged = |m: &str| m == exp.primary_metric || exp.guardrail_metrics.iter().any(|g| g == m);
+        for h in b.heterogeneity.iter().filter(|h| judged(&h.metric) && h.p_value < HETEROGENEITY_THRESHOLD) {
+            let lifts: Vec<(&str, f64)> = h
+                .values_used
+                .iter()
+                .filter_map(|value| {
+                    Some((value.as_str(), lift_of(b, value, &h.metric, &h.variant)?.comparison.relative_lift))
+                })
+                .collect();
+            // The value where the treatment does worst: where to look first.
+            let better = catalog.metric(&h.metric).is_none_or(|m| m.higher_is_better);
+            let worst = lifts.iter().min_by(|a, b| if better { a.1.total_cmp(&b.1) } else { b.1.total_cmp(&a.1) });
+            let label = catalog.metric(&h.metric).map_or(h.metric.clone(), |m| m.label.to_lowercase());
+            let listed: Vec<String> =
+                lifts.iter().map(|(v, l)| format!("{} on {v}", crate::format::signed_pct(*l))).collect();
+            out.push(Finding {
+                segment: b.segment.clone(),
+                value: worst.map_or_else(String::new, |(v, _)| (*v).to_owned()),
+                kind: FindingKind::Heterogeneity,
+                p_value: h.p_value,
+                metric: Some(h.metric.clone()),
+                variant: Some(h.variant.clone()),
+                sentence: format!(
+                    "`{}` lifts {label} differently by {} ({}): {} (exploratory).",
+                    h.variant,
+                    b.segment,
+                    p_text(h.p_value),
+                    listed.join(", ")
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// Where a value's visitors are, in words: "on mobile (device)", "with a
+/// device not listed in segments.toml", "without a device".
+fn place(b: &Breakdown, value: &str) -> String {
+    match value {
+        OTHER => format!("with a {} not listed in segments.toml", b.attribute),
+        NONE => format!("without a {}", b.attribute),
+        v => format!("on {v} ({})", b.segment),
+    }
+}
+
+/// One value's lift of `variant` on `metric`, when it has one.
+fn lift_of<'b>(b: &'b Breakdown, value: &str, metric: &str, variant: &str) -> Option<&'b Lift> {
+    let v = b.values.iter().find(|v| v.value == value)?;
+    v.metrics.iter().find(|m| m.name == metric)?.lifts.iter().find(|l| l.variant == variant)
+}
+
+/// `p < 0.001` below it, else `p = 0.004`.
+fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_owned()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+/// The verdict's sentence when it names a winner that, on some segment
+/// value, loses on the primary metric (significantly after
+/// Benjamini–Hochberg, on a lift that differs by value with
+/// p < [`HETEROGENEITY_THRESHOLD`]): the sentence keeps its code and adds
+/// ", but it loses on mobile: −12% (exploratory)".
+pub fn qualified_sentence(exp: &Experiment, sentence: &str, winner: &str, breakdowns: &[Breakdown]) -> String {
+    let mut losses = Vec::new();
+    for b in breakdowns {
+        let heterogeneous = b
+            .heterogeneity
+            .iter()
+            .any(|h| h.metric == exp.primary_metric && h.variant == winner && h.p_value < HETEROGENEITY_THRESHOLD);
+        if !heterogeneous {
+            continue;
+        }
+        for v in &b.values {
+            if let Some(l) = lift_of(b, &v.value, &exp.primary_metric, winner) {
+                if l.significant && l.direction == crate::analysis::Direction::Worse {
+                    losses.push(format!("{}: {}", v.value, crate::format::signed_pct(l.comparison.relative_lift)));
+                }
+            }
+        }
+    }
+    if losses.is_empty() {
+        return sentence.to_owned();
+    }
+    let base = sentence.trim_end().trim_end_matches('.');
+    format!("{base}, but it loses on {} (exploratory).", losses.join(" and on "))
 }

@@ -134,6 +134,18 @@ fn a_variant_losing_half_its_mobile_exposures_is_named_on_mobile_only() {
     assert_eq!(tablet["srm"]["judged"], false);
     let report = get(&server.url, &format!("/api/v1/experiments/{TEST}/report"));
     assert_values_add_up(&segments, &report);
+    // The report names the broken value, and only it.
+    let summary = report["segments_summary"].as_array().unwrap();
+    assert_eq!(summary.len(), 1, "{summary:#?}");
+    let f = &summary[0];
+    assert_eq!(
+        (f["segment"].as_str(), f["value"].as_str(), f["kind"].as_str()),
+        (Some("device"), Some("mobile"), Some("srm"))
+    );
+    assert_eq!(
+        f["sentence"],
+        "Exposures on mobile (device) do not split as configured (p < 0.001): check how `benefit` renders and tracks on mobile."
+    );
 }
 
 #[test]
@@ -160,6 +172,11 @@ fn a_lift_of_plus_20_on_desktop_and_minus_20_on_mobile_is_heterogeneous() {
     assert!((d["relative_lift"].as_f64().unwrap() - 0.2).abs() < 1e-9, "{d}");
     assert_eq!((m["direction"].as_str(), d["direction"].as_str()), (Some("worse"), Some("better")));
     assert!(m["p_value_adjusted"].as_f64().unwrap() >= m["p_value"].as_f64().unwrap());
+    let report = get(&server.url, &format!("/api/v1/experiments/{TEST}/report"));
+    let found: Vec<&Value> = report["segments_summary"].as_array().unwrap().iter().collect();
+    let het = found.iter().find(|f| f["kind"] == "heterogeneity" && f["metric"] == "cart_offer_acceptance").unwrap();
+    assert_eq!((het["segment"].as_str(), het["value"].as_str()), (Some("device"), Some("mobile")), "{het}");
+    assert!(het["sentence"].as_str().unwrap().contains("-20.0% on mobile, +20.0% on desktop"), "{het}");
     // The breakdown survives a restart: it is read from the stored records.
     drop(server);
     let server = spawn_server_with(&data, Path::new(EXPERIMENTS), AT_NOW);
@@ -256,6 +273,43 @@ fn a_simulated_storefront_populates_every_segment() {
     assert!(het["p_value"].as_f64().unwrap() < 0.01, "{het}");
     let report = get(&server.url, &format!("/api/v1/experiments/{TEST}/report"));
     assert_values_add_up(&segments, &report);
+}
+
+/// A validated winner that loses on mobile keeps its verdict, and the
+/// sentence says where it loses (a fixed seed, so fixed numbers).
+#[test]
+fn a_winner_that_loses_on_mobile_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_server_with(&dir.path().join("data"), Path::new(EXPERIMENTS), AT_NOW);
+    let test = "product-warranty-placement";
+    common::simulate(
+        &server.url,
+        &[
+            "--days",
+            "21",
+            "--visitors-per-day",
+            "3000",
+            "--seed",
+            "4",
+            "--effect",
+            &format!("{test}:above_fold:+80%@device=desktop"),
+            "--effect",
+            &format!("{test}:above_fold:-25%@device=mobile"),
+        ],
+    );
+    let report = get(&server.url, &format!("/api/v1/experiments/{test}/report"));
+    let verdict = &report["verdict"];
+    assert_eq!(
+        (verdict["code"].as_str(), verdict["winner"].as_str()),
+        (Some("validated_winner"), Some("above_fold")),
+        "{verdict}"
+    );
+    let sentence = verdict["sentence"].as_str().unwrap();
+    assert!(sentence.contains(", but it loses on mobile: -") && sentence.ends_with("% (exploratory)."), "{sentence}");
+    // The list and the page say the same.
+    let list = get(&server.url, "/api/v1/experiments");
+    let listed = list["experiments"].as_array().unwrap().iter().find(|e| e["id"] == test).unwrap();
+    assert_eq!(listed["verdict"]["sentence"], sentence);
 }
 
 #[test]

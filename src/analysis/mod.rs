@@ -217,6 +217,13 @@ pub struct Report {
     /// them (same surface, a visitor in both), each with how to keep the
     /// two apart.
     pub blocked_by: Vec<(String, String)>,
+    /// The test by each segment of `segments.toml` ([`crate::segments`]);
+    /// empty without segments, or where the report came from aggregates
+    /// made elsewhere.
+    pub segments: Vec<crate::segments::Breakdown>,
+    /// What those breakdowns found: a value whose split is off, a lift
+    /// that differs by value.
+    pub segments_summary: Vec<crate::segments::Finding>,
 }
 
 impl Report {
@@ -570,6 +577,8 @@ pub fn analyze(
             Status::Draft => catalog.would_overlap(exp).into_iter().map(|(id, how)| (id.to_string(), how)).collect(),
             _ => Vec::new(),
         },
+        segments: Vec::new(),
+        segments_summary: Vec::new(),
     };
     report.verdict = verdict::decide(&report);
     report

@@ -49,6 +49,10 @@ pub struct Report {
     /// where the source holds only the current phase (`offerlab analyze`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub earlier_phase_visitors: Option<u64>,
+    /// What the breakdowns by segment found (`GET .../segments` has them
+    /// whole); empty without segments.
+    #[serde(default)]
+    pub segments_summary: Vec<super::segments::Finding>,
 }
 
 impl Report {
@@ -81,6 +85,7 @@ impl Report {
             capping: r.capping.iter().map(Into::into).collect(),
             allocation_version,
             earlier_phase_visitors,
+            segments_summary: r.segments_summary.iter().map(Into::into).collect(),
         }
     }
 

@@ -6,6 +6,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use super::mirror;
 use super::report::{arms, lifts, Arm, Lift};
 use crate::segments as domain;
 
@@ -124,6 +125,42 @@ impl From<&domain::HeterogeneityResult> for Heterogeneity {
             dof: h.dof,
             p_value: h.p_value,
             values_used: h.values_used.clone(),
+        }
+    }
+}
+
+mirror!(
+    /// What a finding of a breakdown is about.
+    FindingKind from domain::FindingKind { Srm, Heterogeneity }
+);
+
+/// What a breakdown by segment found, as the report names it: a value
+/// whose exposures do not split as configured, or a lift that differs by
+/// value (`/report`'s `segments_summary`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub segment: String,
+    pub value: String,
+    pub kind: FindingKind,
+    pub p_value: f64,
+    /// The metric and treatment of a heterogeneous lift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    pub sentence: String,
+}
+
+impl From<&domain::Finding> for Finding {
+    fn from(f: &domain::Finding) -> Self {
+        Finding {
+            segment: f.segment.clone(),
+            value: f.value.clone(),
+            kind: f.kind.into(),
+            p_value: f.p_value,
+            metric: f.metric.clone(),
+            variant: f.variant.clone(),
+            sentence: f.sentence.clone(),
         }
     }
 }

@@ -49,6 +49,9 @@ enum CliError {
     Backup(#[from] offerlab::backup::BackupError),
     #[error("{0}")]
     Said(String),
+    /// A flag names something that does not exist: exit 2, as clap does.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl From<String> for CliError {
@@ -133,6 +136,10 @@ enum Command {
     Report {
         /// The test's id.
         test_id: String,
+        /// Also print the primary metric by this segment's values (a name in
+        /// segments.toml, e.g. device).
+        #[arg(long)]
+        by: Option<String>,
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
         #[arg(long, env = "OFFERLAB_READ_KEY", hide_env_values = true)]
@@ -276,9 +283,12 @@ fn main() -> ExitCode {
     offerlab::telemetry::init(std::io::stderr);
     match run(Cli::parse().command) {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                CliError::Usage(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -344,11 +354,28 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             print!("{}", warehouse::aggregates_sql(exp, &catalog, &layout));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Report { test_id, url, read_key } => {
+        Command::Report { test_id, by, url, read_key } => {
             let client = cli::client::Client::new(&url);
             let report: offerlab::wire::v1::Report =
                 client.get(&format!("/api/v1/experiments/{test_id}/report"), read_key.as_deref())?;
+            let segments = match &by {
+                None => None,
+                Some(segment) => {
+                    let path = format!("/api/v1/experiments/{test_id}/segments/{segment}");
+                    match client.get::<offerlab::wire::v1::Segments>(&path, read_key.as_deref()) {
+                        Err(cli::client::ClientError::Refused { status: 404, message, .. })
+                            if message.starts_with("unknown segment") =>
+                        {
+                            return Err(CliError::Usage(format!("--by {segment}: {message}")));
+                        }
+                        other => Some(other?),
+                    }
+                }
+            };
             print!("{}", offerlab::terminal::report(&report));
+            if let Some(s) = segments {
+                print!("{}", offerlab::terminal::by_segment(&report, &s));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { store } => on_runtime(async {

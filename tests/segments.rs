@@ -146,6 +146,16 @@ fn a_variant_losing_half_its_mobile_exposures_is_named_on_mobile_only() {
         f["sentence"],
         "Exposures on mobile (device) do not split as configured (p < 0.001): check how `benefit` renders and tracks on mobile."
     );
+    // The test page says it too, under "By segment", with a forest plot.
+    let page = reqwest::blocking::get(format!("{}/experiments/{TEST}", server.url)).unwrap().text().unwrap();
+    let by_segment = &page[page.find("By segment").expect("a By segment section")..];
+    assert!(by_segment.contains("Exposures on mobile (device) do not split as configured"), "{by_segment}");
+    assert!(by_segment.contains("<svg class=\"forest\""), "{by_segment}");
+    assert!(by_segment.contains("exploratory"));
+    assert!(
+        !by_segment[..by_segment.find("Business cycles").unwrap()].contains(">tablet<"),
+        "a value without visitors is left off"
+    );
 }
 
 #[test]
@@ -326,4 +336,19 @@ fn one_segment_alone_and_unknown_names_are_404() {
     let body: Value = r.json().unwrap();
     assert_eq!(body["error"]["code"], "unknown_segment", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("segments.toml defines device, customer"), "{body}");
+    // The terminal: the same breakdown, and exit 2 naming the known segments.
+    let report = |by: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+            .args(["report", TEST, "--url", &server.url, "--by", by])
+            .output()
+            .unwrap()
+    };
+    let out = report("device");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("By device (device), Cart offer acceptance: exploratory"), "{text}");
+    let out = report("browser");
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("unknown segment \"browser\"; segments.toml defines device, customer"), "{said}");
 }

@@ -4,6 +4,8 @@
 //! definition or the storefront supplies reaches the page through askama,
 //! which escapes it; this module only computes numbers and plain words.
 
+pub mod segments;
+
 use askama::Template;
 
 use crate::analysis::{Arm, Direction, Lift, MetricReport, Report, Role};
@@ -570,6 +572,9 @@ pub struct ExperimentPage {
     pub consistency: Option<String>,
     pub charts: Vec<Chart>,
     pub as_of: String,
+    /// "By segment": one card per segment, and what the breakdowns found.
+    pub segments: Vec<segments::SegmentSection>,
+    pub segment_findings: Vec<String>,
 }
 
 impl ExperimentPage {
@@ -678,6 +683,8 @@ impl ExperimentPage {
             consistency,
             charts: vec![cumulative_chart(r, primary), lift_chart(r)],
             as_of: r.as_of.to_string(),
+            segments: segments::sections(r),
+            segment_findings: r.segments_summary.iter().map(|f| f.sentence.clone()).collect(),
         }
     }
 }

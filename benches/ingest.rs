@@ -8,7 +8,9 @@
 //! attributed.
 //! Run: `cargo bench --bench ingest`; with `OFFERLAB_BENCH_ONLY=processes`,
 //! only the rows of replicas as processes (whose binary
-//! `OFFERLAB_BENCH_BIN` may name).
+//! `OFFERLAB_BENCH_BIN` may name); with `OFFERLAB_BENCH_ONLY=segments`, sled
+//! with the visitors' exposures carrying two segment attributes (four
+//! values each) and without, alternating, three runs of each.
 
 #[path = "support/exposed.rs"]
 mod exposed;
@@ -112,7 +114,9 @@ enum Replicas {
 
 /// Events per second through the API with `batch` events per request, on
 /// sled, or on servers sharing the PostgreSQL at `store`.
-async fn api(batch: usize, store: Option<&str>, replicas: Replicas) -> f64 {
+/// With `segments`, the visitors' exposures carry a device and a customer
+/// type, so each event also adds to their segment rows.
+async fn api(batch: usize, store: Option<&str>, replicas: Replicas, segments: bool) -> f64 {
     let root = tempfile::tempdir().unwrap();
     let mut settings = Settings::new(
         "127.0.0.1:0".parse().unwrap(),
@@ -143,7 +147,7 @@ async fn api(batch: usize, store: Option<&str>, replicas: Replicas) -> f64 {
     let url = urls[0].clone();
     let client = reqwest::Client::new();
     // 20,000 visitors exposed to the cart test, so events are attributed.
-    exposed::expose_cart_visitors(&client, &url, &settings.experiments, VISITORS).await;
+    exposed::expose_cart_visitors(&client, &url, &settings.experiments, VISITORS, segments).await;
     let sent = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
@@ -183,13 +187,16 @@ async fn api(batch: usize, store: Option<&str>, replicas: Replicas) -> f64 {
 fn main() {
     let only_processes = std::env::var("OFFERLAB_BENCH_ONLY").as_deref() == Ok("processes");
     let rt = tokio::runtime::Runtime::new().unwrap();
+    if std::env::var("OFFERLAB_BENCH_ONLY").as_deref() == Ok("segments") {
+        return segments(&rt);
+    }
     let raw_single = raw_sled(1, false);
     let mut rows = vec![("raw sled: insert + flush, one key per flush (baseline)".to_owned(), raw_single)];
     if !only_processes {
         rows.push(("raw sled: insert + flush + fdatasync, one key each".to_owned(), raw_sled(1, true)));
         rows.push(("raw sled: 100 inserts per flush + fdatasync".to_owned(), raw_sled(100, true)));
         for batch in [1, 100] {
-            let rate = rt.block_on(api(batch, None, Replicas::InProcess(1)));
+            let rate = rt.block_on(api(batch, None, Replicas::InProcess(1), false));
             rows.push((format!("sled: POST /v1/events, {}, {CLIENTS} clients", what(batch)), rate));
         }
     }
@@ -207,7 +214,7 @@ fn main() {
             if only_processes && matches!(replicas, InProcess(_)) {
                 continue;
             }
-            let rate = rt.block_on(api(batch, Some(&pg.database()), replicas));
+            let rate = rt.block_on(api(batch, Some(&pg.database()), replicas, false));
             let who = match replicas {
                 InProcess(n) => format!("{n} replica(s)"),
                 Processes(n) => format!("{n} replicas as `offerlab serve` processes"),
@@ -219,6 +226,38 @@ fn main() {
     println!("|---|---:|---:|");
     for (measurement, rate) in rows {
         println!("| {measurement} | {rate:.0} | {:.2} |", rate / raw_single);
+    }
+}
+
+/// sled ingest with and without segment attributes, alternating (without
+/// first in even rounds, with first in odd ones), three runs of each.
+fn segments(rt: &tokio::runtime::Runtime) {
+    println!("| measurement | without segments, events/s | with two segments, events/s | ratio of medians |");
+    println!("|---|---|---|---:|");
+    for batch in [1, 100] {
+        let (mut without, mut with) = (Vec::new(), Vec::new());
+        for round in 0..3 {
+            for segments in [round % 2 == 1, round % 2 == 0] {
+                let rate = rt.block_on(api(batch, None, Replicas::InProcess(1), segments));
+                if segments {
+                    with.push(rate)
+                } else {
+                    without.push(rate)
+                }
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let show = |v: &[f64]| v.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
+        let ratio = median(&mut with) / median(&mut without);
+        println!(
+            "| sled: POST /v1/events, {}, {CLIENTS} clients | {} | {} | {ratio:.2} |",
+            what(batch),
+            show(&without),
+            show(&with)
+        );
     }
 }
 

@@ -7,6 +7,9 @@
 //! the server under a heap profiler and point the load at it instead:
 //! `OFFERLAB_BENCH_URL=http://127.0.0.1:PORT cargo bench --bench memory`
 //! (resident memory is then read from `OFFERLAB_BENCH_PID`, if set).
+//! With `OFFERLAB_BENCH_SEGMENTS=1` each exposure carries a device and a
+//! customer type (four values each), so the store keeps segment rows and
+//! the tallies keep the attributes.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -41,6 +44,7 @@ fn main() {
     let experiments = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments");
     let catalog = load_dir(std::path::Path::new(experiments)).unwrap();
     let exp = catalog.get("cart-protection-copy").unwrap().clone();
+    let segments = std::env::var("OFFERLAB_BENCH_SEGMENTS").as_deref() == Ok("1");
     let data = tempfile::tempdir().unwrap();
     let (mut child, url, pid) = match std::env::var("OFFERLAB_BENCH_URL") {
         Ok(url) => (None, url, std::env::var("OFFERLAB_BENCH_PID").ok().and_then(|p| p.parse().ok())),
@@ -65,7 +69,7 @@ fn main() {
     let began = Instant::now();
     std::thread::scope(|s| {
         for c in 0..CLIENTS {
-            let (url, exp) = (&url, &exp);
+            let (url, exp, segments) = (&url, &exp, segments);
             s.spawn(move || {
                 let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
                 let post = |path: &str, body: &serde_json::Value| {
@@ -80,8 +84,16 @@ fn main() {
                         .map(|&v| {
                             let id = format!("v{v}");
                             let a = evaluate(exp, &id, &Attributes::new(), None).unwrap();
+                            let attributes = match segments {
+                                true => {
+                                    let device = ["mobile", "desktop", "tablet", "watch"][v % 4];
+                                    let customer = ["first_time", "repeat", "high_value", "wholesale"][v / 4 % 4];
+                                    json!({ "device": device, "customer_type": customer })
+                                }
+                                false => json!({}),
+                            };
                             json!({ "visitor_id": id, "experiment": exp.id, "variant": exp.variants[a.variant.get()].key,
-                                    "ts": at(v).to_rfc3339() })
+                                    "ts": at(v).to_rfc3339(), "attributes": attributes })
                         })
                         .collect();
                     post("/v1/exposures", &json!(exposures));

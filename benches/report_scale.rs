@@ -9,6 +9,10 @@
 //! rows are bulk-loaded with SQL and the aggregates computed from them by
 //! the warehouse query, whose own time is shown too; then `rebuild` fills
 //! the tallies and value index the capped report reads.
+//! Visitors carry a device and a customer type (four values each), so the
+//! report with the committed segments (two breakdowns, read from the
+//! segment rows) and the segments endpoint are timed beside the plain
+//! report of the same data.
 //! Run: `cargo bench --bench report_scale` (OFFERLAB_BENCH_EVENTS changes
 //! the large count; OFFERLAB_BENCH_STORES=sled or =postgres runs one store).
 
@@ -33,16 +37,26 @@ fn main() {
     let large: u64 = std::env::var("OFFERLAB_BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
     let stores = std::env::var("OFFERLAB_BENCH_STORES").unwrap_or_else(|_| "sled,postgres".into());
     let committed = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
-    let catalog = Arc::new(load_dir(committed).unwrap());
-    // The same definitions without caps: the aggregates-only report.
-    let uncapped_dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(committed).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let text: String = text.lines().filter(|l| !l.starts_with("cap = ")).map(|l| format!("{l}\n")).collect();
-        std::fs::write(uncapped_dir.path().join(path.file_name().unwrap()), text).unwrap();
-    }
-    let uncapped = std::sync::Arc::new(load_dir(uncapped_dir.path()).unwrap());
+    // With the committed segments: the report with its breakdowns.
+    let segmented = Arc::new(load_dir(committed).unwrap());
+    // The same definitions without segments (the plain report), and also
+    // without caps (the aggregates-only report).
+    let copy = |keep_caps: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(committed).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap() == "segments.toml" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text: String =
+                text.lines().filter(|l| keep_caps || !l.starts_with("cap = ")).map(|l| format!("{l}\n")).collect();
+            std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+        (Arc::new(load_dir(dir.path()).unwrap()), dir)
+    };
+    let (catalog, _plain_dir) = copy(true);
+    let (uncapped, _uncapped_dir) = copy(false);
     let exp = catalog.get("cart-protection-copy").unwrap().clone();
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -60,6 +74,11 @@ fn main() {
                 visitor += 1;
                 let v: offerlab::ids::VisitorId = format!("v{visitor}").parse().unwrap();
                 let a = evaluate(&exp, v.as_str(), &Attributes::new(), None).unwrap();
+                let attributes = [
+                    ("device".to_owned(), DEVICES[(visitor % 4) as usize].to_owned()),
+                    ("customer_type".to_owned(), CUSTOMERS[(visitor / 4 % 4) as usize].to_owned()),
+                ]
+                .into();
                 // Spread over the same 20 days at every size, so both reports read as many days.
                 let ts = now - Duration::minutes(((visitor * 7919) % (60 * 24 * 20)) as i64);
                 batch.push(Write::Exposure(Exposure {
@@ -68,7 +87,7 @@ fn main() {
                     variant: a.variant,
                     ts,
                     phase: 1,
-                    attributes: Default::default(),
+                    attributes,
                 }));
                 for k in 0..EVENTS_PER_VISITOR {
                     let name = ["order", "cart_offer_accepted", "upsell_accepted", "order", "return"][k as usize];
@@ -86,6 +105,7 @@ fn main() {
         }
         let capped = median_report_ms(&rt, &store, &exp, &catalog, now, 5);
         let full = median_full_pass_ms(&rt, &store, &exp, &catalog);
+        let segments = segment_times(&rt, &store, &exp, &segmented, now);
         eprintln!(
             "sled, {recorded} events: the rank read alone {:.2} ms",
             median_rank_read_ms(&rt, &store, &exp, &catalog)
@@ -96,6 +116,7 @@ fn main() {
             median_report_ms(&rt, &store, &exp, &uncapped, now, 50),
             Some((capped, full)),
             None,
+            segments,
         ));
         eprintln!("{recorded} events recorded after {:.0} s", started.elapsed().as_secs_f64());
     }
@@ -116,7 +137,11 @@ fn main() {
             pg.sql(
                 &db,
                 &format!(
-                    "INSERT INTO exposures SELECT 'v' || g, '{id}', 1, (g % 2)::int2, {ts} FROM generate_series({from}::int8, {to}::int8) g",
+                    "INSERT INTO exposures SELECT 'v' || g, '{id}', 1, (g % 2)::int2, {ts}, \
+                     jsonb_build_object('device', (ARRAY['{d}'])[g % 4 + 1], 'customer_type', (ARRAY['{c}'])[g / 4 % 4 + 1]) \
+                     FROM generate_series({from}::int8, {to}::int8) g",
+                    d = DEVICES.join("', '"),
+                    c = CUSTOMERS.join("', '"),
                     id = exp.id,
                     ts = first("g")
                 ),
@@ -157,19 +182,21 @@ fn main() {
             );
             let rank = median_rank_read_ms(&rt, &store, &exp, &catalog);
             eprintln!("PostgreSQL, {loaded} events: the rank read alone {rank:.2} ms");
+            let segments = segment_times(&rt, &store, &exp, &segmented, now);
             results.push((
                 "PostgreSQL",
                 loaded,
                 median_report_ms(&rt, &store, &exp, &uncapped, now, 50),
                 Some(capped),
                 Some(warehouse_ms),
+                segments,
             ));
             eprintln!("{loaded} events loaded into PostgreSQL after {:.0} s", started.elapsed().as_secs_f64());
         }
     }
     println!("| store | recorded events | visitors | report latency (median of 50) | ratio to the same store at 10,000 | with the percentile cap (median of 5) | capped over uncapped | the cap by a pass over every visitor's tallies (median of 3) | warehouse query (aggregates from raw rows) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (store, n, ms, capped, warehouse) in &results {
+    for (store, n, ms, capped, warehouse, _) in &results {
         let base = results.iter().find(|r| r.0 == *store).unwrap().2;
         let warehouse = warehouse.map_or("".to_owned(), |w| format!("{:.0} ms", w));
         let (capped, ratio, full) = capped.map_or((String::new(), String::new(), String::new()), |(c, f)| {
@@ -181,9 +208,44 @@ fn main() {
             ms / base
         );
     }
+    println!("\n| store | visitors | capped report, no segments (median of 5) | the same with two segments | over the plain report | segments endpoint (median of 5) | over the plain report (goal <= 2) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (store, n, _, capped, _, (with, endpoint)) in &results {
+        let plain = capped.map_or(f64::NAN, |(c, _)| c);
+        println!(
+            "| {store} | {} | {plain:.2} ms | {with:.2} ms | {:.2} | {endpoint:.2} ms | {:.2} |",
+            n / EVENTS_PER_VISITOR,
+            with / plain,
+            endpoint / plain
+        );
+    }
     if recorded > 0 {
         println!("\nsled ingest for this run: {sled_ingest:.0} writes/s (batches of 1,000 through the store)");
     }
+}
+
+/// The values of the two segment attributes visitors carry: four each
+/// (the last of each is not listed in segments.toml, so it reads as
+/// "(other)").
+const DEVICES: [&str; 4] = ["mobile", "desktop", "tablet", "watch"];
+const CUSTOMERS: [&str; 4] = ["first_time", "repeat", "high_value", "wholesale"];
+
+/// Median of five reports with the committed segments (the report and its
+/// two breakdowns), and of five reads of the segments endpoint's
+/// breakdowns, in milliseconds.
+fn segment_times(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn Store,
+    exp: &std::sync::Arc<offerlab::experiment::Experiment>,
+    catalog: &std::sync::Arc<offerlab::experiment::Catalog>,
+    now: chrono::DateTime<Utc>,
+) -> (f64, f64) {
+    let report = median_report_ms(rt, store, exp, catalog, now, 5);
+    let endpoint = median_ms(5, || {
+        let segments = catalog.segments().to_vec();
+        std::hint::black_box(rt.block_on(offerlab::reporting::segments(store, catalog, exp, segments)).unwrap());
+    });
+    (report, endpoint)
 }
 
 /// Median of three passes over every visitor's tallies re-aggregating the

@@ -96,7 +96,7 @@ fn main() {
         let handle = app.handle();
         let server = tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();
-        exposed::expose_cart_visitors(&client, &url, &settings.experiments, VISITORS).await;
+        exposed::expose_cart_visitors(&client, &url, &settings.experiments, VISITORS, false).await;
         let alone = writes(&url, 0, 0).await;
         let beside = writes(&url, READERS, 1).await;
         let (p50, p99) = (quantile(&alone, 0.5), quantile(&alone, 0.99));

@@ -65,11 +65,15 @@ fn required(name: &str) -> bool {
 
 /// The columns a header lacks or does not know, as one refusal; the closest
 /// known name is offered for an unknown one.
-fn check_columns<'a>(names: impl IntoIterator<Item = &'a str> + Clone, what: &str) -> Result<(), AggregatesError> {
+fn check_columns<'a>(
+    names: impl IntoIterator<Item = &'a str> + Clone,
+    what: &str,
+    extra: Option<&str>,
+) -> Result<(), AggregatesError> {
     let unknown: Vec<String> = names
         .clone()
         .into_iter()
-        .filter(|n| !known(n))
+        .filter(|n| !known(n) && Some(*n) != extra)
         .map(|n| match closest(n) {
             Some(c) => format!("\"{n}\" (did you mean {c}?)"),
             None => format!("\"{n}\""),
@@ -167,7 +171,17 @@ fn parse_row<'a>(row: usize, get: impl Fn(&str) -> Option<Cell<'a>>) -> Result<A
 /// Reads rows as JSON when the text starts with `[`, as CSV otherwise. An
 /// unknown or missing column (or key) is refused, naming it, and so is a
 /// field that does not read, naming its row and field.
-pub fn read_aggregates(mut reader: impl Read) -> Result<Vec<AggregateRow>, AggregatesError> {
+pub fn read_aggregates(reader: impl Read) -> Result<Vec<AggregateRow>, AggregatesError> {
+    Ok(read_aggregates_by(reader, None)?.into_iter().map(|(_, r)| r).collect())
+}
+
+/// [`read_aggregates`] with one more column (or key), `by`: a segment's
+/// attribute, whose value each row also gives (`None` when the column is
+/// absent, or the cell empty or null: the visitors without it).
+pub fn read_aggregates_by(
+    mut reader: impl Read,
+    by: Option<&str>,
+) -> Result<Vec<(Option<String>, AggregateRow)>, AggregatesError> {
     let mut text = String::new();
     reader.read_to_string(&mut text)?;
     if text.trim_start().starts_with('[') {
@@ -177,21 +191,24 @@ pub fn read_aggregates(mut reader: impl Read) -> Result<Vec<AggregateRow>, Aggre
             let Some(object) = item.as_object() else {
                 return Err(AggregatesError::Row { row: i + 1, field: "row", message: "is not a JSON object".into() });
             };
-            check_columns(object.keys().map(String::as_str), "key")
+            check_columns(object.keys().map(String::as_str), "key", by)
                 .map_err(|e| AggregatesError::Columns(format!("row {}: {e}", i + 1)))?;
-            rows.push(parse_row(i + 1, |name| object.get(name).map(Cell::Json))?);
+            let segment = by.and_then(|b| object.get(b)).and_then(|v| v.as_str()).filter(|v| !v.is_empty());
+            rows.push((segment.map(str::to_owned), parse_row(i + 1, |name| object.get(name).map(Cell::Json))?));
         }
         return Ok(rows);
     }
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers()?.clone();
-    check_columns(headers.iter().map(str::trim), "column")?;
+    check_columns(headers.iter().map(str::trim), "column", by)?;
     let mut rows = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let record = record?;
         let get =
             |name: &str| headers.iter().position(|h| h.trim() == name).and_then(|p| record.get(p)).map(Cell::Text);
-        rows.push(parse_row(i + 1, get)?);
+        let segment = by.and_then(|b| headers.iter().position(|h| h.trim() == b)).and_then(|p| record.get(p));
+        let segment = segment.filter(|v| !v.is_empty()).map(str::to_owned);
+        rows.push((segment, parse_row(i + 1, get)?));
     }
     Ok(rows)
 }

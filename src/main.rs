@@ -118,6 +118,12 @@ enum Command {
         /// The report's day, YYYY-MM-DD (default: today in the test's timezone).
         #[arg(long)]
         now: Option<NaiveDate>,
+        /// Print the test by this segment of the segments.toml beside it
+        /// instead (the aggregates file then has a column named by the
+        /// segment's attribute; the warehouse reads it from the exposures'
+        /// attributes column).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Print the SQL that turns raw exposures and events tables into the
     /// aggregates `analyze` reads (the default names are offerlab's own
@@ -131,6 +137,11 @@ enum Command {
         metrics: Option<PathBuf>,
         #[command(flatten)]
         layout: Layout,
+        /// Add a `segment` column: the raw value of this segment's attribute
+        /// (of the segments.toml beside the test) each visitor's first
+        /// exposure kept.
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Print a test's verdict and primary-metric table from a running service.
     Report {
@@ -335,23 +346,45 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::Analyze { experiment, aggregates, postgres, layout, metrics, now } => {
+        Command::Analyze { experiment, aggregates, postgres, layout, metrics, now, by } => {
             let source = match (&aggregates, &postgres) {
                 (Some(path), _) => Source::File(path),
                 (None, Some(url)) => Source::Warehouse { url, layout: &layout },
                 (None, None) => return Err("pass --aggregates FILE or --postgres URL".into()),
             };
-            let analysed = on_runtime(analyze_aggregates(&experiment, metrics.as_deref(), source, now))??;
+            let analysed =
+                match on_runtime(analyze_aggregates(&experiment, metrics.as_deref(), source, now, by.as_deref()))? {
+                    Err(e @ offerlab::offline::OfflineError::UnknownSegment(..)) => {
+                        return Err(CliError::Usage(format!("--by: {e}")))
+                    }
+                    other => other?,
+                };
             for note in &analysed.notes {
                 eprintln!("note: {note}");
             }
-            println!("{}", serde_json::to_string_pretty(&analysed.report)?);
+            match &analysed.segments {
+                Some(segments) => println!("{}", serde_json::to_string_pretty(segments)?),
+                None => println!("{}", serde_json::to_string_pretty(&analysed.report)?),
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sql { experiment, metrics, layout } => {
+        Command::Sql { experiment, metrics, layout, by } => {
             let catalog = load_file(&experiment, metrics.as_deref())?;
             let exp = catalog.experiments().next().expect("one experiment");
-            print!("{}", warehouse::aggregates_sql(exp, &catalog, &layout));
+            let attribute = match &by {
+                None => None,
+                Some(name) => match catalog.segment(name) {
+                    Some(s) => Some(s.attribute.as_str()),
+                    None => {
+                        let known: Vec<&str> = catalog.segments().iter().map(|s| s.name.as_str()).collect();
+                        return Err(CliError::Usage(format!(
+                            "--by: unknown segment \"{name}\"; the segments.toml beside the test defines {}",
+                            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        )));
+                    }
+                },
+            };
+            print!("{}", warehouse::aggregates_sql_by(exp, &catalog, &layout, attribute));
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { test_id, by, url, read_key } => {

@@ -50,7 +50,7 @@ pub async fn report_with(
         let today = exp.local_day(now);
         let mut report = analyze(&exp, &catalog, &rows, capping.clone(), today);
         if let Some(sums) = sums {
-            let breakdowns = by_segment::finish(&exp, &catalog, &segments, sums, &capping, today);
+            let breakdowns = by_segment::finish(&exp, &catalog, &segments, sums);
             by_segment::attach(&mut report, &exp, &catalog, breakdowns);
         }
         report
@@ -59,21 +59,18 @@ pub async fn report_with(
     .map_err(|e| StoreError::Internal(format!("the analysis did not finish: {e}")))
 }
 
-/// The test's breakdown by each of `segments` as of `now` (the shop-local
-/// day of it): a pass over its visitors' tallies, with each metric capped
-/// where the whole test's report caps it ([`crate::segments`]).
+/// The test's breakdown by each of `segments` ([`crate::segments`]), each
+/// metric capped where the whole test's report caps it.
 pub async fn segments(
     store: &dyn Store,
     catalog: &Arc<Catalog>,
     exp: &Arc<Experiment>,
     segments: Vec<Segment>,
-    now: DateTime<Utc>,
 ) -> Result<Vec<Breakdown>, StoreError> {
     let (rows, capping, cuts) = capped_rows(store, exp, Collector::new(exp, catalog)).await?;
     let sums = segment_sums(store, catalog, exp, &segments, &rows, &capping, &cuts).await?;
-    let today = exp.local_day(now);
     let (catalog, exp) = (catalog.clone(), exp.clone());
-    tokio::task::spawn_blocking(move || by_segment::finish(&exp, &catalog, &segments, sums, &capping, today))
+    tokio::task::spawn_blocking(move || by_segment::finish(&exp, &catalog, &segments, sums))
         .await
         .map_err(|e| StoreError::Internal(format!("the breakdown by segment did not finish: {e}")))
 }

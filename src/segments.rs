@@ -18,10 +18,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
-
 use crate::aggregates::AggregateRow;
-use crate::analysis::{analyze, Arm, Lift};
+use crate::analysis::{metric_reports, Arm, Lift};
 use crate::attribution::metric_values;
 use crate::capping::{self, CapApplied, Cut, VisitorTallies};
 use crate::experiment::segments_file::{NONE, OTHER};
@@ -99,8 +97,8 @@ pub struct HeterogeneityResult {
 }
 
 /// One segment value's sums: per (metric, in [`Experiment::all_metrics`]
-/// order, variant, day), the moments.
-pub type ValueSums = BTreeMap<(usize, VariantIndex, NaiveDate), Moments>;
+/// order, variant), the moments over every day (a breakdown shows totals).
+pub type ValueSums = BTreeMap<(usize, VariantIndex), Moments>;
 
 /// Collects, visitor by visitor, each segment value's aggregate rows, with
 /// the whole test's caps applied to each visitor's values.
@@ -111,7 +109,7 @@ pub struct Collector {
     /// Per metric of [`Experiment::all_metrics`], the value its cap cuts at.
     limits: Vec<f64>,
     /// Per segment, per value (in [`Segment::all_values`] order): per
-    /// (metric, variant, day), the moments.
+    /// (metric, variant), the moments.
     sums: Vec<Vec<ValueSums>>,
 }
 
@@ -129,7 +127,6 @@ impl Collector {
     }
 
     pub fn visit(&mut self, v: VisitorTallies<'_>) {
-        let day = self.exp.local_day(v.ts);
         let values: Vec<VisitorValue> = metric_values(&self.exp, &self.catalog, v.tallies)
             .into_iter()
             .zip(&self.limits)
@@ -140,7 +137,7 @@ impl Collector {
             let label = segment.value_of(raw);
             let at = segment.all_values().position(|x| x == label).expect("a value of the segment");
             for (metric, value) in values.iter().enumerate() {
-                sums[at].entry((metric, v.variant, day)).or_default().add_visitor(*value);
+                sums[at].entry((metric, v.variant)).or_default().add_visitor(*value);
             }
         }
     }
@@ -179,8 +176,8 @@ pub fn from_rows(
             let none = at(None);
             let mut sums = vec![ValueSums::new(); values.len()];
             for (k, m) in stored.iter().filter(|(k, _)| k.attribute == segment.attribute) {
-                let Some(metric) = metric_at(k.row.metric.as_str()) else { continue };
-                sums[at(Some(&k.value))].entry((metric, k.row.variant, k.row.date)).or_default().merge(m);
+                let Some(metric) = metric_at(k.metric.as_str()) else { continue };
+                sums[at(Some(&k.value))].entry((metric, k.variant)).or_default().merge(m);
             }
             for cut in cuts {
                 let Some(metric) = metric_at(&cut.metric) else { continue };
@@ -190,19 +187,27 @@ pub fn from_rows(
                     by_value.entry(at(raw.map(String::as_str))).or_default().push(entry.clone());
                 }
                 for (value, entries) in by_value.into_iter().filter(|(v, _)| *v != none) {
-                    let (_, excess) = capping::excess(cut.limit, entries.iter());
-                    for ((variant, date), m) in excess {
-                        sums[value].entry((metric, variant, date)).or_default().add_cancelling(&m);
+                    // Summed over days first, so the excess meets the raw
+                    // totals in one step, where a sum it cancels is 0.
+                    let mut excess: BTreeMap<VariantIndex, Moments> = BTreeMap::new();
+                    for ((variant, _), m) in capping::excess(cut.limit, entries.iter()).1 {
+                        excess.entry(variant).or_default().merge(&m);
+                    }
+                    for (variant, m) in excess {
+                        sums[value].entry((metric, variant)).or_default().add_cancelling(&m);
                     }
                 }
             }
+            let mut totals = ValueSums::new();
             for row in whole {
                 let (Some(metric), Some(variant)) = (metric_at(&row.metric), exp.variant_index(&row.variant)) else {
                     continue;
                 };
-                let key = (metric, variant, row.date);
+                totals.entry((metric, variant)).or_default().merge(&row.moments);
+            }
+            for (key, total) in totals {
                 let rest = sums.iter().enumerate().filter(|(i, _)| *i != none).filter_map(|(_, s)| s.get(&key));
-                let m = rest.fold(row.moments, |m, part| m.without(part));
+                let m = rest.fold(total, |m, part| m.without(part));
                 if m.n > 0 {
                     sums[none].insert(key, m);
                 }
@@ -212,18 +217,29 @@ pub fn from_rows(
         .collect()
 }
 
-/// Every segment's breakdown as of the shop-local day `today`, from each
-/// segment's per-value sums (in [`Segment::all_values`] order); `capping`
-/// is what the whole test's caps did (shown with each value, as the report
-/// shows it).
-pub fn finish(
-    exp: &Experiment,
-    catalog: &Catalog,
-    segments: &[Segment],
-    sums: Vec<Vec<ValueSums>>,
-    capping: &[CapApplied],
-    today: NaiveDate,
-) -> Vec<Breakdown> {
+/// One segment's per-value sums from aggregate rows made elsewhere (a
+/// file, a warehouse query), each with the raw value of the segment's
+/// attribute (`None`: the visitors without one).
+pub fn from_labelled(exp: &Experiment, segment: &Segment, rows: &[(Option<String>, AggregateRow)]) -> Vec<ValueSums> {
+    let names = exp.all_metrics();
+    let values: Vec<&str> = segment.all_values().collect();
+    let mut sums = vec![ValueSums::new(); values.len()];
+    for (raw, row) in rows {
+        let label = segment.value_of(raw.as_deref());
+        let at = values.iter().position(|v| *v == label).expect("a value of the segment");
+        let (Some(metric), Some(variant)) =
+            (names.iter().position(|n| *n == row.metric), exp.variant_index(&row.variant))
+        else {
+            continue;
+        };
+        sums[at].entry((metric, variant)).or_default().merge(&row.moments);
+    }
+    sums
+}
+
+/// Every segment's breakdown from each segment's per-value sums (in
+/// [`Segment::all_values`] order).
+pub fn finish(exp: &Experiment, catalog: &Catalog, segments: &[Segment], sums: Vec<Vec<ValueSums>>) -> Vec<Breakdown> {
     let names = exp.all_metrics();
     segments
         .iter()
@@ -235,16 +251,17 @@ pub fn finish(
                 .map(|(value, sums)| {
                     let rows: Vec<AggregateRow> = sums
                         .into_iter()
-                        .filter_map(|((metric, variant, date), moments)| {
+                        .filter_map(|((metric, variant), moments)| {
                             Some(AggregateRow {
                                 variant: exp.variant_at(variant)?.key.clone(),
-                                date,
+                                // Totals: any day will do, the analysis sums them.
+                                date: exp.start,
                                 metric: names[metric].to_owned(),
                                 moments,
                             })
                         })
                         .collect();
-                    value_result(exp, catalog, value, &rows, capping, today)
+                    value_result(exp, catalog, value, &rows)
                 })
                 .collect();
             breakdown(exp, segment, values)
@@ -254,14 +271,7 @@ pub fn finish(
 
 /// One value's numbers from its rows: counts and split always, lifts when
 /// every arm has [`MIN_VISITORS_FOR_LIFT`] visitors.
-fn value_result(
-    exp: &Experiment,
-    catalog: &Catalog,
-    value: &str,
-    rows: &[AggregateRow],
-    capping: &[CapApplied],
-    today: NaiveDate,
-) -> ValueResult {
+fn value_result(exp: &Experiment, catalog: &Catalog, value: &str, rows: &[AggregateRow]) -> ValueResult {
     let counts: Vec<u64> = exp
         .variants
         .iter()
@@ -270,9 +280,7 @@ fn value_result(
         })
         .collect();
     let too_few = counts.iter().any(|&n| n < MIN_VISITORS_FOR_LIFT);
-    let report = analyze(exp, catalog, rows, capping.to_vec(), today);
-    let metrics = report
-        .metrics
+    let metrics = metric_reports(exp, catalog, rows)
         .into_iter()
         .map(|m| ValueMetric {
             name: m.name,

@@ -66,6 +66,11 @@ pub struct Layout {
     /// The events' value column.
     #[arg(long, default_value = "value")]
     pub value_column: String,
+    /// The exposures' segment attributes (a jsonb object, as offerlab's
+    /// store keeps them): `--by SEGMENT` reads the segment's attribute
+    /// from it.
+    #[arg(long, default_value = "attributes")]
+    pub attributes_column: String,
 }
 
 impl Default for Layout {
@@ -81,6 +86,7 @@ impl Default for Layout {
             variant_keys: false,
             name_column: "name".into(),
             value_column: "value".into(),
+            attributes_column: "attributes".into(),
         }
     }
 }
@@ -109,7 +115,16 @@ pub fn literal(s: &str) -> String {
 /// [`crate::stats::Moments::SUM_NAMES`], the shape `offerlab analyze` reads,
 /// with capped metrics capped.
 pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String {
-    let mut sql = capped_values_sql(exp, catalog, layout);
+    aggregates_sql_by(exp, catalog, layout, None)
+}
+
+/// [`aggregates_sql`], with `by` (a segment's attribute) also a column
+/// `segment` after the sums: the raw value the visitor's first exposure
+/// kept, NULL without one. Caps are taken over every visitor, as the
+/// service takes them, so the segments' sums add up to the whole.
+pub fn aggregates_sql_by(exp: &Experiment, catalog: &Catalog, layout: &Layout, by: Option<&str>) -> String {
+    let mut sql = capped_values_sql(exp, catalog, layout, by);
+    let segment = if by.is_some() { ", segment" } else { "" };
     let variant = if layout.variant_keys {
         "variant::text".to_owned()
     } else {
@@ -122,8 +137,8 @@ pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> S
         "SELECT {variant} AS variant, date, metric, count(*)::int8 AS n,\n       \
          sum(x)::float8 AS sum, sum(x * x)::float8 AS sum_sq, sum(y)::float8 AS den_sum,\n       \
          sum(y * y)::float8 AS den_sum_sq, sum(x * y)::float8 AS sum_xy,\n       \
-         sum(c)::float8 AS pre_sum, sum(c * c)::float8 AS pre_sum_sq, sum(x * c)::float8 AS sum_x_pre\n\
-         FROM capped\nGROUP BY 1, date, metric\nORDER BY 1, date, metric;"
+         sum(c)::float8 AS pre_sum, sum(c * c)::float8 AS pre_sum_sq, sum(x * c)::float8 AS sum_x_pre{segment}\n\
+         FROM capped\nGROUP BY 1, date, metric{segment}\nORDER BY 1, date, metric{segment};"
     );
     sql
 }
@@ -132,7 +147,7 @@ pub fn aggregates_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> S
 /// capped_visitors, visitors`, one row per capped metric with visitors
 /// (`cap` is NULL when a percentile had no values to come from).
 pub fn caps_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String {
-    let mut sql = capped_values_sql(exp, catalog, layout);
+    let mut sql = capped_values_sql(exp, catalog, layout, None);
     let _ = writeln!(
         sql,
         "SELECT metric, max(cap)::float8 AS cap, (count(*) FILTER (WHERE above))::int8 AS capped_visitors,\n       \
@@ -150,8 +165,9 @@ pub fn caps_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String 
 
 /// The common part of both queries: `WITH` the per-visitor values of
 /// every metric (`per_metric`), the caps (`caps`) and the capped values
-/// (`capped`: `variant, date, metric, x, y, c, cap, above`).
-fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> String {
+/// (`capped`: `variant, date, metric, x, y, c, cap, above`, and `segment`
+/// with `by`).
+fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout, by: Option<&str>) -> String {
     let metrics: Vec<_> = exp.all_metrics().into_iter().filter_map(|m| catalog.metric(m)).collect();
     let mut events: Vec<&str> = metrics.iter().flat_map(|m| m.events()).map(EventName::as_str).collect();
     events.sort_unstable();
@@ -159,6 +175,8 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
     let slot = |event: &str| events.iter().position(|e| *e == event).expect("every metric's event is listed");
     let (x, e) = ("x", "e");
     let col = |table: &str, c: &str| format!("{table}.{}", ident(c));
+    // The segment's column, carried from the first exposure to the sums.
+    let carry = |table: &str| by.map_or(String::new(), |_| format!(", {table}.segment"));
 
     let mut sql = String::new();
     let _ = writeln!(
@@ -172,10 +190,15 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
     let _ = writeln!(sql, "WITH first_exposure AS (");
     let _ = writeln!(
         sql,
-        "    SELECT DISTINCT ON ({v}) {v} AS visitor, {var} AS variant, {ts} AS ts",
+        "    SELECT DISTINCT ON ({v}) {v} AS visitor, {var} AS variant, {ts} AS ts{segment}",
         v = col(x, &layout.visitor_column),
         var = col(x, &layout.variant_column),
-        ts = col(x, &layout.ts_column)
+        ts = col(x, &layout.ts_column),
+        segment = by.map_or(String::new(), |attribute| format!(
+            ", ({} ->> {}) AS segment",
+            col(x, &layout.attributes_column),
+            literal(attribute)
+        ))
     );
     let _ = writeln!(sql, "    FROM {} AS {x}", ident(&layout.exposures_table));
     let _ = write!(sql, "    WHERE {} = {}", col(x, &layout.experiment_column), literal(exp.id.as_str()));
@@ -184,7 +207,7 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
     }
     let _ = writeln!(sql, "\n    ORDER BY {}, {}\n),", col(x, &layout.visitor_column), col(x, &layout.ts_column));
 
-    let _ = writeln!(sql, "per_visitor AS (\n    SELECT f.visitor, f.variant, f.ts");
+    let _ = writeln!(sql, "per_visitor AS (\n    SELECT f.visitor, f.variant, f.ts{}", carry("f"));
     let tally = |sql: &mut String, only: String, suffix: String| {
         let _ = writeln!(sql, "         , count({}) {only} AS c{suffix}", col(e, &layout.ts_column));
         let _ = writeln!(sql, "         , coalesce(sum({}) {only}, 0) AS s{suffix}", col(e, &layout.value_column));
@@ -220,7 +243,7 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
         lookback * 24,
         col(e, &layout.name_column)
     );
-    let _ = writeln!(sql, "    GROUP BY f.visitor, f.variant, f.ts\n),");
+    let _ = writeln!(sql, "    GROUP BY f.visitor, f.variant, f.ts{}\n),", carry("f"));
 
     // A fixed offset is added to UTC (PostgreSQL would read '+01:00' in
     // AT TIME ZONE with the POSIX sign, west of Greenwich); a named zone is
@@ -230,7 +253,7 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
         ShopZone::Named(tz) => format!("p.ts AT TIME ZONE {}", literal(tz.name())),
     };
     let _ = writeln!(sql, "per_metric AS (");
-    let _ = writeln!(sql, "    SELECT p.variant, ({local})::date AS date, m.metric, m.x, m.y, m.c");
+    let _ = writeln!(sql, "    SELECT p.variant, ({local})::date AS date, m.metric, m.x, m.y, m.c{}", carry("p"));
     let _ = writeln!(sql, "    FROM per_visitor AS p\n    CROSS JOIN LATERAL (VALUES");
     let side = |event: &str, how: Aggregate| match how {
         Aggregate::Count => format!("p.c{}::float8", slot(event)),
@@ -281,8 +304,9 @@ fn capped_values_sql(exp: &Experiment, catalog: &Catalog, layout: &Layout) -> St
         sql,
         "capped AS (\n    \
          SELECT p.variant, p.date, p.metric, least(p.x, coalesce(k.cap, 'Infinity'))::float8 AS x, p.y,\n           \
-         least(p.c, coalesce(k.cap, 'Infinity'))::float8 AS c, k.cap, coalesce(p.x > k.cap, false) AS above\n    \
-         FROM per_metric AS p LEFT JOIN caps AS k ON k.metric = p.metric\n)"
+         least(p.c, coalesce(k.cap, 'Infinity'))::float8 AS c, k.cap, coalesce(p.x > k.cap, false) AS above{}\n    \
+         FROM per_metric AS p LEFT JOIN caps AS k ON k.metric = p.metric\n)",
+        carry("p")
     );
     sql
 }
@@ -295,6 +319,19 @@ pub async fn fetch(
     catalog: &Catalog,
     layout: &Layout,
 ) -> Result<(Vec<AggregateRow>, Vec<CapApplied>), WarehouseError> {
+    let (rows, applied) = fetch_by(url, exp, catalog, layout, None).await?;
+    Ok((rows.into_iter().map(|(_, r)| r).collect(), applied))
+}
+
+/// [`fetch`], each row with the raw value of the segment attribute `by`
+/// (`None` without `by`, or for visitors without one).
+pub async fn fetch_by(
+    url: &str,
+    exp: &Experiment,
+    catalog: &Catalog,
+    layout: &Layout,
+    by: Option<&str>,
+) -> Result<(Vec<(Option<String>, AggregateRow)>, Vec<CapApplied>), WarehouseError> {
     let mut config: tokio_postgres::Config = url.parse().map_err(WarehouseError::Url)?;
     // The query's literals ([`literal`]) double quotes and leave backslashes
     // alone, which is safe only with standard strings: a warehouse set to
@@ -304,19 +341,20 @@ pub async fn fetch(
     config.options(options.trim_start());
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(WarehouseError::Connect)?;
     let driver = tokio::spawn(connection);
-    let rows = client.query(&aggregates_sql(exp, catalog, layout), &[]).await.map_err(WarehouseError::Query)?;
+    let rows = client.query(&aggregates_sql_by(exp, catalog, layout, by), &[]).await.map_err(WarehouseError::Query)?;
     let caps = client.query(&caps_sql(exp, catalog, layout), &[]).await.map_err(WarehouseError::Query)?;
     drop(client);
     let _ = driver.await;
     let rows = rows
         .iter()
         .map(|r| {
-            Ok(AggregateRow {
+            let row = AggregateRow {
                 variant: r.get::<_, Option<String>>(0).ok_or(WarehouseError::UnknownVariant)?,
                 date: r.get(1),
                 metric: r.get(2),
                 moments: moments_at(r, 3),
-            })
+            };
+            Ok((by.and_then(|_| r.get::<_, Option<String>>(12)), row))
         })
         .collect::<Result<_, _>>()?;
     let applied = capped_metrics(exp, catalog)

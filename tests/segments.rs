@@ -285,6 +285,56 @@ fn a_simulated_storefront_populates_every_segment() {
     assert_values_add_up(&segments, &report);
 }
 
+/// The files path (`analyze --aggregates FILE --by`, the segment's
+/// attribute a column of the file) and the warehouse path (`sql --by`,
+/// `analyze --postgres --by`) give the service's numbers.
+#[test]
+fn the_files_and_warehouse_paths_give_the_services_breakdown() {
+    let Some(pg) = Postgres::start("segments_the_files_and_warehouse_paths_give_the_services_breakdown") else {
+        return;
+    };
+    let store = pg.database();
+    let db = store.rsplit('/').next().unwrap().to_owned();
+    let server = serve_postgres_with(&store, Path::new(EXPERIMENTS), AT_NOW);
+    common::simulate(&server.url, &["--days", "14", "--visitors-per-day", "400", "--seed", "17", "--outliers"]);
+    let want = get(&server.url, &format!("/api/v1/experiments/{TEST}/segments/device"));
+    let definition = format!("{EXPERIMENTS}/{TEST}.toml");
+    let offerlab = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab")).args(args).output().unwrap();
+        assert!(out.status.success(), "offerlab {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let analyze = |source: &[&str]| -> Value {
+        let mut args = vec!["analyze", "--experiment", &definition, "--now", "2026-11-30", "--by", "device"];
+        args.extend(source);
+        serde_json::from_str(&offerlab(&args)).unwrap()
+    };
+    common::assert_same_json(&analyze(&["--postgres", &store]), &want, "the warehouse path");
+    // The same query's rows, the segment as a `device` column, as a file.
+    let query = offerlab(&["sql", "--experiment", &definition, "--by", "device"]);
+    let sums = "n, sum, sum_sq, den_sum, den_sum_sq, sum_xy, pre_sum, pre_sum_sq, sum_x_pre";
+    let csv = pg.sql(
+        &db,
+        &format!(
+            "COPY (SELECT variant, date, metric, {sums}, segment AS device FROM ({}) q) TO STDOUT WITH CSV HEADER",
+            query.trim_end().trim_end_matches(';')
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("aggregates.csv");
+    std::fs::write(&file, csv).unwrap();
+    let from_file = analyze(&["--aggregates", file.to_str().unwrap()]);
+    // Caps are applied where sums are made: the file's sums came capped
+    // from the query, so only what each cap did is not in them.
+    common::assert_same_json(&from_file, &want, "the files path");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_offerlab"))
+        .args(["analyze", "--experiment", &definition, "--aggregates", file.to_str().unwrap(), "--by", "browser"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("defines device, customer"));
+}
+
 /// A validated winner that loses on mobile keeps its verdict, and the
 /// sentence says where it loses (a fixed seed, so fixed numbers).
 #[test]

@@ -2,11 +2,11 @@
 --
 -- Segments. A first exposure keeps the raw values of the segment
 -- attributes it carried (`segments.toml`: attribute → at most 64 bytes), as
--- one JSON object; NULL when it carried none. `segment_aggregates` holds
--- each aggregate row's sums again by the raw value of each attribute, kept
--- current by every write like `aggregates`: a breakdown by segment reads
--- these rows, and the visitors without an attribute are a row's total
--- less every value's.
+-- one JSON object; NULL when it carried none. `segment_aggregates` holds,
+-- per variant and metric, the sums of the visitors with each raw value of
+-- each attribute (no day: a breakdown shows totals), kept current by every
+-- write like `aggregates`: a breakdown by segment reads these rows, and the
+-- visitors without an attribute are the test's total less every value's.
 ALTER TABLE exposures ADD COLUMN attributes jsonb;
 
 CREATE TABLE segment_aggregates (
@@ -15,7 +15,6 @@ CREATE TABLE segment_aggregates (
     attribute  text             NOT NULL,
     value      text             NOT NULL,
     variant    smallint         NOT NULL,
-    date       date             NOT NULL,
     metric     text             NOT NULL,
     n          bigint           NOT NULL,
     sum        double precision NOT NULL,
@@ -26,5 +25,5 @@ CREATE TABLE segment_aggregates (
     pre_sum    double precision NOT NULL,
     pre_sum_sq double precision NOT NULL,
     sum_x_pre  double precision NOT NULL,
-    PRIMARY KEY (experiment, phase, attribute, value, variant, date, metric)
+    PRIMARY KEY (experiment, phase, attribute, value, variant, metric)
 );

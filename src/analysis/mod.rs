@@ -443,6 +443,55 @@ fn sample_ratio(exp: &Experiment, moments: &[Moments]) -> SampleRatio {
     }
 }
 
+/// Each metric's arms and lifts over every day of `rows`, in the report's
+/// order (primary, guardrails, secondary), corrected as the report
+/// corrects them: a report's tables, and all a breakdown by segment needs
+/// of each value (no cycles, daily series or verdict).
+pub fn metric_reports(exp: &Experiment, catalog: &Catalog, rows: &[AggregateRow]) -> Vec<MetricReport> {
+    let k = exp.variants.len();
+    let inference = inference_of(exp);
+    let mut totals: BTreeMap<&str, Vec<Moments>> = BTreeMap::new();
+    for r in rows {
+        let Some(v) = exp.variant_index(&r.variant) else { continue };
+        totals.entry(r.metric.as_str()).or_insert_with(|| vec![Moments::default(); k])[v.get()].merge(&r.moments);
+    }
+    let roles = std::iter::once((exp.primary_metric.as_str(), Role::Primary))
+        .chain(exp.guardrail_metrics.iter().map(|m| (m.as_str(), Role::Guardrail)))
+        .chain(exp.secondary_metrics.iter().map(|m| (m.as_str(), Role::Secondary)));
+    let mut seen = Vec::new();
+    let mut metrics = Vec::new();
+    for (name, role) in roles {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let metric = catalog.metric(name).expect("validated metric");
+        let total = totals.get(name).cloned().unwrap_or_else(|| vec![Moments::default(); k]);
+        metrics.push(MetricReport {
+            name: name.to_owned(),
+            label: metric.label.clone(),
+            role,
+            kind: metric.kind.shape(),
+            units: metric.kind.units(),
+            currency: metric.currency,
+            higher_is_better: metric.higher_is_better,
+            arms: arms(exp, metric, &total),
+            lifts: lifts(exp, metric, &total, inference, role == Role::Primary),
+        });
+    }
+    correct_guardrails(&mut metrics, exp.stats.alpha);
+    metrics
+}
+
+/// Fixed-horizon or sequential, as the test says.
+fn inference_of(exp: &Experiment) -> Inference {
+    if exp.stats.sequential {
+        Inference::Sequential { tuning: exp.stats.sequential_tuning }
+    } else {
+        Inference::Fixed
+    }
+}
+
 /// Builds the report of `exp` from its aggregates as of the shop-local day
 /// `today`; `capping` says what the caps did to `rows` (empty when the
 /// rows came capped, or not, from elsewhere), for the report to show.
@@ -457,11 +506,7 @@ pub fn analyze(
     today: NaiveDate,
 ) -> Report {
     let k = exp.variants.len();
-    let inference = if exp.stats.sequential {
-        Inference::Sequential { tuning: exp.stats.sequential_tuning }
-    } else {
-        Inference::Fixed
-    };
+    let inference = inference_of(exp);
     // Days and cycles count from the phase's first exposure: a test (or a
     // new phase) without data has run no day and completed no cycle,
     // whatever its configured start.
@@ -471,31 +516,7 @@ pub fn analyze(
     let by_metric = index_rows(exp, rows, origin);
     let metric_of = |name: &str| catalog.metric(name).expect("validated metric").clone();
 
-    let roles = std::iter::once((exp.primary_metric.as_str(), Role::Primary))
-        .chain(exp.guardrail_metrics.iter().map(|m| (m.as_str(), Role::Guardrail)))
-        .chain(exp.secondary_metrics.iter().map(|m| (m.as_str(), Role::Secondary)));
-    let mut seen = Vec::new();
-    let mut metrics = Vec::new();
-    for (name, role) in roles {
-        if seen.contains(&name) {
-            continue;
-        }
-        seen.push(name);
-        let metric = metric_of(name);
-        let total = sum_days(by_metric.get(name), k, |_| true);
-        metrics.push(MetricReport {
-            name: name.to_owned(),
-            label: metric.label.clone(),
-            role,
-            kind: metric.kind.shape(),
-            units: metric.kind.units(),
-            currency: metric.currency,
-            higher_is_better: metric.higher_is_better,
-            arms: arms(exp, &metric, &total),
-            lifts: lifts(exp, &metric, &total, inference, role == Role::Primary),
-        });
-    }
-    correct_guardrails(&mut metrics, exp.stats.alpha);
+    let metrics = metric_reports(exp, catalog, rows);
 
     let primary = metric_of(&exp.primary_metric);
     let primary_days = by_metric.get(&exp.primary_metric);

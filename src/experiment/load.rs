@@ -112,7 +112,8 @@ fn optional_file<T: Default>(
 }
 
 /// Loads one experiment file with the metrics file beside it (or the one
-/// given), for `offerlab analyze` on definitions outside a service.
+/// given), and the segments file beside it when there is one, for
+/// `offerlab analyze` on definitions outside a service.
 pub fn load_file(path: &Path, metrics_path: Option<&Path>) -> Result<Catalog, ValidationErrors> {
     let sibling = path.parent().unwrap_or(Path::new(".")).join(METRICS_FILE);
     let metrics_path = metrics_path.unwrap_or(&sibling);
@@ -129,7 +130,14 @@ pub fn load_file(path: &Path, metrics_path: Option<&Path>) -> Result<Catalog, Va
     let metrics = parse_metrics(&metrics_file, &read(metrics_path)?).map_err(ValidationErrors)?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let exp = parse_experiment(&path.display().to_string(), stem, &read(path)?, &metrics).map_err(ValidationErrors)?;
-    Ok(Catalog::new(vec![exp], metrics))
+    let mut errors = Vec::new();
+    let hashed = std::iter::once(exp.hash_attribute.as_str()).collect();
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let segments = optional_file(folder, SEGMENTS_FILE, &mut errors, |file, text| parse_segments(file, text, &hashed));
+    if !errors.is_empty() {
+        return Err(ValidationErrors(errors));
+    }
+    Ok(Catalog::new(vec![exp], metrics).with_segments(segments))
 }
 
 /// Parses one experiment file whose stem is `stem`.

@@ -58,6 +58,11 @@ impl VisitorValue {
     pub const ZERO: VisitorValue = VisitorValue { x: 0.0, y: 0.0, pre: 0.0 };
 }
 
+/// The mean square of a covariate below which it is rounding residue, not
+/// a covariate: far below any count or amount a shop records (a cent
+/// squared is 1e-4).
+pub const COVARIATE_FLOOR: f64 = 1e-12;
+
 /// `a + b`, or exactly 0 when it is within rounding of cancelling (a
 /// billionth of the larger side: sums of a million terms round at about a
 /// ten-billionth).
@@ -154,9 +159,12 @@ impl Moments {
     }
 
     /// Whether any visitor has a covariate (CUPED has something to adjust
-    /// with).
+    /// with). Sums kept incrementally (a covariate added, then taken away
+    /// by a move or a cap) can keep a rounding residue near 1e-16 where
+    /// every covariate is 0, which CUPED would divide by; a mean square of
+    /// the covariate below [`COVARIATE_FLOOR`] is such a residue.
     pub fn has_covariate(&self) -> bool {
-        self.pre_sum != 0.0 || self.pre_sum_sq != 0.0
+        self.n > 0 && self.pre_sum_sq / self.n as f64 > COVARIATE_FLOOR
     }
 
     /// Whether two sets of sums agree to a relative tolerance (sums kept
@@ -352,6 +360,7 @@ mod tests {
         naive.merge(&excess);
         raw.add_cancelling(&excess);
         assert!(!raw.has_covariate(), "{raw:?}");
+        assert!(!naive.has_covariate(), "a rounding residue is not a covariate: {naive:?}");
         assert_eq!((raw.n, raw.sum, raw.sum_sq), (5, 5.0, 5.0));
         assert_eq!(raw.without(&raw), Moments::default());
         assert!(naive.pre_sum.abs() < 1e-12, "the plain sum differs from 0 by rounding at most");

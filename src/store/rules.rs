@@ -55,16 +55,36 @@ pub struct AggregateKey {
     pub metric: MetricName,
 }
 
-/// Which segment row: an aggregate row's sums over the visitors whose first
-/// exposure kept `value` for the segment attribute `attribute`
-/// ([`crate::records::Exposure::attributes`]). Rows are kept by raw value,
-/// so an edit of `segments.toml` regroups them as it is read, and the
-/// visitors without the attribute are the row's total less every value's.
+/// Which segment row: one metric's sums for one variant over the visitors
+/// whose first exposure kept `value` for the segment attribute `attribute`
+/// ([`crate::records::Exposure::attributes`]), in one phase of one test.
+/// Rows are kept by raw value, so an edit of `segments.toml` regroups them
+/// as it is read, and the visitors without the attribute are the test's
+/// total less every value's. No day: a breakdown shows totals only, and a
+/// row per day would make a breakdown read twenty times the rows.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SegmentKey {
-    pub row: AggregateKey,
+    pub experiment: ExperimentId,
+    pub phase: u32,
     pub attribute: String,
     pub value: String,
+    pub variant: VariantIndex,
+    pub metric: MetricName,
+}
+
+impl SegmentKey {
+    /// The segment row of the visitors of aggregate row `key` with `value`
+    /// for `attribute`.
+    pub fn of(key: &AggregateKey, attribute: &str, value: &str) -> SegmentKey {
+        SegmentKey {
+            experiment: key.experiment.clone(),
+            phase: key.phase,
+            attribute: attribute.to_owned(),
+            value: value.to_owned(),
+            variant: key.variant,
+            metric: key.metric.clone(),
+        }
+    }
 }
 
 /// Which value index: one capped metric in one phase of one test
@@ -304,8 +324,7 @@ impl Recomputed {
                     }
                 }
                 for (attribute, value) in &e.attributes {
-                    let key = SegmentKey { row: key.clone(), attribute: attribute.clone(), value: value.clone() };
-                    self.segments.entry(key).or_default().add_visitor(v);
+                    self.segments.entry(SegmentKey::of(&key, attribute, value)).or_default().add_visitor(v);
                 }
                 self.aggregates.entry(key).or_default().add_visitor(v);
             }
@@ -324,7 +343,9 @@ impl Recomputed {
         &self,
         stored: &std::collections::BTreeMap<SegmentKey, crate::stats::Moments>,
     ) -> Vec<String> {
-        row_differences(&self.segments, stored, |k| format!("{} {}={}", row_name(&k.row), k.attribute, k.value))
+        row_differences(&self.segments, stored, |k| {
+            format!("{} phase {} variant {} {} {}={}", k.experiment, k.phase, k.variant, k.metric, k.attribute, k.value)
+        })
     }
 }
 
@@ -423,10 +444,7 @@ fn update_row<L: Ledger>(
     let visitor = &x.visitor;
     tx.update_aggregate(key, change)?;
     for (attribute, value) in &x.attributes {
-        tx.update_segment(
-            &SegmentKey { row: key.clone(), attribute: attribute.clone(), value: value.clone() },
-            change,
-        )?;
+        tx.update_segment(&SegmentKey::of(key, attribute, value), change)?;
     }
     if metric.cap.is_some() {
         tx.update_capped(key, visitor, change)?;

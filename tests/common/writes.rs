@@ -247,11 +247,11 @@ pub async fn assert_segments_from_rows(store: &dyn Store, catalog: &Catalog) {
     let catalog = Arc::new(catalog.clone());
     for exp in catalog.experiments() {
         let segments = catalog.segments().to_vec();
-        let got = offerlab::reporting::segments(store, &catalog, exp, segments.clone(), now).await.unwrap();
+        let got = offerlab::reporting::segments(store, &catalog, exp, segments.clone()).await.unwrap();
         let (_, capping) = report_rows(store, exp, offerlab::capping::Collector::new(exp, &catalog)).await.unwrap();
         let mut pass = Collector::new(exp.clone(), catalog.clone(), segments.clone(), &capping);
         store.visit_tallies(exp, &mut |v| pass.visit(v)).await.unwrap();
-        let want = finish(exp, &catalog, &segments, pass.into_sums(), &capping, exp.local_day(now));
+        let want = finish(exp, &catalog, &segments, pass.into_sums());
         let json = |b: &[offerlab::segments::Breakdown]| {
             serde_json::to_value(offerlab::wire::v1::Segments::new(exp.id.as_str(), exp.local_day(now), b)).unwrap()
         };

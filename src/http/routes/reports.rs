@@ -71,7 +71,7 @@ async fn breakdown(
 ) -> Result<HttpResponse, ApiError> {
     let exp = find(catalog, id)?;
     let now = state.clock.now();
-    let breakdowns = reporting::segments(state.store.as_ref(), catalog, exp, segments, now).await?;
+    let breakdowns = reporting::segments(state.store.as_ref(), catalog, exp, segments).await?;
     Ok(HttpResponse::Ok().json(Segments::new(exp.id.as_str(), exp.local_day(now), &breakdowns)))
 }
 

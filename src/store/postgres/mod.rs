@@ -537,7 +537,7 @@ impl Store for PgStore {
                 Ok(client
                     .query(
                         &format!(
-                            "SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS}, attribute, value
+                            "SELECT experiment, phase, variant, metric, attribute, value, {SUM_COLUMNS}
                              FROM segment_aggregates WHERE experiment = $1 AND phase = $2"
                         ),
                         &[&id, &phase],
@@ -551,7 +551,7 @@ impl Store for PgStore {
     async fn all_segments(&self) -> Result<BTreeMap<SegmentKey, Moments>, StoreError> {
         let rows = self
             .query_all(format!(
-                "SELECT experiment, phase, variant, date, metric, {SUM_COLUMNS}, attribute, value FROM segment_aggregates"
+                "SELECT experiment, phase, variant, metric, attribute, value, {SUM_COLUMNS} FROM segment_aggregates"
             ))
             .await?;
         rows.iter().map(segment_row).collect()
@@ -1090,20 +1090,20 @@ mod sql {
          WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m
            AND a.n <= 0";
     pub const ADD_SEGMENTS: &str = "INSERT INTO segment_aggregates AS a
-             (experiment, phase, variant, date, metric, attribute, value, n, sum, sum_sq, den_sum, den_sum_sq,
+             (experiment, phase, variant, metric, attribute, value, n, sum, sum_sq, den_sum, den_sum_sq,
               sum_xy, pre_sum, pre_sum_sq, sum_x_pre)
-         SELECT * FROM unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[], $6::text[], $7::text[],
-                              $8::int8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[],
-                              $13::float8[], $14::float8[], $15::float8[], $16::float8[])
-         ON CONFLICT (experiment, phase, attribute, value, variant, date, metric) DO UPDATE SET
+         SELECT * FROM unnest($1::text[], $2::int4[], $3::int2[], $4::text[], $5::text[], $6::text[],
+                              $7::int8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[],
+                              $12::float8[], $13::float8[], $14::float8[], $15::float8[])
+         ON CONFLICT (experiment, phase, attribute, value, variant, metric) DO UPDATE SET
              n = a.n + EXCLUDED.n, sum = a.sum + EXCLUDED.sum, sum_sq = a.sum_sq + EXCLUDED.sum_sq,
              den_sum = a.den_sum + EXCLUDED.den_sum, den_sum_sq = a.den_sum_sq + EXCLUDED.den_sum_sq,
              sum_xy = a.sum_xy + EXCLUDED.sum_xy, pre_sum = a.pre_sum + EXCLUDED.pre_sum,
              pre_sum_sq = a.pre_sum_sq + EXCLUDED.pre_sum_sq, sum_x_pre = a.sum_x_pre + EXCLUDED.sum_x_pre";
     pub const DROP_EMPTY_SEGMENTS: &str = "DELETE FROM segment_aggregates a
-         USING unnest($1::text[], $2::int4[], $3::int2[], $4::date[], $5::text[], $6::text[], $7::text[])
-             AS k(e, p, v, d, m, at, va)
-         WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.date = k.d AND a.metric = k.m
+         USING unnest($1::text[], $2::int4[], $3::int2[], $4::text[], $5::text[], $6::text[])
+             AS k(e, p, v, m, at, va)
+         WHERE a.experiment = k.e AND a.phase = k.p AND a.variant = k.v AND a.metric = k.m
            AND a.attribute = k.at AND a.value = k.va AND a.n <= 0";
 }
 
@@ -1217,42 +1217,78 @@ fn exposure_of(r: &tokio_postgres::Row) -> Result<Exposure, StoreError> {
     })
 }
 
-/// Aggregate rows' keys and summed changes as the columns of
-/// [`sql::ADD_AGGREGATES`] (and, with a segment's attribute and value after
-/// the key, of [`sql::ADD_SEGMENTS`]).
+/// The key columns of a row of `aggregates` (with its day) or of
+/// `segment_aggregates` (with its attribute and value instead).
+struct RowKey<'a> {
+    experiment: &'a str,
+    phase: i32,
+    variant: i16,
+    metric: &'a str,
+    date: Option<NaiveDate>,
+    segment: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> RowKey<'a> {
+    fn of(k: &'a AggregateKey) -> Self {
+        let (experiment, phase, variant, metric) =
+            (k.experiment.as_str(), phase_i32(k.phase), k.variant.to_sql(), k.metric.as_str());
+        RowKey { experiment, phase, variant, metric, date: Some(k.date), segment: None }
+    }
+
+    fn of_segment(k: &'a SegmentKey) -> Self {
+        let (experiment, phase, variant, metric) =
+            (k.experiment.as_str(), phase_i32(k.phase), k.variant.to_sql(), k.metric.as_str());
+        RowKey { experiment, phase, variant, metric, date: None, segment: Some((&k.attribute, &k.value)) }
+    }
+}
+
+/// Rows' keys and summed changes as the columns of [`sql::ADD_AGGREGATES`]
+/// (test, phase, variant, date, metric) or of [`sql::ADD_SEGMENTS`] (test,
+/// phase, variant, metric, attribute, value), then `n` and the sums.
 struct RowColumns<'a> {
     experiments: Vec<&'a str>,
     phases: Vec<i32>,
     variants: Vec<i16>,
     dates: Vec<NaiveDate>,
     metrics: Vec<&'a str>,
+    attributes: Vec<&'a str>,
+    values: Vec<&'a str>,
+    /// Whether these are segment rows.
+    segments: bool,
     n: Vec<i64>,
     sums: [Vec<f64>; 8],
 }
 
 impl<'a> RowColumns<'a> {
-    fn of(rows: impl Iterator<Item = (&'a AggregateKey, &'a overlay::Delta)> + Clone) -> Self {
-        let keys = rows.clone().map(|(k, _)| k);
-        let d: Vec<[f64; 8]> = rows.clone().map(|(_, x)| x.sums.sums()).collect();
+    fn of(segments: bool, rows: impl Iterator<Item = (RowKey<'a>, &'a overlay::Delta)>) -> Self {
+        let (keys, deltas): (Vec<RowKey>, Vec<&overlay::Delta>) = rows.unzip();
+        let d: Vec<[f64; 8]> = deltas.iter().map(|x| x.sums.sums()).collect();
         RowColumns {
-            experiments: keys.clone().map(|k| k.experiment.as_str()).collect(),
-            phases: keys.clone().map(|k| phase_i32(k.phase)).collect(),
-            variants: keys.clone().map(|k| k.variant.to_sql()).collect(),
-            dates: keys.clone().map(|k| k.date).collect(),
-            metrics: keys.map(|k| k.metric.as_str()).collect(),
-            n: rows.map(|(_, x)| x.n).collect(),
+            experiments: keys.iter().map(|k| k.experiment).collect(),
+            phases: keys.iter().map(|k| k.phase).collect(),
+            variants: keys.iter().map(|k| k.variant).collect(),
+            dates: keys.iter().filter_map(|k| k.date).collect(),
+            metrics: keys.iter().map(|k| k.metric).collect(),
+            attributes: keys.iter().filter_map(|k| k.segment.map(|s| s.0)).collect(),
+            values: keys.iter().filter_map(|k| k.segment.map(|s| s.1)).collect(),
+            segments,
+            n: deltas.iter().map(|x| x.n).collect(),
             sums: std::array::from_fn(|i| d.iter().map(|s| s[i]).collect()),
         }
     }
 
     fn keys(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![&self.experiments, &self.phases, &self.variants, &self.dates, &self.metrics]
+        match self.segments {
+            true => {
+                vec![&self.experiments, &self.phases, &self.variants, &self.metrics, &self.attributes, &self.values]
+            }
+            false => vec![&self.experiments, &self.phases, &self.variants, &self.dates, &self.metrics],
+        }
     }
 
-    /// The key, then `more` columns, then `n` and the sums.
-    fn with_sums<'b>(&'b self, more: &[&'b (dyn ToSql + Sync)]) -> Vec<&'b (dyn ToSql + Sync)> {
+    /// The key, then `n` and the sums.
+    fn with_sums(&self) -> Vec<&(dyn ToSql + Sync)> {
         let mut out = self.keys();
-        out.extend_from_slice(more);
         out.push(&self.n);
         out.extend(self.sums.iter().map(|s| s as &(dyn ToSql + Sync)));
         out
@@ -1310,11 +1346,20 @@ fn aggregate_key_at(r: &tokio_postgres::Row, table: &'static str) -> Result<Aggr
     })
 }
 
-/// A segment row: the aggregate key, the sums, then attribute and value.
+/// A segment row: experiment, phase, variant, metric, attribute, value,
+/// then the sums.
 fn segment_row(r: &tokio_postgres::Row) -> Result<(SegmentKey, Moments), StoreError> {
-    let row = aggregate_key_at(r, "segment_aggregates")?;
-    let key = SegmentKey { row, attribute: r.get(14), value: r.get(15) };
-    Ok((key, moments_at(r, 5)))
+    let table = "segment_aggregates";
+    let key = || format!("{}/{}/{}", r.get::<_, &str>(0), r.get::<_, i32>(1), r.get::<_, i16>(2));
+    let key = SegmentKey {
+        experiment: parsed(r, 0, table, ExperimentId::parse_owned)?,
+        phase: phase_at(r, 1, table, key)?,
+        variant: variant_at(r, 2, table, key)?,
+        metric: parsed(r, 3, table, MetricName::parse_owned)?,
+        attribute: r.get(4),
+        value: r.get(5),
+    };
+    Ok((key, moments_at(r, 6)))
 }
 
 /// One exposed visitor of [`Store::visit_tallies`]'s query: the first
@@ -1394,18 +1439,15 @@ async fn write_back(
     let t_json: Vec<String> = t.iter().map(|(_, t)| serde_json::to_string(t).expect("tallies serialize")).collect();
 
     // In key order: the order every replica locks aggregate rows in.
-    let a = RowColumns::of(c.aggregates.iter());
-    let g = RowColumns::of(c.segments.iter().map(|(k, d)| (&k.row, d)));
-    let g_attributes: Vec<&str> = c.segments.keys().map(|k| k.attribute.as_str()).collect();
-    let g_values: Vec<&str> = c.segments.keys().map(|k| k.value.as_str()).collect();
+    let a = RowColumns::of(false, c.aggregates.iter().map(|(k, d)| (RowKey::of(k), d)));
+    let g = RowColumns::of(true, c.segments.iter().map(|(k, d)| (RowKey::of_segment(k), d)));
     let x_params = x.params();
     let e_params: [&(dyn ToSql + Sync); 5] = [&e_ids, &e_visitors, &e_names, &e_values, &e_ts];
     let t_params: [&(dyn ToSql + Sync); 4] = [&t_experiments, &t_phases, &t_visitors, &t_json];
     let key_columns = a.keys();
-    let add = a.with_sums(&[]);
-    let g_keys: Vec<&(dyn ToSql + Sync)> =
-        g.keys().into_iter().chain([&g_attributes as &(dyn ToSql + Sync), &g_values]).collect();
-    let add_segments = g.with_sums(&[&g_attributes, &g_values]);
+    let add = a.with_sums();
+    let g_keys = g.keys();
+    let add_segments = g.with_sums();
     let (kept, dropped): (Vec<_>, Vec<_>) = c.capped.iter().partition(|(_, e)| e.is_some());
     let (k_experiments, k_phases, k_metrics, k_visitors) = capped_key_columns(&kept);
     let entries: Vec<&CappedEntry> = kept.iter().filter_map(|(_, e)| e.as_ref()).collect();

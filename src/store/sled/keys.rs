@@ -113,17 +113,15 @@ impl AggregateKey {
 }
 
 /// `segment_aggregates`: one key per (test, phase, attribute, value,
-/// variant, date, metric), so a test's phase scans by prefix, an
-/// attribute's values together.
+/// variant, metric), so a test's phase scans by prefix, an attribute's
+/// values together.
 impl SegmentKey {
     pub fn encode(&self) -> Vec<u8> {
-        let row = &self.row;
-        let mut k = phase_prefix(&row.experiment, row.phase);
+        let mut k = phase_prefix(&self.experiment, self.phase);
         push_str(&mut k, &self.attribute);
         push_str(&mut k, &self.value);
-        k.extend_from_slice(&row.variant.to_be_bytes());
-        k.extend_from_slice(&i32_key(row.date.num_days_from_ce()));
-        push_str(&mut k, row.metric.as_str());
+        k.extend_from_slice(&self.variant.to_be_bytes());
+        push_str(&mut k, self.metric.as_str());
         k
     }
 
@@ -133,10 +131,8 @@ impl SegmentKey {
         let attribute = take_str(&mut b)?.to_owned();
         let value = take_str(&mut b)?.to_owned();
         let variant = VariantIndex::from_be_bytes(take(&mut b)?)?;
-        let date = NaiveDate::from_num_days_from_ce_opt(key_i32(take(&mut b)?))?;
         let metric = MetricName::parse(take_str(&mut b)?).ok()?;
-        let row = AggregateKey { experiment, phase, variant, date, metric };
-        b.is_empty().then_some(SegmentKey { row, attribute, value })
+        b.is_empty().then_some(SegmentKey { experiment, phase, attribute, value, variant, metric })
     }
 }
 

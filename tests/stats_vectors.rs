@@ -355,3 +355,39 @@ fn capped_statistics_match_gbstats_on_capped_values() {
         assert_expected(&r, &c.expected, 0.05, true, &what);
     }
 }
+
+/// The statistics of a breakdown by segment against statsmodels and scipy
+/// (tests/vectors/gen_segments.py): Benjamini–Hochberg, and Cochran's Q
+/// with its chi-square p-value.
+fn segment_vectors() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/segments.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn benjamini_hochberg_matches_statsmodels() {
+    let cases = segment_vectors()["benjamini_hochberg"].as_array().unwrap().clone();
+    assert!(cases.len() >= 20);
+    for case in cases {
+        let p: Vec<f64> = serde_json::from_value(case["p_values"].clone()).unwrap();
+        let want: Vec<f64> = serde_json::from_value(case["adjusted"].clone()).unwrap();
+        for (g, w) in offerlab::stats::benjamini_hochberg(&p).iter().zip(&want) {
+            assert_close(*g, *w, &format!("benjamini-hochberg {p:?}"));
+        }
+    }
+}
+
+#[test]
+fn cochran_q_matches_statsmodels_and_scipy() {
+    let cases = segment_vectors()["cochran_q"].as_array().unwrap().clone();
+    assert!(cases.len() >= 20);
+    for case in cases {
+        let lifts: Vec<f64> = serde_json::from_value(case["lifts"].clone()).unwrap();
+        let ses: Vec<f64> = serde_json::from_value(case["std_errors"].clone()).unwrap();
+        let pairs: Vec<(f64, f64)> = lifts.into_iter().zip(ses).collect();
+        let h = offerlab::stats::cochran_q(&pairs).unwrap();
+        assert_close(h.q, case["q"].as_f64().unwrap(), "Q");
+        assert_eq!(u64::from(h.dof), case["dof"].as_u64().unwrap());
+        assert_close(h.p_value, case["p_value"].as_f64().unwrap(), "p of Q");
+    }
+}

@@ -733,7 +733,10 @@ fn transact<T>(trees: &Trees, body: impl Fn(&Tx) -> TxResult<T>) -> Result<T, St
     let t = trees;
     (&t.exposures.0, &t.visitor_events.0, &t.tallies.0, &t.aggregates.0, &t.segments.0, &t.capped.0)
         .transaction(|(exposures, visitor_events, tallies, aggregates, segments, capped)| {
-            body(&Tx { exposures, visitor_events, tallies, aggregates, segments, capped })
+            let tx = Tx { exposures, visitor_events, tallies, aggregates, segments, capped, sums: Default::default() };
+            let out = body(&tx)?;
+            tx.write_sums()?;
+            Ok(out)
         })
         .map_err(StoreError::from)
 }

@@ -628,17 +628,37 @@ pub struct Tx<'a> {
     pub aggregates: &'a TransactionalTree,
     pub segments: &'a TransactionalTree,
     pub capped: &'a TransactionalTree,
+    /// The changes of the aggregate and segment rows this transaction
+    /// made, summed per row, written once each by [`Tx::write_sums`]: a
+    /// group's writes touch the same few rows (today's, per variant and
+    /// metric) again and again, and no rule reads a row back.
+    pub sums: std::cell::RefCell<SummedChanges>,
 }
 
-/// Applies `change` to the sums under `k` in `tree`; a row left with no
-/// visitors is removed.
-fn update_sums(tree: &TransactionalTree, name: &'static str, k: Vec<u8>, change: Change) -> TxResult<()> {
+/// Per row key, the visitors joining or leaving and the change of the sums
+/// (whose own `n` stays 0).
+#[derive(Default)]
+pub struct SummedChanges {
+    aggregates: std::collections::HashMap<Vec<u8>, (i64, Moments)>,
+    segments: std::collections::HashMap<Vec<u8>, (i64, Moments)>,
+}
+
+fn sum_into(rows: &mut std::collections::HashMap<Vec<u8>, (i64, Moments)>, key: Vec<u8>, change: Change) {
+    let (n, sums) = rows.entry(key).or_default();
+    *n += change.visitors;
+    sums.apply_delta(change.old, change.new);
+}
+
+/// Adds a row's summed changes `(n, sums)` to the row under `k` in `tree`;
+/// a row left with no visitors is removed.
+fn update_sums(tree: &TransactionalTree, name: &'static str, k: Vec<u8>, (n, sums): (i64, Moments)) -> TxResult<()> {
     let mut m = match tree.get(&k)? {
         None => Moments::default(),
         Some(bytes) => Aggregates::decode_value_of(name, &k, &bytes)
             .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?,
     };
-    change.apply(&mut m);
+    m.n = m.n.saturating_add_signed(n);
+    m.merge(&sums);
     if m.n == 0 {
         tree.remove(k)?;
     } else {
@@ -648,6 +668,19 @@ fn update_sums(tree: &TransactionalTree, name: &'static str, k: Vec<u8>, change:
 }
 
 impl Tx<'_> {
+    /// Writes the summed changes of every aggregate and segment row this
+    /// transaction touched; called once, at its end.
+    pub fn write_sums(&self) -> TxResult<()> {
+        let SummedChanges { aggregates, segments } = self.sums.take();
+        for (k, change) in aggregates {
+            update_sums(self.aggregates, Aggregates::NAME, k, change)?;
+        }
+        for (k, change) in segments {
+            update_sums(self.segments, SegmentAggregates::NAME, k, change)?;
+        }
+        Ok(())
+    }
+
     /// A visitor's open chunk.
     fn open_chunk(&self, visitor: &VisitorId) -> TxResult<OpenChunk> {
         let key = event_chunk_key(visitor, OPEN_CHUNK);
@@ -739,11 +772,13 @@ impl Ledger for Tx<'_> {
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// (its last visitor moved to another day) is removed.
     fn update_aggregate(&self, key: &AggregateKey, change: Change) -> TxResult<()> {
-        update_sums(self.aggregates, Aggregates::NAME, key.encode(), change)
+        sum_into(&mut self.sums.borrow_mut().aggregates, key.encode(), change);
+        Ok(())
     }
 
     fn update_segment(&self, key: &SegmentKey, change: Change) -> TxResult<()> {
-        update_sums(self.segments, SegmentAggregates::NAME, key.encode(), change)
+        sum_into(&mut self.sums.borrow_mut().segments, key.encode(), change);
+        Ok(())
     }
 
     /// Removes the visitor's keys at their old values, writes them at the
@@ -800,7 +835,8 @@ mod tests {
         let append = |range: std::ops::Range<usize>| {
             (&trees[0], &trees[1], &trees[2], &trees[3], &trees[4], &trees[5])
                 .transaction(|(exposures, visitor_events, tallies, aggregates, segments, capped)| {
-                    let tx = Tx { exposures, visitor_events, tallies, aggregates, segments, capped };
+                    let sums = Default::default();
+                    let tx = Tx { exposures, visitor_events, tallies, aggregates, segments, capped, sums };
                     range.clone().try_for_each(|i| tx.append_event(&event(i)))
                 })
                 .unwrap()

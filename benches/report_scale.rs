@@ -260,7 +260,7 @@ fn median_full_pass_ms(
     median_ms(3, || {
         let mut caps = offerlab::capping::Collector::new(exp, catalog);
         let mut rows = rt.block_on(store.aggregate_rows(exp)).unwrap();
-        rt.block_on(store.visit_tallies(exp, &mut |v| caps.visit(v))).unwrap();
+        rt.block_on(store.visit_tallies(exp, false, &mut |v| caps.visit(v))).unwrap();
         std::hint::black_box(caps.apply(&mut rows));
     })
 }

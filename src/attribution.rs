@@ -30,10 +30,6 @@ pub struct Tallies {
     /// pre-period, the days before the first exposure.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pre: BTreeMap<MetricName, EventTally>,
-    /// The first exposure's segment attributes ([`crate::records::Exposure`]),
-    /// so a breakdown by segment reads them from the same pass.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, String>,
 }
 
 /// The variant and time of a first exposure.

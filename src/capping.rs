@@ -34,6 +34,9 @@ pub struct VisitorTallies<'a> {
     /// The first exposure.
     pub ts: DateTime<Utc>,
     pub tallies: &'a Tallies,
+    /// The segment attributes the first exposure kept, when the pass asked
+    /// for them (empty otherwise).
+    pub attributes: &'a BTreeMap<String, String>,
 }
 
 /// What a cap did to one metric, for the report.

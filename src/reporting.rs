@@ -95,7 +95,7 @@ async fn segment_sums(
         Ok(by_segment::from_rows(exp, segments, rows, &stored, cuts, &attributes))
     } else {
         let mut collect = by_segment::Collector::new(exp.clone(), catalog.clone(), segments.to_vec(), capping);
-        store.visit_tallies(exp, &mut |v| collect.visit(v)).await?;
+        store.visit_tallies(exp, true, &mut |v| collect.visit(v)).await?;
         Ok(collect.into_sums())
     }
 }
@@ -131,7 +131,7 @@ pub async fn capped_rows(
     }
     caps.skip(&applied);
     if caps.needed() {
-        store.visit_tallies(exp, &mut |v| caps.visit(v)).await?;
+        store.visit_tallies(exp, false, &mut |v| caps.visit(v)).await?;
     }
     applied.extend(caps.apply(&mut rows));
     applied.sort_by_key(|a| order.iter().position(|(m, _)| m.name.as_str() == a.metric));

@@ -133,7 +133,7 @@ impl Collector {
             .map(|((_, x), &limit)| VisitorValue { x: x.x.min(limit), y: x.y, pre: x.pre.min(limit) })
             .collect();
         for (segment, sums) in self.segments.iter().zip(&mut self.sums) {
-            let raw = v.tallies.attributes.get(&segment.attribute).map(String::as_str);
+            let raw = v.attributes.get(&segment.attribute).map(String::as_str);
             let label = segment.value_of(raw);
             let at = segment.all_values().position(|x| x == label).expect("a value of the segment");
             for (metric, value) in values.iter().enumerate() {

@@ -222,7 +222,7 @@ async fn a_version_one_database_migrates_with_its_records() {
     assert_eq!((row.variant.as_str(), row.moments.n, row.moments.sum, row.moments.pre_sum), ("benefit", 1, 42.5, 0.0));
     let mut seen = Vec::new();
     store
-        .visit_tallies(exp, &mut |v| seen.push((v.variant.get(), v.ts.to_rfc3339(), v.tallies.get("order").sum)))
+        .visit_tallies(exp, false, &mut |v| seen.push((v.variant.get(), v.ts.to_rfc3339(), v.tallies.get("order").sum)))
         .await
         .unwrap();
     assert_eq!(seen, vec![(1, "2026-11-02T10:00:00.250+00:00".to_owned(), 42.5)]);

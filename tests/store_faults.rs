@@ -242,7 +242,7 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
     // The rebuilt tallies name their first exposure, as a capped report's
     // pass over them needs.
     let mut seen = Vec::new();
-    store.visit_tallies(exp, &mut |v| seen.push((v.variant, v.ts, v.tallies.origin.is_some()))).await.unwrap();
+    store.visit_tallies(exp, false, &mut |v| seen.push((v.variant, v.ts, v.tallies.origin.is_some()))).await.unwrap();
     assert_eq!(seen, vec![(exposure.variant, exposure.ts, true)]);
     assert_eq!(store.events_of(&p("old-timer")).await.unwrap(), vec![order]);
     drop(store);

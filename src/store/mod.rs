@@ -184,8 +184,10 @@ pub type Attributes = BTreeMap<VisitorId, BTreeMap<String, String>>;
 pub type Visit<'a> = dyn FnMut(VisitorTallies<'_>) + Send + 'a;
 
 /// One exposed visitor as a backend streams it to [`Store::visit_tallies`]:
-/// the first exposure's variant and time, and the tallies.
-pub(crate) type OwnedTallies = (VariantIndex, chrono::DateTime<chrono::Utc>, crate::attribution::Tallies);
+/// the first exposure's variant and time, the tallies, and the segment
+/// attributes it kept (when asked for).
+pub(crate) type OwnedTallies =
+    (VariantIndex, chrono::DateTime<chrono::Utc>, crate::attribution::Tallies, BTreeMap<String, String>);
 
 /// Visitors per message of that stream: large enough that the channel
 /// costs little per visitor, small enough to keep memory flat.
@@ -204,8 +206,8 @@ where
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<OwnedTallies>>(4);
     let feed = async {
         while let Some(chunk) = rx.recv().await {
-            for (variant, ts, tallies) in &chunk {
-                visit(VisitorTallies { variant: *variant, ts: *ts, tallies });
+            for (variant, ts, tallies, attributes) in &chunk {
+                visit(VisitorTallies { variant: *variant, ts: *ts, tallies, attributes });
             }
         }
     };
@@ -245,7 +247,10 @@ pub trait Store: Send + Sync {
     /// their first exposure and tallies: the pass a capped metric's report
     /// re-aggregates from ([`crate::capping`]). Visitors stream in chunks,
     /// never all in memory at once.
-    async fn visit_tallies(&self, exp: &Experiment, visit: &mut Visit<'_>) -> Result<(), StoreError>;
+    /// With `attributes`, each visitor comes with the segment attributes
+    /// their first exposure kept (a breakdown's pass); without, they are
+    /// not read.
+    async fn visit_tallies(&self, exp: &Experiment, attributes: bool, visit: &mut Visit<'_>) -> Result<(), StoreError>;
 
     /// The counts of a capped metric's value index in the test's current
     /// phase (zeros when it has none).

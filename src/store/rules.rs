@@ -286,7 +286,6 @@ pub fn attributed(catalog: &Catalog, exp: &Experiment, e: &Exposure, events: &[E
         events.iter().filter(|ev| catalog.reads(exp, &ev.name)).map(|ev| (&ev.name, ev.value, ev.ts)),
     );
     t.origin = Some(Origin { variant: e.variant, at: e.ts });
-    t.attributes = e.attributes.clone();
     for metric in catalog.cuped_metrics(exp) {
         for ev in events.iter().filter(|ev| Some(&ev.name) == metric.single_event()) {
             if in_pre_period(metric, e.ts, ev.ts) {

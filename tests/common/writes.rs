@@ -208,7 +208,7 @@ pub async fn assert_capped_from_index(store: &dyn Store, catalog: &Catalog, inde
         let (mut rows, applied) = report_rows(store, exp, Collector::new(exp, catalog)).await.unwrap();
         let mut full = Collector::new(exp, catalog);
         let mut want_rows = store.aggregate_rows(exp).await.unwrap();
-        store.visit_tallies(exp, &mut |v| full.visit(v)).await.unwrap();
+        store.visit_tallies(exp, false, &mut |v| full.visit(v)).await.unwrap();
         let want_applied = full.apply(&mut want_rows);
         assert_eq!(applied, want_applied, "{}: what the caps did", exp.id);
         let order = |r: &AggregateRow| (r.variant.clone(), r.date, r.metric.clone());
@@ -250,7 +250,7 @@ pub async fn assert_segments_from_rows(store: &dyn Store, catalog: &Catalog) {
         let got = offerlab::reporting::segments(store, &catalog, exp, segments.clone()).await.unwrap();
         let (_, capping) = report_rows(store, exp, offerlab::capping::Collector::new(exp, &catalog)).await.unwrap();
         let mut pass = Collector::new(exp.clone(), catalog.clone(), segments.clone(), &capping);
-        store.visit_tallies(exp, &mut |v| pass.visit(v)).await.unwrap();
+        store.visit_tallies(exp, true, &mut |v| pass.visit(v)).await.unwrap();
         let want = finish(exp, &catalog, &segments, pass.into_sums());
         let json = |b: &[offerlab::segments::Breakdown]| {
             serde_json::to_value(offerlab::wire::v1::Segments::new(exp.id.as_str(), exp.local_day(now), b)).unwrap()

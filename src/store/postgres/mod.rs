@@ -324,7 +324,7 @@ impl Store for PgStore {
 
     /// Rows stream from the store's runtime in chunks, so the tallies of
     /// a test's million visitors are never in memory at once.
-    async fn visit_tallies(&self, exp: &Experiment, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+    async fn visit_tallies(&self, exp: &Experiment, attributes: bool, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let (id, phase) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version));
         stream_tallies(
             |tx| {
@@ -334,7 +334,7 @@ impl Store for PgStore {
                     let params: [&(dyn ToSql + Sync); 2] = [&id, &phase];
                     let rows = client
                         .query_raw(
-                            "SELECT x.variant, x.ts, t.visitor, t.tallies::text
+                            "SELECT x.variant, x.ts, t.visitor, t.tallies::text, x.attributes::text
                              FROM tallies AS t
                              JOIN exposures AS x USING (visitor, experiment, phase)
                              WHERE t.experiment = $1 AND t.phase = $2",
@@ -344,7 +344,7 @@ impl Store for PgStore {
                     futures_util::pin_mut!(rows);
                     let mut chunk = Vec::with_capacity(TALLY_CHUNK);
                     while let Some(r) = rows.try_next().await? {
-                        chunk.push(visitor_tallies(&r)?);
+                        chunk.push(visitor_tallies(&r, attributes)?);
                         if chunk.len() == TALLY_CHUNK && tx.send(std::mem::take(&mut chunk)).await.is_err() {
                             return Ok(()); // the reader gave up
                         }
@@ -1363,11 +1363,20 @@ fn segment_row(r: &tokio_postgres::Row) -> Result<(SegmentKey, Moments), StoreEr
 }
 
 /// One exposed visitor of [`Store::visit_tallies`]'s query: the first
-/// exposure's variant and time, the tallies.
-fn visitor_tallies(r: &tokio_postgres::Row) -> Result<super::OwnedTallies, StoreError> {
+/// exposure's variant and time, the tallies, and with `attributes` the
+/// segment attributes it kept.
+fn visitor_tallies(r: &tokio_postgres::Row, attributes: bool) -> Result<super::OwnedTallies, StoreError> {
     let visitor = || r.get::<_, String>(2);
     let tallies = tallies_json(r.get(3), visitor)?;
-    Ok((variant_at(r, 0, "exposures", visitor)?, r.get(1), tallies))
+    let kept = match r.get::<_, Option<&str>>(4).filter(|_| attributes) {
+        None => BTreeMap::new(),
+        Some(text) => serde_json::from_str(text).map_err(|e| Corrupt {
+            tree: "exposures",
+            key: visitor(),
+            detail: format!("attributes: {e}"),
+        })?,
+    };
+    Ok((variant_at(r, 0, "exposures", visitor)?, r.get(1), tallies, kept))
 }
 
 /// A stored row of tallies.

@@ -527,12 +527,12 @@ impl Store for SledStore {
     async fn attributes_of(&self, exp: &Experiment, visitors: Vec<VisitorId>) -> Result<Attributes, StoreError> {
         let (experiment, phase) = (exp.id.clone(), exp.allocation_version);
         blocking(&self.shared, move |s| {
-            let tallies = &s.trees()?.tallies;
+            let exposures = &s.trees()?.exposures;
             let mut out = Attributes::new();
             for visitor in visitors {
-                let key = TallyKey { experiment: experiment.clone(), phase, visitor };
-                if let Some(t) = tallies.get(&key)? {
-                    out.insert(key.visitor, t.attributes);
+                let kept = exposures.kept(&visitor, &experiment, phase)?;
+                if !kept.is_empty() {
+                    out.insert(visitor, kept);
                 }
             }
             Ok(out)
@@ -563,19 +563,30 @@ impl Store for SledStore {
     /// A prefix scan of the phase's tallies: each names the first exposure
     /// it counts from (every tally this layout writes does; one without is
     /// corrupt, and `offerlab rebuild` recomputes it).
-    async fn visit_tallies(&self, exp: &Experiment, visit: &mut Visit<'_>) -> Result<(), StoreError> {
+    /// With `attributes`, each visitor's exposures are read too.
+    async fn visit_tallies(&self, exp: &Experiment, attributes: bool, visit: &mut Visit<'_>) -> Result<(), StoreError> {
         let (id, phase) = (exp.id.clone(), exp.allocation_version);
         let shared = &self.shared;
         stream_tallies(
             |tx| {
                 blocking(shared, move |s| {
                     let mut chunk = Vec::with_capacity(TALLY_CHUNK);
-                    for kv in s.trees()?.tallies.of_phase(&id, phase) {
+                    let trees = s.trees()?;
+                    for kv in trees.tallies.of_phase(&id, phase) {
                         let (key, tallies) = kv?;
                         let origin = tallies
                             .origin
                             .ok_or_else(|| TallyTree::corrupt(&key, "tallies without their first exposure"))?;
-                        chunk.push((origin.variant, origin.at, tallies));
+                        let kept = match attributes {
+                            false => BTreeMap::new(),
+                            true => {
+                                let visitor = TallyKey::decode(&key)
+                                    .ok_or_else(|| TallyTree::corrupt(&key, "the key does not decode"))?
+                                    .visitor;
+                                trees.exposures.kept(&visitor, &id, phase)?
+                            }
+                        };
+                        chunk.push((origin.variant, origin.at, tallies, kept));
                         if chunk.len() == TALLY_CHUNK && tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
                             return Ok(()); // the reader gave up
                         }

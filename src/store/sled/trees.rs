@@ -65,6 +65,24 @@ pub struct Exposures(pub(super) Tree);
 impl Exposures {
     pub const NAME: &'static str = "exposures";
 
+    /// The segment attributes `visitor`'s first exposure to `experiment`'s
+    /// `phase` kept (none without one).
+    pub fn kept(
+        &self,
+        visitor: &VisitorId,
+        experiment: &ExperimentId,
+        phase: u32,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let key = visitor_key(visitor);
+        let Some(bytes) = self.0.get(key)? else { return Ok(Default::default()) };
+        let list: Vec<Exposure> = decode(Self::NAME, key, &bytes)?;
+        Ok(list
+            .into_iter()
+            .find(|e| &e.experiment == experiment && e.phase == phase)
+            .map(|e| e.attributes)
+            .unwrap_or_default())
+    }
+
     /// Every stored exposure, visitor by visitor.
     pub fn all(&self) -> impl Iterator<Item = Result<Vec<Exposure>, StoreError>> + '_ {
         self.0.iter().map(|kv| {

@@ -293,6 +293,22 @@ impl TallyTree {
     }
 }
 
+/// Rows of sums of `tree` (aggregates, segment rows), each key decoded by
+/// `decode`; a key or value that does not decode is corrupt.
+fn decode_sum_rows<K>(
+    tree: &'static str,
+    iter: sled::Iter,
+    decode: fn(&[u8]) -> Option<K>,
+) -> Result<Vec<(K, Moments)>, StoreError> {
+    iter.map(|kv| {
+        let (k, v) = kv?;
+        let key =
+            decode(&k).ok_or_else(|| Corrupt { tree, key: describe(&k), detail: "the key does not decode".into() })?;
+        Ok((key, Aggregates::decode_value_of(tree, &k, &v)?))
+    })
+    .collect()
+}
+
 /// Per-day sufficient statistics: (test, phase, variant, date, metric) → sums.
 #[derive(Clone)]
 pub struct Aggregates(pub(super) Tree);
@@ -301,16 +317,7 @@ impl Aggregates {
     pub const NAME: &'static str = "aggregates";
 
     fn decode_rows(iter: sled::Iter) -> Result<Vec<(AggregateKey, Moments)>, StoreError> {
-        iter.map(|kv| {
-            let (k, v) = kv?;
-            let key = AggregateKey::decode(&k).ok_or_else(|| Corrupt {
-                tree: Self::NAME,
-                key: describe(&k),
-                detail: "the key does not decode".into(),
-            })?;
-            Ok((key, Self::decode_value(&k, &v)?))
-        })
-        .collect()
+        decode_sum_rows(Self::NAME, iter, AggregateKey::decode)
     }
 
     /// A row's sums as 72 bytes: `n` then the eight sums of
@@ -365,16 +372,7 @@ impl SegmentAggregates {
     pub const NAME: &'static str = "segment_aggregates";
 
     fn decode_rows(iter: sled::Iter) -> Result<Vec<(SegmentKey, Moments)>, StoreError> {
-        iter.map(|kv| {
-            let (k, v) = kv?;
-            let key = SegmentKey::decode(&k).ok_or_else(|| Corrupt {
-                tree: Self::NAME,
-                key: describe(&k),
-                detail: "the key does not decode".into(),
-            })?;
-            Ok((key, Aggregates::decode_value_of(Self::NAME, &k, &v)?))
-        })
-        .collect()
+        decode_sum_rows(Self::NAME, iter, SegmentKey::decode)
     }
 
     pub fn of_phase(&self, experiment: &ExperimentId, phase: u32) -> Result<Vec<(SegmentKey, Moments)>, StoreError> {

@@ -47,7 +47,8 @@ fn browser(width: u32) -> Browser {
 /// holds, as JSON text), with every `<details>` opened first:
 /// - a table, scroll box or card whose content is wider than itself;
 /// - a document wider than the window;
-/// - two labels of one chart that overlap, or a label cut by its chart's edge;
+/// - two labels of one chart (or forest plot) that overlap, or a label cut
+///   by its chart's edge;
 /// - a chart label under 11 px on screen.
 const LAYOUT_PROBLEMS: &str = r#"(() => {
   document.querySelectorAll('details').forEach(d => d.open = true);
@@ -59,8 +60,8 @@ const LAYOUT_PROBLEMS: &str = r#"(() => {
     if (e.tagName === 'TABLE' && e.getBoundingClientRect().width > parent.clientWidth + 1) out.push(`${name(e)} is ${e.getBoundingClientRect().width} px in a ${parent.clientWidth} px box: ${e.textContent.trim().slice(0, 60)}`);
   }
   if (document.documentElement.scrollWidth > window.innerWidth) out.push(`the page is ${document.documentElement.scrollWidth} px wide in a ${window.innerWidth} px window`);
-  for (const svg of document.querySelectorAll('svg.chart')) {
-    const scale = svg.getBoundingClientRect().width / 640;
+  for (const svg of document.querySelectorAll('svg.chart, svg.forest')) {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
     const labels = Array.from(svg.querySelectorAll('text')).map(t => ({ text: t.textContent, r: t.getBoundingClientRect(), px: parseFloat(getComputedStyle(t).fontSize) * scale }));
     const box = svg.getBoundingClientRect();
     for (const l of labels) if (l.px < 11) out.push(`chart label "${l.text}" is ${l.px.toFixed(1)} px`);
@@ -175,6 +176,9 @@ fn report_pages_render_on_desktop_and_phone() {
                 assert_eq!(hidden, Value::from(0), "{name}: metric cells off-screen at 390 px");
             }
             if name == "experiment" {
+                // The simulated visitors carry a device: "By segment" shows its forest plots.
+                let forests = eval(&tab, "document.querySelectorAll('svg.forest').length").as_u64().unwrap();
+                assert!(forests >= 2, "{name} at {width}px: {forests} forest plots");
                 // Chance to win and risk are explained on screen, at every width.
                 let shown = eval(
                     &tab,

@@ -1,13 +1,15 @@
 //! Results by segment: a test's numbers on the visitors of one device or
 //! customer type at a time, the split of each value checked on its own,
 //! and whether a lift differs between values more than chance would make
-//! it. Pure: the visitors come from a store's pass ([`Collector::visit`]),
-//! the numbers from the same analysis as the whole test's report.
+//! it. Pure: each value's sums come from the segment rows the writer keeps
+//! ([`from_rows`]), from a pass over the visitors where a cap's value index
+//! does not cover the phase ([`Collector`]), or from rows made elsewhere
+//! ([`from_labelled`]); the numbers from the same code as the report's.
 //!
-//! - Each value's arms and lifts are [`analyze`] run on that value's
-//!   visitors only (the same test, fixed or sequential, CUPED on their own
-//!   pre-period), with every cap taken once from the whole test, so the
-//!   values' sums add up to the whole.
+//! - Each value's arms and lifts are the report's ([`metric_reports`]) on
+//!   that value's visitors only (the same test, fixed or sequential, CUPED
+//!   on their own pre-period), with every cap taken once from the whole
+//!   test, so the values' sums add up to the whole.
 //! - A breakdown makes many comparisons (values × treatments × metrics),
 //!   so its p-values are Benjamini–Hochberg adjusted across all of them,
 //!   and every segment lift is exploratory: it points at where to look, it

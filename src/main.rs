@@ -376,11 +376,9 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                 Some(name) => match catalog.segment(name) {
                     Some(s) => Some(s.attribute.as_str()),
                     None => {
-                        let known: Vec<&str> = catalog.segments().iter().map(|s| s.name.as_str()).collect();
-                        return Err(CliError::Usage(format!(
-                            "--by: unknown segment \"{name}\"; the segments.toml beside the test defines {}",
-                            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-                        )));
+                        let unknown =
+                            offerlab::offline::OfflineError::UnknownSegment(name.clone(), catalog.segment_names());
+                        return Err(CliError::Usage(format!("--by: {unknown}")));
                     }
                 },
             };

@@ -68,13 +68,12 @@ pub async fn analyze_aggregates(
     let exp = catalog.experiments().next().expect("a loaded file holds one experiment").clone();
     let segment = match by {
         None => None,
-        Some(name) => Some(catalog.segment(name).cloned().ok_or_else(|| {
-            let known: Vec<&str> = catalog.segments().iter().map(|s| s.name.as_str()).collect();
-            OfflineError::UnknownSegment(
-                name.to_owned(),
-                if known.is_empty() { "none".into() } else { known.join(", ") },
-            )
-        })?),
+        Some(name) => Some(
+            catalog
+                .segment(name)
+                .cloned()
+                .ok_or_else(|| OfflineError::UnknownSegment(name.to_owned(), catalog.segment_names()))?,
+        ),
     };
     let attribute = segment.as_ref().map(|s| s.attribute.as_str());
     let mut notes = Vec::new();

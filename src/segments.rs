@@ -67,6 +67,13 @@ pub struct ValueResult {
     pub metrics: Vec<ValueMetric>,
 }
 
+impl ValueResult {
+    /// The value's lift of `variant` on `metric`, when it has one.
+    pub fn lift(&self, metric: &str, variant: &str) -> Option<&Lift> {
+        self.metrics.iter().find(|m| m.name == metric)?.lifts.iter().find(|l| l.variant == variant)
+    }
+}
+
 /// Does one value's exposure split as configured?
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ValueSrm {
@@ -326,13 +333,13 @@ fn breakdown(exp: &Experiment, segment: &Segment, mut values: Vec<ValueResult>) 
         }
     }
     let mut heterogeneity = Vec::new();
-    for (i, metric) in exp.all_metrics().into_iter().enumerate() {
+    for metric in exp.all_metrics() {
         for treatment in exp.variants.iter().skip(1) {
             let used: Vec<(&str, &Lift)> = values
                 .iter()
                 .filter(|v| v.visitors.iter().all(|(_, n)| *n >= MIN_VISITORS_FOR_HETEROGENEITY))
                 .filter_map(|v| {
-                    let lift = v.metrics.get(i)?.lifts.iter().find(|l| l.variant == treatment.key)?;
+                    let lift = v.lift(metric, &treatment.key)?;
                     let c = &lift.comparison;
                     (c.not_computable.is_none() && c.std_error > 0.0).then_some((v.value.as_str(), lift))
                 })
@@ -484,8 +491,7 @@ fn place(b: &Breakdown, value: &str) -> String {
 
 /// One value's lift of `variant` on `metric`, when it has one.
 fn lift_of<'b>(b: &'b Breakdown, value: &str, metric: &str, variant: &str) -> Option<&'b Lift> {
-    let v = b.values.iter().find(|v| v.value == value)?;
-    v.metrics.iter().find(|m| m.name == metric)?.lifts.iter().find(|l| l.variant == variant)
+    b.values.iter().find(|v| v.value == value)?.lift(metric, variant)
 }
 
 /// `p < 0.001` below it, else `p = 0.004`.
@@ -513,7 +519,7 @@ pub fn qualified_sentence(exp: &Experiment, sentence: &str, winner: &str, breakd
             continue;
         }
         for v in &b.values {
-            if let Some(l) = lift_of(b, &v.value, &exp.primary_metric, winner) {
+            if let Some(l) = v.lift(&exp.primary_metric, winner) {
                 if l.significant && l.direction == crate::analysis::Direction::Worse {
                     losses.push(format!("{}: {}", v.value, crate::format::signed_pct(l.comparison.relative_lift)));
                 }

@@ -403,6 +403,15 @@ impl Catalog {
         self.segments.iter().find(|s| s.name == name)
     }
 
+    /// The segments' names, as a refusal of an unknown one lists them:
+    /// "device, customer", or "none".
+    pub fn segment_names(&self) -> String {
+        match self.segments.is_empty() {
+            true => "none".to_owned(),
+            false => self.segments.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+        }
+    }
+
     /// The catalog with the webhooks of its folder's `notify.toml`.
     pub fn with_webhooks(mut self, webhooks: Vec<Webhook>) -> Self {
         self.webhooks = webhooks;

@@ -5,7 +5,7 @@
 
 use crate::analysis::{Lift, Report};
 use crate::format::{chance, level, signed_pct, thousands};
-use crate::segments::{Breakdown, ValueResult};
+use crate::segments::Breakdown;
 
 /// One segment's card.
 pub struct SegmentSection {
@@ -57,10 +57,6 @@ pub fn sections(report: &Report) -> Vec<SegmentSection> {
     report.segments.iter().map(|b| section(report, b)).collect()
 }
 
-fn primary_lift<'a>(v: &'a ValueResult, metric: &str, variant: &str) -> Option<&'a Lift> {
-    v.metrics.iter().find(|m| m.name == metric)?.lifts.iter().find(|l| l.variant == variant)
-}
-
 fn section(report: &Report, b: &Breakdown) -> SegmentSection {
     let treatments = &report.variants[1..];
     let mut header: Vec<String> = report.variants.iter().map(|v| format!("Visitors: {v}")).collect();
@@ -76,7 +72,7 @@ fn section(report: &Report, b: &Breakdown) -> SegmentSection {
         .map(|v| {
             let mut cells: Vec<String> = v.visitors.iter().map(|(_, n)| thousands(*n)).collect();
             for t in treatments {
-                match primary_lift(v, &report.primary_metric, t) {
+                match v.lift(&report.primary_metric, t) {
                     _ if v.too_few_visitors => cells.extend(["too few visitors".to_owned(), String::new()]),
                     Some(l) if l.comparison.not_computable.is_none() => {
                         let c = &l.comparison;
@@ -105,7 +101,7 @@ fn forest(report: &Report, b: &Breakdown, treatment: &str) -> Forest {
         .iter()
         .filter(|v| !v.too_few_visitors)
         .filter_map(|v| {
-            let l = primary_lift(v, &report.primary_metric, treatment)?;
+            let l = v.lift(&report.primary_metric, treatment)?;
             l.comparison.not_computable.is_none().then_some((v.value.as_str(), l))
         })
         .collect();

@@ -55,11 +55,8 @@ pub async fn segments(state: web::Data<AppState>, id: web::Path<String>) -> Resu
 pub async fn segment(state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
     let (id, name) = path.into_inner();
     let catalog = state.catalog();
-    let segment = catalog.segment(&name).ok_or_else(|| {
-        let known: Vec<&str> = catalog.segments().iter().map(|s| s.name.as_str()).collect();
-        let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
-        ApiError::UnknownSegment(name.clone(), known)
-    })?;
+    let segment =
+        catalog.segment(&name).ok_or_else(|| ApiError::UnknownSegment(name.clone(), catalog.segment_names()))?;
     breakdown(&state, &catalog, &id, vec![segment.clone()]).await
 }
 

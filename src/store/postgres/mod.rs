@@ -575,11 +575,7 @@ impl Store for PgStore {
         rows.iter()
             .map(|r| {
                 let visitor = parsed(r, 0, "exposures", VisitorId::parse_owned)?;
-                let attributes = serde_json::from_str(r.get(1)).map_err(|e| Corrupt {
-                    tree: "exposures",
-                    key: visitor.to_string(),
-                    detail: format!("attributes: {e}"),
-                })?;
+                let attributes = attributes_json(r.get(1), || visitor.to_string())?;
                 Ok((visitor, attributes))
             })
             .collect()
@@ -1206,14 +1202,7 @@ fn exposure_of(r: &tokio_postgres::Row) -> Result<Exposure, StoreError> {
         phase: phase_at(r, 2, "exposures", key)?,
         variant: variant_at(r, 3, "exposures", key)?,
         ts: r.get(4),
-        attributes: match r.get::<_, Option<&str>>(5) {
-            None => BTreeMap::new(),
-            Some(text) => serde_json::from_str(text).map_err(|e| Corrupt {
-                tree: "exposures",
-                key: key(),
-                detail: format!("attributes: {e}"),
-            })?,
-        },
+        attributes: attributes_json(r.get(5), key)?,
     })
 }
 
@@ -1368,14 +1357,7 @@ fn segment_row(r: &tokio_postgres::Row) -> Result<(SegmentKey, Moments), StoreEr
 fn visitor_tallies(r: &tokio_postgres::Row, attributes: bool) -> Result<super::OwnedTallies, StoreError> {
     let visitor = || r.get::<_, String>(2);
     let tallies = tallies_json(r.get(3), visitor)?;
-    let kept = match r.get::<_, Option<&str>>(4).filter(|_| attributes) {
-        None => BTreeMap::new(),
-        Some(text) => serde_json::from_str(text).map_err(|e| Corrupt {
-            tree: "exposures",
-            key: visitor(),
-            detail: format!("attributes: {e}"),
-        })?,
-    };
+    let kept = attributes_json(r.get::<_, Option<&str>>(4).filter(|_| attributes), visitor)?;
     Ok((variant_at(r, 0, "exposures", visitor)?, r.get(1), tallies, kept))
 }
 
@@ -1395,6 +1377,17 @@ fn tallies_of(r: &tokio_postgres::Row) -> Result<(TallyKey, Tallies), StoreError
 /// decode.
 fn tallies_json(text: &str, key: impl FnOnce() -> String) -> Result<Tallies, Corrupt> {
     serde_json::from_str(text).map_err(|e| Corrupt { tree: "tallies", key: key(), detail: e.to_string() })
+}
+
+/// An exposure's stored segment attributes (a JSON object; none for NULL).
+fn attributes_json(text: Option<&str>, key: impl FnOnce() -> String) -> Result<BTreeMap<String, String>, Corrupt> {
+    text.map_or(Ok(BTreeMap::new()), |text| {
+        serde_json::from_str(text).map_err(|e| Corrupt {
+            tree: "exposures",
+            key: key(),
+            detail: format!("attributes: {e}"),
+        })
+    })
 }
 
 /// Stored events.

@@ -216,9 +216,11 @@ pub trait Ledger {
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// is removed.
     fn update_aggregate(&self, key: &AggregateKey, change: Change) -> Result<(), Self::Error>;
-    /// Applies `change` to one segment row; a row left with no visitors is
-    /// removed.
-    fn update_segment(&self, key: &SegmentKey, change: Change) -> Result<(), Self::Error>;
+    /// Applies `change` to the segment row of aggregate row `row`'s
+    /// visitors whose `attribute` is `value` ([`SegmentKey::of`]); a row
+    /// left with no visitors is removed. Takes the parts, not the key: a
+    /// backend that sums by encoded key need not build one per call.
+    fn update_segment(&self, row: &AggregateKey, attribute: &str, value: &str, change: Change) -> Result<(), Self::Error>;
     /// Moves `visitor`'s entry in the value index of the row's capped
     /// metric as `change` says ([`Change::entries`]), and its counts
     /// ([`Change::counts`]).
@@ -443,7 +445,7 @@ fn update_row<L: Ledger>(
     let visitor = &x.visitor;
     tx.update_aggregate(key, change)?;
     for (attribute, value) in &x.attributes {
-        tx.update_segment(&SegmentKey::of(key, attribute, value), change)?;
+        tx.update_segment(key, attribute, value, change)?;
     }
     if metric.cap.is_some() {
         tx.update_capped(key, visitor, change)?;

@@ -233,8 +233,8 @@ impl Ledger for Overlay {
         Ok(())
     }
 
-    fn update_segment(&self, key: &SegmentKey, change: Change) -> Result<(), NotFetched> {
-        self.segments.borrow_mut().entry(key.clone()).or_default().add(change);
+    fn update_segment(&self, row: &AggregateKey, attribute: &str, value: &str, change: Change) -> Result<(), NotFetched> {
+        self.segments.borrow_mut().entry(SegmentKey::of(row, attribute, value)).or_default().add(change);
         Ok(())
     }
 

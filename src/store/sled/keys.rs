@@ -69,16 +69,26 @@ pub fn chunk_visitor(key: &[u8]) -> Option<VisitorId> {
 /// The prefix of every `tallies` and `aggregates` key of one phase of one
 /// test, so a test's phase scans by prefix.
 pub fn phase_prefix(experiment: &ExperimentId, phase: u32) -> Vec<u8> {
-    let mut k = Vec::new();
-    push_str(&mut k, experiment.as_str());
-    k.extend_from_slice(&phase.to_be_bytes());
+    prefix_with_room(experiment, phase, 0)
+}
+
+/// [`phase_prefix`] in a vector with room for `rest` more bytes, so a key
+/// built on it is allocated once.
+fn prefix_with_room(experiment: &ExperimentId, phase: u32, rest: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + experiment.as_str().len() + 4 + rest);
+    push_phase_prefix(&mut k, experiment, phase);
     k
+}
+
+fn push_phase_prefix(out: &mut Vec<u8>, experiment: &ExperimentId, phase: u32) {
+    push_str(out, experiment.as_str());
+    out.extend_from_slice(&phase.to_be_bytes());
 }
 
 /// `tallies`: one key per (test, phase, visitor).
 impl TallyKey {
     pub fn encode(&self) -> Vec<u8> {
-        let mut k = phase_prefix(&self.experiment, self.phase);
+        let mut k = prefix_with_room(&self.experiment, self.phase, 2 + self.visitor.as_str().len());
         push_str(&mut k, self.visitor.as_str());
         k
     }
@@ -95,11 +105,21 @@ impl TallyKey {
 /// test's phase scans by prefix and its days in order.
 impl AggregateKey {
     pub fn encode(&self) -> Vec<u8> {
-        let mut k = phase_prefix(&self.experiment, self.phase);
-        k.extend_from_slice(&self.variant.to_be_bytes());
-        k.extend_from_slice(&i32_key(self.date.num_days_from_ce()));
-        push_str(&mut k, self.metric.as_str());
+        let mut k = Vec::new();
+        self.encode_into(&mut k);
         k
+    }
+
+    /// Appends the key to `out`: the writer sums a group's changes by key
+    /// in one reused buffer, and allocates a key only for a row it has not
+    /// seen yet.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let metric = self.metric.as_str();
+        out.reserve(2 + self.experiment.as_str().len() + 4 + 2 + 4 + 2 + metric.len());
+        push_phase_prefix(out, &self.experiment, self.phase);
+        out.extend_from_slice(&self.variant.to_be_bytes());
+        out.extend_from_slice(&i32_key(self.date.num_days_from_ce()));
+        push_str(out, metric);
     }
 
     pub fn decode(mut b: &[u8]) -> Option<Self> {
@@ -117,12 +137,31 @@ impl AggregateKey {
 /// values together.
 impl SegmentKey {
     pub fn encode(&self) -> Vec<u8> {
-        let mut k = phase_prefix(&self.experiment, self.phase);
-        push_str(&mut k, &self.attribute);
-        push_str(&mut k, &self.value);
-        k.extend_from_slice(&self.variant.to_be_bytes());
-        push_str(&mut k, self.metric.as_str());
+        let mut k = Vec::new();
+        let row = (&self.experiment, self.phase, self.variant, &self.metric);
+        Self::encode_parts_into(row, &self.attribute, &self.value, &mut k);
         k
+    }
+
+    /// Appends to `out` the key of [`SegmentKey::of`]`(row, attribute,
+    /// value)`, without building it.
+    pub fn encode_of_into(row: &AggregateKey, attribute: &str, value: &str, out: &mut Vec<u8>) {
+        Self::encode_parts_into((&row.experiment, row.phase, row.variant, &row.metric), attribute, value, out);
+    }
+
+    fn encode_parts_into(
+        (experiment, phase, variant, metric): (&ExperimentId, u32, VariantIndex, &MetricName),
+        attribute: &str,
+        value: &str,
+        out: &mut Vec<u8>,
+    ) {
+        let metric = metric.as_str();
+        out.reserve(2 + experiment.as_str().len() + 4 + 2 + attribute.len() + 2 + value.len() + 2 + 2 + metric.len());
+        push_phase_prefix(out, experiment, phase);
+        push_str(out, attribute);
+        push_str(out, value);
+        out.extend_from_slice(&variant.to_be_bytes());
+        push_str(out, metric);
     }
 
     pub fn decode(mut b: &[u8]) -> Option<Self> {
@@ -154,7 +193,8 @@ fn key_f64(b: [u8; 8]) -> f64 {
 /// scan from the end.
 impl CappedScope {
     pub fn encode(&self) -> Vec<u8> {
-        let mut k = phase_prefix(&self.experiment, self.phase);
+        // Room for the tag byte of a side or the counts.
+        let mut k = prefix_with_room(&self.experiment, self.phase, 2 + self.metric.as_str().len() + 1);
         push_str(&mut k, self.metric.as_str());
         k
     }
@@ -179,6 +219,7 @@ impl CappedScope {
     /// A visitor's entry on one side, at `value`.
     pub fn entry_key(&self, side: CappedSide, value: f64, visitor: &VisitorId) -> Vec<u8> {
         let mut k = self.side_prefix(side);
+        k.reserve(8 + 2 + visitor.as_str().len());
         k.extend_from_slice(&f64_key(value));
         push_str(&mut k, visitor.as_str());
         k

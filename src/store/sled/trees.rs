@@ -652,15 +652,40 @@ pub struct Tx<'a> {
 }
 
 /// Per row key, the visitors joining or leaving and the change of the sums
-/// (whose own `n` stays 0).
+/// (whose own `n` stays 0). Keys are hashed with FxHash: they are our own
+/// encodings, summed within one transaction, never chosen by a client as
+/// a whole.
 #[derive(Default)]
 pub struct SummedChanges {
-    aggregates: std::collections::HashMap<Vec<u8>, (i64, Moments)>,
-    segments: std::collections::HashMap<Vec<u8>, (i64, Moments)>,
+    aggregates: RowSums,
+    segments: RowSums,
+    /// The key being summed, encoded into the same buffer each time.
+    scratch: Vec<u8>,
 }
 
-fn sum_into(rows: &mut std::collections::HashMap<Vec<u8>, (i64, Moments)>, key: Vec<u8>, change: Change) {
-    let (n, sums) = rows.entry(key).or_default();
+type RowSums = rustc_hash::FxHashMap<Vec<u8>, (i64, Moments)>;
+
+impl SummedChanges {
+    fn aggregate(&mut self, key: &AggregateKey, change: Change) {
+        self.scratch.clear();
+        key.encode_into(&mut self.scratch);
+        sum_into(&mut self.aggregates, &self.scratch, change);
+    }
+
+    fn segment(&mut self, row: &AggregateKey, attribute: &str, value: &str, change: Change) {
+        self.scratch.clear();
+        SegmentKey::encode_of_into(row, attribute, value, &mut self.scratch);
+        sum_into(&mut self.segments, &self.scratch, change);
+    }
+}
+
+/// Adds `change` to the row under `key`; a key is allocated only for a row
+/// this transaction has not touched yet.
+fn sum_into(rows: &mut RowSums, key: &[u8], change: Change) {
+    let (n, sums) = match rows.get_mut(key) {
+        Some(row) => row,
+        None => rows.entry(key.to_vec()).or_default(),
+    };
     *n += change.visitors;
     sums.apply_delta(change.old, change.new);
 }
@@ -687,7 +712,7 @@ impl Tx<'_> {
     /// Writes the summed changes of every aggregate and segment row this
     /// transaction touched; called once, at its end.
     pub fn write_sums(&self) -> TxResult<()> {
-        let SummedChanges { aggregates, segments } = self.sums.take();
+        let SummedChanges { aggregates, segments, .. } = self.sums.take();
         for (k, change) in aggregates {
             update_sums(self.aggregates, Aggregates::NAME, k, change)?;
         }
@@ -788,12 +813,12 @@ impl Ledger for Tx<'_> {
     /// Applies `change` to one aggregate row; a row left with no visitors
     /// (its last visitor moved to another day) is removed.
     fn update_aggregate(&self, key: &AggregateKey, change: Change) -> TxResult<()> {
-        sum_into(&mut self.sums.borrow_mut().aggregates, key.encode(), change);
+        self.sums.borrow_mut().aggregate(key, change);
         Ok(())
     }
 
-    fn update_segment(&self, key: &SegmentKey, change: Change) -> TxResult<()> {
-        sum_into(&mut self.sums.borrow_mut().segments, key.encode(), change);
+    fn update_segment(&self, row: &AggregateKey, attribute: &str, value: &str, change: Change) -> TxResult<()> {
+        self.sums.borrow_mut().segment(row, attribute, value, change);
         Ok(())
     }
 

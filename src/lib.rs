@@ -10,6 +10,7 @@ pub mod allocation;
 pub mod analysis;
 pub mod assignment;
 pub mod attribution;
+pub mod background;
 pub mod backup;
 pub mod bucketing;
 pub mod capping;

@@ -44,7 +44,8 @@ async fn take(state: &AppState, dir: &Path, keep: usize) -> Result<(PathBuf, u64
     let export = state.store.export().await.map_err(|e| e.to_string())?;
     let source = state.store.kind();
     let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let write = move || {
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let now = Utc::now();
         let path = dir.join(format!("{PREFIX}{}{SUFFIX}", now.format("%Y%m%dT%H%M%S%.3fZ")));
@@ -70,7 +71,10 @@ async fn take(state: &AppState, dir: &Path, keep: usize) -> Result<(PathBuf, u64
             std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
         }
         Ok((path, bytes))
+    };
+    crate::background::spawn_low_priority("backup-writer", move || {
+        let _ = done.send(write());
     })
-    .await
-    .map_err(|e| format!("the backup did not finish: {e}"))?
+    .map_err(|e| format!("cannot start the backup: {e}"))?;
+    result.await.map_err(|_| "the backup did not finish".to_owned())?
 }

@@ -23,7 +23,7 @@ pub async fn backup(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let export = state.store.export().await?;
     let (source, now) = (state.store.kind(), chrono::Utc::now());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
-    tokio::task::spawn_blocking(move || {
+    let encode = move || {
         let out = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
         let written = crate::backup::write_export(export, out, source, now)
             .map_err(|e| std::io::Error::other(e.to_string()))
@@ -35,7 +35,8 @@ pub async fn backup(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
                 let _ = tx.blocking_send(Err(e));
             }
         }
-    });
+    };
+    crate::background::spawn_low_priority("backup-encoder", encode).map_err(|e| ApiError::Internal(e.to_string()))?;
     let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
     Ok(HttpResponse::Ok()
         .content_type("application/gzip")

@@ -441,14 +441,15 @@ impl Store for SledStore {
     async fn last_deliveries(&self) -> Result<Vec<LastDelivery>, StoreError> {
         blocking(&self.shared, |s| s.trees()?.notifications.last()).await
     }
-    /// Reads each tree in key order on a blocking thread: each visitor's
+    /// Reads each tree in key order on a thread of low priority
+    /// ([`crate::background`]): each visitor's
     /// exposures are one record, and each visitor's events are read as of
     /// its open chunk ([`VisitorEvents::by_visitor`]), so a write racing
     /// with the export is wholly in or out.
     async fn export(&self) -> Result<super::Export, StoreError> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let shared = self.shared.clone();
-        tokio::task::spawn_blocking(move || {
+        let export = move || {
             let read = || -> Result<(), StoreError> {
                 let trees = shared.trees()?;
                 let mut chunk = Vec::with_capacity(super::RECORD_CHUNK);
@@ -477,7 +478,8 @@ impl Store for SledStore {
             if let Err(e) = read() {
                 let _ = tx.blocking_send(Err(e));
             }
-        });
+        };
+        crate::background::spawn_low_priority("backup-reader", export)?;
         Ok(rx)
     }
 

@@ -220,7 +220,13 @@ pub trait Ledger {
     /// visitors whose `attribute` is `value` ([`SegmentKey::of`]); a row
     /// left with no visitors is removed. Takes the parts, not the key: a
     /// backend that sums by encoded key need not build one per call.
-    fn update_segment(&self, row: &AggregateKey, attribute: &str, value: &str, change: Change) -> Result<(), Self::Error>;
+    fn update_segment(
+        &self,
+        row: &AggregateKey,
+        attribute: &str,
+        value: &str,
+        change: Change,
+    ) -> Result<(), Self::Error>;
     /// Moves `visitor`'s entry in the value index of the row's capped
     /// metric as `change` says ([`Change::entries`]), and its counts
     /// ([`Change::counts`]).

@@ -233,7 +233,13 @@ impl Ledger for Overlay {
         Ok(())
     }
 
-    fn update_segment(&self, row: &AggregateKey, attribute: &str, value: &str, change: Change) -> Result<(), NotFetched> {
+    fn update_segment(
+        &self,
+        row: &AggregateKey,
+        attribute: &str,
+        value: &str,
+        change: Change,
+    ) -> Result<(), NotFetched> {
         self.segments.borrow_mut().entry(SegmentKey::of(row, attribute, value)).or_default().add(change);
         Ok(())
     }

@@ -75,9 +75,12 @@ const CACHE_BYTES: u64 = 16 << 20;
 /// events says how many full ones precede it; 6: event ids unique per
 /// visitor, no tree of events by id (the visitors' chunks are the raw
 /// events, and an open chunk holds digests of its visitor's older ids); 7:
-/// a value index of each capped metric (tree `capped`). A folder of an
-/// older layout is rebuilt from its raw records at start.
-const FORMAT: u64 = 7;
+/// a value index of each capped metric (tree `capped`); 8: an open chunk
+/// holds fewer than 512 digests, the older ones in pages of 512, so no
+/// value grows with a visitor's history (an older binary, which would not
+/// look in the pages, refuses the folder). A folder of an older layout is
+/// rebuilt from its raw records at start.
+const FORMAT: u64 = 8;
 
 #[derive(Clone)]
 struct Trees {
@@ -301,12 +304,12 @@ impl Trees {
         Ok(out)
     }
 
-    /// Recomputes the open chunks' digests of older ids, then replaces
-    /// tallies and aggregates by a recomputation. Safe to rerun: the raw
-    /// events and exposures are never rewritten, so a rebuild interrupted
-    /// half-way is repaired by the next (the layout marker is cleared first
-    /// and set last, so an interrupted rebuild makes the next start rebuild
-    /// again).
+    /// Recomputes the open chunks' digests of older ids and their pages,
+    /// then replaces tallies and aggregates by a recomputation. Safe to
+    /// rerun: the raw events and exposures are never rewritten, so a
+    /// rebuild interrupted half-way is repaired by the next (the layout
+    /// marker is cleared first and set last, so an interrupted rebuild
+    /// makes the next start rebuild again).
     ///
     /// Also upgrades a folder of an older layout: its events tree, the raw
     /// events then, is copied into the visitors' chunks (rebuilt from it

@@ -113,28 +113,83 @@ impl Events {
 /// The raw events, visitor by visitor, in chunks of [`EVENTS_PER_CHUNK`]
 /// in arrival order: full chunks under (visitor, 0), (visitor, 1), …, and
 /// the chunk still filling under (visitor, [`OPEN_CHUNK`]), which also
-/// says how many full chunks there are and holds a digest of every older
-/// event's id. Appending an event, and finding whether its id is new for
-/// its visitor, read and write only the open chunk, so an event costs one
-/// point read here whatever the visitor's history.
+/// says how many full chunks there are and holds a digest of the latest
+/// older events' ids; the digests before those are in pages of
+/// [`DIGESTS_PER_PAGE`] under (visitor, [`digest_page`]`(p)`). Appending
+/// an event, and finding whether its id is new for its visitor, read and
+/// write only the open chunk for a visitor with fewer than
+/// [`DIGESTS_PER_PAGE`] events, and one more point read per page after.
+///
+/// Every value here stays small (under 20 KiB with the longest ids), which
+/// durability depends on: sled 0.34 writes a node larger than a quarter of
+/// its 512 KiB segment to a file of its own under `blobs/` that it never
+/// syncs, and a leaf node holds up to 17 values. Before pages, a visitor's
+/// open chunk grew by 20 bytes per event, and past about 6,000 events of
+/// one visitor it became such a file.
 #[derive(Clone)]
 pub struct VisitorEvents(pub(super) Tree);
 
-/// The chunk number of a visitor's open chunk: after every full chunk in
-/// key order.
+/// The chunk number of a visitor's open chunk: after every full chunk and
+/// digest page in key order.
 pub const OPEN_CHUNK: u32 = u32::MAX;
 
-/// The chunk still filling, how many full chunks come before it, and the
-/// [`id_digest`] of every event in them: an id whose digest is not there
+/// Most id digests a page holds, and the open chunk before it moves them
+/// to a page: 4 KiB a page (8 bytes each), about 10 KiB in the open chunk.
+/// A multiple of [`EVENTS_PER_CHUNK`], so pages fill exactly.
+pub const DIGESTS_PER_PAGE: usize = 512;
+
+/// Chunk numbers from here to [`OPEN_CHUNK`] are digest pages, not full
+/// chunks: page `p` is number `OPEN_CHUNK - 1 - p`. Full chunks stay far
+/// below it (4 billion chunks of 8 events).
+const FIRST_PAGE_NUMBER: u32 = OPEN_CHUNK - (1 << 24);
+
+/// The chunk number of digest page `p`.
+pub fn digest_page(p: u32) -> u32 {
+    OPEN_CHUNK - 1 - p
+}
+
+/// The chunk still filling, how many full chunks come before it, how many
+/// digest pages, and the [`id_digest`] of every event of the full chunks
+/// that no page holds: an id whose digest is neither there nor in a page
 /// is new for the visitor without reading a full chunk; one whose digest
-/// is there (a retry of an older event, or a collision) is looked up in
-/// the full chunks.
+/// is (a retry of an older event, or a collision) is looked up in the full
+/// chunks.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OpenChunk {
     pub full: u32,
     pub events: Vec<Event>,
     #[serde(default)]
     pub older: Vec<u64>,
+    #[serde(default)]
+    pub pages: u32,
+}
+
+/// One record of [`VisitorEvents`].
+pub enum Chunk {
+    Full(Vec<Event>),
+    Open(OpenChunk),
+    /// A page of id digests, stored as 8 bytes each, big-endian.
+    Digests(Vec<u64>),
+}
+
+impl Chunk {
+    /// The events the record holds (none for a digest page).
+    pub fn into_events(self) -> Vec<Event> {
+        match self {
+            Chunk::Full(events) => events,
+            Chunk::Open(open) => open.events,
+            Chunk::Digests(_) => Vec::new(),
+        }
+    }
+}
+
+/// The chunk number a key of [`VisitorEvents`] ends with.
+fn chunk_number(key: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(key.get(key.len().checked_sub(4)?..)?.try_into().ok()?))
+}
+
+fn encode_digests(digests: &[u64]) -> Vec<u8> {
+    digests.iter().flat_map(|d| d.to_be_bytes()).collect()
 }
 
 /// A stable 64-bit digest of an event id (FNV-1a), kept on disk: it must
@@ -150,7 +205,7 @@ impl VisitorEvents {
     pub fn all(&self) -> impl Iterator<Item = Result<Vec<Event>, StoreError>> + '_ {
         self.0.iter().map(|kv| {
             let (k, v) = kv?;
-            Ok(Self::decode_chunk(&k, &v)?.0)
+            Ok(Self::decode_chunk(&k, &v)?.into_events())
         })
     }
 
@@ -164,11 +219,15 @@ impl VisitorEvents {
         self.0.iter().filter_map(move |kv| {
             let read = || -> Result<Option<Vec<Event>>, StoreError> {
                 let (k, v) = kv?;
-                let (events, open) = Self::decode_chunk(&k, &v)?;
-                let Some(open) = open else {
-                    fulls.push((k, events));
-                    return Ok(None);
+                let mut open = match Self::decode_chunk(&k, &v)? {
+                    Chunk::Full(events) => {
+                        fulls.push((k, events));
+                        return Ok(None);
+                    }
+                    Chunk::Digests(_) => return Ok(None),
+                    Chunk::Open(open) => open,
                 };
+                let events = std::mem::take(&mut open.events);
                 let visitor = super::keys::chunk_visitor(&k).ok_or_else(|| Corrupt {
                     tree: Self::NAME,
                     key: describe(&k),
@@ -186,7 +245,7 @@ impl VisitorEvents {
                                 key: describe(&key),
                                 detail: "a full chunk the open one names is missing".into(),
                             })?;
-                            all.extend(Self::decode_chunk(&key, &bytes)?.0);
+                            all.extend(Self::decode_chunk(&key, &bytes)?.into_events());
                         }
                     }
                 }
@@ -197,23 +256,30 @@ impl VisitorEvents {
         })
     }
 
-    /// A chunk's events, and the open chunk itself when it is one.
-    pub fn decode_chunk(key: &[u8], bytes: &[u8]) -> Result<(Vec<Event>, Option<OpenChunk>), Corrupt> {
-        if key.ends_with(&OPEN_CHUNK.to_be_bytes()) {
-            let mut open: OpenChunk = decode(Self::NAME, key, bytes)?;
-            Ok((std::mem::take(&mut open.events), Some(open)))
-        } else {
-            Ok((decode(Self::NAME, key, bytes)?, None))
+    /// A record of the tree, by its key's chunk number.
+    pub fn decode_chunk(key: &[u8], bytes: &[u8]) -> Result<Chunk, Corrupt> {
+        match chunk_number(key) {
+            Some(OPEN_CHUNK) => Ok(Chunk::Open(decode(Self::NAME, key, bytes)?)),
+            Some(n) if n >= FIRST_PAGE_NUMBER => {
+                let pieces = bytes.chunks_exact(8);
+                if !pieces.remainder().is_empty() {
+                    let detail = format!("a page of id digests is {} bytes, not a multiple of 8", bytes.len());
+                    return Err(Corrupt { tree: Self::NAME, key: describe(key), detail });
+                }
+                Ok(Chunk::Digests(pieces.map(|d| u64::from_be_bytes(d.try_into().expect("8 bytes"))).collect()))
+            }
+            _ => Ok(Chunk::Full(decode(Self::NAME, key, bytes)?)),
         }
     }
 
-    /// Recomputes every open chunk's digests of older ids from the full
-    /// chunks before it, in place: no event is added, dropped or changed.
-    /// Returns how many open chunks changed.
+    /// Recomputes every open chunk's digests of older ids, and the digest
+    /// pages before it, from the full chunks, in place: no event is added,
+    /// dropped or changed. Returns how many visitors changed.
     pub fn redigest(&self) -> Result<usize, StoreError> {
         let mut changed = 0;
         let mut older = Vec::new();
         let mut full = 0u32;
+        let mut pages: Vec<(sled::IVec, Vec<u64>)> = Vec::new();
         let mut visitor: Vec<u8> = Vec::new();
         for kv in self.0.iter() {
             let (k, v) = kv?;
@@ -222,24 +288,54 @@ impl VisitorEvents {
             if prefix != visitor.as_slice() {
                 (visitor, full) = (prefix.to_vec(), 0);
                 older.clear();
+                pages.clear();
             }
-            let (events, open) = Self::decode_chunk(&k, &v)?;
-            let Some(mut open) = open else {
-                older.extend(events.iter().map(|e| id_digest(&e.id)));
-                full += 1;
-                continue;
+            let mut open = match Self::decode_chunk(&k, &v)? {
+                Chunk::Full(events) => {
+                    older.extend(events.iter().map(|e| id_digest(&e.id)));
+                    full += 1;
+                    continue;
+                }
+                Chunk::Digests(digests) => {
+                    pages.push((k, digests));
+                    continue;
+                }
+                Chunk::Open(open) => open,
             };
-            if open.older != older || open.full != full {
-                open.older = std::mem::take(&mut older);
-                open.full = full;
-                open.events = events;
-                self.0.insert(&k, encode(&open))?;
-                changed += 1;
+            let whole = older.len() / DIGESTS_PER_PAGE;
+            let expected: Vec<&[u64]> = older.chunks(DIGESTS_PER_PAGE).take(whole).collect();
+            let rest = older[whole * DIGESTS_PER_PAGE..].to_vec();
+            let mut fixed = false;
+            for (p, digests) in expected.iter().enumerate() {
+                let key = [prefix, &digest_page(p as u32).to_be_bytes()].concat();
+                if !pages.iter().any(|(k, d)| k[..] == key[..] && d[..] == digests[..]) {
+                    self.0.insert(&key, encode_digests(digests))?;
+                    fixed = true;
+                }
             }
+            for (k, _) in &pages {
+                let stale = Self::page_of(k).is_none_or(|p| p as usize >= whole);
+                if stale {
+                    self.0.remove(k)?;
+                    fixed = true;
+                }
+            }
+            if open.older != rest || open.full != full || open.pages as usize != whole {
+                (open.older, open.full, open.pages) = (rest, full, whole as u32);
+                self.0.insert(&k, encode(&open))?;
+                fixed = true;
+            }
+            changed += usize::from(fixed);
             older.clear();
+            pages.clear();
             full = 0;
         }
         Ok(changed)
+    }
+
+    /// The page number of a digest page's key.
+    fn page_of(key: &[u8]) -> Option<u32> {
+        chunk_number(key).filter(|n| (FIRST_PAGE_NUMBER..OPEN_CHUNK).contains(n)).map(|n| OPEN_CHUNK - 1 - n)
     }
 
     /// How many events are stored.
@@ -253,7 +349,7 @@ impl VisitorEvents {
         let mut out = Vec::new();
         for kv in self.0.scan_prefix(&prefix[..prefix.len() - 4]) {
             let (k, v) = kv?;
-            out.extend(Self::decode_chunk(&k, &v)?.0);
+            out.extend(Self::decode_chunk(&k, &v)?.into_events());
         }
         Ok(out)
     }
@@ -728,6 +824,26 @@ impl Tx<'_> {
         tx_decode(VisitorEvents::NAME, &key, self.visitor_events.get(&key)?)
     }
 
+    /// Whether one of a visitor's first `pages` digest pages holds
+    /// `digest`.
+    fn in_digest_pages(&self, visitor: &VisitorId, pages: u32, digest: u64) -> TxResult<bool> {
+        for p in 0..pages {
+            let key = event_chunk_key(visitor, digest_page(p));
+            let bytes = self.visitor_events.get(&key)?.ok_or_else(|| {
+                let detail = "a page of id digests the open chunk names is missing".into();
+                ConflictableTransactionError::Abort(StoreError::Corrupt(Corrupt {
+                    tree: VisitorEvents::NAME,
+                    key: describe(&key),
+                    detail,
+                }))
+            })?;
+            if bytes.chunks_exact(8).any(|d| d == digest.to_be_bytes()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// A visitor's full chunk `n`.
     fn full_chunk(&self, visitor: &VisitorId, n: u32) -> TxResult<Vec<Event>> {
         let key = event_chunk_key(visitor, n);
@@ -745,6 +861,13 @@ impl Tx<'_> {
             open.older.extend(open.events.iter().map(|e| id_digest(&e.id)));
             open.full += 1;
             open.events.clear();
+            // An open chunk written before pages may hold more than a page.
+            while open.older.len() >= DIGESTS_PER_PAGE {
+                let page = event_chunk_key(&e.visitor, digest_page(open.pages));
+                self.visitor_events.insert(page, encode_digests(&open.older[..DIGESTS_PER_PAGE]))?;
+                open.older.drain(..DIGESTS_PER_PAGE);
+                open.pages += 1;
+            }
         }
         self.visitor_events.insert(event_chunk_key(&e.visitor, OPEN_CHUNK), encode(&open))?;
         Ok(())
@@ -772,7 +895,8 @@ impl Ledger for Tx<'_> {
         if let Some(stored) = open.events.iter().find(|s| s.id == e.id) {
             return Ok(Stored::compare(Some(stored), e));
         }
-        if !open.older.contains(&id_digest(&e.id)) {
+        let digest = id_digest(&e.id);
+        if !open.older.contains(&digest) && !self.in_digest_pages(&e.visitor, open.pages, digest)? {
             return Ok(Stored::New);
         }
         for n in 0..open.full {

@@ -169,6 +169,12 @@ struct Shared {
     /// once the store is closed.
     trees: RwLock<Option<Trees>>,
     closed: std::sync::atomic::AtomicBool,
+    /// Whether a group commit's transaction is under way or about to be:
+    /// sled makes every transaction wait for the reads in progress (a
+    /// global read-write lock once transactions are used), so a long
+    /// reader such as a backup steps only while it is false
+    /// ([`Shared::give_way`]).
+    applying: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -193,6 +199,14 @@ impl Shared {
         let fresh = Trees::open(&self.path)?;
         *slot = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// Waits while a group commit applies, so that a long reader does not
+    /// hold sled's lock against it.
+    fn give_way(&self) {
+        while self.applying.load(std::sync::atomic::Ordering::Acquire) {
+            std::thread::sleep(Duration::from_micros(20));
+        }
     }
 
     /// Lets go of the folder (and its lock) as soon as the last commit or
@@ -262,6 +276,7 @@ impl SledStore {
                 path,
                 trees: RwLock::new(Some(trees)),
                 closed: std::sync::atomic::AtomicBool::new(false),
+                applying: std::sync::atomic::AtomicBool::new(false),
             });
             let engine = Engine::start(Arc::new(SledBackend(shared.clone())), limits, &runtime);
             Ok(SledStore { shared, engine, outdated, closing: Default::default() })
@@ -465,9 +480,11 @@ impl Store for SledStore {
                 };
                 for list in trees.exposures.all() {
                     list?.into_iter().try_for_each(|e| send(Record::Exposure(e)))?;
+                    shared.give_way();
                 }
                 for events in trees.visitor_events.by_visitor() {
                     events?.into_iter().try_for_each(|e| send(Record::Event(e)))?;
+                    shared.give_way();
                 }
                 for (experiment, record) in trees.allocations.all()? {
                     send(Record::Allocation { experiment, record })?;
@@ -714,12 +731,15 @@ impl Backend for SledBackend {
     fn commit(&self, group: Arc<[Pending]>) -> BoxFuture<'_, Result<Vec<Vec<Outcome>>, StoreError>> {
         Box::pin(blocking(&self.0, move |s| {
             let trees = s.trees()?;
+            s.applying.store(true, std::sync::atomic::Ordering::Release);
             let all = transact(&trees, |tx| {
                 group
                     .iter()
                     .map(|p| p.writes.iter().map(|w| apply(tx, &p.catalog, w)).collect::<TxResult<Vec<_>>>())
                     .collect::<TxResult<Vec<_>>>()
-            })?;
+            });
+            s.applying.store(false, std::sync::atomic::Ordering::Release);
+            let all = all?;
             trees.sync()?;
             Ok(all)
         }))

@@ -169,8 +169,8 @@ struct Shared {
     /// once the store is closed.
     trees: RwLock<Option<Trees>>,
     closed: std::sync::atomic::AtomicBool,
-    /// Whether a group commit's transaction is under way or about to be:
-    /// sled makes every transaction wait for the reads in progress (a
+    /// Whether a group commit's transaction is under way: sled makes
+    /// every transaction wait for the reads in progress (a
     /// global read-write lock once transactions are used), so a long
     /// reader such as a backup steps only while it is false
     /// ([`Shared::give_way`]).
@@ -460,10 +460,11 @@ impl Store for SledStore {
         blocking(&self.shared, |s| s.trees()?.notifications.last()).await
     }
     /// Reads each tree in key order on a thread of low priority
-    /// ([`crate::background`]): each visitor's
-    /// exposures are one record, and each visitor's events are read as of
-    /// its open chunk ([`VisitorEvents::by_visitor`]), so a write racing
-    /// with the export is wholly in or out.
+    /// ([`crate::background`]) that gives way to each group commit
+    /// ([`Shared::give_way`]): each visitor's exposures are one record, and
+    /// each visitor's events are read as of its open chunk
+    /// ([`VisitorEvents::by_visitor`]), so a write racing with the export
+    /// is wholly in or out.
     async fn export(&self) -> Result<super::Export, StoreError> {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let shared = self.shared.clone();

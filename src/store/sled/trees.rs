@@ -748,9 +748,9 @@ pub struct Tx<'a> {
 }
 
 /// Per row key, the visitors joining or leaving and the change of the sums
-/// (whose own `n` stays 0). Keys are hashed with FxHash: they are our own
-/// encodings, summed within one transaction, never chosen by a client as
-/// a whole.
+/// (whose own `n` stays 0). Keys are hashed with FxHash, not SipHash: a
+/// map lives for one transaction and holds a few rows per write in it, so
+/// segment values chosen to collide could slow one group, not the service.
 #[derive(Default)]
 pub struct SummedChanges {
     aggregates: RowSums,

@@ -8,7 +8,9 @@
 //! attributed.
 //! Run: `cargo bench --bench ingest`; with `OFFERLAB_BENCH_ONLY=processes`,
 //! only the rows of replicas as processes (whose binary
-//! `OFFERLAB_BENCH_BIN` may name); with `OFFERLAB_BENCH_ONLY=segments`, sled
+//! `OFFERLAB_BENCH_BIN` may name, with the definitions of
+//! `OFFERLAB_BENCH_EXPERIMENTS` for an older version that would refuse
+//! today's); with `OFFERLAB_BENCH_ONLY=segments`, sled
 //! with the visitors' exposures carrying two segment attributes (four
 //! values each) and without, alternating, three runs of each.
 
@@ -121,7 +123,8 @@ async fn api(batch: usize, store: Option<&str>, replicas: Replicas, segments: bo
     let mut settings = Settings::new(
         "127.0.0.1:0".parse().unwrap(),
         root.path().join("data"),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/experiments").into(),
+        std::env::var_os("OFFERLAB_BENCH_EXPERIMENTS")
+            .map_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/experiments").into(), Into::into),
     );
     settings.body_limit = 4 << 20;
     settings.store = store.map(str::to_owned);

@@ -829,16 +829,15 @@ impl Tx<'_> {
     fn in_digest_pages(&self, visitor: &VisitorId, pages: u32, digest: u64) -> TxResult<bool> {
         for p in 0..pages {
             let key = event_chunk_key(visitor, digest_page(p));
+            let corrupt = |c: Corrupt| ConflictableTransactionError::Abort(StoreError::Corrupt(c));
             let bytes = self.visitor_events.get(&key)?.ok_or_else(|| {
                 let detail = "a page of id digests the open chunk names is missing".into();
-                ConflictableTransactionError::Abort(StoreError::Corrupt(Corrupt {
-                    tree: VisitorEvents::NAME,
-                    key: describe(&key),
-                    detail,
-                }))
+                corrupt(Corrupt { tree: VisitorEvents::NAME, key: describe(&key), detail })
             })?;
-            if bytes.chunks_exact(8).any(|d| d == digest.to_be_bytes()) {
-                return Ok(true);
+            if let Chunk::Digests(page) = VisitorEvents::decode_chunk(&key, &bytes).map_err(corrupt)? {
+                if page.contains(&digest) {
+                    return Ok(true);
+                }
             }
         }
         Ok(false)

@@ -48,7 +48,7 @@ pub async fn report_with(
     let (catalog, exp) = (catalog.clone(), exp.clone());
     tokio::task::spawn_blocking(move || {
         let today = exp.local_day(now);
-        let mut report = analyze(&exp, &catalog, &rows, capping.clone(), today);
+        let mut report = analyze(&exp, &catalog, &rows, capping, today);
         if let Some(sums) = sums {
             let breakdowns = by_segment::finish(&exp, &catalog, &segments, sums);
             by_segment::attach(&mut report, &exp, &catalog, breakdowns);

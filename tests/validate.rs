@@ -256,6 +256,42 @@ fn validate_command_exits_0_on_the_committed_folder_and_1_on_a_bad_one() {
     assert!(stderr.contains("a.toml:1: id \"b\" differs from the file name"), "{stderr}");
 }
 
+/// `offerlab validate` refuses a `notify.toml` with an unknown verdict code,
+/// an unknown test id and a URL that is not http(s), each at its line, and
+/// exits 1 without naming a webhook's URL path.
+#[test]
+fn validate_command_names_each_mistake_of_the_notify_file() {
+    let notify = r#"[[webhook]]
+name = "growth-team"
+url = "ftp://hooks.example.com/services/T000/B000/XXX"
+on = ["validated_winer", "guardrail_harmed"]
+experiments = ["no-such-test"]
+secret_env = "OFFERLAB_WEBHOOK_SECRET_GROWTH"
+"#;
+    let dir = folder(&[("a.toml", &base("a")), ("notify.toml", notify)]);
+    let out = validate(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for said in [
+        "notify.toml:3: ",
+        "http:// or https://",
+        "notify.toml:4: ",
+        "\"validated_winer\" is not a verdict code",
+        "notify.toml:5: ",
+        "no test has the id",
+    ] {
+        assert!(stderr.contains(said), "should say {said:?}: {stderr}");
+    }
+
+    let fixed = notify
+        .replace("ftp://", "https://")
+        .replace("validated_winer", "validated_winner")
+        .replace("no-such-test", "a");
+    std::fs::write(dir.path().join("notify.toml"), fixed).unwrap();
+    let ok = validate(dir.path());
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}
+
 #[test]
 fn metric_names_and_their_event_names_keep_to_a_safe_alphabet() {
     for (table, event, says) in [

@@ -12,7 +12,9 @@
 //! `OFFERLAB_BENCH_EXPERIMENTS` for an older version that would refuse
 //! today's); with `OFFERLAB_BENCH_ONLY=segments`, sled
 //! with the visitors' exposures carrying two segment attributes (four
-//! values each) and without, alternating, three runs of each.
+//! values each) and without, alternating, three runs of each. Every event
+//! is an order of 42.5 unless `OFFERLAB_BENCH_SHAPE=shop` sends a shop's
+//! mix ([`shop_event`]).
 
 #[path = "support/exposed.rs"]
 mod exposed;
@@ -114,6 +116,22 @@ enum Replicas {
     Processes(usize),
 }
 
+/// Event `i` of client `c` in a shop's mix (`OFFERLAB_BENCH_SHAPE=shop`):
+/// one in ten an order, of a price with a long tail (from 20 to 200, one
+/// in fifty a wholesale order of 2,500), the rest accepted offers, in the
+/// cart and elsewhere. Without it, every event is an order of 42.5: the
+/// heaviest load on a capped revenue metric, whose every visitor then
+/// moves with each event, all by the same step.
+fn shop_event(c: usize, i: usize) -> (&'static str, f64) {
+    let h = (c * 7919 + i * 104_729) % 1_000;
+    match h % 10 {
+        0 if h.is_multiple_of(500) => ("order", 2_500.0),
+        0 => ("order", 20.0 + (h / 10) as f64 * (h / 10) as f64 / 55.0),
+        1..=5 => ("cart_offer_accepted", 1.0),
+        _ => ("upsell_accepted", 1.0),
+    }
+}
+
 /// Events per second through the API with `batch` events per request, on
 /// sled, or on servers sharing the PostgreSQL at `store`.
 /// With `segments`, the visitors' exposures carry a device and a customer
@@ -152,6 +170,7 @@ async fn api(batch: usize, store: Option<&str>, replicas: Replicas, segments: bo
     // 20,000 visitors exposed to the cart test, so events are attributed.
     exposed::expose_cart_visitors(&client, &url, &settings.experiments, VISITORS, segments).await;
     let sent = Arc::new(AtomicUsize::new(0));
+    let shop = std::env::var("OFFERLAB_BENCH_SHAPE").as_deref() == Ok("shop");
     let start = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
@@ -162,8 +181,9 @@ async fn api(batch: usize, store: Option<&str>, replicas: Replicas, segments: bo
                     let events: Vec<_> = (0..batch)
                         .map(|k| {
                             i += 1;
+                            let (name, value) = if shop { shop_event(c, i) } else { ("order", 42.5) };
                             json!({ "id": format!("c{c}-{i}"), "visitor_id": format!("v{}", (c * 7919 + i + k) % VISITORS),
-                                    "name": "order", "value": 42.5 })
+                                    "name": name, "value": value })
                         })
                         .collect();
                     let r = client.post(format!("{url}/v1/events")).json(&events).send().await.unwrap();

@@ -287,7 +287,7 @@ fn median_rank_read_ms(
         return 0.0;
     };
     median_ms(5, || {
-        std::hint::black_box(rt.block_on(store.capped_values(exp, &metric, skip, take)).unwrap());
+        std::hint::black_box(rt.block_on(store.capped_values(exp, &metric, None, skip, take)).unwrap());
     })
 }
 

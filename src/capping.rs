@@ -193,6 +193,61 @@ impl Quantile {
     }
 }
 
+/// Where the floor of a percentile cap's value index can go
+/// ([`crate::store::CappedCounts::floor`]), as places below the top of its
+/// value side. The cap reads down to `need − 1`; the floor keeps at least
+/// twice that above it, so the index answers while the phase's visitors
+/// double, and is raised again only once the index holds twice what the
+/// floor keeps, so each raise drops at least half of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloorRanks {
+    /// The new floor must be below the value this far down.
+    pub guard: usize,
+    /// The new floor is the first value this far down or further that is
+    /// below the one `guard` places down.
+    pub keep: usize,
+    /// A raise is worth its walk only when an entry is this far down; the
+    /// floor is looked for no further.
+    pub probe: usize,
+}
+
+impl FloorRanks {
+    /// The ranks for the `p` quantile of a phase whose index counts
+    /// `counts`; `None` when the quantile lies among the zeros or the
+    /// negative values, where no floor of 0 or more keeps what it reads.
+    ///
+    /// # Formula
+    /// `need = d + 1` for the deeper order statistic `d` places below the
+    /// top; `guard = 2·need + 8`, `keep = 3·need + 16`, `probe = 2·keep`.
+    pub fn of(p: f64, ignore_zeros: bool, counts: CappedCounts) -> Option<FloorRanks> {
+        let q = Quantile::of(p, ignore_zeros, counts.covered, counts)?;
+        let (Rank::FromTop(lo), Rank::FromTop(hi)) = (q.lo, q.hi) else { return None };
+        let need = lo.max(hi) + 1;
+        if need as u64 > counts.positive {
+            return None;
+        }
+        let keep = 3 * need + 16;
+        Some(FloorRanks { guard: 2 * need + 8, keep, probe: 2 * keep })
+    }
+
+    /// The values to read for [`FloorRanks::floor`]: `take` of them from
+    /// `skip` places below the top.
+    pub fn reads(&self) -> (usize, usize) {
+        (self.guard, self.probe - self.guard + 1)
+    }
+
+    /// The floor, from the values read as [`FloorRanks::reads`] said: the
+    /// first value from `keep` places down that is strictly below the one
+    /// `guard` places down (so a run of equal values, which whole-cent
+    /// prices and repeat orders make common, never leaves fewer than
+    /// `guard` above the floor), if one is above 0.
+    pub fn floor(&self, read: &[f64]) -> Option<f64> {
+        let top = *read.first()?;
+        let floor = *read.get(self.keep - self.guard..)?.iter().find(|x| **x < top)?;
+        (floor > 0.0).then_some(floor)
+    }
+}
+
 /// What capping at `limit` takes from each row: `entries` must hold every
 /// visitor whose value or covariate is above `limit` (in any order, once
 /// or twice: a visitor is counted once). Each row's change is
@@ -378,6 +433,7 @@ mod tests {
                 covered: n as u64,
                 positive: values.iter().filter(|v| v.x > 0.0).count() as u64,
                 negative: values.iter().filter(|v| v.x < 0.0).count() as u64,
+                floor: None,
             };
             for cap in caps {
                 let (want_value, want_capped, want_sums) = capped_moments(cap, &visitors);
@@ -417,11 +473,53 @@ mod tests {
         }
     }
 
+    /// A floor where [`FloorRanks`] puts it keeps every value a cap of the
+    /// same percentile reads, ties at the floor included, with room for
+    /// the cap to read twice as deep.
+    #[test]
+    fn a_floor_from_its_ranks_keeps_what_the_cap_reads() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2601);
+        let mut raised = 0;
+        for n in [50, 400, 3_000, 20_000] {
+            let values = random_values(&mut rng, n);
+            let mut by_x: Vec<f64> = values.iter().map(|v| v.x).filter(|x| *x != 0.0).collect();
+            by_x.sort_by(|a, b| b.total_cmp(a));
+            let counts = CappedCounts {
+                covered: n as u64,
+                positive: by_x.iter().filter(|x| **x > 0.0).count() as u64,
+                negative: by_x.iter().filter(|x| **x < 0.0).count() as u64,
+                floor: None,
+            };
+            for (p, ignore_zeros) in [(0.99, false), (0.999, true), (0.95, true), (0.9, false), (0.5, false)] {
+                let Some(ranks) = FloorRanks::of(p, ignore_zeros, counts) else { continue };
+                if by_x.len() <= ranks.probe {
+                    continue;
+                }
+                let (skip, take) = ranks.reads();
+                let read: Vec<f64> = by_x.iter().skip(skip).take(take).copied().collect();
+                let Some(floor) = ranks.floor(&read) else { continue };
+                raised += 1;
+                let kept: Vec<f64> = by_x.iter().copied().filter(|x| *x > floor).collect();
+                assert!(kept.len() > ranks.guard, "{p} over {n}: {} kept above {floor}", kept.len());
+                let q = Quantile::of(p, ignore_zeros, n as u64, counts).unwrap();
+                let (skip, take) = q.reads().unwrap();
+                let value = q.value(&kept.iter().skip(skip).take(take).copied().collect::<Vec<_>>()).unwrap();
+                assert_eq!(
+                    Some(value),
+                    cap_value(Cap::Percentile { percentile: p, ignore_zeros }, values.iter().map(|v| v.x))
+                );
+                assert!(value > floor, "{p} over {n}: the cap {value} reads above the floor {floor}");
+            }
+        }
+        assert!(raised >= 4, "a floor was found {raised} times");
+    }
+
     #[test]
     fn a_quantile_reads_its_order_statistics_by_rank_and_a_short_index_is_no_answer() {
         // Four non-zero values of ten: the median of all ten is a zero, of
         // the four it lies between the second and third from the top.
-        let counts = CappedCounts { covered: 10, positive: 3, negative: 1 };
+        let counts = CappedCounts { covered: 10, positive: 3, negative: 1, floor: None };
         let all = Quantile::of(0.5, false, 10, counts).unwrap();
         assert_eq!((all.lo, all.hi, all.reads()), (Rank::Zero, Rank::Zero, None));
         assert_eq!(all.value(&[]), Ok(0.0));

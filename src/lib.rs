@@ -21,6 +21,7 @@ pub mod currency;
 pub mod cycles;
 pub mod experiment;
 pub mod features;
+pub mod floors;
 pub mod format;
 pub mod http;
 pub mod ids;

@@ -142,8 +142,9 @@ pub async fn capped_rows(
 /// statistics read by rank, then the visitors above the cap, whom it also
 /// returns (none when the cap has no value). `None`, the rows untouched,
 /// when the index does not cover every visitor of the phase or cannot
-/// answer (a cap below 0 would cut visitors with a value of 0, which it
-/// does not hold).
+/// answer (a cap below 0 would cut visitors with a value of 0, and a cap
+/// below the index's floor visitors at or below it, neither of which it
+/// holds).
 pub async fn from_index(
     store: &dyn Store,
     exp: &Experiment,
@@ -163,7 +164,7 @@ pub async fn from_index(
             None => None,
             Some(q) => {
                 let read = match q.reads() {
-                    Some((skip, take)) => store.capped_values(exp, &metric.name, skip, take).await?,
+                    Some((skip, take)) => store.capped_values(exp, &metric.name, counts.floor, skip, take).await?,
                     None => Vec::new(),
                 };
                 let Ok(value) = q.value(&read) else { return Ok(None) };
@@ -173,7 +174,7 @@ pub async fn from_index(
     };
     let applied = |capped_visitors| CapApplied { metric: name.to_owned(), cap, value, capped_visitors, visitors: n };
     let Some(limit) = value else { return Ok(Some((applied(0), None))) };
-    if limit < 0.0 {
+    if limit < counts.floor.unwrap_or(0.0).max(0.0) {
         return Ok(None);
     }
     let above = store.capped_top(exp, &metric.name, CappedSide::Value, limit).await?;

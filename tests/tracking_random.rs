@@ -44,16 +44,17 @@ async fn shuffled_writes_with_duplicates_and_retries_give_the_true_aggregates() 
 /// full re-aggregation, after shuffled writes with late exposures and
 /// retries: percentiles among the non-zero values, in the zeros (a cap of
 /// 0), with zeros ignored, and absolute caps.
+const CAPS: [&str; 5] = [
+    "{ percentile = 0.95 }",
+    "{ percentile = 0.5 }",
+    "{ percentile = 0.5, ignore_zeros = true }",
+    "{ percentile = 0.999, ignore_zeros = true }",
+    "{ absolute = 80.0 }",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capped_reports_from_the_value_index_equal_the_full_pass() {
-    let caps = [
-        "{ percentile = 0.95 }",
-        "{ percentile = 0.5 }",
-        "{ percentile = 0.5, ignore_zeros = true }",
-        "{ percentile = 0.999, ignore_zeros = true }",
-        "{ absolute = 80.0 }",
-    ];
-    for (i, cap) in caps.into_iter().enumerate() {
+    for (i, cap) in CAPS.into_iter().enumerate() {
         let catalog = catalog_with_cap(Some(cap));
         let mut rng = StdRng::seed_from_u64(2600 + i as u64);
         let (_, writes) = generate(&catalog, &mut rng, 4_000);
@@ -62,6 +63,39 @@ async fn capped_reports_from_the_value_index_equal_the_full_pass() {
         send_concurrently(std::slice::from_ref(&store), &catalog, &writes, 50, 4).await;
         assert_capped_from_index(store.as_ref(), &catalog, true).await;
     }
+}
+
+/// Floors raised between shuffled writes (as the service does every
+/// second): writers then keep no entry at or below a floor, and drop the
+/// entries of visitors who fall to it. Every report read from the index
+/// still equals the full pass, `verify` finds the index as the raw records
+/// give it above its floors, and a rebuild starts the index afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floors_raised_between_writes_keep_capped_reports_exact() {
+    let mut raised = Vec::new();
+    for (i, cap) in CAPS.into_iter().enumerate() {
+        let catalog = catalog_with_cap(Some(cap));
+        let mut rng = StdRng::seed_from_u64(2700 + i as u64);
+        let (_, writes) = generate(&catalog, &mut rng, 6_000);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).await.unwrap());
+        let mut seen = std::collections::HashMap::new();
+        let mut up = 0;
+        for part in writes.chunks(writes.len().div_ceil(3)) {
+            send_concurrently(std::slice::from_ref(&store), &catalog, part, 50, 4).await;
+            up += offerlab::floors::raise_all(store.as_ref(), &catalog, &mut seen).await.unwrap();
+            assert_capped_from_index(store.as_ref(), &catalog, true).await;
+            assert_eq!(store.verify(&catalog).await.unwrap(), Vec::<String>::new(), "{cap}");
+        }
+        raised.push(up);
+        store.rebuild(&catalog).await.unwrap();
+        assert_capped_from_index(store.as_ref(), &catalog, true).await;
+    }
+    // The absolute cap's floor is the cap; the median's cannot rise (it
+    // reads half the index); the 99.9th percentile of the non-zero values
+    // rises as the index outgrows it.
+    assert!(raised[4] > 0 && raised[3] > 0, "floors raised per cap: {raised:?}");
+    assert_eq!((raised[1], raised[2]), (0, 0), "floors raised per cap: {raised:?}");
 }
 
 /// A cap added to a metric that already has visitors: the index does not

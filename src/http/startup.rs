@@ -151,6 +151,8 @@ impl Application {
         tracing::info!(%addr, "offerlab listening");
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
         let mut tasks = Vec::from(Arc::new(Notifier::new(state.clone(), settings.notify_every, public_url)).start());
+        let catalog = state.clone();
+        tasks.push(crate::floors::start(state.store.clone(), move || catalog.catalog()));
         if let (Some(every), Some(dir)) = (settings.backup_every, &settings.backup_dir) {
             tasks.push(backups::start(state.clone(), every, dir.clone(), settings.backup_keep));
         }

@@ -257,15 +257,22 @@ pub trait Store: Send + Sync {
     async fn capped_counts(&self, exp: &Experiment, metric: &MetricName) -> Result<CappedCounts, StoreError>;
 
     /// Values of a capped metric's index in the test's current phase, on
-    /// its value side from the top down: `take` of them, from `skip` places
-    /// below the top (where a percentile's order statistics are).
+    /// its value side above `floor` (the index's, from its counts) from the
+    /// top down: `take` of them, from `skip` places below the top (where a
+    /// percentile's order statistics are).
     async fn capped_values(
         &self,
         exp: &Experiment,
         metric: &MetricName,
+        floor: Option<f64>,
         skip: usize,
         take: usize,
     ) -> Result<Vec<f64>, StoreError>;
+
+    /// Raises the floor of a capped metric's index in the test's current
+    /// phase to `floor` ([`CappedCounts::floor`]) and drops what it leaves
+    /// with no side to keep; `false` when the floor was already as high.
+    async fn raise_capped_floor(&self, exp: &Experiment, metric: &MetricName, floor: f64) -> Result<bool, StoreError>;
 
     /// Entries of a capped metric's index in the test's current phase whose
     /// `side` is above `floor` (the visitors a cap cuts), from the top.

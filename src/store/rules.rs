@@ -102,11 +102,18 @@ impl CappedScope {
     pub fn of(key: &AggregateKey) -> CappedScope {
         CappedScope { experiment: key.experiment.clone(), phase: key.phase, metric: key.metric.clone() }
     }
+
+    /// The index of `metric` in the test's current phase.
+    pub fn current(exp: &Experiment, metric: &MetricName) -> CappedScope {
+        CappedScope { experiment: exp.id.clone(), phase: exp.allocation_version, metric: metric.clone() }
+    }
 }
 
 /// One visitor in a capped metric's value index: the row it counts in
-/// (variant and day) and its value. Only a visitor whose `x` or covariate
-/// is not 0 has an entry: a cap of 0 or more cuts nothing from the rest.
+/// (variant and day) and its value. Only a visitor with a side the index
+/// keeps ([`CappedSide::kept`]) has an entry: a cap of 0 or more cuts
+/// nothing from the zeros, and a cap at or above the index's floor nothing
+/// from the visitors at or below it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CappedEntry {
     pub variant: VariantIndex,
@@ -115,9 +122,14 @@ pub struct CappedEntry {
 }
 
 impl CappedEntry {
-    /// The entry of a visitor with `value` in the row `key`, if it needs one.
-    pub fn of(key: &AggregateKey, value: VisitorValue) -> Option<CappedEntry> {
-        (value.x != 0.0 || value.pre != 0.0).then_some(CappedEntry { variant: key.variant, date: key.date, value })
+    /// The entry of a visitor with `value` in the row `key`, if an index
+    /// with `floor` keeps one.
+    pub fn of(key: &AggregateKey, value: VisitorValue, floor: Option<f64>) -> Option<CappedEntry> {
+        CappedSide::BOTH.iter().any(|side| side.kept(value, floor).is_some()).then_some(CappedEntry {
+            variant: key.variant,
+            date: key.date,
+            value,
+        })
     }
 }
 
@@ -139,18 +151,31 @@ impl CappedSide {
             CappedSide::Covariate => v.pre,
         }
     }
+
+    /// This side of `v`, if an index with `floor` keeps it: not 0, and
+    /// above the floor when there is one.
+    pub fn kept(self, v: VisitorValue, floor: Option<f64>) -> Option<f64> {
+        Some(self.of(v)).filter(|x| *x != 0.0 && floor.is_none_or(|f| *x > f))
+    }
 }
 
 /// What a value index counts: the phase's visitors it covers (each added
 /// while the metric was capped; the report trusts the index only when this
 /// equals the rows' visitors), and of those, how many have a value above 0
 /// and below 0 (a percentile is found by rank: the zeros, which the index
-/// leaves out, sit between the two).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// leaves out, sit between the two). The counts cover every visitor, the
+/// entries only those above the floor.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CappedCounts {
     pub covered: u64,
     pub positive: u64,
     pub negative: u64,
+    /// The value at or below which the index keeps no side of a visitor
+    /// (`None`: it keeps every side that is not 0). Raised, never lowered,
+    /// by [`crate::capping::floor_to_raise`] once the index holds far more
+    /// visitors than its cap reads, so that most writes change no entry;
+    /// `offerlab rebuild` starts it afresh.
+    pub floor: Option<f64>,
 }
 
 impl CappedCounts {
@@ -267,11 +292,11 @@ impl Change {
     }
 
     /// The visitor's value-index entry in the row `key` before and after
-    /// the change: none where the visitor is not in the row, or has
-    /// nothing to index.
-    pub fn entries(&self, key: &AggregateKey) -> (Option<CappedEntry>, Option<CappedEntry>) {
-        let before = if self.visitors > 0 { None } else { CappedEntry::of(key, self.old) };
-        let after = if self.visitors < 0 { None } else { CappedEntry::of(key, self.new) };
+    /// the change, in an index with `floor`: none where the visitor is not
+    /// in the row, or has nothing the index keeps.
+    pub fn entries(&self, key: &AggregateKey, floor: Option<f64>) -> (Option<CappedEntry>, Option<CappedEntry>) {
+        let before = if self.visitors > 0 { None } else { CappedEntry::of(key, self.old, floor) };
+        let after = if self.visitors < 0 { None } else { CappedEntry::of(key, self.new, floor) };
         (before, after)
     }
 
@@ -326,7 +351,7 @@ impl Recomputed {
                 if metric.cap.is_some() {
                     let scope = CappedScope::of(&key);
                     self.capped.counts.entry(scope.clone()).or_default().add(Change::add(v).counts());
-                    if let Some(entry) = CappedEntry::of(&key, v) {
+                    if let Some(entry) = CappedEntry::of(&key, v, None) {
                         self.capped.entries.insert((scope, e.visitor.clone()), entry);
                     }
                 }
@@ -397,9 +422,12 @@ impl CappedIndex {
     pub fn differences(&self, stored: &CappedIndex) -> Vec<String> {
         let name = |s: &CappedScope| format!("{} phase {} {} (value index)", s.experiment, s.phase, s.metric);
         let mut out = Vec::new();
+        // The floor is the index's own choice, not something the raw
+        // records give: the counts compare without it, the entries under it.
+        let floor = |s: &CappedScope| stored.counts.get(s).and_then(|c| c.floor);
         for (scope, want) in &self.counts {
             let got = stored.counts.get(scope).copied().unwrap_or_default();
-            if got != *want {
+            if (got.covered, got.positive, got.negative) != (want.covered, want.positive, want.negative) {
                 out.push(format!("{}: counts stored {got:?}, the raw records give {want:?}", name(scope)));
             }
         }
@@ -416,11 +444,14 @@ impl CappedIndex {
                 && close(a.value.y, b.value.y)
                 && close(a.value.pre, b.value.pre)
         };
+        let kept = |(scope, _): &(CappedScope, VisitorId), e: &CappedEntry| {
+            CappedSide::BOTH.iter().any(|side| side.kept(e.value, floor(scope)).is_some())
+        };
         let mut wrong = 0;
-        for (key, want) in &self.entries {
+        for (key, want) in self.entries.iter().filter(|(k, e)| kept(k, e)) {
             wrong += usize::from(!stored.entries.get(key).is_some_and(|got| same(got, want)));
         }
-        wrong += stored.entries.keys().filter(|k| !self.entries.contains_key(*k)).count();
+        wrong += stored.entries.iter().filter(|(k, e)| kept(k, e) && !self.entries.contains_key(*k)).count();
         if wrong > 0 {
             out.push(format!("value indexes: {wrong} visitors' entries differ from the raw records"));
         }

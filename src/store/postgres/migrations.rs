@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../../../migrations/postgres/0005_capped_values.sql")),
     (6, include_str!("../../../migrations/postgres/0006_notifications.sql")),
     (7, include_str!("../../../migrations/postgres/0007_segments.sql")),
+    (8, include_str!("../../../migrations/postgres/0008_capped_floor.sql")),
 ];
 
 /// The advisory lock migrations run under ("offerlab" in ASCII).

@@ -365,7 +365,7 @@ impl Store for PgStore {
                 let client = pool.get().await.map_err(pool_error)?;
                 Ok(client
                     .query_opt(
-                        "SELECT covered, positive, negative FROM capped_counts
+                        "SELECT covered, positive, negative, floor FROM capped_counts
                          WHERE experiment = $1 AND phase = $2 AND metric = $3",
                         &[&id, &phase, &name.as_str()],
                     )
@@ -381,25 +381,45 @@ impl Store for PgStore {
                 detail: format!("a count of {stored}"),
             })
         };
-        Ok(CappedCounts { covered: count(0)?, positive: count(1)?, negative: count(2)? })
+        Ok(CappedCounts { covered: count(0)?, positive: count(1)?, negative: count(2)?, floor: row.get(3) })
     }
 
     async fn capped_values(
         &self,
         exp: &Experiment,
         metric: &MetricName,
+        floor: Option<f64>,
         skip: usize,
         take: usize,
     ) -> Result<Vec<f64>, StoreError> {
         let (id, phase, name) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version), metric.clone());
         let [skip, take] = [skip, take].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let floor = floor.unwrap_or(f64::NEG_INFINITY);
         let rows = self
             .run(move |pool| async move {
                 let client = pool.get().await.map_err(pool_error)?;
-                Ok(client.query(sql::CAPPED_VALUES, &[&id, &phase, &name.as_str(), &skip, &take]).await?)
+                Ok(client.query(sql::CAPPED_VALUES, &[&id, &phase, &name.as_str(), &floor, &skip, &take]).await?)
             })
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn raise_capped_floor(&self, exp: &Experiment, metric: &MetricName, floor: f64) -> Result<bool, StoreError> {
+        let (id, phase, name) = (exp.id.as_str().to_owned(), phase_i32(exp.allocation_version), metric.clone());
+        self.run(move |pool| async move {
+            let client = pool.get().await.map_err(pool_error)?;
+            let key: [&(dyn ToSql + Sync); 4] = [&id, &phase, &name.as_str(), &floor];
+            // The floor first, in a statement of its own: a writer that
+            // reads it after keeps nothing at or below it, so what the
+            // sweep below leaves (rows a writer that read the old floor
+            // adds meanwhile) is at or below the floor, where no read looks.
+            if client.execute(sql::RAISE_FLOOR, &key).await? == 0 {
+                return Ok(false);
+            }
+            client.execute(sql::SWEEP_BELOW_FLOOR, &key).await?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn capped_top(
@@ -773,7 +793,10 @@ impl Store for PgStore {
         let (counts, entries) = self
             .maintain(|client| async move {
                 let counts = client
-                    .query("SELECT experiment, phase, metric, covered, positive, negative FROM capped_counts", &[])
+                    .query(
+                        "SELECT experiment, phase, metric, covered, positive, negative, floor FROM capped_counts",
+                        &[],
+                    )
                     .await?;
                 let entries = client
                     .query(
@@ -784,14 +807,7 @@ impl Store for PgStore {
                 Ok((counts, entries))
             })
             .await?;
-        let scope = |r: &tokio_postgres::Row, table: &'static str| -> Result<CappedScope, Corrupt> {
-            let key = || format!("{}/{}/{}", r.get::<_, &str>(0), r.get::<_, i32>(1), r.get::<_, &str>(2));
-            Ok(CappedScope {
-                experiment: parsed(r, 0, table, ExperimentId::parse_owned)?,
-                phase: phase_at(r, 1, table, key)?,
-                metric: parsed(r, 2, table, MetricName::parse_owned)?,
-            })
-        };
+        let scope = capped_scope_of;
         let mut index = CappedIndex::default();
         for r in &counts {
             let [covered, positive, negative] = [3, 4, 5].map(|i| u64::try_from(r.get::<_, i64>(i)).ok());
@@ -801,6 +817,7 @@ impl Store for PgStore {
                 covered: covered.ok_or_else(bad)?,
                 positive: positive.ok_or_else(bad)?,
                 negative: negative.ok_or_else(bad)?,
+                floor: r.get(6),
             };
             index.counts.insert(scope(r, "capped_counts")?, counts);
         }
@@ -1054,11 +1071,19 @@ mod sql {
          SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[], $6::int8[])
          ON CONFLICT (experiment, phase, metric) DO UPDATE SET covered = c.covered + EXCLUDED.covered,
              positive = c.positive + EXCLUDED.positive, negative = c.negative + EXCLUDED.negative";
-    /// Values of the value side from the top, by rank; `x <> 0` lets the
-    /// side's partial index answer.
+    /// Values of the value side above the floor from the top, by rank;
+    /// `x <> 0` lets the side's partial index answer.
     pub const CAPPED_VALUES: &str = "SELECT x FROM capped_values
-         WHERE experiment = $1 AND phase = $2 AND metric = $3 AND x <> 0
-         ORDER BY x DESC OFFSET $4 LIMIT $5";
+         WHERE experiment = $1 AND phase = $2 AND metric = $3 AND x <> 0 AND x > $4
+         ORDER BY x DESC OFFSET $5 LIMIT $6";
+    /// Raises an index's floor (never lowers it); one row when it did.
+    pub const RAISE_FLOOR: &str = "UPDATE capped_counts SET floor = $4
+         WHERE experiment = $1 AND phase = $2 AND metric = $3 AND (floor IS NULL OR floor < $4)";
+    /// Drops the rows the floor leaves with no side to keep.
+    pub const SWEEP_BELOW_FLOOR: &str = "DELETE FROM capped_values
+         WHERE experiment = $1 AND phase = $2 AND metric = $3 AND x <= $4 AND pre <= $4";
+    /// Every index's floor, for the writer's rules.
+    pub const FLOORS: &str = "SELECT experiment, phase, metric, floor FROM capped_counts WHERE floor IS NOT NULL";
     /// The entries of one side above a value, from the top; `x <> 0` (or
     /// `pre <> 0`) lets the side's partial index answer.
     pub fn capped_top(column: &str) -> String {
@@ -1112,8 +1137,16 @@ async fn commit_once(pool: &Pool, jobs: &[Pending]) -> Result<Vec<Vec<Outcome>>,
     let tx = client.transaction().await?;
     let needs = Needs::of(jobs.iter().flat_map(|j| &j.writes));
     let prepared = futures_util::future::try_join_all(
-        [sql::INSERT_VISITORS, sql::LOCK_VISITORS, sql::EXPOSURES, sql::TALLIES, sql::EVENTS_OF, sql::EVENTS_BY_ID]
-            .map(|q| tx.prepare_cached(q)),
+        [
+            sql::INSERT_VISITORS,
+            sql::LOCK_VISITORS,
+            sql::EXPOSURES,
+            sql::TALLIES,
+            sql::EVENTS_OF,
+            sql::EVENTS_BY_ID,
+            sql::FLOORS,
+        ]
+        .map(|q| tx.prepare_cached(q)),
     )
     .await?;
     let visitors: Vec<&str> = needs.visitors.iter().map(VisitorId::as_str).collect();
@@ -1125,18 +1158,23 @@ async fn commit_once(pool: &Pool, jobs: &[Pending]) -> Result<Vec<Vec<Outcome>>,
     let ids: [&(dyn ToSql + Sync); 2] = [&id_visitors, &ids];
     // The visitors' rows, created when new, then locked in byte order;
     // then what the rules read of them.
-    let (_, _, exposures, tallies, history, known) = tokio::try_join!(
+    let (_, _, exposures, tallies, history, known, floors) = tokio::try_join!(
         tx.execute(&prepared[0], &visitors),
         tx.execute(&prepared[1], &visitors),
         tx.query(&prepared[2], &visitors),
         tx.query(&prepared[3], &visitors),
         tx.query(&prepared[4], &history),
         tx.query(&prepared[5], &ids),
+        tx.query(&prepared[6], &[]),
     )?;
     let exposures = exposures.iter().map(exposure_of).collect::<Result<_, _>>()?;
     let tallies = tallies.iter().map(tallies_of).collect::<Result<_, _>>()?;
-    let (outcomes, changes) =
-        run_rules(jobs, Overlay::new(&needs, exposures, tallies, events_of(&history)?, events_of(&known)?))?;
+    let floors = floors
+        .iter()
+        .map(|r| Ok((capped_scope_of(r, "capped_counts")?, r.get(3))))
+        .collect::<Result<_, StoreError>>()?;
+    let overlay = Overlay::new(&needs, exposures, tallies, events_of(&history)?, events_of(&known)?, floors);
+    let (outcomes, changes) = run_rules(jobs, overlay)?;
     let prepared = futures_util::future::try_join_all(sql::WRITE_BACK.map(|q| tx.prepare_cached(q))).await?;
     write_back(&tx, &prepared, changes).await?;
     tx.commit().await?;
@@ -1191,6 +1229,17 @@ fn phase_at(
 ) -> Result<u32, Corrupt> {
     let stored: i32 = r.get(i);
     u32::try_from(stored).map_err(|_| Corrupt { tree, key: key(), detail: format!("phase {stored} is negative") })
+}
+
+/// The (test, phase, metric) of a row of `capped_counts` or
+/// `capped_values`, in its first three columns.
+fn capped_scope_of(r: &tokio_postgres::Row, table: &'static str) -> Result<CappedScope, Corrupt> {
+    let key = || format!("{}/{}/{}", r.get::<_, &str>(0), r.get::<_, i32>(1), r.get::<_, &str>(2));
+    Ok(CappedScope {
+        experiment: parsed(r, 0, table, ExperimentId::parse_owned)?,
+        phase: phase_at(r, 1, table, key)?,
+        metric: parsed(r, 2, table, MetricName::parse_owned)?,
+    })
 }
 
 /// A stored exposure.
@@ -1481,6 +1530,16 @@ async fn write_back(
     if !t.is_empty() {
         statements.push(Box::pin(tx.execute(&prepared[2], &t_params)));
     }
+    // The visitors' own rows first, then the rows every group shares
+    // (aggregates, segment rows, an index's counts): a shared row stays
+    // locked from its statement to the commit, so the other replicas'
+    // groups wait for only what comes after it.
+    if !dropped.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[5], &drop_capped)));
+    }
+    if !kept.is_empty() {
+        statements.push(Box::pin(tx.execute(&prepared[6], &put_capped)));
+    }
     if !a.n.is_empty() {
         statements.push(Box::pin(tx.execute(&prepared[3], &add)));
     }
@@ -1492,12 +1551,6 @@ async fn write_back(
     }
     if g.n.iter().any(|&n| n < 0) {
         statements.push(Box::pin(tx.execute(&prepared[9], &g_keys)));
-    }
-    if !dropped.is_empty() {
-        statements.push(Box::pin(tx.execute(&prepared[5], &drop_capped)));
-    }
-    if !kept.is_empty() {
-        statements.push(Box::pin(tx.execute(&prepared[6], &put_capped)));
     }
     if !n.is_empty() {
         statements.push(Box::pin(tx.execute(&prepared[7], &add_counts)));

@@ -108,6 +108,9 @@ pub struct Overlay {
     segments: RefCell<BTreeMap<SegmentKey, Delta>>,
     capped: RefCell<BTreeMap<(CappedScope, VisitorId), Option<CappedEntry>>>,
     capped_counts: RefCell<BTreeMap<CappedScope, [i64; 3]>>,
+    /// The floors of the value indexes that have one, as read in this
+    /// transaction.
+    floors: HashMap<CappedScope, f64>,
 }
 
 impl Overlay {
@@ -120,6 +123,7 @@ impl Overlay {
         tallies: Vec<(TallyKey, Tallies)>,
         history: Vec<Event>,
         known: Vec<Event>,
+        floors: HashMap<CappedScope, f64>,
     ) -> Overlay {
         let mut by_visitor: HashMap<VisitorId, Vec<Exposure>> =
             needs.visitors.iter().map(|v| (v.clone(), Vec::new())).collect();
@@ -138,6 +142,7 @@ impl Overlay {
             fetched_ids: needs.event_ids.iter().cloned().collect(),
             history: RefCell::new(events_of),
             tallies: RefCell::new(tallies.into_iter().collect()),
+            floors,
             ..Overlay::default()
         }
     }
@@ -247,12 +252,12 @@ impl Ledger for Overlay {
     /// Keeps the entry the visitor ends with, and sums the counts' change.
     fn update_capped(&self, key: &AggregateKey, visitor: &VisitorId, change: Change) -> Result<(), NotFetched> {
         self.check_visitor(visitor)?;
-        let (before, after) = change.entries(key);
+        let scope = CappedScope::of(key);
+        let (before, after) = change.entries(key, self.floors.get(&scope).copied());
         let counts = change.counts();
         if before == after && counts == [0; 3] {
             return Ok(());
         }
-        let scope = CappedScope::of(key);
         if counts != [0; 3] {
             let mut sums = self.capped_counts.borrow_mut();
             let sum = sums.entry(scope.clone()).or_default();

@@ -78,9 +78,11 @@ const CACHE_BYTES: u64 = 16 << 20;
 /// a value index of each capped metric (tree `capped`); 8: an open chunk
 /// holds fewer than 512 digests, the older ones in pages of 512, so no
 /// value grows with a visitor's history (an older binary, which would not
-/// look in the pages, refuses the folder). A folder of an older layout is
-/// rebuilt from its raw records at start.
-const FORMAT: u64 = 8;
+/// look in the pages, refuses the folder); 9: a value index's counts may
+/// end with its floor (32 bytes, which an older binary would read as
+/// corrupt). A folder of an older layout is rebuilt from its raw records at
+/// start.
+const FORMAT: u64 = 9;
 
 #[derive(Clone)]
 struct Trees {
@@ -623,18 +625,24 @@ impl Store for SledStore {
         .await
     }
     async fn capped_counts(&self, exp: &Experiment, metric: &MetricName) -> Result<CappedCounts, StoreError> {
-        let scope = CappedScope { experiment: exp.id.clone(), phase: exp.allocation_version, metric: metric.clone() };
+        let scope = CappedScope::current(exp, metric);
         blocking(&self.shared, move |s| s.trees()?.capped.counts(&scope)).await
     }
     async fn capped_values(
         &self,
         exp: &Experiment,
         metric: &MetricName,
+        floor: Option<f64>,
         skip: usize,
         take: usize,
     ) -> Result<Vec<f64>, StoreError> {
-        let scope = CappedScope { experiment: exp.id.clone(), phase: exp.allocation_version, metric: metric.clone() };
-        blocking(&self.shared, move |s| s.trees()?.capped.values(&scope, skip, take)).await
+        let scope = CappedScope::current(exp, metric);
+        blocking(&self.shared, move |s| s.trees()?.capped.values(&scope, floor, skip, take)).await
+    }
+
+    async fn raise_capped_floor(&self, exp: &Experiment, metric: &MetricName, floor: f64) -> Result<bool, StoreError> {
+        let scope = CappedScope::current(exp, metric);
+        blocking(&self.shared, move |s| s.trees()?.capped.raise_floor(&scope, floor)).await
     }
     async fn capped_top(
         &self,
@@ -643,7 +651,7 @@ impl Store for SledStore {
         side: CappedSide,
         floor: f64,
     ) -> Result<Vec<(VisitorId, CappedEntry)>, StoreError> {
-        let scope = CappedScope { experiment: exp.id.clone(), phase: exp.allocation_version, metric: metric.clone() };
+        let scope = CappedScope::current(exp, metric);
         blocking(&self.shared, move |s| s.trees()?.capped.top(&scope, side, floor)).await
     }
     async fn earlier_phase_visitors(&self, exp: &Experiment) -> Result<u64, StoreError> {

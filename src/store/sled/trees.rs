@@ -518,21 +518,28 @@ impl Capped {
         Ok(CappedEntry { variant, date, value: VisitorValue { x: f(0), y: f(1), pre: f(2) } })
     }
 
-    /// Counts as 24 bytes: covered, positive, negative, big-endian.
-    fn encode_counts(c: CappedCounts) -> [u8; 24] {
-        let mut out = [0; 24];
-        for (i, n) in [c.covered, c.positive, c.negative].into_iter().enumerate() {
-            out[8 * i..8 * i + 8].copy_from_slice(&n.to_be_bytes());
+    /// Counts as 24 bytes: covered, positive, negative, big-endian; then
+    /// the floor (8 more) when the index has one.
+    fn encode_counts(c: CappedCounts) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32);
+        for n in [c.covered, c.positive, c.negative] {
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        if let Some(floor) = c.floor {
+            out.extend_from_slice(&floor.to_be_bytes());
         }
         out
     }
 
     fn decode_counts(key: &[u8], bytes: Option<&[u8]>) -> Result<CappedCounts, Corrupt> {
         let Some(bytes) = bytes else { return Ok(CappedCounts::default()) };
-        let b: &[u8; 24] =
-            bytes.try_into().map_err(|_| Self::corrupt(key, format!("counts of {} bytes, not 24", bytes.len())))?;
-        let n = |i: usize| u64::from_be_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes"));
-        Ok(CappedCounts { covered: n(0), positive: n(1), negative: n(2) })
+        if bytes.len() != 24 && bytes.len() != 32 {
+            return Err(Self::corrupt(key, format!("counts of {} bytes, not 24 or 32", bytes.len())));
+        }
+        let word = |i: usize| bytes[8 * i..8 * i + 8].try_into().expect("8 bytes");
+        let n = |i: usize| u64::from_be_bytes(word(i));
+        let floor = (bytes.len() == 32).then(|| f64::from_be_bytes(word(3)));
+        Ok(CappedCounts { covered: n(0), positive: n(1), negative: n(2), floor })
     }
 
     pub fn counts(&self, scope: &CappedScope) -> Result<CappedCounts, StoreError> {
@@ -540,18 +547,71 @@ impl Capped {
         Ok(Self::decode_counts(&key, self.0.get(&key)?.as_deref())?)
     }
 
-    /// The values of the value side's entries `skip` places from the top
-    /// and on, `take` of them, read from their keys alone.
-    pub fn values(&self, scope: &CappedScope, skip: usize, take: usize) -> Result<Vec<f64>, StoreError> {
+    /// The values of the value side's entries above `floor`, `skip`
+    /// places from the top and on, `take` of them, read from their keys
+    /// alone.
+    pub fn values(
+        &self,
+        scope: &CappedScope,
+        floor: Option<f64>,
+        skip: usize,
+        take: usize,
+    ) -> Result<Vec<f64>, StoreError> {
         let prefix = scope.side_prefix(CappedSide::Value);
         let mut out = Vec::with_capacity(take);
         for k in self.0.scan_prefix(&prefix).keys().rev().skip(skip).take(take) {
             let k = k?;
             let (value, _) = CappedScope::decode_entry(&k[prefix.len()..])
                 .ok_or_else(|| Self::corrupt(&k, "a key that does not decode".into()))?;
+            if floor.is_some_and(|f| value <= f) {
+                break;
+            }
             out.push(value);
         }
         Ok(out)
+    }
+
+    /// Raises the index's floor to `floor`, then drops every key at or
+    /// below it. The floor goes first, in a transaction of its own that
+    /// serialises with the writer's: a writer after it keeps nothing at or
+    /// below it, so the sweep finds every key to drop and races with no
+    /// write.
+    pub fn raise_floor(&self, scope: &CappedScope, floor: f64) -> Result<bool, StoreError> {
+        let key = scope.counts_key();
+        let raised = self.0.transaction(|t| {
+            let mut c = Self::decode_counts(&key, t.get(&key)?.as_deref())
+                .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
+            if c.floor.is_some_and(|f| f >= floor) {
+                return Ok(false);
+            }
+            c.floor = Some(floor);
+            t.insert(&key[..], Self::encode_counts(c))?;
+            Ok(true)
+        });
+        if !raised? {
+            return Ok(false);
+        }
+        // In batches of 1,024 keys, each atomic: the writer waits for one
+        // batch at a time, never for the whole sweep.
+        for side in CappedSide::BOTH {
+            let prefix = scope.side_prefix(side);
+            let mut doomed = Vec::new();
+            for k in self.0.scan_prefix(&prefix).keys() {
+                let k = k?;
+                let (value, _) = CappedScope::decode_entry(&k[prefix.len()..])
+                    .ok_or_else(|| Self::corrupt(&k, "a key that does not decode".into()))?;
+                if value > floor {
+                    break;
+                }
+                doomed.push(k);
+            }
+            for chunk in doomed.chunks(1024) {
+                let mut batch = sled::Batch::default();
+                chunk.iter().for_each(|k| batch.remove(k.clone()));
+                self.0.apply_batch(batch)?;
+            }
+        }
+        Ok(true)
     }
 
     /// Entries of one side from the top down, while above `floor`.
@@ -585,7 +645,12 @@ impl Capped {
             if tag == 0 {
                 index.counts.insert(scope, Self::decode_counts(&k, Some(&v))?);
             } else {
-                let (_, visitor) = CappedScope::decode_entry(rest).ok_or_else(bad)?;
+                // A scope's counts sort before its entries.
+                let floor = index.counts.get(&scope).and_then(|c| c.floor);
+                let (value, visitor) = CappedScope::decode_entry(rest).ok_or_else(bad)?;
+                if floor.is_some_and(|f| value <= f) {
+                    continue;
+                }
                 index.entries.insert((scope, visitor), Self::decode_entry(&k, &v)?);
             }
         }
@@ -596,7 +661,7 @@ impl Capped {
     pub fn write_all(&self, index: &CappedIndex) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for (scope, c) in &index.counts {
-            batch.insert(scope.counts_key(), &Self::encode_counts(*c)[..]);
+            batch.insert(scope.counts_key(), Self::encode_counts(*c));
         }
         for ((scope, visitor), e) in &index.entries {
             for side in CappedSide::BOTH.into_iter().filter(|s| s.of(e.value) != 0.0) {
@@ -948,14 +1013,21 @@ impl Ledger for Tx<'_> {
     /// Removes the visitor's keys at their old values, writes them at the
     /// new ones, and moves the counts.
     fn update_capped(&self, key: &AggregateKey, visitor: &VisitorId, change: Change) -> TxResult<()> {
-        let (before, after) = change.entries(key);
         let counts = change.counts();
-        if before == after && counts == [0; 3] {
+        if change.old == change.new && counts == [0; 3] {
+            // Nothing moves: spare the read of the counts.
             return Ok(());
         }
         let scope = CappedScope::of(key);
+        let k = scope.counts_key();
+        let mut c = Capped::decode_counts(&k, self.capped.get(&k)?.as_deref())
+            .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
+        let (before, after) = change.entries(key, c.floor);
+        if before == after && counts == [0; 3] {
+            return Ok(());
+        }
         for side in CappedSide::BOTH {
-            let at = |e: Option<CappedEntry>| e.map(|e| side.of(e.value)).filter(|x| *x != 0.0);
+            let at = |e: Option<CappedEntry>| e.and_then(|e| side.kept(e.value, c.floor));
             if let Some(old) = at(before) {
                 self.capped.remove(scope.entry_key(side, old, visitor))?;
             }
@@ -964,11 +1036,8 @@ impl Ledger for Tx<'_> {
             }
         }
         if counts != [0; 3] {
-            let k = scope.counts_key();
-            let mut c = Capped::decode_counts(&k, self.capped.get(&k)?.as_deref())
-                .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
             c.add(counts);
-            self.capped.insert(k, &Capped::encode_counts(c)[..])?;
+            self.capped.insert(k, Capped::encode_counts(c))?;
         }
         Ok(())
     }

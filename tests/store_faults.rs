@@ -256,6 +256,36 @@ async fn a_folder_of_the_older_layout_is_upgraded_from_its_raw_records() {
     assert_eq!(again, vec![Outcome::Duplicate], "an id stored before the upgrade is still known for its visitor");
 }
 
+/// A folder of layout 8 (before value index floors) holds nothing layout
+/// 9 reads differently: it is marked, not rebuilt, and keeps its records
+/// and value index.
+#[tokio::test]
+async fn a_layout_8_folder_is_marked_and_serves_without_a_rebuild() {
+    let catalog = catalog();
+    let dir = tempfile::tempdir().unwrap();
+    let exp = catalog.get("cart-protection-copy").unwrap();
+    {
+        let store = open(dir.path()).await;
+        let writes = vec![Write::Exposure(first_exposure(exp, "eight")), event("o-8", "eight")];
+        store.record(catalog.clone(), writes).await.unwrap();
+        store.close().await.unwrap();
+    }
+    {
+        let db = raw(dir.path());
+        db.open_tree("meta").unwrap().insert("format", &8u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = open(dir.path()).await;
+    assert!(!store.outdated(), "a layout-8 folder needs no rebuild");
+    assert_eq!(store.verify(&catalog).await.unwrap(), Vec::<String>::new(), "its index is as the records give it");
+    let again = store.record(catalog.clone(), vec![event("o-8", "eight")]).await.unwrap();
+    assert_eq!(again, vec![Outcome::Duplicate]);
+    drop(store);
+    let db = raw(dir.path());
+    let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
+    assert_eq!(format.as_ref(), &9u64.to_be_bytes()[..], "marked as layout 9");
+}
+
 /// A visitor's events fill chunks of eight and go on in a new open chunk:
 /// the history reads back whole and in order across them, before and
 /// after a restart, and an exposure that arrives last counts all of it.

@@ -80,8 +80,8 @@ const CACHE_BYTES: u64 = 16 << 20;
 /// value grows with a visitor's history (an older binary, which would not
 /// look in the pages, refuses the folder); 9: a value index's counts may
 /// end with its floor (32 bytes, which an older binary would read as
-/// corrupt). A folder of an older layout is rebuilt from its raw records at
-/// start.
+/// corrupt; a layout-8 folder is only marked). A folder of an older layout
+/// is rebuilt from its raw records at start.
 const FORMAT: u64 = 9;
 
 #[derive(Clone)]
@@ -264,6 +264,12 @@ impl SledStore {
                     false
                 }
                 Some(newer) if newer > FORMAT => return Err(StoreError::NewerFormat(path, newer)),
+                // Layout 8 is layout 9 with no floor yet: marked, not rebuilt.
+                Some(8) => {
+                    trees.set_format()?;
+                    trees.sync()?;
+                    false
+                }
                 _ if trees.legacy_events()?.is_none()
                     && trees.exposures.0.is_empty()
                     && trees.visitor_events.0.is_empty() =>

@@ -89,6 +89,8 @@ struct Trees {
     db: sled::Db,
     /// The data file, for the `fdatasync` that ends each group commit.
     data_file: Arc<File>,
+    /// sled's files of large nodes, synced before the data file.
+    blobs: Arc<Blobs>,
     meta: sled::Tree,
     exposures: Exposures,
     visitor_events: VisitorEvents,
@@ -110,6 +112,7 @@ impl Trees {
         })?;
         Ok(Trees {
             data_file: Arc::new(File::open(path.join("db"))?),
+            blobs: Arc::new(Blobs { dir: path.join("blobs"), synced: Default::default() }),
             meta: db.open_tree("meta")?,
             exposures: Exposures(db.open_tree(Exposures::NAME)?),
             visitor_events: VisitorEvents(db.open_tree(VisitorEvents::NAME)?),
@@ -128,10 +131,11 @@ impl Trees {
     }
 
     /// Makes everything written so far durable: sled's flush writes the
-    /// pages, `fdatasync` makes them and the file's length survive power
-    /// loss.
+    /// pages, the blobs any of them point to are synced, and `fdatasync`
+    /// makes the pages and the file's length survive power loss.
     fn sync(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        self.blobs.sync_new()?;
         self.data_file.sync_data()?;
         Ok(())
     }
@@ -162,6 +166,48 @@ fn sync_entries(path: &Path) -> Result<(), StoreError> {
     };
     File::open(parent)?.sync_all()?;
     Ok(())
+}
+
+/// sled 0.34 writes a node larger than a quarter of a segment to a file
+/// of its own under `blobs/`, named once and never rewritten, and never
+/// syncs it: a power cut after the data file's sync could keep the page
+/// that points to a blob and lose the blob. offerlab keeps its values
+/// small, so the folder is empty in practice; one that is not (a
+/// visitor's list of exposures can grow with the tests they saw) has each
+/// new file, and the folder's entry for it, synced before the data file.
+struct Blobs {
+    dir: PathBuf,
+    /// The files already synced (sled removes a blob it no longer needs;
+    /// its name leaves this set then).
+    synced: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
+}
+
+impl Blobs {
+    /// Syncs every file not synced yet, then the folder if there was one;
+    /// the names it synced. An empty folder costs one directory read.
+    fn sync_new(&self) -> Result<Vec<std::ffi::OsString>, StoreError> {
+        let mut synced = self.synced.lock().expect("blobs lock");
+        let mut present = std::collections::HashSet::new();
+        let mut new = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            if !synced.contains(&name) {
+                match File::open(self.dir.join(&name)) {
+                    Ok(file) => file.sync_all()?,
+                    // Removed by sled since the listing: nothing to keep.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                new.push(name.clone());
+            }
+            present.insert(name);
+        }
+        if !new.is_empty() {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        *synced = present;
+        Ok(new)
+    }
 }
 
 /// What the writer shares with the store's readers.
@@ -798,5 +844,28 @@ impl From<TransactionError<StoreError>> for StoreError {
             TransactionError::Storage(e) => StoreError::Sled(e),
             TransactionError::Abort(e) => e,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value past sled's inline limit lands in a blob, which the next
+    /// sync makes durable before the data file (once: a file already
+    /// synced is not synced again).
+    #[test]
+    fn a_blob_sled_writes_is_synced_with_the_group_that_wrote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let trees = Trees::open(dir.path()).unwrap();
+        assert_eq!(trees.blobs.sync_new().unwrap(), Vec::<std::ffi::OsString>::new(), "no blob yet");
+        trees.meta.insert("large", vec![7u8; 300 << 10]).unwrap();
+        trees.sync().unwrap();
+        let on_disk: Vec<_> =
+            std::fs::read_dir(dir.path().join("blobs")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!on_disk.is_empty(), "sled wrote the value to a blob");
+        let synced = trees.blobs.synced.lock().unwrap().clone();
+        assert!(on_disk.iter().all(|name| synced.contains(name)), "{on_disk:?} synced: {synced:?}");
+        assert_eq!(trees.blobs.sync_new().unwrap(), Vec::<std::ffi::OsString>::new(), "each file once");
     }
 }

@@ -1,7 +1,8 @@
 //! Resident memory of the real server (release build, sled in a temporary
 //! folder) holding 1 million exposed visitors and 5 million events, sent
 //! over loopback in batches of 1,000 by four clients; beside the same
-//! process's resident memory right after start, in the same run.
+//! process's resident memory right after start, in the same run, and
+//! again after 5 s idle.
 //! Run: `cargo bench --bench memory` (OFFERLAB_BENCH_VISITORS changes the
 //! visitor count; five events each). To see where the memory goes, start
 //! the server under a heap profiler and point the load at it instead:
@@ -23,6 +24,8 @@ use serde_json::json;
 const EVENTS_PER_VISITOR: usize = 5;
 const BATCH: usize = 1000;
 const CLIENTS: usize = 4;
+/// How long the server is left idle before its memory is read again.
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// `VmRSS` and `VmHWM` of a process, in MiB.
 fn memory(pid: u32) -> (f64, f64) {
@@ -116,6 +119,10 @@ fn main() {
     });
     let loaded = pid.map_or((0.0, 0.0), memory);
     let seconds = began.elapsed().as_secs_f64();
+    // What the service holds once idle: the allocator returns what the
+    // load freed within a second or two.
+    std::thread::sleep(SETTLE);
+    let settled = pid.map_or((0.0, 0.0), memory);
     if let Some(child) = child.as_mut() {
         let _ = child.kill();
         let _ = child.wait();
@@ -129,5 +136,6 @@ fn main() {
         loaded.0,
         loaded.1
     );
+    println!("| the same, {} s later, idle | {:.0} MiB | {:.0} MiB |", SETTLE.as_secs(), settled.0, settled.1);
     println!("\nloaded in {seconds:.0} s ({:.0} items/s)", (visitors * (EVENTS_PER_VISITOR + 1)) as f64 / seconds);
 }

@@ -72,6 +72,16 @@ impl From<&str> for CliError {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read at its start (`_RJEM_MALLOC_CONF` in the
+/// environment still overrides them). By default it keeps freed pages for
+/// 10 s and four arenas per core, so after a load the service held what the
+/// load freed (a resident 250 MiB at a million visitors against 145 MiB
+/// held once purged, BENCHMARKS.md): a background thread returns pages
+/// left unused for a second, and threads share one arena per core.
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: &[u8; 80] =
+    b"background_thread:true,percpu_arena:percpu,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 #[derive(Parser)]
 #[command(name = "offerlab", version, about = "A/B experiments for upsell and cross-sell offers")]
 struct Cli {

@@ -113,7 +113,8 @@ pub async fn raise_all(
 
 /// Raises the floors every [`EVERY`] while the service runs, over the
 /// catalog `catalog` gives at each round (reloads change it); a store that
-/// fails is tried again on the next round.
+/// fails is tried again on the next round. An outage is logged when it
+/// starts, not every second it lasts (the engine's health reports it).
 pub fn start(
     store: Arc<dyn Store>,
     catalog: impl Fn() -> Arc<Catalog> + Send + 'static,
@@ -122,10 +123,18 @@ pub fn start(
         let mut seen = HashMap::new();
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
         loop {
             tick.tick().await;
-            if let Err(e) = raise_all(store.as_ref(), &catalog(), &mut seen).await {
-                tracing::warn!(error = %e, "could not raise the value indexes' floors; trying again");
+            match raise_all(store.as_ref(), &catalog(), &mut seen).await {
+                Ok(_) => failing = false,
+                Err(e) if failing && e.retryable() => {
+                    tracing::debug!(error = %e, "could not raise the value indexes' floors; trying again")
+                }
+                Err(e) => {
+                    failing = true;
+                    tracing::warn!(error = %e, "could not raise the value indexes' floors; trying again");
+                }
             }
         }
     })

@@ -252,12 +252,17 @@ impl Ledger for Overlay {
     /// Keeps the entry the visitor ends with, and sums the counts' change.
     fn update_capped(&self, key: &AggregateKey, visitor: &VisitorId, change: Change) -> Result<(), NotFetched> {
         self.check_visitor(visitor)?;
-        let scope = CappedScope::of(key);
-        let (before, after) = change.entries(key, self.floors.get(&scope).copied());
+        // No scope is built for the lookup while no index has a floor.
+        let floor = match self.floors.is_empty() {
+            true => None,
+            false => self.floors.get(&CappedScope::of(key)).copied(),
+        };
+        let (before, after) = change.entries(key, floor);
         let counts = change.counts();
         if before == after && counts == [0; 3] {
             return Ok(());
         }
+        let scope = CappedScope::of(key);
         if counts != [0; 3] {
             let mut sums = self.capped_counts.borrow_mut();
             let sum = sums.entry(scope.clone()).or_default();

@@ -542,6 +542,18 @@ impl Capped {
         Ok(CappedCounts { covered: n(0), positive: n(1), negative: n(2), floor })
     }
 
+    /// The counts under `key` as a transaction reads them.
+    fn counts_in(t: &TransactionalTree, key: &[u8]) -> TxResult<CappedCounts> {
+        Self::decode_counts(key, t.get(key)?.as_deref())
+            .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))
+    }
+
+    /// The value and visitor of an entry key `k` of the side under `prefix`.
+    fn side_entry(prefix: &[u8], k: &[u8]) -> Result<(f64, VisitorId), Corrupt> {
+        CappedScope::decode_entry(&k[prefix.len()..])
+            .ok_or_else(|| Self::corrupt(k, "a key that does not decode".into()))
+    }
+
     pub fn counts(&self, scope: &CappedScope) -> Result<CappedCounts, StoreError> {
         let key = scope.counts_key();
         Ok(Self::decode_counts(&key, self.0.get(&key)?.as_deref())?)
@@ -561,8 +573,7 @@ impl Capped {
         let mut out = Vec::with_capacity(take);
         for k in self.0.scan_prefix(&prefix).keys().rev().skip(skip).take(take) {
             let k = k?;
-            let (value, _) = CappedScope::decode_entry(&k[prefix.len()..])
-                .ok_or_else(|| Self::corrupt(&k, "a key that does not decode".into()))?;
+            let (value, _) = Self::side_entry(&prefix, &k)?;
             if floor.is_some_and(|f| value <= f) {
                 break;
             }
@@ -579,8 +590,7 @@ impl Capped {
     pub fn raise_floor(&self, scope: &CappedScope, floor: f64) -> Result<bool, StoreError> {
         let key = scope.counts_key();
         let raised = self.0.transaction(|t| {
-            let mut c = Self::decode_counts(&key, t.get(&key)?.as_deref())
-                .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
+            let mut c = Self::counts_in(t, &key)?;
             if c.floor.is_some_and(|f| f >= floor) {
                 return Ok(false);
             }
@@ -598,8 +608,7 @@ impl Capped {
             let mut doomed = Vec::new();
             for k in self.0.scan_prefix(&prefix).keys() {
                 let k = k?;
-                let (value, _) = CappedScope::decode_entry(&k[prefix.len()..])
-                    .ok_or_else(|| Self::corrupt(&k, "a key that does not decode".into()))?;
+                let (value, _) = Self::side_entry(&prefix, &k)?;
                 if value > floor {
                     break;
                 }
@@ -625,8 +634,7 @@ impl Capped {
         let mut out = Vec::new();
         for kv in self.0.scan_prefix(&prefix).rev() {
             let (k, v) = kv?;
-            let (value, visitor) = CappedScope::decode_entry(&k[prefix.len()..])
-                .ok_or_else(|| Self::corrupt(&k, "a key that does not decode".into()))?;
+            let (value, visitor) = Self::side_entry(&prefix, &k)?;
             if value <= floor {
                 break;
             }
@@ -1020,8 +1028,7 @@ impl Ledger for Tx<'_> {
         }
         let scope = CappedScope::of(key);
         let k = scope.counts_key();
-        let mut c = Capped::decode_counts(&k, self.capped.get(&k)?.as_deref())
-            .map_err(|c| ConflictableTransactionError::Abort(StoreError::Corrupt(c)))?;
+        let mut c = Capped::counts_in(self.capped, &k)?;
         let (before, after) = change.entries(key, c.floor);
         if before == after && counts == [0; 3] {
             return Ok(());

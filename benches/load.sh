@@ -9,7 +9,8 @@
 #   with and without If-None-Match;
 # - durable ingest: POST /v1/events with one event per request and with
 #   batches of 100 (benches/events.lua), in events/s;
-# - the server's resident memory (VmRSS) after all of it.
+# - the server's resident memory (VmRSS) after all of it, and again 5 s
+#   later, idle.
 # Talks only to 127.0.0.1 and stops by itself.
 # Run: bash benches/load.sh
 set -euo pipefail
@@ -54,7 +55,12 @@ features=$(run "$base/api/features/bench")
 unchanged=$(run -H "If-None-Match: $etag" "$base/api/features/bench")
 single=$(run -s benches/events.lua "$base" -- 1)
 batches=$(run -s benches/events.lua "$base" -- 100)
-rss=$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
+rss() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
+rss=$(rss)
+# Read again once idle, as the memory bench does: the allocator returns
+# pages a load freed within a second (src/main.rs, MALLOC_CONF).
+sleep 5
+rss_idle=$(rss)
 
 pct() { echo "$1" | awk -v p="$2" '$1 == p {print $2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
@@ -72,7 +78,7 @@ row "offerlab: POST /v1/events, one event per request (durable)" "$single"
 row "offerlab: POST /v1/events, batches of 100 (durable; requests/s)" "$batches"
 echo
 echo "durable ingest: $(rps "$single" | awk '{printf "%.0f", $1}') events/s one at a time, $(rps "$batches" | awk '{printf "%.0f", $1 * 100}') events/s in batches of 100"
-echo "server resident memory after the run: $rss MiB"
+echo "server resident memory after the run: $rss MiB, and $rss_idle MiB 5 s later"
 echo "offerlab /healthz / bare /healthz: $(ratio "$(rps "$health")" "$(rps "$bare_health")")"
 echo "offerlab POST /v1/assign / offerlab /healthz: $(ratio "$(rps "$assign")" "$(rps "$health")")"
 echo "offerlab POST /v1/assign / bare POST /v1/assign: $(ratio "$(rps "$assign")" "$(rps "$bare_assign")")"

@@ -14,7 +14,9 @@
 //! with the visitors' exposures carrying two segment attributes (four
 //! values each) and without, alternating, three runs of each. Every event
 //! is an order of 42.5 unless `OFFERLAB_BENCH_SHAPE=shop` sends a shop's
-//! mix ([`shop_event`]).
+//! mix ([`shop_event`]). `OFFERLAB_BENCH_PGSTATS=1` prints, after each
+//! PostgreSQL row, what each table took (`pg_stat_user_tables`: inserts,
+//! updates, heap-only updates, deletes, size).
 
 #[path = "support/exposed.rs"]
 mod exposed;
@@ -237,7 +239,14 @@ fn main() {
             if only_processes && matches!(replicas, InProcess(_)) {
                 continue;
             }
-            let rate = rt.block_on(api(batch, Some(&pg.database()), replicas, false));
+            let db = pg.database();
+            let rate = rt.block_on(api(batch, Some(&db), replicas, false));
+            if std::env::var("OFFERLAB_BENCH_PGSTATS").is_ok() {
+                let name = db.rsplit('/').next().unwrap();
+                // A backend publishes its counts at most once a second.
+                std::thread::sleep(Duration::from_secs(2));
+                println!("{}", pg.sql(name, "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, pg_relation_size(relid) FROM pg_stat_user_tables ORDER BY relname"));
+            }
             let who = match replicas {
                 InProcess(n) => format!("{n} replica(s)"),
                 Processes(n) => format!("{n} replicas as `offerlab serve` processes"),

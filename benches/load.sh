@@ -58,7 +58,7 @@ batches=$(run -s benches/events.lua "$base" -- 100)
 rss() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
 rss=$(rss)
 # Read again once idle, as the memory bench does: the allocator returns
-# pages a load freed within a second (src/main.rs, MALLOC_CONF).
+# pages a load freed after 100 ms unused (src/main.rs, MALLOC_CONF).
 sleep 5
 rss_idle=$(rss)
 

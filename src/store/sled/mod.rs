@@ -65,8 +65,8 @@ use trees::{
 /// visitors grow past 1.5 GiB resident (BENCHMARKS.md, memory); writes
 /// touch each visitor's pages once or twice, and reports read only the
 /// small aggregates tree, so a small cache costs little: pages it drops
-/// are read back from the kernel's page cache. 8 MiB held 8 MiB less than
-/// 16 at a million visitors and loaded them as fast (BENCHMARKS.md,
+/// are read back from the kernel's page cache. 8 MiB held 6 to 9 MiB less
+/// than 16 at a million visitors and loaded them as fast (BENCHMARKS.md,
 /// memory); 4 MiB loaded slower.
 const CACHE_BYTES: u64 = 8 << 20;
 /// The layout this version writes. 1: one list of events per visitor and

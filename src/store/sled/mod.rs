@@ -66,8 +66,8 @@ use trees::{
 /// touch each visitor's pages once or twice, and reports read only the
 /// small aggregates tree, so a small cache costs little: pages it drops
 /// are read back from the kernel's page cache. 8 MiB held 6 to 9 MiB less
-/// than 16 at a million visitors and loaded them as fast (BENCHMARKS.md,
-/// memory); 4 MiB loaded slower.
+/// than 16 at a million visitors, with no cost to the load that the runs
+/// could tell apart (BENCHMARKS.md, memory).
 const CACHE_BYTES: u64 = 8 << 20;
 /// The layout this version writes. 1: one list of events per visitor and
 /// aggregates keyed by days since `start`; 2: events in chunks of 64,

@@ -38,8 +38,11 @@ fn raw(path: &Path) -> sled::Db {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match sled::open(path) {
+            // sled reports a held lock as WouldBlock, or wrapped with the
+            // words "could not acquire lock".
             Err(sled::Error::Io(e))
-                if std::time::Instant::now() < deadline && e.kind() == std::io::ErrorKind::WouldBlock =>
+                if std::time::Instant::now() < deadline
+                    && (e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("acquire lock")) =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20))
             }
@@ -280,7 +283,7 @@ async fn a_layout_8_folder_is_marked_and_serves_without_a_rebuild() {
     assert_eq!(store.verify(&catalog).await.unwrap(), Vec::<String>::new(), "its index is as the records give it");
     let again = store.record(catalog.clone(), vec![event("o-8", "eight")]).await.unwrap();
     assert_eq!(again, vec![Outcome::Duplicate]);
-    drop(store);
+    store.close().await.unwrap();
     let db = raw(dir.path());
     let format = db.open_tree("meta").unwrap().get("format").unwrap().unwrap();
     assert_eq!(format.as_ref(), &9u64.to_be_bytes()[..], "marked as layout 9");

@@ -120,7 +120,7 @@ fn main() {
     let loaded = pid.map_or((0.0, 0.0), memory);
     let seconds = began.elapsed().as_secs_f64();
     // What the service holds once idle: the allocator returns what the
-    // load freed within a second or two.
+    // load freed once it has lain unused for 100 ms (src/main.rs).
     std::thread::sleep(SETTLE);
     let settled = pid.map_or((0.0, 0.0), memory);
     if let Some(child) = child.as_mut() {

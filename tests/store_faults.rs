@@ -11,6 +11,7 @@ use chrono::{TimeZone, Utc};
 use offerlab::assignment::{evaluate, Attributes};
 use offerlab::experiment::{load_dir, Catalog};
 use offerlab::records::{Event, Exposure};
+use offerlab::store::sled::held_elsewhere;
 use offerlab::store::sled::keys::event_chunk_key;
 use offerlab::store::sled::trees::{digest_page, OPEN_CHUNK};
 use offerlab::store::{Outcome, SledStore, Store, StoreError, Write};
@@ -38,12 +39,7 @@ fn raw(path: &Path) -> sled::Db {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match sled::open(path) {
-            // sled reports a held lock as WouldBlock, or wrapped with the
-            // words "could not acquire lock".
-            Err(sled::Error::Io(e))
-                if std::time::Instant::now() < deadline
-                    && (e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("acquire lock")) =>
-            {
+            Err(e) if std::time::Instant::now() < deadline && held_elsewhere(&e) => {
                 std::thread::sleep(std::time::Duration::from_millis(20))
             }
             other => return other.unwrap(),

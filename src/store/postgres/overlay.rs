@@ -253,16 +253,14 @@ impl Ledger for Overlay {
     fn update_capped(&self, key: &AggregateKey, visitor: &VisitorId, change: Change) -> Result<(), NotFetched> {
         self.check_visitor(visitor)?;
         // No scope is built for the lookup while no index has a floor.
-        let floor = match self.floors.is_empty() {
-            true => None,
-            false => self.floors.get(&CappedScope::of(key)).copied(),
-        };
+        let scope = (!self.floors.is_empty()).then(|| CappedScope::of(key));
+        let floor = scope.as_ref().and_then(|s| self.floors.get(s).copied());
         let (before, after) = change.entries(key, floor);
         let counts = change.counts();
         if before == after && counts == [0; 3] {
             return Ok(());
         }
-        let scope = CappedScope::of(key);
+        let scope = scope.unwrap_or_else(|| CappedScope::of(key));
         if counts != [0; 3] {
             let mut sums = self.capped_counts.borrow_mut();
             let sum = sums.entry(scope.clone()).or_default();

@@ -106,11 +106,12 @@ struct Trees {
 
 impl Trees {
     fn open(path: &Path) -> Result<Trees, StoreError> {
-        let db = sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open().map_err(|e| match &e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
+        let db = sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open().map_err(|e| {
+            if held_elsewhere(&e) {
                 StoreError::Locked(path.to_owned())
+            } else {
+                StoreError::Sled(e)
             }
-            _ => StoreError::Sled(e),
         })?;
         Ok(Trees {
             data_file: Arc::new(File::open(path.join("db"))?),
@@ -150,6 +151,13 @@ impl Trees {
         self.meta.insert("format", &FORMAT.to_be_bytes())?;
         Ok(())
     }
+}
+
+/// Whether sled refused to open a folder because another handle holds its
+/// lock: sled reports it as `WouldBlock`, or wrapped in an error of its own
+/// that says it "could not acquire lock".
+pub fn held_elsewhere(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock"))
 }
 
 /// Makes the folder itself durable before the first write is answered:

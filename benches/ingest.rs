@@ -15,8 +15,10 @@
 //! values each) and without, alternating, three runs of each. Every event
 //! is an order of 42.5 unless `OFFERLAB_BENCH_SHAPE=shop` sends a shop's
 //! mix ([`shop_event`]). `OFFERLAB_BENCH_PGSTATS=1` prints, after each
-//! PostgreSQL row, what each table took (`pg_stat_user_tables`: inserts,
-//! updates, heap-only updates, deletes, size).
+//! PostgreSQL row, where its statements spent their time
+//! (`pg_stat_statements`, loaded for it) and what each table took
+//! (`pg_stat_user_tables`: inserts, updates, heap-only updates, deletes,
+//! size).
 
 #[path = "support/exposed.rs"]
 mod exposed;
@@ -209,6 +211,12 @@ async fn api(batch: usize, store: Option<&str>, replicas: Replicas, segments: bo
     rate
 }
 
+/// Where a run's statements spent their time (`pg_stat_statements`):
+/// total and mean milliseconds, calls and rows of the 16 slowest in all.
+const STATEMENT_TIMES: &str = "SELECT round(total_exec_time::numeric), calls, rows, round(mean_exec_time::numeric, 3),
+        left(regexp_replace(query, '\\s+', ' ', 'g'), 90)
+    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 16";
+
 fn main() {
     let only_processes = std::env::var("OFFERLAB_BENCH_ONLY").as_deref() == Ok("processes");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -227,6 +235,10 @@ fn main() {
     }
     if let Some(pg) = postgres::Postgres::start("the PostgreSQL rows of the ingest bench") {
         use Replicas::{InProcess, Processes};
+        let pgstats = std::env::var("OFFERLAB_BENCH_PGSTATS").is_ok();
+        if pgstats {
+            pg.restart_with("shared_preload_libraries = 'pg_stat_statements'");
+        }
         let configs = [
             (1, InProcess(1)),
             (100, InProcess(1)),
@@ -240,11 +252,17 @@ fn main() {
                 continue;
             }
             let db = pg.database();
+            if pgstats {
+                let name = db.rsplit('/').next().unwrap();
+                pg.sql(name, "CREATE EXTENSION pg_stat_statements");
+                pg.sql(name, "SELECT pg_stat_statements_reset()");
+            }
             let rate = rt.block_on(api(batch, Some(&db), replicas, false));
-            if std::env::var("OFFERLAB_BENCH_PGSTATS").is_ok() {
+            if pgstats {
                 let name = db.rsplit('/').next().unwrap();
                 // A backend publishes its counts at most once a second.
                 std::thread::sleep(Duration::from_secs(2));
+                println!("{}", pg.sql(name, STATEMENT_TIMES));
                 println!("{}", pg.sql(name, "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, pg_relation_size(relid) FROM pg_stat_user_tables ORDER BY relname"));
             }
             let who = match replicas {

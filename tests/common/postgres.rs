@@ -123,6 +123,18 @@ impl Postgres {
         self.run_ok("pg_ctl", &["-D", &self.data(), "-l", &log, "-o", &port, "-w", "-t", "60", "start"]);
     }
 
+    /// Adds `lines` to the server's configuration and restarts it, for a
+    /// setting read only at start (`shared_preload_libraries`, say).
+    pub fn restart_with(&self, lines: &str) {
+        let path = Path::new(&self.data()).join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(lines);
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        self.stop_server();
+        self.start_server();
+    }
+
     /// Stops the server (fast shutdown: open sessions are cut).
     pub fn stop_server(&self) {
         self.run_ok("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);

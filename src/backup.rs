@@ -176,6 +176,58 @@ pub fn write_export<W: Write>(
     Ok(w.finish()?)
 }
 
+/// What writing a backup into a store fails with: the file (read a second
+/// time, after its check) or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Writes the records of a backup, already checked whole by [`read`],
+/// into `store`, [`crate::store::RECORD_CHUNK`] at a time. The file is
+/// read on a blocking thread and its chunks handed over through a bounded
+/// channel, so memory stays flat and no async worker waits on the file;
+/// the first write that fails stops the import.
+pub async fn import(
+    store: &dyn crate::store::Store,
+    input: impl std::io::Read + Send + 'static,
+) -> Result<(), ImportError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Record>>(2);
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(crate::store::RECORD_CHUNK);
+        // Once the importer has gone (a write failed), the rest is read
+        // and dropped.
+        let mut gone = false;
+        let read = read(input, |r| {
+            if gone {
+                return;
+            }
+            chunk.push(r);
+            if chunk.len() == crate::store::RECORD_CHUNK {
+                gone = tx.blocking_send(std::mem::take(&mut chunk)).is_err();
+            }
+        });
+        if !gone {
+            let _ = tx.blocking_send(chunk);
+        }
+        read
+    });
+    let mut failed = None;
+    while let Some(records) = rx.recv().await {
+        if let Err(e) = store.import(records).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    drop(rx);
+    let read = reading.await.map_err(|e| BackupError::Io(std::io::Error::other(e.to_string())))?;
+    read?;
+    failed.map_or(Ok(()), |e| Err(e.into()))
+}
+
 /// Makes a backup written to `partial` durable under its final `path`: the
 /// file synced, renamed, then its folder synced, so a file with the final
 /// name is always whole. Returns its size.

@@ -48,6 +48,8 @@ enum CliError {
     #[error("{0}")]
     Backup(#[from] offerlab::backup::BackupError),
     #[error("{0}")]
+    Import(#[from] offerlab::backup::ImportError),
+    #[error("{0}")]
     Said(String),
     /// A flag names something that does not exist: exit 2, as clap does.
     #[error("{0}")]
@@ -515,28 +517,8 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                         "the PostgreSQL store already holds data; restore into an empty database (nothing was written)",
                     ));
                 }
-                let mut batch = Vec::with_capacity(offerlab::store::RECORD_CHUNK);
-                let mut failed = None;
-                // The file was checked whole above; this second read writes,
-                // a batch at a time, until a write fails.
-                let imported = offerlab::backup::read(std::io::BufReader::new(open()?), |r| {
-                    if failed.is_some() {
-                        return;
-                    }
-                    batch.push(r);
-                    if batch.len() == offerlab::store::RECORD_CHUNK {
-                        let records = std::mem::take(&mut batch);
-                        failed = tokio::task::block_in_place(|| {
-                            tokio::runtime::Handle::current().block_on(target.import(records))
-                        })
-                        .err();
-                    }
-                });
-                imported?;
-                if let Some(e) = failed {
-                    return Err(e.into());
-                }
-                target.import(batch).await?;
+                // The file was checked whole above; this second read writes.
+                offerlab::backup::import(target.as_ref(), std::io::BufReader::new(open()?)).await?;
                 let rows = target.rebuild(&catalog).await?;
                 target.close().await?;
                 println!("restored {holds}; rebuilt {rows} aggregate rows");

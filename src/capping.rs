@@ -207,9 +207,16 @@ pub struct FloorRanks {
     /// below the one `guard` places down.
     pub keep: usize,
     /// A raise is worth its walk only when an entry is this far down; the
-    /// floor is looked for no further.
+    /// floor is looked for no further, unless one value runs from `keep`
+    /// to here ([`FloorRanks::past_tie`]).
     pub probe: usize,
 }
+
+/// How far past its window a floor is looked for when one value fills the
+/// window, in windows: a tie as long as eight of them (a test whose every
+/// visitor bought the same few items) still lets the floor rise, and the
+/// walk stays bounded.
+const TIE_WINDOWS: usize = 8;
 
 impl FloorRanks {
     /// The ranks for the `p` quantile of a phase whose index counts
@@ -245,6 +252,24 @@ impl FloorRanks {
         let top = *read.first()?;
         let floor = *read.get(self.keep - self.guard..)?.iter().find(|x| **x < top)?;
         (floor > 0.0).then_some(floor)
+    }
+
+    /// Where [`FloorRanks::floor`] found nothing because the value `guard`
+    /// places down runs through the whole window `read` (values all equal,
+    /// as when every visitor's revenue is a few orders of one price), the
+    /// values to read next, `take` of them from `skip` places below the top;
+    /// `None` where the window holds a lower value.
+    pub fn past_tie(&self, read: &[f64]) -> Option<(usize, usize)> {
+        let (skip, take) = self.reads();
+        (read.len() == take && read.first() == read.last()).then_some((skip + take, TIE_WINDOWS * take))
+    }
+
+    /// The floor from the values read as [`FloorRanks::past_tie`] said: the
+    /// first value below the tie's `top`, if one is above 0. It keeps the
+    /// whole tie, and so at least `guard` values, above it, as
+    /// [`FloorRanks::floor`] does.
+    pub fn below_tie(top: f64, more: &[f64]) -> Option<f64> {
+        more.iter().copied().find(|x| *x < top).filter(|f| *f > 0.0)
     }
 }
 
@@ -513,6 +538,50 @@ mod tests {
             }
         }
         assert!(raised >= 4, "a floor was found {raised} times");
+    }
+
+    /// Where the visitors' values are a few levels (every order one price),
+    /// one value fills the window [`FloorRanks::floor`] reads; the floor
+    /// found past the tie still keeps what the cap reads, with room.
+    #[test]
+    fn a_floor_past_a_tie_keeps_what_the_cap_reads() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2602);
+        let mut past = 0;
+        for (n, levels) in [(2_000, 4), (20_000, 4), (20_000, 12), (20_000, 30), (100_000, 5)] {
+            let values: Vec<f64> = (0..n).map(|_| 42.5 * f64::from(rng.random_range(10..10 + levels))).collect();
+            let mut by_x = values.clone();
+            by_x.sort_by(|a, b| b.total_cmp(a));
+            let counts = CappedCounts { covered: n as u64, positive: n as u64, negative: 0, floor: None };
+            for p in [0.99, 0.95, 0.9] {
+                let Some(ranks) = FloorRanks::of(p, false, counts) else { continue };
+                let (skip, take) = ranks.reads();
+                let read: Vec<f64> = by_x.iter().skip(skip).take(take).copied().collect();
+                let floor = match ranks.past_tie(&read) {
+                    None => {
+                        assert!(read.len() < take || ranks.floor(&read).is_some(), "{p} over {n}: no tie, a floor");
+                        continue;
+                    }
+                    Some((skip, take)) => {
+                        assert_eq!(ranks.floor(&read), None, "{p} over {n}: a tie fills the window");
+                        let more: Vec<f64> = by_x.iter().skip(skip).take(take).copied().collect();
+                        let Some(floor) = FloorRanks::below_tie(read[0], &more) else { continue };
+                        floor
+                    }
+                };
+                past += 1;
+                let kept: Vec<f64> = by_x.iter().copied().filter(|x| *x > floor).collect();
+                assert!(kept.len() > ranks.guard, "{p} over {n}: {} kept above {floor}", kept.len());
+                assert!(kept.len() < n, "{p} over {n}: the floor {floor} leaves some out");
+                let q = Quantile::of(p, false, n as u64, counts).unwrap();
+                let (skip, take) = q.reads().unwrap();
+                let value = q.value(&kept.iter().skip(skip).take(take).copied().collect::<Vec<_>>()).unwrap();
+                let cap = Cap::Percentile { percentile: p, ignore_zeros: false };
+                assert_eq!(Some(value), cap_value(cap, values.iter().copied()));
+                assert!(value > floor, "{p} over {n}: the cap {value} reads above the floor {floor}");
+            }
+        }
+        assert!(past >= 3, "a floor was found past a tie {past} times");
     }
 
     #[test]

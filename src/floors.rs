@@ -49,7 +49,13 @@ pub async fn raise(
             if read.len() < take {
                 return Ok(None);
             }
-            ranks.floor(&read)
+            match ranks.past_tie(&read) {
+                Some((skip, take)) => {
+                    let more = store.capped_values(exp, metric, counts.floor, skip, take).await?;
+                    FloorRanks::below_tie(read[0], &more)
+                }
+                None => ranks.floor(&read),
+            }
         }
     };
     match floor {

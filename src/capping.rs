@@ -198,7 +198,9 @@ impl Quantile {
 /// value side. The cap reads down to `need − 1`; the floor keeps at least
 /// twice that above it, so the index answers while the phase's visitors
 /// double, and is raised again only once the index holds twice what the
-/// floor keeps, so each raise drops at least half of it.
+/// floor keeps, so each raise drops at least half of it (less where a tie
+/// runs past the window the floor is looked for in, and the floor goes
+/// below the whole tie: [`FloorRanks::past_tie`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FloorRanks {
     /// The new floor must be below the value this far down.

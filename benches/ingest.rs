@@ -252,14 +252,13 @@ fn main() {
                 continue;
             }
             let db = pg.database();
+            let name = db.rsplit('/').next().unwrap();
             if pgstats {
-                let name = db.rsplit('/').next().unwrap();
                 pg.sql(name, "CREATE EXTENSION pg_stat_statements");
                 pg.sql(name, "SELECT pg_stat_statements_reset()");
             }
             let rate = rt.block_on(api(batch, Some(&db), replicas, false));
             if pgstats {
-                let name = db.rsplit('/').next().unwrap();
                 // A backend publishes its counts at most once a second.
                 std::thread::sleep(Duration::from_secs(2));
                 println!("{}", pg.sql(name, STATEMENT_TIMES));

@@ -201,7 +201,7 @@ pub async fn import(
         // Once the importer has gone (a write failed), the rest is read
         // and dropped.
         let mut gone = false;
-        let read = read(input, |r| {
+        let checked = read(input, |r| {
             if gone {
                 return;
             }
@@ -213,7 +213,7 @@ pub async fn import(
         if !gone {
             let _ = tx.blocking_send(chunk);
         }
-        read
+        checked
     });
     let mut failed = None;
     while let Some(records) = rx.recv().await {
@@ -223,8 +223,7 @@ pub async fn import(
         }
     }
     drop(rx);
-    let read = reading.await.map_err(|e| BackupError::Io(std::io::Error::other(e.to_string())))?;
-    read?;
+    reading.await.map_err(|e| BackupError::Io(std::io::Error::other(e.to_string())))??;
     failed.map_or(Ok(()), |e| Err(e.into()))
 }
 

@@ -251,9 +251,7 @@ impl FloorRanks {
     /// prices and repeat orders make common, never leaves fewer than
     /// `guard` above the floor), if one is above 0.
     pub fn floor(&self, read: &[f64]) -> Option<f64> {
-        let top = *read.first()?;
-        let floor = *read.get(self.keep - self.guard..)?.iter().find(|x| **x < top)?;
-        (floor > 0.0).then_some(floor)
+        FloorRanks::below_tie(*read.first()?, read.get(self.keep - self.guard..)?)
     }
 
     /// Where [`FloorRanks::floor`] found nothing because the value `guard`
@@ -266,10 +264,10 @@ impl FloorRanks {
         (read.len() == take && read.first() == read.last()).then_some((skip + take, TIE_WINDOWS * take))
     }
 
-    /// The floor from the values read as [`FloorRanks::past_tie`] said: the
-    /// first value below the tie's `top`, if one is above 0. It keeps the
-    /// whole tie, and so at least `guard` values, above it, as
-    /// [`FloorRanks::floor`] does.
+    /// The first of `more` below `top`, if it is above 0: the floor from
+    /// the values read as [`FloorRanks::past_tie`] said, which keeps the
+    /// whole tie, and so at least `guard` values, above it; and the rule
+    /// [`FloorRanks::floor`] applies within its window.
     pub fn below_tie(top: f64, more: &[f64]) -> Option<f64> {
         more.iter().copied().find(|x| *x < top).filter(|f| *f > 0.0)
     }
